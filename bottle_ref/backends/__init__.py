@@ -1,0 +1,1 @@
+"""Backends and their registry (the ``bottle.backends`` entry-point group)."""
