@@ -55,6 +55,11 @@ class Bottle(ABC):
     def close(self) -> None:
         """Remove everything launch created; never touch anything else."""
 
+    def handle(self) -> dict:
+        """JSON-able facts `Backend.attach` needs to rebuild this bottle
+        (resource names, discovered addresses). Never holds a secret."""
+        raise NotImplementedError
+
     def __enter__(self) -> "Bottle":
         return self
 
@@ -78,6 +83,10 @@ class Backend(ABC):
     @abstractmethod
     def launch(self, plan: Plan, runner: Runner, *, progress: Progress = _quiet) -> Bottle:
         """Bring the bottle up. On failure, undo what was done, then raise."""
+
+    def attach(self, plan: Plan, runner: Runner, handle: Mapping) -> Bottle:
+        """Rebuild a bottle launched earlier from `Bottle.handle` (CLI exec/down)."""
+        raise NotImplementedError
 
     def script(self, runner: RecordingRunner, plan: Plan) -> None:
         """Add the scripted replies a recorded launch of ``plan`` needs to
