@@ -144,8 +144,10 @@ class Reply:
     """A scripted answer for commands whose argv matches ``pattern``.
 
     ``pattern`` is a tuple of fnmatch globs matched against the argv prefix;
-    ``times`` limits how often it answers (None: always). The first matching
-    reply that still has answers left wins.
+    ``contains``, if set, must be a substring of some argv token (so the
+    suite can answer e.g. ``update-ca-certificates`` whatever a backend's
+    exec framing looks like). ``times`` limits how often it answers (None:
+    always). The first matching reply that still has answers left wins.
     """
 
     pattern: tuple[str, ...]
@@ -153,11 +155,14 @@ class Reply:
     returncode: int = 0
     stderr: str = ""
     times: int | None = None
+    contains: str | None = None
 
     def matches(self, argv: Sequence[str]) -> bool:
         if self.times is not None and self.times <= 0:
             return False
         if len(argv) < len(self.pattern):
+            return False
+        if self.contains is not None and not any(self.contains in a for a in argv):
             return False
         return all(fnmatch.fnmatchcase(a, p) for a, p in zip(argv, self.pattern))
 
@@ -179,8 +184,14 @@ class RecordingRunner(Runner):
     _counters: dict[str, int] = field(default_factory=dict)
 
     def reply(self, *pattern: str, stdout: str = "", returncode: int = 0,
-              stderr: str = "", times: int | None = None) -> "RecordingRunner":
-        self.replies.append(Reply(tuple(pattern), stdout, returncode, stderr, times))
+              stderr: str = "", times: int | None = None,
+              contains: str | None = None, first: bool = False) -> "RecordingRunner":
+        """Script an answer; ``first=True`` puts it ahead of earlier replies."""
+        reply = Reply(tuple(pattern), stdout, returncode, stderr, times, contains)
+        if first:
+            self.replies.insert(0, reply)
+        else:
+            self.replies.append(reply)
         return self
 
     def run(self, argv, *, env=None, input=None, timeout=None, check=True):
