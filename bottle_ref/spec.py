@@ -6,10 +6,16 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+import yaml
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 AgentKind = Literal["claude", "codex"]
 DEFAULT_IMAGE = "claude-bottle:latest"
@@ -83,9 +89,460 @@ class BottleSpec:
         return SpecError(message, file=self.source, key=key, line=self.lines.get(key))
 
 
-def load_spec(path: str | Path) -> BottleSpec:  # pragma: no cover - replaced below
-    raise NotImplementedError
 
 
-def parse_spec(text: str, *, source: str = "<spec>", base_dir: Path | None = None) -> BottleSpec:  # pragma: no cover
-    raise NotImplementedError
+# -- loading -----------------------------------------------------------------
+#
+# The spec is parsed from the YAML *node* tree (yaml.compose), never through a
+# constructor: nodes carry line marks for every key, and no YAML tag can ever
+# turn into an object. Anything odd is a `SpecError`, never a traceback.
+
+MAX_SPEC_BYTES = 1 << 20  # a spec is a page of YAML; bigger is a mistake or an attack
+MAX_DEPTH = 16  # the schema nests 4 deep; deep nesting only exhausts the stack
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+# <state_root>/<bottle> is a bottle's state dir and <state_root>/bottles the
+# CLI's registry; a bottle named "bottles" would delete the registry on close.
+RESERVED_NAMES = frozenset({"bottles"})
+UPSTREAM_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_HTTP_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+
+AGENTS = ("claude", "codex")
+TOP_KEYS = ("name", "agent", "image", "prompt", "skills", "cwd", "git_user", "git",
+            "egress", "forward_host_credentials", "supervise")
+GIT_USER_KEYS = ("name", "email")
+GIT_KEYS = ("upstreams",)
+UPSTREAM_KEYS = ("name", "url", "identity")
+EGRESS_KEYS = ("routes", "allow", "tls_passthrough")
+ROUTE_KEYS = ("host", "token_env", "header", "scheme")
+
+_TAG = "tag:yaml.org,2002:"
+_KIND = {"str": "a string", "bool": "a boolean", "int": "an integer", "float": "a number",
+         "null": "null", "seq": "a list", "map": "a mapping", "timestamp": "a timestamp",
+         "binary": "binary data", "set": "a set", "omap": "an ordered map",
+         "pairs": "a list of pairs"}
+
+
+def load_spec(path: str | Path) -> BottleSpec:
+    """Read and validate the spec file at ``path``.
+
+    Relative ``skills`` and ``cwd`` resolve against the file's directory. The
+    size is checked before reading so a huge or endless file is refused cheaply.
+    """
+    source = str(path)
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if p.is_dir():
+            raise SpecError("cannot read spec: is a directory", file=source)
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(_too_big(size), file=source)
+        with p.open("rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)  # a FIFO or /dev/zero reports size 0
+    except OSError as exc:
+        raise SpecError(f"cannot read spec: {exc.strerror or exc}", file=source) from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(_too_big(), file=source)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                        file=source, line=line) from None
+    return parse_spec(text, source=source, base_dir=p.absolute().parent)
+
+
+def parse_spec(text: str, *, source: str = "<spec>", base_dir: Path | None = None) -> BottleSpec:
+    """Validate YAML ``text`` into a `BottleSpec`.
+
+    ``source`` names the text in errors and in ``BottleSpec.source``;
+    ``base_dir`` (default: the current directory) anchors relative paths.
+    """
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(_too_big(len(text)), file=source)
+    text = text.removeprefix("\ufeff")
+    root = _compose(text, source)
+    if root is None:
+        raise SpecError("spec is empty (expected a YAML mapping with at least 'name')", file=source)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    return _SpecReader(source, base.absolute()).read(root)
+
+
+def _too_big(size: int | None = None) -> str:
+    got = f"{size} bytes; " if size is not None else ""
+    return f"spec too large ({got}the limit is 1 MiB)"
+
+
+def _line(node_or_mark) -> int:
+    mark = getattr(node_or_mark, "start_mark", node_or_mark)
+    return mark.line + 1
+
+
+def _render(segments: list) -> str:
+    out = ""
+    for seg in segments:
+        if isinstance(seg, int):
+            out += f"[{seg}]"
+        elif seg:
+            out += f".{seg}" if out else seg
+    return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _Rejected(Exception):
+    """Raised inside the loader; turned into a `SpecError` by `_compose`."""
+
+    def __init__(self, message: str, key: str, mark):
+        super().__init__(message)
+        self.message, self.key, self.mark = message, key, mark
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases (alias bombs), duplicate keys
+    and absurd nesting, and knows the key path of the node it is composing."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._path: list = []
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(parent, MappingNode) and index is not None:
+            seg = index.value if isinstance(index, ScalarNode) else "<complex key>"
+        elif isinstance(index, int):
+            seg = index
+        else:
+            seg = None  # the root, or a mapping key being composed
+        self._path.append(seg)
+        try:
+            here = _render(self._path)
+            if isinstance(event, AliasEvent):
+                raise _Rejected(f"YAML aliases (*{event.anchor}) are not allowed in a spec",
+                                here, event.start_mark)
+            if getattr(event, "anchor", None) is not None:
+                raise _Rejected(f"YAML anchors (&{event.anchor}) are not allowed in a spec",
+                                here, event.start_mark)
+            if len(self._path) > MAX_DEPTH:
+                raise _Rejected(f"nested more than {MAX_DEPTH} levels deep", here,
+                                event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._path.pop()
+
+    def compose_mapping_node(self, anchor):
+        node = super().compose_mapping_node(anchor)
+        seen: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, ScalarNode):
+                continue  # reported as "keys must be strings" by the reader
+            ident = (key.tag, key.value)
+            if ident in seen:
+                raise _Rejected(f"duplicate key '{key.value}' (first defined on line {seen[ident]})",
+                                _render(self._path + [key.value]), key.start_mark)
+            seen[ident] = _line(key)
+        return node
+
+
+def _compose(text: str, source: str) -> Node | None:
+    loader = None
+    try:
+        loader = _StrictLoader(text)  # the reader rejects control characters here
+        if not loader.check_node():
+            return None
+        node = loader.get_node()
+        if loader.check_node():
+            mark = loader.peek_event().start_mark
+            raise SpecError("more than one YAML document; a spec is exactly one mapping",
+                            file=source, line=_line(mark))
+        return node
+    except _Rejected as exc:
+        raise SpecError(_one_line(exc.message), file=source, key=_one_line(exc.key),
+                        line=_line(exc.mark)) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        detail = _one_line(exc.problem or "invalid YAML")
+        if exc.context:
+            detail += f" ({_one_line(exc.context)})"
+        raise SpecError(f"YAML syntax error: {detail}", file=source,
+                        line=_line(mark) if mark else None) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise SpecError(f"YAML syntax error: unacceptable character #x{exc.character:04x}"
+                        if isinstance(exc.character, int)
+                        else f"YAML syntax error: {_one_line(exc.reason)}",
+                        file=source, line=line) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"YAML error: {_one_line(exc)}", file=source) from None
+    except RecursionError:
+        raise SpecError("YAML nested too deeply", file=source) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _kind(node: Node) -> str:
+    tag = node.tag
+    if tag.startswith(_TAG):
+        return _KIND.get(tag[len(_TAG):], f"a value tagged !!{tag[len(_TAG):]}")
+    return f"a value tagged {tag}"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _SpecReader:
+    """Walks the composed node tree, checking types and recording lines."""
+
+    def __init__(self, source: str, base_dir: Path):
+        self.source = source
+        self.base_dir = base_dir
+        self.lines: dict[str, int] = {}
+
+    # -- primitives ----------------------------------------------------------
+    def fail(self, path: str, message: str, node: Node | None) -> SpecError:
+        # Keys and values can hold newlines (quoted YAML); the error stays one line.
+        return SpecError(_one_line(message), file=self.source, key=_one_line(path),
+                         line=_line(node) if node is not None else None)
+
+    def mapping(self, node: Node, path: str, allowed: tuple[str, ...]) -> list[tuple[str, Node, Node]]:
+        """``(key, key_node, value_node)`` in document order; unknown keys fail."""
+        if not isinstance(node, MappingNode) or node.tag != _TAG + "map":
+            what = "the spec" if not path else "this"
+            raise self.fail(path, f"{what} must be a mapping, got {_kind(node)}", node)
+        out = []
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag != _TAG + "str":
+                raise self.fail(path, f"keys must be strings, got {_kind(key_node)}", key_node)
+            key = key_node.value
+            here = _join(path, key)
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                hint = (f"did you mean '{close[0]}'?" if close
+                        else f"expected one of: {', '.join(allowed)}")
+                raise self.fail(here, f"unknown key '{_one_line(key)[:60]}' ({hint})", key_node)
+            self.lines[here] = _line(key_node)
+            out.append((key, key_node, value_node))
+        return out
+
+    def sequence(self, node: Node, path: str) -> list[Node] | None:
+        if self.is_null(node):
+            return None
+        if not isinstance(node, SequenceNode) or node.tag != _TAG + "seq":
+            raise self.fail(path, f"must be a list, got {_kind(node)}", node)
+        for i, item in enumerate(node.value):
+            self.lines[f"{path}[{i}]"] = _line(item)
+        return list(node.value)
+
+    @staticmethod
+    def is_null(node: Node) -> bool:
+        return isinstance(node, ScalarNode) and node.tag == _TAG + "null"
+
+    def string(self, node: Node, path: str, *, optional: bool = True,
+               nonempty: bool = True) -> str | None:
+        if optional and self.is_null(node):
+            return None
+        if not isinstance(node, ScalarNode) or node.tag != _TAG + "str":
+            shown = f" {node.value!r}" if isinstance(node, ScalarNode) else ""
+            # A plain 123 / yes / 2024-01-01 was read as another type: quoting fixes it.
+            hint = (" (quote it)" if isinstance(node, ScalarNode) and node.style is None
+                    and node.tag.startswith(_TAG) else "")
+            raise self.fail(path, f"must be a string, got {_kind(node)}{shown}{hint}", node)
+        if nonempty and not node.value.strip():
+            raise self.fail(path, "must not be empty", node)
+        return node.value
+
+    def boolean(self, node: Node, path: str) -> bool:
+        # Only true/false: YAML 1.1 also reads yes/no/on/off as booleans,
+        # which surprises people; a quoted "true" is a string, not a boolean.
+        if (isinstance(node, ScalarNode) and node.tag == _TAG + "bool"
+                and node.value.lower() in ("true", "false")):
+            return node.value.lower() == "true"
+        shown = f" {node.value!r}" if isinstance(node, ScalarNode) else ""
+        raise self.fail(path, f"must be true or false, got {_kind(node)}{shown}", node)
+
+    def strings(self, node: Node, path: str) -> list[tuple[str, Node, str]]:
+        items = self.sequence(node, path) or []
+        return [(self.string(item, f"{path}[{i}]", optional=False), item, f"{path}[{i}]")
+                for i, item in enumerate(items)]
+
+    def host(self, node: Node, path: str) -> str:
+        value = self.string(node, path, optional=False)
+        if not _plausible_host(value):
+            raise self.fail(path, f"{_one_line(value)[:80]!r} is not a hostname "
+                                  "(a bare name like api.example.com or *.example.com; "
+                                  "no scheme, port or path)", node)
+        return value
+
+    def directory(self, node: Node, path: str, what: str) -> Path:
+        value = self.string(node, path, optional=False)
+        resolved = (self.base_dir / Path(value).expanduser()).resolve()
+        if not resolved.is_dir():
+            state = "is not a directory" if resolved.exists() else "not found"
+            raise self.fail(path, f"{what} {state}: {resolved}", node)
+        return resolved
+
+    # -- the schema ----------------------------------------------------------
+    def read(self, root: Node) -> BottleSpec:
+        # Each _top_<key> handler returns the BottleSpec fields it fills
+        # (git and egress are nested in YAML but flat in BottleSpec).
+        fields: dict = {}
+        seen = set()
+        for key, _, value in self.mapping(root, "", TOP_KEYS):
+            seen.add(key)
+            fields.update(getattr(self, f"_top_{key}")(value, key))
+        if "name" not in seen:
+            raise self.fail("name", "required key is missing", root)
+        fields = {k: v for k, v in fields.items() if v is not None}
+        return BottleSpec(**fields, source=self.source, lines=self.lines)
+
+    def _top_name(self, node, path):
+        value = self.string(node, path, optional=False)
+        if not NAME_RE.fullmatch(value):
+            raise self.fail(path, f"{_one_line(value)[:60]!r} is not a valid bottle name "
+                                  "(lowercase letters, digits and '-', starting with a "
+                                  "letter or digit, at most 40 characters)", node)
+        if value in RESERVED_NAMES:
+            raise self.fail(path, f"'{value}' is reserved (the CLI keeps its registry "
+                                  "under that name); pick another name", node)
+        return {"name": value}
+
+    def _top_agent(self, node, path):
+        value = self.string(node, path, optional=False)
+        if value not in AGENTS:
+            raise self.fail(path, f"unknown agent {_one_line(value)[:40]!r} "
+                                  f"(expected one of: {', '.join(AGENTS)})", node)
+        return {"agent": value}
+
+    def _top_image(self, node, path):
+        return {"image": self.string(node, path)}
+
+    def _top_prompt(self, node, path):
+        return {"prompt": self.string(node, path, nonempty=False)}
+
+    def _top_skills(self, node, path):
+        skills: list[Path] = []
+        seen: dict[str, str] = {}
+        for _, item, here in self.strings(node, path):
+            resolved = self.directory(item, here, "skill directory")
+            if resolved.name in seen:
+                raise self.fail(here, f"two skills are named '{resolved.name}' "
+                                      f"(also {seen[resolved.name]}); the guest keeps "
+                                      "skills by directory name", item)
+            seen[resolved.name] = here
+            skills.append(resolved)
+        return {"skills": tuple(skills)}
+
+    def _top_cwd(self, node, path):
+        if self.is_null(node):
+            return {}
+        return {"cwd": self.directory(node, path, "cwd")}
+
+    def _top_git_user(self, node, path):
+        if self.is_null(node):
+            return {}
+        values = {key: self.string(value, _join(path, key))
+                  for key, _, value in self.mapping(node, path, GIT_USER_KEYS)}
+        return {"git_user": GitUser(**values)}
+
+    def _top_git(self, node, path):
+        if self.is_null(node):
+            return {}
+        return {"upstreams": self._upstreams(value, _join(path, key))
+                for key, _, value in self.mapping(node, path, GIT_KEYS)}
+
+    def _upstreams(self, node, path) -> tuple[Upstream, ...]:
+        out: list[Upstream] = []
+        names: dict[str, str] = {}
+        for i, item in enumerate(self.sequence(node, path) or []):
+            here = f"{path}[{i}]"
+            values = {key: (value, _join(here, key))
+                      for key, _, value in self.mapping(item, here, UPSTREAM_KEYS)}
+            for required in ("name", "url"):
+                if required not in values:
+                    raise self.fail(_join(here, required), "required key is missing", item)
+            name_node, name_path = values["name"]
+            name = self.string(name_node, name_path, optional=False)
+            if not UPSTREAM_NAME_RE.fullmatch(name) or name in (".", ".."):
+                raise self.fail(name_path, f"{_one_line(name)[:60]!r} is not a valid upstream "
+                                           "name (letters, digits, '.', '_' and '-')", name_node)
+            if name in names:
+                raise self.fail(name_path, f"upstream name '{name}' is already used by "
+                                           f"{names[name]}", name_node)
+            names[name] = here
+            url = self.string(*values["url"], optional=False)
+            identity = self.string(*values["identity"]) if "identity" in values else None
+            out.append(Upstream(name=name, url=url, identity=identity))
+        return tuple(out)
+
+    def _top_egress(self, node, path):
+        if self.is_null(node):
+            return {}
+        fields = {}
+        for key, _, value in self.mapping(node, path, EGRESS_KEYS):
+            here = _join(path, key)
+            if key == "routes":
+                fields["routes"] = self._routes(value, here)
+            else:  # allow, tls_passthrough: host lists
+                fields[key] = tuple(self.host(item, p) for _, item, p in self.strings(value, here))
+        return fields
+
+    def _routes(self, node, path) -> tuple[Route, ...]:
+        out: list[Route] = []
+        hosts: dict[str, str] = {}
+        for i, item in enumerate(self.sequence(node, path) or []):
+            here = f"{path}[{i}]"
+            values = {key: (value, _join(here, key))
+                      for key, _, value in self.mapping(item, here, ROUTE_KEYS)}
+            for required in ("host", "token_env"):
+                if required not in values:
+                    raise self.fail(_join(here, required), "required key is missing", item)
+            host = self.host(*values["host"])
+            if host.lower() in hosts:
+                raise self.fail(values["host"][1], f"host '{host}' already has a route "
+                                                   f"({hosts[host.lower()]})", values["host"][0])
+            hosts[host.lower()] = here
+            env_node, env_path = values["token_env"]
+            token_env = self.string(env_node, env_path, optional=False)
+            if not ENV_NAME_RE.fullmatch(token_env):
+                # Never echo the value: a pasted token is the likely mistake.
+                raise self.fail(env_path, "must be the NAME of a host environment variable "
+                                          "holding the token (letters, digits, '_'), "
+                                          "not the token itself", env_node)
+            route = {"host": host, "token_env": token_env}
+            if "header" in values:
+                header = self.string(*values["header"], optional=False)
+                if not _HTTP_TOKEN_RE.fullmatch(header):
+                    raise self.fail(values["header"][1], f"{_one_line(header)[:60]!r} is not a "
+                                                         "valid HTTP header name",
+                                    values["header"][0])
+                route["header"] = header
+            if "scheme" in values:
+                scheme = self.string(*values["scheme"], optional=False, nonempty=False)
+                if scheme and not _HTTP_TOKEN_RE.fullmatch(scheme):
+                    raise self.fail(values["scheme"][1], f"{_one_line(scheme)[:60]!r} is not a "
+                                                         "valid auth scheme (one word, e.g. "
+                                                         "Bearer, or empty)",
+                                    values["scheme"][0])
+                route["scheme"] = scheme
+            out.append(Route(**route))
+        return tuple(out)
+
+    def _top_forward_host_credentials(self, node, path):
+        return {"forward_host_credentials": self.boolean(node, path)}
+
+    def _top_supervise(self, node, path):
+        return {"supervise": self.boolean(node, path)}
+
+
+def _plausible_host(value: str) -> bool:
+    """A bare DNS name (optionally ``*.``-prefixed): no scheme, port, path or space."""
+    name = value[2:] if value.startswith("*.") else value
+    if not name or len(name) > 253:
+        return False
+    return all(_HOST_LABEL_RE.fullmatch(label) for label in name.split("."))

@@ -1,0 +1,440 @@
+"""The `bottle-ref` CLI and the backend registry, driven with fake backends
+addressed as ``module:factory`` (no engine, no real host credentials)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+import bottle_ref.backends as registry
+import bottle_ref.cli as cli
+from bottle_ref.backends import BackendNotFound, available_backends, get_backend
+from bottle_ref.backends.base import Backend, Bottle
+from bottle_ref.plan import REDACTED, EgressPlan, PipelockPlan, Plan
+from bottle_ref.provision import ProvisionError
+from bottle_ref.runner import CommandError, Completed
+from bottle_ref.spec import SpecError
+
+HERE = __name__  # importable name of this module, for "module:factory" paths
+TOKEN = "sk-test-REAL-TOKEN-VALUE-0123456789"
+EVENTS: list[tuple] = []
+
+
+# -- fakes ---------------------------------------------------------------------
+def fake_plan(spec, host, **extra) -> Plan:
+    slots = tuple(f"BOTTLE_EGRESS_TOKEN_{i}" for i in range(len(spec.routes)))
+    secrets = {s: host.env[r.token_env] for s, r in zip(slots, spec.routes) if r.token_env in host.env}
+    missing = tuple(f"egress.routes[{i}].token_env" for i, r in enumerate(spec.routes)
+                    if r.token_env not in host.env)
+    return Plan(
+        backend="fake", bottle=spec.name, agent=spec.agent,
+        agent_image_ref=spec.image or "claude-bottle:latest", bundle_image_ref="bottle-bundle:latest",
+        state_dir=str(host.state_root / spec.name), daemons=("egress", "pipelock"),
+        first_hop="egress" if spec.routes else "pipelock",
+        pipelock=PipelockPlan(config_yaml="version: 1\n"),
+        egress=EgressPlan(routes=spec.routes, routes_yaml="routes: []\n", token_slots=slots,
+                          upstream_proxy="http://pipelock:8888"),
+        secrets=secrets, missing_tokens=missing, spec_source=spec.source,
+        spec_lines=spec.lines, **extra)
+
+
+class FakeBottle(Bottle):
+    def __init__(self, plan: Plan, ident: str):
+        self.plan, self.ident = plan, ident
+
+    def agent_argv(self, argv=(), *, tty=True):
+        EVENTS.append(("agent_argv", self.ident, tuple(argv), tty))
+        # exits with the number of arguments it got, so the test sees them arrive
+        return [sys.executable, "-c", "import sys; sys.exit(len(sys.argv) + 10)", *argv]
+
+    def exec(self, cmd, *, user="node", env=None, timeout=None, check=False):
+        EVENTS.append(("exec", self.ident, tuple(cmd), user))
+        return Completed(tuple(cmd), 3, f"out: {' '.join(cmd)}\n", "err: guest said so\n")
+
+    def close(self):
+        EVENTS.append(("close", self.ident))
+
+    def handle(self):
+        return {"ident": self.ident}
+
+
+class FakeBackend(Backend):
+    name = "fake"
+
+    def prepare(self, spec, host):
+        return fake_plan(spec, host)
+
+    def launch(self, plan, runner, *, progress=lambda _: None):
+        if plan.missing_tokens:
+            key = plan.missing_tokens[0]
+            raise SpecError("host environment variable is not set", file=plan.spec_source,
+                            key=key, line=plan.spec_lines.get(key))
+        progress("bundle")
+        progress("agent")
+        ident = runner.unique(f"bottle-{plan.bottle}")
+        EVENTS.append(("launch", ident, dict(plan.secrets)))
+        return FakeBottle(plan, ident)
+
+    def attach(self, plan, runner, handle):
+        EVENTS.append(("attach", handle["ident"], plan.bottle))
+        return FakeBottle(plan, handle["ident"])
+
+
+class FailingBackend(FakeBackend):
+    def launch(self, plan, runner, *, progress=lambda _: None):
+        progress("bundle")
+        raise CommandError(Completed(("docker", "run", "x"), 125, "", "first\nboom: no space left"))
+
+
+class ProvisionFailingBackend(FakeBackend):
+    def launch(self, plan, runner, *, progress=lambda _: None):
+        raise ProvisionError("update-ca-certificates did not report '1 added'")
+
+
+class TimeoutBackend(FakeBackend):
+    def launch(self, plan, runner, *, progress=lambda _: None):
+        raise TimeoutError("guest not ready after 30s")
+
+
+class LeakyBackend(FakeBackend):
+    """Copies the token into guest_env: a bug the CLI must not print."""
+
+    def prepare(self, spec, host):
+        plan = fake_plan(spec, host)
+        return fake_plan(spec, host, guest_env={"LEAK": next(iter(plan.secrets.values()))})
+
+
+class BadHandleBackend(FakeBackend):
+    def launch(self, plan, runner, *, progress=lambda _: None):
+        bottle = super().launch(plan, runner, progress=progress)
+        bottle.handle = lambda: {"path": Path("/not/json")}
+        return bottle
+
+
+class NoAttachBackend(FakeBackend):
+    attach = Backend.attach
+
+
+def make_fake() -> Backend:
+    return FakeBackend()
+
+
+def make_wrong():
+    return object()
+
+
+FAKE_INSTANCE = FakeBackend()
+NOT_A_BACKEND = 42
+
+
+class AbstractBackend(Backend):
+    name = "abstract"
+
+
+# -- fixtures ------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def fake_host(tmp_path, monkeypatch):
+    """A throwaway HOME and state root, so from_os() reads nothing real."""
+    EVENTS.clear()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("BOTTLE_BACKEND", raising=False)
+    monkeypatch.delenv("FAKE_TOKEN", raising=False)
+    (tmp_path / "home").mkdir()
+    return tmp_path
+
+
+def registry_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "bottle-ref" / "bottles"
+
+
+@pytest.fixture
+def spec_file(tmp_path) -> Path:
+    path = tmp_path / "demo.yaml"
+    path.write_text("name: demo\n"
+                    "egress:\n"
+                    "  routes:\n"
+                    "    - {host: api.anthropic.com, token_env: FAKE_TOKEN}\n")
+    return path
+
+
+def use(monkeypatch, backend: str) -> None:
+    monkeypatch.setenv("BOTTLE_BACKEND", f"{HERE}:{backend}")
+
+
+def one_error_line(err: str) -> str:
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("bottle-ref: error: "), err
+    return err
+
+
+# -- validate / usage ----------------------------------------------------------
+def test_validate_good_spec(spec_file, capsys):
+    assert cli.main(["validate", str(spec_file)]) == 0
+    assert capsys.readouterr() == ("ok: demo\n", "")
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert cli.main([]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+# -- plan ------------------------------------------------------------------------
+def test_plan_prints_json_with_secrets_redacted(spec_file, capsys, monkeypatch):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    assert cli.main(["plan", "--backend", f"{HERE}:FakeBackend", str(spec_file)]) == 0
+    out, err = capsys.readouterr()
+    assert TOKEN not in out and TOKEN not in err
+    data = json.loads(out)
+    assert data["bottle"] == "demo"
+    assert data["secrets"] == {"BOTTLE_EGRESS_TOKEN_0": REDACTED}
+    assert data["spec_source"] == str(spec_file)
+
+
+def test_plan_refuses_a_plan_that_holds_a_token_outside_secrets(spec_file, capsys, monkeypatch):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    use(monkeypatch, "LeakyBackend")
+    assert cli.main(["plan", str(spec_file)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and TOKEN not in err
+    assert "token value outside plan.secrets" in one_error_line(err)
+
+
+def test_default_backend_is_env_then_docker(spec_file, monkeypatch, capsys):
+    asked = []
+
+    def fake_get_backend(name):
+        asked.append(name)
+        return FakeBackend()
+
+    monkeypatch.setattr(cli, "get_backend", fake_get_backend)
+    assert cli.main(["plan", str(spec_file)]) == 0
+    monkeypatch.setenv("BOTTLE_BACKEND", "smolmachines")
+    assert cli.main(["plan", str(spec_file)]) == 0
+    assert cli.main(["plan", "--backend", "other", str(spec_file)]) == 0
+    assert asked == ["docker", "smolmachines", "other"]
+
+
+def test_unknown_backend_exits_2_listing_names(spec_file, capsys):
+    assert cli.main(["plan", "--backend", "no-such-backend", str(spec_file)]) == 2
+    err = one_error_line(capsys.readouterr().err)
+    assert "unknown backend 'no-such-backend'" in err
+    assert "docker" in err and "smolmachines" in err
+
+
+def test_plan_with_bad_spec_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: demo\nsupervise: maybe\n")
+    assert cli.main(["plan", "--backend", f"{HERE}:FakeBackend", str(bad)]) == 2
+    assert f"{bad}:2: supervise: " in one_error_line(capsys.readouterr().err)
+
+
+# -- up ----------------------------------------------------------------------------
+def test_up_launches_and_records_state(spec_file, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    use(monkeypatch, "FakeBackend")
+    assert cli.main(["up", str(spec_file)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "demo\n"
+    assert err.splitlines() == ["==> bundle", "==> agent"]
+    (launch,) = [e for e in EVENTS if e[0] == "launch"]
+    assert launch[2] == {"BOTTLE_EGRESS_TOKEN_0": TOKEN}  # the launch got the real token...
+    state_path = registry_dir(tmp_path) / "demo.json"
+    text = state_path.read_text()
+    assert TOKEN not in text  # ...the state file did not
+    state = json.loads(text)
+    assert state["backend"] == f"{HERE}:FakeBackend"
+    assert state["spec"] == str(spec_file.absolute())
+    assert state["handle"] == {"ident": launch[1]}
+    assert launch[1].startswith("bottle-demo-")
+    assert state_path.stat().st_mode & 0o077 == 0
+
+
+def test_up_twice_is_refused(spec_file, capsys, monkeypatch):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    use(monkeypatch, "FakeBackend")
+    assert cli.main(["up", str(spec_file)]) == 0
+    capsys.readouterr()
+    assert cli.main(["up", str(spec_file)]) == 1
+    assert "already up" in one_error_line(capsys.readouterr().err)
+    assert len([e for e in EVENTS if e[0] == "launch"]) == 1
+
+
+@pytest.mark.parametrize("backend, phrase", [
+    ("FailingBackend", "command failed (exit 125): docker run x: first; boom: no space left"),
+    ("ProvisionFailingBackend", "did not report '1 added'"),
+    ("TimeoutBackend", "guest not ready after 30s"),
+])
+def test_up_launch_failure_is_one_line_exit_1(spec_file, capsys, monkeypatch, tmp_path,
+                                              backend, phrase):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    use(monkeypatch, backend)
+    assert cli.main(["up", str(spec_file)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    last = err.splitlines()[-1] + "\n"
+    assert phrase in one_error_line(last)
+    assert all(line.startswith("==> ") for line in err.splitlines()[:-1])
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+def test_up_missing_token_is_a_spec_error_naming_the_line(spec_file, capsys, monkeypatch):
+    use(monkeypatch, "FakeBackend")  # FAKE_TOKEN unset
+    assert cli.main(["up", str(spec_file)]) == 2
+    err = one_error_line(capsys.readouterr().err)
+    assert f"{spec_file}:4: egress.routes[0].token_env: host environment variable" in err
+
+
+def test_up_with_bad_spec_exits_2(tmp_path, capsys, monkeypatch):
+    use(monkeypatch, "FakeBackend")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: demo\nagent: gpt\n")
+    assert cli.main(["up", str(bad)]) == 2
+    assert f"{bad}:2: agent: unknown agent 'gpt'" in one_error_line(capsys.readouterr().err)
+    assert EVENTS == []
+
+
+def test_up_tears_down_when_the_handle_cannot_be_saved(spec_file, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    use(monkeypatch, "BadHandleBackend")
+    assert cli.main(["up", str(spec_file)]) == 1
+    assert "not JSON" in one_error_line(capsys.readouterr().err.splitlines()[-1] + "\n")
+    assert [e[0] for e in EVENTS] == ["launch", "close"]
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+# -- exec / down / ls ------------------------------------------------------------
+@pytest.fixture
+def running(spec_file, capsys, monkeypatch) -> str:
+    """A fake bottle that `up` launched; returns its ident."""
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    use(monkeypatch, "FakeBackend")
+    assert cli.main(["up", str(spec_file)]) == 0
+    capsys.readouterr()
+    monkeypatch.delenv("BOTTLE_BACKEND")  # exec/down must use the recorded backend
+    (launch,) = [e for e in EVENTS if e[0] == "launch"]
+    EVENTS.clear()
+    return launch[1]
+
+
+def test_exec_relays_output_and_exit_code(running, capsys):
+    assert cli.main(["exec", "demo", "--", "echo", "-n", "hi"]) == 3
+    assert capsys.readouterr() == ("out: echo -n hi\n", "err: guest said so\n")
+    assert EVENTS == [("attach", running, "demo"), ("exec", running, ("echo", "-n", "hi"), "node")]
+
+
+def test_exec_without_command_is_a_usage_error(running, capsys):
+    assert cli.main(["exec", "demo"]) == 2
+    assert "exec needs a command" in one_error_line(capsys.readouterr().err)
+    assert EVENTS == []
+
+
+def test_exec_agent_runs_interactively_with_args(running, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a tty
+    # The fake agent exits with len(sys.argv) + 10: argv[0] "-c" plus 2 args.
+    assert cli.main(["exec", "--agent", "demo", "--", "--resume", "x"]) == 13
+    assert ("agent_argv", running, ("--resume", "x"), False) in EVENTS
+
+
+def test_exec_survives_an_edited_spec(running, spec_file, capsys):
+    spec_file.write_text("name: renamed\nbogus: key\n")
+    assert cli.main(["exec", "demo", "--", "true"]) == 3
+    assert ("attach", running, "demo") in EVENTS
+
+
+@pytest.mark.parametrize("name", ["ghost", "../demo", "Demo"])
+def test_unknown_bottle_exits_2(running, capsys, name):
+    for argv in (["exec", name, "--", "true"], ["down", name]):
+        assert cli.main(argv) == 2
+        err = one_error_line(capsys.readouterr().err)
+        assert err == f"bottle-ref: error: no bottle named {name} (see `bottle-ref ls`)\n"
+    assert EVENTS == []
+
+
+def test_down_closes_and_forgets(running, capsys, tmp_path, spec_file):
+    spec_file.unlink()  # down must not depend on the spec file still existing
+    assert cli.main(["down", "demo"]) == 0
+    assert capsys.readouterr().out == "demo\n"
+    assert EVENTS == [("attach", running, "demo"), ("close", running)]
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+    assert cli.main(["down", "demo"]) == 2
+
+
+def test_ls_lists_running_bottles(running, capsys, spec_file):
+    assert cli.main(["ls"]) == 0
+    assert capsys.readouterr().out == f"demo\t{HERE}:FakeBackend\t{spec_file.absolute()}\n"
+
+
+def test_ls_with_nothing_up_prints_nothing(capsys):
+    assert cli.main(["ls"]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+def test_backend_without_attach_is_exit_1(running, capsys, tmp_path):
+    state_path = registry_dir(tmp_path) / "demo.json"
+    state = json.loads(state_path.read_text())
+    state["backend"] = f"{HERE}:NoAttachBackend"
+    state_path.write_text(json.dumps(state))
+    assert cli.main(["down", "demo"]) == 1
+    assert "cannot attach" in one_error_line(capsys.readouterr().err)
+    assert state_path.exists()
+
+
+def test_corrupt_state_file_is_exit_1(running, capsys, tmp_path):
+    (registry_dir(tmp_path) / "demo.json").write_text("{not json")
+    assert cli.main(["exec", "demo", "--", "true"]) == 1
+    assert "is corrupt" in one_error_line(capsys.readouterr().err)
+
+
+# -- registry --------------------------------------------------------------------
+def test_installed_backends_are_listed():
+    assert {"docker", "smolmachines"} <= set(available_backends())
+    assert available_backends() == sorted(available_backends())
+
+
+@pytest.mark.parametrize("target", ["FakeBackend", "make_fake", "FAKE_INSTANCE"])
+def test_import_path_accepts_class_factory_or_instance(target):
+    backend = get_backend(f"{HERE}:{target}")
+    assert isinstance(backend, FakeBackend)
+
+
+@pytest.mark.parametrize("target, phrase", [
+    ("no.such.module:X", "cannot import backend module 'no.such.module'"),
+    (f"{HERE}:Missing", "has no attribute 'Missing'"),
+    (f"{HERE}:make_wrong", "returned object, not a bottle_ref.backends.base.Backend"),
+    (f"{HERE}:NOT_A_BACKEND", "is int, not a Backend class or factory"),
+    (f"{HERE}:AbstractBackend", "cannot create backend"),
+    (":X", "bad backend import path"),
+    ("", "no backend given"),
+])
+def test_bad_backend_paths_raise_backend_not_found(target, phrase):
+    with pytest.raises(BackendNotFound, match=None) as info:
+        get_backend(target)
+    assert isinstance(info.value, ValueError)
+    assert phrase in str(info.value)
+
+
+def fake_entry_points(**values):
+    eps = [EntryPoint(name=n, value=v, group=registry.ENTRY_POINT_GROUP) for n, v in values.items()]
+    return lambda group: [ep for ep in eps if ep.group == group]
+
+
+def test_entry_point_names_resolve(monkeypatch):
+    monkeypatch.setattr(registry, "entry_points",
+                        fake_entry_points(fake=f"{HERE}:FakeBackend", other=f"{HERE}:make_fake"))
+    assert available_backends() == ["fake", "other"]
+    assert isinstance(get_backend("fake"), FakeBackend)
+    assert isinstance(get_backend("other"), FakeBackend)
+    with pytest.raises(BackendNotFound, match=r"unknown backend 'nope' \(available: fake, other;"):
+        get_backend("nope")
+
+
+def test_broken_entry_point_is_reported_not_raised(monkeypatch):
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points(broken="no_such_mod_x:B"))
+    with pytest.raises(BackendNotFound, match=r"backend 'broken' is registered .* failed to load"):
+        get_backend("broken")
