@@ -1,0 +1,23 @@
+"""supervise: the MCP server registered in the agent's *user* config.
+
+Registration must run as ``node`` with ``HOME=/home/node`` (seed MCP fix: as
+root it lands in /root/.claude.json and the agent sees no server). The
+framing is the backend's job; this module only says what to run.
+"""
+
+from __future__ import annotations
+
+SERVER_NAME = "supervise"
+PORT = 9100
+MCP_PATH = "/mcp"
+LISTEN_ENV = "SUPERVISE_LISTEN"
+
+
+def mcp_url(host: str, port: int = PORT) -> str:
+    """The agent-facing MCP endpoint, e.g. ``http://supervise:9100/mcp``."""
+    return f"http://{host}:{port}{MCP_PATH}"
+
+
+def mcp_add_argv(url: str, name: str = SERVER_NAME) -> list[str]:
+    """``claude mcp add`` at user scope over streamable HTTP."""
+    return ["claude", "mcp", "add", "--scope", "user", "--transport", "http", name, url]
