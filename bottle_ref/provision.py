@@ -3,18 +3,27 @@
 A backend supplies a `GuestChannel` (how to frame exec and copy for its
 guest); the steps here are the same everywhere. Order, as `provision` runs
 them: CA, credentials/guest files, prompt, skills, git, supervise.
+
+Every step goes through ``runner.run(channel.exec_argv(...))`` or
+``channel.copy_argv(...)``, so a recorded run shows the whole guest
+conversation. Content (prompt, credential placeholders) travels as files
+copied in, never on argv.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
-from .plan import Plan
-from .runner import Runner
+from .plan import GuestFile, Plan
+from .runner import Completed, Runner
 
 NODE = "node"
+ROOT = "root"
 NODE_HOME = "/home/node"
 PROMPT_PATH = "/home/node/.claude-bottle-prompt.txt"
 SKILLS_DIR = "/home/node/.claude/skills"
@@ -22,9 +31,22 @@ WORKDIR = "/home/node/work"
 CA_GUEST_PATH = "/usr/local/share/ca-certificates/bottle-egress.crt"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
+# What update-ca-certificates prints when our one certificate went in. Its
+# absence is how the seeds' silent SIGKILL (Docker Desktop) went unnoticed.
+CA_ADDED_MARKER = "1 added"
+
 
 class ProvisionError(RuntimeError):
     """A provisioning step failed in a way the user must hear about."""
+
+
+def home_of(user: str) -> str:
+    """The home directory a guest exec for ``user`` gets as ``HOME``."""
+    if user == ROOT:
+        return "/root"
+    if user == NODE:
+        return NODE_HOME
+    return f"/home/{user}"
 
 
 class GuestChannel(ABC):
@@ -58,6 +80,183 @@ class Addresses:
     supervise_url: str | None = None  # e.g. http://supervise:9100/mcp
 
 
+# -- small helpers backends may reuse -------------------------------------
+
+
+def guest_exec(
+    runner: Runner,
+    channel: GuestChannel,
+    cmd: Sequence[str],
+    *,
+    user: str = NODE,
+    check: bool = True,
+) -> Completed:
+    """Run ``cmd`` in the guest through ``channel`` (the one place provisioning
+    turns a guest command into a host command)."""
+    return runner.run(channel.exec_argv(list(cmd), user=user), check=check)
+
+
+def guest_copy(runner: Runner, channel: GuestChannel, host_path: str | Path,
+               guest_path: str) -> Completed:
+    return runner.run(channel.copy_argv(str(host_path), guest_path))
+
+
+def root_sh(*commands: str) -> list[str]:
+    """``sh -c 'a && b && c'``: several root steps in one exec round trip
+    (each exec is a round trip, and on smolvm an early one can be killed)."""
+    return ["sh", "-c", " && ".join(commands)]
+
+
+def write_file(path: Path, text: str, *, mode: int = 0o600) -> Path:
+    """Write ``text`` to ``path``, created with ``mode`` (never wider while
+    being written), parents made as needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` with mode 0600."""
+    return write_file(path, text, mode=0o600)
+
+
+def _tail(result: Completed) -> str:
+    lines = (result.stdout + "\n" + result.stderr).strip().splitlines()
+    return "; ".join(lines[-3:]) if lines else "no output"
+
+
+def _q(path: str) -> str:
+    return shlex.quote(path)
+
+
+# -- the steps --------------------------------------------------------------
+
+
+def check_host_inputs(plan: Plan) -> None:
+    """Fail before touching the guest if a host-side input is missing, with
+    a message naming it (a missing skill dir is user input, not a bug)."""
+    for host_dir, name in plan.skills:
+        if not Path(host_dir).is_dir():
+            raise ProvisionError(f"skill {name!r}: directory not found: {host_dir}")
+
+
+def provision_ca(runner: Runner, channel: GuestChannel, ca_pem_host_path: str,
+                 log: Callable[[str], None]) -> None:
+    """One copy, then ONE root ``sh -c`` (chown, chmod, update-ca-certificates);
+    fail unless it reports ``1 added``."""
+    guest_copy(runner, channel, ca_pem_host_path, CA_GUEST_PATH)
+    f = _q(CA_GUEST_PATH)
+    result = guest_exec(
+        runner, channel,
+        root_sh(f"chown root:root {f}", f"chmod 0644 {f}", "update-ca-certificates"),
+        user=ROOT, check=False,
+    )
+    if not result.ok or CA_ADDED_MARKER not in result.stdout:
+        raise ProvisionError(
+            f"CA provisioning failed: update-ca-certificates did not report "
+            f"{CA_ADDED_MARKER!r} for {CA_GUEST_PATH} (exit {result.returncode}: "
+            f"{_tail(result)}); the guest would not trust the bottle's proxy CA"
+        )
+    log(f"ca: guest trusts {CA_GUEST_PATH}")
+
+
+def provision_guest_files(runner: Runner, channel: GuestChannel, plan: Plan,
+                          files: Sequence[GuestFile]) -> None:
+    """Credential placeholders: parent dir made as the owner (so e.g.
+    ``~/.codex`` stays writable by node), copy, then one root chown+chmod."""
+    staging = plan.state_path("guest-files")
+    for i, gf in enumerate(files):
+        parent = str(PurePosixPath(gf.path).parent)
+        local = write_private(staging / f"{i}-{PurePosixPath(gf.path).name}", gf.content)
+        try:
+            guest_exec(runner, channel, ["mkdir", "-p", parent], user=gf.owner)
+            guest_copy(runner, channel, local, gf.path)
+        finally:
+            local.unlink(missing_ok=True)
+        f = _q(gf.path)
+        guest_exec(
+            runner, channel,
+            root_sh(f"chown {gf.owner}:{gf.owner} {f}", f"chmod {gf.mode:04o} {f}"),
+            user=ROOT,
+        )
+
+
+def provision_prompt(runner: Runner, channel: GuestChannel, plan: Plan) -> str | None:
+    """The prompt file is always copied (0600, node); the return value is the
+    guest path iff the prompt is non-empty (drives the agent flag)."""
+    guest_path = plan.prompt_path or PROMPT_PATH
+    local = write_private(plan.state_path("prompt.txt"), plan.prompt)
+    guest_copy(runner, channel, local, guest_path)
+    f = _q(guest_path)
+    guest_exec(runner, channel, root_sh(f"chown {NODE}:{NODE} {f}", f"chmod 0600 {f}"),
+               user=ROOT)
+    return guest_path if plan.prompt else None
+
+
+def provision_skills(runner: Runner, channel: GuestChannel,
+                     skills: Sequence[tuple[str, str]]) -> None:
+    for host_dir, name in skills:
+        if not Path(host_dir).is_dir():
+            raise ProvisionError(f"skill {name!r}: directory not found: {host_dir}")
+        dest = f"{SKILLS_DIR}/{name}"
+        guest_exec(runner, channel, ["mkdir", "-p", SKILLS_DIR], user=NODE)
+        guest_copy(runner, channel, host_dir, dest)
+        guest_exec(runner, channel, ["chown", "-R", f"{NODE}:{NODE}", dest], user=ROOT)
+
+
+def git_config_argv(key: str, value: str) -> list[str]:
+    return ["git", "config", "--global", key, value]
+
+
+def provision_git(runner: Runner, channel: GuestChannel, plan: Plan,
+                  addresses: Addresses, log: Callable[[str], None]) -> None:
+    """insteadOf per upstream (to this backend's gate address), user.<x> per
+    set git_user field, then the host's ``.git`` when a cwd was given. All
+    config writes run as node so they land in /home/node/.gitconfig."""
+    upstreams = plan.git_gate.upstreams if plan.git_gate else ()
+    if addresses.git_gate_url and upstreams:
+        from .git_gate import insteadof_pairs
+
+        for gate_repo_url, upstream_url in insteadof_pairs(upstreams, addresses.git_gate_url):
+            guest_exec(runner, channel,
+                       git_config_argv(f"url.{gate_repo_url}.insteadOf", upstream_url),
+                       user=NODE)
+    for field_name, value in plan.git_user.fields():
+        guest_exec(runner, channel, git_config_argv(f"user.{field_name}", value), user=NODE)
+    if plan.cwd:
+        git_dir = Path(plan.cwd) / ".git"
+        if not git_dir.exists():
+            log(f"git: {plan.cwd} has no .git; nothing copied to {WORKDIR}")
+            return
+        guest_exec(runner, channel, ["mkdir", "-p", WORKDIR], user=NODE)
+        guest_copy(runner, channel, git_dir, f"{WORKDIR}/.git")
+        guest_exec(runner, channel, ["chown", "-R", f"{NODE}:{NODE}", WORKDIR], user=ROOT)
+
+
+def provision_supervise(runner: Runner, channel: GuestChannel, plan: Plan,
+                        addresses: Addresses, log: Callable[[str], None]) -> None:
+    """Register the supervise MCP server in node's user config. A failure is
+    logged, never raised: the bottle is still useful without it."""
+    if not (plan.supervise and addresses.supervise_url):
+        return
+    from .supervise import mcp_add_argv
+
+    argv = channel.exec_argv(
+        mcp_add_argv(addresses.supervise_url, name=plan.supervise.server_name), user=NODE)
+    try:
+        result = runner.run(argv, check=False)
+    except OSError as exc:  # the runner could not start the command at all
+        log(f"supervise: MCP registration failed: {exc}")
+        return
+    if not result.ok:
+        log(f"supervise: MCP registration failed (exit {result.returncode}): {_tail(result)}")
+    else:
+        log(f"supervise: registered MCP server at {addresses.supervise_url}")
+
+
 def provision(
     plan: Plan,
     channel: GuestChannel,
@@ -69,4 +268,11 @@ def provision(
 ) -> str | None:
     """Run every provisioning step; return the guest prompt path iff the
     prompt is non-empty (drives ``--append-system-prompt-file``)."""
-    raise NotImplementedError
+    check_host_inputs(plan)
+    provision_ca(runner, channel, ca_pem_host_path, log)
+    provision_guest_files(runner, channel, plan, plan.guest_files)
+    prompt_path = provision_prompt(runner, channel, plan)
+    provision_skills(runner, channel, plan.skills)
+    provision_git(runner, channel, plan, addresses, log)
+    provision_supervise(runner, channel, plan, addresses, log)
+    return prompt_path

@@ -1,0 +1,342 @@
+"""The reference ``docker`` backend (BRIEF "Docker backend topology").
+
+Three networks per bottle: ``{ident}-agent`` and ``{ident}-bundle`` are
+``--internal`` (no route out); only ``{ident}-out`` reaches the world, and
+only pipelock sits on it. The agent container sits on the agent network
+alone, so its one way out is its first hop (egress when routed, else
+pipelock), reached by network alias. Nothing is published to the host.
+
+Docker API 1.41 takes one ``--network`` at create, so each container is
+``docker create``-d on one network, ``docker network connect``-ed to the
+rest, then ``docker start``-ed. Every resource is named ``{ident}-<role>``
+and labelled ``bottle-ref.bottle={ident}``; teardown removes exactly the
+names this launch created.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from .. import egress
+from ..ca import ensure_ca
+from ..host import HostContext
+from ..plan import EGRESS, GIT_GATE, PIPELOCK, SUPERVISE, Plan
+from ..provision import (
+    NODE,
+    NODE_HOME,
+    Addresses,
+    GuestChannel,
+    check_host_inputs,
+    home_of,
+    provision,
+)
+from ..runner import Completed, RecordingRunner, Runner, poll
+from ..spec import BottleSpec, SpecError
+from ..state import remove_state, write_state
+from ..supervise import mcp_url
+from .base import Backend, Bottle, Progress, _quiet
+
+LABEL_KEY = "bottle-ref.bottle"
+BUNDLE_ENTRY = "bottle-bundle"  # the bundle image's daemon launcher
+READY_TIMEOUT = 30.0
+
+# Agent-facing addresses are fixed network aliases on docker.
+PIPELOCK_URL = "http://pipelock:8888"
+PIPELOCK_LISTEN = "0.0.0.0:8888"
+EGRESS_URL = "http://egress:9099"
+GIT_GATE_URL = "git://git-gate:9418"
+SUPERVISE_URL = mcp_url("supervise")
+
+# In-container paths of the bind-mounted config (bundle image interface).
+PIPELOCK_MOUNTS = ("/etc/pipelock/pipelock.yaml", "/etc/pipelock/ca.pem",
+                   "/etc/pipelock/ca-key.pem")
+EGRESS_MOUNTS = (egress.ROUTES_PATH, egress.CA_CERT, egress.CA_KEY)
+
+AGENT_BINARIES = {"claude": "claude", "codex": "codex"}
+
+
+class DockerError(RuntimeError):
+    """The engine is missing something launch needs (e.g. an image)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DockerPlan(Plan):
+    """Docker needs nothing beyond the neutral plan: every agent-facing
+    address is a fixed network alias, known before launch."""
+
+
+def docker_exec_argv(
+    container: str,
+    cmd: Sequence[str],
+    *,
+    user: str = NODE,
+    env: Mapping[str, str] | None = None,
+    env_names: Iterable[str] = (),
+    tty: bool = False,
+    interactive: bool | None = None,
+    workdir: str | None = None,
+) -> list[str]:
+    """``docker exec`` framing: ``-u USER -e HOME=<home>`` always (docker exec
+    keeps the image's HOME otherwise). ``env`` values go on argv as
+    ``-e K=V`` (non-secret only); ``env_names`` become bare ``-e NAME`` whose
+    values the caller passes through the runner's ``env=``."""
+    interactive = tty if interactive is None else interactive
+    argv = ["docker", "exec"]
+    if interactive:
+        argv.append("-i")
+    if tty:
+        argv.append("-t")
+    argv += ["-u", user, "-e", f"HOME={home_of(user)}"]
+    for key, value in (env or {}).items():
+        argv += ["-e", f"{key}={value}"]
+    for name in env_names:
+        argv += ["-e", name]
+    if workdir:
+        argv += ["-w", workdir]
+    return argv + [container, *cmd]
+
+
+@dataclass(frozen=True)
+class DockerChannel(GuestChannel):
+    """Exec and copy for a docker guest. docker exec can switch user itself,
+    so no runuser is needed; HOME is still forced."""
+
+    container: str
+
+    def exec_argv(self, cmd, *, user=NODE, env=None, tty=False) -> list[str]:
+        return docker_exec_argv(self.container, cmd, user=user, env=env, tty=tty)
+
+    def copy_argv(self, host_path: str, guest_path: str) -> list[str]:
+        return ["docker", "cp", str(host_path), f"{self.container}:{guest_path}"]
+
+
+def docker_addresses(plan: Plan) -> Addresses:
+    """The agent's view of the bundle: aliases on the agent network."""
+    return Addresses(
+        proxy_url=EGRESS_URL if plan.routed else PIPELOCK_URL,
+        git_gate_url=GIT_GATE_URL if GIT_GATE in plan.daemons else None,
+        supervise_url=SUPERVISE_URL if SUPERVISE in plan.daemons else None,
+    )
+
+
+def agent_env(plan: Plan) -> dict[str, str]:
+    """The agent container's environment: the proxy variables (launch owns
+    the hop; guest_env cannot override them), then the plan's guest_env.
+    Lower-case twins too, since curl honours only ``http_proxy`` for http."""
+    hop = docker_addresses(plan).proxy_url
+    no_proxy = "git-gate,supervise"
+    proxy = {"HTTPS_PROXY": hop, "HTTP_PROXY": hop, "NO_PROXY": no_proxy}
+    proxy.update({k.lower(): v for k, v in proxy.items()})
+    env = {k: v for k, v in plan.guest_env.items() if k not in proxy}
+    return {**proxy, **env}
+
+
+def missing_token_message(plan: Plan, key: str) -> str:
+    """Why launch refuses: name the unset host env var when the key says which route."""
+    match = re.fullmatch(r"egress\.routes\[(\d+)\]\.token_env", key)
+    if match and int(match.group(1)) < len(plan.egress.routes):
+        var = plan.egress.routes[int(match.group(1))].token_env
+        return f"environment variable {var} is not set (or empty) on the host"
+    if key == "forward_host_credentials":
+        return f"no {plan.agent} credential file on the host to forward"
+    return "token not available on the host"
+
+
+def _mount(source: Path | str, target: str) -> list[str]:
+    return ["--mount", f"type=bind,source={source},target={target},readonly"]
+
+
+class DockerBottle(Bottle):
+    """A docker bottle: the names it created, and how to reach the agent."""
+
+    def __init__(self, plan: Plan, runner: Runner, ident: str, *,
+                 containers: Sequence[str] = (), networks: Sequence[str] = (),
+                 prompt_path: str | None = None):
+        self.plan = plan
+        self.runner = runner
+        self.ident = ident
+        self.containers: list[str] = list(containers)
+        self.networks: list[str] = list(networks)
+        self.prompt_path = prompt_path
+        self._closed = False
+
+    @property
+    def agent(self) -> str:
+        return f"{self.ident}-agent"
+
+    @property
+    def channel(self) -> DockerChannel:
+        return DockerChannel(self.agent)
+
+    def run(self, argv: Sequence[str], **kw) -> Completed:
+        """``runner.run`` with a last-line check that no token value is on argv."""
+        secrets = [v for v in self.plan.secrets.values() if v]
+        if any(s in a for s in secrets for a in argv):
+            raise RuntimeError("refusing to run a command with a token value on its argv")
+        return self.runner.run(argv, **kw)
+
+    def agent_argv(self, argv: Sequence[str] = (), *, tty: bool = True) -> list[str]:
+        binary = AGENT_BINARIES[self.plan.agent]
+        cmd = [binary]
+        if binary == "claude" and self.prompt_path:
+            cmd += ["--append-system-prompt-file", self.prompt_path]
+        cmd += list(argv)
+        return docker_exec_argv(self.agent, cmd, user=NODE, tty=tty, interactive=True,
+                                workdir=NODE_HOME)
+
+    def exec(self, cmd, *, user=NODE, env=None, timeout=None, check=False) -> Completed:
+        env = dict(env or {})
+        argv = docker_exec_argv(self.agent, cmd, user=user, env_names=env)
+        return self.run(argv, env=env or None, timeout=timeout, check=check)
+
+    def close(self) -> None:
+        """Remove this bottle's containers, networks and state dir. Missing
+        ones are fine (a failed launch, a second close)."""
+        if self._closed:
+            return
+        if self.containers:
+            self.runner.run(["docker", "rm", "-f", *reversed(self.containers)], check=False)
+        if self.networks:
+            self.runner.run(["docker", "network", "rm", *reversed(self.networks)], check=False)
+        remove_state(self.plan.state_dir)
+        self._closed = True
+
+    def handle(self) -> dict:
+        return {"ident": self.ident, "containers": list(self.containers),
+                "networks": list(self.networks)}
+
+
+class DockerBackend(Backend):
+    name: ClassVar[str] = "docker"
+    version: ClassVar[str] = "1"
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"live", "tty", "git_gate", "supervise", "codex", "claude"})
+
+    # -- prepare: pure --------------------------------------------------
+    def prepare(self, spec: BottleSpec, host: HostContext) -> DockerPlan:
+        from ..planning import build_plan
+
+        return build_plan(spec, host, backend=self.name, plan_cls=DockerPlan,
+                          pipelock_url=PIPELOCK_URL, pipelock_listen=PIPELOCK_LISTEN)
+
+    # -- launch -----------------------------------------------------------
+    def launch(self, plan: Plan, runner: Runner, *, progress: Progress = _quiet) -> DockerBottle:
+        if plan.missing_tokens:
+            key = plan.missing_tokens[0]
+            raise SpecError(missing_token_message(plan, key), file=plan.spec_source,
+                            key=key, line=plan.spec_lines.get(key))
+        check_host_inputs(plan)  # a missing skill dir fails before anything is created
+        ident = runner.unique(f"bottle-{plan.bottle}")
+        bottle = DockerBottle(plan, runner, ident)
+        try:
+            _bring_up(bottle, progress)
+        except BaseException:
+            bottle.close()
+            raise
+        return bottle
+
+    def attach(self, plan: Plan, runner: Runner, handle: Mapping) -> DockerBottle:
+        return DockerBottle(
+            plan, runner, str(handle["ident"]),
+            containers=[str(c) for c in handle.get("containers", ())],
+            networks=[str(n) for n in handle.get("networks", ())],
+            prompt_path=(plan.prompt_path if plan.prompt else None))
+
+    def script(self, runner: RecordingRunner, plan: Plan) -> None:
+        runner.reply("docker", "exec", "-u", "root", "-e", "HOME=/root", "*-agent",
+                     "sh", "-c", "*update-ca-certificates*",
+                     stdout="Updating certificates in /etc/ssl/certs...\n"
+                            "1 added, 0 removed; done.\n")
+
+    def live_unavailable(self, runner: Runner) -> str | None:
+        result = runner.run(["docker", "info", "--format", "{{.ServerVersion}}"], check=False)
+        if result.ok:
+            return None
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        return "docker engine not reachable: " + (detail[-1] if detail else
+                                                  f"exit {result.returncode}")
+
+
+def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
+    plan, runner, ident = bottle.plan, bottle.runner, bottle.ident
+    label = f"{LABEL_KEY}={ident}"
+
+    progress("writing bottle config")
+    files = write_state(plan)
+    progress("generating CAs")
+    pipelock_ca = ensure_ca(runner, files.pipelock_ca_dir, common_name="bottle-ref pipelock CA")
+    egress_ca = (ensure_ca(runner, files.egress_ca_dir, common_name="bottle-ref egress CA")
+                 if plan.routed else None)
+
+    progress("checking images")
+    for ref in dict.fromkeys((plan.agent_image_ref, plan.bundle_image_ref)):
+        if not runner.run(["docker", "image", "inspect", ref], check=False).ok:
+            raise DockerError(f"image {ref!r} not found in the docker engine; build or load it first")
+
+    progress("creating networks")
+    net = {role: f"{ident}-{role}" for role in ("agent", "bundle", "out")}
+    for role, internal in (("agent", True), ("bundle", True), ("out", False)):
+        runner.run(["docker", "network", "create", *(["--internal"] if internal else []),
+                    "--label", label, net[role]])
+        bottle.networks.append(net[role])
+
+    def container(role: str, network: str, alias: str | None, args: Sequence[str],
+                  image: str, cmd: Sequence[str], *, connect: Sequence[str] = (),
+                  env: Mapping[str, str] | None = None) -> str:
+        name = f"{ident}-{role}"
+        progress(f"starting {role}")
+        argv = ["docker", "create", "--name", name, "--label", label, "--network", network]
+        if alias:
+            argv += ["--network-alias", alias]
+        bottle.run([*argv, *args, image, *cmd], env=env or None)
+        bottle.containers.append(name)
+        for extra in connect:
+            runner.run(["docker", "network", "connect", *(["--alias", alias] if alias else []),
+                        extra, name])
+        runner.run(["docker", "start", name])
+        return name
+
+    bundle = plan.bundle_image_ref
+    container(
+        PIPELOCK, net["bundle"], PIPELOCK,
+        [*_mount(files.pipelock_yaml, PIPELOCK_MOUNTS[0]),
+         *_mount(pipelock_ca.cert, PIPELOCK_MOUNTS[1]),
+         *_mount(pipelock_ca.key, PIPELOCK_MOUNTS[2])],
+        bundle, [BUNDLE_ENTRY, PIPELOCK],
+        connect=[net["out"]] + ([] if plan.routed else [net["agent"]]))
+
+    slots = [s for s in plan.egress.token_slots if s in plan.secrets]
+    egress_args = ["-e", f"EGRESS_UPSTREAM_PROXY={plan.egress.upstream_proxy}"]
+    for slot in slots:
+        egress_args += ["-e", slot]
+    egress_args += _mount(files.egress_routes_yaml, EGRESS_MOUNTS[0])
+    if egress_ca is not None:
+        egress_args += [*_mount(egress_ca.cert, EGRESS_MOUNTS[1]),
+                        *_mount(egress_ca.key, EGRESS_MOUNTS[2])]
+    container(EGRESS, net["bundle"], EGRESS, egress_args, bundle, [BUNDLE_ENTRY, EGRESS],
+              connect=[net["agent"]] if plan.routed else [],
+              env={s: plan.secrets[s] for s in slots})
+
+    if GIT_GATE in plan.daemons:
+        container(GIT_GATE, net["agent"], GIT_GATE, [], bundle, [BUNDLE_ENTRY, GIT_GATE])
+    if SUPERVISE in plan.daemons:
+        container(SUPERVISE, net["agent"], SUPERVISE, [], bundle, [BUNDLE_ENTRY, SUPERVISE])
+
+    env_args: list[str] = []
+    for key, value in agent_env(plan).items():
+        env_args += ["-e", f"{key}={value}"]
+    agent = container("agent", net["agent"], None, [*env_args, "--entrypoint", "sleep"],
+                      plan.agent_image_ref, ["infinity"])
+
+    progress("waiting for the agent container")
+    poll(runner, lambda: runner.run(["docker", "exec", agent, "true"], check=False).ok,
+         timeout=READY_TIMEOUT, what=f"agent container {agent}")
+
+    progress("provisioning the agent")
+    ca = egress_ca if egress_ca is not None else pipelock_ca
+    bottle.prompt_path = provision(plan, bottle.channel, runner, docker_addresses(plan),
+                                   ca_pem_host_path=str(ca.cert), log=progress)
