@@ -1,0 +1,529 @@
+"""The reference ``smolmachines`` backend: the agent in a smolvm microVM.
+
+Topology (BRIEF "smolmachines topology"): one bundle container runs every
+daemon on the bridge ``{ident}-net``; only the agent-facing ports are
+published, on a dedicated host loopback address (``publish_host``):
+egress 9099 iff routed else pipelock 8888, git-gate 9418 iff upstreams,
+supervise 9100 iff enabled. The guest reaches them through TSI (its sockets
+open on the host), allowed only to ``<publish_host>/32``.
+
+WHY loopback, not the bundle's bridge IP: on Docker Desktop the bridge lives
+in the daemon's VM and is unreachable from the host, but loopback is what
+Docker Desktop forwards. WHY a per-bottle loopback address: ``--allow-cidr``
+has no port filter, so a /32 on 127.0.0.1 would let the guest dial every
+loopback service on the host; 127.77.x.y carries only this bottle's ports.
+
+``smolvm machine exec`` is always root, so anything touching user state is
+framed ``-e HOME=/home/node -e USER=node -- runuser -u node -- CMD``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .. import egress, pipelock, pty_resize
+from ..ca import CaFiles, ensure_ca
+from ..host import HostContext
+from ..plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
+from ..planning import auto_routes, build_plan, first_hop_for
+from ..provision import NODE, NODE_HOME, ROOT, Addresses, GuestChannel, provision
+from ..runner import Completed, RecordingRunner, Runner, poll
+from ..spec import BottleSpec, SpecError
+from ..state import remove_state, state_files, write_state
+from ..supervise import MCP_PATH
+from .base import Backend, Bottle, Progress, _quiet
+
+SMOLVM = "smolvm"
+DOCKER = "docker"
+LABEL = "bottle-ref.bottle"  # same label key as the docker backend
+BUNDLE_ENTRY = "bottle-bundle"  # the bundle image's daemon launcher
+
+# The resize wrapper, run by absolute path (a tmux pane has its own cwd, so
+# ``-m bottle_ref.pty_resize`` may not import there).
+PTY_RESIZE_SCRIPT = str(Path(pty_resize.__file__).resolve())
+
+PUBLISH_HOST_ENV = "BOTTLE_SMOL_PUBLISH_HOST"
+CPUS_ENV = "BOTTLE_SMOL_CPUS"
+MEM_ENV = "BOTTLE_SMOL_MEM_MIB"
+DEFAULT_CPUS = 2
+DEFAULT_MEM_MIB = 2048
+
+# pipelock is reached by egress on the bundle's own loopback (same netns).
+PIPELOCK_URL = "http://127.0.0.1:8888"
+PIPELOCK_LISTEN_INTERNAL = "127.0.0.1:8888"  # routed: only egress may dial it
+PIPELOCK_LISTEN_PUBLISHED = "0.0.0.0:8888"  # unrouted: docker's port forward dials it
+
+READY_TIMEOUT = 60.0  # seconds to wait for the first successful exec
+READY_PROBE_TIMEOUT = 10.0  # one probe exec may hang on a warming VM
+GUEST_WORKDIR = NODE_HOME
+
+
+class LaunchError(RuntimeError):
+    """Launch could not proceed; the message says what to do about it."""
+
+
+# -- plan ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmolmachinesPlan(Plan):
+    """`Plan` plus where the bundle's ports are published and the VM's size."""
+
+    publish_host: str  # dedicated host loopback address for this bottle
+    allow_cidr: str  # the guest's only TSI destination: <publish_host>/32
+    cpus: int = DEFAULT_CPUS
+    mem_mib: int = DEFAULT_MEM_MIB
+
+
+def default_publish_host(bottle: str) -> str:
+    """127.77.X.Y with X, Y in 1..254 from a stable hash of the bottle name."""
+    digest = hashlib.sha256(bottle.encode("utf-8")).digest()
+    return f"127.77.{digest[0] % 254 + 1}.{digest[1] % 254 + 1}"
+
+
+def resolve_publish_host(bottle: str, env: Mapping[str, str]) -> str:
+    """The env override (e.g. 127.0.0.1 on macOS, where only that loopback
+    address exists by default) or the derived address. Must be IPv4 loopback:
+    the bundle's ports may never be published anywhere else."""
+    raw = env.get(PUBLISH_HOST_ENV, "").strip()
+    if not raw:
+        return default_publish_host(bottle)
+    try:
+        addr = ipaddress.ip_address(raw)
+    except ValueError:
+        raise ValueError(f"{PUBLISH_HOST_ENV}={raw!r} is not an IP address") from None
+    if addr.version != 4 or not addr.is_loopback:
+        raise ValueError(
+            f"{PUBLISH_HOST_ENV}={raw!r} must be an IPv4 loopback address (127.x.y.z): "
+            "bundle ports are published on host loopback only"
+        )
+    return str(addr)
+
+
+def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"{key}={raw!r} must be a positive integer")
+    return value
+
+
+def artifact_path(plan: Plan) -> Path:
+    """The cached ``.smolmachine`` for the agent image: shared by every
+    bottle (``<state_root>/../smolmachines/``), keyed by the image ref."""
+    state_root = Path(plan.state_dir).parent
+    key = hashlib.sha256(plan.agent_image_ref.encode("utf-8")).hexdigest()[:16]
+    return state_root.parent / "smolmachines" / f"{key}.smolmachine"
+
+
+def published_ports(plan: Plan) -> tuple[int, ...]:
+    """Agent-facing container ports, in publish order. Egress iff routed,
+    else pipelock (never both: the agent has exactly one first hop)."""
+    ports = [PORTS[EGRESS] if plan.routed else PORTS[PIPELOCK]]
+    if GIT_GATE in plan.daemons:
+        ports.append(PORTS[GIT_GATE])
+    if SUPERVISE in plan.daemons:
+        ports.append(PORTS[SUPERVISE])
+    return tuple(ports)
+
+
+# -- argv builders (pure) -----------------------------------------------------
+
+
+def _env_flags(env: Mapping[str, str]) -> list[str]:
+    flags: list[str] = []
+    for key, value in env.items():
+        if not key or "=" in key:
+            raise ValueError(f"bad guest env name {key!r}")
+        flags += ["-e", f"{key}={value}"]
+    return flags
+
+
+@dataclass(frozen=True)
+class SmolvmChannel(GuestChannel):
+    """Exec and copy framing for one smolvm machine (exec is always root)."""
+
+    machine: str
+
+    def exec_argv(self, cmd: Sequence[str], *, user: str = NODE,
+                  env: Mapping[str, str] | None = None, tty: bool = False,
+                  workdir: str | None = None) -> list[str]:
+        """``smolvm machine exec --name M [-e HOME=/home/node -e USER=node]
+        [-e K=V...] [-w DIR] [-i -t] -- [runuser -u node --] CMD``. smolvm
+        takes only ``-e K=V``, so env values land on argv: never a secret."""
+        if user not in (NODE, ROOT):
+            raise ValueError(f"smolvm guest user must be {NODE!r} or {ROOT!r}, not {user!r}")
+        argv = [SMOLVM, "machine", "exec", "--name", self.machine]
+        if user == NODE:
+            # Bare runuser keeps root's HOME=/root: git --global and
+            # `claude mcp add --scope user` would write root's files.
+            argv += ["-e", f"HOME={NODE_HOME}", "-e", f"USER={NODE}"]
+        argv += _env_flags(env or {})
+        if workdir:
+            argv += ["-w", workdir]
+        if tty:
+            argv += ["-i", "-t"]
+        argv.append("--")
+        if user == NODE:
+            argv += ["runuser", "-u", NODE, "--"]
+        return argv + [str(c) for c in cmd]
+
+    def copy_argv(self, host_path: str, guest_path: str) -> list[str]:
+        return [SMOLVM, "machine", "cp", str(host_path), f"{self.machine}:{guest_path}"]
+
+
+def machine_create_argv(plan: SmolmachinesPlan, machine: str, artifact: Path,
+                        env: Mapping[str, str]) -> list[str]:
+    return [
+        SMOLVM, "machine", "create", machine,
+        "--from", str(artifact),
+        "--cpus", str(plan.cpus),
+        "--mem", str(plan.mem_mib),
+        "--net",
+        "--allow-cidr", plan.allow_cidr,
+        *_env_flags(env),
+        "-w", GUEST_WORKDIR,
+    ]
+
+
+def machine_start_argv(machine: str) -> list[str]:
+    return [SMOLVM, "machine", "start", "--name", machine]
+
+
+def machine_stop_argv(machine: str) -> list[str]:
+    return [SMOLVM, "machine", "stop", "--name", machine]
+
+
+def machine_delete_argv(machine: str) -> list[str]:
+    return [SMOLVM, "machine", "delete", machine, "-f"]
+
+
+def pack_create_argv(image_ref: str, out: Path) -> list[str]:
+    return [SMOLVM, "pack", "create", "-I", image_ref, "-o", str(out)]
+
+
+def ready_probe_argv(machine: str) -> list[str]:
+    return [SMOLVM, "machine", "exec", "--name", machine, "--", "true"]
+
+
+def _mount(source: Path | str, target: str) -> list[str]:
+    return ["--mount", f"type=bind,source={source},target={target},readonly"]
+
+
+def bundle_mounts(plan: Plan) -> list[tuple[Path, str]]:
+    """(host path, in-container path) of the read-only config. The egress
+    CA exists (and is mounted) only when routed, as on docker."""
+    files = state_files(plan)
+    mounts = [
+        (files.pipelock_yaml, pipelock.CONFIG_PATH),
+        (CaFiles(files.pipelock_ca_dir).cert, pipelock.CA_CERT),
+        (CaFiles(files.pipelock_ca_dir).key, pipelock.CA_KEY),
+        (files.egress_routes_yaml, egress.ROUTES_PATH),
+    ]
+    if plan.routed:
+        mounts += [(CaFiles(files.egress_ca_dir).cert, egress.CA_CERT),
+                   (CaFiles(files.egress_ca_dir).key, egress.CA_KEY)]
+    return mounts
+
+
+def token_slots(plan: Plan) -> list[str]:
+    """Slots that have a value (launch refuses a plan with missing tokens)."""
+    return [s for s in plan.egress.token_slots if s in plan.secrets]
+
+
+def bundle_run_argv(plan: SmolmachinesPlan, ident: str) -> list[str]:
+    """One container, every daemon; only agent-facing ports published, and
+    only on ``publish_host``. Token slots are bare ``-e NAME``: their values
+    come from the runner's ``env=``, never argv."""
+    argv = [DOCKER, "run", "-d", "--name", f"{ident}-bundle",
+            "--network", f"{ident}-net", "--label", f"{LABEL}={ident}"]
+    for port in published_ports(plan):
+        argv += ["-p", f"{plan.publish_host}::{port}"]
+    for source, target in bundle_mounts(plan):
+        argv += _mount(source, target)
+    argv += ["-e", f"{egress.UPSTREAM_ENV}={plan.egress.upstream_proxy}"]
+    for slot in token_slots(plan):
+        argv += ["-e", slot]
+    argv += [plan.bundle_image_ref, BUNDLE_ENTRY, ",".join(plan.daemons)]
+    return argv
+
+
+def parse_port(stdout: str, *, container: str, port: int) -> int:
+    """The host port from ``docker port`` output (``HOST:PORT``, first line)."""
+    line = next((ln.strip() for ln in stdout.splitlines() if ln.strip()), "")
+    _, sep, tail = line.rpartition(":")
+    if not sep or not tail.isdigit() or not 0 < int(tail) < 65536:
+        raise LaunchError(
+            f"cannot read the host port of {container} {port}/tcp from "
+            f"`docker port` output {stdout.strip()!r} (expected HOST:PORT)"
+        )
+    return int(tail)
+
+
+def agent_env(plan: SmolmachinesPlan, addresses: Addresses | None) -> dict[str, str]:
+    """The guest's environment: the plan's guest_env, then the proxy
+    variables (launch owns the hop; its port is known only after `docker
+    port`). Lower-case twins too, since curl honours only ``http_proxy`` for
+    plain http. git-gate and supervise share ``publish_host`` and are
+    dialled directly, hence NO_PROXY."""
+    env = dict(plan.guest_env)
+    if addresses is None:
+        return env
+    for key, value in (("HTTPS_PROXY", addresses.proxy_url),
+                       ("HTTP_PROXY", addresses.proxy_url),
+                       ("NO_PROXY", plan.publish_host)):
+        env[key] = value
+        env[key.lower()] = value
+    return env
+
+
+def _missing_token_error(plan: Plan) -> SpecError:
+    key = plan.missing_tokens[0]
+    extra = f" (and {len(plan.missing_tokens) - 1} more)" if len(plan.missing_tokens) > 1 else ""
+    return SpecError(
+        f"token environment variable is not set on the host{extra}",
+        file=plan.spec_source, key=key, line=plan.spec_lines.get(key),
+    )
+
+
+# -- bottle -------------------------------------------------------------------
+
+
+class SmolmachinesBottle(Bottle):
+    """A running (or partly launched) smolmachines bottle."""
+
+    def __init__(self, plan: SmolmachinesPlan, runner: Runner, ident: str, *,
+                 addresses: Addresses | None = None, prompt_path: str | None = None):
+        self.plan = plan
+        self.runner = runner
+        self.ident = ident
+        self.addresses = addresses
+        self.prompt_path = prompt_path
+        self.channel = SmolvmChannel(ident)
+        self._closed = False
+
+    @property
+    def machine(self) -> str:
+        return self.ident
+
+    def run(self, argv: Sequence[str], **kw: Any) -> Completed:
+        """``runner.run`` with a last-line check that no token value is on
+        argv (smolvm exec has only ``-e K=V``, so a caller's env could leak)."""
+        secrets = [v for v in self.plan.secrets.values() if v]
+        if any(s in a for s in secrets for a in argv):
+            raise ValueError("refusing to run a command with a token value on its argv")
+        return self.runner.run(argv, **kw)
+
+    def agent_command(self, argv: Sequence[str] = ()) -> list[str]:
+        """The in-guest agent command (what follows ``runuser -u node --``)."""
+        cmd = [self.plan.agent]
+        if self.plan.agent == "claude" and self.prompt_path:
+            cmd += ["--append-system-prompt-file", self.prompt_path]
+        return cmd + [str(a) for a in argv]
+
+    def agent_argv(self, argv: Sequence[str] = (), *, tty: bool = True) -> list[str]:
+        inner = self.channel.exec_argv(self.agent_command(argv), user=NODE,
+                                       env=agent_env(self.plan, self.addresses),
+                                       tty=tty, workdir=GUEST_WORKDIR)
+        if not tty:
+            return inner
+        # smolvm does not forward window size; the wrapper does. By absolute
+        # path: a tmux pane runs in its own cwd (the script is stdlib-only).
+        return [sys.executable, PTY_RESIZE_SCRIPT, self.machine, "--", *inner]
+
+    def exec(self, cmd: Sequence[str], *, user: str = NODE,
+             env: Mapping[str, str] | None = None, timeout: float | None = None,
+             check: bool = False) -> Completed:
+        """Run ``cmd`` in the guest with the agent's environment (so probes
+        see the same first hop the agent does) plus ``env`` (non-secret)."""
+        merged = {**agent_env(self.plan, self.addresses), **(env or {})}
+        return self.run(self.channel.exec_argv(cmd, user=user, env=merged),
+                        timeout=timeout, check=check)
+
+    def close(self) -> None:
+        """Remove exactly what launch names after ``ident``; idempotent, and
+        safe after a failed launch (each step tolerates "not there")."""
+        if self._closed:
+            return
+        for argv in (
+            machine_stop_argv(self.machine),
+            machine_delete_argv(self.machine),
+            [DOCKER, "rm", "-f", f"{self.ident}-bundle"],
+            [DOCKER, "network", "rm", f"{self.ident}-net"],
+        ):
+            self.runner.run(argv, check=False)
+        remove_state(self.plan.state_dir)
+        self._closed = True
+
+    def handle(self) -> dict:
+        a = self.addresses
+        return {
+            "backend": SmolmachinesBackend.name,
+            "ident": self.ident,
+            "machine": self.machine,
+            "publish_host": self.plan.publish_host,
+            "proxy_url": a.proxy_url if a else None,
+            "git_gate_url": a.git_gate_url if a else None,
+            "supervise_url": a.supervise_url if a else None,
+            "prompt_path": self.prompt_path,
+        }
+
+
+# -- backend ------------------------------------------------------------------
+
+
+class SmolmachinesBackend(Backend):
+    name: ClassVar[str] = "smolmachines"
+    version: ClassVar[str] = "0.1"
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"live", "tty", "git_gate", "supervise", "codex", "claude"})
+
+    ready_timeout: float = READY_TIMEOUT
+
+    def prepare(self, spec: BottleSpec, host: HostContext) -> SmolmachinesPlan:
+        """Pure: resolves refs and addresses; never builds or packs an image
+        (that is launch's job, after the operator has confirmed)."""
+        publish_host = resolve_publish_host(spec.name, host.env)
+        extra: dict[str, Any] = dict(
+            publish_host=publish_host,
+            allow_cidr=f"{publish_host}/32",
+            cpus=_positive_int(host.env, CPUS_ENV, DEFAULT_CPUS),
+            mem_mib=_positive_int(host.env, MEM_ENV, DEFAULT_MEM_MIB),
+        )
+
+        def build(listen: str) -> SmolmachinesPlan:
+            return build_plan(spec, host, backend=self.name, plan_cls=SmolmachinesPlan,
+                              pipelock_url=PIPELOCK_URL, pipelock_listen=listen, **extra)
+
+        # Routed: only egress (same netns) dials pipelock, so it binds the
+        # bundle's loopback. Unrouted: docker's port forward must reach it.
+        routed = first_hop_for(tuple(spec.routes) + auto_routes(spec)) == EGRESS
+        plan = build(PIPELOCK_LISTEN_INTERNAL if routed else PIPELOCK_LISTEN_PUBLISHED)
+        if plan.routed != routed:  # planning's hop rule moved; never publish the wrong hop
+            raise RuntimeError("smolmachines prepare: pipelock listen/hop mismatch")
+        return plan
+
+    def launch(self, plan: Plan, runner: Runner, *, progress: Progress = _quiet) -> SmolmachinesBottle:
+        if not isinstance(plan, SmolmachinesPlan):
+            raise TypeError(f"smolmachines cannot launch a {type(plan).__name__}")
+        if plan.missing_tokens:
+            raise _missing_token_error(plan)
+        ident = runner.unique(f"bottle-{plan.bottle}")
+        bottle = SmolmachinesBottle(plan, runner, ident)
+        try:
+            self._bring_up(bottle, progress)
+        except BaseException as exc:
+            try:
+                bottle.close()
+            except Exception as cleanup:  # never mask the launch failure
+                exc.add_note(f"cleanup after failed launch also failed: {cleanup}")
+            raise
+        return bottle
+
+    def _bring_up(self, bottle: SmolmachinesBottle, progress: Progress) -> None:
+        plan, runner, ident = bottle.plan, bottle.runner, bottle.ident
+
+        progress("writing bottle config and CAs")
+        files = write_state(plan)
+        pipelock_ca = ensure_ca(runner, files.pipelock_ca_dir, common_name="bottle-ref pipelock CA")
+        egress_ca = (ensure_ca(runner, files.egress_ca_dir, common_name="bottle-ref egress CA")
+                     if plan.routed else None)
+
+        for role, ref in (("agent", plan.agent_image_ref), ("bundle", plan.bundle_image_ref)):
+            if not runner.run([DOCKER, "image", "inspect", ref], check=False).ok:
+                raise LaunchError(f"{role} image {ref!r} not found in docker; build it first")
+
+        artifact = artifact_path(plan)
+        if artifact.is_file():
+            progress(f"using cached {artifact.name}")
+        else:
+            progress(f"packing {plan.agent_image_ref} into {artifact} (first launch only; slow)")
+            artifact.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                runner.run(pack_create_argv(plan.agent_image_ref, artifact))
+            except BaseException:
+                artifact.unlink(missing_ok=True)  # a partial pack must not look cached
+                raise
+
+        progress("starting bundle")
+        runner.run([DOCKER, "network", "create", "--label", f"{LABEL}={ident}", f"{ident}-net"])
+        bottle.run(bundle_run_argv(plan, ident),
+                   env={s: plan.secrets[s] for s in token_slots(plan)} or None)
+        hostports = {}
+        for port in published_ports(plan):
+            out = runner.run([DOCKER, "port", f"{ident}-bundle", f"{port}/tcp"]).stdout
+            hostports[port] = parse_port(out, container=f"{ident}-bundle", port=port)
+
+        h = plan.publish_host
+        first = PORTS[EGRESS] if plan.routed else PORTS[PIPELOCK]
+        addresses = Addresses(
+            proxy_url=f"http://{h}:{hostports[first]}",
+            git_gate_url=(f"git://{h}:{hostports[PORTS[GIT_GATE]]}"
+                          if PORTS[GIT_GATE] in hostports else None),
+            supervise_url=(f"http://{h}:{hostports[PORTS[SUPERVISE]]}{MCP_PATH}"
+                           if PORTS[SUPERVISE] in hostports else None),
+        )
+        bottle.addresses = addresses
+
+        progress(f"creating machine {ident}")
+        bottle.run(machine_create_argv(plan, ident, artifact, agent_env(plan, addresses)))
+        runner.run(machine_start_argv(ident))
+
+        progress("waiting for the machine to answer")
+        # Observed readiness replaces the seeds' fixed 1.5 s sleep: the first
+        # probe runs at once; a warming VM's exec failure just means "again".
+        poll(runner,
+             lambda: runner.run(ready_probe_argv(ident), check=False,
+                                timeout=READY_PROBE_TIMEOUT).ok,
+             timeout=self.ready_timeout, what=f"smolvm machine {ident}")
+
+        progress("provisioning the guest")
+        ca = egress_ca if egress_ca is not None else pipelock_ca
+        bottle.prompt_path = provision(plan, bottle.channel, runner, addresses,
+                                       ca_pem_host_path=str(ca.cert), log=progress)
+
+    def attach(self, plan: Plan, runner: Runner, handle: Mapping) -> SmolmachinesBottle:
+        if not isinstance(plan, SmolmachinesPlan):
+            raise TypeError(f"smolmachines cannot attach a {type(plan).__name__}")
+        if handle.get("backend", self.name) != self.name or not handle.get("ident"):
+            raise ValueError(f"not a smolmachines bottle handle: {dict(handle)!r}")
+        addresses = None
+        if handle.get("proxy_url"):
+            addresses = Addresses(proxy_url=handle["proxy_url"],
+                                  git_gate_url=handle.get("git_gate_url"),
+                                  supervise_url=handle.get("supervise_url"))
+        prompt_path = handle.get("prompt_path", plan.prompt_path if plan.prompt else None)
+        return SmolmachinesBottle(plan, runner, str(handle["ident"]), addresses=addresses,
+                                  prompt_path=prompt_path)
+
+    def script(self, runner: RecordingRunner, plan: Plan) -> None:
+        """``docker port`` answers on ``publish_host`` and the CA's ``1 added``."""
+        host = getattr(plan, "publish_host", "127.0.0.1")
+        for i, port in enumerate(published_ports(plan)):
+            runner.reply(DOCKER, "port", "*-bundle", f"{port}/tcp",
+                         stdout=f"{host}:{41000 + i}\n")
+        runner.reply(SMOLVM, "machine", "exec", contains="update-ca-certificates",
+                     stdout="Updating certificates in /etc/ssl/certs...\n"
+                            "1 added, 0 removed; done.\n")
+
+    def live_unavailable(self, runner: Runner) -> str | None:
+        """smolvm runs the guest and docker the bundle: both must answer."""
+        for argv, what in (([SMOLVM, "--version"], "smolvm not available"),
+                           ([DOCKER, "info", "--format", "{{.ServerVersion}}"],
+                            "docker engine not reachable")):
+            result = runner.run(argv, check=False)
+            if not result.ok:
+                detail = (result.stderr or result.stdout).strip().splitlines()
+                return f"{what}: " + (detail[-1] if detail else f"exit {result.returncode}")
+        return None

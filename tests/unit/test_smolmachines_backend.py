@@ -1,0 +1,690 @@
+"""The smolmachines reference backend, through the RecordingRunner (no smolvm here)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bottle_ref import pty_resize
+from bottle_ref.host import CLAUDE_CREDENTIALS, HostContext
+from bottle_ref.plan import to_json
+from bottle_ref.provision import CA_GUEST_PATH, ProvisionError
+from bottle_ref.resume import resume_with_fallback
+from bottle_ref.runner import CommandError, RecordingRunner
+from bottle_ref.spec import BottleSpec, GitUser, Route, SpecError, Upstream
+from bottle_ref.backends.smolmachines import (
+    PTY_RESIZE_SCRIPT,
+    LaunchError,
+    SmolmachinesBackend,
+    SmolmachinesPlan,
+    SmolvmChannel,
+    artifact_path,
+    default_publish_host,
+    parse_port,
+)
+
+TOKEN = "tok-REAL-secret-value-1234567890"
+IDENT = "bottle-demo-0001"
+NODE_PREFIX = ["-e", "HOME=/home/node", "-e", "USER=node"]
+RUNUSER = ["runuser", "-u", "node", "--"]
+
+
+# -- fixtures -----------------------------------------------------------------
+
+@pytest.fixture
+def backend():
+    return SmolmachinesBackend()
+
+
+@pytest.fixture
+def host(tmp_path):
+    return HostContext(env={"GH_TOKEN": TOKEN}, home=tmp_path / "home", cwd=tmp_path,
+                       state_root=tmp_path / "state" / "bottle-ref")
+
+
+def spec(**kw) -> BottleSpec:
+    return BottleSpec(name=kw.pop("name", "demo"), **kw)
+
+
+ROUTE = Route(host="api.github.com", token_env="GH_TOKEN")
+
+
+def launched(backend, host, s, *, runner=None, script=True, **kw):
+    plan = backend.prepare(s, host)
+    runner = runner or RecordingRunner()
+    if script:
+        backend.script(runner, plan)
+    bottle = backend.launch(plan, runner, **kw)
+    return plan, runner, bottle
+
+
+def smol_execs(runner):
+    return [a for a in runner.argvs if a[:3] == ("smolvm", "machine", "exec")]
+
+
+def after_dashdash(argv):
+    argv = list(argv)
+    return argv[argv.index("--") + 1:]
+
+
+def before_dashdash(argv):
+    argv = list(argv)
+    return argv[:argv.index("--")]
+
+
+def env_flags(argv):
+    """``-e K=V`` values before ``--`` as a dict."""
+    head = before_dashdash(argv) if "--" in argv else list(argv)
+    return dict(head[i + 1].split("=", 1) for i, a in enumerate(head[:-1]) if a == "-e" and "=" in head[i + 1])
+
+
+def index_of(runner, *prefix):
+    for i, argv in enumerate(runner.argvs):
+        if argv[:len(prefix)] == prefix:
+            return i
+    raise AssertionError(f"no call starting {prefix}")
+
+
+# -- prepare ------------------------------------------------------------------
+
+def test_prepare_is_pure_and_deterministic(backend, host, tmp_path, monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("prepare ran a subprocess")
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    s = spec(routes=(ROUTE,), upstreams=(Upstream("app", "https://example.invalid/app.git"),),
+             supervise=True, prompt="be nice")
+    a, b = backend.prepare(s, host), backend.prepare(s, host)
+    assert a == b and to_json(a) == to_json(b)
+    assert isinstance(a, SmolmachinesPlan) and a.backend == "smolmachines"
+    assert not (tmp_path / "state").exists()  # nothing written, no artifact dir, no state dir
+    assert not artifact_path(a).parent.exists()
+
+
+def test_prepare_carries_an_image_ref_never_an_artifact(backend, host):
+    plan = backend.prepare(spec(), host)
+    assert plan.agent_image_ref == "claude-bottle:latest"
+    assert ".smolmachine" not in to_json(plan)
+
+
+def test_publish_host_is_a_stable_dedicated_loopback(backend, host):
+    plan = backend.prepare(spec(), host)
+    addr = ipaddress.ip_address(plan.publish_host)
+    assert addr.is_loopback and plan.publish_host.startswith("127.77.")
+    x, y = map(int, plan.publish_host.split(".")[2:])
+    assert 1 <= x <= 254 and 1 <= y <= 254
+    assert plan.publish_host == default_publish_host("demo")
+    assert plan.allow_cidr == f"{plan.publish_host}/32"
+    hosts = {default_publish_host(f"b{i}") for i in range(50)}
+    assert len(hosts) > 40  # derived per bottle, not one shared address
+    for h in hosts:
+        _, _, x, y = map(int, h.split("."))
+        assert 1 <= x <= 254 and 1 <= y <= 254
+
+
+def test_publish_host_env_override(backend, host):
+    plan = backend.prepare(spec(), replace(host, env={"BOTTLE_SMOL_PUBLISH_HOST": "127.0.0.1"}))
+    assert plan.publish_host == "127.0.0.1" and plan.allow_cidr == "127.0.0.1/32"
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.5", "0.0.0.0", "::1", "localhost", "127.0.0.1/8"])
+def test_publish_host_override_must_be_ipv4_loopback(backend, host, bad):
+    with pytest.raises(ValueError, match="BOTTLE_SMOL_PUBLISH_HOST"):
+        backend.prepare(spec(), replace(host, env={"BOTTLE_SMOL_PUBLISH_HOST": bad}))
+
+
+def test_vm_size_from_env_and_validated(backend, host):
+    plan = backend.prepare(spec(), replace(host, env={"BOTTLE_SMOL_CPUS": "4", "BOTTLE_SMOL_MEM_MIB": "8192"}))
+    assert (plan.cpus, plan.mem_mib) == (4, 8192)
+    with pytest.raises(ValueError, match="BOTTLE_SMOL_CPUS"):
+        backend.prepare(spec(), replace(host, env={"BOTTLE_SMOL_CPUS": "zero"}))
+
+
+def fetch_listen(plan):
+    return yaml.safe_load(plan.pipelock.config_yaml)["fetch_proxy"]["listen"]
+
+
+def test_pipelock_stays_bundle_internal_when_routed(backend, host):
+    routed = backend.prepare(spec(routes=(ROUTE,)), host)
+    plain = backend.prepare(spec(), host)
+    assert routed.routed and fetch_listen(routed) == "127.0.0.1:8888"
+    assert not plain.routed and fetch_listen(plain) == "0.0.0.0:8888"
+    assert routed.egress.upstream_proxy == "http://127.0.0.1:8888"
+
+
+def test_auto_routes_count_as_routed_for_pipelock_listen(backend, host):
+    creds = json.dumps({"claudeAiOauth": {"accessToken": TOKEN, "refreshToken": "r",
+                                          "expiresAt": 1_900_000_000_000, "scopes": ["user:inference"]}})
+    h = replace(host, home_files={CLAUDE_CREDENTIALS: creds})
+    plan = backend.prepare(spec(forward_host_credentials=True), h)
+    assert plan.routed and fetch_listen(plan) == "127.0.0.1:8888"
+
+
+# -- launch: the whole conversation ---------------------------------------------
+
+def test_launch_argv_for_a_plain_bottle(backend, host):
+    plan, runner, bottle = launched(backend, host, spec())
+    h = plan.publish_host
+    art = str(artifact_path(plan))
+    state = Path(plan.state_dir)
+    assert bottle.ident == IDENT and bottle.machine == IDENT
+    argvs = runner.argvs
+    assert ("docker", "image", "inspect", "claude-bottle:latest") in argvs
+    assert ("docker", "image", "inspect", "bottle-bundle:latest") in argvs
+    assert ("smolvm", "pack", "create", "-I", "claude-bottle:latest", "-o", art) in argvs
+    assert ("docker", "network", "create", "--label", f"bottle-ref.bottle={IDENT}",
+            f"{IDENT}-net") in argvs
+    run = next(a for a in argvs if a[:2] == ("docker", "run"))
+    assert list(run) == [
+        "docker", "run", "-d", "--name", f"{IDENT}-bundle", "--network", f"{IDENT}-net",
+        "--label", f"bottle-ref.bottle={IDENT}",
+        "-p", f"{h}::8888",
+        "--mount", f"type=bind,source={state}/pipelock.yaml,target=/etc/pipelock/pipelock.yaml,readonly",
+        "--mount", f"type=bind,source={state}/pipelock-ca/ca.pem,target=/etc/pipelock/ca.pem,readonly",
+        "--mount", f"type=bind,source={state}/pipelock-ca/ca-key.pem,target=/etc/pipelock/ca-key.pem,readonly",
+        "--mount", f"type=bind,source={state}/egress-routes.yaml,target=/etc/egress/routes.yaml,readonly",
+        "-e", "EGRESS_UPSTREAM_PROXY=http://127.0.0.1:8888",
+        "bottle-bundle:latest", "bottle-bundle", "egress,pipelock",
+    ]
+    assert ("docker", "port", f"{IDENT}-bundle", "8888/tcp") in argvs
+    proxy = f"http://{h}:41000"
+    assert ("smolvm", "machine", "create", IDENT, "--from", art, "--cpus", "2", "--mem", "2048",
+            "--net", "--allow-cidr", f"{h}/32",
+            "-e", "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
+            "-e", f"HTTPS_PROXY={proxy}", "-e", f"https_proxy={proxy}",
+            "-e", f"HTTP_PROXY={proxy}", "-e", f"http_proxy={proxy}",
+            "-e", f"NO_PROXY={h}", "-e", f"no_proxy={h}",
+            "-w", "/home/node") in argvs
+    assert ("smolvm", "machine", "start", "--name", IDENT) in argvs
+    assert ("smolvm", "machine", "exec", "--name", IDENT, "--", "true") in argvs
+    # CA: one cp of the pipelock CA (unrouted), one root sh -c.
+    assert ("smolvm", "machine", "cp", str(state / "pipelock-ca" / "ca.pem"),
+            f"{IDENT}:{CA_GUEST_PATH}") in argvs
+    ca_exec = next(a for a in argvs if any("update-ca-certificates" in t for t in a))
+    assert list(ca_exec[:6]) == ["smolvm", "machine", "exec", "--name", IDENT, "--"]
+    assert ca_exec[6:8] == ("sh", "-c") and len(ca_exec) == 9
+    # ordering: image -> pack -> bundle -> port -> create -> start -> probe -> provision
+    order = [index_of(runner, "docker", "image", "inspect"), index_of(runner, "smolvm", "pack"),
+             index_of(runner, "docker", "network", "create"), index_of(runner, "docker", "run"),
+             index_of(runner, "docker", "port"), index_of(runner, "smolvm", "machine", "create"),
+             index_of(runner, "smolvm", "machine", "start"),
+             index_of(runner, "smolvm", "machine", "exec", "--name", IDENT, "--", "true"),
+             index_of(runner, "smolvm", "machine", "cp")]
+    assert order == sorted(order)
+
+
+def test_launch_never_calls_docker_build_or_pack_outside_launch(backend, host):
+    plan = backend.prepare(spec(), host)
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    assert runner.calls == []  # script only adds replies
+    backend.launch(plan, runner)
+    assert not [a for a in runner.argvs if a[:2] == ("docker", "build")]
+    assert len(runner.find("smolvm", "pack", "create")) == 1
+
+
+def test_pack_is_skipped_when_the_artifact_is_cached(backend, host):
+    plan = backend.prepare(spec(), host)
+    art = artifact_path(plan)
+    assert art.parent == Path(plan.state_dir).parent.parent / "smolmachines"
+    assert art.name.endswith(".smolmachine") and len(art.stem) == 16
+    art.parent.mkdir(parents=True)
+    art.write_bytes(b"cached")
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    backend.launch(plan, runner)
+    assert runner.find("smolvm", "pack") == []
+    create = runner.find("smolvm", "machine", "create")[0].argv
+    assert create[create.index("--from") + 1] == str(art)
+
+
+def test_artifact_is_keyed_by_image_ref(backend, host):
+    a = backend.prepare(spec(), host)
+    b = backend.prepare(spec(image="other:1"), host)
+    assert artifact_path(a) != artifact_path(b)
+    assert artifact_path(a) == artifact_path(backend.prepare(spec(name="other"), host))
+
+
+def test_failed_pack_leaves_no_cached_artifact_and_cleans_up(backend, host):
+    plan = backend.prepare(spec(), host)
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    runner.reply("smolvm", "pack", "create", returncode=1, stderr="pull failed")
+    art = artifact_path(plan)
+    art.parent.mkdir(parents=True)
+
+    real_run = runner.run
+
+    def run(argv, **kw):  # a pack that dies half-way leaves a partial file
+        if tuple(argv[:3]) == ("smolvm", "pack", "create"):
+            art.write_bytes(b"partial")
+        return real_run(argv, **kw)
+
+    runner.run = run
+    with pytest.raises(CommandError, match="pull failed"):
+        backend.launch(plan, runner)
+    assert not art.exists()
+    assert runner.find("docker", "network", "rm", f"{IDENT}-net")
+    assert not Path(plan.state_dir).exists()
+
+
+# -- ports ----------------------------------------------------------------------
+
+def published(runner):
+    run = runner.find("docker", "run")[0].argv
+    return [run[i + 1] for i, a in enumerate(run) if a == "-p"]
+
+
+@pytest.mark.parametrize("kw,ports", [
+    ({}, [8888]),
+    ({"routes": (ROUTE,)}, [9099]),
+    ({"upstreams": (Upstream("app", "https://example.invalid/app.git"),)}, [8888, 9418]),
+    ({"supervise": True}, [8888, 9100]),
+    ({"routes": (ROUTE,), "supervise": True,
+      "upstreams": (Upstream("app", "https://example.invalid/app.git"),)}, [9099, 9418, 9100]),
+])
+def test_ports_published_only_on_publish_host(backend, host, kw, ports):
+    plan, runner, _ = launched(backend, host, spec(**kw))
+    assert published(runner) == [f"{plan.publish_host}::{p}" for p in ports]
+    queried = [a[3] for a in runner.argvs if a[:2] == ("docker", "port")]
+    assert queried == [f"{p}/tcp" for p in ports]
+    # egress iff routed, pipelock iff not: never both, never the other
+    assert (f"{plan.publish_host}::9099" in published(runner)) == plan.routed
+    assert (f"{plan.publish_host}::8888" in published(runner)) == (not plan.routed)
+
+
+def test_port_discovery_feeds_the_guest_addresses(backend, host):
+    s = spec(routes=(ROUTE,), supervise=True,
+             upstreams=(Upstream("app", "https://example.invalid/app.git"),))
+    plan = backend.prepare(s, host)
+    h = plan.publish_host
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    runner.reply("docker", "port", "*", "9099/tcp", stdout=f"{h}:49153\n[::1]:49153\n", first=True)
+    runner.reply("docker", "port", "*", "9418/tcp", stdout=f"{h}:49154\n", first=True)
+    runner.reply("docker", "port", "*", "9100/tcp", stdout=f"{h}:49155\n", first=True)
+    bottle = backend.launch(plan, runner)
+    create = runner.find("smolvm", "machine", "create")[0].argv
+    env = dict(create[i + 1].split("=", 1) for i, a in enumerate(create) if a == "-e")
+    assert env["HTTPS_PROXY"] == env["HTTP_PROXY"] == f"http://{h}:49153"
+    assert bottle.addresses.git_gate_url == f"git://{h}:49154"
+    assert bottle.addresses.supervise_url == f"http://{h}:49155/mcp"
+    insteadof = [a for a in smol_execs(runner) if "url.git://" + h + ":49154/app.git.insteadOf" in a]
+    assert len(insteadof) == 1
+    assert after_dashdash(insteadof[0])[:4] == RUNUSER
+    mcp = [a for a in smol_execs(runner) if "mcp" in a]
+    assert mcp and mcp[0][-1] == f"http://{h}:49155/mcp"
+
+
+@pytest.mark.parametrize("out", ["", "garbage", "127.77.1.1:", "127.77.1.1:http", "127.0.0.1:70000"])
+def test_unparsable_docker_port_is_a_clear_error(out):
+    with pytest.raises(LaunchError, match="docker port"):
+        parse_port(out, container="b-bundle", port=8888)
+
+
+def test_parse_port_takes_the_first_line():
+    assert parse_port("127.77.3.4:40001\n[::]:40002\n", container="c", port=1) == 40001
+
+
+def test_unscripted_port_fails_launch_and_cleans_up(backend, host):
+    plan, runner = backend.prepare(spec(), host), RecordingRunner()
+    with pytest.raises(LaunchError, match="8888/tcp"):
+        backend.launch(plan, runner)
+    assert runner.find("smolvm", "machine", "create") == []
+    assert runner.find("docker", "rm", "-f", f"{IDENT}-bundle")
+    assert not Path(plan.state_dir).exists()
+
+
+# -- readiness ------------------------------------------------------------------
+
+def test_readiness_polls_with_no_fixed_sleep(backend, host):
+    plan = backend.prepare(spec(), host)
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    runner.reply("smolvm", "machine", "exec", "--name", IDENT, "--", "true", returncode=1, times=2)
+    backend.launch(plan, runner)
+    kinds = [(c.kind, c.argv) for c in runner.calls]
+    start = kinds.index(("run", ("smolvm", "machine", "start", "--name", IDENT)))
+    probe = ("run", ("smolvm", "machine", "exec", "--name", IDENT, "--", "true"))
+    # the first probe comes straight after start: no sleep first
+    assert kinds[start + 1] == probe
+    window = runner.calls[start + 1:start + 6]
+    assert [c.kind for c in window] == ["run", "sleep", "run", "sleep", "run"]
+    sleeps = [c.seconds for c in runner.calls if c.kind == "sleep"]
+    assert len(sleeps) == 2 and all(s < 1.5 for s in sleeps)
+    # no exec but the probe before readiness
+    last_probe = max(i for i, k in enumerate(kinds) if k == probe)
+    early = [k for k in kinds[start + 1:last_probe] if k[0] == "run" and k != probe]
+    assert early == []
+
+
+def test_readiness_timeout_is_bounded_and_cleans_up(backend, host):
+    plan = backend.prepare(spec(), host)
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    runner.reply("smolvm", "machine", "exec", "--name", IDENT, "--", "true", returncode=1)
+    with pytest.raises(TimeoutError, match=IDENT):
+        backend.launch(plan, runner)
+    assert runner.monotonic() <= backend.ready_timeout + 1
+    assert runner.find("smolvm", "machine", "delete", IDENT, "-f")
+    assert runner.find("smolvm", "machine", "cp") == []  # never provisioned
+
+
+# -- failure cleanup --------------------------------------------------------------
+
+def teardown_argvs():
+    return [("smolvm", "machine", "stop", "--name", IDENT),
+            ("smolvm", "machine", "delete", IDENT, "-f"),
+            ("docker", "rm", "-f", f"{IDENT}-bundle"),
+            ("docker", "network", "rm", f"{IDENT}-net")]
+
+
+def test_failed_start_tears_everything_down_then_reraises(backend, host):
+    plan = backend.prepare(spec(), host)
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    runner.reply("smolvm", "machine", "start", returncode=1, stderr="krun: boom")
+    with pytest.raises(CommandError, match="krun: boom"):
+        backend.launch(plan, runner)
+    assert runner.argvs[-4:] == teardown_argvs()
+    assert not Path(plan.state_dir).exists()
+
+
+def test_failed_ca_provisioning_is_clear_and_cleans_up(backend, host):
+    plan = backend.prepare(spec(), host)
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    runner.reply("smolvm", "machine", "exec", contains="update-ca-certificates",
+                 stdout="Killed\n", returncode=137, first=True)
+    with pytest.raises(ProvisionError, match="1 added"):
+        backend.launch(plan, runner)
+    assert runner.argvs[-4:] == teardown_argvs()
+
+
+def test_missing_image_is_clear_and_cleans_up(backend, host):
+    plan = backend.prepare(spec(), host)
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    runner.reply("docker", "image", "inspect", "bottle-bundle:latest", returncode=1)
+    with pytest.raises(LaunchError, match="bundle image 'bottle-bundle:latest' not found"):
+        backend.launch(plan, runner)
+    assert runner.find("smolvm", "pack") == []
+    assert runner.argvs[-4:] == teardown_argvs()
+
+
+def test_missing_token_is_a_spec_error_before_anything(backend, host):
+    s = replace(spec(routes=(ROUTE,)), source="bottle.yaml",
+                lines={"egress.routes[0].token_env": 7})
+    plan = backend.prepare(s, replace(host, env={}))
+    runner = RecordingRunner()
+    with pytest.raises(SpecError) as err:
+        backend.launch(plan, runner)
+    assert str(err.value) == ("bottle.yaml:7: egress.routes[0].token_env: "
+                              "token environment variable is not set on the host")
+    assert runner.calls == []
+    assert not Path(plan.state_dir).exists()
+
+
+# -- secrets ----------------------------------------------------------------------
+
+def test_token_never_on_argv(backend, host):
+    plan, runner, bottle = launched(backend, host, spec(routes=(ROUTE,), supervise=True))
+    assert TOKEN in runner.secret_values  # it did travel, via env=
+    assert not any(TOKEN in a for argv in runner.argvs for a in argv)
+    run_call = runner.find("docker", "run")[0]
+    run = list(run_call.argv)
+    assert run[run.index("BOTTLE_EGRESS_TOKEN_0") - 1] == "-e"  # bare name
+    assert run_call.env_names == ("BOTTLE_EGRESS_TOKEN_0",)
+    assert TOKEN not in repr(plan) and TOKEN not in json.dumps(bottle.handle())
+    # the egress CA (routed) is what the guest trusts
+    cp = runner.find("smolvm", "machine", "cp")[0].argv
+    assert cp[3].endswith("egress-ca/ca.pem")
+
+
+def test_exec_refuses_a_token_on_argv(backend, host):
+    _, runner, bottle = launched(backend, host, spec(routes=(ROUTE,)))
+    n = len(runner.calls)
+    with pytest.raises(ValueError, match="token value"):
+        bottle.exec(["env"], env={"LEAK": TOKEN})
+    assert len(runner.calls) == n
+
+
+# -- provisioning as node -----------------------------------------------------------
+
+def test_every_node_exec_sets_home_and_user(backend, host, tmp_path):
+    skill = tmp_path / "skills" / "review"
+    skill.mkdir(parents=True)
+    s = spec(prompt="hello", skills=(skill,), supervise=True, git_user=GitUser("Ann", "a@x.invalid"),
+             upstreams=(Upstream("app", "https://example.invalid/app.git"),))
+    _, runner, _ = launched(backend, host, s)
+    execs = smol_execs(runner)
+    node = [a for a in execs if after_dashdash(a)[:4] == RUNUSER]
+    root = [a for a in execs if after_dashdash(a)[:4] != RUNUSER]
+    assert len(node) == 5  # mkdir skills, insteadOf, user.name, user.email, mcp add
+    for argv in node:
+        assert list(argv[5:9]) == NODE_PREFIX, argv
+        assert "runuser" not in before_dashdash(argv)
+    for argv in root:  # root execs: the probe and chown/chmod/update-ca steps only
+        assert "HOME=/home/node" not in argv
+        assert after_dashdash(argv)[0] in ("true", "sh", "chown"), argv
+
+
+@pytest.mark.parametrize("git_user,expected", [
+    (GitUser(), []),
+    (GitUser("Ann", "ann@x.invalid"), [("user.name", "Ann"), ("user.email", "ann@x.invalid")]),
+    (GitUser(name="Ann"), [("user.name", "Ann")]),
+    (GitUser(email="ann@x.invalid"), [("user.email", "ann@x.invalid")]),
+])
+def test_git_user_runs_as_node_via_runuser(backend, host, git_user, expected):
+    _, runner, _ = launched(backend, host, spec(git_user=git_user))
+    calls = [a for a in smol_execs(runner) if "config" in a and any(t.startswith("user.") for t in a)]
+    assert [tuple(a[-2:]) for a in calls] == expected
+    for argv in calls:
+        assert list(argv) == ["smolvm", "machine", "exec", "--name", IDENT, *NODE_PREFIX, "--",
+                              *RUNUSER, "git", "config", "--global", *argv[-2:]]
+
+
+def test_mcp_add_runs_as_node(backend, host):
+    plan, runner, bottle = launched(backend, host, spec(supervise=True))
+    (mcp,) = [a for a in smol_execs(runner) if "mcp" in a]
+    url = f"http://{plan.publish_host}:41001/mcp"
+    assert list(mcp) == ["smolvm", "machine", "exec", "--name", IDENT, *NODE_PREFIX, "--", *RUNUSER,
+                         "claude", "mcp", "add", "--scope", "user", "--transport", "http",
+                         "supervise", url]
+
+
+def test_mcp_failure_is_logged_not_fatal(backend, host):
+    plan = backend.prepare(spec(supervise=True), host)
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    runner.reply("smolvm", "machine", "exec", contains="mcp", returncode=1, stderr="no claude")
+    seen: list[str] = []
+    bottle = backend.launch(plan, runner, progress=seen.append)
+    assert any("MCP registration failed" in m for m in seen)
+    assert not runner.find("smolvm", "machine", "delete")
+    assert bottle.ident == IDENT
+
+
+def test_progress_is_reported_before_slow_steps(backend, host):
+    seen: list[str] = []
+    launched(backend, host, spec(), progress=seen.append)
+    joined = "\n".join(seen)
+    for word in ("packing", "bundle", "machine", "provisioning"):
+        assert word in joined
+
+
+# -- exec framing -----------------------------------------------------------------
+
+def test_channel_exec_and_copy_argv():
+    ch = SmolvmChannel("m1")
+    assert ch.exec_argv(["id"]) == ["smolvm", "machine", "exec", "--name", "m1", *NODE_PREFIX,
+                                    "--", *RUNUSER, "id"]
+    assert ch.exec_argv(["id"], user="root") == ["smolvm", "machine", "exec", "--name", "m1", "--", "id"]
+    assert ch.exec_argv(["id"], user="root", env={"A": "1"}) == [
+        "smolvm", "machine", "exec", "--name", "m1", "-e", "A=1", "--", "id"]
+    assert ch.exec_argv(["sh"], env={"A": "1"}, tty=True) == [
+        "smolvm", "machine", "exec", "--name", "m1", *NODE_PREFIX, "-e", "A=1", "-i", "-t",
+        "--", *RUNUSER, "sh"]
+    assert ch.copy_argv("/h/f", "/g/f") == ["smolvm", "machine", "cp", "/h/f", "m1:/g/f"]
+    with pytest.raises(ValueError, match="node"):
+        ch.exec_argv(["id"], user="www-data")
+    with pytest.raises(ValueError):
+        ch.exec_argv(["id"], env={"A=B": "c"})
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex"])
+@pytest.mark.parametrize("tty", [True, False])
+def test_agent_argv_runs_the_agent_as_node(backend, host, agent, tty):
+    plan, _, bottle = launched(backend, host, spec(agent=agent, prompt="be brief"))
+    argv = bottle.agent_argv(["--model", "x"], tty=tty)
+    i = argv.index(agent)
+    assert argv[i - 4:i] == RUNUSER  # runuser precedes the agent binary
+    assert argv[:i].count("--") == (3 if tty else 2)  # wrapper, smolvm exec, runuser
+    inner = argv[4:] if tty else argv
+    assert inner[:5] == ["smolvm", "machine", "exec", "--name", IDENT]
+    assert inner[5:9] == NODE_PREFIX
+    env = env_flags(inner)
+    assert env["HTTPS_PROXY"] == f"http://{plan.publish_host}:41000"
+    for key, value in plan.guest_env.items():
+        assert env[key] == value
+    head = before_dashdash(inner)
+    assert (head[-2:] == ["-i", "-t"]) == tty
+    assert ("-t" in head) == tty and ("-i" in head) == tty
+    tail = argv[i:]
+    if agent == "claude":
+        assert tail == ["claude", "--append-system-prompt-file", "/home/node/.claude-bottle-prompt.txt",
+                        "--model", "x"]
+    else:
+        assert tail == ["codex", "--model", "x"]  # the prompt flag is claude's alone
+        assert env["CODEX_CA_CERTIFICATE"] == "/etc/ssl/certs/ca-certificates.crt"
+
+
+def test_no_prompt_flag_without_a_prompt(backend, host):
+    _, _, bottle = launched(backend, host, spec(prompt=""))
+    assert "--append-system-prompt-file" not in bottle.agent_argv(tty=False)
+
+
+def test_tty_wrapper_is_the_absolute_stdlib_script(backend, host):
+    _, _, bottle = launched(backend, host, spec())
+    with_tty = bottle.agent_argv(tty=True)
+    assert with_tty[1] == PTY_RESIZE_SCRIPT
+    assert os.path.isabs(PTY_RESIZE_SCRIPT) and os.path.isfile(PTY_RESIZE_SCRIPT)
+    assert Path(PTY_RESIZE_SCRIPT) == Path(pty_resize.__file__).resolve()
+    assert "-m" not in with_tty[:2]
+    assert with_tty[2:4] == [IDENT, "--"]
+    assert with_tty[4:] == bottle.agent_argv(tty=False)[:5] + with_tty[9:]
+    no_tty = bottle.agent_argv(tty=False)
+    assert not any("pty_resize" in a for a in no_tty)
+    assert no_tty[0] == "smolvm"
+
+
+def test_resume_wrap_keeps_runuser_before_sh(backend, host):
+    _, _, bottle = launched(backend, host, spec())
+    out = resume_with_fallback(bottle.agent_argv(tty=True))
+    sh = out.index("sh")
+    assert out[sh - 4:sh] == RUNUSER
+    assert out[1] == PTY_RESIZE_SCRIPT
+    assert out[sh + 1:] == ["-c", "claude --continue || claude"]
+
+
+def test_exec_frames_user_and_env(backend, host):
+    plan, runner, bottle = launched(backend, host, spec())
+    runner.reply("smolvm", "machine", "exec", contains="whoami", stdout="node\n", first=True)
+    result = bottle.exec(["whoami"], env={"X": "1"}, timeout=5)
+    assert result.stdout == "node\n"
+    call = runner.calls[-1]
+    assert call.timeout == 5
+    assert after_dashdash(call.argv) == [*RUNUSER, "whoami"]
+    env = env_flags(call.argv)
+    assert env["HOME"] == "/home/node" and env["X"] == "1"
+    assert env["HTTPS_PROXY"] == f"http://{plan.publish_host}:41000"
+    root = bottle.exec(["id", "-u"], user="root")
+    assert after_dashdash(root.argv) == ["id", "-u"] and "HOME=/home/node" not in root.argv
+
+
+# -- teardown, handle, attach -------------------------------------------------------
+
+def test_close_is_exact_and_idempotent(backend, host):
+    plan, runner, bottle = launched(backend, host, spec())
+    assert Path(plan.state_dir).is_dir()
+    n = len(runner.calls)
+    bottle.close()
+    assert runner.argvs[n:] == teardown_argvs()
+    assert [c for c in runner.calls[n:] if c.kind == "run"] and not Path(plan.state_dir).exists()
+    bottle.close()
+    assert len(runner.calls) == n + 4
+
+
+def test_context_manager_closes(backend, host):
+    _, runner, bottle = launched(backend, host, spec())
+    with bottle:
+        pass
+    assert runner.argvs[-4:] == teardown_argvs()
+
+
+def test_handle_round_trips_through_attach(backend, host):
+    plan, runner, bottle = launched(backend, host, spec(prompt="p", supervise=True))
+    handle = json.loads(json.dumps(bottle.handle()))
+    again = backend.attach(plan, RecordingRunner(), handle)
+    assert again.agent_argv(["x"]) == bottle.agent_argv(["x"])
+    assert again.agent_argv(["x"], tty=False) == bottle.agent_argv(["x"], tty=False)
+    assert again.addresses == bottle.addresses
+    with pytest.raises(ValueError):
+        backend.attach(plan, RecordingRunner(), {"backend": "docker", "ident": "x"})
+
+
+# -- script, live_unavailable, identity ------------------------------------------------
+
+def test_script_answers_on_publish_host(backend, host):
+    plan = backend.prepare(spec(routes=(ROUTE,), supervise=True), host)
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    out = runner.run(["docker", "port", f"{IDENT}-bundle", "9099/tcp"]).stdout
+    assert out.startswith(f"{plan.publish_host}:")
+    ca = runner.run(["smolvm", "machine", "exec", "--name", IDENT, "--", "sh", "-c",
+                     "chown x && update-ca-certificates"]).stdout
+    assert "1 added" in ca
+
+
+def test_launch_without_script_ca_reply_fails(backend, host):
+    plan = backend.prepare(spec(), host)
+    runner = RecordingRunner()
+    runner.reply("docker", "port", stdout=f"{plan.publish_host}:40000\n")
+    with pytest.raises(ProvisionError):
+        backend.launch(plan, runner)
+
+
+@pytest.mark.parametrize("fail,reason", [
+    (("smolvm", "--version"), "smolvm"),
+    (("docker", "info"), "docker"),
+])
+def test_live_unavailable_names_the_missing_tool(backend, fail, reason):
+    runner = RecordingRunner()
+    runner.reply(*fail, returncode=127, stderr=f"{fail[0]}: command not found")
+    msg = backend.live_unavailable(runner)
+    assert msg is not None and reason in msg and "command not found" in msg
+
+
+def test_live_available_when_both_answer(backend):
+    assert backend.live_unavailable(RecordingRunner()) is None
+
+
+def test_identity(backend):
+    assert backend.name == "smolmachines"
+    assert backend.capabilities == frozenset({"live", "tty", "git_gate", "supervise", "codex", "claude"})
+
+
+def test_launch_rejects_a_foreign_plan(backend, host):
+    from bottle_ref.backends.docker import DockerBackend
+
+    plan = DockerBackend().prepare(spec(), host)
+    with pytest.raises(TypeError):
+        backend.launch(plan, RecordingRunner())
