@@ -1,0 +1,458 @@
+"""The contract as data: one `Clause` constant per requirement.
+
+This registry is the single source of truth. CONTRACT.md is generated from
+it (``bottle-conformance contract``), tests enrol with ``@clause(ID)``, and
+failure messages quote the sentence. IDs are stable: never reuse or rename
+one; retire a clause by removing it and noting the ID in the changelog.
+
+Each sentence is one RFC 2119 requirement. ``source`` says where the clause
+was learned (a seed commit in DESIGN's histories, DESIGN itself, or the team
+brief), so a reader can go and see why it exists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .capabilities import Capability
+
+MUST: Literal["MUST"] = "MUST"
+SHOULD: Literal["SHOULD"] = "SHOULD"
+LEVELS = (MUST, SHOULD)
+
+SNAPSHOT, INVARIANT, LIVE = "snapshot", "invariant", "live"
+TIERS = (SNAPSHOT, INVARIANT, LIVE)
+
+ID_PATTERN = re.compile(r"^[A-Z]+(-[A-Z0-9]+)+$")
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One requirement of the contract.
+
+    ``tier`` is the tier (or tuple of tiers) whose tests check it;
+    ``capability`` is the capability a backend must declare for the clause
+    to apply (None: every backend).
+    """
+
+    id: str
+    level: Literal["MUST", "SHOULD"]
+    sentence: str
+    tier: str | tuple[str, ...]
+    capability: str | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not ID_PATTERN.match(self.id):
+            raise ValueError(f"clause id {self.id!r} does not match {ID_PATTERN.pattern}")
+        if self.level not in LEVELS:
+            raise ValueError(f"{self.id}: level must be MUST or SHOULD, not {self.level!r}")
+        bad = [t for t in self.tiers if t not in TIERS]
+        if bad or not self.tiers:
+            raise ValueError(f"{self.id}: unknown tier {bad or self.tier!r}")
+
+    @property
+    def tiers(self) -> tuple[str, ...]:
+        return (self.tier,) if isinstance(self.tier, str) else tuple(self.tier)
+
+    @property
+    def headline(self) -> str:
+        """``[ID] sentence``: how failure messages name the clause."""
+        return f"[{self.id}] {self.sentence}"
+
+
+# --- plan (prepare) ---------------------------------------------------------
+
+PLAN_PURE = Clause(
+    "PLAN-PURE", MUST,
+    "prepare() MUST make no external call (no runner, subprocess, network or "
+    "filesystem write) and MUST return equal plans for equal inputs.",
+    INVARIANT, None,
+    "seed: smolmachines prepare ran docker build before the operator confirmed "
+    "(launch-boundary fix); DESIGN §3",
+)
+PLAN_HOP = Clause(
+    "PLAN-HOP", MUST,
+    "When any egress route is declared (including auto routes) the agent's first "
+    "hop MUST be egress, otherwise pipelock, and egress's upstream proxy MUST "
+    "always be pipelock.",
+    INVARIANT, None,
+    "seed: auth chain bypassed egress after the port pivot (401 Invalid bearer token)",
+)
+PLAN_DAEMONS = Clause(
+    "PLAN-DAEMONS", MUST,
+    "The plan's daemons MUST be egress and pipelock, plus git-gate iff upstreams "
+    "are declared and supervise iff supervise is enabled.",
+    INVARIANT, None,
+    "seed: chunk 4b (bundle daemons idled with an empty daemons list)",
+)
+LAUNCH_PACK_IN_LAUNCH = Clause(
+    "LAUNCH-PACK-IN-LAUNCH", MUST,
+    "The plan MUST carry only image references (strings); any image build, save, "
+    "push or pack MUST happen in launch(), never in prepare().",
+    INVARIANT, None,
+    "seed: _ensure_smolmachine moved from prepare.py to launch.py "
+    "(agent_from_path became agent_image_ref)",
+)
+
+# --- exec framing ------------------------------------------------------------
+
+EXEC_ABI = Clause(
+    "EXEC-ABI", MUST,
+    "Every Bottle MUST implement agent_argv(argv, *, tty) returning the full host "
+    "argv, so callers MUST NOT need a backend-specific method to run the agent.",
+    SNAPSHOT, None,
+    "seed: AttributeError 'SmolmachinesBottle' object has no attribute "
+    "'claude_docker_argv'",
+)
+EXEC_USER = Clause(
+    "EXEC-USER", MUST,
+    "The agent and every command touching user state MUST run as node with "
+    "HOME=/home/node, and where the exec channel is root, runuser -u node MUST "
+    "precede the agent binary.",
+    (INVARIANT, LIVE), None,
+    "seeds: git user config and MCP entry landed in /root (bare runuser inherits "
+    "HOME=/root; smolvm exec is always root)",
+)
+EXEC_TTY = Clause(
+    "EXEC-TTY", MUST,
+    "agent_argv MUST add TTY framing (interactive flags, any resize wrapper) only "
+    "when tty=True.",
+    SNAPSHOT, Capability.TTY,
+    "seed: smolvm exec -t never forwards the window size (pty_resize wrapper, "
+    "TestClaudeArgvNoTTY)",
+)
+EXEC_PTY_ABS = Clause(
+    "EXEC-PTY-ABS", MUST,
+    "A pty resize wrapper, where a backend uses one, MUST be run as python "
+    "<absolute path to the script> (never python -m) and MUST import only the "
+    "standard library.",
+    SNAPSHOT, Capability.TTY,
+    "seed: python -m claude_bottle...pty_resize died with ModuleNotFoundError in "
+    "a tmux pane whose cwd was not the repo",
+)
+EXEC_RESUME = Clause(
+    "EXEC-RESUME", MUST,
+    "Wrapping the agent tail of agent_argv in a resume-with-fallback shell "
+    "(sh -c '<agent> --continue || <agent>') MUST keep the user-switch prefix "
+    "before the agent binary.",
+    INVARIANT, None,
+    "seed: claude_argv moved onto the Bottle ABC; the split-at-'claude' wrap "
+    "must keep runuser",
+)
+SECRET_ARGV = Clause(
+    "SECRET-ARGV", MUST,
+    "No argv a backend runs MUST contain a token value; a token MUST reach a "
+    "child only through the runner's env, named on argv as a bare -e NAME.",
+    INVARIANT, None,
+    "seed: chunk 4b (token slots as bare -e names; values never land on argv)",
+)
+SECRET_PLAN = Clause(
+    "SECRET-PLAN", MUST,
+    "A plan's repr and JSON form MUST NOT contain any secret value.",
+    INVARIANT, None,
+    "DESIGN §3 and team brief (plan.secrets is redacted by to_json)",
+)
+
+# --- ports and addresses ----------------------------------------------------
+
+PORT_LOOPBACK = Clause(
+    "PORT-LOOPBACK", MUST,
+    "Every bundle port a backend publishes to the host MUST be bound to a host "
+    "loopback address only.",
+    (SNAPSHOT, INVARIANT), None,
+    "seed: bundle bridge IP unreachable on Docker Desktop (port pivot to "
+    "-p 127.0.0.1::PORT)",
+)
+PORT_EGRESS_ONLY_WHEN_ROUTED = Clause(
+    "PORT-EGRESS-ONLY-WHEN-ROUTED", MUST,
+    "The agent MUST be able to reach egress iff the bottle is routed, and when it "
+    "is routed pipelock MUST stay bundle-internal (unreachable from the agent).",
+    (SNAPSHOT, INVARIANT), None,
+    "seed: auth chain fix (publish egress 9099 when routes are declared, leave "
+    "pipelock bundle-internal)",
+)
+LAUNCH_PROXY_ENV = Clause(
+    "LAUNCH-PROXY-ENV", MUST,
+    "The agent's HTTPS_PROXY and HTTP_PROXY MUST point at its first hop's "
+    "agent-facing address.",
+    (SNAPSHOT, LIVE), None,
+    "seed: port pivot and auth chain fix (HTTPS_PROXY=http://127.0.0.1:<egress port>)",
+)
+
+# --- credentials -------------------------------------------------------------
+
+CRED_EXP = Clause(
+    "CRED-EXP", MUST,
+    "Codex placeholder access and id tokens MUST carry the real host token's exp "
+    "claim, whatever that exp is (past, near or far), never a fresh now+1h.",
+    INVARIANT, Capability.CODEX,
+    "seed: codex_auth placeholder exp now+1h made Codex refresh and drop to the "
+    "sign-in screen",
+)
+CRED_SHAPE = Clause(
+    "CRED-SHAPE", MUST,
+    "Credential placeholders MUST parse as the agent expects (Codex: 3-part JWT "
+    "id/access tokens and last_refresh; Claude: claudeAiOauth with a scopes array "
+    "and expiresAt) and MUST contain no real token material.",
+    INVARIANT, None,
+    "DESIGN §8 (anchors: Codex auth.json and Claude .credentials.json shapes)",
+)
+CRED_CA = Clause(
+    "CRED-CA", MUST,
+    "Codex bottles MUST set CODEX_CA_CERTIFICATE to the agent CA bundle that "
+    "trusts the first hop's CA.",
+    INVARIANT, Capability.CODEX,
+    "seed: Codex is rustls and ignores the system store and NODE_EXTRA_CA_CERTS",
+)
+CRED_CA_CLAUDE = Clause(
+    "CRED-CA-CLAUDE", MUST,
+    "Claude bottles MUST set NODE_EXTRA_CA_CERTS to the agent CA bundle that "
+    "trusts the first hop's CA.",
+    INVARIANT, Capability.CLAUDE,
+    "team brief (domain rules: guest CA trust)",
+)
+
+# --- pipelock -----------------------------------------------------------------
+
+PIPELOCK_PASS = Clause(
+    "PIPELOCK-PASS", MUST,
+    "Every host egress injects a token for (declared or auto route) MUST appear in "
+    "pipelock's tls_interception.passthrough_domains, apex listed explicitly, and "
+    "in api_allowlist.",
+    INVARIANT, None,
+    "seed: pipelock header DLP flagged the bearer egress injected and the retry "
+    "storm tripped 429",
+)
+PIPELOCK_PASS_CODEX = Clause(
+    "PIPELOCK-PASS-CODEX", MUST,
+    "With forward_host_credentials on a codex bottle, every Codex API host (apex "
+    "listed explicitly, plus *.chatgpt.com) MUST appear in passthrough_domains and "
+    "in api_allowlist.",
+    INVARIANT, Capability.CODEX,
+    "seed: auto tls_passthrough for the Codex API hosts (auto routes are not in "
+    "egress.routes, so the hosts are added explicitly)",
+)
+PIPELOCK_SCHEMA = Clause(
+    "PIPELOCK-SCHEMA", MUST,
+    "The rendered pipelock.yaml MUST use only pipelock's own keys and MUST set "
+    "forward_proxy.enabled to true.",
+    INVARIANT, None,
+    "DESIGN §8 (pipelock config keys; unknown keys are a hard error)",
+)
+
+# --- provisioning ---------------------------------------------------------------
+
+PROV_CA = Clause(
+    "PROV-CA", MUST,
+    "CA provisioning MUST be one copy into the guest followed by exactly one root "
+    "sh -c that runs chown, chmod and update-ca-certificates.",
+    SNAPSHOT, None,
+    "seed: update-ca-certificates SIGKILLed on Docker Desktop (fold into one exec "
+    "round trip)",
+)
+PROV_CA_ONE_ADDED = Clause(
+    "PROV-CA-ONE-ADDED", MUST,
+    "Launch MUST fail with a clear error, and clean up, when update-ca-certificates "
+    "does not report '1 added'.",
+    SNAPSHOT, None,
+    "seed: failing silently was how the update-ca-certificates SIGKILL went unnoticed",
+)
+PROV_CA_SELECT = Clause(
+    "PROV-CA-SELECT", MUST,
+    "The guest MUST be made to trust the egress CA when the bottle is routed and "
+    "the pipelock CA otherwise.",
+    (SNAPSHOT, INVARIANT), None,
+    "seed: chunk 4d (ca.py selects egress vs pipelock CA, same logic as docker)",
+)
+PROV_GITUSER = Clause(
+    "PROV-GITUSER", MUST,
+    "Provisioning MUST run exactly one git config --global user.<field> per set "
+    "git_user field, as node with HOME=/home/node, and none when git_user is empty.",
+    (SNAPSHOT, INVARIANT), None,
+    "seed: _provision_git_user for smolmachines (bare runuser would write "
+    "/root/.gitconfig)",
+)
+PROV_GITGATE = Clause(
+    "PROV-GITGATE", MUST,
+    "Every declared upstream MUST get one insteadOf rewrite in node's ~/.gitconfig "
+    "from its URL to <the backend's git-gate address>/<name>.git.",
+    INVARIANT, Capability.GIT_GATE,
+    "seed: chunk 4d (git_gate_render_gitconfig parameterised on gate_host)",
+)
+PROV_GIT_CWD = Clause(
+    "PROV-GIT-CWD", MUST,
+    "When the bottle has a cwd, provisioning MUST copy the host <cwd>/.git to "
+    "/home/node/work/.git and chown it recursively to node.",
+    SNAPSHOT, None,
+    "seed: chunk 4d (copy host .git when --cwd was passed)",
+)
+PROV_PROMPT = Clause(
+    "PROV-PROMPT", MUST,
+    "The prompt MUST land at /home/node/.claude-bottle-prompt.txt with mode 0600 "
+    "owned by node, and agent_argv MUST pass --append-system-prompt-file iff the "
+    "prompt is non-empty.",
+    (SNAPSHOT, LIVE), Capability.CLAUDE,
+    "seed: chunk 4a (provision_prompt) and chunk 4d path fixups to /home/node",
+)
+PROV_SKILLS = Clause(
+    "PROV-SKILLS", MUST,
+    "Each skill MUST be copied to /home/node/.claude/skills/<name> and chowned "
+    "recursively to node.",
+    (SNAPSHOT, LIVE), Capability.CLAUDE,
+    "seed: chunk 4a (provision_skills) and chunk 4d path fixups to /home/node",
+)
+PROV_MCP = Clause(
+    "PROV-MCP", MUST,
+    "When supervise is enabled, provisioning MUST register it with claude mcp add "
+    "--scope user, and a registration failure MUST be logged, not fatal.",
+    (SNAPSHOT, LIVE), Capability.SUPERVISE,
+    "seed: chunk 4d (supervise.py: failure is logged but non-fatal)",
+)
+PROV_MCP_USER = Clause(
+    "PROV-MCP-USER", MUST,
+    "The supervise MCP registration MUST run as node with HOME=/home/node so it "
+    "lands in /home/node/.claude.json, never in root's config.",
+    SNAPSHOT, Capability.SUPERVISE,
+    "seed: /mcp showed 'No MCP servers configured' (entry written to root's "
+    "~/.claude.json)",
+)
+
+# --- launch ---------------------------------------------------------------------
+
+LAUNCH_READY = Clause(
+    "LAUNCH-READY", MUST,
+    "Launch MUST observe guest readiness with a bounded poll before any "
+    "provisioning exec and MUST NOT wait with a fixed sleep.",
+    SNAPSHOT, None,
+    "seed: exec warm-up race after machine_start (the 1.5 s sleep this clause "
+    "replaces)",
+)
+LAUNCH_MISSING_TOKEN = Clause(
+    "LAUNCH-MISSING-TOKEN", MUST,
+    "Launch MUST refuse, before starting anything, a route whose token_env is unset "
+    "on the host, with an error naming the spec file, key and line.",
+    INVARIANT, None,
+    "team brief (domain rules: missing_tokens raise SpecError at launch)",
+)
+LAUNCH_CA_WHEN_ROUTED = Clause(
+    "LAUNCH-CA-WHEN-ROUTED", SHOULD,
+    "Launch SHOULD create the egress CA only when the bottle is routed.",
+    SNAPSHOT, None,
+    "seed: chunk 4b (egress_tls_init only when the bottle declares routes)",
+)
+
+# --- live probes ---------------------------------------------------------------
+
+LIVE_SMOKE = Clause(
+    "LIVE-SMOKE", MUST,
+    "In a launched bottle, exec of echo MUST return its output and exit status 0.",
+    LIVE, Capability.LIVE,
+    "seed: integration test_smoke_exec_echo",
+)
+LIVE_LOOPBACK = Clause(
+    "LIVE-LOOPBACK", MUST,
+    "A canary listening on host loopback MUST be unreachable from the agent; only "
+    "the bundle ports published for the agent may answer.",
+    LIVE, Capability.LIVE,
+    "seed: integration test_localhost_reach_probe",
+)
+LIVE_BYPASS = Clause(
+    "LIVE-BYPASS", MUST,
+    "The agent MUST NOT reach egress (when not its first hop), pipelock (when "
+    "behind egress) or any other address except through its first hop.",
+    LIVE, Capability.LIVE,
+    "seed: integration test_egress_port_bypass_probe",
+)
+LIVE_PIPELOCK = Clause(
+    "LIVE-PIPELOCK", MUST,
+    "pipelock MUST answer through the agent's first hop, and a request for a host "
+    "outside the allowlist MUST get 403.",
+    LIVE, Capability.LIVE,
+    "seed: integration test_pipelock_answers_on_bundle_ip",
+)
+LIVE_AUTH = Clause(
+    "LIVE-AUTH", MUST,
+    "A routed request MUST arrive upstream carrying the real token while the guest "
+    "MUST only ever hold the placeholder.",
+    LIVE, Capability.LIVE,
+    "seed: auth chain fix (placeholder reached the API verbatim: 401)",
+)
+LIVE_CA_TRUST = Clause(
+    "LIVE-CA-TRUST", MUST,
+    "TLS through the agent's first hop MUST validate inside the guest with the "
+    "trust the backend provisioned (system store, and CODEX_CA_CERTIFICATE for "
+    "codex).",
+    LIVE, Capability.LIVE,
+    "seed: missing CA hash symlink broke curl/openssl; Codex ignored the system store",
+)
+LIVE_FAILCLOSED = Clause(
+    "LIVE-FAILCLOSED", MUST,
+    "With pipelock stopped the agent MUST have no egress at all.",
+    LIVE, Capability.LIVE,
+    "DESIGN §5 (anchors)",
+)
+LIVE_TEARDOWN = Clause(
+    "LIVE-TEARDOWN", MUST,
+    "close() MUST remove every container, network, machine and state dir launch "
+    "created, also after a failed launch, and MUST NOT touch anything else.",
+    LIVE, Capability.LIVE,
+    "DESIGN §5 (anchors); csi-test resources.go cleanup",
+)
+
+CLAUSES: tuple[Clause, ...] = tuple(
+    value for name, value in list(globals().items())
+    if isinstance(value, Clause) and name == value.id.replace("-", "_")
+)
+
+_BY_ID: Mapping[str, Clause] = {c.id: c for c in CLAUSES}
+
+
+def by_id(clause_id: str) -> Clause:
+    """The clause with this ID; `KeyError` naming close matches otherwise."""
+    try:
+        return _BY_ID[clause_id]
+    except KeyError:
+        import difflib
+
+        near = difflib.get_close_matches(str(clause_id), list(_BY_ID), n=3)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        raise KeyError(f"unknown clause {clause_id!r}{hint}") from None
+
+
+# Each bug the seed histories describe, and the clauses that would have caught it.
+SEED_MAP: Mapping[str, tuple[str, ...]] = {
+    "codex placeholder token exp was now+1h, Codex refreshed and dropped to sign-in":
+        ("CRED-EXP",),
+    "codex (rustls) ignored the system CA store and NODE_EXTRA_CA_CERTS":
+        ("CRED-CA", "LIVE-CA-TRUST"),
+    "pipelock header DLP flagged the bearer egress injected; 429 retry storm":
+        ("PIPELOCK-PASS", "PIPELOCK-PASS-CODEX"),
+    "git user config written to /root/.gitconfig (runuser kept HOME=/root)":
+        ("PROV-GITUSER", "EXEC-USER"),
+    "smolmachines prepare built and packed the image before the operator confirmed":
+        ("PLAN-PURE", "LAUNCH-PACK-IN-LAUNCH"),
+    "supervise MCP registered in root's ~/.claude.json, not node's":
+        ("PROV-MCP-USER", "EXEC-USER"),
+    "agent dialled pipelock directly, bypassing egress (401 Invalid bearer token)":
+        ("PLAN-HOP", "PORT-EGRESS-ONLY-WHEN-ROUTED", "LAUNCH-PROXY-ENV", "LIVE-AUTH"),
+    "update-ca-certificates SIGKILLed by the exec warm-up race, unnoticed":
+        ("LAUNCH-READY", "PROV-CA", "PROV-CA-ONE-ADDED", "LIVE-CA-TRUST"),
+    "bundle bridge IP unreachable from the guest on Docker Desktop":
+        ("PORT-LOOPBACK", "LIVE-PIPELOCK", "LIVE-SMOKE"),
+    "prompt and skills provisioned under /root instead of /home/node":
+        ("PROV-PROMPT", "PROV-SKILLS", "EXEC-USER"),
+    "bundle daemons idled: daemons list empty, config never wired":
+        ("PLAN-DAEMONS", "LIVE-PIPELOCK"),
+    "agent could dial egress's port on the bundle IP and skip pipelock":
+        ("LIVE-BYPASS", "PORT-EGRESS-ONLY-WHEN-ROUTED"),
+    "pty_resize run as python -m failed in a tmux pane outside the repo":
+        ("EXEC-PTY-ABS",),
+    "smolvm exec -t never forwarded the window size; wrapper must stay TTY-only":
+        ("EXEC-TTY",),
+    "claude_docker_argv existed only on DockerBottle (AttributeError on smolmachines)":
+        ("EXEC-ABI", "EXEC-RESUME"),
+}

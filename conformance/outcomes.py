@@ -1,0 +1,63 @@
+"""Result states, and the helpers tests use to report the non-pass ones.
+
+A clause test ends in one of five states (DESIGN §6). Two of them are
+pytest skips told apart by their reason prefix, so they survive pytest-xdist
+and JUnit unchanged:
+
+- ``NOT_SUPPORTED: ...``  the backend did not declare a capability the clause
+  needs (raised by the plugin, or by a test via `not_supported`);
+- ``ERROR: ...``          the environment broke (no engine, no image), raised
+  via `environment_broken`. Neither ever counts as PASSED.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NoReturn
+
+import pytest
+
+NOT_SUPPORTED_PREFIX = "NOT_SUPPORTED:"
+ERROR_PREFIX = "ERROR:"
+
+
+class State(StrEnum):
+    """How a clause fared. Declared best to worst; `worst` picks by this order."""
+
+    PASSED = "PASSED"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    XFAIL = "XFAIL"
+    ERROR = "ERROR"
+    FAILED = "FAILED"
+
+    @property
+    def severity(self) -> int:
+        return list(State).index(self)
+
+
+def worst(*states: State) -> State:
+    """The worst of ``states`` (a clause is only as good as its worst test)."""
+    return max(states, key=lambda s: s.severity)
+
+
+def environment_broken(reason: str) -> NoReturn:
+    """Stop this test as ERROR: the environment, not the backend, is at fault
+    (e.g. docker not reachable). Never PASSED; fails a certify run."""
+    __tracebackhide__ = True  # report the caller's line, not this one
+    pytest.skip(f"{ERROR_PREFIX} {reason}")
+
+
+def not_supported(reason: str) -> NoReturn:
+    """Stop this test as NOT_SUPPORTED (the backend lacks what the clause needs)."""
+    __tracebackhide__ = True
+    pytest.skip(f"{NOT_SUPPORTED_PREFIX} {reason}")
+
+
+def state_of_skip(reason: str) -> tuple[State, str]:
+    """Classify a skip reason. A plain skip in a clause test is NOT_SUPPORTED:
+    whatever it was, the clause was not shown to hold."""
+    if reason.startswith(ERROR_PREFIX):
+        return State.ERROR, reason
+    if reason.startswith(NOT_SUPPORTED_PREFIX):
+        return State.NOT_SUPPORTED, reason
+    return State.NOT_SUPPORTED, f"{NOT_SUPPORTED_PREFIX} skipped: {reason}"

@@ -1,0 +1,279 @@
+"""The pytest11 plugin: options, the ``clause`` marker, capability gating,
+result mapping, the run summary, the JSON report and certification.
+
+Inert by construction: unless a backend is selected (flag, env or
+pyproject) or a collected test carries a ``clause`` marker, no hook here
+changes an item, a report or a line of output. Hypothesis is not even
+imported (importing it alone adds a header line to every run).
+
+Result mapping for a clause test:
+    pass                               PASSED
+    fail                               FAILED, message prefixed ``[ID] sentence``
+    capability not declared            skipped ``NOT_SUPPORTED: capability X not declared``
+      ... but named in --bottle-require   setup failure (FAILED)
+    `environment_broken(reason)`       skipped ``ERROR: reason``
+    strict xfail with a reason         XFAIL
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from bottle_ref.backends.base import Backend
+
+from .capabilities import UnknownCapabilityError
+from .clauses import by_id
+from .markers import MARKER_HELP, ClauseMarkError, clause_marks
+from .outcomes import NOT_SUPPORTED_PREFIX, environment_broken
+from .results import (
+    PROP_BACKEND,
+    PROP_BACKEND_VERSION,
+    PROP_CAPABILITIES,
+    PROP_CLAUSE,
+    PROP_SENTENCE,
+    annotate_failure,
+    clause_ids,
+)
+from .selection import BackendIdentity, BackendSelectionError, identify, load_backend
+from .settings import (
+    PROFILES,
+    Settings,
+    SettingsError,
+    hypothesis_profile_name,
+    register_hypothesis_profiles,
+)
+
+# Tier mixins hold the suite's asserts; rewrite them although they are not
+# test modules. Nothing imported above imports them, so this is in time.
+pytest.register_assert_rewrite("conformance.tiers", "conformance.base")
+
+GATE = "_bottle_clause_gate"
+SELECTED_MARKER = "bottle_selected_backend"
+NO_BACKEND = (
+    "no backend selected: pass --bottle-backend=NAME (an entry point of the "
+    "bottle.backends group, or package.module:factory), set BOTTLE_BACKEND, or "
+    "subclass conformance.base.BackendConformance with a `backend` fixture"
+)
+
+
+@dataclass
+class PluginState:
+    """Per-config state (never module-global: pytester runs share the module)."""
+
+    settings: Settings
+    selected: Backend | None = None
+    identity: BackendIdentity | None = None
+    previous_profile: str | None = None
+
+
+STATE = pytest.StashKey[PluginState]()
+
+
+def state_of(config: pytest.Config) -> PluginState:
+    return config.stash[STATE]
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+# -- options and configuration ------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bottle-conformance", "bottle-conformance backend conformance suite")
+    group.addoption(
+        "--bottle-backend", dest="bottle_backend", metavar="NAME", default=None,
+        help="backend to test: entry-point name (bottle.backends group) or "
+             "package.module:factory [env BOTTLE_BACKEND]",
+    )
+    group.addoption(
+        "--bottle-require", dest="bottle_require", metavar="CAP[,CAP...]", action="append",
+        default=None,
+        help="capabilities that must be declared; NOT_SUPPORTED for them fails "
+             "[env BOTTLE_REQUIRE]",
+    )
+    group.addoption(
+        "--bottle-certify", dest="bottle_certify", action="store_true", default=None,
+        help="fail the session unless every MUST clause PASSED [env BOTTLE_CERTIFY]",
+    )
+    group.addoption(
+        "--bottle-report", dest="bottle_report", metavar="PATH", default=None,
+        help="write the JSON conformance report here [env BOTTLE_REPORT]",
+    )
+    group.addoption(
+        "--bottle-snapshot-dir", dest="bottle_snapshot_dir", metavar="DIR", default=None,
+        help="argv snapshot directory (default snapshots/<backend>) [env BOTTLE_SNAPSHOT_DIR]",
+    )
+    group.addoption(
+        "--bottle-hypothesis-profile", dest="bottle_hypothesis_profile", choices=PROFILES,
+        default=None,
+        help="hypothesis profile for the invariant tier [env BOTTLE_HYPOTHESIS_PROFILE]",
+    )
+    group.addoption(
+        "--bottle-live-timeout", dest="bottle_live_timeout", metavar="SECS", type=float,
+        default=None,
+        help="seconds the live tier waits for a bottle [env BOTTLE_LIVE_TIMEOUT]",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    config.addinivalue_line(
+        "markers", f"{SELECTED_MARKER}: tests of the backend chosen by --bottle-backend",
+    )
+    try:
+        settings = Settings.resolve(config)
+    except SettingsError as exc:
+        raise pytest.UsageError(f"bottle-conformance: {exc}") from None
+    state = PluginState(settings)
+    if settings.backend is not None:
+        try:
+            state.selected = load_backend(settings.backend)
+            state.identity = identify(state.selected)
+        except (BackendSelectionError, UnknownCapabilityError) as exc:
+            raise pytest.UsageError(f"bottle-conformance: {exc}") from None
+    if settings.loads_profile and not config.getoption("hypothesis_profile", None):
+        from hypothesis import settings as hypothesis_settings
+
+        register_hypothesis_profiles()
+        state.previous_profile = hypothesis_settings.get_current_profile_name()
+        hypothesis_settings.load_profile(hypothesis_profile_name(settings.effective_profile))
+    config.stash[STATE] = state
+    if not is_xdist_worker(config):
+        from .session import RunSession
+
+        config.pluginmanager.register(RunSession(config, state), RunSession.PLUGIN_NAME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.previous_profile is not None:
+        from hypothesis import settings as hypothesis_settings
+
+        hypothesis_settings.load_profile(state.previous_profile)
+
+
+# -- collection -----------------------------------------------------------------
+
+
+def _enforce_strict_xfail(item: pytest.Item) -> None:
+    """XFAIL is only a state when it is strict and says why (DESIGN §6)."""
+    marks = list(item.iter_markers(name="xfail"))
+    for mark in marks:
+        if not mark.kwargs.get("reason"):
+            raise pytest.UsageError(
+                f"bottle-conformance: {item.nodeid}: xfail on a clause test needs reason=..."
+            )
+    if marks and any(m.kwargs.get("strict") is not True for m in marks):
+        for mark in reversed(marks):
+            item.add_marker(
+                pytest.mark.xfail(*mark.args, **{**mark.kwargs, "strict": True}), append=False,
+            )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    state = state_of(config)
+    for item in items:
+        if item.get_closest_marker(SELECTED_MARKER) and state.selected is None:
+            item.add_marker(pytest.mark.skip(reason=NO_BACKEND))
+            continue
+        try:
+            marks = clause_marks(item)
+        except ClauseMarkError as exc:
+            raise pytest.UsageError(f"bottle-conformance: {item.nodeid}: {exc}") from None
+        if not marks:
+            continue
+        for m in marks:
+            item.user_properties.append((PROP_CLAUSE, m.clause.id))
+            item.user_properties.append((PROP_SENTENCE, m.clause.sentence))
+        _enforce_strict_xfail(item)
+        names = getattr(item, "fixturenames", None)
+        if names is None:
+            raise pytest.UsageError(
+                f"bottle-conformance: {item.nodeid}: clause marks only work on test functions"
+            )
+        if GATE not in names:
+            # First, so a missing capability skips before any costly fixture
+            # (a live bottle) is set up. (The list is shared by parametrized
+            # copies of one function, hence the membership check.)
+            names.insert(0, GATE)
+
+
+# -- fixtures -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def bottle_settings(pytestconfig: pytest.Config) -> Settings:
+    """The resolved `Settings` of this run."""
+    return state_of(pytestconfig).settings
+
+
+@pytest.fixture(scope="session")
+def backend(pytestconfig: pytest.Config) -> Backend:
+    """The backend chosen with --bottle-backend (or env/pyproject).
+
+    Only a default: a test class's own ``backend`` fixture overrides it.
+    With no backend anywhere, clause tests end as ERROR, never PASSED.
+    """
+    state = state_of(pytestconfig)
+    if state.selected is None:
+        environment_broken(NO_BACKEND)
+    return state.selected
+
+
+def _record_identity(item: pytest.Item, ident: BackendIdentity) -> None:
+    if any(k == PROP_BACKEND for k, _ in item.user_properties):
+        return
+    item.user_properties.append((PROP_BACKEND, ident.name))
+    item.user_properties.append((PROP_BACKEND_VERSION, ident.version))
+    item.user_properties.append((PROP_CAPABILITIES, ",".join(sorted(ident.capabilities))))
+
+
+@pytest.fixture
+def _bottle_clause_gate(request: pytest.FixtureRequest) -> None:
+    """Skip (NOT_SUPPORTED) or fail (--bottle-require) a clause test whose
+    backend lacks a capability it needs; record the backend's identity."""
+    item = request.node
+    marks = clause_marks(item)
+    if not marks:
+        return
+    backend = request.getfixturevalue("backend")
+    try:
+        ident = identify(backend)
+    except UnknownCapabilityError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    _record_identity(item, ident)
+    needed = frozenset().union(*(m.required for m in marks))
+    missing = sorted(needed - ident.capabilities)
+    if not missing:
+        return
+    required = [c for c in missing if c in state_of(request.config).settings.require]
+    if required:
+        pytest.fail(
+            f"NOT_SUPPORTED: capability {', '.join(required)} not declared by backend "
+            f"{ident.name}, but --bottle-require demands it",
+            pytrace=False,
+        )
+    # Reported at the test's own location (as skip marks are), not this fixture's.
+    raise pytest.skip.Exception(
+        f"{NOT_SUPPORTED_PREFIX} capability {', '.join(missing)} not declared",
+        _use_item_location=True,
+    )
+
+
+# -- reports --------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    report = yield
+    if report.failed:
+        ids = clause_ids(item)
+        if ids:
+            annotate_failure(report, [by_id(i) for i in ids])
+    return report

@@ -1,0 +1,113 @@
+"""The controller side of a run: collect clause results, then at session end
+write the report, apply certification and print the summary.
+
+Registered by the plugin only on the controller (or the only process when
+not using pytest-xdist); workers ship their reports here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from .version import __version__
+from .clauses import CLAUSES
+from .report import Report, verify
+from .results import ResultCollector, build_reports, summary_line
+
+
+class RunSession:
+    PLUGIN_NAME = "bottle-conformance-session"
+
+    def __init__(self, config: pytest.Config, state) -> None:
+        self.config = config
+        self.state = state
+        self.collector = ResultCollector()
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.reports: list[Report] = []
+        self.written: list[Path] = []
+        self.certify_problems: list[str] = []
+
+    @property
+    def active(self) -> bool:
+        return self.state.selected is not None or self.collector.seen
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str] | None:
+        ident = self.state.identity
+        if ident is None:
+            return None
+        caps = ", ".join(sorted(ident.capabilities)) or "none"
+        return [
+            f"bottle-conformance {__version__}: backend {ident.name} {ident.version} "
+            f"(capabilities: {caps}; hypothesis profile: "
+            f"{self.state.settings.effective_profile})"
+        ]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.collector.add(report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.active:
+            return
+        settings = self.state.settings
+        seed = self.config.getoption("hypothesis_seed", None)
+        self.reports = build_reports(
+            self.collector,
+            selected=self.state.identity,
+            suite_version=__version__,
+            hypothesis_profile=settings.effective_profile,
+            hypothesis_seed=None if seed is None else str(seed),
+            started_at=self.started_at,
+        )
+        if settings.report is not None:
+            self.written = write_reports(settings.report, self.reports)
+        if settings.certify:
+            self.certify_problems = [
+                f"{r.backend}: {p}" if len(self.reports) > 1 else p
+                for r in self.reports for p in verify(r, strict=True)
+            ]
+            if not self.reports:
+                self.certify_problems.append("no clause test ran")
+            if self.certify_problems and session.exitstatus in (
+                pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED,
+            ):
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus: int,
+                                config: pytest.Config) -> None:
+        if not self.active:
+            return
+        tr = terminalreporter
+        tr.write_sep("-", "bottle-conformance")
+        for report in self.reports:
+            tr.write_line(summary_line(report, CLAUSES))
+        for path in self.written:
+            tr.write_line(f"report written to {path}")
+        if self.state.settings.certify:
+            if self.certify_problems:
+                tr.write_line(
+                    f"bottle-conformance certify: FAILED: {len(self.certify_problems)} "
+                    "MUST clause problem(s):",
+                    red=True, bold=True,
+                )
+                for problem in self.certify_problems:
+                    tr.write_line(f"  {problem}", red=True)
+            else:
+                tr.write_line("bottle-conformance certify: PASSED (every MUST clause passed)",
+                              green=True, bold=True)
+
+
+def write_reports(path: Path, reports: list[Report]) -> list[Path]:
+    """Write ``reports``: one to ``path``; several (one session exercised
+    several backends) to ``<stem>-<backend><suffix>`` beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if len(reports) == 1:
+        targets = [path]
+    else:
+        targets = [path.with_name(f"{path.stem}-{r.backend}{path.suffix}") for r in reports]
+    for target, report in zip(targets, reports):
+        target.write_text(report.to_json(), encoding="utf-8")
+    return targets

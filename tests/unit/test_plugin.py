@@ -1,0 +1,666 @@
+"""The pytest plugin, exercised end to end with pytester.
+
+A tiny fake backend (written into each pytester directory) stands in for the
+reference backends, so these tests depend only on the seam in
+``bottle_ref.backends.base``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conformance.clauses import CLAUSES, EXEC_TTY, PLAN_PURE
+from conformance.outcomes import State
+from conformance.report import Report, verify
+from conformance.settings import Settings, SettingsError
+
+pytest_plugins = ["pytester"]
+
+FAKE_BACKEND = '''
+from bottle_ref.backends.base import Backend, Bottle
+from bottle_ref.plan import EgressPlan, PipelockPlan, Plan
+
+
+class FakeBottle(Bottle):
+    def __init__(self, plan, runner):
+        self.plan, self.runner = plan, runner
+
+    def agent_argv(self, argv=(), *, tty=True):
+        return ["fake-exec", *(["-t"] if tty else []), "--", "claude", *argv]
+
+    def exec(self, cmd, *, user="node", env=None, timeout=None, check=False):
+        return self.runner.run(["fake-exec", "--", *cmd], check=check)
+
+    def close(self):
+        self.runner.run(["fake-rm", self.plan.bottle], check=False)
+
+
+class FakeBackend(Backend):
+    name = "fake"
+    version = "1.2"
+    capabilities = frozenset({"codex"})
+
+    def prepare(self, spec, host):
+        return Plan(
+            backend=self.name, bottle=spec.name, agent=spec.agent,
+            agent_image_ref="img", bundle_image_ref="bundle",
+            state_dir=str(host.state_root / spec.name),
+            daemons=("egress", "pipelock"), first_hop="pipelock",
+            pipelock=PipelockPlan(config_yaml=""),
+            egress=EgressPlan(routes=(), routes_yaml="", token_slots=(),
+                              upstream_proxy="http://pipelock:8888"),
+        )
+
+    def launch(self, plan, runner, *, progress=print):
+        runner.run(["fake-run", runner.unique(f"bottle-{plan.bottle}")])
+        return FakeBottle(plan, runner)
+
+
+class AllCaps(FakeBackend):
+    name = "allcaps"
+    capabilities = frozenset({"live", "tty", "git-gate", "supervise", "codex", "claude"})
+
+
+def exploding():
+    raise RuntimeError("no config file")
+
+
+class Typo(FakeBackend):
+    name = "typo"
+    capabilities = frozenset({"liev"})
+'''
+
+FAKE = "--bottle-backend=fakebackend:FakeBackend"
+ALL = "--bottle-backend=fakebackend:AllCaps"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    """The outer shell's BOTTLE_* settings must not leak into inner runs."""
+    for name in ("BOTTLE_BACKEND", "BOTTLE_REQUIRE", "BOTTLE_CERTIFY", "BOTTLE_REPORT",
+                 "BOTTLE_SNAPSHOT_DIR", "BOTTLE_HYPOTHESIS_PROFILE", "BOTTLE_LIVE_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake(pytester, monkeypatch):
+    """A pytester dir with ``fakebackend.py`` importable in-process and in
+    subprocesses (xdist workers)."""
+    pytester.makepyfile(fakebackend=FAKE_BACKEND)
+    pytester.syspathinsert()
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    return pytester
+
+
+def load_report(path: Path) -> Report:
+    return Report.from_json(path.read_text())
+
+
+def states(report: Report) -> dict[str, State]:
+    return {r.clause_id: r.state for r in report.results}
+
+
+# -- inert ----------------------------------------------------------------------
+
+UNRELATED = '''
+import sys
+import pytest
+
+def test_ok():
+    assert 1
+
+def test_fail():
+    assert 0, "boom"
+
+@pytest.mark.skip(reason="nope")
+def test_skip():
+    pass
+
+@pytest.mark.xfail(reason="known")
+def test_xfail():
+    assert 0
+
+def test_no_hypothesis_import():
+    assert "hypothesis" not in sys.modules
+
+def test_backend_fixture_is_only_a_default(request):
+    assert "clause" not in request.node.keywords
+'''
+
+
+def _comparable(output: list[str]) -> list[str]:
+    """Output minus what differs between any two runs (plugin list, timing)."""
+    out = []
+    for line in output:
+        if line.startswith("plugins:"):
+            continue
+        out.append(re.sub(r"in \d+\.\d+s", "in Xs", line))
+    return out
+
+
+def test_plugin_is_inert_without_backend_or_clause(pytester):
+    pytester.makepyfile(test_unrelated=UNRELATED)
+    with_plugin = pytester.runpytest_subprocess("-rA")
+    without = pytester.runpytest_subprocess("-rA", "-p", "no:bottle_conformance")
+    with_plugin.assert_outcomes(passed=3, failed=1, skipped=1, xfailed=1)
+    without.assert_outcomes(passed=3, failed=1, skipped=1, xfailed=1)
+    assert with_plugin.ret == without.ret == 1
+    assert _comparable(with_plugin.outlines) == _comparable(without.outlines)
+    assert not any("bottle-conformance" in line for line in _comparable(with_plugin.outlines))
+
+
+# -- result mapping ---------------------------------------------------------------
+
+MAPPING = '''
+import pytest
+from conformance.markers import clause
+from conformance.outcomes import environment_broken
+
+@clause("EXEC-TTY")
+def test_tty():
+    raise AssertionError("a NOT_SUPPORTED clause must never run")
+
+@clause("CRED-EXP")
+def test_codex_passes():
+    pass
+
+@clause("PLAN-PURE")
+def test_pure_fails():
+    assert 1 == 2, "plan differs"
+
+@clause("PLAN-HOP")
+def test_env_broken():
+    environment_broken("docker not reachable")
+
+@clause("PLAN-DAEMONS")
+@pytest.mark.xfail(reason="known gap", strict=True)
+def test_known_gap():
+    assert False
+
+@clause("SECRET-ARGV")
+def test_secret_one():
+    pass
+
+@clause("SECRET-ARGV")
+def test_secret_two():
+    assert "tok" not in "xtokx", "token on argv"
+'''
+
+
+def test_each_result_state_is_reported(fake):
+    fake.makepyfile(test_mapping=MAPPING)
+    result = fake.runpytest(FAKE, "--bottle-report=out/report.json", "-rs")
+    result.assert_outcomes(passed=2, failed=2, skipped=2, xfailed=1)
+    report = load_report(fake.path / "out" / "report.json")
+    assert states(report) == {
+        "PLAN-PURE": State.FAILED,
+        "PLAN-DAEMONS": State.XFAIL,
+        "EXEC-TTY": State.NOT_SUPPORTED,
+        "SECRET-ARGV": State.FAILED,  # one of two tests failed: worst wins
+        "CRED-EXP": State.PASSED,
+        "PLAN-HOP": State.ERROR,
+    }
+    assert report.result("EXEC-TTY").reason.endswith("NOT_SUPPORTED: capability tty not declared")
+    assert "docker not reachable" in report.result("PLAN-HOP").reason
+    assert report.result("PLAN-DAEMONS").reason.endswith("xfail: known gap")
+    assert "test_secret_two" in report.result("SECRET-ARGV").reason
+    assert (report.backend, report.backend_version, report.capabilities) == ("fake", "1.2", ("codex",))
+    result.stdout.fnmatch_lines(["*SKIPPED*NOT_SUPPORTED: capability tty not declared*"])
+    result.stdout.fnmatch_lines([
+        "*- bottle-conformance -*",
+        "fake 1.2: 6 clauses: 1 PASSED, 1 NOT_SUPPORTED, 1 XFAIL, 1 ERROR, 2 FAILED; * MUST clauses not run",
+        "report written to *report.json",
+    ])
+
+
+def test_not_supported_skips_before_other_fixtures(fake):
+    fake.makepyfile(test_gate='''
+        import pytest
+        from conformance.markers import clause
+
+        @pytest.fixture(scope="session")
+        def live_bottle():
+            raise RuntimeError("launched a bottle for an unsupported clause")
+
+        @clause("EXEC-TTY")
+        def test_tty(live_bottle):
+            pass
+    ''')
+    result = fake.runpytest(FAKE, "-rs")
+    result.assert_outcomes(skipped=1)
+    # reported at the test's location, like a skip mark, not inside the plugin
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_gate.py:*: NOT_SUPPORTED: capability tty not declared"])
+    assert "launched a bottle" not in result.stdout.str()
+
+
+def test_require_turns_not_supported_into_failure(fake):
+    fake.makepyfile(test_mapping=MAPPING)
+    result = fake.runpytest(FAKE, "--bottle-require=tty", "--bottle-report=r.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2, failed=2, skipped=1, xfailed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "NOT_SUPPORTED: capability tty not declared by backend fake, "
+        "but --bottle-require demands it",
+        "*- bottle-conformance clause -*",
+        f"{EXEC_TTY.headline}",
+        "ERROR test_mapping.py::test_tty - [[]EXEC-TTY[]]*",
+    ])
+    assert states(load_report(fake.path / "r.json"))["EXEC-TTY"] == State.FAILED
+
+
+def test_require_for_a_declared_capability_changes_nothing(fake):
+    fake.makepyfile(test_mapping=MAPPING)
+    result = fake.runpytest(FAKE, "--bottle-require=codex")
+    result.assert_outcomes(passed=2, failed=2, skipped=2, xfailed=1)
+
+
+def test_failure_names_clause_id_and_sentence(fake):
+    fake.makepyfile(test_mapping=MAPPING)
+    result = fake.runpytest(FAKE, "-vv")  # -vv: the short summary is not trimmed
+    out = result.stdout.str()
+    assert f"{PLAN_PURE.headline} -- AssertionError: plan differs" in out
+    assert "- bottle-conformance clause -" in out  # the longrepr section
+    result.stdout.fnmatch_lines(["FAILED test_mapping.py::test_pure_fails - [[]PLAN-PURE[]]*"])
+    assert "assert 1 == 2" in out  # the original message survives
+
+
+def test_junit_xml_carries_clause_properties(fake):
+    fake.makepyfile(test_mapping=MAPPING)
+    fake.runpytest(FAKE, "--junitxml=junit.xml")
+    root = ET.parse(fake.path / "junit.xml").getroot()
+    case = next(c for c in root.iter("testcase") if c.get("name") == "test_pure_fails")
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["clause"] == "PLAN-PURE"
+    assert props["clause_sentence"] == PLAN_PURE.sentence
+    assert props["bottle_backend"] == "fake"
+    assert case.find("failure").get("message").startswith("[PLAN-PURE] ")
+    skipped = next(c for c in root.iter("testcase") if c.get("name") == "test_tty")
+    assert {p.get("value") for p in skipped.iter("property")} >= {"EXEC-TTY", EXEC_TTY.sentence}
+
+
+def test_report_verify_catches_missing_and_failed_must(fake):
+    fake.makepyfile(test_mapping=MAPPING)
+    fake.runpytest(FAKE, "--bottle-report=r.json")
+    report = load_report(fake.path / "r.json")
+    problems = verify(report)
+    assert "PROV-CA (MUST): not in the report (no test ran)" in problems
+    assert any(p.startswith("PLAN-PURE (MUST): FAILED") for p in problems)
+    assert any(p.startswith("PLAN-HOP (MUST): ERROR") for p in problems)
+    assert not any(p.startswith(("EXEC-TTY", "PLAN-DAEMONS")) for p in problems)
+    strict = verify(report, strict=True)
+    assert any(p.startswith("EXEC-TTY (MUST): NOT_SUPPORTED") for p in strict)
+    assert any(p.startswith("PLAN-DAEMONS (MUST): XFAIL") for p in strict)
+
+
+# -- xfail discipline ---------------------------------------------------------------
+
+
+def test_non_strict_xfail_on_a_clause_is_made_strict(fake):
+    fake.makepyfile(test_x='''
+        import pytest
+        from conformance.markers import clause
+
+        @clause("PLAN-PURE")
+        @pytest.mark.xfail(reason="thought broken")
+        def test_passes_anyway():
+            pass
+
+        @pytest.mark.xfail(reason="not a clause test")
+        def test_plain_xpass():
+            pass
+    ''')
+    result = fake.runpytest(FAKE, "--bottle-report=r.json")
+    result.assert_outcomes(failed=1, xpassed=1)
+    result.stdout.fnmatch_lines(["*[[]PLAN-PURE[]]*", "*XPASS(strict)*thought broken*"])
+    assert states(load_report(fake.path / "r.json")) == {"PLAN-PURE": State.FAILED}
+
+
+def test_xfail_without_reason_on_a_clause_is_a_usage_error(fake):
+    fake.makepyfile(test_x='''
+        import pytest
+        from conformance.markers import clause
+
+        @clause("PLAN-PURE")
+        @pytest.mark.xfail(strict=True)
+        def test_x():
+            assert 0
+    ''')
+    result = fake.runpytest(FAKE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_x.py::test_x: xfail on a clause test needs reason=*"])
+
+
+# -- certification -----------------------------------------------------------------
+
+
+def test_certify_fails_when_a_must_clause_is_skipped(fake):
+    fake.makepyfile(test_c='''
+        from conformance.markers import clause
+
+        @clause("EXEC-TTY")
+        def test_tty():
+            pass
+
+        @clause("CRED-EXP")
+        def test_codex():
+            pass
+    ''')
+    result = fake.runpytest(FAKE, "--bottle-certify")
+    result.assert_outcomes(passed=1, skipped=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "bottle-conformance certify: FAILED: * MUST clause problem(s):",
+        "  EXEC-TTY (MUST): NOT_SUPPORTED: *capability tty not declared",
+    ])
+    assert "PROV-CA (MUST): not in the report" in result.stdout.str()
+
+
+def test_certify_passes_when_every_must_clause_passed(fake):
+    ids = [c.id for c in CLAUSES if c.level == "MUST"]
+    fake.makepyfile(test_all=f'''
+        import pytest
+
+        @pytest.mark.parametrize("cid", [
+            pytest.param(cid, marks=pytest.mark.clause(cid)) for cid in {ids!r}
+        ])
+        def test_clause(cid):
+            pass
+    ''')
+    result = fake.runpytest(ALL, "--bottle-certify")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([
+        f"allcaps 1.2: {len(ids)} clauses: {len(ids)} PASSED",
+        "bottle-conformance certify: PASSED*",
+    ])
+
+
+def test_certify_without_flag_does_not_change_exit_status(fake):
+    fake.makepyfile(test_c='''
+        from conformance.markers import clause
+
+        @clause("EXEC-TTY")
+        def test_tty():
+            pass
+    ''')
+    assert fake.runpytest(FAKE).ret == pytest.ExitCode.OK
+
+
+# -- the two entry points ------------------------------------------------------------
+
+UMBRELLA = '''
+import pytest
+from conformance.base import BackendConformance
+from fakebackend import FakeBackend
+
+
+class TestMine(BackendConformance):
+    @pytest.fixture(scope="class")
+    def backend(self):
+        return FakeBackend()
+'''
+
+
+def test_umbrella_subclass_enrols_every_tier(fake):
+    fake.makepyfile(test_mine=UMBRELLA)
+    result = fake.runpytest("--bottle-report=r.json", "-rs", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, skipped=1)
+    report = load_report(fake.path / "r.json")
+    assert states(report) == {
+        "PLAN-PURE": State.PASSED, "EXEC-ABI": State.PASSED, "LIVE-SMOKE": State.NOT_SUPPORTED,
+    }
+    assert report.backend == "fake"
+    result.stdout.fnmatch_lines(["fake 1.2: 3 clauses: 2 PASSED, 1 NOT_SUPPORTED; *",
+                                 "*SKIPPED*NOT_SUPPORTED: capability live not declared*"])
+
+
+def test_pyargs_without_backend_skips_with_clear_message(fake):
+    fake.makeini("[pytest]\n")
+    result = fake.runpytest("-c", "tox.ini", "--pyargs", "conformance", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("skipped", 0) >= 3 and "passed" not in outcomes
+    result.stdout.fnmatch_lines(["*no backend selected: pass --bottle-backend=NAME*"])
+    assert "- bottle-conformance -" not in result.stdout.str()
+
+
+def test_pyargs_with_selected_backend_runs_the_suite(fake):
+    fake.makeini("[pytest]\n")
+    result = fake.runpytest("-c", "tox.ini", "--pyargs", "conformance", FAKE, "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] >= 2 and "failed" not in outcomes
+    result.stdout.fnmatch_lines(["*bottle-conformance * backend fake 1.2 (capabilities: codex*",
+                                 "fake 1.2: * clauses: *"])
+
+
+def test_no_backend_anywhere_is_error_not_pass(fake):
+    fake.makepyfile(test_c='''
+        from conformance.markers import clause
+
+        @clause("PLAN-PURE")
+        def test_pure(backend):
+            pass
+    ''')
+    result = fake.runpytest("--bottle-report=r.json", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] *: ERROR: no backend selected*"])
+    assert states(load_report(fake.path / "r.json")) == {"PLAN-PURE": State.ERROR}
+
+
+# -- xdist ---------------------------------------------------------------------------
+
+
+def test_xdist_results_aggregate_on_the_controller(fake):
+    pytest.importorskip("xdist")
+    fake.makepyfile(test_mapping=MAPPING)
+    result = fake.runpytest_subprocess("-n", "2", FAKE, "--bottle-report=r.json")
+    result.assert_outcomes(passed=2, failed=2, skipped=2, xfailed=1)
+    report = load_report(fake.path / "r.json")
+    assert states(report)["SECRET-ARGV"] == State.FAILED
+    assert states(report)["EXEC-TTY"] == State.NOT_SUPPORTED
+    assert len(report.results) == 6
+    assert result.stdout.str().count("- bottle-conformance -") == 1
+    assert "[PLAN-PURE]" in result.stdout.str()
+
+
+# -- configuration errors -------------------------------------------------------------
+
+
+def test_unknown_backend_is_a_clean_usage_error(fake):
+    result = fake.runpytest("--bottle-backend=nosuchbackend")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "nosuchbackend" in result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_failing_backend_factory_is_a_clean_usage_error(fake):
+    result = fake.runpytest("--bottle-backend=fakebackend:exploding")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "*backend 'fakebackend:exploding': loading failed: RuntimeError: no config file*",
+    ])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_backend_declaring_unknown_capability_is_rejected(fake):
+    result = fake.runpytest("--bottle-backend=fakebackend:Typo")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*backend typo declares an unknown capability 'liev'*"])
+
+
+def test_unknown_required_capability_from_env_is_a_usage_error(fake, monkeypatch):
+    monkeypatch.setenv("BOTTLE_REQUIRE", "live,bogus")
+    result = fake.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*BOTTLE_REQUIRE: unknown capability 'bogus' (known: live, *"])
+
+
+def test_unknown_clause_id_in_marker_is_a_usage_error(fake):
+    fake.makepyfile(test_x='''
+        import pytest
+
+        @pytest.mark.clause("PLAN-PURES")
+        def test_x():
+            pass
+    ''')
+    result = fake.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown clause 'PLAN-PURES' (did you mean PLAN-PURE*"])
+
+
+def test_clause_decorator_rejects_bad_arguments_at_import():
+    from conformance.markers import ClauseMarkError, clause
+
+    with pytest.raises(ClauseMarkError, match="unknown clause 'NOPE-X'"):
+        clause("NOPE-X")
+    with pytest.raises(ClauseMarkError, match="tier"):
+        clause("PLAN-PURE", tier="live")
+    with pytest.raises(ClauseMarkError, match="unknown capability 'ttyy'"):
+        clause("PLAN-PURE", needs="ttyy")
+
+
+def test_live_tier_mark_needs_live_capability():
+    from conformance.capabilities import Capability
+    from conformance.markers import resolve
+
+    assert resolve("EXEC-USER").required == frozenset()
+    assert resolve("EXEC-USER", tier="live").required == {Capability.LIVE}
+    assert resolve("CRED-SHAPE", needs="codex,claude").required == {Capability.CODEX,
+                                                                     Capability.CLAUDE}
+    assert resolve("PROV-GITGATE").required == {Capability.GIT_GATE}
+
+
+# -- settings -----------------------------------------------------------------------
+
+
+def _resolve(flags=None, env=None, pyproject=None, tmp=Path("/base")):
+    return Settings.from_sources(flags or {}, env or {}, pyproject or {}, cwd=tmp / "cwd",
+                                 rootdir=tmp / "root")
+
+
+def test_settings_precedence_flag_then_env_then_pyproject():
+    s = _resolve(
+        flags={"backend": "docker"},
+        env={"BOTTLE_BACKEND": "smolmachines", "BOTTLE_REQUIRE": "tty,git-gate",
+             "BOTTLE_REPORT": "r.json"},
+        pyproject={"backend": "other", "require": ["live"], "certify": True,
+                   "report": "ignored.json", "snapshot_dir": "snaps", "live_timeout": 30},
+    )
+    assert s.backend == "docker"
+    assert {str(c) for c in s.require} == {"tty", "git_gate"}
+    assert s.certify is True
+    assert s.report == Path("/base/cwd/r.json")  # env paths are relative to the cwd
+    assert s.snapshot_dir == Path("/base/root/snaps")  # pyproject paths to the rootdir
+    assert s.live_timeout == 30.0
+
+
+def test_settings_defaults():
+    s = _resolve()
+    assert (s.backend, s.require, s.certify, s.report) == (None, frozenset(), False, None)
+    assert s.snapshot_path("docker") == Path("/base/root/snapshots/docker")
+    assert s.effective_profile == "dev" and not s.loads_profile
+    certify = _resolve(env={"BOTTLE_CERTIFY": "1", "BOTTLE_BACKEND": "x"})
+    assert certify.effective_profile == "certify" and certify.loads_profile
+
+
+@pytest.mark.parametrize("source,message", [
+    ({"env": {"BOTTLE_CERTIFY": "maybe"}}, "BOTTLE_CERTIFY: expected a boolean"),
+    ({"env": {"BOTTLE_HYPOTHESIS_PROFILE": "fast"}}, "expected one of dev, ci, certify"),
+    ({"flags": {"live_timeout": "-1"}}, "--bottle-live-timeout: expected a positive number"),
+    ({"pyproject": {"bakend": "docker"}}, "unknown key(s) bakend"),
+    ({"pyproject": {"require": ["warp"]}}, "require: unknown capability 'warp'"),
+])
+def test_settings_errors_name_their_source(source, message):
+    with pytest.raises(SettingsError) as err:
+        _resolve(**source)
+    assert message in str(err.value)
+
+
+def test_pyproject_table_is_read_from_rootdir(fake):
+    fake.makepyprojecttoml(textwrap.dedent('''
+        [tool.bottle-conformance]
+        backend = "fakebackend:FakeBackend"
+        report = "from-pyproject.json"
+    '''))
+    fake.makepyfile(test_c='''
+        from conformance.markers import clause
+
+        @clause("CRED-EXP")
+        def test_codex():
+            pass
+    ''')
+    fake.runpytest().assert_outcomes(passed=1)
+    assert states(load_report(fake.path / "from-pyproject.json")) == {"CRED-EXP": State.PASSED}
+
+
+def test_hypothesis_profile_is_loaded_then_restored(fake):
+    from hypothesis import settings
+
+    before = settings.get_current_profile_name()
+    fake.makepyfile(test_h='''
+        from hypothesis import settings
+
+        def test_profile():
+            assert settings.get_current_profile_name() == "bottle-conformance-ci"
+            assert settings.default.derandomize is True
+            assert settings.default.deadline is None
+    ''')
+    fake.runpytest(FAKE, "--bottle-hypothesis-profile=ci").assert_outcomes(passed=1)
+    assert settings.get_current_profile_name() == before
+
+
+def test_settings_fixture_exposes_resolved_settings(fake):
+    fake.makepyfile(test_s='''
+        from pathlib import Path
+
+        def test_settings(bottle_settings):
+            assert bottle_settings.backend == "fakebackend:FakeBackend"
+            assert bottle_settings.live_timeout == 7.5
+            assert bottle_settings.snapshot_path("fake") == Path.cwd() / "snapshots" / "fake"
+    ''')
+    fake.runpytest(FAKE, "--bottle-live-timeout=7.5").assert_outcomes(passed=1)
+
+
+def test_report_json_is_valid_json_with_schema(fake):
+    fake.makepyfile(test_mapping=MAPPING)
+    fake.runpytest(FAKE, "--bottle-report=r.json")
+    data = json.loads((fake.path / "r.json").read_text())
+    assert data["schema"] == 1 and data["hypothesis_profile"] == "dev"
+    assert data["started_at"].endswith("+00:00")
+
+
+def test_parse_capabilities_accepts_both_spellings_and_rejects_typos():
+    from conformance.capabilities import Capability, UnknownCapabilityError, parse_capabilities
+
+    assert parse_capabilities("git-gate, LIVE,,") == {Capability.GIT_GATE, Capability.LIVE}
+    assert parse_capabilities(["git_gate", Capability.TTY]) == {Capability.GIT_GATE,
+                                                                Capability.TTY}
+    assert parse_capabilities([]) == frozenset()
+    with pytest.raises(UnknownCapabilityError, match=r"unknown capability 'gitgate' \(known: "):
+        parse_capabilities(["gitgate"])
+
+
+def test_parametrized_clause_tests_each_get_gated_once(fake):
+    fake.makepyfile(test_p='''
+        import pytest
+        from conformance.markers import clause
+
+        @clause("EXEC-TTY")
+        @pytest.mark.parametrize("n", [1, 2, 3])
+        def test_tty(n, request):
+            pass
+
+        @clause("CRED-EXP")
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_codex(n, request):
+            assert request.fixturenames.count("_bottle_clause_gate") == 1
+    ''')
+    result = fake.runpytest(FAKE, "--bottle-report=r.json")
+    result.assert_outcomes(passed=2, skipped=3)
+    assert states(load_report(fake.path / "r.json")) == {
+        "EXEC-TTY": State.NOT_SUPPORTED, "CRED-EXP": State.PASSED,
+    }
