@@ -1,0 +1,180 @@
+"""The pipelock-compatible proxy as a real process on loopback.
+
+The "allowed internet" is the bundle's own test upstream on 127.0.0.1;
+refused hosts use the reserved ``.invalid`` TLD and are refused before any
+lookup, so nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("mitmproxy", reason="the bundle's proxies need mitmproxy (bundle requirements.txt)")
+if shutil.which("openssl") is None:  # pragma: no cover
+    pytest.skip("openssl is needed to make test certificates", allow_module_level=True)
+
+from bottle_ref.bundle.pipelock_proxy import (  # noqa: E402
+    REASON_ALLOWLIST,
+    REASON_HEADER,
+    REASON_HEADER_SECRET,
+    REASON_RATE,
+)
+from bottle_ref.bundle.testing import (  # noqa: E402
+    LOOPBACK,
+    free_port,
+    make_ca,
+    make_server_cert,
+    port_open,
+    running,
+    spawn,
+    via_proxy,
+)
+from bottle_ref.pipelock import render_config  # noqa: E402
+
+SECRET = "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl"  # matches the jwt pattern
+REFUSED = "blocked.invalid"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    ca = make_ca(d / "pipelock")
+    server = make_server_cert(d / "upstream")
+    return {"ca": ca, "server": server}
+
+
+@pytest.fixture(scope="module")
+def upstream(pki, tmp_path_factory):
+    cert, key = pki["server"]
+    http_port, https_port = free_port(), free_port()
+    env = {"UPSTREAM_HOST": LOOPBACK, "UPSTREAM_HTTP_PORT": str(http_port),
+           "UPSTREAM_HTTPS_PORT": str(https_port), "UPSTREAM_CERT": str(cert),
+           "UPSTREAM_KEY": str(key)}
+    log = tmp_path_factory.mktemp("upstream") / "upstream.log"
+    with running("upstream", env, log, ports=(http_port, https_port)):
+        yield {"http": http_port, "https": https_port}
+
+
+def write_config(tmp_path: Path, pki, *, rate: int = 600, edit=None) -> tuple[Path, int]:
+    port = free_port()
+    cert, key = pki["ca"]
+    text = render_config(allow=[LOOPBACK, "localhost"], passthrough=["localhost"],
+                         listen=f"{LOOPBACK}:{port}", ca_cert=str(cert), ca_key=str(key),
+                         max_requests_per_minute=rate)
+    if edit is not None:
+        data = yaml.safe_load(text)
+        edit(data)
+        text = yaml.safe_dump(data)
+    path = tmp_path / "pipelock.yaml"
+    path.write_text(text)
+    return path, port
+
+
+def pipelock_env(path: Path, pki) -> dict[str, str]:
+    return {"PIPELOCK_CONFIG": str(path), "PIPELOCK_UPSTREAM_CA": str(pki["server"][0])}
+
+
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_refuses_to_start_on_unknown_key(tmp_path, pki, where):
+    def edit(data):
+        if where == "top":
+            data["allow_everything"] = True
+        else:
+            data["fetch_proxy"]["bogus"] = 1
+
+    path, port = write_config(tmp_path, pki, edit=edit)
+    daemon = spawn("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,))
+    try:
+        code = daemon.wait_exit()
+    finally:
+        daemon.stop()
+    out = daemon.output()
+    assert code != 0, out
+    key = "allow_everything" if where == "top" else "fetch_proxy.bogus"
+    assert "refusing to start" in out and f"{key}: unknown key" in out, out
+    assert "Traceback" not in out
+    assert not port_open(LOOPBACK, port)
+
+
+def test_allowlist_gates_plain_http_and_connect(tmp_path, pki, upstream):
+    path, port = write_config(tmp_path, pki)
+    proxy = (LOOPBACK, port)
+    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)) as d:
+        ok = via_proxy(proxy, LOOPBACK, upstream["http"], "/allowed")
+        assert ok.status == 200 and ok.json()["path"] == "/allowed"
+
+        denied = via_proxy(proxy, REFUSED, 80, "/x")
+        assert denied.status == 403
+        assert denied.headers[REASON_HEADER.lower()] == REASON_ALLOWLIST
+
+        denied_tls = via_proxy(proxy, REFUSED, 443, https=True)
+        assert denied_tls.status == 403
+        assert denied_tls.headers[REASON_HEADER.lower()] == REASON_ALLOWLIST
+
+        # "localhost" is allowlisted: its CONNECT is let through (and, being a
+        # passthrough domain, the client sees the upstream's own certificate).
+        tls = via_proxy(proxy, "localhost", upstream["https"], "/tls", https=True,
+                        cafile=pki["server"][0])
+        assert tls.status == 200 and tls.json()["path"] == "/tls"
+    assert REFUSED in d.output()
+
+
+def test_header_dlp_blocks_decrypted_and_plain_but_not_passthrough(tmp_path, pki, upstream):
+    path, port = write_config(tmp_path, pki)
+    proxy = (LOOPBACK, port)
+    secret = {"Authorization": SECRET}
+    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)) as d:
+        plain = via_proxy(proxy, LOOPBACK, upstream["http"], headers=secret)
+        assert plain.status == 403
+        assert plain.headers[REASON_HEADER.lower()] == REASON_HEADER_SECRET
+        assert REASON_HEADER_SECRET in plain.body.decode()
+
+        # 127.0.0.1 is decrypted: the client must trust pipelock's CA...
+        clean = via_proxy(proxy, LOOPBACK, upstream["https"], "/clean", https=True,
+                          cafile=pki["ca"][0], headers={"Authorization": "Bearer placeholder"})
+        assert clean.status == 200 and clean.json()["authorization"] == "Bearer placeholder"
+        # ...and the inner request's headers are scanned.
+        inner = via_proxy(proxy, LOOPBACK, upstream["https"], https=True, cafile=pki["ca"][0],
+                          headers=secret)
+        assert inner.status == 403
+        assert inner.headers[REASON_HEADER.lower()] == REASON_HEADER_SECRET
+
+        # localhost is passthrough: not decrypted, so not rescanned (seed codex fix).
+        through = via_proxy(proxy, "localhost", upstream["https"], "/pt", https=True,
+                            cafile=pki["server"][0], headers=secret)
+        assert through.status == 200 and through.json()["authorization"] == SECRET
+    log = d.output()
+    assert "dlp pattern 'jwt'" in log
+    assert "eyJ" not in log  # the log names the pattern, never the value
+
+
+def test_rate_limit_per_domain_answers_429(tmp_path, pki, upstream):
+    path, port = write_config(tmp_path, pki, rate=3)
+    proxy = (LOOPBACK, port)
+    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)):
+        statuses = [via_proxy(proxy, LOOPBACK, upstream["http"]).status for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        limited = via_proxy(proxy, LOOPBACK, upstream["http"])
+        assert limited.headers[REASON_HEADER.lower()] == REASON_RATE
+        # the budget is per domain: another host is still served
+        other = via_proxy(proxy, "localhost", upstream["http"])
+        assert other.status == 200
+
+
+def test_refuses_to_start_with_an_unreadable_ca(tmp_path, pki):
+    def edit(data):
+        data["tls_interception"]["ca_key"] = str(tmp_path / "missing-key.pem")
+
+    path, port = write_config(tmp_path, pki, edit=edit)
+    daemon = spawn("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,))
+    try:
+        code = daemon.wait_exit()
+    finally:
+        daemon.stop()
+    out = daemon.output()
+    assert code != 0 and "cannot read CA key" in out and "missing-key.pem" in out, out
+    assert "Traceback" not in out

@@ -1,0 +1,71 @@
+"""``bottle-bundle``: starts the named daemons, forwards SIGTERM, and dies
+with the first daemon that dies (a dead daemon must be visible)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import pytest
+
+from bottle_ref.bundle import DAEMONS
+from bottle_ref.bundle.supervisor import UsageError, main, parse_daemons
+from bottle_ref.bundle.testing import LOOPBACK, free_port, port_open, running, spawn
+
+
+def test_parse_daemons():
+    assert parse_daemons(["pipelock,egress", "git-gate", "egress"]) == ["pipelock", "egress", "git-gate"]
+    assert parse_daemons([" pipelock , supervise "]) == ["pipelock", "supervise"]
+    with pytest.raises(UsageError, match="unknown daemon 'nope'"):
+        parse_daemons(["pipelock,nope"])
+    with pytest.raises(UsageError, match="usage"):
+        parse_daemons([""])
+    assert set(DAEMONS) == {"pipelock", "egress", "git-gate", "supervise", "upstream"}
+
+
+def test_usage_errors_exit_2_without_starting_anything(capsys):
+    assert main(["pipelock,bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown daemon 'bogus'" in err and "started" not in err
+
+
+def test_one_line_per_daemon_and_sigterm_stops_all(tmp_path):
+    http_port, gate_port = free_port(), free_port()
+    env = {"UPSTREAM_HOST": LOOPBACK, "UPSTREAM_HTTP_PORT": str(http_port),
+           "GIT_GATE_BASE": str(tmp_path / "git"), "GIT_GATE_PORT": str(gate_port),
+           "GIT_GATE_LISTEN": LOOPBACK}
+    with running("upstream,git-gate", env, tmp_path / "log", ports=(http_port, gate_port)) as d:
+        d.proc.send_signal(signal.SIGTERM)
+        code = d.wait_exit()
+    out = d.output()
+    started = [line for line in out.splitlines() if line.startswith("bottle-bundle: started ")]
+    assert [line.split()[2] for line in started] == ["upstream", "git-gate"]
+    assert code == 0, out
+    assert "received SIGTERM" in out
+    assert not port_open(LOOPBACK, http_port) and not port_open(LOOPBACK, gate_port)
+
+
+def test_a_dying_daemon_takes_the_bundle_down(tmp_path):
+    http_port = free_port()
+    env = {"UPSTREAM_HOST": LOOPBACK, "UPSTREAM_HTTP_PORT": str(http_port),
+           "GIT_GATE_BASE": str(tmp_path / "git"), "GIT_GATE_PORT": str(free_port()),
+           "GIT_GATE_REPOS": "../escape"}  # git-gate refuses this and exits 2
+    daemon = spawn("upstream,git-gate", env, tmp_path / "log")
+    try:
+        code = daemon.wait_exit()
+    finally:
+        daemon.stop()
+    out = daemon.output()
+    assert code == 2, out
+    assert "git-gate exited with code 2; stopping the bundle" in out
+    assert "not a plain repo name" in out
+    assert not port_open(LOOPBACK, http_port)
+
+
+def test_runs_as_module(tmp_path):
+    """``python -m bottle_ref.bundle`` is the image's entry point."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "bottle_ref.bundle"], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2 and "usage: bottle-bundle" in done.stderr
