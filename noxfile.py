@@ -1,0 +1,73 @@
+"""Sessions: `unit` (no engine), `integration` (live tier), `conformance` (any backend).
+
+    nox -s unit                                   # static tiers + meta-tests, needs no engine
+    nox -s integration                            # live probes wherever docker answers
+    nox -s conformance -- --bottle-backend docker # the suite against any backend, prints the table
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["unit"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+BUNDLE_REQUIREMENTS = "bottle_ref/bundle/requirements.txt"
+REPORTS = ROOT / "reports"
+
+
+def _install(session: nox.Session, *extra: str) -> None:
+    session.install("-e", ".[dev]", *extra)
+
+
+def _engine_reason() -> str | None:
+    """Why the live tier cannot run here, or None when docker answers."""
+    if shutil.which("docker") is None:
+        return "no docker client on PATH (on Debian as root: bash scripts/engine.sh)"
+    probe = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return "docker engine not answering (on Debian as root: bash scripts/engine.sh)"
+    return None
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """Everything that needs no engine: seam, backends recorded, suite, meta-tests."""
+    _install(session, "-r", BUNDLE_REQUIREMENTS)
+    session.run("pytest", "tests/unit", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """The live tier against the reference docker backend (skips without an engine)."""
+    reason = _engine_reason()
+    if reason:
+        session.skip(reason)
+    _install(session)
+    # Build (or find, by content hash) the registry-free images; progress shows.
+    session.run("python", "-m", "bottle_ref.images", "all")
+    out = session.run("python", "-m", "bottle_ref.images", "all", "--print-env", silent=True)
+    env = dict(line.split("=", 1) for line in (out or "").splitlines() if "=" in line)
+    REPORTS.mkdir(exist_ok=True)
+    report = str(REPORTS / "integration.json")
+    session.run("pytest", "tests/integration", "--bottle-report", report,
+                *session.posargs, env=env)
+    session.run("bottle-conformance", "report", report)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """Run the suite against any backend: `nox -s conformance -- --bottle-backend NAME`."""
+    _install(session)
+    REPORTS.mkdir(exist_ok=True)
+    report = str(REPORTS / "conformance.json")
+    args = session.posargs or ["--bottle-backend", os.environ.get("BOTTLE_BACKEND", "docker")]
+    session.run("pytest", "--pyargs", "conformance", "--bottle-report", report, *args)
+    session.run("bottle-conformance", "report", report)

@@ -1,0 +1,491 @@
+"""Registry-free image builds, without an engine.
+
+Content tags (same inputs -> same tag, any change -> new tag), the bundle's
+source closure, skip-when-present and cold-build argv through a
+RecordingRunner, safe rootfs cleanup, and scripts/engine.sh with stub tools.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bottle_ref.images import fetch, inputs, rootfs
+from bottle_ref.images.build import Builder, main
+from bottle_ref.images.inputs import Arch, ImageError, ImageInputs
+from bottle_ref.runner import CommandError, Completed, RecordingRunner
+
+REPO = Path(__file__).resolve().parents[2]
+ENGINE_SH = REPO / "scripts" / "engine.sh"
+AMD64 = Arch.from_docker("amd64")
+TAG = re.compile(r"^bottle-(base|agent|bundle):[0-9a-f]{12}$")
+
+
+# -- a fake bottle_ref package for the bundle's inputs -------------------------
+
+def fake_package(root: Path) -> Path:
+    pkg = root / "bottle_ref"
+    files = {
+        "__init__.py": "",
+        "bundle/__init__.py": "",
+        "bundle/__main__.py": "from .supervisor import main\nmain()\n",
+        "bundle/supervisor.py": "from bottle_ref.pipelock import render\n",
+        "bundle/data.yaml": "a: 1\n",
+        "bundle/__pycache__/supervisor.cpython-311.pyc": "junk",
+        "bundle/requirements.txt": "pyyaml==6.0.2\n",
+        "pipelock.py": "def render():\n    from .util import helper\n",
+        "util.py": "import os\n",
+        "backends/__init__.py": "",
+        "backends/docker.py": "import bottle_ref.runner\n",
+        "runner.py": "",
+    }
+    for rel, text in files.items():
+        path = pkg / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return pkg
+
+
+def bundle_tag(pkg: Path, arch: Arch = AMD64) -> str:
+    return inputs.bundle_inputs(inputs.base_inputs(arch), arch, package_root=pkg).tag
+
+
+# -- hashing ------------------------------------------------------------------
+
+def test_same_inputs_same_tag_and_tag_shape():
+    a = ImageInputs.of("bottle-agent", {"x": "1", "y": b"2"})
+    b = ImageInputs.of("bottle-agent", {"y": "2", "x": b"1"})  # order and str/bytes
+    assert a.tag == b.tag
+    assert TAG.match(a.tag)
+    base = inputs.base_inputs(AMD64)
+    assert inputs.agent_inputs(base, AMD64).tag == inputs.agent_inputs(base, AMD64).tag
+    assert TAG.match(base.tag) and TAG.match(inputs.agent_inputs(base, AMD64).tag)
+
+
+def test_encoding_is_unambiguous():
+    assert ImageInputs.of("r", {"a": "bc"}).tag != ImageInputs.of("r", {"ab": "c"}).tag
+    assert ImageInputs.of("r", {"a": "b", "c": ""}).tag != ImageInputs.of("r", {"a": "bc"}).tag
+
+
+@pytest.mark.parametrize("change", ["packages", "arch", "trim"])
+def test_base_tag_follows_every_input(monkeypatch, change):
+    before = inputs.base_inputs(AMD64).tag
+    arch = AMD64
+    if change == "packages":
+        monkeypatch.setattr(inputs, "ROOTFS_PACKAGES", inputs.ROOTFS_PACKAGES + ("procps",))
+    elif change == "arch":
+        arch = Arch.from_docker("arm64")
+    else:
+        monkeypatch.setattr(inputs, "ROOTFS_TRIM_DIRS", ("usr/share/man",))
+    assert inputs.base_inputs(arch).tag != before
+
+
+def test_agent_tag_follows_dockerfile_version_and_base(monkeypatch):
+    base = inputs.base_inputs(AMD64)
+    before = inputs.agent_inputs(base, AMD64).tag
+    assert inputs.agent_inputs(base, AMD64, "9.9.9").tag != before
+    other_base = inputs.base_inputs(Arch.from_docker("arm64"))
+    assert inputs.agent_inputs(other_base, AMD64).tag != before
+    text = inputs.dockerfile("agent")
+    monkeypatch.setattr(inputs, "dockerfile", lambda name: text + "# edit\n")
+    assert inputs.agent_inputs(base, AMD64).tag != before
+
+
+def test_bundle_tag_follows_requirements_source_and_dockerfile(tmp_path, monkeypatch):
+    pkg = fake_package(tmp_path)
+    before = bundle_tag(pkg)
+    assert bundle_tag(pkg) == before
+
+    (pkg / "bundle/requirements.txt").write_text("pyyaml==6.0.1\n")
+    after_req = bundle_tag(pkg)
+    assert after_req != before
+
+    (pkg / "util.py").write_text("import os  # reached through a relative import\n")
+    after_src = bundle_tag(pkg)
+    assert after_src != after_req
+
+    (pkg / "bundle/data.yaml").write_text("a: 2\n")
+    after_data = bundle_tag(pkg)
+    assert after_data != after_src
+
+    text = inputs.dockerfile("bundle")
+    monkeypatch.setattr(inputs, "dockerfile", lambda name: text + "# edit\n")
+    assert bundle_tag(pkg) != after_data
+
+
+def test_bundle_tag_ignores_code_the_bundle_does_not_import(tmp_path):
+    pkg = fake_package(tmp_path)
+    before = bundle_tag(pkg)
+    (pkg / "backends/docker.py").write_text("# a backend edit\n")
+    (pkg / "bundle/__pycache__/supervisor.cpython-311.pyc").write_text("other junk")
+    assert bundle_tag(pkg) == before
+
+
+def test_bundle_sources_is_the_import_closure(tmp_path):
+    pkg = fake_package(tmp_path)
+    assert inputs.bundle_sources(pkg) == [
+        "bottle_ref/__init__.py",
+        "bottle_ref/bundle/__init__.py",
+        "bottle_ref/bundle/__main__.py",
+        "bottle_ref/bundle/data.yaml",
+        "bottle_ref/bundle/requirements.txt",
+        "bottle_ref/bundle/supervisor.py",
+        "bottle_ref/pipelock.py",
+        "bottle_ref/util.py",
+    ]
+
+
+def test_missing_requirements_is_a_clear_error(tmp_path):
+    pkg = fake_package(tmp_path)
+    (pkg / "bundle/requirements.txt").unlink()
+    with pytest.raises(ImageError, match="requirements not found"):
+        bundle_tag(pkg)
+
+
+def test_unknown_engine_arch_is_a_clear_error():
+    with pytest.raises(ImageError, match="unsupported engine architecture 's390x'"):
+        Arch.from_docker("s390x")
+
+
+# -- skip when present, build when absent ---------------------------------------
+
+def recorder(*, present: bool | dict[str, bool] = True) -> RecordingRunner:
+    runner = RecordingRunner()
+    runner.reply("docker", "version", stdout="amd64\n")
+    states = present if isinstance(present, dict) else {
+        r: present for r in ("base", "agent", "bundle")}
+    for repo, ok in states.items():
+        runner.reply("docker", "image", "inspect", "*", "*", f"bottle-{repo}:*",
+                     returncode=0 if ok else 1)
+    return runner
+
+
+def builder(tmp_path: Path, runner: RecordingRunner, *, euid: int = 0,
+            lines: list[str] | None = None) -> Builder:
+    pkg = fake_package(tmp_path / "src")
+    cache = tmp_path / "cache"
+    npm = cache / "npm" / f"claude-code-{inputs.CLAUDE_CODE_VERSION}-linux-x64"
+    npm.mkdir(parents=True)
+    for name in (fetch.NATIVE_TGZ, fetch.WRAPPER_TGZ):
+        (npm / name).write_bytes(b"tgz")
+    say = (lines.append if lines is not None else (lambda line: None))
+    return Builder(runner, cache=cache, say=say, euid=euid, package_root=pkg)
+
+
+def builds(runner: RecordingRunner) -> list[tuple[str, ...]]:
+    return [a for a in runner.argvs if a[:2] == ("docker", "build")]
+
+
+def test_present_images_are_never_rebuilt(tmp_path):
+    runner = recorder(present=True)
+    b = builder(tmp_path, runner)
+    tags = b.ensure(["agent", "bundle"])
+    plan = b.plan(AMD64, ["agent", "bundle"])
+    assert tags == {"agent": plan["agent"].tag, "bundle": plan["bundle"].tag}
+    assert builds(runner) == []
+    assert runner.find("debootstrap") == [] and runner.find("bash") == []
+    assert runner.find("npm") == [] and runner.find("*", "-m", "pip") == []
+    inspected = [a[-1] for a in runner.argvs if a[:3] == ("docker", "image", "inspect")]
+    assert inspected == [plan["agent"].tag, plan["bundle"].tag]  # base never consulted
+
+
+def test_only_the_missing_image_is_built_on_the_present_base(tmp_path):
+    runner = recorder(present={"base": True, "agent": True, "bundle": False})
+    runner.reply("*", "-m", "pip", "download")
+    b = builder(tmp_path, runner)
+    tags = b.ensure(["agent", "bundle"])
+    base = b.plan(AMD64, ["bundle"])["base"]
+    (only,) = builds(runner)
+    assert only[only.index("--tag") + 1] == tags["bundle"]
+    assert only[only.index("--build-arg") + 1] == f"BASE={base.tag}"
+    assert runner.find("debootstrap") == [] and runner.find("bash") == []
+    assert runner.find("npm") == []  # the agent is present: nothing fetched for it
+    assert not list(b.cache.glob("context-*")), "build context left behind"
+
+
+def test_cold_build_order_and_argv(tmp_path):
+    runner = recorder(present=False)
+    lines: list[str] = []
+    b = builder(tmp_path, runner, lines=lines)
+    tags = b.ensure(["agent", "bundle"])
+    plan = b.plan(AMD64, ["agent", "bundle"])
+    kinds = [a[0] if a[0] != "docker" else " ".join(a[:2]) for a in runner.argvs
+             if a[:3] != ("docker", "image", "inspect") and a[:2] != ("docker", "version")]
+    assert kinds[:2] == ["debootstrap", "bash"]  # rootfs, then tar | docker import
+    assert kinds.count("docker build") == 2
+    (boot,) = runner.find("debootstrap")
+    assert "--variant=minbase" in boot.argv and "--arch=amd64" in boot.argv
+    assert "--include=ca-certificates,curl,git,python3,python3-venv,util-linux" in boot.argv
+    assert boot.argv[-3:-1][0] == "bookworm" and boot.argv[-1] == inputs.DEBIAN_MIRROR
+    (imp,) = runner.find("bash")
+    assert plan["base"].tag in imp.argv and "docker import" in imp.argv[2]
+    rootfs_path = rootfs.rootfs_dir(b.cache, plan["base"])
+    assert str(rootfs_path) in imp.argv and rootfs_path.is_dir()
+    assert (rootfs_path / "etc/dpkg/dpkg.cfg.d/bottle-slim").is_file()
+    assert not rootfs_path.with_name(rootfs_path.name + ".partial").exists()
+    assert [a[a.index("--tag") + 1] for a in builds(runner)] == [tags["agent"], tags["bundle"]]
+    assert tags == {"agent": plan["agent"].tag, "bundle": plan["bundle"].tag}
+    assert lines and all("=" not in line for line in lines)  # nox parses '=' lines
+    assert any(re.search(r"debootstrap .*: done in \d+\.\ds$", line) for line in lines)
+
+
+def test_base_present_but_rootfs_cached_imports_without_debootstrap(tmp_path):
+    runner = recorder(present=False)
+    b = builder(tmp_path, runner)
+    base = b.plan(AMD64, ["agent"])["base"]
+    rootfs.rootfs_dir(b.cache, base).mkdir(parents=True)
+    b.ensure(["agent"])
+    assert runner.find("debootstrap") == []
+    assert len(runner.find("bash")) == 1
+
+
+def test_cold_build_needs_root(tmp_path):
+    runner = recorder(present=False)
+    b = builder(tmp_path, runner, euid=1000)
+    with pytest.raises(ImageError, match="needs root"):
+        b.ensure(["agent"])
+    assert runner.find("debootstrap") == []
+
+
+def test_failed_debootstrap_leaves_no_half_built_rootfs(tmp_path):
+    runner = recorder(present=False)
+    runner.reply("debootstrap", returncode=1, stderr="E: Couldn't download packages")
+    b = builder(tmp_path, runner)
+    with pytest.raises(CommandError, match="Couldn't download"):
+        b.ensure(["agent"])
+    assert not [p for p in b.cache.iterdir() if p.name.startswith("rootfs-")]
+    assert builds(runner) == []
+
+
+def test_interrupted_debootstrap_leaves_no_half_built_rootfs(tmp_path, capsys):
+    class Interrupted(RecordingRunner):
+        def run(self, argv, **kw):
+            if argv[0] == "debootstrap":
+                assert Path(argv[-2]).is_dir()  # building in <rootfs>.partial
+                raise KeyboardInterrupt
+            return super().run(argv, **kw)
+
+    runner = Interrupted()
+    runner.reply("docker", "version", stdout="amd64\n")
+    runner.reply("docker", "image", "inspect", returncode=1)
+    b = builder(tmp_path, runner)
+    assert main(["agent"], builder=b) == 130
+    assert capsys.readouterr().err.strip().endswith("images: interrupted")
+    assert not [p for p in b.cache.iterdir() if p.name.startswith("rootfs-")]
+
+
+def test_failed_build_is_one_line_and_cleans_its_context(tmp_path, capsys):
+    runner = recorder(present={"base": True, "agent": False, "bundle": True})
+    runner.reply("docker", "build", returncode=1, stdout="Step 3/9\nE: Unable to locate package nodejs\n")
+    b = builder(tmp_path, runner)
+    with pytest.raises(ImageError, match=r"docker build of bottle-agent:\w{12} failed: .*nodejs.*full log"):
+        b.ensure(["agent"])
+    assert not list(b.cache.glob("context-*"))
+    logs = list((b.cache / "logs").glob("bottle-agent-*.log"))
+    assert len(logs) == 1 and "Unable to locate package nodejs" in logs[0].read_text()
+
+
+def test_main_prints_env_lines(tmp_path, capsys):
+    b = builder(tmp_path, recorder(present=True))
+    assert main(["all", "--print-env"], builder=b) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert re.match(r"^CLAUDE_BOTTLE_IMAGE=bottle-agent:[0-9a-f]{12}$", out[0])
+    assert re.match(r"^BOTTLE_BUNDLE_IMAGE=bottle-bundle:[0-9a-f]{12}$", out[1])
+    assert len(out) == 2
+    assert main(["bundle", "--print-env"], builder=b) == 0
+    assert capsys.readouterr().out.splitlines() == out[1:]
+
+
+def test_main_engine_down_is_one_line_no_traceback(capsys):
+    runner = RecordingRunner().reply("docker", "version", returncode=1)
+    assert main(["agent"], builder=Builder(runner)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("images: error: docker engine not reachable")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# -- host-side fetches -------------------------------------------------------------
+
+def test_wheels_build_an_sdist_only_dependency_then_retry(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("mitmproxy==11.0.2\n")
+    runner = RecordingRunner()
+    runner.reply("py", "-m", "pip", "download", returncode=1, times=1,
+                 stderr="ERROR: No matching distribution found for pyperclip<=1.9.0,>=1.9.0\n")
+    dest = fetch.bundle_wheels(runner, tmp_path / "cache", req, AMD64, python="py")
+    calls = [a[3] for a in runner.argvs]
+    assert calls == ["download", "wheel", "download"]
+    wheel = runner.find("py", "-m", "pip", "wheel")[0].argv
+    assert wheel[-1] == "pyperclip<=1.9.0,>=1.9.0" and "--no-deps" in wheel
+    download = runner.argvs[0]
+    assert "--only-binary=:all:" in download and "--python-version=3.11" in download
+    assert "--platform=manylinux_2_36_x86_64" in download and "--abi=cp311" in download
+    assert dest.is_dir() and not dest.with_name(dest.name + ".tmp").exists()
+    # cached: a second call runs nothing
+    runner.calls.clear()
+    assert fetch.bundle_wheels(runner, tmp_path / "cache", req, AMD64, python="py") == dest
+    assert runner.argvs == []
+
+
+def test_wheels_give_up_when_the_built_sdist_does_not_help(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("x==1\n")
+    runner = RecordingRunner().reply(
+        "py", "-m", "pip", "download", returncode=1,
+        stderr="ERROR: No matching distribution found for cext==1\n")
+    with pytest.raises(CommandError, match="cext==1"):
+        fetch.bundle_wheels(runner, tmp_path / "cache", req, AMD64, python="py")
+    assert len(runner.find("py", "-m", "pip", "wheel")) == 1
+    assert not list((tmp_path / "cache" / "wheels").iterdir())  # no partial dir kept
+
+
+def test_npm_missing_on_host_is_a_clear_error(tmp_path):
+    runner = RecordingRunner().reply("npm", returncode=127)
+    with pytest.raises(ImageError, match="npm not found on the host"):
+        fetch.claude_code_tarballs(runner, tmp_path, "1.0.0", AMD64)
+
+
+def test_npm_pack_renames_to_fixed_names(tmp_path):
+    cache = tmp_path / "cache"
+    tmp = cache / "npm" / "claude-code-1.0.0-linux-x64.tmp"
+
+    class Packer(RecordingRunner):
+        def run(self, argv, **kw):
+            result = super().run(argv, **kw)
+            name = argv[-1].replace("@anthropic-ai/", "anthropic-ai-").replace("@", "-") + ".tgz"
+            (tmp / name).write_bytes(b"t")
+            return Completed(result.argv, 0, name + "\n", "")
+
+    runner = Packer()
+    dest = fetch.claude_code_tarballs(runner, cache, "1.0.0", AMD64)
+    assert sorted(p.name for p in dest.iterdir()) == sorted([fetch.WRAPPER_TGZ, fetch.NATIVE_TGZ])
+    assert [a[:2] for a in runner.argvs] == [("npm", "pack")] * 2
+
+
+# -- rootfs safety ---------------------------------------------------------------------
+
+def test_remove_tree_unmounts_and_refuses_live_mounts(tmp_path):
+    target = tmp_path / "rootfs.partial"
+    (target / "proc").mkdir(parents=True)
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"proc {target}/proc proc rw 0 0\nsysfs /sys sysfs rw 0 0\n")
+    runner = RecordingRunner()
+    with pytest.raises(ImageError, match="refusing to delete"):
+        rootfs.remove_tree(runner, target, mounts)
+    assert runner.argvs == [("umount", "--lazy", f"{target}/proc")]
+    assert target.is_dir()
+    mounts.write_text("sysfs /sys sysfs rw 0 0\n")
+    rootfs.remove_tree(runner, target, mounts)
+    assert not target.exists()
+
+
+def test_mounts_under_decodes_escapes_and_orders_deepest_first(tmp_path):
+    target = tmp_path / "a b"
+    target.mkdir()
+    esc = str(target).replace(" ", "\\040")
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"x {esc}/proc proc rw 0 0\nx {esc}/proc/sys y rw 0 0\nx {esc}x z rw 0 0\n")
+    assert rootfs.mounts_under(target, mounts) == [f"{target}/proc/sys", f"{target}/proc"]
+
+
+def test_trim_never_follows_a_symlink_out_of_the_rootfs(tmp_path):
+    outside = tmp_path / "host-doc"
+    outside.mkdir()
+    (outside / "README").write_text("host file")
+    fs = tmp_path / "rootfs"
+    (fs / "usr/share/doc/pkg").mkdir(parents=True)
+    (fs / "usr/share/doc/pkg/changelog.gz").write_text("x")
+    (fs / "usr/share/doc/pkg/copyright").write_text("c")
+    (fs / "usr/share/doc/evil").symlink_to(outside)  # absolute, as in a rootfs
+    (fs / "usr/share/man").symlink_to(outside)
+    (fs / "var/lib/apt/lists").mkdir(parents=True)
+    (fs / "var/lib/apt/lists/deb.debian.org_dists_bookworm_Release").write_text("r")
+    (fs / "var/lib/apt/lists/lock").write_text("")
+    rootfs._finish(fs)
+    assert (outside / "README").read_text() == "host file"
+    assert sorted(p.name for p in (fs / "usr/share/doc/pkg").iterdir()) == ["copyright"]
+    assert sorted(p.name for p in (fs / "var/lib/apt/lists").iterdir()) == ["lock"]
+
+
+# -- scripts/engine.sh ------------------------------------------------------------------
+
+def test_engine_sh_parses():
+    assert subprocess.run(["bash", "-n", str(ENGINE_SH)]).returncode == 0
+
+
+def stub_path(tmp_path: Path, stubs: dict[str, str]) -> Path:
+    """A PATH dir with the basic tools engine.sh uses, plus the given stubs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "sh", "id", "mkdir", "dirname", "setsid", "date", "sleep",
+                 "tail", "cat", "timeout", "touch", "echo"):
+        real = shutil.which(tool)
+        if real:
+            (bin_dir / tool).symlink_to(real)
+    for name, body in stubs.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body + "\n")
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
+def run_engine(tmp_path: Path, stubs: dict[str, str], **env: str):
+    bin_dir = stub_path(tmp_path, stubs)
+    full_env = {"PATH": str(bin_dir), "MARK": str(tmp_path / "up"),
+                "CALLS": str(tmp_path / "calls"),
+                "BOTTLE_DOCKERD_LOG": str(tmp_path / "dockerd.log"),
+                "BOTTLE_DOCKERD_PIDFILE": str(tmp_path / "docker.pid"), **env}
+    return subprocess.run([str(bin_dir / "bash"), str(ENGINE_SH)], env=full_env,
+                          capture_output=True, text=True, timeout=30)
+
+
+DOCKER_STUB = '[ -e "$MARK" ] || exit 1; echo 20.10.24'
+TOOLS = {"debootstrap": "", "ip": "", "iptables": "",
+         "apt-get": 'echo "apt-get $*" >> "$CALLS"'}
+
+
+def test_engine_sh_does_nothing_when_docker_answers(tmp_path):
+    (tmp_path / "up").touch()
+    result = run_engine(tmp_path, {"docker": DOCKER_STUB, **TOOLS,
+                                   "dockerd": 'echo "dockerd" >> "$CALLS"'})
+    assert result.returncode == 0, result.stderr
+    assert "nothing to do" in result.stderr
+    assert not (tmp_path / "calls").exists()
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="engine.sh starts dockerd only as root")
+
+
+@needs_root
+def test_engine_sh_starts_dockerd_and_polls_until_it_answers(tmp_path):
+    result = run_engine(tmp_path, {"docker": DOCKER_STUB, **TOOLS,
+                                   "dockerd": 'echo "dockerd $*" >> "$CALLS"; touch "$MARK"'})
+    assert result.returncode == 0, result.stderr
+    assert "starting dockerd" in result.stderr and "docker answers" in result.stderr
+    assert (tmp_path / "calls").read_text() == "dockerd \n"  # no apt-get: all tools present
+
+
+@needs_root
+def test_engine_sh_installs_missing_tools_then_starts(tmp_path):
+    tools = {k: v for k, v in TOOLS.items() if k != "debootstrap"}
+    result = run_engine(tmp_path, {"docker": DOCKER_STUB, **tools,
+                                   "dockerd": 'echo "dockerd" >> "$CALLS"; touch "$MARK"'})
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[0] == "apt-get update -qq"
+    assert calls[1] == "apt-get install -y -qq --no-install-recommends debootstrap"
+    assert calls[2] == "dockerd"
+
+
+@needs_root
+def test_engine_sh_fails_with_the_log_tail_when_dockerd_never_answers(tmp_path):
+    result = run_engine(tmp_path, {"docker": DOCKER_STUB, **TOOLS,
+                                   "dockerd": 'echo "failed to start daemon: boom"; exit 1'},
+                        BOTTLE_ENGINE_TIMEOUT="1")
+    assert result.returncode == 1
+    assert "failed to start daemon: boom" in result.stderr
+    assert "docker engine not ready" in result.stderr
