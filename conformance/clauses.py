@@ -456,3 +456,42 @@ SEED_MAP: Mapping[str, tuple[str, ...]] = {
     "claude_docker_argv existed only on DockerBottle (AttributeError on smolmachines)":
         ("EXEC-ABI", "EXEC-RESUME"),
 }
+
+
+# What the contract knowingly does not guarantee. Each entry: (title, text).
+# Rendered into CONTRACT.md so a backend author reads the limits beside the rules.
+RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
+    (
+        "smolmachines: TSI cannot filter ports",
+        "smolvm's `--allow-cidr` admits whole addresses, not ports, and a guest's "
+        "127.0.0.1 is the host's loopback. The reference backend therefore publishes "
+        "the bundle's agent-facing ports on a dedicated loopback address per bottle "
+        "(127.77.x.y, derived from the bottle name) and allows only `<that address>/32`, "
+        "so LIVE-LOOPBACK holds for host services bound to 127.0.0.1. It does NOT hold "
+        "for host services bound to the wildcard address (0.0.0.0 or ::), which accept "
+        "connections on every loopback address, nor for anything else published on the "
+        "same dedicated address. On macOS only 127.0.0.1 exists until an alias is added "
+        "(`ifconfig lo0 alias 127.77.x.y`); setting BOTTLE_SMOL_PUBLISH_HOST=127.0.0.1 "
+        "restores the seeds' topology, in which every host loopback service is "
+        "reachable from the guest.",
+    ),
+    (
+        "The reference pipelock is pipelock-compatible, not pipelock",
+        "The bundle's proxy reads pipelock.yaml and rejects keys pipelock would reject, "
+        "and honours api_allowlist, passthrough_domains, header DLP with action block, "
+        "and the per-domain rate limit (429). It does not implement URL or body DLP or "
+        "response scanning, and every `mode` enforces alike. Swap the bundle image for "
+        "real pipelock where those matter.",
+    ),
+    (
+        "egress injects over TLS only",
+        "The reference egress rewrites credentials only on HTTPS requests (matched on "
+        "the CONNECT target, not the Host header), never over cleartext HTTP.",
+    ),
+    (
+        "git-gate serves local bare repositories",
+        "The reference git-gate is git's own daemon over bare repositories in the "
+        "bundle; mirroring them to the real upstreams with the declared identities is "
+        "outside the reference implementation.",
+    ),
+)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .capabilities import Capability
-from .clauses import CLAUSES, SEED_MAP, TIERS, Clause
+from .clauses import CLAUSES, RESIDUAL_RISKS, SEED_MAP, TIERS, Clause
 from .outcomes import State
 
 DEFAULT_PATH = Path("CONTRACT.md")
@@ -88,7 +88,10 @@ def render_contract(clauses: Sequence[Clause] = CLAUSES,
         "| --- | --- |",
     ]
     out += [f"| {_cell(bug)} | {', '.join(ids)} |" for bug, ids in seed_map.items()]
-    return "\n".join(out) + "\n"
+    out += ["", "## Residual risks", ""]
+    for title, text in RESIDUAL_RISKS:
+        out += [f"### {title}", "", text, ""]
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def is_current(path: Path) -> bool:
