@@ -64,10 +64,20 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def conformance(session: nox.Session) -> None:
-    """Run the suite against any backend: `nox -s conformance -- --bottle-backend NAME`."""
+    """Run the suite and print its table.
+
+    `nox -s conformance` runs both reference backends; pass pytest arguments
+    to pick your own: `nox -s conformance -- --bottle-backend mypkg.mod:factory`.
+    """
     _install(session)
     REPORTS.mkdir(exist_ok=True)
-    report = str(REPORTS / "conformance.json")
-    args = session.posargs or ["--bottle-backend", os.environ.get("BOTTLE_BACKEND", "docker")]
-    session.run("pytest", "--pyargs", "conformance", "--bottle-report", report, *args)
-    session.run("bottle-conformance", "report", report)
+    if any(a.startswith("--bottle-backend") for a in session.posargs):
+        runs = [("conformance", list(session.posargs))]
+    else:
+        runs = [(name, ["--bottle-backend", name, *session.posargs])
+                for name in ("docker", "smolmachines")]
+    for label, args in runs:
+        report = str(REPORTS / f"{label}.json")
+        session.run("pytest", "--pyargs", "conformance",
+                    "--bottle-report", report, *args)
+        session.run("bottle-conformance", "report", report)

@@ -24,7 +24,7 @@ import pytest
 from bottle_ref.backends.base import Backend
 
 from .capabilities import UnknownCapabilityError
-from .clauses import by_id
+from .clauses import TIERS, by_id
 from .markers import MARKER_HELP, ClauseMarkError, clause_marks
 from .outcomes import NOT_SUPPORTED_PREFIX, environment_broken
 from .results import (
@@ -113,6 +113,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="hypothesis profile for the invariant tier [env BOTTLE_HYPOTHESIS_PROFILE]",
     )
     group.addoption(
+        "--bottle-tier", dest="bottle_tier", metavar="TIER[,TIER...]", action="append",
+        default=None,
+        help="run only clause tests of these tiers (snapshot, invariant, live); "
+             "e.g. --bottle-tier snapshot,invariant for the static tiers on every save",
+    )
+    group.addoption(
         "--bottle-live-timeout", dest="bottle_live_timeout", metavar="SECS", type=float,
         default=None,
         help="seconds the live tier waits for a bottle [env BOTTLE_LIVE_TIMEOUT]",
@@ -174,10 +180,35 @@ def _enforce_strict_xfail(item: pytest.Item) -> None:
             )
 
 
+def _select_tiers(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect clause tests outside ``--bottle-tier``; unmarked tests stay."""
+    raw = config.getoption("bottle_tier", None)
+    if not raw:
+        return
+    wanted = {t.strip() for chunk in raw for t in chunk.split(",") if t.strip()}
+    unknown = wanted - set(TIERS)
+    if unknown:
+        raise pytest.UsageError(
+            f"bottle-conformance: --bottle-tier: unknown tier(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(TIERS)}"
+        )
+    keep, drop = [], []
+    for item in items:
+        try:
+            tiers = {m.tier for m in clause_marks(item)}
+        except ClauseMarkError:
+            tiers = set()  # reported by the main loop below
+        (keep if not tiers or tiers & wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     state = state_of(config)
+    _select_tiers(config, items)
     for item in items:
         if item.get_closest_marker(SELECTED_MARKER) and state.selected is None:
             item.add_marker(pytest.mark.skip(reason=NO_BACKEND))

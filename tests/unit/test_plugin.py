@@ -664,3 +664,28 @@ def test_parametrized_clause_tests_each_get_gated_once(fake):
     assert states(load_report(fake.path / "r.json")) == {
         "EXEC-TTY": State.NOT_SUPPORTED, "CRED-EXP": State.PASSED,
     }
+
+
+def test_bottle_tier_deselects_other_tiers(pytester):
+    """--bottle-tier keeps clause tests of the named tiers and unmarked tests."""
+    pytester.makepyfile(
+        """
+        from conformance.markers import clause
+
+        @clause("PLAN-PURE")
+        def test_invariant(): pass
+
+        @clause("LIVE-SMOKE")
+        def test_live(): pass
+
+        def test_plain(): pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--bottle-tier", "invariant", "-v")
+    # No backend is selected, so the clause test ends as ERROR (a skip); what
+    # matters here is which tests were collected at all.
+    result.stdout.fnmatch_lines(["*test_invariant SKIPPED*", "*test_plain PASSED*"])
+    assert "test_live" not in result.stdout.str()
+    result.assert_outcomes(passed=1, skipped=1, deselected=1)
+    bad = pytester.runpytest_subprocess("--bottle-tier", "static")
+    assert bad.ret != 0 and "unknown tier(s) static" in bad.stderr.str()
