@@ -406,17 +406,25 @@ class TestMine(BackendConformance):
 '''
 
 
+def _tier_tests(cls) -> set[str]:
+    return {name for name in vars(cls) if name.startswith("test_")}
+
+
 def test_umbrella_subclass_enrols_every_tier(fake):
+    """Subclassing BackendConformance collects every test of every tier mixin,
+    so a clause added to a tier enrols without the author doing anything."""
+    from conformance.tiers.invariants import InvariantTier
+    from conformance.tiers.live import LiveTier
+    from conformance.tiers.snapshots import SnapshotTier
+
     fake.makepyfile(test_mine=UMBRELLA)
-    result = fake.runpytest("--bottle-report=r.json", "-rs", "-p", "no:randomly")
-    result.assert_outcomes(passed=2, skipped=1)
-    report = load_report(fake.path / "r.json")
-    assert states(report) == {
-        "PLAN-PURE": State.PASSED, "EXEC-ABI": State.PASSED, "LIVE-SMOKE": State.NOT_SUPPORTED,
-    }
-    assert report.backend == "fake"
-    result.stdout.fnmatch_lines(["fake 1.2: 3 clauses: 2 PASSED, 1 NOT_SUPPORTED; *",
-                                 "*SKIPPED*NOT_SUPPORTED: capability live not declared*"])
+    result = fake.runpytest("--collect-only", "-q")
+    collected = {line.split("::")[-1].split("[")[0]
+                 for line in result.stdout.lines if "test_mine.py::TestMine::" in line}
+    for tier in (SnapshotTier, InvariantTier, LiveTier):
+        expected = _tier_tests(tier)
+        assert expected, f"{tier.__name__} has no tests"
+        assert expected <= collected, f"{tier.__name__} not enrolled: {expected - collected}"
 
 
 def test_pyargs_without_backend_skips_with_clear_message(fake):
@@ -429,12 +437,21 @@ def test_pyargs_without_backend_skips_with_clear_message(fake):
 
 
 def test_pyargs_with_selected_backend_runs_the_suite(fake):
+    """The shipped suite runs by entry-point name (static tiers, reference
+    smolmachines backend, the repo's own snapshots)."""
     fake.makeini("[pytest]\n")
-    result = fake.runpytest("-c", "tox.ini", "--pyargs", "conformance", FAKE, "-rs")
+    snapshots = Path(__file__).resolve().parents[2] / "snapshots" / "smolmachines"
+    result = fake.runpytest(
+        "-c", "tox.ini", "--pyargs", "conformance", "--bottle-backend=smolmachines",
+        "--bottle-tier=snapshot,invariant", f"--bottle-snapshot-dir={snapshots}",
+        "--bottle-hypothesis-profile=ci", "--bottle-report=r.json", "-p", "no:randomly",
+    )
     outcomes = result.parseoutcomes()
-    assert outcomes["passed"] >= 2 and "failed" not in outcomes
-    result.stdout.fnmatch_lines(["*bottle-conformance * backend fake 1.2 (capabilities: codex*",
-                                 "fake 1.2: * clauses: *"])
+    assert outcomes["passed"] >= 10 and "failed" not in outcomes, outcomes
+    result.stdout.fnmatch_lines(["*bottle-conformance * backend smolmachines *"])
+    report = load_report(fake.path / "r.json")
+    assert report.backend == "smolmachines"
+    assert State.FAILED not in states(report).values()
 
 
 def test_no_backend_anywhere_is_error_not_pass(fake):
