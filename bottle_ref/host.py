@@ -31,10 +31,11 @@ class HostContext:
     `launch` writes per-bottle config files.
     """
 
-    env: Mapping[str, str] = field(default_factory=dict)
+    # env and home_files hold real tokens on a real host: never in a repr.
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     home: Path = Path("/home/user")
     cwd: Path = Path("/work")
-    home_files: Mapping[str, str] = field(default_factory=dict)
+    home_files: Mapping[str, str] = field(default_factory=dict, repr=False)
     state_root: Path = Path("/tmp/bottle-ref-state")
 
     @classmethod

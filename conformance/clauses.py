@@ -100,6 +100,14 @@ LAUNCH_PACK_IN_LAUNCH = Clause(
 
 # --- exec framing ------------------------------------------------------------
 
+SNAP_MATCH = Clause(
+    "SNAP-MATCH", MUST,
+    "A backend's recorded launch, provisioning, agent argv and teardown MUST equal "
+    "the snapshot its author reviewed and keeps in their own repository.",
+    SNAPSHOT, None,
+    "DESIGN s3/s6: every external command goes through the runner, so a change in "
+    "what a backend runs is a reviewed diff, never a surprise",
+)
 EXEC_ABI = Clause(
     "EXEC-ABI", MUST,
     "Every Bottle MUST implement agent_argv(argv, *, tty) returning the full host "

@@ -36,8 +36,17 @@ class State(StrEnum):
 
 
 def worst(*states: State) -> State:
-    """The worst of ``states`` (a clause is only as good as its worst test)."""
+    """The worst of ``states`` (one test is only as good as its worst phase)."""
     return max(states, key=lambda s: s.severity)
+
+
+def clause_state(*states: State) -> State:
+    """A clause's state from its tests' states: the worst, except that a test
+    NOT_SUPPORTED for a scenario's extra capability (e.g. a codex scenario on
+    a claude-only backend) does not demote a clause other tests PASSED. A
+    clause is NOT_SUPPORTED only when none of its tests could run."""
+    ran = [s for s in states if s is not State.NOT_SUPPORTED]
+    return worst(*ran) if ran else State.NOT_SUPPORTED
 
 
 def environment_broken(reason: str) -> NoReturn:

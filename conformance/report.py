@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .clauses import CLAUSES, MUST, Clause
-from .outcomes import State, worst
+from .outcomes import State, clause_state
 
 SCHEMA = 1
 
@@ -103,7 +103,8 @@ class Report:
 
 
 def aggregate(results: Iterable[ClauseResult]) -> tuple[ClauseResult, ...]:
-    """One result per clause, worst state wins, durations summed.
+    """One result per clause (`clause_state`: worst wins, but NOT_SUPPORTED
+    only when no test of the clause ran), durations summed.
 
     The reason kept is the first one given with the winning state; the
     output follows the registry's order, then unknown IDs by name.
@@ -114,7 +115,7 @@ def aggregate(results: Iterable[ClauseResult]) -> tuple[ClauseResult, ...]:
         if prev is None:
             merged[r.clause_id] = r
             continue
-        state = worst(prev.state, r.state)
+        state = clause_state(prev.state, r.state)
         reason = prev.reason if prev.state == state else r.reason
         merged[r.clause_id] = replace(
             prev, state=state, reason=reason, duration_s=prev.duration_s + r.duration_s

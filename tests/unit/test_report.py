@@ -68,6 +68,18 @@ def test_worst_state_order():
     assert worst(State.ERROR, State.FAILED, State.PASSED) == State.FAILED
 
 
+def test_clause_state_ignores_not_supported_when_another_test_ran():
+    from conformance.outcomes import clause_state
+
+    assert clause_state(State.PASSED, State.NOT_SUPPORTED) == State.PASSED
+    assert clause_state(State.NOT_SUPPORTED, State.NOT_SUPPORTED) == State.NOT_SUPPORTED
+    assert clause_state(State.NOT_SUPPORTED, State.ERROR) == State.ERROR
+    assert clause_state(State.PASSED, State.NOT_SUPPORTED, State.FAILED) == State.FAILED
+    merged = aggregate([result(MUSTS[0], State.NOT_SUPPORTED, "codex scenario"),
+                        result(MUSTS[0], State.PASSED)])
+    assert merged[0].state == State.PASSED
+
+
 def test_aggregate_worst_state_wins_and_sums_durations():
     a, b = MUSTS[0], MUSTS[1]
     merged = aggregate([
