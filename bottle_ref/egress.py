@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from . import yamltext
+
 SLOT_PREFIX = "BOTTLE_EGRESS_TOKEN_"
 ROUTES_PATH = "/etc/egress/routes.yaml"
 CA_CERT = "/etc/egress/ca.pem"
@@ -66,8 +68,7 @@ def routes_data(routes: Sequence[RouteLike], upstream_proxy: str) -> dict[str, A
 def render_routes(routes: Sequence[RouteLike], upstream_proxy: str) -> str:
     """egress-routes.yaml text. ``token_env`` is the slot, never the host's
     env var name (egress sees only slots) and never a value."""
-    return yaml.safe_dump(routes_data(routes, upstream_proxy), sort_keys=False,
-                          default_flow_style=False, allow_unicode=True, width=1000)
+    return yamltext.dump(routes_data(routes, upstream_proxy))
 
 
 def load_routes(text: str) -> tuple[list[dict[str, str]], str]:

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from . import yamltext
+
 MODES = ("strict", "balanced", "audit")
 ACTIONS = ("warn", "block")
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -146,8 +148,7 @@ def render_config(
     problems = validate_config(data)
     if problems:
         raise PipelockConfigError(problems, _key_of(problems[0]))
-    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False,
-                          allow_unicode=True, width=1000)
+    body = yamltext.dump(data)
     return "# pipelock.yaml rendered by bottle-ref: pipelock's own keys only.\n" + body
 
 
