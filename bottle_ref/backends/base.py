@@ -5,7 +5,10 @@
     Bottle.agent_argv / exec / close                  exec framing; teardown
 
 A third-party backend subclasses `Backend` and `Bottle`; the suite needs
-nothing else from it.
+nothing else from it. The live tier can do more with a few OPTIONAL hooks
+(see "Live-tier hooks" on `Bottle` and `Backend.live_unsupported`); a
+backend without them gets NOT_SUPPORTED, never PASSED, for the clauses that
+need them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from ..runner import Completed, RecordingRunner, Runner
 from ..spec import BottleSpec
 
 Progress = Callable[[str], None]
+
+# Host env var naming a PEM bundle the bottle's proxies (pipelock, egress)
+# must trust for *upstream* TLS on top of the system store. Read by
+# `prepare` from `HostContext.env` (so it stays pure). Production use: a
+# corporate TLS-inspecting proxy; the live tier uses it to make the proxies
+# trust its test upstream's CA. A backend implementing
+# `Bottle.outbound_network` MUST honour it.
+UPSTREAM_CA_ENV = "BOTTLE_UPSTREAM_CA_FILE"
 
 
 def _quiet(_: str) -> None:
@@ -60,6 +71,31 @@ class Bottle(ABC):
         (resource names, discovered addresses). Never holds a secret."""
         raise NotImplementedError
 
+    # -- Live-tier hooks (optional) ------------------------------------------
+    # The live conformance tier probes a running bottle from inside the
+    # guest. These hooks let it stage what those probes need without knowing
+    # the backend's topology. Each raises NotImplementedError by default,
+    # which the suite reports as NOT_SUPPORTED for the clauses that need it.
+
+    def outbound_network(self) -> str:
+        """The docker network from which the bottle's last hop (pipelock)
+        dials the world. The live tier attaches its test upstream there under
+        a network alias, so "the internet" is a container of its own. The
+        backend MUST also honour `UPSTREAM_CA_ENV`."""
+        raise NotImplementedError
+
+    def internal_endpoints(self) -> Mapping[str, tuple[str, ...]]:
+        """Daemon -> ``("host:port", ...)`` addresses of bundle daemons the
+        agent MUST NOT reach directly: egress when it is not the first hop,
+        pipelock when it sits behind egress (every address it has). The live
+        tier dials each from the guest and expects failure (LIVE-BYPASS)."""
+        raise NotImplementedError
+
+    def stop_daemon(self, name: str) -> None:
+        """Fault injection: stop bundle daemon ``name`` (e.g. "pipelock") and
+        return once it no longer serves. For LIVE-FAILCLOSED."""
+        raise NotImplementedError
+
     def __enter__(self) -> "Bottle":
         return self
 
@@ -93,5 +129,12 @@ class Backend(ABC):
         succeed (e.g. ``docker port`` answers, ``1 added``). Default: none."""
 
     def live_unavailable(self, runner: Runner) -> str | None:
-        """Why the live tier cannot run here (e.g. no engine), or None."""
+        """Why the live tier cannot run here (e.g. no engine), or None.
+        The live tier reports this as ERROR: the environment is broken."""
+        return None
+
+    def live_unsupported(self, runner: Runner) -> str | None:
+        """Optional live-tier hook: why this host cannot run this backend's
+        guests at all (e.g. no smolvm on the host), or None. Checked before
+        `live_unavailable`; reported as NOT_SUPPORTED, not ERROR."""
         return None

@@ -15,13 +15,14 @@ names this launch created.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from .. import egress
+from .. import egress, pipelock
 from ..ca import ensure_ca
 from ..host import HostContext
 from ..plan import EGRESS, GIT_GATE, PIPELOCK, SUPERVISE, Plan
@@ -38,7 +39,7 @@ from ..runner import Completed, RecordingRunner, Runner, poll
 from ..spec import BottleSpec, SpecError
 from ..state import remove_state, write_state
 from ..supervise import mcp_url
-from .base import Backend, Bottle, Progress, _quiet
+from .base import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quiet
 
 LABEL_KEY = "bottle-ref.bottle"
 BUNDLE_ENTRY = "bottle-bundle"  # the bundle image's daemon launcher
@@ -55,6 +56,11 @@ SUPERVISE_URL = mcp_url("supervise")
 PIPELOCK_MOUNTS = ("/etc/pipelock/pipelock.yaml", "/etc/pipelock/ca.pem",
                    "/etc/pipelock/ca-key.pem")
 EGRESS_MOUNTS = (egress.ROUTES_PATH, egress.CA_CERT, egress.CA_KEY)
+# An extra CA bundle both proxies trust for upstream TLS (UPSTREAM_CA_ENV),
+# and the env vars through which the bundle's proxies read it.
+UPSTREAM_CA_MOUNT = "/etc/bottle/upstream-ca.pem"
+UPSTREAM_CA_VARS = {PIPELOCK: "PIPELOCK_UPSTREAM_CA", EGRESS: "EGRESS_UPSTREAM_CA"}
+STOP_TIMEOUT = 5  # seconds docker stop waits before SIGKILL (stop_daemon)
 
 AGENT_BINARIES = {"claude": "claude", "codex": "codex"}
 
@@ -65,8 +71,10 @@ class DockerError(RuntimeError):
 
 @dataclass(frozen=True, kw_only=True)
 class DockerPlan(Plan):
-    """Docker needs nothing beyond the neutral plan: every agent-facing
-    address is a fixed network alias, known before launch."""
+    """Every agent-facing address is a fixed network alias, known before
+    launch, so docker adds only the optional upstream CA (`UPSTREAM_CA_ENV`)."""
+
+    upstream_ca_file: str | None = None  # host PEM both proxies trust upstream
 
 
 def docker_exec_argv(
@@ -146,6 +154,14 @@ def missing_token_message(plan: Plan, key: str) -> str:
     return "token not available on the host"
 
 
+def git_gate_env_args(plan: Plan) -> list[str]:
+    """``-e GIT_GATE_REPOS=a,b``: the repos git-gate must serve (it creates
+    each missing bare repo at start; without the list it serves nothing and
+    every rewritten clone fails "repository not exported")."""
+    names = [u.name for u in plan.git_gate.upstreams] if plan.git_gate else []
+    return ["-e", f"GIT_GATE_REPOS={','.join(names)}"] if names else []
+
+
 def _mount(source: Path | str, target: str) -> list[str]:
     return ["--mount", f"type=bind,source={source},target={target},readonly"]
 
@@ -209,6 +225,29 @@ class DockerBottle(Bottle):
         return {"ident": self.ident, "containers": list(self.containers),
                 "networks": list(self.networks)}
 
+    # -- live-tier hooks ---------------------------------------------------
+    def outbound_network(self) -> str:
+        """``{ident}-out``: the only network with a route out; pipelock's."""
+        return f"{self.ident}-out"
+
+    def internal_endpoints(self) -> dict[str, tuple[str, ...]]:
+        """Every address of the daemon that is not the agent's first hop:
+        pipelock behind egress when routed, else egress."""
+        daemon = PIPELOCK if self.plan.routed else EGRESS
+        port = self.plan.pipelock.port if daemon == PIPELOCK else self.plan.egress.port
+        out = self.runner.run(["docker", "inspect", "--format",
+                               "{{json .NetworkSettings.Networks}}", f"{self.ident}-{daemon}"])
+        networks = json.loads(out.stdout or "{}") or {}
+        addrs = tuple(f"{n['IPAddress']}:{port}" for n in networks.values()
+                      if n.get("IPAddress"))
+        return {daemon: addrs}
+
+    def stop_daemon(self, name: str) -> None:
+        """``docker stop`` the daemon's container (returns once it exited)."""
+        if name not in self.plan.daemons:
+            raise ValueError(f"{name!r} is not a daemon of this bottle ({', '.join(self.plan.daemons)})")
+        self.runner.run(["docker", "stop", "--time", str(STOP_TIMEOUT), f"{self.ident}-{name}"])
+
 
 class DockerBackend(Backend):
     name: ClassVar[str] = "docker"
@@ -221,7 +260,8 @@ class DockerBackend(Backend):
         from ..planning import build_plan
 
         return build_plan(spec, host, backend=self.name, plan_cls=DockerPlan,
-                          pipelock_url=PIPELOCK_URL, pipelock_listen=PIPELOCK_LISTEN)
+                          pipelock_url=PIPELOCK_URL, pipelock_listen=PIPELOCK_LISTEN,
+                          upstream_ca_file=host.env.get(UPSTREAM_CA_ENV) or None)
 
     # -- launch -----------------------------------------------------------
     def launch(self, plan: Plan, runner: Runner, *, progress: Progress = _quiet) -> DockerBottle:
@@ -272,6 +312,16 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
     egress_ca = (ensure_ca(runner, files.egress_ca_dir, common_name="bottle-ref egress CA")
                  if plan.routed else None)
 
+    upstream_ca = getattr(plan, "upstream_ca_file", None)
+    if upstream_ca and not Path(upstream_ca).is_file():
+        raise DockerError(f"{UPSTREAM_CA_ENV}={upstream_ca}: no such file")
+
+    def upstream_trust(daemon: str) -> list[str]:
+        if not upstream_ca:
+            return []
+        return [*_mount(upstream_ca, UPSTREAM_CA_MOUNT),
+                "-e", f"{UPSTREAM_CA_VARS[daemon]}={UPSTREAM_CA_MOUNT}"]
+
     progress("checking images")
     for ref in dict.fromkeys((plan.agent_image_ref, plan.bundle_image_ref)):
         if not runner.run(["docker", "image", "inspect", ref], check=False).ok:
@@ -305,7 +355,8 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
         PIPELOCK, net["bundle"], PIPELOCK,
         [*_mount(files.pipelock_yaml, PIPELOCK_MOUNTS[0]),
          *_mount(pipelock_ca.cert, PIPELOCK_MOUNTS[1]),
-         *_mount(pipelock_ca.key, PIPELOCK_MOUNTS[2])],
+         *_mount(pipelock_ca.key, PIPELOCK_MOUNTS[2]),
+         *upstream_trust(PIPELOCK)],
         bundle, [BUNDLE_ENTRY, PIPELOCK],
         connect=[net["out"]] + ([] if plan.routed else [net["agent"]]))
 
@@ -315,14 +366,20 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
         egress_args += ["-e", slot]
     egress_args += _mount(files.egress_routes_yaml, EGRESS_MOUNTS[0])
     if egress_ca is not None:
+        # pipelock decrypts every non-passthrough host with its CA, so egress
+        # (which re-encrypts upstream) must trust pipelock's CA certificate
+        # (never its key), or HTTPS to an allowed, unrouted host fails.
         egress_args += [*_mount(egress_ca.cert, EGRESS_MOUNTS[1]),
-                        *_mount(egress_ca.key, EGRESS_MOUNTS[2])]
+                        *_mount(egress_ca.key, EGRESS_MOUNTS[2]),
+                        *_mount(pipelock_ca.cert, pipelock.CA_CERT)]
+    egress_args += upstream_trust(EGRESS)
     container(EGRESS, net["bundle"], EGRESS, egress_args, bundle, [BUNDLE_ENTRY, EGRESS],
               connect=[net["agent"]] if plan.routed else [],
               env={s: plan.secrets[s] for s in slots})
 
     if GIT_GATE in plan.daemons:
-        container(GIT_GATE, net["agent"], GIT_GATE, [], bundle, [BUNDLE_ENTRY, GIT_GATE])
+        container(GIT_GATE, net["agent"], GIT_GATE, git_gate_env_args(plan), bundle,
+                  [BUNDLE_ENTRY, GIT_GATE])
     if SUPERVISE in plan.daemons:
         container(SUPERVISE, net["agent"], SUPERVISE, [], bundle, [BUNDLE_ENTRY, SUPERVISE])
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from ..runner import Completed, RecordingRunner, Runner, poll
 from ..spec import BottleSpec, SpecError
 from ..state import remove_state, state_files, write_state
 from ..supervise import MCP_PATH
-from .base import Backend, Bottle, Progress, _quiet
+from .base import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quiet
 
 SMOLVM = "smolvm"
 DOCKER = "docker"
@@ -59,6 +60,11 @@ PIPELOCK_URL = "http://127.0.0.1:8888"
 PIPELOCK_LISTEN_INTERNAL = "127.0.0.1:8888"  # routed: only egress may dial it
 PIPELOCK_LISTEN_PUBLISHED = "0.0.0.0:8888"  # unrouted: docker's port forward dials it
 
+# An extra CA bundle both proxies trust for upstream TLS (UPSTREAM_CA_ENV).
+UPSTREAM_CA_MOUNT = "/etc/bottle/upstream-ca.pem"
+UPSTREAM_CA_VARS = ("PIPELOCK_UPSTREAM_CA", "EGRESS_UPSTREAM_CA")
+STOP_TIMEOUT = 5  # seconds docker stop waits before SIGKILL (stop_daemon)
+
 READY_TIMEOUT = 60.0  # seconds to wait for the first successful exec
 READY_PROBE_TIMEOUT = 10.0  # one probe exec may hang on a warming VM
 GUEST_WORKDIR = NODE_HOME
@@ -79,6 +85,7 @@ class SmolmachinesPlan(Plan):
     allow_cidr: str  # the guest's only TSI destination: <publish_host>/32
     cpus: int = DEFAULT_CPUS
     mem_mib: int = DEFAULT_MEM_MIB
+    upstream_ca_file: str | None = None  # host PEM both proxies trust upstream
 
 
 def default_publish_host(bottle: str) -> str:
@@ -253,6 +260,13 @@ def bundle_run_argv(plan: SmolmachinesPlan, ident: str) -> list[str]:
     for source, target in bundle_mounts(plan):
         argv += _mount(source, target)
     argv += ["-e", f"{egress.UPSTREAM_ENV}={plan.egress.upstream_proxy}"]
+    if plan.git_gate and plan.git_gate.upstreams:
+        # git-gate serves (and creates) exactly these bare repos.
+        argv += ["-e", "GIT_GATE_REPOS=" + ",".join(u.name for u in plan.git_gate.upstreams)]
+    if plan.upstream_ca_file:
+        argv += _mount(plan.upstream_ca_file, UPSTREAM_CA_MOUNT)
+        for var in UPSTREAM_CA_VARS:
+            argv += ["-e", f"{var}={UPSTREAM_CA_MOUNT}"]
     for slot in token_slots(plan):
         argv += ["-e", slot]
     argv += [plan.bundle_image_ref, BUNDLE_ENTRY, ",".join(plan.daemons)]
@@ -366,6 +380,30 @@ class SmolmachinesBottle(Bottle):
         remove_state(self.plan.state_dir)
         self._closed = True
 
+    # -- live-tier hooks ---------------------------------------------------
+    def outbound_network(self) -> str:
+        """``{ident}-net``: the bundle's bridge, where pipelock dials out."""
+        return f"{self.ident}-net"
+
+    def internal_endpoints(self) -> dict[str, tuple[str, ...]]:
+        """The bundle's bridge addresses of the daemon that is not the first
+        hop (the guest may reach only ``publish_host``, so these must fail)."""
+        daemon = PIPELOCK if self.plan.routed else EGRESS
+        out = self.runner.run([DOCKER, "inspect", "--format",
+                               "{{json .NetworkSettings.Networks}}", f"{self.ident}-bundle"])
+        networks = json.loads(out.stdout or "{}") or {}
+        addrs = tuple(f"{n['IPAddress']}:{PORTS[daemon]}" for n in networks.values()
+                      if n.get("IPAddress"))
+        return {daemon: addrs}
+
+    def stop_daemon(self, name: str) -> None:
+        """All daemons share one bundle container whose supervisor stops the
+        bundle as soon as any daemon dies (fail closed), so stopping one
+        daemon means stopping the bundle container."""
+        if name not in self.plan.daemons:
+            raise ValueError(f"{name!r} is not a daemon of this bottle ({', '.join(self.plan.daemons)})")
+        self.runner.run([DOCKER, "stop", "--time", str(STOP_TIMEOUT), f"{self.ident}-bundle"])
+
     def handle(self) -> dict:
         a = self.addresses
         return {
@@ -400,6 +438,7 @@ class SmolmachinesBackend(Backend):
             allow_cidr=f"{publish_host}/32",
             cpus=_positive_int(host.env, CPUS_ENV, DEFAULT_CPUS),
             mem_mib=_positive_int(host.env, MEM_ENV, DEFAULT_MEM_MIB),
+            upstream_ca_file=host.env.get(UPSTREAM_CA_ENV) or None,
         )
 
         def build(listen: str) -> SmolmachinesPlan:
@@ -440,6 +479,8 @@ class SmolmachinesBackend(Backend):
         egress_ca = (ensure_ca(runner, files.egress_ca_dir, common_name="bottle-ref egress CA")
                      if plan.routed else None)
 
+        if plan.upstream_ca_file and not Path(plan.upstream_ca_file).is_file():
+            raise LaunchError(f"{UPSTREAM_CA_ENV}={plan.upstream_ca_file}: no such file")
         for role, ref in (("agent", plan.agent_image_ref), ("bundle", plan.bundle_image_ref)):
             if not runner.run([DOCKER, "image", "inspect", ref], check=False).ok:
                 raise LaunchError(f"{role} image {ref!r} not found in docker; build it first")
@@ -516,6 +557,16 @@ class SmolmachinesBackend(Backend):
         runner.reply(SMOLVM, "machine", "exec", contains="update-ca-certificates",
                      stdout="Updating certificates in /etc/ssl/certs...\n"
                             "1 added, 0 removed; done.\n")
+
+    def live_unsupported(self, runner: Runner) -> str | None:
+        """No smolvm on this host: the guest half cannot run here at all
+        (NOT_SUPPORTED, not a broken environment)."""
+        result = runner.run([SMOLVM, "--version"], check=False)
+        if result.ok:
+            return None
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        return ("smolvm not available on this host, so no smolmachines guest can run "
+                f"({detail[-1] if detail else f'exit {result.returncode}'})")
 
     def live_unavailable(self, runner: Runner) -> str | None:
         """smolvm runs the guest and docker the bundle: both must answer."""
