@@ -1,0 +1,289 @@
+"""The live harness: scenarios, launching bottles, staging their upstream.
+
+One `LiveHarness` per test class (per xdist worker) launches each scenario
+at most once and keeps it for every test that asks (`bottle`), so the live
+run pays one launch per scenario; tests that break a bottle on purpose
+(LIVE-FAILCLOSED) or judge its teardown get their own (`launch`). Every
+bottle's ``close`` and every container of ours is registered in
+`Resources` the moment it exists, and the class finalizer runs them all.
+
+Hosts, tokens and names are made up per run: the real token is
+``bottle-live-<32 hex>`` (so a guest scan can look for the shape and report
+only hashes), the host env the plan is prepared from holds only PATH, the
+engine address, image refs, the token and the upstream CA path; nothing is
+read from the real host's credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bottle_ref.backends.base import UPSTREAM_CA_ENV, Backend, Bottle
+from bottle_ref.host import HostContext
+from bottle_ref.plan import Plan
+from bottle_ref.runner import Completed, Runner, poll
+from bottle_ref.spec import BottleSpec, GitUser, Route, Upstream
+
+from ..outcomes import environment_broken, not_supported
+from . import probes, upstream
+from .engine import Engine
+from .resources import PREFIX, Resources, run_tag
+from .tls import TestPki, make_pki
+
+# Host variables a live launch may need (engine address, image refs,
+# backend knobs); never credentials.
+PASS_ENV = ("PATH", "DOCKER_HOST", "DOCKER_CONFIG", "CLAUDE_BOTTLE_IMAGE",
+            "BOTTLE_BUNDLE_IMAGE", "BOTTLE_SMOL_PUBLISH_HOST", "BOTTLE_SMOL_CPUS",
+            "BOTTLE_SMOL_MEM_MIB")
+TOKEN_ENV = "BOTTLE_LIVE_TOKEN"
+# The image the test upstream runs (`bottle-bundle upstream`); default: the
+# plan's bundle image, which for the reference backends has that daemon.
+UPSTREAM_IMAGE_ENV = "BOTTLE_LIVE_UPSTREAM_IMAGE"
+TOKEN_PREFIX = "bottle-live-"
+TOKEN_PATTERN = TOKEN_PREFIX + "[0-9a-f]{32}"
+PLACEHOLDER = "bottle-live-placeholder"  # what the guest sends; not the token shape
+SKILL_NAME = "live-skill"
+GIT_USER = GitUser(name="Live Probe", email="live-probe@bottle-live.test")
+# A git upstream as a config string only: the guest's insteadOf must send it
+# to git-gate; were it dialled as written, pipelock would refuse the host.
+GIT_UPSTREAM = Upstream(name="live-repo", url="https://git.bottle-live.test/live/repo.git")
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_hex(16)
+
+
+class TracingRunner(Runner):
+    """Runs through ``inner`` and keeps every argv (to see how far a failed
+    launch got)."""
+
+    def __init__(self, inner: Runner):
+        self.inner = inner
+        self.argvs: list[tuple[str, ...]] = []
+
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True) -> Completed:
+        self.argvs.append(tuple(str(a) for a in argv))
+        return self.inner.run(argv, env=env, input=input, timeout=timeout, check=check)
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+    def monotonic(self) -> float:
+        return self.inner.monotonic()
+
+    def unique(self, prefix: str) -> str:
+        return self.inner.unique(prefix)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A bottle shape the live tier launches."""
+
+    key: str
+    routed: bool
+    prompt: str = ""
+    skills: bool = False
+    supervise: bool = False
+    git_user: bool = False
+    upstreams: bool = False
+    broken_image: bool = False  # agent image without user node: provisioning fails
+
+
+SCENARIOS = {
+    # Routed: egress first, the upstream is a route host (LIVE-AUTH), plus
+    # everything provisioning can do.
+    "routed": Scenario("routed", routed=True, prompt="You are a live conformance probe.\n",
+                       skills=True, supervise=True, git_user=True, upstreams=True),
+    # Unrouted: pipelock first; nothing extra provisioned, empty prompt.
+    "unrouted": Scenario("unrouted", routed=False),
+    "teardown": Scenario("teardown", routed=False),
+    "broken": Scenario("broken", routed=False, broken_image=True),
+}
+
+
+@dataclass
+class LiveBottle:
+    """A launched bottle, its plan, and the sites staged for it."""
+
+    harness: "LiveHarness"
+    scenario: Scenario
+    plan: Plan
+    bottle: Bottle
+    launch_seconds: float
+    sites: upstream.Sites | None = None
+    sites_missing: str = ""
+    ready: bool = False
+    properties: list[tuple[str, str]] = field(default_factory=list)
+
+    def need_sites(self) -> upstream.Sites:
+        """The staged upstream, or NOT_SUPPORTED when the backend has no
+        `Bottle.outbound_network` to stage it on."""
+        if self.sites is None:
+            not_supported(self.sites_missing)
+        return self.sites
+
+    def wait_ready(self, log: probes.ProbeLog) -> upstream.Sites:
+        """Poll (bounded) until a request through the first hop reaches the
+        allowed site: the proxies listen and resolve our aliases."""
+        sites = self.need_sites()
+        if self.ready:
+            return sites
+        t0 = time.monotonic()
+        attempts = []
+
+        def through() -> bool:
+            r = probes.http(self.bottle, f"http://{upstream.UPSTREAM_HOST}/ready",
+                            log=log, name="ready", timeout=3)
+            attempts.append(r.describe())
+            return r.echo is not None
+
+        try:
+            poll(self.harness.runner, through, timeout=self.harness.timeout,
+                 what="first hop to the test upstream")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; last attempt: {attempts[-1] if attempts else '-'}") from None
+        self.properties.append(("live_first_hop_ready",
+                                f"{self.scenario.key}: {time.monotonic() - t0:.3f}s "
+                                f"after launch returned ({len(attempts)} attempts)"))
+        self.ready = True
+        return sites
+
+
+class LiveHarness:
+    """Per-class live state: engine, resources, test PKI, launched bottles."""
+
+    def __init__(self, backend: Backend, runner: Runner, tmp: Path, *, timeout: float):
+        self.backend = backend
+        self.runner = runner
+        self.tmp = tmp
+        self.timeout = timeout
+        self.engine = Engine(runner)
+        self.tag = run_tag()
+        self.res = Resources(self.engine, self.tag)
+        self.token = new_token()
+        self._pki: TestPki | None = None
+        self._bottles: dict[str, LiveBottle] = {}
+        self._failed: dict[str, str] = {}
+        self._n = 0
+
+    # -- environment -----------------------------------------------------------
+    def check_environment(self) -> None:
+        """NOT_SUPPORTED / ERROR before anything is created."""
+        unsupported = self.backend.live_unsupported(self.runner)
+        if unsupported:
+            not_supported(unsupported)
+        broken = self.backend.live_unavailable(self.runner)
+        if broken:
+            environment_broken(broken)
+        engine = self.engine.answers()
+        if engine:
+            environment_broken(f"the live harness stages its test upstream on docker: {engine}")
+
+    @property
+    def pki(self) -> TestPki:
+        if self._pki is None:
+            self._pki = make_pki(self.runner, self.tmp / "pki", upstream.HOSTS)
+        return self._pki
+
+    def host(self, **extra_env: str) -> HostContext:
+        env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+        env[TOKEN_ENV] = self.token
+        env[UPSTREAM_CA_ENV] = str(self.pki.ca_cert)
+        env.update(extra_env)
+        return HostContext(env=env, home=self.tmp / "home", cwd=self.tmp,
+                           state_root=self.tmp / "state")
+
+    def bottle_name(self, key: str) -> str:
+        self._n += 1
+        return f"{PREFIX}{self.tag}-{self._n}{key[:1]}"
+
+    def skill_dir(self) -> Path:
+        d = self.tmp / "skills" / SKILL_NAME
+        if not d.is_dir():
+            (d / "scripts").mkdir(parents=True)
+            (d / "SKILL.md").write_text(f"# {SKILL_NAME}\nA skill the live tier checks.\n")
+            (d / "scripts" / "probe.sh").write_text("#!/bin/sh\necho live-skill\n")
+        return d
+
+    def spec(self, scenario: Scenario, name: str) -> BottleSpec:
+        kw: dict[str, Any] = {}
+        if scenario.routed:
+            kw["routes"] = (Route(host=upstream.UPSTREAM_HOST, token_env=TOKEN_ENV),)
+            kw["allow"] = (upstream.PLAIN_HOST,)
+        else:
+            kw["allow"] = (upstream.UPSTREAM_HOST, upstream.PLAIN_HOST)
+        if scenario.skills:
+            kw["skills"] = (self.skill_dir(),)
+        if scenario.git_user:
+            kw["git_user"] = GIT_USER
+        if scenario.upstreams:
+            kw["upstreams"] = (GIT_UPSTREAM,)
+        return BottleSpec(name=name, agent="claude", prompt=scenario.prompt,
+                          supervise=scenario.supervise, **kw)
+
+    def prepare(self, scenario: Scenario) -> Plan:
+        name = self.bottle_name(scenario.key)
+        extra = {}
+        if scenario.broken_image:
+            probe = self.backend.prepare(self.spec(scenario, name), self.host())
+            extra["CLAUDE_BOTTLE_IMAGE"] = probe.bundle_image_ref  # has no user node
+        plan = self.backend.prepare(self.spec(scenario, name), self.host(**extra))
+        for role, ref in (("agent", plan.agent_image_ref), ("bundle", plan.bundle_image_ref)):
+            if not self.engine.image_exists(ref):
+                environment_broken(f"{role} image {ref!r} is not in the docker engine; build "
+                                   "it with `python -m bottle_ref.images all --print-env` and "
+                                   "export what it prints")
+        return plan
+
+    # -- bottles ---------------------------------------------------------------
+    def bottle(self, key: str) -> LiveBottle:
+        """The shared bottle of scenario ``key`` (launched on first use). A
+        launch that failed is not retried: later tests fail fast with its error."""
+        if key in self._failed:
+            raise AssertionError(f"launching the {key!r} bottle failed earlier: {self._failed[key]}")
+        if key not in self._bottles:
+            try:
+                self._bottles[key] = self.launch(key)
+            except Exception as exc:
+                self._failed[key] = f"{type(exc).__name__}: {exc}"
+                raise
+        return self._bottles[key]
+
+    def launch(self, key: str) -> LiveBottle:
+        """A fresh bottle of scenario ``key``, closed by the class finalizer
+        (or earlier by the test)."""
+        scenario = SCENARIOS[key]
+        plan = self.prepare(scenario)
+        t0 = time.monotonic()
+        bottle = self.backend.launch(plan, self.runner)
+        seconds = time.monotonic() - t0
+        self.res.defer(f"bottle {plan.bottle}", bottle.close)
+        live = LiveBottle(self, scenario, plan, bottle, seconds)
+        live.properties.append(("live_launch", f"{key}: {seconds:.3f}s"))
+        self._stage_sites(live)
+        return live
+
+    def _stage_sites(self, live: LiveBottle) -> None:
+        try:
+            network = live.bottle.outbound_network()
+        except NotImplementedError:
+            live.sites_missing = (f"backend {self.backend.name} has no Bottle.outbound_network(): "
+                                  "the live tier cannot stage its test upstream")
+            return
+        t0 = time.monotonic()
+        live.sites = upstream.start_sites(self.engine, self.res, network,
+                                          self.upstream_image(live.plan), self.pki,
+                                          timeout=self.timeout)
+        live.properties.append(("live_sites", f"{time.monotonic() - t0:.3f}s"))
+
+    def upstream_image(self, plan: Plan) -> str:
+        return os.environ.get(UPSTREAM_IMAGE_ENV) or plan.bundle_image_ref
+
+    def cleanup(self) -> None:
+        self._bottles.clear()
+        self.res.cleanup()

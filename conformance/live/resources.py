@@ -1,0 +1,100 @@
+"""Everything the live harness creates, and its guaranteed removal.
+
+Like csi-test's ``resources.go``: each resource is registered the moment
+it exists, and `Resources.cleanup` (run from a fixture finalizer, so it
+survives a failed assertion) removes them last-in first-out, attempting all
+of them even when one fails. Only names registered here are ever removed:
+the harness never touches what it did not create.
+
+Names are unique per run and per pytest-xdist worker (`run_tag`), so
+``pytest -n auto`` is safe and leftovers are attributable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engine import Engine
+
+# Every name the live harness makes starts with this, and every engine
+# object it creates itself carries LABEL_KEY=<run tag>. Bottles launched by
+# the harness are named PREFIX... too, so their backend's resources carry it.
+PREFIX = "bctl-"
+LABEL_KEY = "bottle-conformance.live"
+TAG_ENV = "BOTTLE_LIVE_TAG"
+
+
+def run_tag() -> str:
+    """Short, unique per process: random hex plus the xdist worker number.
+    ``BOTTLE_LIVE_TAG`` (lower-case alphanumerics) pins it, so an outer test
+    can find what a nested run made."""
+    pinned = os.environ.get(TAG_ENV, "").strip().lower()
+    if pinned:
+        if not pinned.isalnum() or len(pinned) > 12:
+            raise ValueError(f"{TAG_ENV}={pinned!r}: expected up to 12 letters/digits")
+        return pinned
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    suffix = worker.removeprefix("gw") if worker.startswith("gw") else ""
+    return secrets.token_hex(3) + (f"w{suffix}" if suffix else "")
+
+
+@dataclass
+class Resources:
+    """A LIFO stack of cleanups for what the harness created."""
+
+    engine: Engine
+    tag: str
+    _stack: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    _counter: int = 0
+
+    def name(self, role: str) -> str:
+        """``bctl-<tag>-<n>-<role>``: unique within the run."""
+        self._counter += 1
+        return f"{PREFIX}{self.tag}-{self._counter}-{role}"
+
+    @property
+    def label(self) -> str:
+        return f"{LABEL_KEY}={self.tag}"
+
+    def defer(self, what: str, fn: Callable[[], None]) -> None:
+        """Register a cleanup (e.g. a bottle's close)."""
+        self._stack.append((what, fn))
+
+    def container(self, name: str) -> str:
+        self.defer(f"container {name}", lambda: self._remove("container", name,
+                                                            ("rm", "-f", "-v", name)))
+        return name
+
+    def network(self, name: str) -> str:
+        self.defer(f"network {name}", lambda: self._remove("network", name,
+                                                          ("network", "rm", name)))
+        return name
+
+    def _remove(self, kind: str, name: str, argv: tuple[str, ...]) -> None:
+        """Remove; an object that is already gone is fine, one that stays is an error."""
+        result = self.engine.run(*argv, check=False)
+        if not result.ok and self.engine.exists(kind, name):
+            raise RuntimeError(f"could not remove {kind} {name}: "
+                               f"{(result.stderr or result.stdout).strip()}")
+
+    def directory(self, path: Path) -> Path:
+        self.defer(f"directory {path}", lambda: shutil.rmtree(path, ignore_errors=True))
+        return path
+
+    def cleanup(self) -> None:
+        """Undo everything, newest first; raise once at the end if any step
+        failed (after trying every step)."""
+        errors = []
+        while self._stack:
+            what, fn = self._stack.pop()
+            try:
+                fn()
+            except Exception as exc:  # keep going: later steps must still run
+                errors.append(f"{what}: {exc}")
+        if errors:
+            raise RuntimeError("live-tier cleanup failed: " + "; ".join(errors))

@@ -1,0 +1,95 @@
+"""The live tier's "internet": echo servers of our own on the bottle's
+outbound network (NETWORK RULE: no outside address is ever dialled).
+
+`start_sites` runs the bundle image's ``upstream`` daemon (it echoes the
+Authorization, Host and path it received as JSON and logs ``METHOD path``)
+in containers attached to `Bottle.outbound_network` under network aliases:
+
+- the *allowed* site answers as `UPSTREAM_HOST` (a route host in routed
+  scenarios, allowlisted otherwise) and `PLAIN_HOST` (allowlisted, never
+  routed), over HTTP and HTTPS with a certificate from `tls.TestPki`;
+- the *denied* site, a second container, answers as `DENIED_HOST`, which no
+  scenario allowlists. Its log proves no request ever reached it.
+
+The names use the reserved ``.test`` TLD and resolve only through docker's
+embedded DNS on that network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bottle_ref.runner import poll
+
+from .engine import Engine
+from .resources import Resources
+from .tls import TestPki
+
+UPSTREAM_HOST = "upstream.bottle-live.test"
+PLAIN_HOST = "plain.bottle-live.test"
+DENIED_HOST = "denied.bottle-live.test"
+HOSTS = (UPSTREAM_HOST, PLAIN_HOST, DENIED_HOST)
+PKI_MOUNT = "/etc/upstream"
+READY_MARK = "https on"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One echo-server container and its addresses on the outbound network."""
+
+    container: str
+    aliases: tuple[str, ...]
+    ips: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sites:
+    network: str
+    allowed: Site
+    denied: Site
+
+    def all_ips(self) -> tuple[str, ...]:
+        return self.allowed.ips + self.denied.ips
+
+
+def requests_seen(engine: Engine, site: Site, marker: str) -> list[str]:
+    """Log lines of ``site`` whose request path contains ``marker``."""
+    return [ln for ln in engine.logs(site.container).splitlines()
+            if ln.startswith("upstream: ") and marker in ln]
+
+
+def _start(engine: Engine, res: Resources, network: str, image: str, pki: TestPki,
+           role: str, aliases: tuple[str, ...], timeout: float) -> Site:
+    name = res.name(role)
+    argv = ["run", "-d", "--name", name, "--label", res.label, "--network", network]
+    for alias in aliases:
+        argv += ["--network-alias", alias]
+    argv += ["--mount", f"type=bind,source={pki.dir},target={PKI_MOUNT},readonly",
+             "-e", f"UPSTREAM_CERT={PKI_MOUNT}/{pki.server_cert.name}",
+             "-e", f"UPSTREAM_KEY={PKI_MOUNT}/{pki.server_key.name}",
+             image, "bottle-bundle", "upstream"]
+    engine.run(*argv)
+    res.container(name)
+
+    def ready() -> bool:
+        logs = engine.logs(name)
+        if READY_MARK in logs:
+            return True
+        state = engine.run("inspect", "--format", "{{.State.Running}}", name, check=False)
+        if state.stdout.strip() == "false":
+            raise RuntimeError(f"test upstream {name} exited before serving:\n{logs[-2000:]}")
+        return False
+
+    poll(engine.runner, ready, timeout=timeout, what=f"test upstream {name}")
+    ips = tuple(ip for net, ip in engine.container_ips(name).items() if net == network)
+    return Site(name, aliases, ips)
+
+
+def start_sites(engine: Engine, res: Resources, network: str, image: str, pki: TestPki,
+                *, timeout: float) -> Sites:
+    """Both sites on ``network``; removed by ``res`` (before the bottle's own
+    teardown, which needs the network free of our containers)."""
+    allowed = _start(engine, res, network, image, pki, "upstream",
+                     (UPSTREAM_HOST, PLAIN_HOST), timeout)
+    denied = _start(engine, res, network, image, pki, "denied", (DENIED_HOST,), timeout)
+    return Sites(network, allowed, denied)

@@ -1,0 +1,71 @@
+"""Meta-tests: each live clause can FAIL. A nested pytest runs the live tier
+against deliberately broken docker backends (`broken_live`), one test each,
+and the clause aimed at each bug must come out FAILED in that backend's
+report, never PASSED, ERROR or NOT_SUPPORTED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bottle_ref.runner import SubprocessRunner
+from conformance.live.engine import Engine
+
+HERE = Path(__file__).parent
+
+# (class in broken_live, test selection, clause that must FAIL, backend name)
+CASES = [
+    ("TestBypass", "test_no_way_out_but_the_first_hop and unrouted", "LIVE-BYPASS",
+     "broken-bypass"),
+    ("TestWrongToken", "test_real_token_only_upstream", "LIVE-AUTH", "broken-token"),
+    ("TestNoTrust", "test_tls_validates_with_provisioned_trust and unrouted", "LIVE-CA-TRUST",
+     "broken-trust"),
+    ("TestRootAgent", "test_agent_and_user_state_run_as_node", "EXEC-USER", "broken-root"),
+    ("TestLeaky", "test_teardown_leaves_nothing and close", "LIVE-TEARDOWN", "broken-leak"),
+]
+
+
+@pytest.fixture(scope="module")
+def nested(tmp_path_factory):
+    """One nested session over every case; yields {backend: report}."""
+    tmp = tmp_path_factory.mktemp("meta")
+    tag = "meta" + secrets.token_hex(3)
+    engine = Engine(SubprocessRunner())
+    selection = " or ".join(f"({cls} and {sel})" for cls, sel, _, _ in CASES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOTTLE_REPORT", "PYTEST_"))}
+    env["BOTTLE_LIVE_TAG"] = tag
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", str(HERE / "broken_live.py"), "-k", selection,
+             "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--basetemp", str(tmp / "t"),
+             "--bottle-report", str(tmp / "r.json"), "-W", "ignore::DeprecationWarning"],
+            env=env, capture_output=True, text=True, timeout=1200, cwd=HERE.parent.parent)
+        reports = {}
+        for f in tmp.glob("r-*.json"):
+            data = json.loads(f.read_text())
+            reports[data["backend"]] = {r["clause_id"]: r for r in data["results"]}
+        yield run, reports
+    finally:
+        # A broken teardown leaks by design: remove whatever the nested run named.
+        for o in engine.snapshot().mentioning(tag):
+            engine.run(*(("rm", "-f") if o.kind == "container" else ("network", "rm")), o.id,
+                       check=False)
+
+
+@pytest.mark.parametrize("cls,selection,clause_id,backend", CASES, ids=[c[2] for c in CASES])
+def test_live_clause_fails_on_its_bug(nested, cls, selection, clause_id, backend):
+    run, reports = nested
+    assert backend in reports, (f"no report for {backend}; nested run:\n"
+                                f"{run.stdout[-3000:]}\n{run.stderr[-1000:]}")
+    result = reports[backend].get(clause_id)
+    assert result is not None, f"{clause_id} did not run against {backend}: {reports[backend]}"
+    assert result["state"] == "FAILED", (
+        f"{clause_id} against {backend} ({cls}) was {result['state']}, not FAILED: "
+        f"{result.get('reason')}")

@@ -1,0 +1,175 @@
+"""smolmachines, live where it can run.
+
+Bundle half (any Linux with docker): the smolmachines bundle container is
+started with the backend's own argv helpers; its agent-facing ports must be
+published on the bottle's dedicated loopback address only, discovered with
+``docker port``, and the first hop must answer there from the host.
+
+Guest half (needs smolvm): the live tier (`LiveTier`) against the backend.
+Without smolvm it is NOT_SUPPORTED, with the reason.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+from bottle_ref.backends.smolmachines import (
+    SmolmachinesBackend,
+    bundle_run_argv,
+    parse_port,
+    published_ports,
+    token_slots,
+)
+from bottle_ref.ca import CaFiles, ensure_ca
+from bottle_ref.plan import PORTS
+from bottle_ref.runner import SubprocessRunner
+from bottle_ref.state import remove_state, state_files, write_state
+from conformance.live import upstream
+from conformance.live.harness import GIT_UPSTREAM, PLACEHOLDER, SCENARIOS, LiveHarness
+from conformance.tiers.live import LiveTier
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory):
+    h = LiveHarness(SmolmachinesBackend(), SubprocessRunner(), tmp_path_factory.mktemp("smol"),
+                    timeout=120)
+    reason = h.engine.answers()
+    if reason:
+        pytest.skip(f"ERROR: {reason}")
+    try:
+        yield h
+    finally:
+        h.cleanup()
+
+
+class Bundle:
+    """A smolmachines bundle started the way launch starts it (no guest)."""
+
+    def __init__(self, harness: LiveHarness, key: str):
+        self.harness = harness
+        self.plan = harness.prepare(SCENARIOS[key])
+        self.ident = harness.runner.unique(f"bottle-{self.plan.bottle}")
+        runner, eng, res = harness.runner, harness.engine, harness.res
+        res.defer("state dir", lambda: remove_state(self.plan.state_dir))
+        files = write_state(self.plan)
+        ensure_ca(runner, files.pipelock_ca_dir, common_name="bottle-ref pipelock CA")
+        if self.plan.routed:
+            ensure_ca(runner, files.egress_ca_dir, common_name="bottle-ref egress CA")
+        self.network = res.network(f"{self.ident}-net")
+        eng.run("network", "create", "--label", f"bottle-ref.bottle={self.ident}", self.network)
+        argv = bundle_run_argv(self.plan, self.ident)
+        res.container(f"{self.ident}-bundle")
+        runner.run(argv, env={s: self.plan.secrets[s] for s in token_slots(self.plan)} or None)
+        self.sites = upstream.start_sites(eng, res, self.network, self.plan.bundle_image_ref,
+                                          harness.pki, timeout=harness.timeout)
+        self.hostports = {}
+        for port in published_ports(self.plan):
+            out = eng.run("port", f"{self.ident}-bundle", f"{port}/tcp").stdout
+            self.hostports[port] = parse_port(out, container=f"{self.ident}-bundle", port=port)
+            assert out.split(":")[0] == self.plan.publish_host, out
+
+    def wait_listening(self, port: int) -> None:
+        """Until a request through the hop reaches the test upstream. Neither
+        a TCP connect (docker's port forward accepts before the daemon
+        listens) nor any HTTP answer (egress answers 502 while pipelock
+        behind it is still starting) proves the chain is up."""
+        from bottle_ref.runner import poll
+
+        def answers() -> bool:
+            try:
+                status, _ = _proxy_get(self.plan.publish_host, self.hostports[port],
+                                       f"http://{upstream.UPSTREAM_HOST}/ready", timeout=3)
+                return status == 200
+            except (OSError, http.client.HTTPException):
+                return False
+
+        poll(self.harness.runner, answers, timeout=self.harness.timeout,
+             what=f"bundle port {port} on {self.plan.publish_host}")
+
+
+def _proxy_get(host: str, port: int, url: str, timeout: float = 10) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", url)
+        r = conn.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def _proxy_tls_get(host: str, port: int, target: str, path: str, cafile: str,
+                   headers: dict[str, str]) -> tuple[int, str]:
+    ctx = ssl.create_default_context(cafile=cafile)
+    conn = http.client.HTTPSConnection(host, port, timeout=10, context=ctx)
+    try:
+        conn.set_tunnel(target, 443)
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("key", ["unrouted", "routed"])
+def test_bundle_ports_only_on_the_dedicated_loopback(harness, key):
+    b = Bundle(harness, key)
+    hop = PORTS["egress"] if b.plan.routed else PORTS["pipelock"]
+    assert published_ports(b.plan)[0] == hop
+    info = json.loads(harness.engine.run("inspect", f"{b.ident}-bundle").stdout)[0]
+    bindings = info["HostConfig"]["PortBindings"]
+    assert set(bindings) == {f"{p}/tcp" for p in published_ports(b.plan)}, bindings
+    for key_, binds in bindings.items():
+        assert all(x["HostIp"] == b.plan.publish_host for x in binds), (key_, binds)
+    assert b.plan.publish_host.startswith("127.") and b.plan.publish_host != "127.0.0.1"
+    other = "pipelock" if b.plan.routed else "egress"
+    assert f"{PORTS[other]}/tcp" not in bindings, f"{other} must not be published"
+    b.wait_listening(hop)
+    # The first hop answers from the host, on the dedicated loopback address.
+    status, body = _proxy_get(b.plan.publish_host, b.hostports[hop],
+                              f"http://{upstream.UPSTREAM_HOST}/smol-allowed")
+    assert status == 200 and json.loads(body)["host"] == upstream.UPSTREAM_HOST
+    status, _ = _proxy_get(b.plan.publish_host, b.hostports[hop],
+                           f"http://{upstream.DENIED_HOST}/smol-denied")
+    assert status == 403
+    # Nothing listens for the bottle on the host's main loopback address.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", b.hostports[hop]), 1).close()
+    if b.plan.routed:
+        # Through egress the route host gets the real token (egress CA trusted).
+        cafile = str(CaFiles(state_files(b.plan).egress_ca_dir).cert)
+        status, body = _proxy_tls_get(b.plan.publish_host, b.hostports[hop],
+                                      upstream.UPSTREAM_HOST, "/smol-auth", cafile,
+                                      {"Authorization": f"Bearer {PLACEHOLDER}"})
+        assert status == 200
+        assert json.loads(body)["authorization"] == f"Bearer {harness.token}", \
+            "egress did not inject the real token"
+        # git-gate answers on its published port and serves the declared repo.
+        gate = f"git://{b.plan.publish_host}:{b.hostports[PORTS['git-gate']]}/{GIT_UPSTREAM.name}.git"
+        ls = subprocess.run(["git", "ls-remote", gate], capture_output=True, text=True, timeout=30)
+        assert ls.returncode == 0, f"git-gate does not serve {GIT_UPSTREAM.name}: {ls.stderr}"
+        # pipelock binds the bundle's loopback only: its bridge address refuses.
+        ip = harness.engine.container_ips(f"{b.ident}-bundle")[b.network]
+        with pytest.raises(OSError):
+            socket.create_connection((ip, PORTS["pipelock"]), 2).close()
+
+
+if shutil.which("smolvm") and subprocess.run(["smolvm", "--version"],
+                                             capture_output=True).returncode == 0:
+    class TestSmolmachinesLive(LiveTier):
+        """The guest half: the whole live tier in smolvm guests."""
+
+        @pytest.fixture(scope="class")
+        def backend(self):
+            return SmolmachinesBackend()
+else:
+    def test_smolmachines_guest_half():
+        reason = SmolmachinesBackend().live_unsupported(SubprocessRunner())
+        assert reason, "smolvm answers --version, yet the guest-half class was not collected"
+        pytest.skip(f"NOT_SUPPORTED: {reason}")
