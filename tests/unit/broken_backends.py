@@ -1,0 +1,1053 @@
+"""Deliberately broken backends: each reintroduces ONE defect into a reference
+backend, so the meta-tests (`test_meta.py`) can prove the conformance suite
+fails it with the intended clause ID (DESIGN §6: "meta-tests with
+deliberately broken backends prove each clause can fail").
+
+Every class is a small subclass of `DockerBackend` or `SmolmachinesBackend`
+whose docstring quotes the seed bug or clause it breaks. `BROKEN` maps each
+clause ID to the broken backends meant to fail it; ``also`` on a class is
+the documented allow-list of other clauses the same defect legitimately
+breaks (e.g. dropping runuser breaks both EXEC-USER and EXEC-RESUME).
+
+The reference backends hard-code their runner use and bottle class, so the
+defects enter through four small seams (the mixins below):
+
+- `prepare` overrides rewrite the plan (pure defects: hop, daemons, lists,
+  placeholders, env);
+- `_RunnerDefect.run_through` sees every command launch, provisioning and
+  close run, and may alter, add or drop one (launch-time defects);
+- `_BottleDefect.bottle_cls` retypes the returned bottle (agent_argv defects);
+- `_SmolChannelDefect.channel_cls` swaps the smolvm exec framing before
+  provisioning (the seeds' runuser/HOME bugs were all smolmachines);
+
+plus three direct overrides of ``launch`` / ``_bring_up`` (missing-token
+refusal, pack in prepare, cleanup after a failed launch).
+
+These backends are for the static tiers only: never launch one for real.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from bottle_ref import jwt as _jwt
+from bottle_ref.backends.base import Backend, Bottle, Progress, _quiet
+from bottle_ref.backends.docker import DockerBackend, DockerBottle, DockerPlan, docker_exec_argv
+from bottle_ref.backends.smolmachines import (
+    SmolmachinesBackend,
+    SmolmachinesBottle,
+    SmolmachinesPlan,
+    PTY_RESIZE_SCRIPT,
+    SmolvmChannel,
+    artifact_path,
+)
+from bottle_ref.ca import ensure_ca
+from bottle_ref.credentials import CODEX_AUTH_GUEST
+from bottle_ref.host import CODEX_AUTH
+from bottle_ref.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
+from bottle_ref.provision import CA_GUEST_PATH, NODE, NODE_HOME, PROMPT_PATH, ROOT, ProvisionError
+from bottle_ref.runner import Completed, Runner
+from bottle_ref.state import state_files, write_state
+
+# A fixed "now" for the Codex exp defect: the seed's now+1h, but computed once
+# per process so two prepares of one spec stay equal (only CRED-EXP breaks).
+_NOW = int(time.time())
+
+
+class Broken:
+    """A backend with one deliberate defect (see `BROKEN` for its clause).
+
+    ``also``: other clause IDs this defect legitimately breaks, each with
+    the reason; the meta-test fails on any other FAILED clause.
+    ``suite_gap``: set when the suite does NOT catch the defect (a finding
+    for the suite, reported to the lead); the meta-test is then a strict
+    xfail with this reason, so it turns red the day the suite catches it.
+    ``reference_snapshots``: run against the reference backend's reviewed
+    snapshots (``snapshots/<name>``) instead of a fresh snapshot dir: only
+    for defects that nothing but snapshot equality can see (SNAP-MATCH).
+    """
+
+    also: ClassVar[Mapping[str, str]] = {}
+    suite_gap: ClassVar[str | None] = None
+    reference_snapshots: ClassVar[bool] = False
+
+
+# -- seams ----------------------------------------------------------------------
+
+
+class _DefectRunner(Runner):
+    """Delegates to the suite's runner, except that `run` goes through the
+    broken backend's `run_through` (which may alter, add or drop commands)."""
+
+    def __init__(self, backend: "_RunnerDefect", plan: Plan, inner: Runner):
+        self.backend, self.plan, self.inner = backend, plan, inner
+
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True):
+        return self.backend.run_through(self.plan, self.inner, [str(a) for a in argv],
+                                        env=env, input=input, timeout=timeout, check=check)
+
+    def sleep(self, seconds):
+        self.inner.sleep(seconds)
+
+    def monotonic(self):
+        return self.inner.monotonic()
+
+    def unique(self, prefix):
+        return self.inner.unique(prefix)
+
+
+class _RunnerDefect(Broken):
+    """Launch (and the bottle's later commands) through `run_through`."""
+
+    def launch(self, plan, runner, *, progress: Progress = _quiet):
+        return super().launch(plan, _DefectRunner(self, plan, runner), progress=progress)
+
+    def run_through(self, plan: Plan, runner: Runner, argv: list[str], **kw: Any) -> Completed:
+        return runner.run(argv, **kw)
+
+
+class _BottleDefect(Broken):
+    """Retype the launched bottle to ``bottle_cls`` (a subclass of the
+    reference bottle with one method broken; no new state)."""
+
+    bottle_cls: ClassVar[type[Bottle]]
+
+    def launch(self, plan, runner, *, progress: Progress = _quiet):
+        bottle = super().launch(plan, runner, progress=progress)
+        bottle.__class__ = self.bottle_cls
+        return bottle
+
+
+class _SmolChannelDefect(Broken):
+    """Give the smolmachines bottle a broken exec framing before provisioning."""
+
+    channel_cls: ClassVar[type[SmolvmChannel]]
+
+    def _bring_up(self, bottle, progress):
+        bottle.channel = self.channel_cls(bottle.ident)
+        super()._bring_up(bottle, progress)
+
+
+# -- argv helpers (independent of the suite's own readers) -------------------------
+
+
+def guest_tail_index(argv: Sequence[str]) -> int | None:
+    """Index of the in-guest command of a docker/smolvm exec argv, else None."""
+    if argv[:3] == ["smolvm", "machine", "exec"] and "--" in argv:
+        i = argv.index("--") + 1
+        return i + 4 if argv[i:i + 4] == ["runuser", "-u", NODE, "--"] else i
+    if argv[:2] == ["docker", "exec"]:
+        i = 2
+        while i < len(argv):
+            if argv[i] in ("-u", "-e", "-w"):
+                i += 2
+            elif argv[i].startswith("-"):
+                i += 1
+            else:
+                return i + 1
+    return None
+
+
+def guest_tail(argv: Sequence[str]) -> list[str]:
+    i = guest_tail_index(argv)
+    return [] if i is None else list(argv[i:])
+
+
+def with_tail(argv: Sequence[str], tail: Sequence[str]) -> list[str]:
+    """``argv`` with its in-guest command replaced by ``tail`` (same framing)."""
+    i = guest_tail_index(argv)
+    assert i is not None, argv
+    return [*argv[:i], *tail]
+
+
+def sh_script(argv: Sequence[str]) -> str | None:
+    tail = guest_tail(argv)
+    return tail[2] if tail[:2] == ["sh", "-c"] and len(tail) == 3 else None
+
+
+def ok(argv: Sequence[str], stdout: str = "") -> Completed:
+    """What a dropped command "returned": success, never recorded."""
+    return Completed(tuple(argv), 0, stdout, "")
+
+
+def insert_after(argv: list[str], anchor: Callable[[int, str], bool], extra: Sequence[str]) -> list[str]:
+    i = next(i for i, tok in enumerate(argv) if anchor(i, tok))
+    return [*argv[:i + 1], *extra, *argv[i + 1:]]
+
+
+def is_bundle_run(argv: Sequence[str]) -> bool:
+    return argv[:3] == ["docker", "run", "-d"] and any(a.endswith("-bundle") for a in argv[:5])
+
+
+# -- plan helpers -------------------------------------------------------------------
+
+
+def with_pipelock(plan: Plan, change: Callable[[dict], None]) -> Plan:
+    """The plan with its pipelock.yaml parsed, changed in place, re-dumped."""
+    data = yaml.safe_load(plan.pipelock.config_yaml)
+    change(data)
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000)
+    return dataclasses.replace(plan, pipelock=dataclasses.replace(plan.pipelock, config_yaml=text))
+
+
+def with_guest_file(plan: Plan, path: str, change: Callable[[dict], None]) -> Plan:
+    """The plan with the JSON guest file at ``path`` changed (if present)."""
+    files = []
+    for gf in plan.guest_files:
+        if gf.path == path:
+            data = json.loads(gf.content)
+            change(data)
+            gf = dataclasses.replace(gf, content=json.dumps(data, indent=2) + "\n")
+        files.append(gf)
+    return dataclasses.replace(plan, guest_files=tuple(files))
+
+
+def _passthrough(data: dict) -> list[str]:
+    return data["tls_interception"]["passthrough_domains"]
+
+
+# ================================================================================
+# prepare defects
+# ================================================================================
+
+
+class CodexExpNowPlus1h(Broken, DockerBackend):
+    """Seed "codex_auth": "dummy access/id tokens now inherit the *real* host
+    token's exp instead of now+1h". Reintroduced: placeholder exp = now+1h,
+    so Codex refreshes when it lapses and drops to the sign-in screen."""
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+
+        def fresh_exp(data: dict) -> None:
+            for key in ("id_token", "access_token"):
+                claims = _jwt.decode_payload(data["tokens"][key])
+                claims["exp"] = _NOW + 3600
+                data["tokens"][key] = _jwt.encode_unsigned(claims)
+
+        return with_guest_file(plan, CODEX_AUTH_GUEST, fresh_exp)
+
+
+class CodexPlaceholderKeepsRefreshToken(Broken, DockerBackend):
+    """CRED-SHAPE: placeholders "MUST contain no real token material".
+    Reintroduced: the Codex placeholder carries the host's real refresh
+    token (the one egress must own)."""
+
+    also = {"SECRET-PLAN": "the placeholder is a guest file of the plan, so its repr leaks it"}
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        real = host.home_files.get(CODEX_AUTH)
+        if real is None:
+            return plan
+        refresh = json.loads(real)["tokens"].get("refresh_token")
+
+        def leak(data: dict) -> None:
+            data["tokens"]["refresh_token"] = refresh
+
+        return with_guest_file(plan, CODEX_AUTH_GUEST, leak)
+
+
+class CodexPlaceholderNoLastRefresh(Broken, DockerBackend):
+    """CRED-SHAPE: the Codex placeholder must parse as Codex expects,
+    including ``last_refresh``. Reintroduced: the key is dropped."""
+
+    def prepare(self, spec, host):
+        return with_guest_file(super().prepare(spec, host), CODEX_AUTH_GUEST,
+                               lambda data: data.pop("last_refresh", None))
+
+
+class CodexCaUnset(Broken, DockerBackend):
+    """Seed "prepare: set CODEX_CA_CERTIFICATE to the agent CA bundle for
+    codex bottles. Codex is rustls and ignores the system store".
+    Reintroduced: CODEX_CA_CERTIFICATE is not set."""
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        env = {k: v for k, v in plan.guest_env.items() if k != "CODEX_CA_CERTIFICATE"}
+        return dataclasses.replace(plan, guest_env=env)
+
+
+class ClaudeCaUnset(Broken, SmolmachinesBackend):
+    """CRED-CA-CLAUDE: claude bottles MUST set NODE_EXTRA_CA_CERTS to the
+    agent CA bundle. Reintroduced: it is not set."""
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        env = {k: v for k, v in plan.guest_env.items() if k != "NODE_EXTRA_CA_CERTS"}
+        return dataclasses.replace(plan, guest_env=env)
+
+
+class RouteHostNotPassthrough(Broken, DockerBackend):
+    """Seed "pipelock: ... Egress injects the bearer before pipelock, whose
+    header DLP then flags the JWT". Reintroduced: declared route hosts are
+    left out of tls_interception.passthrough_domains."""
+
+    def prepare(self, spec, host):
+        declared = {r.host for r in spec.routes}
+        return with_pipelock(super().prepare(spec, host), lambda d: d["tls_interception"].update(
+            passthrough_domains=[h for h in _passthrough(d) if h not in declared]))
+
+
+class CodexApexOnlyWildcard(Broken, SmolmachinesBackend):
+    """Seed "auto tls_passthrough the Codex API hosts ... the hosts are added
+    explicitly" (DESIGN §8: a wildcard does not match the apex).
+    Reintroduced: chatgpt.com is covered only by *.chatgpt.com."""
+
+    also = {"PIPELOCK-PASS": "chatgpt.com is also an auto route egress injects for"}
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host), lambda d: d["tls_interception"].update(
+            passthrough_domains=[h for h in _passthrough(d) if h != "chatgpt.com"]))
+
+
+class PipelockUnknownKey(Broken, DockerBackend):
+    """PIPELOCK-SCHEMA: pipelock treats an unknown key as a hard error.
+    Reintroduced: a plausible misspelling, ``tls_interception.passthrough_hosts``."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host), lambda d: d["tls_interception"].update(
+            passthrough_hosts=list(_passthrough(d))))
+
+
+class PipelockForwardProxyOff(Broken, SmolmachinesBackend):
+    """PIPELOCK-SCHEMA: ``forward_proxy.enabled`` MUST be true (the agent
+    uses pipelock as its forward proxy). Reintroduced: it is false."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host),
+                             lambda d: d["forward_proxy"].update(enabled=False))
+
+
+class FirstHopPipelockDespiteRoutes(Broken, DockerBackend):
+    """Seed "Auth chain bypassed egress ... the agent always dialed pipelock
+    directly". Reintroduced: first hop pipelock although routes exist."""
+
+    also = {
+        "PORT-EGRESS-ONLY-WHEN-ROUTED": "the agent then reaches pipelock, not egress",
+        "LAUNCH-PROXY-ENV": "HTTPS_PROXY follows the (wrong) first hop",
+        "PROV-CA-SELECT": "the guest trusts the pipelock CA of its (wrong) hop",
+        "LAUNCH-CA-WHEN-ROUTED": "no egress CA is made for a routed bottle",
+    }
+
+    def prepare(self, spec, host):
+        return dataclasses.replace(super().prepare(spec, host), first_hop=PIPELOCK)
+
+
+class EgressUpstreamNotPipelock(Broken, DockerBackend):
+    """PLAN-HOP: "egress's upstream proxy MUST always be pipelock".
+    Reintroduced: egress dials the internet directly (empty upstream)."""
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        return dataclasses.replace(plan, egress=dataclasses.replace(plan.egress, upstream_proxy=""))
+
+
+class GitGateMissingWithUpstreams(Broken, DockerBackend):
+    """Seed chunk 4b: "daemons_csv = [egress, pipelock] + [git-gate] (if
+    upstreams)". Reintroduced: git-gate is left out although upstreams exist."""
+
+    also = {"PROV-GITGATE": "with no gate there is no insteadOf to it"}
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        return dataclasses.replace(plan, daemons=tuple(d for d in plan.daemons if d != GIT_GATE))
+
+
+class SuperviseMissingWhenEnabled(Broken, SmolmachinesBackend):
+    """Seed chunk 4b: "+ [supervise] (if enabled)". Reintroduced: supervise
+    is not started although enabled."""
+
+    also = {"PROV-MCP": "no supervise daemon, so nothing is registered",
+            "PROV-MCP-USER": "no registration to check the user of"}
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        return dataclasses.replace(plan, daemons=tuple(d for d in plan.daemons if d != SUPERVISE))
+
+
+class SubprocessInPrepare(Broken, SmolmachinesBackend):
+    """Seed launch-boundary fix: smolmachines "prepare called
+    _ensure_smolmachine which ran docker build". Reintroduced: prepare shells
+    out (a cheap stand-in for the build that is harmless to run)."""
+
+    also = {"LAUNCH-PACK-IN-LAUNCH": "its property also refuses any process prepare starts"}
+
+    def prepare(self, spec, host):
+        subprocess.run(["true"], check=False)
+        return super().prepare(spec, host)
+
+
+class PrepareWritesState(Broken, DockerBackend):
+    """PLAN-PURE: prepare makes no filesystem write. Reintroduced: prepare
+    pre-writes the bottle's config files into the state dir (launch's job),
+    best effort, so an unwritable state root goes unnoticed."""
+
+    also = {
+        "LAUNCH-PACK-IN-LAUNCH": "its property also refuses any write prepare makes",
+        "LAUNCH-MISSING-TOKEN": "the state dir exists before launch refuses (prepare made it)",
+    }
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        try:
+            write_state(plan)
+        except OSError:
+            pass
+        return plan
+
+
+class PrepareNotDeterministic(Broken, DockerBackend):
+    """PLAN-PURE: "MUST return equal plans for equal inputs". Reintroduced:
+    the plan's state dir carries a per-call counter."""
+
+    also = {"EXEC-ABI": "two recorded launches of one scenario then differ"}
+
+    _calls = 0
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        type(self)._calls += 1
+        return dataclasses.replace(plan, state_dir=f"{plan.state_dir}-{self._calls}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _PackedPlan(SmolmachinesPlan):
+    agent_from_path: Path  # the seed's field before the fix
+
+
+class PackInPrepare(Broken, SmolmachinesBackend):
+    """Seed: "SmolmachinesBottlePlan.agent_from_path: Path becomes
+    agent_image_ref: str ... prepare stashes only the docker tag; launch
+    resolves it into the artifact". Reintroduced: the plan carries the packed
+    artifact (prepare's job) and launch trusts it, never packing itself."""
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}
+        return _PackedPlan(**fields, agent_from_path=artifact_path(plan))
+
+    def _bring_up(self, bottle, progress):
+        # "prepare packed it": launch creates an empty stand-in artifact
+        # instead of running `smolvm pack create`.
+        artifact = artifact_path(bottle.plan)
+        artifact.parent.mkdir(parents=True, exist_ok=True)
+        artifact.touch()
+        try:
+            super()._bring_up(bottle, progress)
+        finally:
+            artifact.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _LeakyPlan(DockerPlan):
+    tokens: Mapping[str, str] = field(default_factory=dict)  # repr=True: the defect
+
+
+class PlanReprLeaksSecret(Broken, DockerBackend):
+    """SECRET-PLAN: "A plan's repr and JSON form MUST NOT contain any secret
+    value". Reintroduced: a debug copy of the token slots in a plain field."""
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}
+        return _LeakyPlan(**fields, tokens=dict(plan.secrets))
+
+
+class PublishHostNotLoopback(Broken, SmolmachinesBackend):
+    """Seed port pivot: publish "-p 127.0.0.1::PORT". Reintroduced: the
+    bundle's ports are published on every interface (publish_host 0.0.0.0)."""
+
+    also = {"PORT-EGRESS-ONLY-WHEN-ROUTED": "the first hop is then not published on the "
+                                            "address the guest may dial (its --allow-cidr)"}
+
+    def prepare(self, spec, host):
+        return dataclasses.replace(super().prepare(spec, host), publish_host="0.0.0.0")
+
+
+# ================================================================================
+# launch / provisioning defects (through the runner)
+# ================================================================================
+
+
+class TokenOnArgv(_RunnerDefect, DockerBackend):
+    """Seed chunk 4b: "token-slot bare names (values never land on argv)".
+    Reintroduced: egress gets ``-e BOTTLE_EGRESS_TOKEN_i=<value>``."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        out = []
+        for i, tok in enumerate(argv):
+            if i and argv[i - 1] == "-e" and tok in plan.secrets:
+                tok = f"{tok}={plan.secrets[tok]}"
+            out.append(tok)
+        return runner.run(out, **kw)
+
+
+class PublishAllInterfaces(_RunnerDefect, SmolmachinesBackend):
+    """Seed port pivot ("-p 127.0.0.1::PORT ... on host loopback").
+    Reintroduced: ``-p PORT`` (docker binds every interface)."""
+
+    also = {"PORT-EGRESS-ONLY-WHEN-ROUTED": "the first hop is then not published on the "
+                                            "address the guest may dial (its --allow-cidr)"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        if is_bundle_run(argv):
+            argv = [a.rsplit(":", 1)[-1] if i and argv[i - 1] == "-p" else a
+                    for i, a in enumerate(argv)]
+        return runner.run(argv, **kw)
+
+
+class EgressPublishedWhenNotRouted(_RunnerDefect, SmolmachinesBackend):
+    """Seed auth-chain fix: "when the bottle declares egress.routes, the
+    agent's first hop is egress (publish egress port 9099 ...)"; without
+    routes, egress must not be reachable. Reintroduced: 9099 published always."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if is_bundle_run(argv) and not plan.routed:
+            argv = insert_after(argv, lambda i, t: t == "-p",
+                                [f"{plan.publish_host}::{PORTS[EGRESS]}", "-p"])
+        return runner.run(argv, **kw)
+
+
+class PipelockPublishedWhenRouted(_RunnerDefect, SmolmachinesBackend):
+    """Seed auth-chain fix: "publish egress port 9099 to host loopback, leave
+    pipelock bundle-internal". Reintroduced: pipelock 8888 is published too."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if is_bundle_run(argv) and plan.routed:
+            argv = insert_after(argv, lambda i, t: t == "-p",
+                                [f"{plan.publish_host}::{PORTS[PIPELOCK]}", "-p"])
+        return runner.run(argv, **kw)
+
+
+class PipelockOnAgentNetWhenRouted(_RunnerDefect, DockerBackend):
+    """Docker topology: pipelock is on the agent network "iff NOT routed".
+    Reintroduced: pipelock is also connected to the agent network when routed."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        result = runner.run(argv, **kw)
+        if (plan.routed and argv[:3] == ["docker", "network", "connect"]
+                and argv[-1].endswith("-pipelock") and argv[-2].endswith("-out")):
+            ident = argv[-1][: -len("-pipelock")]
+            runner.run([*argv[:-2], f"{ident}-agent", argv[-1]])
+        return result
+
+
+class ProxyEnvSkipsEgress(_RunnerDefect, DockerBackend):
+    """Seed auth-chain fix: "claude's HTTPS_PROXY is http://127.0.0.1:<egress
+    port>". Reintroduced: the agent's HTTPS_PROXY points at pipelock even
+    when the bottle is routed (egress is its first hop)."""
+
+    also = {"PORT-EGRESS-ONLY-WHEN-ROUTED": "a routed agent's env then names pipelock"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:2] == ["docker", "create"] and any(a.endswith("-agent") for a in argv[:4]):
+            argv = [a.replace("http://egress:9099", "http://pipelock:8888")
+                    if a.upper().startswith("HTTPS_PROXY=") else a for a in argv]
+        return runner.run(argv, **kw)
+
+
+class CaSelectsPipelockWhenRouted(_RunnerDefect, SmolmachinesBackend):
+    """Seed chunk 4d: "ca.py: select egress vs pipelock CA". Reintroduced: the
+    guest always gets the pipelock CA, also when egress (MITM) is its hop."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:3] == ["smolvm", "machine", "cp"] and argv[-1].endswith(CA_GUEST_PATH):
+            argv = [a.replace("/egress-ca/", "/pipelock-ca/") for a in argv]
+        return runner.run(argv, **kw)
+
+
+class EgressCaAlways(_RunnerDefect, DockerBackend):
+    """Seed chunk 4b: "egress_tls_init only when the bottle declares routes
+    (otherwise ... openssl runs would be wasted)". Reintroduced: the egress CA
+    is made for every bottle."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        result = runner.run(argv, **kw)
+        if argv[:2] == ["openssl", "req"] and "/pipelock-ca/" in " ".join(argv) and not plan.routed:
+            ensure_ca(runner, state_files(plan).egress_ca_dir, common_name="bottle-ref egress CA")
+        return result
+
+
+class CaSeveralRoundTrips(_RunnerDefect, SmolmachinesBackend):
+    """Seed Docker Desktop fix: "fold provision_ca's chown + chmod +
+    update-ca-certificates into one sh -c so we only pay one exec round
+    trip". Reintroduced: three separate execs."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        script = sh_script(argv)
+        if script and "update-ca-certificates" in script:
+            result = None
+            for step in script.split(" && "):
+                result = runner.run(with_tail(argv, shlex.split(step)), **kw)
+            return result
+        return runner.run(argv, **kw)
+
+
+class CaSuccessNotChecked(_RunnerDefect, DockerBackend):
+    """Seed: "Bail with a clear error if update-ca-certificates doesn't report
+    '1 added' (failing silently was how the original SIGKILL went
+    unnoticed)". Reintroduced: any outcome counts as success."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        script = sh_script(argv)
+        if script and "update-ca-certificates" in script:
+            result = runner.run(argv, **{**kw, "check": False})
+            return Completed(result.argv, 0, result.stdout + "\n1 added (assumed)\n", result.stderr)
+        return runner.run(argv, **kw)
+
+
+class FixedSleepAfterStart(_RunnerDefect, SmolmachinesBackend):
+    """Seed Docker Desktop fix: "1.5s sleep after machine_start (empirically
+    enough)", the sleep LAUNCH-READY replaces with a poll. Reintroduced
+    (through the runner's clock): runner.sleep(1.5) after machine start."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        result = runner.run(argv, **kw)
+        if argv[:3] == ["smolvm", "machine", "start"]:
+            runner.sleep(1.5)
+        return result
+
+
+class TimeSleepAfterStart(_RunnerDefect, DockerBackend):
+    """LAUNCH-READY: "MUST NOT wait with a fixed sleep". Reintroduced: a plain
+    ``time.sleep`` after the agent container starts (outside the runner)."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        result = runner.run(argv, **kw)
+        if argv[:2] == ["docker", "start"] and argv[-1].endswith("-agent"):
+            time.sleep(0.01)  # the seed slept 1.5 s; any fixed wall-clock wait is the bug
+        return result
+
+
+class NoReadinessPoll(_RunnerDefect, SmolmachinesBackend):
+    """LAUNCH-READY: "Launch MUST observe guest readiness with a bounded poll
+    before any provisioning exec". Reintroduced: the readiness probe is never
+    run; provisioning starts right after machine start."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:3] == ["smolvm", "machine", "exec"] and guest_tail(argv) == ["true"]:
+            return ok(argv)
+        return runner.run(argv, **kw)
+
+
+class PromptMode0644(_RunnerDefect, DockerBackend):
+    """Seed chunk 4d: "prompt.py default path moves ... chown + chmod after
+    machine cp" (DESIGN §4: mode 0600). Reintroduced: mode 0644."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        script = sh_script(argv)
+        if script and PROMPT_PATH in script and "chmod 0600" in script:
+            argv = with_tail(argv, ["sh", "-c", script.replace("chmod 0600", "chmod 0644")])
+        return runner.run(argv, **kw)
+
+
+class SkillsNotChowned(_RunnerDefect, SmolmachinesBackend):
+    """Seed chunk 4d: "skills dir moves ... to /home/node/.claude/skills;
+    chown -R per skill". Reintroduced: the chown is skipped (root owns them)."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        tail = guest_tail(argv)
+        if tail[:2] == ["chown", "-R"] and "/.claude/skills/" in tail[-1]:
+            return ok(argv)
+        return runner.run(argv, **kw)
+
+
+class McpFailureFatal(_RunnerDefect, DockerBackend):
+    """Seed chunk 4d: "supervise.py ... Failure is logged but non-fatal".
+    Reintroduced: a failed ``claude mcp add`` aborts the launch."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        result = runner.run(argv, **kw)
+        if guest_tail(argv)[:3] == ["claude", "mcp", "add"] and not result.ok:
+            raise ProvisionError(f"claude mcp add failed (exit {result.returncode})")
+        return result
+
+
+class GitUserOneCallForBoth(_RunnerDefect, SmolmachinesBackend):
+    """Seed git-user fix: "Runs ... git config --global user.<X> <value> for
+    each git_user field". Reintroduced: both fields folded into one exec."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        tail = guest_tail(argv)
+        fields = dict(plan.git_user.fields())
+        if tail[:4] == ["git", "config", "--global", "user.email"] and "name" in fields:
+            return ok(argv)  # already set together with the name
+        if tail[:4] == ["git", "config", "--global", "user.name"] and "email" in fields:
+            both = (f"git config --global user.name {shlex.quote(fields['name'])} && "
+                    f"git config --global user.email {shlex.quote(fields['email'])}")
+            argv = with_tail(argv, ["sh", "-c", both])
+        return runner.run(argv, **kw)
+
+
+class GitUserUnsetFieldWritten(_RunnerDefect, DockerBackend):
+    """Seed git-user fix: "for each git_user field. No-op when
+    git_user.is_empty()". Reintroduced: the unset field is written too
+    (as an empty value) whenever the other one is set."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        result = runner.run(argv, **kw)
+        tail = guest_tail(argv)
+        if tail[:3] == ["git", "config", "--global"] and tail[3] in ("user.name", "user.email"):
+            other = "email" if tail[3] == "user.name" else "name"
+            if other not in dict(plan.git_user.fields()):
+                runner.run(with_tail(argv, ["git", "config", "--global", f"user.{other}", ""]))
+        return result
+
+
+class GitUserWhenEmpty(_RunnerDefect, DockerBackend):
+    """Seed git-user fix: "No-op when git_user.is_empty()". Reintroduced: an
+    empty git_user still gets ``git config --global user.name ''`` (run
+    as node, right after the prompt is provisioned)."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        result = runner.run(argv, **kw)
+        script = sh_script(argv)
+        if script and PROMPT_PATH in script and "chmod" in script and plan.git_user.is_empty():
+            container = argv[guest_tail_index(argv) - 1]
+            runner.run(docker_exec_argv(container, ["git", "config", "--global", "user.name", ""]))
+        return result
+
+
+class GitUserAsRoot(_RunnerDefect, DockerBackend):
+    """Seed git-user fix: "bare runuser inherits root's HOME=/root, which would
+    put --global in /root/.gitconfig". Reintroduced on docker: the user.<x>
+    config runs ``-u root`` (HOME=/root)."""
+
+    also = {"EXEC-USER": "git config --global is user state, which EXEC-USER covers too"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        tail = guest_tail(argv)
+        if tail[:3] == ["git", "config", "--global"] and tail[3].startswith("user."):
+            argv = docker_exec_argv(argv[guest_tail_index(argv) - 1], tail, user=ROOT)
+        return runner.run(argv, **kw)
+
+
+class GitCwdNotChowned(_RunnerDefect, DockerBackend):
+    """Seed chunk 4d: "copy host .git when --cwd was passed" (to
+    /home/node/work/.git, chowned to node). Reintroduced: the chown is
+    skipped, so node cannot write its own repository."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        tail = guest_tail(argv)
+        if tail[:2] == ["chown", "-R"] and tail[-1] == f"{NODE_HOME}/work":
+            return ok(argv)
+        return runner.run(argv, **kw)
+
+
+class GitGateInsteadOfMissing(_RunnerDefect, SmolmachinesBackend):
+    """Seed chunk 4d: "render ~/.gitconfig with insteadOf URLs" for every
+    upstream. Reintroduced: the first upstream's insteadOf is skipped."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        tail = guest_tail(argv)
+        first = plan.git_gate.upstreams[0].url if plan.git_gate else None
+        if tail[:3] == ["git", "config", "--global"] and tail[3].endswith(".insteadOf") \
+                and tail[-1] == first:
+            return ok(argv)
+        return runner.run(argv, **kw)
+
+
+class UnreviewedArgvChange(_RunnerDefect, DockerBackend):
+    """SNAP-MATCH: "a change in what a backend runs is a reviewed diff, never a
+    surprise". Reintroduced: every container quietly gains a debug label, a
+    change no structural rule forbids and only the reviewed snapshot shows."""
+
+    reference_snapshots = True
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:2] == ["docker", "create"]:
+            argv = [*argv[:2], "--label", "bottle-ref.debug=1", *argv[2:]]
+        return runner.run(argv, **kw)
+
+
+class MissingTokenRefusedLate(Broken, DockerBackend):
+    """LAUNCH-MISSING-TOKEN: launch MUST refuse a missing token "before
+    starting anything". Reintroduced: it creates the bottle's first network,
+    then refuses (leaving it behind)."""
+
+    def launch(self, plan, runner, *, progress: Progress = _quiet):
+        if plan.missing_tokens:
+            runner.run(["docker", "network", "create", "--internal",
+                        f"{runner.unique(f'bottle-{plan.bottle}')}-agent"])
+        return super().launch(plan, runner, progress=progress)
+
+
+# ================================================================================
+# smolvm exec framing defects (channel)
+# ================================================================================
+
+
+class _NoUserEnvChannel(SmolvmChannel):
+    """Bare runuser: no ``-e HOME=/home/node -e USER=node`` before it."""
+
+    def exec_argv(self, cmd, *, user=NODE, env=None, tty=False, workdir=None):
+        argv = super().exec_argv(cmd, user=user, env=env, tty=tty, workdir=workdir)
+        if user == NODE:
+            i = argv.index(f"HOME={NODE_HOME}")
+            del argv[i - 1:i + 3]  # -e HOME=... -e USER=node
+        return argv
+
+
+class GitUserBareRunuser(_SmolChannelDefect, SmolmachinesBackend):
+    """Seed git-user fix: "HOME / USER are forced via smolvm -e because bare
+    runuser inherits root's HOME=/root, which would put --global in
+    /root/.gitconfig". Reintroduced: node execs are bare runuser."""
+
+    channel_cls = _NoUserEnvChannel
+    also = {
+        "EXEC-USER": "every node exec (the agent too) keeps HOME=/root",
+        "EXEC-RESUME": "the agent's prefix keeps HOME=/root, wrapped or not",
+        "PROV-MCP-USER": "claude mcp add is a node exec with HOME=/root too",
+        "PROV-GITGATE": "insteadOf lands in /root/.gitconfig as well",
+    }
+
+
+class _McpAsRootChannel(SmolvmChannel):
+    def exec_argv(self, cmd, *, user=NODE, env=None, tty=False, workdir=None):
+        if list(cmd[:3]) == ["claude", "mcp", "add"]:
+            user = ROOT
+        return super().exec_argv(cmd, user=user, env=env, tty=tty, workdir=workdir)
+
+
+class McpAddAsRoot(_SmolChannelDefect, SmolmachinesBackend):
+    """Seed MCP fix: "provision_supervise dispatched claude mcp add --scope
+    user through smolvm machine_exec, which runs as root ... The MCP entry got
+    written to root's ~/.claude.json". Reintroduced exactly."""
+
+    channel_cls = _McpAsRootChannel
+    also = {"EXEC-USER": "claude mcp add is user state, which EXEC-USER covers too"}
+
+
+class _NoUserVarChannel(SmolvmChannel):
+    def exec_argv(self, cmd, *, user=NODE, env=None, tty=False, workdir=None):
+        argv = super().exec_argv(cmd, user=user, env=env, tty=tty, workdir=workdir)
+        if user == NODE:
+            i = argv.index(f"USER={NODE}")
+            del argv[i - 1:i + 1]
+        return argv
+
+
+class UserVarMissing(_SmolChannelDefect, SmolmachinesBackend):
+    """DESIGN §4: node commands are framed ``-e HOME=/home/node -e USER=node
+    -- runuser -u node -- CMD``. Reintroduced: USER=node is not set (USER
+    stays root's in the agent's environment)."""
+
+    channel_cls = _NoUserVarChannel
+    also = {
+        "PROV-GITUSER": "git config --global is user state framed by the same channel",
+        "PROV-MCP-USER": "claude mcp add is user state framed by the same channel",
+    }
+
+
+# ================================================================================
+# agent_argv defects (bottle)
+# ================================================================================
+
+
+class _NoRunuserBottle(SmolmachinesBottle):
+    def agent_argv(self, argv=(), *, tty=True):
+        out = super().agent_argv(argv, tty=tty)
+        i = out.index("runuser")
+        return out[:i] + out[i + 4:]
+
+
+class AgentWithoutRunuser(_BottleDefect, SmolmachinesBackend):
+    """Seed claude_argv move: "the full smolvm machine exec --name ... --
+    runuser -u node -- claude ... argv" (smolvm exec is always root).
+    Reintroduced: agent_argv drops ``runuser -u node --``; claude runs as root."""
+
+    bottle_cls = _NoRunuserBottle
+    also = {"EXEC-RESUME": "with no user switch, the resume wrap keeps none either"}
+
+
+class _HomeRootBottle(DockerBottle):
+    def agent_argv(self, argv=(), *, tty=True):
+        return [a if a != f"HOME={NODE_HOME}" else "HOME=/root"
+                for a in super().agent_argv(argv, tty=tty)]
+
+
+class AgentHomeRoot(_BottleDefect, DockerBackend):
+    """EXEC-USER: the agent runs "as node with HOME=/home/node" (seeds: bare
+    runuser kept HOME=/root). Reintroduced: ``-u node -e HOME=/root``."""
+
+    bottle_cls = _HomeRootBottle
+    also = {"EXEC-RESUME": "the resume wrap keeps the (wrong) prefix"}
+
+
+class _AlwaysTtyDocker(DockerBottle):
+    def agent_argv(self, argv=(), *, tty=True):
+        return super().agent_argv(argv, tty=True)
+
+
+class TtyWhenNotAsked(_BottleDefect, DockerBackend):
+    """Seed pty fix: "Non-TTY mode (provisioning shell-outs) skips the
+    wrapper" (TestClaudeArgvNoTTY). Reintroduced: ``-t`` even with tty=False."""
+
+    bottle_cls = _AlwaysTtyDocker
+
+
+class _AlwaysWrapperSmol(SmolmachinesBottle):
+    def agent_argv(self, argv=(), *, tty=True):
+        out = super().agent_argv(argv, tty=tty)
+        if tty:
+            return out
+        return [sys.executable, PTY_RESIZE_SCRIPT, self.machine, "--", *out]
+
+
+class PtyWrapperWithoutTty(_BottleDefect, SmolmachinesBackend):
+    """Seed pty fix: "SmolmachinesBottle.claude_argv prepends [...pty_resize
+    ...] in TTY mode. Non-TTY mode skips the wrapper". Reintroduced: the
+    resize wrapper wraps the non-TTY argv too."""
+
+    bottle_cls = _AlwaysWrapperSmol
+
+
+class _DashMWrapper(SmolmachinesBottle):
+    def agent_argv(self, argv=(), *, tty=True):
+        out = super().agent_argv(argv, tty=tty)
+        if tty:
+            out = [out[0], "-m", "bottle_ref.pty_resize", *out[2:]]
+        return out
+
+
+class PtyWrapperDashM(_BottleDefect, SmolmachinesBackend):
+    """Seed tmux fix: "python -m claude_bottle.backend.smolmachines.pty_resize
+    needs the package on sys.path ... invoke the wrapper as python
+    <absolute-path-to-pty_resize.py>". Reintroduced: ``python -m``."""
+
+    bottle_cls = _DashMWrapper
+
+
+class _PromptFlagAlways(DockerBottle):
+    def agent_argv(self, argv=(), *, tty=True):
+        out = super().agent_argv(argv, tty=tty)
+        if self.prompt_path is None:
+            i = out.index(self.plan.agent) + 1
+            out[i:i] = ["--append-system-prompt-file", PROMPT_PATH]
+        return out
+
+
+class PromptFlagWhenEmpty(_BottleDefect, DockerBackend):
+    """Seed chunk 4a: "return value drives --append-system-prompt-file iff the
+    agent has a non-empty prompt". Reintroduced: the flag is always passed."""
+
+    bottle_cls = _PromptFlagAlways
+
+
+class _NoAgentArgv(DockerBottle):
+    def agent_argv(self, argv=(), *, tty=True):
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute 'agent_argv' "
+                             "(use claude_docker_argv)")
+
+    def claude_docker_argv(self, argv=(), *, tty=True):
+        return DockerBottle.agent_argv(self, argv, tty=tty)
+
+
+class AgentArgvOnlyDockerSpecific(_BottleDefect, DockerBackend):
+    """Seed: "AttributeError: 'SmolmachinesBottle' object has no attribute
+    'claude_docker_argv'" -- the argv builder existed only under a
+    backend-specific name. Reintroduced: agent_argv is missing."""
+
+    bottle_cls = _NoAgentArgv
+    # A recorded launch ends with agent_argv, so every clause whose tests
+    # read a whole recording fails with the same AttributeError.
+    also = dict.fromkeys(
+        ("SNAP-MATCH", "EXEC-USER", "EXEC-TTY", "EXEC-PTY-ABS", "EXEC-RESUME", "PROV-PROMPT",
+         "LAUNCH-PROXY-ENV", "PLAN-DAEMONS", "SECRET-ARGV", "PORT-LOOPBACK",
+         "PORT-EGRESS-ONLY-WHEN-ROUTED", "CRED-CA", "CRED-CA-CLAUDE", "PROV-CA-SELECT",
+         "PROV-GITUSER", "PROV-GITGATE"),
+        "every recorded launch fails at agent_argv, so nothing after it can be checked")
+
+
+class _AgentAsRootBottle(DockerBottle):
+    def agent_argv(self, argv=(), *, tty=True):
+        out = super().agent_argv(argv, tty=tty)
+        i = out.index("-u")
+        out[i + 1] = ROOT
+        return out
+
+
+class ResumeWrapRunsAsRoot(_BottleDefect, DockerBackend):
+    """Seed claude_argv move: the user switch must sit on the exec-framing
+    prefix "so the dashboard's _build_resume_argv_with_fallback split-at-
+    "claude" trick keeps the UID switch" (else the wrapped shell, and the
+    agent, run as root). Reintroduced: the prefix switches to root."""
+
+    bottle_cls = _AgentAsRootBottle
+    also = {"EXEC-USER": "the resume wrap keeps the prefix, so the unwrapped agent runs "
+                         "as root too (EXEC-RESUME cannot fail without EXEC-USER)"}
+
+
+class NoCleanupAfterFailedLaunch(Broken, SmolmachinesBackend):
+    """LIVE-TEARDOWN / PROV-CA-ONE-ADDED: "fail with a clear error, and clean
+    up". Reintroduced: a failed launch leaves its bundle, network and
+    machine behind."""
+
+    def _bring_up(self, bottle, progress):
+        try:
+            super()._bring_up(bottle, progress)
+        except BaseException:
+            bottle._closed = True  # launch's cleanup then does nothing
+            raise
+
+
+# ================================================================================
+# the table
+# ================================================================================
+
+BROKEN: dict[str, list[type[Backend]]] = {
+    "PLAN-PURE": [SubprocessInPrepare, PrepareWritesState, PrepareNotDeterministic],
+    "PLAN-HOP": [FirstHopPipelockDespiteRoutes, EgressUpstreamNotPipelock],
+    "PLAN-DAEMONS": [GitGateMissingWithUpstreams, SuperviseMissingWhenEnabled],
+    "SNAP-MATCH": [UnreviewedArgvChange],
+    "LAUNCH-PACK-IN-LAUNCH": [PackInPrepare],
+    "EXEC-ABI": [AgentArgvOnlyDockerSpecific],
+    "EXEC-USER": [AgentWithoutRunuser, AgentHomeRoot, UserVarMissing],
+    "EXEC-TTY": [TtyWhenNotAsked, PtyWrapperWithoutTty],
+    "EXEC-PTY-ABS": [PtyWrapperDashM],
+    "EXEC-RESUME": [ResumeWrapRunsAsRoot],
+    "SECRET-ARGV": [TokenOnArgv],
+    "SECRET-PLAN": [PlanReprLeaksSecret],
+    "PORT-LOOPBACK": [PublishAllInterfaces, PublishHostNotLoopback],
+    "PORT-EGRESS-ONLY-WHEN-ROUTED": [EgressPublishedWhenNotRouted, PipelockPublishedWhenRouted,
+                                     PipelockOnAgentNetWhenRouted],
+    "LAUNCH-PROXY-ENV": [ProxyEnvSkipsEgress],
+    "CRED-EXP": [CodexExpNowPlus1h],
+    "CRED-SHAPE": [CodexPlaceholderKeepsRefreshToken, CodexPlaceholderNoLastRefresh],
+    "CRED-CA": [CodexCaUnset],
+    "CRED-CA-CLAUDE": [ClaudeCaUnset],
+    "PIPELOCK-PASS": [RouteHostNotPassthrough],
+    "PIPELOCK-PASS-CODEX": [CodexApexOnlyWildcard],
+    "PIPELOCK-SCHEMA": [PipelockUnknownKey, PipelockForwardProxyOff],
+    "PROV-CA": [CaSeveralRoundTrips],
+    "PROV-CA-ONE-ADDED": [CaSuccessNotChecked, NoCleanupAfterFailedLaunch],
+    "PROV-CA-SELECT": [CaSelectsPipelockWhenRouted],
+    "PROV-GITUSER": [GitUserOneCallForBoth, GitUserUnsetFieldWritten, GitUserWhenEmpty,
+                     GitUserAsRoot, GitUserBareRunuser],
+    "PROV-GITGATE": [GitGateInsteadOfMissing],
+    "PROV-GIT-CWD": [GitCwdNotChowned],
+    "PROV-PROMPT": [PromptMode0644, PromptFlagWhenEmpty],
+    "PROV-SKILLS": [SkillsNotChowned],
+    "PROV-MCP": [McpFailureFatal],
+    "PROV-MCP-USER": [McpAddAsRoot],
+    "LAUNCH-READY": [FixedSleepAfterStart, TimeSleepAfterStart, NoReadinessPoll],
+    "LAUNCH-MISSING-TOKEN": [MissingTokenRefusedLate],
+    "LAUNCH-CA-WHEN-ROUTED": [EgressCaAlways],
+}
+
+
+def broken_cases() -> list[tuple[str, type[Backend]]]:
+    """``(intended clause, broken backend class)`` for every table entry."""
+    return [(cid, cls) for cid, classes in BROKEN.items() for cls in classes]

@@ -1,0 +1,273 @@
+"""Meta-tests: the conformance suite catches deliberately broken backends.
+
+For each backend in `broken_backends.BROKEN`, the static tiers run against
+it through the plugin as an author runs them (a `BackendConformance`
+subclass, ``--bottle-tier snapshot,invariant``, ``--bottle-report``, the ci
+hypothesis profile), and the JSON report must show the intended clause
+FAILED; any other FAILED clause must be on that backend's documented
+``also`` allow-list, and nothing may be ERROR. The reference backends,
+through the same harness, must pass every static clause.
+
+Snapshot equality (SNAP-MATCH): a broken backend runs with a snapshot
+directory of its own, written by ``--snapshot-update``, so equality cannot
+be what fails it: a clause counts as caught only if a structural check
+catches it, which is all a third-party backend gets (its snapshots are its
+own, DESIGN §6). The one exception is SNAP-MATCH's own broken backend
+(``reference_snapshots``), compared with the reviewed ``snapshots/<name>``,
+which the meta-tests only ever read. The reference backends are compared
+with those reviewed snapshots too.
+
+Cost: the snapshot tier always runs whole (a few recorded scenarios, well
+under a second); of the invariant tier only the intended clause's
+properties run (each runs the profile's examples). ``BOTTLE_META_FULL=1``
+runs every invariant against every broken backend (minutes), which is how
+the ``also`` lists were established; run it after changing a tier.
+
+Each inner run is one in-process pytester session (the plugin keeps its
+state per config and restores the hypothesis profile), so the tests here
+are independent of each other and the module runs under ``-n auto``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import hypothesis
+import pytest
+
+from bottle_ref.backends.base import Backend
+from bottle_ref.backends.docker import DockerBackend
+from bottle_ref.backends.smolmachines import SmolmachinesBackend
+from conformance.clauses import CLAUSES, LIVE, MUST
+from conformance.outcomes import State
+from conformance.report import Report
+from conformance.settings import hypothesis_profile_name, register_hypothesis_profiles
+
+import broken_backends
+from broken_backends import BROKEN, Broken, broken_cases
+
+pytest_plugins = ["pytester"]
+
+REFERENCES = (DockerBackend, SmolmachinesBackend)
+REFERENCE_SNAPSHOTS = Path(__file__).resolve().parents[2] / "snapshots"
+
+# BOTTLE_META_FULL=1: every invariant against every broken backend (see above).
+FULL = os.environ.get("BOTTLE_META_FULL", "") not in ("", "0")
+
+INNER_TEST = '''
+import importlib
+
+import pytest
+
+from conformance.base import BackendConformance
+
+BACKEND = getattr(importlib.import_module({module!r}), {name!r})
+
+
+class TestBackend(BackendConformance):
+    """The whole suite, as an author enrols; --bottle-tier keeps the static tiers."""
+
+    @pytest.fixture(scope="class")
+    def backend(self):
+        return BACKEND()
+'''
+
+# Keeps the whole snapshot tier (cheap: a few recorded scenarios) and, of
+# the invariant tier (each property runs the profile's examples), only the
+# tests of WANTED clauses. WANTED None keeps everything.
+INNER_CONFTEST = '''
+WANTED = {wanted!r}
+
+
+def pytest_collection_modifyitems(config, items):
+    if WANTED is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        marks = list(item.iter_markers("clause"))
+        chosen = any(m.kwargs.get("tier") == "snapshot" or m.args[0] in WANTED for m in marks)
+        (keep if chosen else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+'''
+
+# Modules whose hypothesis settings are fixed when they are imported (the
+# invariant tier scales its example budgets from the active profile).
+_PROFILE_BOUND = ("conformance.base", "conformance.tiers")
+
+META_PROFILE = "bottle-conformance-meta"
+
+# Plugins a meta run does not need. hypothesispytest above all: for every
+# failing property it parses the test's source with libcst to write a patch
+# file (about a second each; broken backends fail properties by design).
+_UNNEEDED = tuple(arg for name in (
+    "cacheprovider", "randomly", "benchmark", "xdist", "xdist.looponfail", "anyio",
+    "platformdirs", "hypothesispytest", "unraisableexception", "threadexception",
+) for arg in ("-p", f"no:{name}"))
+
+
+def static_clauses() -> list[str]:
+    """Clause IDs with at least one static (snapshot or invariant) tier."""
+    return [c.id for c in CLAUSES if any(t != LIVE for t in c.tiers)]
+
+
+@dataclass(frozen=True)
+class MetaRun:
+    """One static-tier run of the suite against one backend."""
+
+    backend: type[Backend]
+    report: Report
+
+    def states(self) -> dict[str, State]:
+        return {r.clause_id: r.state for r in self.report.results}
+
+    def with_state(self, state: State) -> set[str]:
+        return {cid for cid, s in self.states().items() if s == state}
+
+    def explain(self) -> str:
+        rows = [f"  {r.clause_id}: {r.state} {r.reason}" for r in self.report.results
+                if r.state != State.PASSED]
+        return f"{self.backend.__name__}:\n" + ("\n".join(rows) or "  every clause PASSED")
+
+
+def run_static_suite(pytester: pytest.Pytester, backend: type[Backend], *,
+                     invariants_of: Iterable[str] | None = None,
+                     snapshot_dir: Path | None = None) -> MetaRun:
+    """Run the static tiers against ``backend`` (a class importable by name)
+    in-process and return the parsed report.
+
+    ``invariants_of``: run only these clauses' invariant tests (the snapshot
+    tier always runs whole); None runs every invariant. ``snapshot_dir``:
+    the reviewed snapshots to compare with (never written); None: a fresh
+    directory this run writes, so snapshot equality (SNAP-MATCH) passes."""
+    pytester.makepyfile(test_static=INNER_TEST.format(module=backend.__module__,
+                                                      name=backend.__qualname__))
+    wanted = None if invariants_of is None else sorted(invariants_of)
+    pytester.makeconftest(INNER_CONFTEST.format(wanted=wanted))
+    args = [*_UNNEEDED, "-q", "--tb=short", "--bottle-tier=snapshot,invariant",
+            "--bottle-report=report.json", "--bottle-hypothesis-profile=ci"]
+    if snapshot_dir is None:
+        args += [f"--bottle-snapshot-dir={pytester.path / 'snapshots'}", "--snapshot-update"]
+    else:
+        args += [f"--bottle-snapshot-dir={snapshot_dir}"]
+    result = pytester.runpytest_inprocess(*args)
+    path = pytester.path / "report.json"
+    assert path.is_file(), f"the inner run wrote no report:\n{result.stdout.str()[-3000:]}"
+    return MetaRun(backend, Report.from_json(path.read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiers_under_ci_profile():
+    """Import the tiers once, under the ci profile, for every inner run.
+
+    The invariant tier fixes its settings when it is imported, so it must be
+    imported under the profile the inner runs use. Imported here (not in
+    each inner run) because re-importing means re-rewriting its asserts,
+    most of a meta run's cost. Whatever this process had imported before is
+    put back afterwards.
+
+    The profile is ci minus the shrink and explain phases: they only polish
+    a failure's report, and explain alone costs ~25 s per failing property
+    (broken backends fail properties by design). Examples, derandomisation
+    and budgets are ci's, so what is caught is what ci catches."""
+    saved = {n: m for n, m in sys.modules.items() if n.startswith(_PROFILE_BOUND)}
+    for name in saved:
+        del sys.modules[name]
+    register_hypothesis_profiles()
+    hypothesis.settings.register_profile(
+        META_PROFILE, parent=hypothesis.settings.get_profile(hypothesis_profile_name("ci")),
+        phases=[p for p in hypothesis.Phase
+                if p not in (hypothesis.Phase.shrink, hypothesis.Phase.explain)])
+    previous = hypothesis.settings.get_current_profile_name()
+    hypothesis.settings.load_profile(META_PROFILE)
+    try:
+        importlib.import_module("conformance.base")
+    finally:
+        hypothesis.settings.load_profile(previous)
+    yield
+    for name in [n for n in sys.modules if n.startswith(_PROFILE_BOUND)]:
+        del sys.modules[name]
+    sys.modules.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch):
+    """The outer shell's BOTTLE_* settings must not reach the inner runs."""
+    for name in ("BOTTLE_BACKEND", "BOTTLE_REQUIRE", "BOTTLE_CERTIFY", "BOTTLE_REPORT",
+                 "BOTTLE_SNAPSHOT_DIR", "BOTTLE_HYPOTHESIS_PROFILE", "BOTTLE_LIVE_TIMEOUT",
+                 "BOTTLE_SMOL_PUBLISH_HOST", "CLAUDE_BOTTLE_IMAGE", "BOTTLE_BUNDLE_IMAGE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# -- the reference backends pass -------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", REFERENCES, ids=lambda b: b.name)
+def test_reference_backend_passes_every_static_clause(pytester, backend):
+    run = run_static_suite(pytester, backend, snapshot_dir=REFERENCE_SNAPSHOTS / backend.name)
+    assert not run.with_state(State.FAILED), run.explain()
+    missing = [cid for cid in static_clauses() if cid not in run.states()]
+    assert not missing, f"static clauses no test reported: {missing}"
+    assert run.with_state(State.PASSED) == set(run.states()), run.explain()
+
+
+# -- each broken backend fails its clause ----------------------------------------
+
+
+def _broken_params() -> list:
+    """One param per table entry; a known suite gap is a strict xfail."""
+    return [pytest.param(cid, cls, id=f"{cid}-{cls.__name__}",
+                         marks=[pytest.mark.xfail(strict=True, reason=f"suite gap: {cls.suite_gap}")]
+                         if cls.suite_gap else [])
+            for cid, cls in broken_cases()]
+
+
+@pytest.mark.parametrize(("clause_id", "broken"), _broken_params())
+def test_broken_backend_fails_intended_clause(pytester, clause_id, broken):
+    run = run_static_suite(
+        pytester, broken, invariants_of=None if FULL else [clause_id],
+        snapshot_dir=REFERENCE_SNAPSHOTS / broken.name if broken.reference_snapshots else None)
+    failed = run.with_state(State.FAILED)
+    assert clause_id in failed, (
+        f"suite gap: {broken.__name__} ({broken.__doc__.splitlines()[0]}) "
+        f"was not failed with {clause_id}\n{run.explain()}")
+    unexpected = failed - {clause_id} - set(broken.also)
+    assert not unexpected, (
+        f"{broken.__name__} also failed {sorted(unexpected)}, not on its `also` "
+        f"allow-list\n{run.explain()}")
+    assert not run.with_state(State.ERROR), run.explain()
+
+
+# -- the table ---------------------------------------------------------------------
+
+
+def test_every_static_must_clause_has_a_broken_backend():
+    static_must = {c.id for c in CLAUSES if c.level == MUST and any(t != LIVE for t in c.tiers)}
+    uncovered = sorted(static_must - {cid for cid, classes in BROKEN.items() if classes})
+    assert not uncovered, f"static MUST clauses no broken backend is meant to fail: {uncovered}"
+
+
+def test_broken_table_is_well_formed():
+    known = {c.id for c in CLAUSES}
+    assert set(BROKEN) <= known, sorted(set(BROKEN) - known)
+    classes = [cls for _, cls in broken_cases()]
+    assert len(classes) == len(set(classes)), "a broken backend is listed twice"
+    for cls in classes:
+        assert issubclass(cls, Broken) and issubclass(cls, REFERENCES), cls
+        assert cls.__doc__ and cls.__doc__.strip(), f"{cls.__name__} must say what it breaks"
+        assert set(cls.also) <= known, (cls.__name__, sorted(set(cls.also) - known))
+        assert not set(cls.also) & {cid for cid, c in broken_cases() if c is cls}, (
+            f"{cls.__name__}: its intended clause is on its own allow-list")
+        if cls.reference_snapshots:
+            assert (REFERENCE_SNAPSHOTS / cls.name).is_dir(), f"no snapshots/{cls.name}"
+        assert all(reason.strip() for reason in cls.also.values()), cls.__name__
+    declared = {obj for obj in vars(broken_backends).values()
+                if isinstance(obj, type) and issubclass(obj, Broken) and issubclass(obj, Backend)
+                and not obj.__name__.startswith("_") and obj.__module__ == broken_backends.__name__}
+    assert declared == set(classes), f"broken backends missing from BROKEN: {declared - set(classes)}"
