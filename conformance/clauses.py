@@ -120,7 +120,7 @@ EXEC_USER = Clause(
     "EXEC-USER", MUST,
     "The agent and every command touching user state MUST run as node with "
     "HOME=/home/node, and where the exec channel is root, runuser -u node MUST "
-    "precede the agent binary.",
+    "precede the agent binary with USER=node set beside HOME.",
     (INVARIANT, LIVE), None,
     "seeds: git user config and MCP entry landed in /root (bare runuser inherits "
     "HOME=/root; smolvm exec is always root)",

@@ -510,10 +510,14 @@ def node_framing_problem(argv: Sequence[str], at: int) -> str | None:
     Accepted: ``runuser -u node --`` or an engine's ``-u node``/``--user node``
     before it, and the last ``HOME=`` assignment before it (``-e``,
     ``--env=``, ``env HOME=...`` or bare) being ``/home/node``. Bare
-    runuser keeps root's HOME=/root (seed: git config landed in /root)."""
+    runuser keeps root's HOME=/root (seed: git config landed in /root), and
+    root's USER too, so a runuser switch also needs USER=node (DESIGN s4)."""
     before = list(argv[:at])
-    homes = [v for k, v in env_assignments(before) if k == "HOME"]
-    as_node = (contains_seq(before, ["runuser", "-u", "node"]) >= 0
+    assignments = env_assignments(before)
+    homes = [v for k, v in assignments if k == "HOME"]
+    users = [v for k, v in assignments if k == "USER"]
+    via_runuser = contains_seq(before, ["runuser", "-u", "node"]) >= 0
+    as_node = (via_runuser
                or contains_seq(before, ["-u", "node"]) >= 0
                or contains_seq(before, ["--user", "node"]) >= 0
                or "--user=node" in before or "-unode" in before)
@@ -525,6 +529,9 @@ def node_framing_problem(argv: Sequence[str], at: int) -> str | None:
         return "it runs as node but HOME=/home/node is not set (HOME stays root's /root)"
     if homes[-1] != "/home/node":
         return f"it runs as node but with HOME={homes[-1]}"
+    if via_runuser and (not users or users[-1] != "node"):
+        seen = f"USER={users[-1]}" if users else "no USER"
+        return f"it switches with runuser but sets {seen} (root's USER leaks; want USER=node)"
     return None
 
 

@@ -226,7 +226,9 @@ def _user_switch_problem(prefix: Sequence[str]) -> str | None:
             users.append(tok.split("=", 1)[1])
         elif tok.startswith("-u") and len(tok) > 2 and not tok.startswith("--"):
             users.append(tok[2:])
-    homes = [v for k, v in env_assignments(prefix) if k == "HOME"]
+    assigned = env_assignments(prefix)
+    homes = [v for k, v in assigned if k == "HOME"]
+    user_vars = [v for k, v in assigned if k == "USER"]
     if not users:
         return "no switch to node before it (no -u node / --user node / runuser -u node --)"
     if users[-1].split(":")[0] != NODE:
@@ -235,6 +237,11 @@ def _user_switch_problem(prefix: Sequence[str]) -> str | None:
         return "it switches to node but never sets HOME=/home/node (HOME stays root's)"
     if homes[-1] != NODE_HOME:
         return f"it switches to node but the last HOME set before it is {homes[-1]!r}"
+    # runuser -u keeps the caller's environment: from a root exec channel
+    # USER stays root's unless set (DESIGN s4 frames -e USER=node).
+    if "runuser" in prefix and (not user_vars or user_vars[-1] != NODE):
+        return (f"it switches with runuser but USER is {user_vars[-1]!r}" if user_vars
+                else "it switches with runuser but never sets USER=node (USER stays root's)")
     return None
 
 

@@ -133,10 +133,14 @@ def test_parse_publish(value, ip, cport, loopback):
 
 @pytest.mark.parametrize(("argv", "problem"), [
     (["docker", "exec", "-u", "node", "-e", "HOME=/home/node", "c", "git"], None),
-    (["smolvm", "machine", "exec", "--name", "m", "-e", "HOME=/home/node", "--",
-      "runuser", "-u", "node", "--", "git"], None),
+    (["smolvm", "machine", "exec", "--name", "m", "-e", "HOME=/home/node", "-e", "USER=node",
+      "--", "runuser", "-u", "node", "--", "git"], None),
     (["smolvm", "machine", "exec", "--name", "m", "--", "runuser", "-u", "node", "--",
-      "env", "HOME=/home/node", "git"], None),
+      "env", "HOME=/home/node", "USER=node", "git"], None),
+    (["smolvm", "machine", "exec", "--name", "m", "-e", "HOME=/home/node", "--",
+      "runuser", "-u", "node", "--", "git"], "sets no USER"),
+    (["smolvm", "machine", "exec", "--name", "m", "-e", "HOME=/home/node", "-e", "USER=root",
+      "--", "runuser", "-u", "node", "--", "git"], "sets USER=root"),
     (["smolvm", "machine", "exec", "--name", "m", "--", "runuser", "-u", "node", "--", "git"],
      "HOME=/home/node is not set"),
     (["docker", "exec", "-u", "root", "-e", "HOME=/root", "c", "git"], "runs as root"),
