@@ -8,7 +8,8 @@ Two ways in (DESIGN §6):
 
       class TestMine(BackendConformance):
           @pytest.fixture(scope="class")
-          def backend(self):
+          @classmethod
+          def backend(cls):
               return MyBackend()
 
 - or ``pytest --pyargs conformance --bottle-backend=pkg.mod:factory``.

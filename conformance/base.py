@@ -4,7 +4,8 @@
 
     class TestMyBackend(BackendConformance):
         @pytest.fixture(scope="class")
-        def backend(self):
+        @classmethod
+        def backend(cls):
             return MyBackend()
 
 Every tier's tests are inherited, so clauses added to the suite later enrol

@@ -68,7 +68,8 @@ class LiveTier:
 
     # -- fixtures ---------------------------------------------------------------
     @pytest.fixture(scope="class")
-    def live_harness(self, backend, tmp_path_factory, bottle_settings):
+    @classmethod
+    def live_harness(cls, backend, tmp_path_factory, bottle_settings):
         harness = LiveHarness(backend, SubprocessRunner(), tmp_path_factory.mktemp("live"),
                               timeout=bottle_settings.live_timeout)
         harness.check_environment()
@@ -91,7 +92,8 @@ class LiveTier:
         return lb
 
     @pytest.fixture(scope="class")
-    def canary(self, bottle_settings):
+    @classmethod
+    def canary(cls, bottle_settings):
         with Canary(lifetime=bottle_settings.live_timeout * 10) as c:
             yield c
 

@@ -242,7 +242,8 @@ class SnapshotTier:
     # -- fixtures ----------------------------------------------------------------
 
     @pytest.fixture(scope="class")
-    def _bottle_recordings(self):
+    @classmethod
+    def _bottle_recordings(cls):
         """Recordings shared by the tests of one class (keyed by backend)."""
         return {}
 

@@ -87,7 +87,8 @@ class LeakyBackend(DockerBackend):
 def _case(backend_cls):
     class Case(LiveTier):
         @pytest.fixture(scope="class")
-        def backend(self):
+        @classmethod
+        def backend(cls):
             return backend_cls()
 
     Case.__name__ = Case.__qualname__ = f"Test{backend_cls.__name__}"

@@ -27,7 +27,8 @@ def _networks(harness, container: str) -> set[str]:
 
 class TestDockerConformance(BackendConformance):
     @pytest.fixture(scope="class")
-    def backend(self):
+    @classmethod
+    def backend(cls):
         return DockerBackend()
 
     # -- infra checks (not clauses: facts of this backend's topology) ----------

@@ -166,7 +166,8 @@ if shutil.which("smolvm") and subprocess.run(["smolvm", "--version"],
         """The guest half: the whole live tier in smolvm guests."""
 
         @pytest.fixture(scope="class")
-        def backend(self):
+        @classmethod
+        def backend(cls):
             return SmolmachinesBackend()
 else:
     def test_smolmachines_guest_half():

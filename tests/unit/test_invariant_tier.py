@@ -17,11 +17,13 @@ from conformance.tiers import InvariantTier
 
 class TestDockerInvariants(InvariantTier):
     @pytest.fixture(scope="class")
-    def backend(self):
+    @classmethod
+    def backend(cls):
         return DockerBackend()
 
 
 class TestSmolmachinesInvariants(InvariantTier):
     @pytest.fixture(scope="class")
-    def backend(self):
+    @classmethod
+    def backend(cls):
         return SmolmachinesBackend()

@@ -73,7 +73,8 @@ class TestBackend(BackendConformance):
     """The whole suite, as an author enrols; --bottle-tier keeps the static tiers."""
 
     @pytest.fixture(scope="class")
-    def backend(self):
+    @classmethod
+    def backend(cls):
         return BACKEND()
 '''
 

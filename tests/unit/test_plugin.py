@@ -401,7 +401,8 @@ from fakebackend import FakeBackend
 
 class TestMine(BackendConformance):
     @pytest.fixture(scope="class")
-    def backend(self):
+    @classmethod
+    def backend(cls):
         return FakeBackend()
 '''
 

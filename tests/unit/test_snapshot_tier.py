@@ -40,13 +40,15 @@ from conformance.tiers import SnapshotTier
 
 class TestDockerSnapshots(SnapshotTier):
     @pytest.fixture(scope="class")
-    def backend(self):
+    @classmethod
+    def backend(cls):
         return DockerBackend()
 
 
 class TestSmolmachinesSnapshots(SnapshotTier):
     @pytest.fixture(scope="class")
-    def backend(self):
+    @classmethod
+    def backend(cls):
         return SmolmachinesBackend()
 
 
