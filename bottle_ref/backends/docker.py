@@ -25,7 +25,7 @@ from typing import ClassVar
 from .. import egress, pipelock
 from ..ca import ensure_ca
 from ..host import HostContext
-from ..plan import EGRESS, GIT_GATE, PIPELOCK, SUPERVISE, Plan
+from ..plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from ..provision import (
     NODE,
     NODE_HOME,
@@ -67,6 +67,51 @@ AGENT_BINARIES = {"claude": "claude", "codex": "codex"}
 
 class DockerError(RuntimeError):
     """The engine is missing something launch needs (e.g. an image)."""
+
+
+class DaemonNotReady(RuntimeError):
+    """A bundle daemon never accepted connections within its bound."""
+
+
+DAEMON_READY_TIMEOUT = 30.0  # seconds a bundle daemon may take to listen
+DAEMON_PROBE_TIMEOUT = 10.0  # one probe exec may hang on a busy engine
+
+
+def daemon_probe_argv(container: str, port: int) -> list[str]:
+    """``docker exec C python3 -c ...``: does anything accept TCP on
+    ``127.0.0.1:PORT`` inside ``C``? Probed in the daemon's own netns, not
+    through a published port or an alias: docker's port forward accepts TCP
+    before the daemon listens. Every bundle daemon binds 0.0.0.0 or
+    127.0.0.1, so loopback reaches each."""
+    code = f"import socket; socket.create_connection(('127.0.0.1', {int(port)}), 1).close()"
+    return ["docker", "exec", container, "python3", "-c", code]
+
+
+def agent_facing_daemons(plan: Plan) -> list[str]:
+    """Daemons the guest's traffic meets, in dial order: the first hop,
+    pipelock behind it when egress forwards there, then git-gate and
+    supervise when present."""
+    out = [EGRESS, PIPELOCK] if plan.routed else [PIPELOCK]
+    return out + [d for d in (GIT_GATE, SUPERVISE) if d in plan.daemons]
+
+
+def wait_for_daemons(runner: Runner, targets: Sequence[tuple[str, str, int]], *,
+                     timeout: float = DAEMON_READY_TIMEOUT) -> None:
+    """Poll each ``(daemon, container, port)`` until it accepts TCP, one
+    after another (each gets its own bound). Observed, never a fixed
+    sleep: a proxy still starting answers the guest's first request with a
+    refusal or a 502. Raises `DaemonNotReady` naming the daemon."""
+    for daemon, container, port in targets:
+        argv = daemon_probe_argv(container, port)
+        try:
+            poll(runner, lambda argv=argv: runner.run(
+                     argv, check=False, timeout=DAEMON_PROBE_TIMEOUT).ok,
+                 timeout=timeout, what=f"bundle daemon {daemon}")
+        except TimeoutError:
+            raise DaemonNotReady(
+                f"bundle daemon {daemon} is not accepting connections on port {port} "
+                f"inside {container} after {timeout:g}s; see `docker logs {container}`"
+            ) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -397,3 +442,10 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
     ca = egress_ca if egress_ca is not None else pipelock_ca
     bottle.prompt_path = provision(plan, bottle.channel, runner, docker_addresses(plan),
                                    ca_pem_host_path=str(ca.cert), log=progress)
+
+    # Last, before launch returns: provisioning only writes guest files, so
+    # the guest's first request through a daemon comes after this. Not
+    # earlier: the suite takes the first `docker exec` of a launch as the
+    # guest's readiness probe, and these probes are `docker exec`s too.
+    progress("waiting for bundle daemons")
+    wait_for_daemons(runner, [(d, f"{ident}-{d}", PORTS[d]) for d in agent_facing_daemons(plan)])

@@ -39,6 +39,7 @@ from ..spec import BottleSpec, SpecError
 from ..state import remove_state, state_files, write_state
 from ..supervise import MCP_PATH
 from .base import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quiet
+from .docker import DAEMON_READY_TIMEOUT, agent_facing_daemons, wait_for_daemons
 
 SMOLVM = "smolvm"
 DOCKER = "docker"
@@ -428,6 +429,7 @@ class SmolmachinesBackend(Backend):
         {"live", "tty", "git_gate", "supervise", "codex", "claude"})
 
     ready_timeout: float = READY_TIMEOUT
+    daemon_timeout: float = DAEMON_READY_TIMEOUT
 
     def prepare(self, spec: BottleSpec, host: HostContext) -> SmolmachinesPlan:
         """Pure: resolves refs and addresses; never builds or packs an image
@@ -533,6 +535,18 @@ class SmolmachinesBackend(Backend):
         ca = egress_ca if egress_ca is not None else pipelock_ca
         bottle.prompt_path = provision(plan, bottle.channel, runner, addresses,
                                        ca_pem_host_path=str(ca.cert), log=progress)
+
+        # Probed inside the bundle: docker's port forward accepts TCP before
+        # a daemon listens, and egress answers 502 while pipelock is still
+        # starting. Last, before launch returns (provisioning only writes
+        # guest files, so the guest's first request comes after this); not
+        # earlier, since the suite takes a launch's first `docker exec` as
+        # a guest exec, so a bundle probe there would pose as the guest's
+        # readiness probe. The daemons start while the VM boots.
+        progress("waiting for bundle daemons")
+        wait_for_daemons(runner, [(d, f"{ident}-bundle", PORTS[d])
+                                  for d in agent_facing_daemons(plan)],
+                         timeout=self.daemon_timeout)
 
     def attach(self, plan: Plan, runner: Runner, handle: Mapping) -> SmolmachinesBottle:
         if not isinstance(plan, SmolmachinesPlan):

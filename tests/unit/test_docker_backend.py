@@ -15,6 +15,8 @@ from bottle_ref.backends.docker import (
     DockerChannel,
     DockerError,
     DockerPlan,
+    DaemonNotReady,
+    daemon_probe_argv,
 )
 from bottle_ref.ca import ca_init_argv, ensure_ca
 from bottle_ref.host import HostContext
@@ -400,6 +402,67 @@ def test_readiness_timeout_cleans_up(host, skill):
     assert runner.find("docker", "rm", "-f")
     total = sum(c.seconds for c in runner.calls if c.kind == "sleep")
     assert 30 <= total <= 31
+
+
+def probe(role, port):
+    return ("docker", "exec", ctr(role), "python3", "-c",
+            f"import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()")
+
+
+def test_daemon_probe_argv_dials_loopback_inside_the_container():
+    assert tuple(daemon_probe_argv(ctr("egress"), 9099)) == probe("egress", 9099)
+
+
+def test_daemon_probes_after_daemons_start_before_launch_returns(host, skill):
+    seen: list[str] = []
+    _, runner, _ = launched(full_spec(skill), host, progress=seen.append)
+    argvs = runner.argvs
+    expected = [probe("egress", 9099), probe("pipelock", 8888),
+                probe("git-gate", 9418), probe("supervise", 9100)]
+    at = [argvs.index(p) for p in expected]
+    assert at == sorted(at)  # first hop, the pipelock behind it, then the rest
+    for role, i in zip(("egress", "pipelock", "git-gate", "supervise"), at):
+        assert argvs.index(("docker", "start", ctr(role))) < i
+    # the agent's readiness probe stays the first guest exec, provisioning
+    # (guest files only) comes next, and launch returns only once every
+    # daemon answered: the probes are its last commands
+    assert argvs.index(("docker", "exec", AGENT, "true")) < at[0]
+    last_provision = max(i for i, a in enumerate(argvs)
+                         if a[:2] == ("docker", "cp") or a[:3] == ("docker", "exec", "-u"))
+    assert last_provision < at[0] and at[-1] == len(argvs) - 1
+    assert "waiting for bundle daemons" in seen
+
+
+def test_unrouted_probes_only_pipelock(host, skill):
+    _, runner, _ = launched(full_spec(skill, routes=(), upstreams=(), supervise=False), host)
+    probes = [a for a in runner.argvs if a[:2] == ("docker", "exec") and "python3" in a]
+    assert probes == [probe("pipelock", 8888)]
+
+
+def test_daemon_probe_failures_are_retried_with_runner_sleep(host, skill):
+    runner = RecordingRunner().reply(*probe("egress", 9099), returncode=1, times=2)
+    _, runner, _ = launched(full_spec(skill), host, runner=runner)
+    calls = runner.calls
+    tries = [i for i, c in enumerate(calls) if c.argv == probe("egress", 9099)]
+    assert [calls[i].returncode for i in tries] == [1, 1, 0]
+    for a, b in zip(tries, tries[1:]):
+        assert [c.kind for c in calls[a + 1:b]] == ["sleep"]
+    assert runner.argvs[-1] == probe("supervise", 9100)  # went on to the rest
+
+
+def test_never_ready_daemon_fails_launch_and_cleans_up(host, skill):
+    runner = RecordingRunner().reply(*probe("git-gate", 9418), returncode=1)
+    backend = DockerBackend()
+    plan = backend.prepare(full_spec(skill), host)
+    backend.script(runner, plan)
+    with pytest.raises(DaemonNotReady, match=rf"git-gate .*9418.*{ctr('git-gate')}"):
+        backend.launch(plan, runner)
+    total = sum(c.seconds for c in runner.calls if c.kind == "sleep")
+    assert 30 <= total <= 31
+    assert runner.find(*probe("supervise", 9100)) == []  # gave up at git-gate
+    assert runner.argvs[-2][:3] == ("docker", "rm", "-f") and ctr("git-gate") in runner.argvs[-2]
+    assert runner.argvs[-1][:3] == ("docker", "network", "rm")
+    assert not Path(plan.state_dir).exists()
 
 
 # -- failure midway -------------------------------------------------------------------

@@ -29,6 +29,7 @@ from bottle_ref.backends.smolmachines import (
     default_publish_host,
     parse_port,
 )
+from bottle_ref.backends.docker import DaemonNotReady
 
 TOKEN = "tok-REAL-secret-value-1234567890"
 IDENT = "bottle-demo-0001"
@@ -376,6 +377,63 @@ def test_readiness_timeout_is_bounded_and_cleans_up(backend, host):
     assert runner.monotonic() <= backend.ready_timeout + 1
     assert runner.find("smolvm", "machine", "delete", IDENT, "-f")
     assert runner.find("smolvm", "machine", "cp") == []  # never provisioned
+
+
+def bundle_probe(port):
+    return ("docker", "exec", f"{IDENT}-bundle", "python3", "-c",
+            f"import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()")
+
+
+def test_daemon_probes_after_port_discovery_before_launch_returns(backend, host):
+    seen: list[str] = []
+    _, runner, _ = launched(backend, host, spec(routes=(ROUTE,), upstreams=(
+        Upstream(name="app", url="https://example.org/app.git"),), supervise=True),
+        progress=seen.append)
+    argvs = runner.argvs
+    expected = [bundle_probe(p) for p in (9099, 8888, 9418, 9100)]
+    at = [argvs.index(p) for p in expected]
+    assert at == sorted(at)  # egress, pipelock behind it, git-gate, supervise
+    last_port = max(i for i, a in enumerate(argvs) if a[:2] == ("docker", "port"))
+    assert last_port < at[0]
+    # the VM's readiness probe stays the first guest exec, provisioning
+    # (guest files only) comes next, and launch returns only once every
+    # daemon answered: the probes are its last commands
+    assert argvs.index(("smolvm", "machine", "exec", "--name", IDENT, "--", "true")) < at[0]
+    last_provision = max(i for i, a in enumerate(argvs) if a[:3] in (
+        ("smolvm", "machine", "cp"), ("smolvm", "machine", "exec")))
+    assert last_provision < at[0] and at[-1] == len(argvs) - 1
+    assert "waiting for bundle daemons" in seen
+
+
+def test_unrouted_bundle_probes_only_pipelock(backend, host):
+    _, runner, _ = launched(backend, host, spec())
+    probes = [a for a in runner.argvs if a[:2] == ("docker", "exec")]
+    assert probes == [bundle_probe(8888)]
+
+
+def test_bundle_probe_failures_are_retried_with_runner_sleep(backend, host):
+    runner = RecordingRunner().reply(*bundle_probe(8888), returncode=1, times=2)
+    _, runner, _ = launched(backend, host, spec(routes=(ROUTE,)), runner=runner)
+    calls = runner.calls
+    tries = [i for i, c in enumerate(calls) if c.argv == bundle_probe(8888)]
+    assert [calls[i].returncode for i in tries] == [1, 1, 0]
+    for a, b in zip(tries, tries[1:]):
+        assert [c.kind for c in calls[a + 1:b]] == ["sleep"]
+    assert runner.argvs[-1] == bundle_probe(8888)  # then pipelock, and launch returned
+
+
+def test_never_ready_daemon_fails_launch_and_cleans_up(backend, host):
+    plan = backend.prepare(spec(routes=(ROUTE,)), host)
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    runner.reply(*bundle_probe(9099), returncode=1, first=True)
+    with pytest.raises(DaemonNotReady, match=rf"egress .*9099.*{IDENT}-bundle"):
+        backend.launch(plan, runner)
+    total = sum(c.seconds for c in runner.calls if c.kind == "sleep")
+    assert backend.daemon_timeout <= total <= backend.daemon_timeout + 1
+    assert runner.find(*bundle_probe(8888)) == []  # gave up at the first hop
+    assert runner.argvs[-4:] == teardown_argvs()
+    assert not Path(plan.state_dir).exists()
 
 
 # -- failure cleanup --------------------------------------------------------------
