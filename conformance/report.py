@@ -86,6 +86,11 @@ class Report:
                 )
                 for r in data["results"]
             )
+            ids = [r.clause_id for r in results]
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                # One entry per clause; a second would be ignored by verify.
+                raise ReportError(f"not a report: clause(s) listed twice: {', '.join(dupes)}")
             return cls(
                 suite_version=str(data["suite_version"]),
                 backend=str(data["backend"]),

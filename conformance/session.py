@@ -32,7 +32,11 @@ class RunSession:
 
     @property
     def active(self) -> bool:
-        return self.state.selected is not None or self.collector.seen
+        # Asking for a certificate or a report makes the run count even when
+        # no clause test ran: that is exactly what certify must fail.
+        settings = self.state.settings
+        return (self.state.selected is not None or self.collector.seen
+                or bool(settings.certify) or settings.report is not None)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str] | None:
         ident = self.state.identity

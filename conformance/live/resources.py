@@ -31,16 +31,19 @@ TAG_ENV = "BOTTLE_LIVE_TAG"
 
 def run_tag() -> str:
     """Short, unique per process: random hex plus the xdist worker number.
-    ``BOTTLE_LIVE_TAG`` (lower-case alphanumerics) pins it, so an outer test
-    can find what a nested run made."""
+    ``BOTTLE_LIVE_TAG`` (lower-case alphanumerics) pins the first part, so an
+    outer test can find what a nested run made; the worker number is kept
+    even then, or two workers would share names and remove each other's
+    containers."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    suffix = worker.removeprefix("gw") if worker.startswith("gw") else ""
+    worker_part = f"w{suffix}" if suffix else ""
     pinned = os.environ.get(TAG_ENV, "").strip().lower()
     if pinned:
         if not pinned.isalnum() or len(pinned) > 12:
             raise ValueError(f"{TAG_ENV}={pinned!r}: expected up to 12 letters/digits")
-        return pinned
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    suffix = worker.removeprefix("gw") if worker.startswith("gw") else ""
-    return secrets.token_hex(3) + (f"w{suffix}" if suffix else "")
+        return pinned + worker_part
+    return secrets.token_hex(3) + worker_part
 
 
 @dataclass

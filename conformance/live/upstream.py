@@ -68,8 +68,10 @@ def _start(engine: Engine, res: Resources, network: str, image: str, pki: TestPk
              "-e", f"UPSTREAM_CERT={PKI_MOUNT}/{pki.server_cert.name}",
              "-e", f"UPSTREAM_KEY={PKI_MOUNT}/{pki.server_key.name}",
              image, "bottle-bundle", "upstream"]
-    engine.run(*argv)
+    # Registered first: `docker run -d` creates the container before it can
+    # fail to start it, and a failed start must not leak it.
     res.container(name)
+    engine.run(*argv)
 
     def ready() -> bool:
         logs = engine.logs(name)

@@ -396,9 +396,9 @@ class LiveTier:
         eng.run("network", "create", "--internal", "--label", res.label,
                 "--label", f"bottle-ref.bottle={ident}", net)
         ctr = f"{ident}-agent"
+        res.container(ctr)  # registered before create, so a failed create cannot leak it
         eng.run("create", "--name", ctr, "--label", res.label, "--label",
                 f"bottle-ref.bottle={ident}", "--network", net, "--entrypoint", "true", image)
-        res.container(ctr)
         return [o.id for o in eng.snapshot().objects if o.name in (net, ctr)]
 
     def _foreign(self, snapshot) -> set[str]:

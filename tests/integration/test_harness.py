@@ -227,3 +227,12 @@ def test_scan_script_finds_only_hashes(tmp_path):
     assert res.found.get(h) == (str(tmp_path / "sub" / "f"),)
     assert decoy not in json.dumps(res.found)
     assert res.files >= 1 and res.procs >= 1
+
+
+def test_pinned_run_tag_keeps_the_xdist_worker(monkeypatch):
+    """Two workers with one pinned tag must not share container names."""
+    monkeypatch.setenv("BOTTLE_LIVE_TAG", "ci1")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
+    assert run_tag() == "ci1w3"
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    assert run_tag() == "ci1w0"

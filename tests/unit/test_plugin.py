@@ -707,3 +707,11 @@ def test_bottle_tier_deselects_other_tiers(pytester):
     result.assert_outcomes(passed=1, skipped=1, deselected=1)
     bad = pytester.runpytest_subprocess("--bottle-tier", "static")
     assert bad.ret != 0 and "unknown tier(s) static" in bad.stderr.str()
+
+
+def test_certify_fails_when_no_clause_test_ran(pytester):
+    """--bottle-certify with nothing selected must not pass as certified."""
+    pytester.makepyfile("def test_plain(): pass\n")
+    result = pytester.runpytest_subprocess("--bottle-certify", "--bottle-report", "r.json")
+    assert result.ret != 0
+    assert "no clause test ran" in result.stdout.str()

@@ -226,3 +226,10 @@ def test_python_dash_m_is_the_same_cli(tmp_path):
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "OK (fake 1.2" in proc.stdout
+
+
+def test_from_json_rejects_a_clause_listed_twice():
+    data = json.loads(make_report([result(MUSTS[0])]).to_json())
+    data["results"].append(dict(data["results"][0], state="FAILED"))
+    with pytest.raises(ReportError, match="listed twice"):
+        Report.from_json(json.dumps(data))
