@@ -112,6 +112,19 @@ def _write_state(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _reserve(path: Path, name: str, backend: str, spec: Path) -> None:
+    """Claim ``name`` atomically before anything starts: two concurrent
+    `up`s of one spec would otherwise share a state dir and leak a bottle."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise RuntimeFailure(f"bottle {name} is already up (state: {path}); "
+                             f"run `{PROG} down {name}` first") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"name": name, "backend": backend, "spec": str(spec), "starting": True}, f)
+
+
 def _read_state(host: HostContext, name: str) -> tuple[Path, dict]:
     path = _state_file(host, name)
     if not NAME_RE.fullmatch(name) or not path.is_file():
@@ -121,6 +134,9 @@ def _read_state(host: HostContext, name: str) -> tuple[Path, dict]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RuntimeFailure(f"state file {path} is corrupt ({exc}); remove it by hand "
                              "after checking nothing of the bottle still runs") from None
+    if isinstance(state, dict) and state.get("starting"):
+        raise InputError(f"bottle {name} is still starting; if no `{PROG} up` is running, "
+                         f"its launch died: check the engine, then remove {path}")
     if not isinstance(state, dict) or not {"backend", "spec", "handle"} <= state.keys():
         raise RuntimeFailure(f"state file {path} is not a bottle-ref state file")
     return path, state
@@ -179,11 +195,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     backend: Backend = get_backend(backend_name)
     host = HostContext.from_os()
     state_path = _state_file(host, spec.name)
-    if state_path.exists():
-        raise RuntimeFailure(f"bottle {spec.name} is already up (state: {state_path}); "
-                             f"run `{PROG} down {spec.name}` first")
-    plan = backend.prepare(spec, host)
-    bottle = backend.launch(plan, _runner(args), progress=_progress)
+    _reserve(state_path, spec.name, backend_name, spec_path)
+    try:
+        plan = backend.prepare(spec, host)
+        bottle = backend.launch(plan, _runner(args), progress=_progress)
+    except BaseException:
+        state_path.unlink(missing_ok=True)  # launch cleaned itself up
+        raise
     try:
         try:
             handle = bottle.handle()
@@ -209,6 +227,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             bottle.close()
         except Exception as exc:  # keep the original error; mention this one
             _echo(f"{PROG}: warning: teardown after failure also failed: {exc}")
+        state_path.unlink(missing_ok=True)
         raise
     print(spec.name)
     return EXIT_OK
@@ -308,6 +327,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (SpecError, BackendNotFound, InputError) as exc:
+        _err(exc)
+        return EXIT_INPUT
+    except ValueError as exc:
+        # Host settings a backend rejects (e.g. BOTTLE_SMOL_CPUS=abc) are
+        # bad input too; SpecError above is the spec's own kind.
         _err(exc)
         return EXIT_INPUT
     except (RuntimeFailure, RuntimeError, OSError, subprocess.SubprocessError) as exc:

@@ -13,6 +13,7 @@ copied in, never on argv.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,8 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # What update-ca-certificates prints when our one certificate went in. Its
 # absence is how the seeds' silent SIGKILL (Docker Desktop) went unnoticed.
 CA_ADDED_MARKER = "1 added"
+# Exactly one certificate added: "11 added" means something else changed too.
+_CA_ADDED = re.compile(r"(?<!\d)1 added\b")
 
 
 class ProvisionError(RuntimeError):
@@ -154,7 +157,7 @@ def provision_ca(runner: Runner, channel: GuestChannel, ca_pem_host_path: str,
         root_sh(f"chown root:root {f}", f"chmod 0644 {f}", "update-ca-certificates"),
         user=ROOT, check=False,
     )
-    if not result.ok or CA_ADDED_MARKER not in result.stdout:
+    if not result.ok or not _CA_ADDED.search(result.stdout):
         raise ProvisionError(
             f"CA provisioning failed: update-ca-certificates did not report "
             f"{CA_ADDED_MARKER!r} for {CA_GUEST_PATH} (exit {result.returncode}: "

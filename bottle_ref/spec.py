@@ -430,6 +430,10 @@ class _SpecReader:
         seen: dict[str, str] = {}
         for _, item, here in self.strings(node, path):
             resolved = self.directory(item, here, "skill directory")
+            if resolved.name in ("", ".", ".."):
+                # '/' would copy the host's whole filesystem into the skills dir.
+                raise self.fail(here, "a skill directory needs a name of its own "
+                                      f"(got {str(resolved)!r})", item)
             if resolved.name in seen:
                 raise self.fail(here, f"two skills are named '{resolved.name}' "
                                       f"(also {seen[resolved.name]}); the guest keeps "

@@ -438,3 +438,38 @@ def test_broken_entry_point_is_reported_not_raised(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", fake_entry_points(broken="no_such_mod_x:B"))
     with pytest.raises(BackendNotFound, match=r"backend 'broken' is registered .* failed to load"):
         get_backend("broken")
+
+
+class HostSettingBackend(FakeBackend):
+    def prepare(self, spec, host):
+        raise ValueError("BOTTLE_SMOL_CPUS='abc' must be a positive integer")
+
+
+class PeekingBackend(FakeBackend):
+    """Sees, mid-launch, what a concurrent `bottle-ref` would see."""
+
+    def launch(self, plan, runner, *, progress=lambda _: None):
+        EVENTS.append(("exec-during-launch", cli.main(["exec", plan.bottle, "--", "true"])))
+        EVENTS.append(("up-during-launch", cli.main(["up", str(plan.spec_source)])))
+        return super().launch(plan, runner, progress=progress)
+
+
+def test_host_setting_a_backend_rejects_is_input_error(spec_file, capsys, monkeypatch):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    use(monkeypatch, "HostSettingBackend")
+    assert cli.main(["plan", str(spec_file)]) == 2
+    assert "BOTTLE_SMOL_CPUS='abc'" in one_error_line(capsys.readouterr().err)
+
+
+def test_name_is_reserved_before_launch_starts(spec_file, capsys, monkeypatch, tmp_path):
+    """A second `up` of the same spec while the first launches is refused
+    (it would share the state dir), and `exec` says the bottle is starting."""
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    use(monkeypatch, "PeekingBackend")
+    assert cli.main(["up", str(spec_file)]) == 0
+    err = capsys.readouterr().err
+    assert ("exec-during-launch", 2) in EVENTS and ("up-during-launch", 1) in EVENTS
+    assert "still starting" in err and "already up" in err
+    assert len([e for e in EVENTS if e[0] == "launch"]) == 1
+    state = json.loads((registry_dir(tmp_path) / "demo.json").read_text())
+    assert "starting" not in state and state["handle"]["ident"]

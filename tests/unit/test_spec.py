@@ -316,6 +316,12 @@ def test_duplicate_skill_names_are_refused(tmp_path):
         parse_spec("name: demo\nskills: [a/review, b/review]\n", base_dir=tmp_path)
 
 
+def test_skill_directory_without_a_name_is_refused(tmp_path):
+    """'/' would copy the host's whole filesystem into the guest's skills dir."""
+    with pytest.raises(SpecError, match=r":2: skills\[0\]: a skill directory needs a name"):
+        parse_spec("name: demo\nskills: [/]\n", base_dir=tmp_path)
+
+
 # -- examples ------------------------------------------------------------------
 def example_files() -> list[Path]:
     return sorted(EXAMPLES.glob("*.yaml"))
