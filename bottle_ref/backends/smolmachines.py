@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -127,11 +128,13 @@ def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
     return value
 
 
-def artifact_path(plan: Plan) -> Path:
+def artifact_path(plan: Plan, image_id: str = "") -> Path:
     """The cached ``.smolmachine`` for the agent image: shared by every
-    bottle (``<state_root>/../smolmachines/``), keyed by the image ref."""
+    bottle (``<state_root>/../smolmachines/``), keyed by the image's ID as
+    docker reports it at launch, so rebuilding an image under the same tag
+    packs it again; by the ref only when no ID is known."""
     state_root = Path(plan.state_dir).parent
-    key = hashlib.sha256(plan.agent_image_ref.encode("utf-8")).hexdigest()[:16]
+    key = hashlib.sha256((image_id or plan.agent_image_ref).encode("utf-8")).hexdigest()[:16]
     return state_root.parent / "smolmachines" / f"{key}.smolmachine"
 
 
@@ -483,20 +486,29 @@ class SmolmachinesBackend(Backend):
 
         if plan.upstream_ca_file and not Path(plan.upstream_ca_file).is_file():
             raise LaunchError(f"{UPSTREAM_CA_ENV}={plan.upstream_ca_file}: no such file")
+        image_ids = {}
         for role, ref in (("agent", plan.agent_image_ref), ("bundle", plan.bundle_image_ref)):
-            if not runner.run([DOCKER, "image", "inspect", ref], check=False).ok:
+            found = runner.run([DOCKER, "image", "inspect", "--format", "{{.Id}}", ref],
+                               check=False)
+            if not found.ok:
                 raise LaunchError(f"{role} image {ref!r} not found in docker; build it first")
+            image_ids[role] = found.stdout.strip()
 
-        artifact = artifact_path(plan)
+        artifact = artifact_path(plan, image_ids["agent"])
         if artifact.is_file():
             progress(f"using cached {artifact.name}")
         else:
             progress(f"packing {plan.agent_image_ref} into {artifact} (first launch only; slow)")
             artifact.parent.mkdir(parents=True, exist_ok=True)
+            # Pack beside the cache and rename: a concurrent launch never sees
+            # a half-written artifact, and a failed pack removes only its own.
+            partial = artifact.with_name(f"{artifact.name}.{ident}.partial")
             try:
-                runner.run(pack_create_argv(plan.agent_image_ref, artifact))
+                runner.run(pack_create_argv(plan.agent_image_ref, partial))
+                if partial.exists():  # (a recorded run writes nothing)
+                    os.replace(partial, artifact)
             except BaseException:
-                artifact.unlink(missing_ok=True)  # a partial pack must not look cached
+                partial.unlink(missing_ok=True)
                 raise
 
         progress("starting bundle")

@@ -178,9 +178,11 @@ def test_launch_argv_for_a_plain_bottle(backend, host):
     state = Path(plan.state_dir)
     assert bottle.ident == IDENT and bottle.machine == IDENT
     argvs = runner.argvs
-    assert ("docker", "image", "inspect", "claude-bottle:latest") in argvs
-    assert ("docker", "image", "inspect", "bottle-bundle:latest") in argvs
-    assert ("smolvm", "pack", "create", "-I", "claude-bottle:latest", "-o", art) in argvs
+    assert ("docker", "image", "inspect", "--format", "{{.Id}}", "claude-bottle:latest") in argvs
+    assert ("docker", "image", "inspect", "--format", "{{.Id}}", "bottle-bundle:latest") in argvs
+    # Packed beside the cache under a per-launch name, renamed when complete.
+    assert ("smolvm", "pack", "create", "-I", "claude-bottle:latest", "-o",
+            f"{art}.{IDENT}.partial") in argvs
     assert ("docker", "network", "create", "--label", f"bottle-ref.bottle={IDENT}",
             f"{IDENT}-net") in argvs
     run = next(a for a in argvs if a[:2] == ("docker", "run"))
@@ -254,6 +256,31 @@ def test_artifact_is_keyed_by_image_ref(backend, host):
     assert artifact_path(a) == artifact_path(backend.prepare(spec(name="other"), host))
 
 
+def test_artifact_follows_the_image_id_and_is_renamed_into_place(backend, host):
+    """Rebuilding an image under the same tag packs it again; a completed
+    pack appears under the cache name only once it is whole."""
+    plan = backend.prepare(spec(), host)
+    assert artifact_path(plan, "sha256:aaa") != artifact_path(plan, "sha256:bbb")
+    runner = RecordingRunner()
+    backend.script(runner, plan)
+    runner.reply("docker", "image", "inspect", "--format", "{{.Id}}", "claude-bottle:latest",
+                 stdout="sha256:aaa\n", first=True)
+    real_run = runner.run
+
+    def run(argv, **kw):
+        if tuple(argv[:3]) == ("smolvm", "pack", "create"):
+            Path(argv[argv.index("-o") + 1]).write_bytes(b"packed")
+        return real_run(argv, **kw)
+
+    runner.run = run
+    backend.launch(plan, runner).close()
+    art = artifact_path(plan, "sha256:aaa")
+    assert art.read_bytes() == b"packed"
+    assert list(art.parent.glob("*.partial")) == []
+    create = runner.find("smolvm", "machine", "create")[0].argv
+    assert create[create.index("--from") + 1] == str(art)
+
+
 def test_failed_pack_leaves_no_cached_artifact_and_cleans_up(backend, host):
     plan = backend.prepare(spec(), host)
     runner = RecordingRunner()
@@ -264,14 +291,19 @@ def test_failed_pack_leaves_no_cached_artifact_and_cleans_up(backend, host):
 
     real_run = runner.run
 
+    written = []
+
     def run(argv, **kw):  # a pack that dies half-way leaves a partial file
         if tuple(argv[:3]) == ("smolvm", "pack", "create"):
-            art.write_bytes(b"partial")
+            out = Path(argv[argv.index("-o") + 1])
+            out.write_bytes(b"partial")
+            written.append(out)
         return real_run(argv, **kw)
 
     runner.run = run
     with pytest.raises(CommandError, match="pull failed"):
         backend.launch(plan, runner)
+    assert written and not any(p.exists() for p in written)
     assert not art.exists()
     assert runner.find("docker", "network", "rm", f"{IDENT}-net")
     assert not Path(plan.state_dir).exists()
@@ -471,7 +503,8 @@ def test_missing_image_is_clear_and_cleans_up(backend, host):
     plan = backend.prepare(spec(), host)
     runner = RecordingRunner()
     backend.script(runner, plan)
-    runner.reply("docker", "image", "inspect", "bottle-bundle:latest", returncode=1)
+    runner.reply("docker", "image", "inspect", "--format", "{{.Id}}", "bottle-bundle:latest",
+                 returncode=1)
     with pytest.raises(LaunchError, match="bundle image 'bottle-bundle:latest' not found"):
         backend.launch(plan, runner)
     assert runner.find("smolvm", "pack") == []
