@@ -473,3 +473,27 @@ def test_name_is_reserved_before_launch_starts(spec_file, capsys, monkeypatch, t
     assert len([e for e in EVENTS if e[0] == "launch"]) == 1
     state = json.loads((registry_dir(tmp_path) / "demo.json").read_text())
     assert "starting" not in state and state["handle"]["ident"]
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("backend", ["docker", "smolmachines"])
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_plan_works_for_every_example_and_prints_no_host_token(
+        example, backend, capsys, monkeypatch, fake_host):
+    """The issue's done-when: `bottle-ref plan --backend docker|smolmachines`
+    for every file in examples/, with real-looking host credentials present."""
+    from conformance.scenarios import fake_codex_auth
+
+    monkeypatch.setenv("ANTHROPIC_TOKEN", "sk-ant-HOST-TOKEN-0123456789")
+    codex = fake_host / "home" / ".codex"
+    codex.mkdir(parents=True)
+    (codex / "auth.json").write_text(fake_codex_auth("hosttok"))
+    assert cli.main(["plan", "--backend", backend, str(EXAMPLES / example)]) == 0
+    out = capsys.readouterr().out
+    plan = json.loads(out)
+    assert plan["backend"] == backend
+    for secret in ("sk-ant-HOST-TOKEN-0123456789", "SECRET-access-hosttok",
+                   "SECRET-id-hosttok", "rt-SECRET-hosttok"):
+        assert secret not in out
