@@ -77,6 +77,14 @@ DAEMON_READY_TIMEOUT = 30.0  # seconds a bundle daemon may take to listen
 DAEMON_PROBE_TIMEOUT = 10.0  # one probe exec may hang on a busy engine
 
 
+def container_addresses(runner: Runner, container: str, port: int) -> tuple[str, ...]:
+    """``ip:port`` of ``container`` on every network it is attached to."""
+    out = runner.run(["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}",
+                      container])
+    networks = json.loads(out.stdout or "{}") or {}
+    return tuple(f"{n['IPAddress']}:{port}" for n in networks.values() if n.get("IPAddress"))
+
+
 def daemon_probe_argv(container: str, port: int) -> list[str]:
     """``docker exec C python3 -c ...``: does anything accept TCP on
     ``127.0.0.1:PORT`` inside ``C``? Probed in the daemon's own netns, not
@@ -280,12 +288,7 @@ class DockerBottle(Bottle):
         pipelock behind egress when routed, else egress."""
         daemon = PIPELOCK if self.plan.routed else EGRESS
         port = self.plan.pipelock.port if daemon == PIPELOCK else self.plan.egress.port
-        out = self.runner.run(["docker", "inspect", "--format",
-                               "{{json .NetworkSettings.Networks}}", f"{self.ident}-{daemon}"])
-        networks = json.loads(out.stdout or "{}") or {}
-        addrs = tuple(f"{n['IPAddress']}:{port}" for n in networks.values()
-                      if n.get("IPAddress"))
-        return {daemon: addrs}
+        return {daemon: container_addresses(self.runner, f"{self.ident}-{daemon}", port)}
 
     def stop_daemon(self, name: str) -> None:
         """``docker stop`` the daemon's container (returns once it exited)."""

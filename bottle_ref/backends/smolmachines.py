@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -40,7 +39,12 @@ from ..spec import BottleSpec, SpecError
 from ..state import remove_state, state_files, write_state
 from ..supervise import MCP_PATH
 from .base import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quiet
-from .docker import DAEMON_READY_TIMEOUT, agent_facing_daemons, wait_for_daemons
+from .docker import (
+    DAEMON_READY_TIMEOUT,
+    agent_facing_daemons,
+    container_addresses,
+    wait_for_daemons,
+)
 
 SMOLVM = "smolvm"
 DOCKER = "docker"
@@ -393,12 +397,7 @@ class SmolmachinesBottle(Bottle):
         """The bundle's bridge addresses of the daemon that is not the first
         hop (the guest may reach only ``publish_host``, so these must fail)."""
         daemon = PIPELOCK if self.plan.routed else EGRESS
-        out = self.runner.run([DOCKER, "inspect", "--format",
-                               "{{json .NetworkSettings.Networks}}", f"{self.ident}-bundle"])
-        networks = json.loads(out.stdout or "{}") or {}
-        addrs = tuple(f"{n['IPAddress']}:{PORTS[daemon]}" for n in networks.values()
-                      if n.get("IPAddress"))
-        return {daemon: addrs}
+        return {daemon: container_addresses(self.runner, f"{self.ident}-bundle", PORTS[daemon])}
 
     def stop_daemon(self, name: str) -> None:
         """All daemons share one bundle container whose supervisor stops the
