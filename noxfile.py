@@ -19,7 +19,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
-BUNDLE_REQUIREMENTS = "bottle_ref/bundle/requirements.txt"
+BUNDLE_REQUIREMENTS = "bottle_bundle/requirements.txt"
 REPORTS = ROOT / "reports"
 
 

@@ -10,7 +10,7 @@ exec, cp, reads -- with nothing in them (containers that sleep, ``exec
 true``, a tiny file), so the ratio says what the bottle costs beyond the
 engine floor (CA rehash, proxies, the agent CLI, probe timeouts). Target:
 under 2x. No fixed sleep anywhere: readiness is polled
-(`bottle_ref.runner.poll`), probes are bounded.
+(`bottle_api.runner.poll`), probes are bounded.
 
 Needs a docker engine and the images (export what
 ``python -m bottle_ref.images all --print-env`` prints).
@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from bottle_ref.backends.docker import DockerBackend
-from bottle_ref.runner import SubprocessRunner
+from bottle_api.runner import SubprocessRunner
 from conformance.live import probes, upstream
 from conformance.live.canary import Canary
 from conformance.live.engine import Engine

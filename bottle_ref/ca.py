@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runner import Runner
+from bottle_api.runner import Runner
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca-key.pem"

@@ -22,12 +22,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .backends import BackendNotFound, get_backend
-from .backends.base import Backend, Bottle
-from .host import HostContext
-from .plan import Plan, to_json
-from .runner import SubprocessRunner
-from .spec import NAME_RE, BottleSpec, SpecError, load_spec, parse_spec
+from bottle_api.registry import BackendNotFound, get_backend
+from bottle_api.backend import Backend, Bottle
+from bottle_api.host import HostContext
+from bottle_api.plan import Plan, to_json
+from bottle_api.runner import SubprocessRunner
+from bottle_api.spec import NAME_RE, BottleSpec, SpecError, load_spec, parse_spec
 
 PROG = "bottle-ref"
 EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2

@@ -28,8 +28,7 @@ CODEX_API_HOSTS: tuple[str, ...] = ("chatgpt.com", "api.openai.com")
 CODEX_WILDCARD_HOSTS: tuple[str, ...] = ("*.chatgpt.com",)
 CLAUDE_API_HOSTS: tuple[str, ...] = ("api.anthropic.com",)
 
-CODEX_AUTH_GUEST = "/home/node/.codex/auth.json"
-CLAUDE_CREDENTIALS_GUEST = "/home/node/.claude/.credentials.json"
+from bottle_api.conventions import CLAUDE_CREDENTIALS_GUEST, CODEX_AUTH_GUEST  # noqa: E402,F401
 
 CODEX_REFRESH_PLACEHOLDER = "bottle-placeholder-refresh-token"
 CLAUDE_ACCESS_PLACEHOLDER = "sk-ant-oat01-bottle-placeholder"

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-GATE_ROOT = "/srv/git"
-PORT = 9418
+from bottle_api import conventions
+
+GATE_ROOT = conventions.GIT_GATE_ROOT
+PORT = conventions.PORTS[conventions.GIT_GATE]
 
 
 class UpstreamLike(Protocol):

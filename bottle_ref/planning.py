@@ -18,8 +18,8 @@ from typing import Any
 
 from . import credentials, egress, pipelock
 from .credentials import CredentialError
-from .host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
-from .plan import (
+from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
+from bottle_api.plan import (
     EGRESS,
     GIT_GATE,
     PIPELOCK,
@@ -32,7 +32,7 @@ from .plan import (
     SupervisePlan,
 )
 from .provision import CA_BUNDLE
-from .spec import DEFAULT_IMAGE, IMAGE_ENV, BottleSpec, Route
+from bottle_api.spec import DEFAULT_IMAGE, IMAGE_ENV, BottleSpec, Route
 
 BUNDLE_IMAGE_ENV = "BOTTLE_BUNDLE_IMAGE"
 DEFAULT_BUNDLE_IMAGE = "bottle-bundle:latest"

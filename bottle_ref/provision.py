@@ -20,17 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .plan import GuestFile, Plan
-from .runner import Completed, Runner
+from bottle_api.plan import GuestFile, Plan
+from bottle_api.runner import Completed, Runner
 
-NODE = "node"
-ROOT = "root"
-NODE_HOME = "/home/node"
-PROMPT_PATH = "/home/node/.claude-bottle-prompt.txt"
-SKILLS_DIR = "/home/node/.claude/skills"
-WORKDIR = "/home/node/work"
-CA_GUEST_PATH = "/usr/local/share/ca-certificates/bottle-egress.crt"
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+from bottle_api.conventions import (  # noqa: E402,F401 - one place per fact
+    CA_BUNDLE, CA_GUEST_PATH, NODE, NODE_HOME, PROMPT_PATH, ROOT, SKILLS_DIR, WORKDIR,
+)
 
 # What update-ca-certificates prints when our one certificate went in. Its
 # absence is how the seeds' silent SIGKILL (Docker Desktop) went unnoticed.

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .plan import Plan
+from bottle_api.plan import Plan
 from .provision import write_file
 
 PIPELOCK_YAML = "pipelock.yaml"

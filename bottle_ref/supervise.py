@@ -7,10 +7,12 @@ framing is the backend's job; this module only says what to run.
 
 from __future__ import annotations
 
-SERVER_NAME = "supervise"
-PORT = 9100
-MCP_PATH = "/mcp"
-LISTEN_ENV = "SUPERVISE_LISTEN"
+from bottle_api import conventions
+
+SERVER_NAME = conventions.SUPERVISE_SERVER_NAME
+PORT = conventions.PORTS[conventions.SUPERVISE]
+MCP_PATH = conventions.SUPERVISE_MCP_PATH
+LISTEN_ENV = conventions.SUPERVISE_LISTEN_ENV
 
 
 def mcp_url(host: str, port: int = PORT) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bottle_ref.backends.base import Backend
+from bottle_api.backend import Backend
 
 from .capabilities import UnknownCapabilityError
 from .clauses import TIERS, by_id

@@ -38,11 +38,11 @@ from types import ModuleType
 from typing import Any
 
 import bottle_ref
-from bottle_ref.backends.base import Backend, Bottle
-from bottle_ref.host import HostContext
-from bottle_ref.plan import Plan
-from bottle_ref.runner import Call, RecordingRunner, Reply
-from bottle_ref.spec import BottleSpec
+from bottle_api.backend import Backend, Bottle
+from bottle_api.host import HostContext
+from bottle_api.plan import Plan
+from bottle_api.runner import Call, RecordingRunner, Reply
+from bottle_api.spec import BottleSpec
 
 from .scenarios import Scenario, ScenarioInputs
 

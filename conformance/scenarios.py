@@ -31,8 +31,8 @@ from types import MappingProxyType
 
 import pytest
 
-from bottle_ref.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
-from bottle_ref.spec import BottleSpec, GitUser, Route, Upstream
+from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
+from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
 from .capabilities import Capability
 from .markers import clause

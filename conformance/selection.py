@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bottle_ref.backends import get_backend
-from bottle_ref.backends.base import Backend
+from bottle_api.registry import get_backend
+from bottle_api.backend import Backend
 
 from .capabilities import Capability, UnknownCapabilityError, parse_capabilities
 

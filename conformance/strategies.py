@@ -67,8 +67,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from bottle_ref.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
-from bottle_ref.spec import BottleSpec, GitUser, Route, Upstream
+from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
+from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
 __all__ = [
     "FAKE_ROOT", "FAKE_HOME", "FAKE_CWD", "FAKE_STATE_ROOT", "FAKE_SKILLS_ROOT",

@@ -24,8 +24,8 @@ from typing import ClassVar
 
 from .. import egress, pipelock
 from ..ca import ensure_ca
-from ..host import HostContext
-from ..plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
+from bottle_api.host import HostContext
+from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from ..provision import (
     NODE,
     NODE_HOME,
@@ -35,14 +35,13 @@ from ..provision import (
     home_of,
     provision,
 )
-from ..runner import Completed, RecordingRunner, Runner, poll
-from ..spec import BottleSpec, SpecError
+from bottle_api.runner import Completed, RecordingRunner, Runner, poll
+from bottle_api.spec import BottleSpec, SpecError
 from ..state import remove_state, write_state
 from ..supervise import mcp_url
-from .base import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quiet
+from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quiet
 
-LABEL_KEY = "bottle-ref.bottle"
-BUNDLE_ENTRY = "bottle-bundle"  # the bundle image's daemon launcher
+from bottle_api.conventions import BUNDLE_ENTRY, LABEL_KEY  # noqa: E402
 READY_TIMEOUT = 30.0
 
 # Agent-facing addresses are fixed network aliases on docker.

@@ -30,15 +30,15 @@ from typing import Any, ClassVar
 
 from .. import egress, pipelock, pty_resize
 from ..ca import CaFiles, ensure_ca
-from ..host import HostContext
-from ..plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
+from bottle_api.host import HostContext
+from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from ..planning import auto_routes, build_plan, first_hop_for
 from ..provision import NODE, NODE_HOME, ROOT, Addresses, GuestChannel, provision
-from ..runner import Completed, RecordingRunner, Runner, poll
-from ..spec import BottleSpec, SpecError
+from bottle_api.runner import Completed, RecordingRunner, Runner, poll
+from bottle_api.spec import BottleSpec, SpecError
 from ..state import remove_state, state_files, write_state
 from ..supervise import MCP_PATH
-from .base import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quiet
+from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quiet
 from .docker import (
     DAEMON_READY_TIMEOUT,
     agent_facing_daemons,
@@ -48,8 +48,8 @@ from .docker import (
 
 SMOLVM = "smolvm"
 DOCKER = "docker"
-LABEL = "bottle-ref.bottle"  # same label key as the docker backend
-BUNDLE_ENTRY = "bottle-bundle"  # the bundle image's daemon launcher
+from bottle_api.conventions import BUNDLE_ENTRY, LABEL_KEY  # noqa: E402
+LABEL = LABEL_KEY
 
 # The resize wrapper, run by absolute path (a tmux pane has its own cwd, so
 # ``-m bottle_ref.pty_resize`` may not import there).

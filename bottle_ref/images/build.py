@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bottle_ref.runner import CommandError, Runner, SubprocessRunner
+from bottle_api.runner import CommandError, Runner, SubprocessRunner
 
 from . import fetch, rootfs
 from .inputs import (
@@ -53,7 +53,7 @@ def default_cache() -> Path:
 class Builder:
     """Ensures images exist; every command goes through ``runner``.
 
-    ``euid`` and ``package_root`` are injectable so a recorded cold build
+    ``euid`` and ``source_root`` are injectable so a recorded cold build
     runs anywhere (tests never need root or an engine).
     """
 
@@ -61,7 +61,7 @@ class Builder:
     cache: Path = field(default_factory=default_cache)
     say: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
     euid: int = field(default_factory=os.geteuid)
-    package_root: Path | None = None
+    source_root: Path | None = None
     claude_version: str = CLAUDE_CODE_VERSION
 
     # -- what the images are ------------------------------------------------
@@ -80,7 +80,7 @@ class Builder:
         if "agent" in roles:
             plan["agent"] = agent_inputs(base, arch, self.claude_version)
         if "bundle" in roles:
-            kw = {"package_root": self.package_root} if self.package_root else {}
+            kw = {"source_root": self.source_root} if self.source_root else {}
             plan["bundle"] = bundle_inputs(base, arch, **kw)
         return plan
 

@@ -17,9 +17,9 @@ FROM ${BASE}
 COPY --from=venv /opt/bundle /opt/bundle
 # Source last: a code change rebuilds only the layers below.
 COPY src/ /opt/bottle/
-RUN echo /opt/bottle > "$(/opt/bundle/bin/python3 -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/bottle-ref-src.pth" \
+RUN echo /opt/bottle > "$(/opt/bundle/bin/python3 -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/bottle-src.pth" \
  && /opt/bundle/bin/python3 -m compileall -q /opt/bottle \
- && printf '#!/bin/sh\nexec /opt/bundle/bin/python3 -m bottle_ref.bundle "$@"\n' > /usr/local/bin/bottle-bundle \
+ && printf '#!/bin/sh\nexec /opt/bundle/bin/python3 -m bottle_bundle "$@"\n' > /usr/local/bin/bottle-bundle \
  && chmod 0755 /usr/local/bin/bottle-bundle \
- && /opt/bundle/bin/python3 -c 'import bottle_ref.bundle'
+ && /opt/bundle/bin/python3 -c 'import bottle_bundle'
 ENV PATH=/opt/bundle/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

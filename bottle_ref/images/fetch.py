@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bottle_ref.runner import CommandError, Runner
+from bottle_api.runner import CommandError, Runner
 
 from .inputs import CLAUDE_CODE_PACKAGE, DEBIAN_PYTHON, Arch, ImageError
 

@@ -11,13 +11,13 @@ Everything here is pure: it reads files, never runs a command.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # .../bottle_ref
+# Where the project's packages sit side by side (the repo, or site-packages).
+SOURCE_ROOT = Path(__file__).resolve().parent.parent.parent
 HERE = Path(__file__).resolve().parent
 
 # The Claude Code CLI the agent image installs (npm view @anthropic-ai/claude-code version).
@@ -58,7 +58,8 @@ IMPORT_CHANGES = (
     'CMD ["/bin/bash"]',
 )
 
-BUNDLE_ROOTS = ("bottle_ref.bundle",)
+# The bundle image holds exactly these packages (see `bundle_sources`).
+BUNDLE_PACKAGES = ("bottle_bundle", "bottle_api")
 
 
 @dataclass(frozen=True)
@@ -146,10 +147,10 @@ def agent_inputs(base: ImageInputs, arch: Arch,
 
 
 def bundle_inputs(base: ImageInputs, arch: Arch, *,
-                  package_root: Path = PACKAGE_ROOT,
+                  source_root: Path = SOURCE_ROOT,
                   requirements: Path | None = None) -> ImageInputs:
-    """The bundle: Dockerfile, pinned requirements, and its source closure."""
-    req = requirements or package_root / "bundle" / "requirements.txt"
+    """The bundle: Dockerfile, pinned requirements, and its packages' files."""
+    req = requirements or source_root / "bottle_bundle" / "requirements.txt"
     if not req.is_file():
         raise ImageError(f"bundle requirements not found: {req}")
     parts: dict[str, bytes | str] = {
@@ -158,84 +159,26 @@ def bundle_inputs(base: ImageInputs, arch: Arch, *,
         "requirements.txt": req.read_bytes(),
         "wheel-target": f"cp{DEBIAN_PYTHON.replace('.', '')} {arch.wheel}",
     }
-    for rel in bundle_sources(package_root):
-        parts[f"src:{rel}"] = (package_root.parent / rel).read_bytes()
+    for rel in bundle_sources(source_root):
+        parts[f"src:{rel}"] = (source_root / rel).read_bytes()
     return ImageInputs.of("bottle-bundle", parts)
 
 
-# -- the bundle's source closure ------------------------------------------
+def bundle_sources(source_root: Path = SOURCE_ROOT,
+                   packages: Iterable[str] = BUNDLE_PACKAGES) -> list[str]:
+    """Every file of the bundle's packages, as paths relative to ``source_root``.
 
-def bundle_sources(package_root: Path = PACKAGE_ROOT,
-                   roots: Iterable[str] = BUNDLE_ROOTS) -> list[str]:
-    """Files of ``bottle_ref`` the bundle needs, as paths relative to its parent.
-
-    Why a closure and not the whole package: the image (and its tag) should
-    change when the bundle's code changes, not when a backend module does.
-    Each root subpackage is taken whole (with its data files); from there,
-    every ``bottle_ref`` import (absolute or relative, at any depth in the
-    file) is followed, with the ``__init__.py`` of every package on the way.
-    Imports built from strings (importlib) are not seen: keep those inside a
-    root subpackage.
+    The daemons (`bottle_bundle`) import only the seam package (`bottle_api`,
+    for the shared conventions), and the layering is enforced by
+    import-linter, so the image is exactly these two packages: a backend
+    edit never changes the bundle's tag.
     """
-    name = package_root.name
-    top = package_root.parent
-    found: set[Path] = set()
-    queue: list[Path] = []
-
-    def add(path: Path) -> None:
-        if path not in found:
-            found.add(path)
-            if path.suffix == ".py":
-                queue.append(path)
-
-    def add_module(dotted: str) -> None:
-        parts = dotted.split(".")
-        if parts[0] != name:
-            return
-        for i in range(1, len(parts) + 1):  # every package __init__ on the way
-            init = top.joinpath(*parts[:i], "__init__.py")
-            if init.is_file():
-                add(init)
-        mod = top.joinpath(*parts)
-        if mod.with_suffix(".py").is_file():
-            add(mod.with_suffix(".py"))
-
-    for root in roots:
-        root_dir = top.joinpath(*root.split("."))
-        if not root_dir.is_dir():
-            raise ImageError(f"bundle source package not found: {root_dir}")
-        add_module(root)
-        for path in sorted(root_dir.rglob("*")):
+    found: list[str] = []
+    for package in packages:
+        root = source_root / package
+        if not (root / "__init__.py").is_file():
+            raise ImageError(f"bundle source package not found: {root}")
+        for path in sorted(root.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                add(path)
-
-    while queue:
-        path = queue.pop()
-        # A module's package is its directory (for __init__.py too).
-        package = path.relative_to(top).parent.parts
-        for dotted in _imports(path, package):
-            add_module(dotted)
-    return sorted(str(p.relative_to(top)) for p in found)
-
-
-def _imports(path: Path, package: tuple[str, ...]) -> set[str]:
-    """Dotted names a module may import (``from a import b`` yields a and a.b)."""
-    try:
-        tree = ast.parse(path.read_text(), filename=str(path))
-    except SyntaxError as exc:
-        raise ImageError(f"cannot parse {path}: {exc.msg} (line {exc.lineno})") from None
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = list(package[: len(package) - node.level + 1])
-                if node.module:
-                    base += node.module.split(".")
-            else:
-                base = (node.module or "").split(".")
-            dotted = ".".join(base)
-            names.add(dotted)
-            names.update(f"{dotted}.{alias.name}" for alias in node.names if alias.name != "*")
-    return names
+                found.append(str(path.relative_to(source_root)))
+    return sorted(found)

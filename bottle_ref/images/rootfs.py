@@ -17,7 +17,7 @@ import fnmatch
 import shutil
 from pathlib import Path
 
-from bottle_ref.runner import CommandError, Runner
+from bottle_api.runner import CommandError, Runner
 
 from .inputs import (
     DEBIAN_MIRROR,

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from bottle_ref.runner import Completed, Runner
+from bottle_api.runner import Completed, Runner
 
 DOCKER_TIMEOUT = 60.0
 

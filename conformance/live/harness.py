@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bottle_ref.backends.base import UPSTREAM_CA_ENV, Backend, Bottle
-from bottle_ref.host import HostContext
-from bottle_ref.plan import Plan
-from bottle_ref.runner import Completed, Runner, poll
-from bottle_ref.spec import BottleSpec, GitUser, Route, Upstream
+from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle
+from bottle_api.host import HostContext
+from bottle_api.plan import Plan
+from bottle_api.runner import Completed, Runner, poll
+from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
 from ..outcomes import environment_broken, not_supported
 from . import probes, upstream

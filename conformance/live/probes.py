@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bottle_ref.backends.base import Bottle
-from bottle_ref.runner import Completed, Runner
+from bottle_api.backend import Bottle
+from bottle_api.runner import Completed, Runner
 
 T = TypeVar("T")
 EXEC_SLACK = 15.0  # host-side exec timeout beyond the in-guest one

@@ -1,7 +1,7 @@
 """A throwaway CA and a server certificate for the test upstream.
 
 The bottle's proxies are told to trust this CA for upstream TLS through
-`bottle_ref.backends.base.UPSTREAM_CA_ENV`; the guest is never told about
+`bottle_api.backend.UPSTREAM_CA_ENV`; the guest is never told about
 it. So a TLS request from the guest that succeeds proves the guest validated
 the *first hop's* certificate with the trust the backend provisioned
 (LIVE-CA-TRUST), and the certificate the guest sees must not be this CA's.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bottle_ref.runner import Runner
+from bottle_api.runner import Runner
 
 CA_COMMON_NAME = "bottle-conformance test upstream CA"
 OPENSSL_TIMEOUT = 60.0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bottle_ref.runner import poll
+from bottle_api.runner import poll
 
 from .engine import Engine
 from .resources import Resources

@@ -52,10 +52,10 @@ from urllib.parse import urlsplit
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 
-from bottle_ref.plan import to_json
+from bottle_api.plan import to_json
 from bottle_ref.pipelock import load_config, validate_config
 from bottle_ref.resume import resume_with_fallback
-from bottle_ref.spec import SpecError, parse_spec
+from bottle_api.spec import SpecError, parse_spec
 
 from .. import strategies as bst
 from ..capabilities import Capability, parse_capabilities
@@ -362,7 +362,7 @@ def no_external_calls(backend=None) -> Iterator[list[str]]:
         patches.append((owner, name, getattr(owner, name), stub(what)))
     patches += [(builtins, "open", real_open, guarded_open), (io, "open", io.open, guarded_open),
                 (os, "open", real_os_open, guarded_os_open)]
-    from bottle_ref import runner as runner_mod
+    from bottle_api import runner as runner_mod
 
     for cls in (runner_mod.SubprocessRunner, runner_mod.RecordingRunner):
         for name in ("run", "sleep", "unique"):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bottle_ref.runner import SubprocessRunner
+from bottle_api.runner import SubprocessRunner
 
 from ..live import probes, upstream
 from ..live.canary import Canary

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bottle_ref.plan import EGRESS, PIPELOCK, PORTS
-from bottle_ref.runner import RecordingRunner
+from bottle_api.plan import EGRESS, PIPELOCK, PORTS
+from bottle_api.runner import RecordingRunner
 
 from ..capabilities import Capability
 from ..recording import (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bottle_ref.runner import SubprocessRunner
+from bottle_api.runner import SubprocessRunner
 from conformance.live.engine import Engine
 from conformance.live.resources import PREFIX, Resources, run_tag
 

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from bottle_ref.backends.base import Bottle
-from bottle_ref.runner import Completed, RecordingRunner, SubprocessRunner, poll
+from bottle_api.backend import Bottle
+from bottle_api.runner import Completed, RecordingRunner, SubprocessRunner, poll
 from conformance.live import probes
 from conformance.live.canary import Canary
 from conformance.live.engine import Engine

@@ -28,8 +28,8 @@ from bottle_ref.backends.smolmachines import (
     token_slots,
 )
 from bottle_ref.ca import CaFiles, ensure_ca
-from bottle_ref.plan import PORTS
-from bottle_ref.runner import SubprocessRunner
+from bottle_api.plan import PORTS
+from bottle_api.runner import SubprocessRunner
 from bottle_ref.state import remove_state, state_files, write_state
 from conformance.live import upstream
 from conformance.live.harness import GIT_UPSTREAM, PLACEHOLDER, SCENARIOS, LiveHarness
@@ -80,7 +80,7 @@ class Bundle:
         a TCP connect (docker's port forward accepts before the daemon
         listens) nor any HTTP answer (egress answers 502 while pipelock
         behind it is still starting) proves the chain is up."""
-        from bottle_ref.runner import poll
+        from bottle_api.runner import poll
 
         def answers() -> bool:
             try:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bottle_ref.runner import SubprocessRunner
+from bottle_api.runner import SubprocessRunner
 from conformance.live.engine import Engine
 from conformance.live.resources import PREFIX
 

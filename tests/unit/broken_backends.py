@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 import yaml
 
 from bottle_ref import jwt as _jwt
-from bottle_ref.backends.base import Backend, Bottle, Progress, _quiet
+from bottle_api.backend import Backend, Bottle, Progress, _quiet
 from bottle_ref.backends.docker import DockerBackend, DockerBottle, DockerPlan, docker_exec_argv
 from bottle_ref.backends.smolmachines import (
     SmolmachinesBackend,
@@ -54,10 +54,10 @@ from bottle_ref.backends.smolmachines import (
 )
 from bottle_ref.ca import ensure_ca
 from bottle_ref.credentials import CODEX_AUTH_GUEST
-from bottle_ref.host import CODEX_AUTH
-from bottle_ref.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
+from bottle_api.host import CODEX_AUTH
+from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from bottle_ref.provision import CA_GUEST_PATH, NODE, NODE_HOME, PROMPT_PATH, ROOT, ProvisionError
-from bottle_ref.runner import Completed, Runner
+from bottle_api.runner import Completed, Runner
 from bottle_ref.state import state_files, write_state
 
 # A fixed "now" for the Codex exp defect: the seed's now+1h, but computed once

@@ -19,8 +19,8 @@ pytest.importorskip("mitmproxy", reason="the bundle's proxies need mitmproxy (bu
 if shutil.which("openssl") is None:  # pragma: no cover
     pytest.skip("openssl is needed to make test certificates", allow_module_level=True)
 
-from bottle_ref.bundle.pipelock_proxy import REASON_ALLOWLIST, REASON_HEADER  # noqa: E402
-from bottle_ref.bundle.testing import (  # noqa: E402
+from bottle_bundle.pipelock_proxy import REASON_ALLOWLIST, REASON_HEADER  # noqa: E402
+from bundle_harness import (  # noqa: E402
     LOOPBACK,
     free_port,
     make_ca,

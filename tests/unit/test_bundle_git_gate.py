@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bottle_ref.bundle.git_gate import daemon_argv, repo_names
-from bottle_ref.bundle.testing import LOOPBACK, free_port, running
+from bottle_bundle.git_gate import daemon_argv, repo_names
+from bundle_harness import LOOPBACK, free_port, running
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git-gate needs git")
 

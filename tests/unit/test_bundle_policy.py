@@ -8,9 +8,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bottle_ref.bundle.egress_proxy import EgressInjector, EgressRoute
-from bottle_ref.bundle.hosts import host_matches, matches_any, parse_listen
-from bottle_ref.bundle.pipelock_proxy import (
+from bottle_bundle.egress_proxy import EgressInjector, EgressRoute
+from bottle_bundle.hosts import host_matches, matches_any, parse_listen
+from bottle_bundle.pipelock_proxy import (
     REASON_ALLOWLIST,
     REASON_HEADER_SECRET,
     REASON_RATE,

@@ -13,7 +13,7 @@ import httpx  # noqa: E402
 from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-from bottle_ref.bundle.testing import LOOPBACK, free_port, running  # noqa: E402
+from bundle_harness import LOOPBACK, free_port, running  # noqa: E402
 
 
 async def session_roundtrip(url: str, host_header: str) -> dict:

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from bottle_ref.bundle import DAEMONS
-from bottle_ref.bundle.supervisor import UsageError, main, parse_daemons
-from bottle_ref.bundle.testing import LOOPBACK, free_port, port_open, running, spawn
+from bottle_bundle import DAEMONS
+from bottle_bundle.supervisor import UsageError, main, parse_daemons
+from bundle_harness import LOOPBACK, free_port, port_open, running, spawn
 
 
 def test_parse_daemons():
@@ -63,9 +63,9 @@ def test_a_dying_daemon_takes_the_bundle_down(tmp_path):
 
 
 def test_runs_as_module(tmp_path):
-    """``python -m bottle_ref.bundle`` is the image's entry point."""
+    """``python -m bottle_bundle`` is the image's entry point."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-m", "bottle_ref.bundle"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "bottle_bundle"], capture_output=True,
                           text=True, timeout=30)
     assert done.returncode == 2 and "usage: bottle-bundle" in done.stderr

@@ -9,7 +9,7 @@ import ssl
 
 import pytest
 
-from bottle_ref.bundle.testing import LOOPBACK, free_port, make_server_cert, running
+from bundle_harness import LOOPBACK, free_port, make_server_cert, running
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test cert")

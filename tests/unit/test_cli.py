@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-import bottle_ref.backends as registry
+import bottle_api.registry as registry
 import bottle_ref.cli as cli
-from bottle_ref.backends import BackendNotFound, available_backends, get_backend
-from bottle_ref.backends.base import Backend, Bottle
-from bottle_ref.plan import REDACTED, EgressPlan, PipelockPlan, Plan
+from bottle_api.registry import BackendNotFound, available_backends, get_backend
+from bottle_api.backend import Backend, Bottle
+from bottle_api.plan import REDACTED, EgressPlan, PipelockPlan, Plan
 from bottle_ref.provision import ProvisionError
-from bottle_ref.runner import CommandError, Completed
-from bottle_ref.spec import SpecError
+from bottle_api.runner import CommandError, Completed
+from bottle_api.spec import SpecError
 
 HERE = __name__  # importable name of this module, for "module:factory" paths
 TOKEN = "sk-test-REAL-TOKEN-VALUE-0123456789"
@@ -406,7 +406,7 @@ def test_import_path_accepts_class_factory_or_instance(target):
 @pytest.mark.parametrize("target, phrase", [
     ("no.such.module:X", "cannot import backend module 'no.such.module'"),
     (f"{HERE}:Missing", "has no attribute 'Missing'"),
-    (f"{HERE}:make_wrong", "returned object, not a bottle_ref.backends.base.Backend"),
+    (f"{HERE}:make_wrong", "returned object, not a bottle_api.Backend"),
     (f"{HERE}:NOT_A_BACKEND", "is int, not a Backend class or factory"),
     (f"{HERE}:AbstractBackend", "cannot create backend"),
     (":X", "bad backend import path"),

@@ -19,10 +19,10 @@ from bottle_ref.backends.docker import (
     daemon_probe_argv,
 )
 from bottle_ref.ca import ca_init_argv, ensure_ca
-from bottle_ref.host import HostContext
+from bottle_api.host import HostContext
 from bottle_ref.provision import CA_GUEST_PATH, PROMPT_PATH, SKILLS_DIR, ProvisionError
-from bottle_ref.runner import CommandError, RecordingRunner
-from bottle_ref.spec import BottleSpec, GitUser, Route, SpecError, Upstream
+from bottle_api.runner import CommandError, RecordingRunner
+from bottle_api.spec import BottleSpec, GitUser, Route, SpecError, Upstream
 from bottle_ref.state import remove_state, write_state
 
 TOKEN = "tok-VERY-distinctive-9f3a1c"
@@ -593,7 +593,7 @@ def test_ensure_ca_skips_existing(tmp_path):
                             for p in os.environ.get("PATH", "").split(":")),
                     reason="openssl not installed")
 def test_ensure_ca_real_openssl(tmp_path):
-    from bottle_ref.runner import SubprocessRunner
+    from bottle_api.runner import SubprocessRunner
 
     ca = ensure_ca(SubprocessRunner(), tmp_path / "ca", common_name="test CA")
     assert "BEGIN CERTIFICATE" in ca.cert.read_text()

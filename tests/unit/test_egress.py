@@ -15,7 +15,7 @@ from bottle_ref.egress import (
     resolve_tokens,
     token_slot,
 )
-from bottle_ref.spec import Route
+from bottle_api.spec import Route
 
 UPSTREAM = "http://pipelock:8888"
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bottle_ref.git_gate import insteadof_pairs, render_gitconfig, repo_path
-from bottle_ref.spec import Upstream
+from bottle_api.spec import Upstream
 
 GATE = "git://git-gate:9418"
 UPSTREAMS = (

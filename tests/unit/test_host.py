@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from bottle_ref.host import CODEX_AUTH, HostContext, default_state_root
+from bottle_api.host import CODEX_AUTH, HostContext, default_state_root
 
 
 def test_repr_hides_env_and_home_files():

@@ -18,7 +18,7 @@ import pytest
 from bottle_ref.images import fetch, inputs, rootfs
 from bottle_ref.images.build import Builder, main
 from bottle_ref.images.inputs import Arch, ImageError, ImageInputs
-from bottle_ref.runner import CommandError, Completed, RecordingRunner
+from bottle_api.runner import CommandError, Completed, RecordingRunner
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE_SH = REPO / "scripts" / "engine.sh"
@@ -29,30 +29,28 @@ TAG = re.compile(r"^bottle-(base|agent|bundle):[0-9a-f]{12}$")
 # -- a fake bottle_ref package for the bundle's inputs -------------------------
 
 def fake_package(root: Path) -> Path:
-    pkg = root / "bottle_ref"
+    """A source root with the bundle's two packages and a reference beside them."""
     files = {
-        "__init__.py": "",
-        "bundle/__init__.py": "",
-        "bundle/__main__.py": "from .supervisor import main\nmain()\n",
-        "bundle/supervisor.py": "from bottle_ref.pipelock import render\n",
-        "bundle/data.yaml": "a: 1\n",
-        "bundle/__pycache__/supervisor.cpython-311.pyc": "junk",
-        "bundle/requirements.txt": "pyyaml==6.0.2\n",
-        "pipelock.py": "def render():\n    from .util import helper\n",
-        "util.py": "import os\n",
-        "backends/__init__.py": "",
-        "backends/docker.py": "import bottle_ref.runner\n",
-        "runner.py": "",
+        "bottle_bundle/__init__.py": "",
+        "bottle_bundle/__main__.py": "from .supervisor import main\nmain()\n",
+        "bottle_bundle/supervisor.py": "from bottle_api import conventions\n",
+        "bottle_bundle/data.yaml": "a: 1\n",
+        "bottle_bundle/__pycache__/supervisor.cpython-311.pyc": "junk",
+        "bottle_bundle/requirements.txt": "pyyaml==6.0.2\n",
+        "bottle_api/__init__.py": "",
+        "bottle_api/conventions.py": "PORT = 1\n",
+        "bottle_ref/__init__.py": "",
+        "bottle_ref/backends/docker.py": "import bottle_api.runner\n",
     }
     for rel, text in files.items():
-        path = pkg / rel
+        path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    return pkg
+    return root
 
 
 def bundle_tag(pkg: Path, arch: Arch = AMD64) -> str:
-    return inputs.bundle_inputs(inputs.base_inputs(arch), arch, package_root=pkg).tag
+    return inputs.bundle_inputs(inputs.base_inputs(arch), arch, source_root=pkg).tag
 
 
 # -- hashing ------------------------------------------------------------------
@@ -101,15 +99,15 @@ def test_bundle_tag_follows_requirements_source_and_dockerfile(tmp_path, monkeyp
     before = bundle_tag(pkg)
     assert bundle_tag(pkg) == before
 
-    (pkg / "bundle/requirements.txt").write_text("pyyaml==6.0.1\n")
+    (pkg / "bottle_bundle/requirements.txt").write_text("pyyaml==6.0.1\n")
     after_req = bundle_tag(pkg)
     assert after_req != before
 
-    (pkg / "util.py").write_text("import os  # reached through a relative import\n")
+    (pkg / "bottle_api/conventions.py").write_text("PORT = 2  # the seam's conventions\n")
     after_src = bundle_tag(pkg)
     assert after_src != after_req
 
-    (pkg / "bundle/data.yaml").write_text("a: 2\n")
+    (pkg / "bottle_bundle/data.yaml").write_text("a: 2\n")
     after_data = bundle_tag(pkg)
     assert after_data != after_src
 
@@ -121,28 +119,27 @@ def test_bundle_tag_follows_requirements_source_and_dockerfile(tmp_path, monkeyp
 def test_bundle_tag_ignores_code_the_bundle_does_not_import(tmp_path):
     pkg = fake_package(tmp_path)
     before = bundle_tag(pkg)
-    (pkg / "backends/docker.py").write_text("# a backend edit\n")
-    (pkg / "bundle/__pycache__/supervisor.cpython-311.pyc").write_text("other junk")
+    (pkg / "bottle_ref/backends/docker.py").write_text("# a backend edit\n")
+    (pkg / "bottle_bundle/__pycache__/supervisor.cpython-311.pyc").write_text("other junk")
     assert bundle_tag(pkg) == before
 
 
-def test_bundle_sources_is_the_import_closure(tmp_path):
+def test_bundle_sources_are_the_two_packages(tmp_path):
     pkg = fake_package(tmp_path)
     assert inputs.bundle_sources(pkg) == [
-        "bottle_ref/__init__.py",
-        "bottle_ref/bundle/__init__.py",
-        "bottle_ref/bundle/__main__.py",
-        "bottle_ref/bundle/data.yaml",
-        "bottle_ref/bundle/requirements.txt",
-        "bottle_ref/bundle/supervisor.py",
-        "bottle_ref/pipelock.py",
-        "bottle_ref/util.py",
+        "bottle_api/__init__.py",
+        "bottle_api/conventions.py",
+        "bottle_bundle/__init__.py",
+        "bottle_bundle/__main__.py",
+        "bottle_bundle/data.yaml",
+        "bottle_bundle/requirements.txt",
+        "bottle_bundle/supervisor.py",
     ]
 
 
 def test_missing_requirements_is_a_clear_error(tmp_path):
     pkg = fake_package(tmp_path)
-    (pkg / "bundle/requirements.txt").unlink()
+    (pkg / "bottle_bundle/requirements.txt").unlink()
     with pytest.raises(ImageError, match="requirements not found"):
         bundle_tag(pkg)
 
@@ -174,7 +171,7 @@ def builder(tmp_path: Path, runner: RecordingRunner, *, euid: int = 0,
     for name in (fetch.NATIVE_TGZ, fetch.WRAPPER_TGZ):
         (npm / name).write_bytes(b"tgz")
     say = (lines.append if lines is not None else (lambda line: None))
-    return Builder(runner, cache=cache, say=say, euid=euid, package_root=pkg)
+    return Builder(runner, cache=cache, say=say, euid=euid, source_root=pkg)
 
 
 def builds(runner: RecordingRunner) -> list[tuple[str, ...]]:

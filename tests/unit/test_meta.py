@@ -40,7 +40,7 @@ from pathlib import Path
 import hypothesis
 import pytest
 
-from bottle_ref.backends.base import Backend
+from bottle_api.backend import Backend
 from bottle_ref.backends.docker import DockerBackend
 from bottle_ref.backends.smolmachines import SmolmachinesBackend
 from conformance.clauses import CLAUSES, LIVE, MUST

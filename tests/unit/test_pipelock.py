@@ -228,14 +228,12 @@ class TestLoad:
         with pytest.raises(ValueError, match="forward_proxy.enabled"):
             load_config("")
 
-    def test_module_needs_only_stdlib_and_yaml(self):
-        # The bundle image's compatible proxy imports this module on its own;
-        # its one project import, yamltext, must be as light.
-        from bottle_ref import yamltext
+    def test_bundle_validator_needs_only_stdlib_yaml_and_conventions(self):
+        # The bundle image's compatible proxy imports the validator on its own.
+        from bottle_bundle import pipelock_config
 
-        allowed = {"__future__", "re", "collections", "typing", "yaml"}
-        for module in (pipelock, yamltext):
-            source = open(module.__file__, encoding="utf-8").read()
-            imports = re.findall(r"^(?:from|import) ([\w.]+)", source, re.M)
-            assert all(m.split(".")[0] in allowed or m == "." for m in imports), imports
-        assert "from . import yamltext" in open(pipelock.__file__, encoding="utf-8").read()
+        allowed = {"__future__", "re", "collections", "typing", "yaml", "bottle_api.conventions"}
+        source = open(pipelock_config.__file__, encoding="utf-8").read()
+        imports = re.findall(r"^(?:from|import) ([\w.]+)(?: import (\w+))?", source, re.M)
+        names = {m if m.split(".")[0] != "bottle_api" else f"{m}.{n}" for m, n in imports}
+        assert all(n.split(".")[0] in allowed or n in allowed for n in names), names

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from bottle_ref import pipelock
 from bottle_ref.credentials import decode_jwt_payload, jwt_exp
 from bottle_ref.egress import load_routes
-from bottle_ref.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
-from bottle_ref.plan import Plan, to_json
+from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
+from bottle_api.plan import Plan, to_json
 from bottle_ref.planning import build_plan
-from bottle_ref.spec import BottleSpec, GitUser, Route, SpecError, Upstream
+from bottle_api.spec import BottleSpec, GitUser, Route, SpecError, Upstream
 from bottle_ref.supervise import mcp_add_argv
 
 PIPELOCK_URL = "http://pipelock:8888"

@@ -2,7 +2,7 @@
 
 A tiny fake backend (written into each pytester directory) stands in for the
 reference backends, so these tests depend only on the seam in
-``bottle_ref.backends.base``.
+``bottle_api.backend``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from conformance.settings import Settings, SettingsError
 pytest_plugins = ["pytester"]
 
 FAKE_BACKEND = '''
-from bottle_ref.backends.base import Backend, Bottle
-from bottle_ref.plan import EgressPlan, PipelockPlan, Plan
+from bottle_api.backend import Backend, Bottle
+from bottle_api.plan import EgressPlan, PipelockPlan, Plan
 
 
 class FakeBottle(Bottle):

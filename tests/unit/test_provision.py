@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bottle_ref.plan import EgressPlan, GitGatePlan, GuestFile, PipelockPlan, Plan, SupervisePlan
+from bottle_api.plan import EgressPlan, GitGatePlan, GuestFile, PipelockPlan, Plan, SupervisePlan
 from bottle_ref.provision import (
     CA_GUEST_PATH,
     PROMPT_PATH,
@@ -19,8 +19,8 @@ from bottle_ref.provision import (
     home_of,
     provision,
 )
-from bottle_ref.runner import RecordingRunner
-from bottle_ref.spec import GitUser, Upstream
+from bottle_api.runner import RecordingRunner
+from bottle_api.spec import GitUser, Upstream
 
 CA_OK = "Updating certificates in /etc/ssl/certs...\n1 added, 0 removed; done.\n"
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from bottle_ref.runner import CommandError, RecordingRunner, SubprocessRunner, poll
+from bottle_api.runner import CommandError, RecordingRunner, SubprocessRunner, poll
 
 
 def test_recording_keeps_env_names_not_values():

@@ -13,12 +13,12 @@ import pytest
 import yaml
 
 from bottle_ref import pty_resize
-from bottle_ref.host import CLAUDE_CREDENTIALS, HostContext
-from bottle_ref.plan import to_json
+from bottle_api.host import CLAUDE_CREDENTIALS, HostContext
+from bottle_api.plan import to_json
 from bottle_ref.provision import CA_GUEST_PATH, ProvisionError
 from bottle_ref.resume import resume_with_fallback
-from bottle_ref.runner import CommandError, RecordingRunner
-from bottle_ref.spec import BottleSpec, GitUser, Route, SpecError, Upstream
+from bottle_api.runner import CommandError, RecordingRunner
+from bottle_api.spec import BottleSpec, GitUser, Route, SpecError, Upstream
 from bottle_ref.backends.smolmachines import (
     PTY_RESIZE_SCRIPT,
     LaunchError,

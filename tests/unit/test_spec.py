@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bottle_ref.cli import main
-from bottle_ref.spec import (
+from bottle_api.spec import (
     MAX_SPEC_BYTES,
     BottleSpec,
     GitUser,

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
 from bottle_ref.credentials import claude_placeholder, codex_placeholder
-from bottle_ref.host import CLAUDE_CREDENTIALS, CODEX_AUTH
-from bottle_ref.spec import parse_spec
+from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH
+from bottle_api.spec import parse_spec
 from conformance import strategies as bst
 
 FAST = settings(max_examples=60, deadline=None, database=None,

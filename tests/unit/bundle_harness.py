@@ -1,8 +1,8 @@
 """Helpers for testing the bundle daemons as real processes on loopback.
 
 Used by ``tests/unit/test_bundle_*.py`` and usable by the live tier: start a
-daemon with ``python -m bottle_ref.bundle <name>`` and a given environment,
-wait until its port accepts connections (bounded `bottle_ref.runner.poll`,
+daemon with ``python -m bottle_bundle <name>`` and a given environment,
+wait until its port accepts connections (bounded `bottle_api.runner.poll`,
 no fixed sleep), and always stop it, even when an assertion failed. Logs go
 to a file so a failing test can show them.
 """
@@ -22,8 +22,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..ca import ca_init_argv
-from ..runner import SubprocessRunner, poll
+from bottle_ref.ca import ca_init_argv
+from bottle_api.runner import SubprocessRunner, poll
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 20.0
@@ -90,14 +90,14 @@ class Daemon:
 
 
 def spawn(names: str, env: Mapping[str, str], log: Path, *, ports: tuple[int, ...] = ()) -> Daemon:
-    """Start ``python -m bottle_ref.bundle NAMES`` with ``env`` over os.environ."""
+    """Start ``python -m bottle_bundle NAMES`` with ``env`` over os.environ."""
     child_env = dict(os.environ)
     for key in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
         child_env.pop(key, None)
     child_env.update(env)
     out = open(log, "wb")  # noqa: SIM115 - closed right after the child inherits it
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "bottle_ref.bundle", names],
+        proc = subprocess.Popen([sys.executable, "-m", "bottle_bundle", names],
                                 env=child_env, stdout=out, stderr=subprocess.STDOUT)
     finally:
         out.close()

@@ -19,8 +19,7 @@ from typing import Any
 from .spec import AgentKind, GitUser, Route, Upstream
 
 # Bundle daemon names and their container ports (DESIGN §1).
-PIPELOCK, EGRESS, GIT_GATE, SUPERVISE = "pipelock", "egress", "git-gate", "supervise"
-PORTS: Mapping[str, int] = {PIPELOCK: 8888, EGRESS: 9099, GIT_GATE: 9418, SUPERVISE: 9100}
+from .conventions import EGRESS, GIT_GATE, PIPELOCK, PORTS, PROMPT_PATH, SUPERVISE  # noqa: E402,F401
 
 REDACTED = "<redacted>"
 
@@ -85,7 +84,7 @@ class Plan:
     guest_env: Mapping[str, str] = field(default_factory=dict)  # never holds a secret
     guest_files: tuple[GuestFile, ...] = ()
     prompt: str = ""
-    prompt_path: str = "/home/node/.claude-bottle-prompt.txt"
+    prompt_path: str = PROMPT_PATH
     skills: tuple[tuple[str, str], ...] = ()  # (host dir, skill name)
     cwd: str | None = None
     git_user: GitUser = field(default_factory=GitUser)

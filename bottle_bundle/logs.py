@@ -31,7 +31,7 @@ def setup_logging(name: str) -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    logger = logging.getLogger(f"bottle_ref.bundle.{name}")
+    logger = logging.getLogger(f"bottle_bundle.{name}")
     logger.setLevel(logging.INFO)
     return logger
 

@@ -39,7 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .. import egress, pipelock
+from bottle_api import conventions
+
+from . import routes as egress
 from . import logs, mitm
 from .hosts import host_matches, parse_listen
 
@@ -140,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     if not have_ca and injector.routes:
         return logs.fail(NAME, f"refusing to start: routes need the CA pair {cert} and {key}")
     extras = mitm.env_paths(env.get(UPSTREAM_CA_ENV))
-    if os.path.isfile(pipelock.CA_CERT):
-        extras.append(Path(pipelock.CA_CERT))
+    if os.path.isfile(conventions.PIPELOCK_CA_CERT):
+        extras.append(Path(conventions.PIPELOCK_CA_CERT))
     try:
         confdir, bundle = mitm.prepare_confdir(cert if have_ca else None,
                                                key if have_ca else None, extras,

@@ -2,7 +2,7 @@
 
 pipelock's own binary is not obtainable here (DESIGN §7), so the bundle runs
 this stand-in. It reads the SAME pipelock.yaml the planner renders, validated
-by `bottle_ref.pipelock.load_config`: an unknown key (or any other problem
+by `bottle_bundle.pipelock_config.load_config`: an unknown key (or any other problem
 pipelock would refuse) stops it before it listens, as pipelock does. The
 image can swap in real pipelock without touching the backends.
 
@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import pipelock
+from . import pipelock_config as pipelock
 from . import logs, mitm
 from .hosts import matches_any, normalize, parse_listen
 
@@ -100,7 +100,7 @@ class PipelockSettings:
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> PipelockSettings:
-        """From a config `bottle_ref.pipelock.load_config` accepted."""
+        """From a config `bottle_bundle.pipelock_config.load_config` accepted."""
 
         def get(*keys: str, default: Any = None) -> Any:
             node: Any = data

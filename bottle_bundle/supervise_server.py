@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import supervise
+from bottle_api import conventions
 from .hosts import parse_listen
 from .logs import setup_logging
 
@@ -65,9 +65,9 @@ def build_server(*, bottle: str, queue: ApprovalQueue, host: str, port: int):
     from mcp.server.transport_security import TransportSecuritySettings
 
     server = FastMCP(
-        supervise.SERVER_NAME,
+        conventions.SUPERVISE_SERVER_NAME,
         instructions="Ask the bottle's supervisor for approval before risky actions.",
-        host=host, port=port, streamable_http_path=supervise.MCP_PATH,
+        host=host, port=port, streamable_http_path=conventions.SUPERVISE_MCP_PATH,
         log_level="WARNING",
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
     env = os.environ if env is None else env
     setup_logging(NAME)  # before FastMCP, whose basicConfig then keeps ours
     try:
-        host, port = parse_listen(env.get(supervise.LISTEN_ENV) or DEFAULT_LISTEN,
-                                  what=supervise.LISTEN_ENV)
+        host, port = parse_listen(env.get(conventions.SUPERVISE_LISTEN_ENV) or DEFAULT_LISTEN,
+                                  what=conventions.SUPERVISE_LISTEN_ENV)
     except ValueError as exc:
         print(f"{NAME}: refusing to start: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         return 2
     server = build_server(bottle=env.get("BOTTLE_NAME") or "unknown", queue=ApprovalQueue(root),
                           host=host, port=port)
-    print(f"{NAME}: MCP (streamable HTTP) on http://{host}:{port}{supervise.MCP_PATH}, "
+    print(f"{NAME}: MCP (streamable HTTP) on http://{host}:{port}{conventions.SUPERVISE_MCP_PATH}, "
           f"queue {root}", file=sys.stderr, flush=True)
     server.run(transport="streamable-http")  # uvicorn: SIGTERM shuts it down
     return 0

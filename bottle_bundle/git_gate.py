@@ -27,7 +27,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import git_gate
+from bottle_api import conventions
 
 NAME = "git-gate"
 REPO_NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
@@ -73,10 +73,10 @@ def ensure_repos(base: Path, names: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
-    base = Path(env.get("GIT_GATE_BASE") or git_gate.GATE_ROOT)
+    base = Path(env.get("GIT_GATE_BASE") or conventions.GIT_GATE_ROOT)
     listen = env.get("GIT_GATE_LISTEN") or "0.0.0.0"
     try:
-        port = int(env.get("GIT_GATE_PORT") or git_gate.PORT)
+        port = int(env.get("GIT_GATE_PORT") or conventions.PORTS[conventions.GIT_GATE])
         names = repo_names(env.get("GIT_GATE_REPOS"))
         created = ensure_repos(base, names)
     except ValueError as exc:

@@ -17,10 +17,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
-from ..host import HostContext
-from ..plan import Plan
-from ..runner import Completed, RecordingRunner, Runner
-from ..spec import BottleSpec
+from .host import HostContext
+from .plan import Plan
+from .runner import Completed, RecordingRunner, Runner
+from .spec import BottleSpec
 
 Progress = Callable[[str], None]
 
@@ -30,7 +30,7 @@ Progress = Callable[[str], None]
 # corporate TLS-inspecting proxy; the live tier uses it to make the proxies
 # trust its test upstream's CA. A backend implementing
 # `Bottle.outbound_network` MUST honour it.
-UPSTREAM_CA_ENV = "BOTTLE_UPSTREAM_CA_FILE"
+from .conventions import UPSTREAM_CA_ENV  # noqa: E402,F401
 
 
 def _quiet(_: str) -> None:

@@ -1,0 +1,92 @@
+"""Every fact the contract, the reference and the bundle share, in one place.
+
+Ports, daemon names, the guest's user and paths, the bundle image's
+interface (mount paths, env names, entry command) and the resource label
+key. The suite reads these to know what to check; the reference reads them
+to know what to build; the bundle daemons read them to know where their
+config is. CONTRACT.md renders `TABLE` (``bottle-conformance contract``).
+
+Stdlib only: the bundle image imports this module too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# -- the bundle daemons (DESIGN §1) ----------------------------------------
+PIPELOCK, EGRESS, GIT_GATE, SUPERVISE = "pipelock", "egress", "git-gate", "supervise"
+DAEMON_NAMES: tuple[str, ...] = (PIPELOCK, EGRESS, GIT_GATE, SUPERVISE)
+PORTS: Mapping[str, int] = {PIPELOCK: 8888, EGRESS: 9099, GIT_GATE: 9418, SUPERVISE: 9100}
+
+# The bundle image's launcher: ``bottle-bundle <daemon>[,<daemon>...]``.
+BUNDLE_ENTRY = "bottle-bundle"
+
+# -- the guest (DESIGN §4) --------------------------------------------------
+NODE = "node"
+ROOT = "root"
+NODE_HOME = "/home/node"
+ROOT_HOME = "/root"
+PROMPT_PATH = "/home/node/.claude-bottle-prompt.txt"
+SKILLS_DIR = "/home/node/.claude/skills"
+WORKDIR = "/home/node/work"
+CLAUDE_CONFIG = "/home/node/.claude.json"  # `claude mcp add --scope user` writes here
+GITCONFIG = "/home/node/.gitconfig"
+CODEX_AUTH_GUEST = "/home/node/.codex/auth.json"
+CLAUDE_CREDENTIALS_GUEST = "/home/node/.claude/.credentials.json"
+# The agent CA lands here; update-ca-certificates folds it into CA_BUNDLE.
+CA_GUEST_PATH = "/usr/local/share/ca-certificates/bottle-egress.crt"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Codex is rustls and ignores the system store: it reads this (custom_ca.rs).
+CODEX_CA_ENV = "CODEX_CA_CERTIFICATE"
+
+# -- the bundle image interface (mounted config, env) ------------------------
+PIPELOCK_CONFIG_PATH = "/etc/pipelock/pipelock.yaml"
+PIPELOCK_CA_CERT = "/etc/pipelock/ca.pem"
+PIPELOCK_CA_KEY = "/etc/pipelock/ca-key.pem"
+EGRESS_ROUTES_PATH = "/etc/egress/routes.yaml"
+EGRESS_CA_CERT = "/etc/egress/ca.pem"
+EGRESS_CA_KEY = "/etc/egress/ca-key.pem"
+EGRESS_UPSTREAM_ENV = "EGRESS_UPSTREAM_PROXY"
+EGRESS_LISTEN_ENV = "EGRESS_LISTEN"
+# Egress reads real tokens from bare env names BOTTLE_EGRESS_TOKEN_<i>.
+EGRESS_TOKEN_SLOT_PREFIX = "BOTTLE_EGRESS_TOKEN_"
+# egress's upstream is pipelock on the bundle's own loopback (auth-chain fix).
+EGRESS_UPSTREAM_PROXY = "http://127.0.0.1:8888"
+GIT_GATE_ROOT = "/srv/git"
+SUPERVISE_SERVER_NAME = "supervise"
+SUPERVISE_MCP_PATH = "/mcp"
+SUPERVISE_LISTEN_ENV = "SUPERVISE_LISTEN"
+
+# Host env var naming a PEM bundle the bottle's proxies must trust for
+# upstream TLS on top of the system store (the live tier's test upstream).
+UPSTREAM_CA_ENV = "BOTTLE_UPSTREAM_CA_FILE"
+
+# -- engine resources ---------------------------------------------------------
+# Every engine object a reference bottle makes carries LABEL_KEY=<bottle ident>.
+LABEL_KEY = "bottle-ref.bottle"
+
+
+def _rows() -> list[tuple[str, str, str]]:
+    rows = [(f"port of {d}", str(PORTS[d]), "bundle daemon's container port") for d in DAEMON_NAMES]
+    rows += [
+        ("bundle entry", BUNDLE_ENTRY, "`bottle-bundle <daemon>[,...]` starts the daemons"),
+        ("agent user", f"{NODE} (HOME={NODE_HOME})", "agent and user-state commands"),
+        ("prompt file", PROMPT_PATH, "mode 0600, owner node"),
+        ("skills dir", SKILLS_DIR, "`<name>` per skill, owned by node"),
+        ("workdir", WORKDIR, "the host cwd's `.git` lands here"),
+        ("claude user config", CLAUDE_CONFIG, "MCP registration, onboarding, trust"),
+        ("codex auth", CODEX_AUTH_GUEST, "placeholder only"),
+        ("claude credentials", CLAUDE_CREDENTIALS_GUEST, "placeholder only"),
+        ("agent CA", CA_GUEST_PATH, "then `update-ca-certificates` (`1 added`)"),
+        ("CA bundle", CA_BUNDLE, f"`{CODEX_CA_ENV}` points here for codex"),
+        ("pipelock config", PIPELOCK_CONFIG_PATH, "pipelock's own keys"),
+        ("egress routes", EGRESS_ROUTES_PATH, f"tokens from `{EGRESS_TOKEN_SLOT_PREFIX}<i>`"),
+        ("egress upstream", EGRESS_UPSTREAM_PROXY, f"`{EGRESS_UPSTREAM_ENV}`: pipelock"),
+        ("supervise MCP path", SUPERVISE_MCP_PATH, f"server name `{SUPERVISE_SERVER_NAME}`"),
+        ("label key", LABEL_KEY, "on every engine object a reference bottle makes"),
+    ]
+    return rows
+
+
+# (fact, value, note): rendered into CONTRACT.md.
+TABLE: tuple[tuple[str, str, str], ...] = tuple(_rows())
