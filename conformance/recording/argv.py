@@ -1,0 +1,337 @@
+"""Reading recorded argv the way a backend-agnostic test must: guest commands,
+user framing, published ports, created and removed resources. It knows
+docker/podman/nerdctl and smolvm argv shapes and the bundle interface."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+# -- reading argv ----------------------------------------------------------------
+#
+# Helpers tests use to read a recording without knowing the backend. They
+# understand container engines (docker, podman, nerdctl) and smolvm.
+
+ENGINES = frozenset({"docker", "podman", "nerdctl"})
+
+
+def prog(argv: Sequence[str]) -> str:
+    """The program's basename (``/usr/bin/docker`` -> ``docker``)."""
+    return PurePosixPath(argv[0]).name if argv else ""
+
+
+def subcommand(argv: Sequence[str]) -> tuple[str, ...]:
+    """``("exec",)`` for ``docker exec``/``docker container exec``,
+    ``("machine", "exec")`` for smolvm; () for anything else."""
+    p = prog(argv)
+    if p in ENGINES and len(argv) > 1:
+        if argv[1] in ("container", "network", "volume", "image") and len(argv) > 2:
+            sub = (argv[1], argv[2])
+            return ("exec",) if sub == ("container", "exec") else sub
+        return (argv[1],)
+    if p == "smolvm" and len(argv) > 2:
+        return (argv[1], argv[2])
+    return ()
+
+
+def is_guest_exec(argv: Sequence[str]) -> bool:
+    return subcommand(argv) in (("exec",), ("machine", "exec"))
+
+
+def is_guest_copy(argv: Sequence[str]) -> bool:
+    return subcommand(argv) in (("cp",), ("machine", "cp"))
+
+
+def contains_seq(argv: Sequence[str], seq: Sequence[str]) -> int:
+    """Index where ``seq`` starts as consecutive tokens of ``argv``, or -1."""
+    n = len(seq)
+    for i in range(len(argv) - n + 1):
+        if tuple(argv[i:i + n]) == tuple(seq):
+            return i
+    return -1
+
+
+def mentions(argv: Sequence[str], text: str) -> bool:
+    """``text`` appears as consecutive tokens or inside one token (``sh -c``)."""
+    words = text.split()
+    return contains_seq(argv, words) >= 0 or any(text in tok for tok in argv)
+
+
+def node_framing_problem(argv: Sequence[str], at: int) -> str | None:
+    """Why the command starting at ``argv[at]`` is not run as node with
+    HOME=/home/node, or None if it is.
+
+    Accepted: ``runuser -u node --`` or an engine's ``-u node``/``--user node``
+    before it, and the last ``HOME=`` assignment before it (``-e``,
+    ``--env=``, ``env HOME=...`` or bare) being ``/home/node``. Bare
+    runuser keeps root's HOME=/root (seed: git config landed in /root), and
+    root's USER too, so a runuser switch also needs USER=node (DESIGN s4)."""
+    before = list(argv[:at])
+    assignments = env_assignments(before)
+    homes = [v for k, v in assignments if k == "HOME"]
+    users = [v for k, v in assignments if k == "USER"]
+    via_runuser = contains_seq(before, ["runuser", "-u", "node"]) >= 0
+    as_node = (via_runuser
+               or contains_seq(before, ["-u", "node"]) >= 0
+               or contains_seq(before, ["--user", "node"]) >= 0
+               or "--user=node" in before or "-unode" in before)
+    if not as_node:
+        root_like = contains_seq(before, ["-u", "root"]) >= 0 or "--user=root" in before
+        return ("it runs as root (-u root)" if root_like
+                else "there is no switch to node (no -u node, no runuser -u node --)")
+    if not homes:
+        return "it runs as node but HOME=/home/node is not set (HOME stays root's /root)"
+    if homes[-1] != "/home/node":
+        return f"it runs as node but with HOME={homes[-1]}"
+    if via_runuser and (not users or users[-1] != "node"):
+        seen = f"USER={users[-1]}" if users else "no USER"
+        return f"it switches with runuser but sets {seen} (root's USER leaks; want USER=node)"
+    return None
+
+
+def guest_command_start(argv: Sequence[str]) -> int:
+    """Index of the in-guest command in an exec argv: after ``--`` (and a
+    following ``runuser -u node --``) for smolvm; after the container name
+    for an engine's exec (the first non-option token after its options)."""
+    if prog(argv) == "smolvm":
+        if "--" in argv:
+            i = list(argv).index("--") + 1
+            if tuple(argv[i:i + 4]) == ("runuser", "-u", "node", "--"):
+                i += 4
+            return i
+        return len(argv)
+    with_value = {"-u", "--user", "-e", "--env", "-w", "--workdir", "--env-file"}
+    i = 2 if len(argv) > 1 and argv[1] == "exec" else 3
+    while i < len(argv):
+        tok = argv[i]
+        if tok in with_value:
+            i += 2
+        elif tok.startswith("-"):
+            i += 1
+        else:
+            return i + 1  # the container name, then the command
+    return len(argv)
+
+
+def env_assignments(argv: Sequence[str]) -> list[tuple[str, str]]:
+    """``(NAME, value)`` for every ``NAME=value`` token (``-e K=V``,
+    ``--env=K=V``, ``env K=V``); bare ``-e NAME`` entries are not included."""
+    out = []
+    for tok in argv:
+        if tok.startswith("--env="):
+            tok = tok[len("--env="):]
+        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", tok, re.S)
+        if m:
+            out.append((m.group(1), m.group(2)))
+    return out
+
+
+@dataclass(frozen=True)
+class Publish:
+    """One ``-p``/``--publish`` value: bound host address (None: all
+    interfaces), host port ('' when random) and container port."""
+
+    raw: str
+    host_ip: str | None
+    host_port: str
+    container_port: str
+
+    @property
+    def loopback(self) -> bool:
+        if self.host_ip is None:
+            return False
+        try:
+            return ipaddress.ip_address(self.host_ip.strip("[]")).is_loopback
+        except ValueError:
+            return self.host_ip == "localhost"
+
+
+def parse_publish(value: str) -> Publish:
+    """docker's ``[ip:][hostPort:]containerPort[/proto]``; ``[::1]:...`` too."""
+    rest = value
+    ip: str | None = None
+    if rest.startswith("["):
+        close = rest.find("]")
+        ip, rest = rest[:close + 1], rest[close + 2:]
+        parts = rest.split(":")
+        host_port, cport = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+    else:
+        parts = rest.split(":")
+        if len(parts) >= 3:
+            ip, host_port, cport = parts[0], parts[1], ":".join(parts[2:])
+        elif len(parts) == 2:
+            host_port, cport = parts
+        else:
+            host_port, cport = "", parts[0]
+    return Publish(value, ip or None, host_port, cport.split("/")[0])
+
+
+def publish_values(argv: Sequence[str], *, stop_at: Iterable[str] = ()) -> list[str]:
+    """The ``-p``/``--publish`` values of an engine ``run``/``create`` (or
+    smolvm ``machine create``) argv, read up to the first token in
+    ``stop_at`` (the image: what follows is the container's own command)."""
+    if subcommand(argv) not in (("run",), ("create",), ("container", "run"),
+                                ("container", "create"), ("machine", "create")):
+        return []
+    stops = set(stop_at)
+    out = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok in stops:
+            break
+        if tok in ("-p", "--publish") and i + 1 < len(argv):
+            out.append(argv[i + 1])
+            i += 2
+            continue
+        for prefix in ("--publish=", "-p="):
+            if tok.startswith(prefix):
+                out.append(tok[len(prefix):])
+        if tok.startswith("-p") and len(tok) > 2 and tok[2] not in "=-" and not tok.startswith("--"):
+            out.append(tok[2:])
+        i += 1
+    return out
+
+
+def publish_all_flags(argv: Sequence[str], *, stop_at: Iterable[str] = ()) -> list[str]:
+    """``-P``/``--publish-all`` and host networking flags of an engine run/create."""
+    if prog(argv) not in ENGINES or subcommand(argv) not in (("run",), ("create",)):
+        return []
+    stops, out = set(stop_at), []
+    for i, tok in enumerate(argv):
+        if tok in stops:
+            break
+        if tok in ("-P", "--publish-all"):
+            out.append(tok)
+        if tok in ("--network=host", "--net=host") or (
+                tok in ("--network", "--net") and i + 1 < len(argv) and argv[i + 1] == "host"):
+            out.append(f"{tok} host" if "=" not in tok else tok)
+    return out
+
+
+def mount_pairs(argv: Sequence[str]) -> list[tuple[str, str]]:
+    """``(host source, container target)`` of ``--mount type=bind,...`` and
+    ``-v SRC:DST[:opts]`` in an argv."""
+    out = []
+    for i, tok in enumerate(argv):
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if tok == "--mount" or tok.startswith("--mount="):
+            spec = tok.split("=", 1)[1] if tok.startswith("--mount=") else nxt
+            kv = dict(p.split("=", 1) for p in spec.split(",") if "=" in p)
+            src = kv.get("source") or kv.get("src")
+            dst = kv.get("target") or kv.get("destination") or kv.get("dst")
+            if src and dst:
+                out.append((src, dst))
+        elif tok in ("-v", "--volume") and nxt.count(":") >= 1:
+            src, dst = nxt.split(":")[:2]
+            out.append((src, dst))
+    return out
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str  # container, network, volume, machine
+    name: str
+
+
+def _named_after(argv: Sequence[str], flag: str) -> str | None:
+    for i, tok in enumerate(argv):
+        if tok == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if tok.startswith(flag + "="):
+            return tok.split("=", 1)[1]
+    return None
+
+
+def _positionals(argv: Sequence[str], start: int, with_value: set[str]) -> list[str]:
+    out, i = [], start
+    while i < len(argv):
+        tok = argv[i]
+        if tok in with_value:
+            i += 2
+            continue
+        if not tok.startswith("-"):
+            out.append(tok)
+        i += 1
+    return out
+
+
+def created_resource(argv: Sequence[str]) -> Resource | None:
+    """The engine resource (container, network, volume) or smolvm machine an
+    argv creates, if any."""
+    sub = subcommand(argv)
+    if prog(argv) in ENGINES:
+        if sub in (("run",), ("create",), ("container", "run"), ("container", "create")):
+            name = _named_after(argv, "--name")
+            return Resource("container", name) if name else None
+        if sub in (("network", "create"), ("volume", "create")):
+            pos = _positionals(argv, 3, {"--label", "--driver", "-d", "--subnet", "--opt", "-o",
+                                         "--gateway", "--ip-range"})
+            return Resource(sub[0], pos[-1]) if pos else None
+    if sub == ("machine", "create"):
+        pos = _positionals(argv, 3, {"-I", "--image", "--from", "--cpus", "--mem", "-v", "-p",
+                                     "--allow-cidr", "--allow-host", "-e", "-w"})
+        name = _named_after(argv, "--name") or (pos[0] if pos else None)
+        return Resource("machine", name) if name else None
+    return None
+
+
+def removed_resources(argv: Sequence[str]) -> list[Resource]:
+    """Resources an argv removes: engine ``rm`` (containers), ``network rm``,
+    ``volume rm``, smolvm ``machine delete``."""
+    sub = subcommand(argv)
+    if prog(argv) in ENGINES:
+        if sub in (("rm",), ("container", "rm")):
+            start = 2 if sub == ("rm",) else 3
+            return [Resource("container", n) for n in _positionals(argv, start, set())]
+        if sub in (("network", "rm"), ("volume", "rm")):
+            return [Resource(sub[0], n) for n in _positionals(argv, 3, set())]
+    if sub in (("machine", "delete"), ("machine", "rm")):
+        name = _named_after(argv, "--name")
+        pos = _positionals(argv, 3, set())
+        return [Resource("machine", n) for n in ([name] if name else pos)]
+    return []
+
+
+BUNDLE_DAEMONS = frozenset({"pipelock", "egress", "git-gate", "supervise"})
+
+
+def engine_topology(runs: Iterable[Sequence[str]], *, bundle_image: str,
+                    agent_image: str) -> tuple[dict[str, set[str]], dict[str, set[str]], set[str]]:
+    """From engine argvs: ``(networks per container, bundle daemons per
+    container, agent containers)``. Networks come from ``--network`` at
+    run/create and ``network connect NET C``; daemons from the bundle
+    interface (``BUNDLE_IMAGE bottle-bundle d1,d2``); agent containers are
+    those created from the agent image."""
+    nets: dict[str, set[str]] = {}
+    daemons: dict[str, set[str]] = {}
+    agents: set[str] = set()
+    for argv in runs:
+        if prog(argv) not in ENGINES:
+            continue
+        sub = subcommand(argv)
+        res = created_resource(argv)
+        if res is not None and res.kind == "container":
+            name = res.name
+            image_at = next((i for i, t in enumerate(argv) if t in (bundle_image, agent_image)
+                             and i > 1), None)
+            head = argv[:image_at] if image_at is not None else argv
+            for i, tok in enumerate(head):
+                if tok in ("--network", "--net") and i + 1 < len(head):
+                    nets.setdefault(name, set()).add(head[i + 1])
+                elif tok.startswith(("--network=", "--net=")):
+                    nets.setdefault(name, set()).add(tok.split("=", 1)[1])
+            if image_at is not None and argv[image_at] == agent_image:
+                agents.add(name)
+            elif image_at is not None:
+                words = {w for t in argv[image_at + 1:] for w in t.split(",")}
+                daemons[name] = words & BUNDLE_DAEMONS
+        elif sub == ("network", "connect"):
+            pos = _positionals(argv, 3, {"--alias", "--ip", "--ip6", "--link",
+                                         "--link-local-ip", "--driver-opt"})
+            if len(pos) >= 2:
+                nets.setdefault(pos[1], set()).add(pos[0])
+    return nets, daemons, agents

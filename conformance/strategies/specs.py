@@ -1,0 +1,339 @@
+"""Strategies for bottle specs and their pieces (names, hosts, routes, upstreams...)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
+
+from .pools import (
+    _ALNUM,
+    _LOWER_DIGITS,
+    _RESERVED_ENV,
+    _RESERVED_ENV_PREFIXES,
+    FAKE_CWD,
+    FAKE_SKILLS_ROOT,
+    SECRET_MARK,
+    _b64url,
+    _text,
+)
+
+# -- spec pieces -----------------------------------------------------------------
+
+
+# Curated odd values. Drawing one from a pool is a single hypothesis choice,
+# far cheaper than composing a string character by character; each pool is
+# mixed with a composed strategy so values outside it still turn up.
+
+_NAME_POOL = ("a", "0", "9-", "a--b", "demo", "claude", "codex", "x" * 40, "0" + "-" * 39,
+              "bottle-1", "my-bottle", "b0ttl3", "z-z-z", "1234567890", "api-anthropic-com")
+_LABEL_POOL = ("x" * 63, "a" + "-" * 61 + "z", "0", "xn--bcher-kva", "API", "localhost", "a-b",
+               "Z9", "internal", "git", "eu-west-1", "s3")
+_HOST_POOL = (
+    "a", "A.B", "example.org", "API.Example.COM", "api.github.com", "a-b.c-d.e", "0.0",
+    "xn--bcher-kva.example", "registry.local", "localhost", "a.b.c.d.e.f",
+    "x" * 63 + ".com", ".".join(["y" * 63] * 3) + ".org", "1.2.3.4", "svc-1.internal",
+    "*.example.org", "*.a", "*.X" + "x" * 62 + ".io",
+    "api.anthropic.com", "chatgpt.com", "api.openai.com", "*.chatgpt.com",
+)
+_ENV_POOL = ("GH_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "_", "_X", "a", "token",
+             "GITLAB_TOKEN_2", "A" * 30, "Path_Like_var", "TOKEN_0", "X1")
+_HEADER_POOL = ("Authorization", "Authorization", "Authorization", "X-Api-Key",
+                "x-goog-api-key", "PRIVATE-TOKEN", "Proxy-Authorization", "!#$%&'*+.^_`|-")
+_SCHEME_POOL = ("Bearer", "Bearer", "Bearer", "", "", "token", "Basic", "Bot", "x!#$%")
+_UPSTREAM_NAME_POOL = ("app", "-", "_", "a.b", "...", "x" * 40, "repo.git", "A_B-c.d", "0")
+_URL_POOL = (
+    "https://example.org/app.git", "https://API.Example.COM/team/app", "ssh://git@example.org:2222/a/b",
+    "git@github.example:org/repo.git", "file:///srv/repo", "https://a.b/ c d.git",
+    "https://example.org/it's \"quoted\".git", "git://host/ümlaut.git", "relative/path",
+    "https://example.org/a.git?x=1#frag", "-u root",
+)
+_TEXT_POOL = ("Ada Lovelace", "O'Brien \"Bob\"", "zoë@example.org", "-u root", "a\nb",
+              "  padded  ", "$(whoami)", "`id`", "🙂 emoji", "tab\there", "back\\slash")
+_PROMPT_POOL = ("be brief", "it's \"quoted\"\n$(rm -rf /) `x`", "línea 1\nline 2\n",
+                "--continue", "\t-u root", "🙂" * 10, "x" * 500, "\n", " ")
+
+
+def _mostly(pooled: st.SearchStrategy, composed: st.SearchStrategy,
+            weight: int = 7) -> st.SearchStrategy:
+    """``pooled`` ``weight`` times out of ``weight + 1``, else ``composed``."""
+    return st.one_of(*([pooled] * weight), composed)
+
+
+@functools.cache
+def names() -> st.SearchStrategy[str]:
+    """Bottle names the loader accepts: ``[a-z0-9][a-z0-9-]{0,39}``, not
+    ``bottles``; the odd ones (1 and 40 characters, digits only, trailing
+    or doubled hyphens) and random short ones."""
+    short = st.text(alphabet=_LOWER_DIGITS + "-", min_size=1, max_size=12).filter(
+        lambda n: n[0] != "-" and n != "bottles")
+    return _mostly(st.sampled_from(_NAME_POOL), short, 3)
+
+
+@functools.cache
+def _labels() -> st.SearchStrategy[str]:
+    plain = st.text(alphabet=_ALNUM, min_size=1, max_size=8)
+    return st.one_of(plain, st.sampled_from(_LABEL_POOL))
+
+
+@functools.cache
+def hostnames(*, wildcard: bool = True) -> st.SearchStrategy[str]:
+    """DNS names: mixed case, digits, hyphens, 63-character labels, the
+    agents' API hosts, ``*.``-prefixed (if ``wildcard``). Config strings
+    only: nothing ever dials them."""
+    pool = _HOST_POOL if wildcard else tuple(h for h in _HOST_POOL if not h.startswith("*."))
+    composed = st.lists(_labels(), min_size=1, max_size=4).map(".".join).filter(
+        lambda h: len(h) <= 253)
+    if wildcard:
+        composed = st.tuples(st.booleans(), composed).map(lambda t: ("*." if t[0] else "") + t[1])
+    return _mostly(st.sampled_from(pool), composed)
+
+
+def _env_ok(name: str) -> bool:
+    return name not in _RESERVED_ENV and not name.startswith(_RESERVED_ENV_PREFIXES)
+
+
+@functools.cache
+def env_names() -> st.SearchStrategy[str]:
+    """Host env var names (``[A-Za-z_][A-Za-z0-9_]*``), none a backend reads
+    (not HOME, PATH, XDG_STATE_HOME, DOCKER_HOST, BOTTLE_*, CLAUDE_BOTTLE_*)."""
+    composed = st.text(alphabet="ABCDEKNOTY_019az", min_size=1, max_size=12).filter(
+        lambda n: not n[0].isdigit() and _env_ok(n))
+    return _mostly(st.sampled_from(_ENV_POOL), composed)
+
+
+@functools.cache
+def _secret_body() -> st.SearchStrategy[str]:
+    """16..40 random base64url characters from one cheap draw."""
+    return st.binary(min_size=12, max_size=30).map(_b64url)
+
+
+_TOKEN_PREFIXES = ("", "ghp_", "sk-", "glpat-")
+
+
+@functools.cache
+def tokens() -> st.SearchStrategy[str]:
+    """A secret value: an optional vendor-looking prefix, `SECRET_MARK`, and
+    a random body of 16..40 characters, so it never equals or sits inside
+    any other argv word."""
+    return st.binary(min_size=13, max_size=31).map(
+        lambda b: f"{_TOKEN_PREFIXES[b[0] % 4]}{SECRET_MARK}{_b64url(b[1:])}")  # one draw
+
+
+def _packed(*pools: tuple) -> st.SearchStrategy[tuple]:
+    """One value from each pool, from ONE integer draw (mixed radix). It
+    shrinks towards every pool's first entry, and costs a single choice where
+    a tuple of sampled_froms costs one per field plus their spans."""
+    sizes = [len(p) for p in pools]
+    total = 1
+    for n in sizes:
+        total *= n
+
+    def decode(index: int) -> tuple:
+        out = []
+        for pool, n in zip(pools, sizes):
+            index, i = divmod(index, n)
+            out.append(pool[i])
+        return tuple(out)
+
+    return st.integers(0, total - 1).map(decode)
+
+
+@functools.cache
+def routes() -> st.SearchStrategy[Route]:
+    """An egress route: odd hosts, other header names, empty or odd schemes.
+    Mostly from the curated pools (cheap), sometimes fully composed."""
+    pooled = _packed(_HOST_POOL, _ENV_POOL, _HEADER_POOL, _SCHEME_POOL).map(lambda t: Route(*t))
+    composed = st.builds(Route, host=hostnames(), token_env=env_names(),
+                         header=st.sampled_from(_HEADER_POOL), scheme=st.sampled_from(_SCHEME_POOL))
+    return _mostly(pooled, composed)
+
+
+@functools.cache
+def upstream_urls() -> st.SearchStrategy[str]:
+    """git URLs in the shapes people write (https, ssh, scp-like, file), odd
+    ones (spaces, quotes, unicode, a leading dash) and any text (the loader
+    accepts any non-empty string)."""
+    composed = st.builds(lambda scheme, h, p: f"{scheme}{h}/{p}",
+                         st.sampled_from(["https://", "ssh://git@", "git://", "http://"]),
+                         hostnames(wildcard=False),
+                         st.text(alphabet=_ALNUM + "-_./", min_size=1, max_size=12))
+    odd = _text(min_size=1, max_size=20).filter(lambda s: s.strip())
+    return _mostly(st.sampled_from(_URL_POOL), st.one_of(composed, odd), 4)
+
+
+_IDENTITY_POOL = (None, None, "/home/user/.ssh/id_ed25519", "/keys/deploy")
+
+
+@functools.cache
+def upstreams() -> st.SearchStrategy[Upstream]:
+    """A git upstream: name ``[A-Za-z0-9._-]+`` (not ``.``/``..``), any URL.
+    Mostly from the curated pools (cheap), sometimes fully composed."""
+    pooled = _packed(_UPSTREAM_NAME_POOL, _URL_POOL, _IDENTITY_POOL).map(lambda t: Upstream(*t))
+    name = st.text(alphabet=_ALNUM + "._-", min_size=1, max_size=10).filter(
+        lambda n: n not in (".", ".."))
+    composed = st.builds(Upstream, name=name, url=upstream_urls(),
+                         identity=st.sampled_from(_IDENTITY_POOL))
+    return _mostly(pooled, composed)
+
+
+_GIT_VALUES = (None, None) + _TEXT_POOL
+
+
+@functools.cache
+def git_users() -> st.SearchStrategy[GitUser]:
+    """Empty, name-only, email-only or both; unicode, quotes, newlines."""
+    pooled = _packed(_GIT_VALUES, _GIT_VALUES).map(lambda t: GitUser(*t))
+    value = st.one_of(st.none(), _text(min_size=1, max_size=20).filter(lambda s: s.strip()))
+    return _mostly(pooled, st.builds(GitUser, name=value, email=value), 5)
+
+
+@functools.cache
+def prompts() -> st.SearchStrategy[str]:
+    """Prompts: empty (often), unicode, quotes, newlines, shell metacharacters."""
+    return st.one_of(st.just(""), st.sampled_from(_PROMPT_POOL), _text(max_size=40))
+
+
+@functools.cache
+def skill_paths(*, max_size: int = 3) -> st.SearchStrategy[tuple[Path, ...]]:
+    """Skill dirs under `FAKE_SKILLS_ROOT` with distinct names. They do not
+    exist: use `materialise` before launching."""
+    return st.lists(st.sampled_from(_SKILL_NAMES), max_size=max_size, unique=True).map(
+        lambda ns: tuple(FAKE_SKILLS_ROOT / n for n in ns))
+
+
+@functools.cache
+def images() -> st.SearchStrategy[str | None]:
+    return st.sampled_from(_IMAGE_POOL)
+
+
+_FLAGS = {None: st.booleans(), True: st.just(True), False: st.just(False)}
+_IMAGE_POOL = (None, None, "claude-bottle:latest", "registry.local:5000/team/agent:v1.2",
+               "agent@sha256:" + "ab" * 32)
+_SKILL_NAMES = ("review", "a", "x-y_z", "Skill9", "s" * 40, "-dash", "_u")
+_SKILL_SETS = ((), (), ("review",), ("a", "x-y_z"), _SKILL_NAMES[2:5])
+
+
+def _sizes(min_size: int, max_size: int) -> tuple[int, ...]:
+    """List sizes, small first (most bottles declare one or two of a thing)
+    and the largest allowed often enough: a list's cost is its draws."""
+    small = [n for n in (min_size, min_size + 1, min_size, min_size + 1, min_size + 2)
+             if n <= max_size]
+    return tuple(small + [max_size, (min_size + max_size + 1) // 2])
+
+
+def _unique(draw, elements: st.SearchStrategy, key, n: int) -> tuple:
+    """Up to ``n`` elements distinct by ``key``: a duplicate is redrawn
+    (at most twice), then dropped, so the largest sizes really occur."""
+    out, seen = [], set()
+    for _ in range(n):
+        for _attempt in range(3):
+            item = draw(elements)
+            if key(item) not in seen:
+                seen.add(key(item))
+                out.append(item)
+                break
+    return tuple(out)
+
+
+def _route_key(r: Route) -> str:
+    return r.host.lower()  # the loader refuses two routes for one host, case-insensitively
+
+
+def _upstream_key(u: Upstream) -> str:
+    return u.name
+
+
+def _same(x):
+    return x
+
+
+def _choices(forced, *options) -> tuple:
+    return options if forced is None else (forced,)
+
+
+def specs(
+    agent: str | None = None,
+    routed: bool | None = None,
+    *,
+    forward_host_credentials: bool | None = None,
+    with_routes: bool | None = None,
+    with_upstreams: bool | None = None,
+    supervise: bool | None = None,
+    skills: bool = True,
+    cwd: bool = True,
+    max_routes: int = 8,
+    max_upstreams: int = 6,
+) -> st.SearchStrategy[BottleSpec]:
+    """Strategy of BottleSpec objects the loader would accept.
+
+    ``agent``: "claude", "codex" or None (either). ``routed``: True means at
+    least one route, declared or auto (``forward_host_credentials``); False
+    means none; None either. ``with_routes`` / ``with_upstreams`` /
+    ``supervise`` / ``forward_host_credentials``: True forces that part on,
+    False off, None either. ``skills`` / ``cwd`` False leave them out (the
+    loader checks those directories exist, so `spec_yaml` round trips
+    need that). Skills and cwd are fake paths: see `materialise`.
+    """
+    if agent not in (None, "claude", "codex"):
+        raise ValueError(f"agent must be 'claude', 'codex' or None, not {agent!r}")
+    if routed is False and (forward_host_credentials or with_routes):
+        raise ValueError("routed=False contradicts forward_host_credentials/with_routes=True")
+    if routed is True and forward_host_credentials is False and with_routes is False:
+        raise ValueError("routed=True needs routes or forward_host_credentials")
+    if max_routes < 1 or max_upstreams < 1:
+        raise ValueError("max_routes and max_upstreams must be >= 1")
+    return _specs(agent, routed, forward_host_credentials, with_routes, with_upstreams,
+                  supervise, skills, cwd, max_routes, max_upstreams)
+
+
+@functools.cache
+def _specs(agent, routed, forward_host_credentials, with_routes, with_upstreams, supervise,
+           skills, cwd, max_routes, max_upstreams) -> st.SearchStrategy[BottleSpec]:
+    # The spec's shape (agent, flags, image, skills, cwd, list sizes) is ONE
+    # packed choice: hypothesis pays per choice, and a packed integer still
+    # shrinks towards the simplest shape (every pool's first entry). Strings
+    # and list items are drawn from their own strategies.
+    if routed is False:
+        fhc_opts, routes_opts = (False,), (False,)
+    else:
+        fhc_opts = _choices(forward_host_credentials, False, True)
+        routes_opts = _choices(with_routes, False, True)
+    shape = _packed(
+        _choices(agent, "claude", "codex"), fhc_opts, routes_opts,
+        _choices(with_upstreams, False, True), _choices(supervise, False, True),
+        _IMAGE_POOL, _SKILL_SETS if skills else ((),), (None, FAKE_CWD) if cwd else (None,),
+        _sizes(1, max_routes), _sizes(1, max_upstreams), _sizes(0, 4), _sizes(0, 3),
+    )
+
+    @st.composite
+    def build(draw) -> BottleSpec:
+        (kind, fhc, want_routes, want_upstreams, sup, image, skill_set, cwd_path,
+         n_routes, n_upstreams, n_allow, n_pass) = draw(shape)
+        if routed and not (fhc or want_routes):
+            # Force on whichever part the caller left open.
+            if forward_host_credentials is None:
+                fhc = True
+            if with_routes is None and (not fhc or n_routes % 2):
+                want_routes = True
+        return BottleSpec(
+            name=draw(names()),
+            agent=kind,
+            image=image,
+            prompt=draw(prompts()),
+            skills=tuple(FAKE_SKILLS_ROOT / n for n in skill_set),
+            cwd=cwd_path,
+            git_user=draw(git_users()),
+            upstreams=(_unique(draw, upstreams(), _upstream_key, n_upstreams)
+                       if want_upstreams else ()),
+            routes=_unique(draw, routes(), _route_key, n_routes) if want_routes else (),
+            allow=_unique(draw, hostnames(), _same, n_allow),
+            tls_passthrough=_unique(draw, hostnames(), _same, n_pass),
+            forward_host_credentials=fhc,
+            supervise=sup,
+        )
+
+    return build()

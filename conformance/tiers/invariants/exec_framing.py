@@ -1,0 +1,72 @@
+"""Invariant properties for EXEC-USER, EXEC-RESUME."""
+
+from __future__ import annotations
+
+from hypothesis import given
+
+from bottle_ref.resume import resume_with_fallback
+
+from ... import strategies as bst
+from ...markers import clause
+from ...recording import contains_seq
+from .support import (
+    _LAUNCH,
+    _agent_index,
+    _fit,
+    _guest_commands,
+    _launched,
+    _recorded,
+    _show,
+    _user_switch_problem,
+)
+
+
+class ExecInvariants:
+    """EXEC-USER, EXEC-RESUME."""
+
+    # -- EXEC-USER / EXEC-RESUME -------------------------------------------------------
+
+    @clause("EXEC-USER", tier="invariant")
+    @_LAUNCH
+    @given(case=bst.bottle_cases(max_routes=2))
+    def test_agent_and_user_state_run_as_node(self, backend, case):
+        case = _fit(backend, case)
+        spec = case[0]
+        with _recorded(backend, case) as rec:
+            _launched(rec)
+            for tty, argv in rec.agent_argvs.items():
+                i = _agent_index(argv, spec.agent)
+                assert i >= 0, f"agent_argv(tty={tty}) has no {spec.agent} binary: {_show(argv)}"
+                why = _user_switch_problem(argv[:i])
+                assert why is None, (
+                    f"agent_argv(tty={tty}) runs {spec.agent} wrongly: {why}: {_show(argv)}")
+            for argv, start in _guest_commands(rec):
+                cmd = argv[start:]
+                user_state = (contains_seq(cmd, ["git", "config", "--global"]) >= 0
+                              or contains_seq(cmd, ["mcp", "add"]) >= 0)
+                if user_state:
+                    why = _user_switch_problem(argv[:start])
+                    assert why is None, f"user-state command runs wrongly: {why}: {_show(argv)}"
+
+    @clause("EXEC-RESUME")
+    @_LAUNCH
+    @given(case=bst.bottle_cases(max_routes=2, max_upstreams=2))
+    def test_resume_wrap_keeps_user_switch(self, backend, case):
+        case = _fit(backend, case)
+        spec = case[0]
+        with _recorded(backend, case) as rec:
+            _launched(rec)
+            for tty, argv in rec.agent_argvs.items():
+                i = _agent_index(argv, spec.agent)
+                assert i >= 0, f"agent_argv(tty={tty}) has no {spec.agent} binary: {_show(argv)}"
+                try:
+                    wrapped = resume_with_fallback(argv)
+                except ValueError as exc:
+                    raise AssertionError(f"the resume wrap cannot find the agent in "
+                                         f"agent_argv(tty={tty}): {exc}") from None
+                assert list(wrapped[:i]) == list(argv[:i]), (
+                    f"the resume wrap changed the prefix before {spec.agent}:\n"
+                    f"  before: {_show(argv[:i])}\n  after:  {_show(wrapped[:i])}")
+                why = _user_switch_problem(wrapped[:i])
+                assert why is None, (f"after the resume wrap, {_show(wrapped[i:i + 2])} runs "
+                                     f"wrongly: {why}: {_show(wrapped)}")

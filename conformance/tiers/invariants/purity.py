@@ -1,0 +1,186 @@
+"""The purity guard: prepare() may reach nothing outside the process (PLAN-PURE)."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import dataclasses
+import enum
+import io
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+# -- purity guard ------------------------------------------------------------------
+
+
+class ExternalCall(OSError):
+    """Raised by the purity guard. An OSError so a backend's ``except
+    OSError`` around a write is exercised; the guard records it anyway."""
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def _guarded_targets() -> list[tuple[Any, str, str]]:
+    """``(owner, attribute, what)`` for everything prepare must never call."""
+    out: list[tuple[Any, str, str]] = [
+        (subprocess, "Popen", "subprocess.Popen"),
+        (socket.socket, "connect", "socket.connect"),
+        (socket.socket, "connect_ex", "socket.connect_ex"),
+        (socket.socket, "sendto", "socket.sendto"),
+        (socket, "create_connection", "socket.create_connection"),
+        (socket, "getaddrinfo", "socket.getaddrinfo (DNS)"),
+        (socket, "gethostbyname", "socket.gethostbyname (DNS)"),
+        (shutil, "rmtree", "shutil.rmtree"),
+        (shutil, "copy", "shutil.copy"),
+        (shutil, "copy2", "shutil.copy2"),
+        (shutil, "copyfile", "shutil.copyfile"),
+        (shutil, "copytree", "shutil.copytree"),
+        (shutil, "move", "shutil.move"),
+    ]
+    for name in ("system", "popen", "fork", "forkpty", "execv", "execve", "execvp", "execvpe",
+                 "execl", "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnvp",
+                 "spawnvpe", "spawnl", "spawnle", "posix_spawn", "posix_spawnp",
+                 "mkdir", "makedirs", "remove", "unlink", "rename", "renames", "replace",
+                 "rmdir", "removedirs", "chmod", "chown", "lchown", "symlink", "link",
+                 "truncate", "mkfifo", "mknod", "utime"):
+        if hasattr(os, name):
+            out.append((os, name, f"os.{name}"))
+    for name in ("write_text", "write_bytes", "mkdir", "touch", "unlink", "rename", "replace",
+                 "rmdir", "symlink_to", "hardlink_to", "chmod", "lchmod"):
+        if hasattr(pathlib.Path, name):
+            out.append((pathlib.Path, name, f"Path.{name}"))
+    return out
+
+
+def _backend_modules(backend) -> list[Any]:
+    tops = {type(backend).__module__.split(".")[0], "bottle_ref"}
+    return [m for name, m in list(sys.modules.items())
+            if m is not None and name.split(".")[0] in tops]
+
+
+@contextlib.contextmanager
+def no_external_calls(backend=None) -> Iterator[list[str]]:
+    """While active, every process, network and filesystem-write entry point
+    (and every runner) records what was attempted in the yielded list and
+    raises `ExternalCall`. Globals of the backend's modules bound to an
+    original (``from subprocess import Popen``) are replaced too."""
+    seen: list[str] = []
+
+    def stub(what: str):
+        def refuse(*args, **kwargs):
+            seen.append(what + (f"({args[0]!s:.120})" if args else "()"))
+            raise ExternalCall(f"prepare() must not call {what}")
+        return refuse
+
+    real_open, real_os_open = builtins.open, os.open
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if any(c in str(mode) for c in "wax+"):
+            seen.append(f"open({file!s:.120}, {mode!r})")
+            raise ExternalCall("prepare() must not open a file for writing")
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        if flags & _WRITE_FLAGS:
+            seen.append(f"os.open({path!s:.120}, write flags)")
+            raise ExternalCall("prepare() must not open a file for writing")
+        return real_os_open(path, flags, *args, **kwargs)
+
+    patches: list[tuple[Any, str, Any, Any]] = []  # owner, name, original, replacement
+    for owner, name, what in _guarded_targets():
+        patches.append((owner, name, getattr(owner, name), stub(what)))
+    patches += [(builtins, "open", real_open, guarded_open), (io, "open", io.open, guarded_open),
+                (os, "open", real_os_open, guarded_os_open)]
+    from bottle_api import runner as runner_mod
+
+    for cls in (runner_mod.SubprocessRunner, runner_mod.RecordingRunner):
+        for name in ("run", "sleep", "unique"):
+            patches.append((cls, name, getattr(cls, name), stub(f"{cls.__name__}.{name}")))
+    if backend is not None:
+        originals = {id(orig): repl for owner, _, orig, repl in patches if owner is not builtins}
+        for mod in _backend_modules(backend):
+            for name, value in list(vars(mod).items()):
+                if id(value) in originals and not isinstance(value, type(sys)):
+                    patches.append((mod, name, value, originals[id(value)]))
+    undo: list[tuple[Any, str, bool, Any]] = []  # owner, name, had own attribute, its value
+    try:
+        for owner, name, _, repl in patches:
+            own = vars(owner)
+            undo.append((owner, name, name in own, own.get(name)))
+            setattr(owner, name, repl)
+        yield seen
+    finally:
+        for owner, name, had, value in reversed(undo):
+            if had:
+                setattr(owner, name, value)
+            else:
+                delattr(owner, name)
+
+
+_DECOY_ENV = {
+    "CLAUDE_BOTTLE_IMAGE": "decoy-from-os-environ:1", "BOTTLE_BUNDLE_IMAGE": "decoy-bundle:1",
+    "BOTTLE_SMOL_PUBLISH_HOST": "127.0.0.99", "BOTTLE_SMOL_CPUS": "7",
+    "BOTTLE_SMOL_MEM_MIB": "777", "XDG_STATE_HOME": "/decoy/state", "HOME": "/decoy/home",
+}
+
+
+@contextlib.contextmanager
+def _decoy_environ(extra: Mapping[str, str]) -> Iterator[None]:
+    """The process env holds values a backend might wrongly read instead of
+    the HostContext (image refs, loopback address, tokens); restored after."""
+    saved = dict(os.environ)
+    os.environ.update({**_DECOY_ENV, **extra})
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _plain_data_problems(value: Any, path: str, out: list[str]) -> None:
+    """Collect every place in a plan that holds something other than plain
+    data (str, int, float, bool, None, tuples/lists/mappings/dataclasses)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return
+    if isinstance(value, enum.Enum):
+        return
+    if isinstance(value, os.PathLike):
+        out.append(f"{path} is a path object ({type(value).__name__} {os.fspath(value)!r}); "
+                   "a plan carries strings")
+        return
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _plain_data_problems(getattr(value, f.name), f"{path}.{f.name}", out)
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _plain_data_problems(k, f"{path}[key {k!r}]", out)
+            _plain_data_problems(v, f"{path}[{k!r}]", out)
+        return
+    if isinstance(value, (tuple, list, frozenset)):
+        for i, v in enumerate(value):
+            _plain_data_problems(v, f"{path}[{i}]", out)
+        return
+    out.append(f"{path} holds a {type(value).__name__} ({value!r:.80}), not plain data")
+
+
+def _differing(a: Any, b: Any) -> list[str]:
+    """Names of the top-level dataclass fields where ``a`` and ``b`` differ."""
+    if not (dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b)) or type(a) is not type(b):
+        return [f"type {type(a).__name__} vs {type(b).__name__}"]
+    out = []
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if x != y:
+            out.append(f.name if f.name == "secrets" else f"{f.name}: {x!r:.120} vs {y!r:.120}")
+    return out
+
+
+_ARTIFACT_SUFFIXES = (".smolmachine", ".tar", ".tar.gz", ".oci", ".img", ".qcow2", ".raw")

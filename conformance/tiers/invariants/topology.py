@@ -1,0 +1,116 @@
+"""Which container reaches which daemon, read from recorded argv (PORT-EGRESS-ONLY-WHEN-ROUTED, PROV-GITGATE)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ipaddress
+from collections.abc import Mapping, Sequence
+
+from ...outcomes import not_supported
+from ...recording import (
+    Recording,
+    created_resource,
+    parse_publish,
+    prog,
+    publish_values,
+    subcommand,
+)
+from .facts import BUNDLE_ENTRY
+
+# -- topology (PORT-EGRESS-ONLY-WHEN-ROUTED, PROV-GITGATE) ---------------------------
+
+
+@dataclasses.dataclass
+class _Container:
+    name: str
+    networks: set[str]
+    aliases: set[str]
+    daemons: set[str]
+    publishes: list  # recording.Publish
+    is_agent: bool
+
+
+def _daemons_in(argv: Sequence[str]) -> set[str]:
+    if BUNDLE_ENTRY not in argv:
+        return set()
+    i = list(argv).index(BUNDLE_ENTRY)
+    if i + 1 >= len(argv):
+        return set()
+    return {d for d in argv[i + 1].split(",") if d}
+
+
+def _flag_values(argv: Sequence[str], *flags: str) -> list[str]:
+    out = []
+    for i, tok in enumerate(argv):
+        if tok in flags and i + 1 < len(argv):
+            out.append(argv[i + 1])
+        for f in flags:
+            if f.startswith("--") and tok.startswith(f + "="):
+                out.append(tok.split("=", 1)[1])
+    return out
+
+
+def _topology(rec: Recording) -> tuple[dict[str, _Container], dict | None]:
+    """Containers the launch made (networks, aliases, daemons, publishes)
+    and the smolvm agent machine, if any (``{"name", "allow_cidrs"}``)."""
+    plan = rec.plan
+    containers: dict[str, _Container] = {}
+    machine = None
+    stops = {plan.bundle_image_ref, plan.agent_image_ref}
+    for argv in rec.runs("launch"):
+        res = created_resource(argv)
+        if res is None:
+            if prog(argv) in ("docker", "podman", "nerdctl") and subcommand(argv) == ("network", "connect"):
+                pos = [a for a in argv[3:] if not a.startswith("-")]
+                aliases = set(_flag_values(argv, "--alias"))
+                pos = [p for p in pos if p not in aliases]
+                if len(pos) >= 2 and pos[-1] in containers:
+                    c = containers[pos[-1]]
+                    c.networks.add(pos[-2])
+                    c.aliases |= aliases
+            continue
+        if res.kind == "container":
+            daemons = _daemons_in(argv)
+            containers[res.name] = _Container(
+                name=res.name,
+                networks=set(_flag_values(argv, "--network", "--net")),
+                aliases=set(_flag_values(argv, "--network-alias", "--alias")),
+                daemons=daemons,
+                publishes=[parse_publish(p) for p in publish_values(argv, stop_at=stops)],
+                is_agent=plan.agent_image_ref in argv and not daemons,
+            )
+        elif res.kind == "machine":
+            machine = {"name": res.name, "allow_cidrs": _flag_values(argv, "--allow-cidr")}
+    return containers, machine
+
+
+def _reaches(containers: Mapping[str, _Container], machine: dict | None, daemon: str,
+             port: int) -> tuple[bool, str]:
+    """Can the agent reach ``daemon``? ``(answer, why)``."""
+    agents = [c for c in containers.values() if c.is_agent]
+    hosting = [c for c in containers.values() if daemon in c.daemons]
+    if agents:
+        nets = set().union(*(a.networks for a in agents))
+        for c in hosting:
+            shared = c.networks & nets
+            if shared:
+                return True, f"{c.name} runs {daemon} on the agent's network(s) {sorted(shared)}"
+        return False, f"no container running {daemon} shares a network with the agent"
+    if machine is not None:
+        nets = []
+        for cidr in machine["allow_cidrs"]:
+            with contextlib.suppress(ValueError):
+                nets.append(ipaddress.ip_network(cidr, strict=False))
+        for c in hosting:
+            for p in c.publishes:
+                if str(p.container_port) != str(port) or p.host_ip is None:
+                    continue
+                with contextlib.suppress(ValueError):
+                    ip = ipaddress.ip_address(p.host_ip.strip("[]"))
+                    if any(ip in n for n in nets):
+                        return True, (f"{c.name} publishes {daemon}'s port {port} on {p.host_ip}, "
+                                      f"inside the guest's --allow-cidr {machine['allow_cidrs']}")
+        return False, f"{daemon}'s port {port} is not published where the guest may dial"
+    not_supported("cannot find the agent in the recorded launch (no container from the "
+                  "agent image, no smolvm machine): topology not readable from argv")

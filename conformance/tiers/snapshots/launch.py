@@ -1,0 +1,127 @@
+"""Snapshot-tier checks for LAUNCH-*."""
+
+from __future__ import annotations
+
+import pytest
+
+from bottle_api.runner import RecordingRunner
+
+from ...recording import (
+    Recording,
+    RunawayLaunch,
+    contains_seq,
+    is_guest_copy,
+    is_guest_exec,
+    mount_pairs,
+    prog,
+    reply_when,
+)
+from ...scenarios import Scenario, scenario_params
+from .facts import EGRESS_CA_MOUNTS, READY_BOUND_S, READY_FAILURES
+from .readers import first_index, launch_failed, launched, show
+
+
+class LaunchSnapshots:
+    """LAUNCH-*."""
+
+    # -- LAUNCH ----------------------------------------------------------------------
+
+    @pytest.mark.parametrize("scenario", scenario_params("LAUNCH-READY"))
+    def test_no_fixed_sleep(self, backend, scenario: Scenario, bottle_recorder):
+        """No time.sleep outside the runner, and no runner.sleep right after
+        a command that succeeded (a wait nothing asked for)."""
+        rec = launched(bottle_recorder(scenario))
+        assert not rec.direct_sleeps, (
+            f"the backend called time.sleep({', '.join(f'{s:g}' for s in rec.direct_sleeps)}) "
+            "directly: wait with runner.sleep inside a bounded poll instead")
+        calls = rec.indexed()
+        for (_, prev), (i, call) in zip(calls, calls[1:]):
+            if call.kind == "sleep" and prev.kind == "run" and prev.returncode == 0:
+                raise AssertionError(
+                    f"sleep {call.seconds:g} right after a command that succeeded "
+                    f"({show(rec, prev.argv)}): a fixed wait, not a poll")
+
+    @staticmethod
+    def _ready_probe(rec: Recording) -> tuple[str, ...]:
+        i = first_index(rec, "launch", lambda a: is_guest_exec(a) or is_guest_copy(a))
+        assert i is not None, "launch never execs in (or copies into) the guest"
+        probe = rec.runner.calls[i].argv
+        assert is_guest_exec(probe), (
+            f"the first guest command is a copy, not a readiness probe: {show(rec, probe)}")
+        return probe
+
+    @pytest.mark.parametrize("scenario", scenario_params(
+        "LAUNCH-READY", names=("minimal-claude", "supervise-prompt-skills")))
+    def test_readiness_failures_survived(self, backend, scenario: Scenario, bottle_recorder):
+        """The first guest exec (the readiness probe) failing a few times is
+        polled through, with a runner.sleep between tries and no other guest
+        command until it succeeds."""
+        probe = self._ready_probe(launched(bottle_recorder(scenario)))
+
+        def warming(runner: RecordingRunner, plan) -> None:
+            reply_when(runner, lambda argv: argv == probe, returncode=1,
+                       stderr="exec channel not ready", times=READY_FAILURES)
+
+        rec = bottle_recorder(scenario, script=warming)
+        assert not launch_failed(rec), (
+            f"launch gave up after the first guest exec failed {READY_FAILURES} times "
+            f"({show(rec, probe)}): poll readiness instead of assuming it: "
+            f"{rec.describe_error()}")
+        assert not rec.direct_sleeps, "the readiness wait used time.sleep, not runner.sleep"
+        tries = [(i, c) for i, c in rec.indexed("launch") if c.kind == "run" and c.argv == probe]
+        assert len(tries) >= READY_FAILURES + 1, (
+            f"the probe ran {len(tries)} times; {READY_FAILURES} failures need "
+            f"{READY_FAILURES + 1} tries")
+        first_ok = next(i for i, c in tries if c.returncode == 0)
+        window = [(i, c) for i, c in rec.indexed("launch") if tries[0][0] <= i < first_ok]
+        early = [c.argv for _, c in window if c.kind == "run" and c.argv != probe
+                 and (is_guest_exec(c.argv) or is_guest_copy(c.argv))]
+        assert not early, (
+            "guest commands ran before the guest answered: "
+            + "; ".join(show(rec, a) for a in early))
+        for (a, _), (b, _) in zip(tries, tries[1:]):
+            if a >= first_ok:
+                break
+            assert any(rec.runner.calls[k].kind == "sleep" for k in range(a + 1, b)), (
+                "the readiness probe is retried without runner.sleep in between "
+                "(a busy loop)")
+
+    @pytest.mark.parametrize("scenario", scenario_params("LAUNCH-READY",
+                                                         names=("minimal-claude",)))
+    def test_readiness_wait_is_bounded(self, backend, scenario: Scenario, bottle_recorder):
+        """A guest that never answers fails the launch after a bounded wait."""
+        probe = self._ready_probe(launched(bottle_recorder(scenario)))
+
+        def dead(runner: RecordingRunner, plan) -> None:
+            reply_when(runner, lambda argv: argv == probe, returncode=1,
+                       stderr="exec channel not ready")
+
+        rec = bottle_recorder(scenario, script=dead)
+        assert not isinstance(rec.error, RunawayLaunch), (
+            f"launch never gave up on a guest that does not answer: {rec.describe_error()}")
+        assert rec.error is not None, "launch succeeded although the guest never answered"
+        waited = sum(c.seconds for c in rec.calls if c.kind == "sleep") + sum(rec.direct_sleeps)
+        assert 0 < waited <= READY_BOUND_S, (
+            f"the readiness wait slept {waited:g}s in total before failing; expected a "
+            f"bounded poll (0 < total <= {READY_BOUND_S:g}s)")
+
+    @pytest.mark.parametrize("scenario", scenario_params("LAUNCH-CA-WHEN-ROUTED"))
+    def test_egress_ca_only_when_routed(self, backend, scenario: Scenario, bottle_recorder):
+        """Unrouted: no egress CA is generated or mounted. Routed: egress has
+        its CA mounted (it cannot intercept without one)."""
+        rec = launched(bottle_recorder(scenario))
+        mounted = [(a, dst) for a in rec.runs() for _, dst in mount_pairs(a)
+                   if dst in EGRESS_CA_MOUNTS]
+        if rec.plan.routed:
+            assert mounted, (f"the bottle is routed but no CA is mounted at "
+                             f"{EGRESS_CA_MOUNTS[0]} for egress")
+            return
+        assert not mounted, (
+            "the bottle is not routed, yet an egress CA is mounted: "
+            + "; ".join(show(rec, a) for a, _ in mounted))
+        made = [a for a in rec.runs()
+                if (prog(a) == "openssl" and "-x509" in a or contains_seq(a, ["tls", "init"]) >= 0)
+                and any("egress" in t for t in a)]
+        assert not made, (
+            "the bottle is not routed, yet an egress CA is generated: "
+            + "; ".join(show(rec, a) for a in made))

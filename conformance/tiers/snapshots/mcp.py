@@ -1,0 +1,85 @@
+"""Snapshot-tier checks for PROV-MCP."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bottle_api.runner import RecordingRunner
+
+from ...recording import Recording, contains_seq, node_framing_problem, reply_when
+from ...scenarios import Scenario, scenario_params
+from .facts import _SUPERVISED
+from .readers import command_at, joined, launch_failed, launched, show
+
+
+class McpSnapshots:
+    """PROV-MCP."""
+
+    # -- PROV-MCP --------------------------------------------------------------------
+
+    @staticmethod
+    def _mcp_adds(rec: Recording) -> list[tuple[int, tuple[str, ...], int]]:
+        out = []
+        for i, call in rec.indexed():
+            if call.kind == "run":
+                at = command_at(call.argv, ["claude", "mcp", "add"])
+                if at >= 0:
+                    out.append((i, call.argv, at))
+        return out
+
+    @pytest.mark.parametrize("scenario", scenario_params("PROV-MCP", tier="snapshot"))
+    def test_mcp_registered_iff_supervise(self, backend, scenario: Scenario, bottle_recorder):
+        """supervise on: exactly one `claude mcp add --scope user`; off: none."""
+        rec = launched(bottle_recorder(scenario))
+        adds = self._mcp_adds(rec)
+        if not rec.spec.supervise:
+            assert not adds, ("supervise is off, yet an MCP server is registered: "
+                              + "; ".join(show(rec, a) for _, a, _ in adds))
+            return
+        assert len(adds) == 1, (
+            f"supervise is on: expected one `claude mcp add`, saw {len(adds)}: "
+            + ("; ".join(show(rec, a) for _, a, _ in adds) or "none"))
+        _, argv, at = adds[0]
+        tail = argv[at:]
+        assert (contains_seq(tail, ["--scope", "user"]) >= 0 or "--scope=user" in tail
+                or contains_seq(tail, ["-s", "user"]) >= 0
+                or "--scope user" in joined(tail)), (
+            f"`claude mcp add` must use --scope user (the agent reads its user config): "
+            f"{show(rec, argv)}")
+
+    @pytest.mark.parametrize("scenario", scenario_params("PROV-MCP", tier="snapshot",
+                                                         **_SUPERVISED))
+    def test_mcp_failure_logged_not_fatal(self, backend, scenario: Scenario, bottle_recorder):
+        """A failing `claude mcp add` is reported through progress and the
+        launch still succeeds."""
+
+        def failing_mcp(runner: RecordingRunner, plan) -> None:
+            reply_when(runner, lambda argv: command_at(argv, ["claude", "mcp", "add"]) >= 0,
+                       returncode=1, stderr="error: simulated MCP registration failure")
+
+        rec = bottle_recorder(scenario, script=failing_mcp)
+        assert not launch_failed(rec), (
+            f"a failed MCP registration must not fail the launch: {rec.describe_error()}")
+        adds = self._mcp_adds(rec)
+        assert adds and all(rec.runner.calls[i].returncode != 0 for i, _, _ in adds), (
+            "the scripted MCP failure was never hit (no `claude mcp add` ran)")
+        logged = [m for m in rec.progress
+                  if re.search(r"fail|error", m, re.I) and re.search(r"mcp|supervise", m, re.I)]
+        assert logged, (
+            "the MCP registration failure is not logged: launch's progress callback "
+            f"said {list(rec.progress)}")
+
+    @pytest.mark.parametrize("scenario", scenario_params("PROV-MCP-USER", **_SUPERVISED))
+    def test_mcp_add_as_node(self, backend, scenario: Scenario, bottle_recorder):
+        """`claude mcp add` runs as node with HOME=/home/node."""
+        rec = launched(bottle_recorder(scenario))
+        adds = self._mcp_adds(rec)
+        assert adds, "supervise is on but no `claude mcp add` ran"
+        for _, argv, at in adds:
+            problem = node_framing_problem(argv, at)
+            assert problem is None, (
+                f"`claude mcp add` must run as node with HOME=/home/node (else the entry "
+                f"lands in /root/.claude.json and /mcp shows no server), but {problem}: "
+                f"{show(rec, argv)}")
