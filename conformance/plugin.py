@@ -33,6 +33,7 @@ from .results import (
     PROP_CAPABILITIES,
     PROP_CLAUSE,
     PROP_SENTENCE,
+    PROP_TIER,
     annotate_failure,
     clause_ids,
 )
@@ -222,6 +223,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for m in marks:
             item.user_properties.append((PROP_CLAUSE, m.clause.id))
             item.user_properties.append((PROP_SENTENCE, m.clause.sentence))
+            item.user_properties.append((PROP_TIER, f"{m.clause.id}={m.tier}"))
         _enforce_strict_xfail(item)
         names = getattr(item, "fixturenames", None)
         if names is None:

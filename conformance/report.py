@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .clauses import CLAUSES, MUST, Clause
+from .clauses import CLAUSES, MUST, TIERS, Clause
 from .outcomes import State, clause_state
 
 SCHEMA = 1
@@ -24,7 +24,11 @@ class ReportError(ValueError):
 
 @dataclass(frozen=True)
 class ClauseResult:
-    """How one clause fared. ``reason`` explains any state but PASSED."""
+    """How one clause fared. ``reason`` explains any state but PASSED.
+
+    ``tier`` lists only the tiers whose tests of the clause actually ran
+    (any state but NOT_SUPPORTED), in registry order; () when none did.
+    """
 
     clause_id: str
     level: str
@@ -107,15 +111,28 @@ class Report:
             raise ReportError(f"not a report: {exc}") from None
 
 
+def _tier_order(tiers: Iterable[str]) -> tuple[str, ...]:
+    known = [t for t in TIERS if t in set(tiers)]
+    return tuple(known) + tuple(sorted(set(tiers) - set(TIERS)))
+
+
 def aggregate(results: Iterable[ClauseResult]) -> tuple[ClauseResult, ...]:
     """One result per clause (`clause_state`: worst wins, but NOT_SUPPORTED
     only when no test of the clause ran), durations summed.
 
-    The reason kept is the first one given with the winning state; the
-    output follows the registry's order, then unknown IDs by name.
+    Each input is one test's result, its ``tier`` the tier that test checks
+    the clause in. The merged ``tier`` keeps only the tiers of tests that
+    ran (any state but NOT_SUPPORTED): a tier whose tests were all skipped,
+    deselected or never collected is not listed. The reason kept is the
+    first one given with the winning state; the output follows the
+    registry's order, then unknown IDs by name.
     """
     merged: dict[str, ClauseResult] = {}
+    ran: dict[str, set[str]] = {}
     for r in results:
+        ran.setdefault(r.clause_id, set())
+        if r.state is not State.NOT_SUPPORTED:
+            ran[r.clause_id].update(r.tier)
         prev = merged.get(r.clause_id)
         if prev is None:
             merged[r.clause_id] = r
@@ -125,6 +142,7 @@ def aggregate(results: Iterable[ClauseResult]) -> tuple[ClauseResult, ...]:
         merged[r.clause_id] = replace(
             prev, state=state, reason=reason, duration_s=prev.duration_s + r.duration_s
         )
+    merged = {cid: replace(r, tier=_tier_order(ran[cid])) for cid, r in merged.items()}
     order = {c.id: i for i, c in enumerate(CLAUSES)}
     return tuple(sorted(merged.values(), key=lambda r: (order.get(r.clause_id, len(order)), r.clause_id)))
 
@@ -180,7 +198,7 @@ def markdown(report: Report) -> str:
     ]
     for r in report.results:
         lines.append(
-            f"| {_cell(r.clause_id)} | {_cell(r.level)} | {_cell('+'.join(r.tier))} | "
+            f"| {_cell(r.clause_id)} | {_cell(r.level)} | {_cell('+'.join(r.tier) or '-')} | "
             f"{_cell(r.state)} | {r.duration_s:.2f} | {_cell(r.reason)} |"
         )
     return "\n".join(lines) + "\n"

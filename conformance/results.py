@@ -9,7 +9,7 @@ aggregation works the same with and without ``-n``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .capabilities import parse_capabilities
@@ -20,6 +20,7 @@ from .selection import BackendIdentity
 
 PROP_CLAUSE = "clause"
 PROP_SENTENCE = "clause_sentence"
+PROP_TIER = "clause_tier"  # "ID=tier": the tier this test checks the clause in
 PROP_BACKEND = "bottle_backend"
 PROP_BACKEND_VERSION = "bottle_backend_version"
 PROP_CAPABILITIES = "bottle_capabilities"
@@ -36,6 +37,16 @@ def headline(clauses: Sequence[Clause]) -> str:
 
 def clause_ids(report_or_item: Any) -> list[str]:
     return [v for k, v in report_or_item.user_properties if k == PROP_CLAUSE]
+
+
+def clause_tiers(report_or_item: Any) -> dict[str, str]:
+    """Clause ID -> the tier this test checks it in (from its marks)."""
+    out = {}
+    for k, v in report_or_item.user_properties:
+        if k == PROP_TIER and isinstance(v, str) and "=" in v:
+            cid, _, tier = v.partition("=")
+            out[cid] = tier
+    return out
 
 
 def annotate_failure(report: Any, clauses: Sequence[Clause]) -> None:
@@ -98,6 +109,7 @@ def classify(report: Any, clauses: Sequence[Clause] = ()) -> tuple[State, str] |
 class _TestRecord:
     nodeid: str
     clause_ids: tuple[str, ...]
+    tiers: dict[str, str] = field(default_factory=dict)
     backend: str | None = None
     state: State | None = None
     reason: str = ""
@@ -127,7 +139,8 @@ class ResultCollector:
         props = dict((k, v) for k, v in report.user_properties if k != PROP_CLAUSE)
         rec = self._tests.get(report.nodeid)
         if rec is None:
-            rec = self._tests[report.nodeid] = _TestRecord(report.nodeid, tuple(ids))
+            rec = self._tests[report.nodeid] = _TestRecord(report.nodeid, tuple(ids),
+                                                           clause_tiers(report))
         if PROP_BACKEND in props:
             name = str(props[PROP_BACKEND])
             rec.backend = name
@@ -159,8 +172,12 @@ class ResultCollector:
             for cid in rec.clause_ids:
                 c = by_id(cid)
                 reason = f"{short}: {rec.reason}" if rec.reason else ""
+                # The tier THIS test checks the clause in (never the
+                # clause's other tiers: their tests report for themselves).
+                tier = rec.tiers.get(cid)
                 per_test.append(ClauseResult(
-                    cid, c.level, c.tiers, rec.state, reason, round(rec.duration, 6),
+                    cid, c.level, (tier,) if tier else c.tiers[:1], rec.state, reason,
+                    round(rec.duration, 6),
                 ))
         return aggregate(per_test)
 
