@@ -9,7 +9,11 @@ Rules every backend keeps (the suite checks them):
   ``argv``; the recording runner keeps only the *names* of ``env`` entries;
 - waiting goes through ``runner.sleep`` so polling is visible and bounded;
 - names that must be unique per run come from ``runner.unique`` so a recorded
-  run is reproducible.
+  run is reproducible;
+- the command that observes the guest's readiness is marked
+  ``purpose=READY`` (LAUNCH-READY judges that command, and checks that it
+  targets the guest provisioning then uses). ``purpose`` is a label for
+  readers of a recording; it never changes what runs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+# ``Runner.run(..., purpose=READY)``: this command is the launch's guest
+# readiness probe (retried by a bounded poll until it succeeds).
+READY = "ready"
+PURPOSES = frozenset({READY})
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,12 @@ class Runner(ABC):
         input: str | None = None,
         timeout: float | None = None,
         check: bool = True,
+        purpose: str | None = None,
     ) -> Completed:
-        """Run ``argv``; ``env`` is merged over the inherited environment."""
+        """Run ``argv``; ``env`` is merged over the inherited environment.
+
+        ``purpose`` (one of `PURPOSES`, or None) says why the backend runs
+        it, e.g. `READY` for its readiness probe; runners only record it."""
 
     @abstractmethod
     def sleep(self, seconds: float) -> None:
@@ -88,7 +101,7 @@ class SubprocessRunner(Runner):
     def __init__(self, *, echo: Callable[[str], None] | None = None):
         self._echo = echo
 
-    def run(self, argv, *, env=None, input=None, timeout=None, check=True):
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
         argv = tuple(str(a) for a in argv)
         if self._echo:
             self._echo("$ " + " ".join(argv))
@@ -128,7 +141,9 @@ class SubprocessRunner(Runner):
 
 @dataclass(frozen=True)
 class Call:
-    """One recorded event: a command (``kind="run"``) or a wait (``"sleep"``)."""
+    """One recorded event: a command (``kind="run"``) or a wait (``"sleep"``).
+
+    ``purpose`` is what the backend said the command is for (`READY`), or None."""
 
     kind: str
     argv: tuple[str, ...] = ()
@@ -137,6 +152,7 @@ class Call:
     timeout: float | None = None
     returncode: int = 0
     seconds: float = 0.0
+    purpose: str | None = None
 
 
 @dataclass
@@ -194,7 +210,10 @@ class RecordingRunner(Runner):
             self.replies.append(reply)
         return self
 
-    def run(self, argv, *, env=None, input=None, timeout=None, check=True):
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
+        if purpose is not None and purpose not in PURPOSES:
+            raise ValueError(f"unknown runner purpose {purpose!r}; "
+                             f"expected one of {', '.join(sorted(PURPOSES))}")
         argv = tuple(str(a) for a in argv)
         reply = next((r for r in self.replies if r.matches(argv)), None)
         if reply is not None and reply.times is not None:
@@ -205,7 +224,8 @@ class RecordingRunner(Runner):
             if value:
                 self.secret_values.add(value)
         self.calls.append(
-            Call("run", argv, tuple(sorted((env or {}).keys())), input, timeout, rc)
+            Call("run", argv, tuple(sorted((env or {}).keys())), input, timeout, rc,
+                 purpose=purpose)
         )
         if check and not result.ok:
             raise CommandError(result)
@@ -231,6 +251,10 @@ class RecordingRunner(Runner):
     def find(self, *pattern: str) -> list[Call]:
         probe = Reply(tuple(pattern))
         return [c for c in self.calls if c.kind == "run" and probe.matches(c.argv)]
+
+    def marked(self, purpose: str) -> list[Call]:
+        """Commands the backend ran with ``purpose=`` (e.g. `READY`)."""
+        return [c for c in self.calls if c.kind == "run" and c.purpose == purpose]
 
 
 def poll(

@@ -66,9 +66,11 @@ class TracingRunner(Runner):
         self.inner = inner
         self.argvs: list[tuple[str, ...]] = []
 
-    def run(self, argv, *, env=None, input=None, timeout=None, check=True) -> Completed:
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True,
+            purpose=None) -> Completed:
         self.argvs.append(tuple(str(a) for a in argv))
-        return self.inner.run(argv, env=env, input=input, timeout=timeout, check=check)
+        return self.inner.run(argv, env=env, input=input, timeout=timeout, check=check,
+                              purpose=purpose)
 
     def sleep(self, seconds: float) -> None:
         self.inner.sleep(seconds)

@@ -93,9 +93,10 @@ class _DefectRunner(Runner):
     def __init__(self, backend: "_RunnerDefect", plan: Plan, inner: Runner):
         self.backend, self.plan, self.inner = backend, plan, inner
 
-    def run(self, argv, *, env=None, input=None, timeout=None, check=True):
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
         return self.backend.run_through(self.plan, self.inner, [str(a) for a in argv],
-                                        env=env, input=input, timeout=timeout, check=check)
+                                        env=env, input=input, timeout=timeout, check=check,
+                                        purpose=purpose)
 
     def sleep(self, seconds):
         self.inner.sleep(seconds)

@@ -76,3 +76,18 @@ def test_subprocess_runner_env_and_missing_binary():
     assert missing.returncode == 127 and "not found" in missing.stderr
     with pytest.raises(CommandError):
         run.run([sys.executable, "-c", "raise SystemExit(4)"])
+
+
+def test_recording_runner_keeps_the_purpose_a_backend_marks():
+    from bottle_api.runner import READY
+
+    r = RecordingRunner()
+    r.run(["docker", "run", "x"])
+    r.run(["docker", "exec", "x", "true"], check=False, purpose=READY)
+    assert [c.purpose for c in r.calls] == [None, READY]
+    assert [c.argv for c in r.marked(READY)] == [("docker", "exec", "x", "true")]
+
+
+def test_unknown_purpose_is_refused():
+    with pytest.raises(ValueError, match="unknown runner purpose 'warmup'"):
+        RecordingRunner().run(["true"], purpose="warmup")
