@@ -1,5 +1,6 @@
-"""Sessions: `unit` (no engine), `integration` (live tier), `conformance` (any backend).
+"""Sessions: `unit` (no engine), `integration` (live tier), `conformance` (any backend), `lint`.
 
+    nox -s lint                                   # the package layering (import-linter)
     nox -s unit                                   # static tiers + meta-tests, needs no engine
     nox -s integration                            # live probes wherever docker answers
     nox -s conformance -- --bottle-backend docker # the suite against any backend, prints the table
@@ -43,6 +44,15 @@ def _image_env(session: nox.Session) -> dict[str, str]:
     session.run("python", "-m", "bottle_ref.images", "all")
     out = session.run("python", "-m", "bottle_ref.images", "all", "--print-env", silent=True)
     return dict(line.split("=", 1) for line in (out or "").splitlines() if "=" in line)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """The layering in pyproject's [tool.importlinter]: bottle_api imports none
+    of the others, conformance never bottle_ref or bottle_bundle, and the
+    bundle daemons only bottle_api.conventions."""
+    _install(session)
+    session.run("lint-imports", "--no-cache", *session.posargs)
 
 
 @nox.session
