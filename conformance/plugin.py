@@ -124,6 +124,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="seconds the live tier waits for a bottle [env BOTTLE_LIVE_TIMEOUT]",
     )
+    group.addoption(
+        "--bottle-fixture-engine", dest="bottle_fixture_engine", metavar="CLI", default=None,
+        help="docker-compatible CLI for the live harness's own fixtures (test upstream, "
+             "sentinels): docker (default), podman, ... [env BOTTLE_FIXTURE_ENGINE]",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,11 +13,13 @@ first wins: command-line flag, environment variable, then the
     --bottle-snapshot-dir DIR     BOTTLE_SNAPSHOT_DIR          snapshot_dir
     --bottle-hypothesis-profile P BOTTLE_HYPOTHESIS_PROFILE    hypothesis_profile
     --bottle-live-timeout SECS    BOTTLE_LIVE_TIMEOUT          live_timeout
+    --bottle-fixture-engine CLI   BOTTLE_FIXTURE_ENGINE        fixture_engine
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,6 +69,11 @@ class Settings:
         unrelated test run keeps its own hypothesis settings.
     live_timeout
         Seconds the live tier waits for a bottle to come up or answer.
+    fixture_engine
+        The docker-compatible CLI the live harness runs its own fixtures
+        with (test upstream, sentinels): ``docker`` (default), ``podman``,
+        ``nerdctl``, a path, or a command with arguments. Its engine address
+        comes from the environment (``DOCKER_HOST``, ``CONTAINER_HOST``).
     rootdir
         pytest's rootdir; relative ``snapshot_dir`` defaults resolve against it.
     """
@@ -78,6 +85,7 @@ class Settings:
     snapshot_dir: Path | None = None
     hypothesis_profile: str | None = None
     live_timeout: float = DEFAULT_LIVE_TIMEOUT
+    fixture_engine: str = "docker"
     rootdir: Path = field(default_factory=Path.cwd)
 
     @property
@@ -112,6 +120,7 @@ class Settings:
             "snapshot_dir": opt.bottle_snapshot_dir,
             "hypothesis_profile": opt.bottle_hypothesis_profile,
             "live_timeout": opt.bottle_live_timeout,
+            "fixture_engine": getattr(opt, "bottle_fixture_engine", None),
         }
         rootdir = Path(config.rootpath)
         return cls.from_sources(
@@ -159,6 +168,7 @@ _ENV = {
     "snapshot_dir": "BOTTLE_SNAPSHOT_DIR",
     "hypothesis_profile": "BOTTLE_HYPOTHESIS_PROFILE",
     "live_timeout": "BOTTLE_LIVE_TIMEOUT",
+    "fixture_engine": "BOTTLE_FIXTURE_ENGINE",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -201,6 +211,16 @@ def _convert(key: str, raw: Any, where: str, base: Path) -> Any:
         if not value > 0:
             raise SettingsError(f"{where}: expected a positive number of seconds, got {raw!r}")
         return value
+    if key == "fixture_engine":
+        text = raw.strip() if isinstance(raw, str) else ""
+        try:
+            ok = bool(text) and bool(shlex.split(text))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise SettingsError(f"{where}: expected a container CLI such as docker or podman, "
+                                f"got {raw!r}")
+        return text
     raise AssertionError(key)  # pragma: no cover - _ENV and _convert agree
 
 

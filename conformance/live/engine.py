@@ -1,20 +1,50 @@
-"""The docker CLI, as the live harness uses it for its own fixtures.
+"""The container CLI the live harness uses for its OWN fixtures.
 
 The live tier stages its test upstream, sentinels and leftover checks with
-plain ``docker`` commands (every reference backend, and any backend that
-implements `Bottle.outbound_network`, runs its bundle on a docker engine).
-Every call goes through a `Runner` and has a bounded timeout.
+a docker-compatible CLI: ``docker`` by default, or whatever
+``--bottle-fixture-engine`` / ``BOTTLE_FIXTURE_ENGINE`` names (``podman``,
+``nerdctl``, a path, or a command with arguments such as
+``docker --context other``). ``DOCKER_HOST`` (``CONTAINER_HOST`` for
+podman) reaches the CLI through the inherited environment. The backend
+under test may drive any engine it likes; only the fixtures need this one,
+and only for the clauses CONTRACT.md lists as needing it. Every call goes
+through a `Runner` and has a bounded timeout.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import os
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bottle_api.runner import Completed, Runner
 
 DOCKER_TIMEOUT = 60.0
+FIXTURE_ENGINE_ENV = "BOTTLE_FIXTURE_ENGINE"
+DEFAULT_FIXTURE_ENGINE = "docker"
+
+
+class FixtureEngineError(ValueError):
+    """A fixture-engine setting that is not a command."""
+
+
+def fixture_engine_cli(value: str | None = None,
+                       env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The argv prefix of the fixture engine: ``value`` (the resolved
+    setting), else ``$BOTTLE_FIXTURE_ENGINE``, else ``docker``; shell-split,
+    so ``"podman --remote"`` is two tokens."""
+    env = os.environ if env is None else env
+    text = value if value is not None else (env.get(FIXTURE_ENGINE_ENV) or DEFAULT_FIXTURE_ENGINE)
+    try:
+        argv = tuple(shlex.split(text))
+    except ValueError as exc:
+        raise FixtureEngineError(f"fixture engine {text!r}: {exc}") from None
+    if not argv or not argv[0].strip():
+        raise FixtureEngineError(f"fixture engine {text!r}: expected a command such as "
+                                 "docker or podman")
+    return argv
 
 
 @dataclass(frozen=True)
@@ -54,8 +84,18 @@ class EngineSnapshot:
 
 
 def _labels(text: str) -> dict[str, str]:
+    """Labels as ``{{json .Labels}}`` prints them: docker's ``ps`` gives one
+    string ``"k=v,k2=v2"``, podman (and docker's inspect-style fields) an
+    object; a bare ``k=v,...`` string (no JSON) is read too."""
+    text = (text or "").strip()
+    try:
+        data = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        data = text
+    if isinstance(data, Mapping):
+        return {str(k): str(v) for k, v in data.items()}
     out = {}
-    for part in (text or "").split(","):
+    for part in (data or "").split(",") if isinstance(data, str) else ():
         if part:
             key, _, value = part.partition("=")
             out[key] = value
@@ -63,22 +103,30 @@ def _labels(text: str) -> dict[str, str]:
 
 
 class Engine:
-    """Small, bounded wrappers around the docker CLI."""
+    """Small, bounded wrappers around a docker-compatible CLI (``cli``)."""
 
-    def __init__(self, runner: Runner):
+    def __init__(self, runner: Runner, cli: Sequence[str] = (DEFAULT_FIXTURE_ENGINE,)):
         self.runner = runner
+        self.cli = tuple(cli) or (DEFAULT_FIXTURE_ENGINE,)
+
+    @property
+    def label(self) -> str:
+        """How messages name this engine (``docker``, ``podman``...)."""
+        return " ".join(self.cli)
 
     def run(self, *argv: str, check: bool = True, timeout: float = DOCKER_TIMEOUT,
             input: str | None = None) -> Completed:
-        return self.runner.run(["docker", *argv], check=check, timeout=timeout, input=input)
+        return self.runner.run([*self.cli, *argv], check=check, timeout=timeout, input=input)
 
     def answers(self) -> str | None:
-        """None when the engine answers, else why not."""
-        r = self.run("info", "--format", "{{.ServerVersion}}", check=False, timeout=20)
+        """None when the engine answers, else why not. (``info`` with no
+        format: docker's ``.ServerVersion`` does not exist in podman.)"""
+        r = self.run("info", check=False, timeout=20)
         if r.ok:
             return None
         tail = (r.stderr or r.stdout).strip().splitlines()
-        return "docker engine not reachable: " + (tail[-1] if tail else f"exit {r.returncode}")
+        return (f"fixture engine `{self.label}` not reachable: "
+                + (tail[-1] if tail else f"exit {r.returncode}"))
 
     def image_exists(self, ref: str) -> bool:
         return self.run("image", "inspect", "--format", "{{.Id}}", ref, check=False).ok
@@ -86,12 +134,12 @@ class Engine:
     def snapshot(self) -> EngineSnapshot:
         """All containers (running or not) and networks, with labels."""
         objs = set()
-        fmt = "{{.ID}}\t{{.Names}}\t{{.Labels}}"
+        fmt = "{{.ID}}\t{{.Names}}\t{{json .Labels}}"
         for line in self.run("ps", "-a", "--no-trunc", "--format", fmt).stdout.splitlines():
             cid, name, labels = (line.split("\t") + ["", ""])[:3]
             if cid:
                 objs.add(EngineObject("container", cid, name, _labels(labels)))
-        fmt = "{{.ID}}\t{{.Name}}\t{{.Labels}}"
+        fmt = "{{.ID}}\t{{.Name}}\t{{json .Labels}}"
         for line in self.run("network", "ls", "--no-trunc", "--format", fmt).stdout.splitlines():
             nid, name, labels = (line.split("\t") + ["", ""])[:3]
             if nid:

@@ -31,13 +31,13 @@ from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
 from ..outcomes import environment_broken, not_supported
 from . import probes, upstream
-from .engine import Engine
+from .engine import Engine, FixtureEngineError, fixture_engine_cli
 from .resources import PREFIX, Resources, run_tag
 from .tls import TestPki, make_pki
 
 # Host variables a live launch may need (engine address, image refs,
 # backend knobs); never credentials.
-PASS_ENV = ("PATH", "DOCKER_HOST", "DOCKER_CONFIG", "CLAUDE_BOTTLE_IMAGE",
+PASS_ENV = ("PATH", "DOCKER_HOST", "DOCKER_CONFIG", "CONTAINER_HOST", "CLAUDE_BOTTLE_IMAGE",
             "BOTTLE_BUNDLE_IMAGE", "BOTTLE_SMOL_PUBLISH_HOST", "BOTTLE_SMOL_CPUS",
             "BOTTLE_SMOL_MEM_MIB")
 TOKEN_ENV = "BOTTLE_LIVE_TOKEN"
@@ -159,12 +159,19 @@ class LiveBottle:
 class LiveHarness:
     """Per-class live state: engine, resources, test PKI, launched bottles."""
 
-    def __init__(self, backend: Backend, runner: Runner, tmp: Path, *, timeout: float):
+    def __init__(self, backend: Backend, runner: Runner, tmp: Path, *, timeout: float,
+                 engine_cli: str | None = None):
+        """``engine_cli``: the fixture engine setting (``--bottle-fixture-engine``);
+        None reads ``BOTTLE_FIXTURE_ENGINE``, else ``docker``."""
         self.backend = backend
         self.runner = runner
         self.tmp = tmp
         self.timeout = timeout
-        self.engine = Engine(runner)
+        try:
+            cli = fixture_engine_cli(engine_cli)
+        except FixtureEngineError as exc:
+            environment_broken(str(exc))
+        self.engine = Engine(runner, cli)
         self.tag = run_tag()
         self.res = Resources(self.engine, self.tag)
         self.token = new_token()
@@ -184,7 +191,9 @@ class LiveHarness:
             environment_broken(broken)
         engine = self.engine.answers()
         if engine:
-            environment_broken(f"the live harness stages its test upstream on docker: {engine}")
+            environment_broken(f"the live harness stages its own fixtures (test upstream, "
+                               f"sentinels) on a docker-compatible engine: {engine}; pick "
+                               "one with --bottle-fixture-engine or DOCKER_HOST")
 
     @property
     def pki(self) -> TestPki:
@@ -237,9 +246,10 @@ class LiveHarness:
         plan = self.backend.prepare(self.spec(scenario, name), self.host(**extra))
         for role, ref in (("agent", plan.agent_image_ref), ("bundle", plan.bundle_image_ref)):
             if not self.engine.image_exists(ref):
-                environment_broken(f"{role} image {ref!r} is not in the docker engine; build "
-                                   "it with `python -m bottle_ref.images all --print-env` and "
-                                   "export what it prints")
+                environment_broken(f"{role} image {ref!r} is not in the fixture engine "
+                                   f"(`{self.engine.label}`); build it first (the reference "
+                                   "backends: `python -m bottle_ref.images all --print-env`, "
+                                   "then export what it prints)")
         return plan
 
     # -- bottles ---------------------------------------------------------------
