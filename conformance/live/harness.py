@@ -54,6 +54,20 @@ GIT_USER = GitUser(name="Live Probe", email="live-probe@bottle-live.test")
 GIT_UPSTREAM = Upstream(name="live-repo", url="https://git.bottle-live.test/live/repo.git")
 
 
+# Clauses whose live tests need the harness's own fixture engine (a
+# docker-compatible CLI, `--bottle-fixture-engine`), and what for. Every
+# other live clause runs with no engine at all, whatever the guest is.
+FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
+    "LIVE-BYPASS": "test upstream containers on the bottle's outbound network",
+    "LIVE-PIPELOCK": "allowed and denied test upstream containers",
+    "LIVE-AUTH": "the test upstream that logs the Authorization it receives",
+    "LIVE-CA-TRUST": "the TLS test upstream",
+    "LIVE-FAILCLOSED": "the test upstream (reachable before pipelock stops)",
+    "LAUNCH-PROXY-ENV": "the test upstream the first hop must reach (live half)",
+    "LIVE-TEARDOWN": "sentinel containers and networks, and a view of what remains",
+}
+
+
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_hex(16)
 
@@ -118,14 +132,18 @@ class LiveBottle:
     bottle: Bottle
     launch_seconds: float
     sites: upstream.Sites | None = None
-    sites_missing: str = ""
+    sites_missing: str = ""  # NOT_SUPPORTED: no Bottle.outbound_network()
+    sites_broken: str = ""  # ERROR: the fixture engine does not answer
     ready: bool = False
     properties: list[tuple[str, str]] = field(default_factory=list)
 
     def need_sites(self) -> upstream.Sites:
         """The staged upstream, or NOT_SUPPORTED when the backend has no
-        `Bottle.outbound_network` to stage it on."""
+        `Bottle.outbound_network` to stage it on, ERROR when the fixture
+        engine does not answer."""
         if self.sites is None:
+            if self.sites_broken:
+                environment_broken(self.sites_broken)
             not_supported(self.sites_missing)
         return self.sites
 
@@ -179,21 +197,36 @@ class LiveHarness:
         self._bottles: dict[str, LiveBottle] = {}
         self._failed: dict[str, str] = {}
         self._n = 0
+        self._engine_problem: str | None = None  # None: not asked yet
 
     # -- environment -----------------------------------------------------------
     def check_environment(self) -> None:
-        """NOT_SUPPORTED / ERROR before anything is created."""
+        """NOT_SUPPORTED / ERROR before anything is created. The fixture
+        engine is not asked here: only `FIXTURE_ENGINE_CLAUSES` need it
+        (`need_engine`), the other live clauses run without one."""
         unsupported = self.backend.live_unsupported(self.runner)
         if unsupported:
             not_supported(unsupported)
         broken = self.backend.live_unavailable(self.runner)
         if broken:
             environment_broken(broken)
-        engine = self.engine.answers()
-        if engine:
-            environment_broken(f"the live harness stages its own fixtures (test upstream, "
-                               f"sentinels) on a docker-compatible engine: {engine}; pick "
-                               "one with --bottle-fixture-engine or DOCKER_HOST")
+
+    def engine_problem(self) -> str:
+        """Why the fixture engine cannot be used ("" when it answers); asked once."""
+        if self._engine_problem is None:
+            problem = self.engine.answers()
+            self._engine_problem = "" if problem is None else (
+                f"the live harness stages its own fixtures (test upstream, sentinels) on a "
+                f"docker-compatible engine: {problem}; pick one with --bottle-fixture-engine "
+                "or DOCKER_HOST")
+        return self._engine_problem
+
+    def need_engine(self) -> Engine:
+        """The fixture engine, or ERROR (the environment, not the backend)."""
+        problem = self.engine_problem()
+        if problem:
+            environment_broken(problem)
+        return self.engine
 
     @property
     def pki(self) -> TestPki:
@@ -244,6 +277,8 @@ class LiveHarness:
             probe = self.backend.prepare(self.spec(scenario, name), self.host())
             extra["CLAUDE_BOTTLE_IMAGE"] = probe.bundle_image_ref  # has no user node
         plan = self.backend.prepare(self.spec(scenario, name), self.host(**extra))
+        if self.engine_problem():
+            return plan  # nothing to check the images against; the backend will say
         for role, ref in (("agent", plan.agent_image_ref), ("bundle", plan.bundle_image_ref)):
             if not self.engine.image_exists(ref):
                 environment_broken(f"{role} image {ref!r} is not in the fixture engine "
@@ -286,6 +321,9 @@ class LiveHarness:
         except NotImplementedError:
             live.sites_missing = (f"backend {self.backend.name} has no Bottle.outbound_network(): "
                                   "the live tier cannot stage its test upstream")
+            return
+        if self.engine_problem():
+            live.sites_broken = self.engine_problem()
             return
         t0 = time.monotonic()
         live.sites = upstream.start_sites(self.engine, self.res, network,
