@@ -71,7 +71,8 @@ class LiveTier:
     @classmethod
     def live_harness(cls, backend, tmp_path_factory, bottle_settings):
         harness = LiveHarness(backend, SubprocessRunner(), tmp_path_factory.mktemp("live"),
-                              timeout=bottle_settings.live_timeout)
+                              timeout=bottle_settings.live_timeout,
+                              engine_cli=bottle_settings.fixture_engine)
         harness.check_environment()
         try:
             yield harness
@@ -113,7 +114,7 @@ class LiveTier:
     # -- EXEC-USER (live half) --------------------------------------------------------
     @clause("EXEC-USER", tier="live")
     @ROUTED
-    def test_agent_and_user_state_run_as_node(self, live, live_harness, probe_log):
+    def test_live_agent_and_user_state_run_as_node(self, live, live_harness, probe_log):
         framed = probes.agent_framed(live.bottle, live.plan.agent,
                                      'id -un; printf "%s\\n" "$HOME"', live_harness.runner,
                                      log=probe_log)
@@ -366,7 +367,7 @@ class LiveTier:
     # -- LAUNCH-PROXY-ENV (live half) -------------------------------------------------------
     @clause("LAUNCH-PROXY-ENV", tier="live")
     @BOTH
-    def test_proxy_env_points_at_first_hop(self, live, live_harness, probe_log):
+    def test_live_proxy_env_reaches_first_hop(self, live, live_harness, probe_log):
         live.wait_ready(probe_log)
         env = probes.agent_framed(live.bottle, live.plan.agent,
                                   'printf "%s\\n" "$HTTPS_PROXY" "$HTTP_PROXY"',

@@ -27,7 +27,7 @@ CASES = [
     ("TestWrongToken", "test_real_token_only_upstream", "LIVE-AUTH", "broken-token"),
     ("TestNoTrust", "test_tls_validates_with_provisioned_trust and unrouted", "LIVE-CA-TRUST",
      "broken-trust"),
-    ("TestRootAgent", "test_agent_and_user_state_run_as_node", "EXEC-USER", "broken-root"),
+    ("TestRootAgent", "test_live_agent_and_user_state_run_as_node", "EXEC-USER", "broken-root"),
     ("TestLeaky", "test_teardown_leaves_nothing and close", "LIVE-TEARDOWN", "broken-leak"),
 ]
 

@@ -84,7 +84,8 @@ ALL = "--bottle-backend=fakebackend:AllCaps"
 def _clean_env(monkeypatch):
     """The outer shell's BOTTLE_* settings must not leak into inner runs."""
     for name in ("BOTTLE_BACKEND", "BOTTLE_REQUIRE", "BOTTLE_CERTIFY", "BOTTLE_REPORT",
-                 "BOTTLE_SNAPSHOT_DIR", "BOTTLE_HYPOTHESIS_PROFILE", "BOTTLE_LIVE_TIMEOUT"):
+                 "BOTTLE_SNAPSHOT_DIR", "BOTTLE_HYPOTHESIS_PROFILE", "BOTTLE_LIVE_TIMEOUT",
+                 "BOTTLE_FIXTURE_ENGINE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -592,6 +593,8 @@ def test_settings_defaults():
     ({"flags": {"live_timeout": "-1"}}, "--bottle-live-timeout: expected a positive number"),
     ({"pyproject": {"bakend": "docker"}}, "unknown key(s) bakend"),
     ({"pyproject": {"require": ["warp"]}}, "require: unknown capability 'warp'"),
+    ({"env": {"BOTTLE_FIXTURE_ENGINE": "'podman"}}, "BOTTLE_FIXTURE_ENGINE: expected a container"),
+    ({"pyproject": {"fixture_engine": 3}}, "fixture_engine: expected a container CLI"),
 ])
 def test_settings_errors_name_their_source(source, message):
     with pytest.raises(SettingsError) as err:
@@ -716,3 +719,172 @@ def test_certify_fails_when_no_clause_test_ran(pytester):
     result = pytester.runpytest_subprocess("--bottle-certify", "--bottle-report", "r.json")
     assert result.ret != 0
     assert "no clause test ran" in result.stdout.str()
+
+
+# -- every clause's tests run (issue 7) -------------------------------------------
+
+
+def _collected_pairs(fake) -> tuple[dict[tuple[str, str], set[str]], list[str]]:
+    """(clause, tier) -> collected test names of the umbrella class, by a
+    real pytest collection; plus every collected test name."""
+    from conformance.markers import clause_marks
+
+    fake.makepyfile(test_mine=UMBRELLA)
+    items, _ = fake.inline_genitems("-q", "-p", "no:randomly")
+    pairs: dict[tuple[str, str], set[str]] = {}
+    names = []
+    for item in items:
+        if "::TestMine::" not in item.nodeid:
+            continue
+        name = item.originalname if hasattr(item, "originalname") else item.name
+        names.append(name)
+        for m in clause_marks(item):
+            pairs.setdefault((m.clause.id, m.tier), set()).add(name)
+    return pairs, names
+
+
+def test_every_declared_clause_tier_has_a_collected_test(fake):
+    """Collect BackendConformance for real: each (clause, tier) the registry
+    declares has a test, and the static map `bottle-conformance contract`
+    renders (conformance.trace.clause_tests) says the same."""
+    from conformance.trace import clause_tests, declared_pairs
+
+    pairs, _ = _collected_pairs(fake)
+    missing = [f"{cid} ({tier})" for cid, tier in declared_pairs(CLAUSES)
+               if (cid, tier) not in pairs]
+    assert not missing, f"declared but no collected test checks: {', '.join(missing)}"
+    undeclared = [f"{cid} ({tier})" for cid, tier in pairs
+                  if tier not in next(c for c in CLAUSES if c.id == cid).tiers]
+    assert not undeclared, undeclared
+    static = {k: {n.split(".", 1)[1] for n in v} for k, v in clause_tests().items()}
+    assert static == pairs
+
+
+def test_no_tier_test_is_shadowed():
+    """pytest collects one test per attribute name: a tier method another
+    tier's same-named method hides never runs (LiveTier's EXEC-USER and
+    LAUNCH-PROXY-ENV probes did, and the report said PASSED in live)."""
+    from conformance.base import BackendConformance
+    from conformance.trace import shadowed_tests, tier_classes
+
+    assert not shadowed_tests(), shadowed_tests()
+    seen: dict[str, str] = {}
+    for tier in tier_classes(BackendConformance):
+        for name in vars(tier):
+            if name.startswith("test_"):
+                assert name not in seen, (f"{tier.__name__}.{name} repeats "
+                                          f"{seen[name]}.{name}")
+                seen[name] = tier.__name__
+
+
+def test_shadowing_is_detected():
+    """The check above can fail: two tiers with one test name."""
+    from conformance.markers import clause
+    from conformance.trace import clause_tests, declared_pairs, shadowed_tests, uncovered
+
+    class A:
+        @clause("EXEC-USER", tier="invariant")
+        def test_same(self):
+            pass
+
+    class B:
+        @clause("EXEC-USER", tier="live")
+        def test_same(self):
+            pass
+
+    class Both(A, B):
+        pass
+
+    assert shadowed_tests(Both) == ["B.test_same (hidden by A.test_same)"]
+    exec_user = [c for c in CLAUSES if c.id == "EXEC-USER"]
+    assert uncovered(declared_pairs(exec_user), clause_tests(Both)) == [("EXEC-USER", "live")]
+
+
+TIERED = '''
+import pytest
+from conformance.markers import clause
+
+@clause("EXEC-USER", tier="invariant")
+def test_inv(backend):
+    pass
+
+@clause("EXEC-USER", tier="live")
+def test_live(backend):
+    pass
+
+@clause("LAUNCH-PROXY-ENV", tier="snapshot")
+def test_snap(backend):
+    pass
+
+@clause("LAUNCH-PROXY-ENV", tier="live")
+def test_snap_live(backend):
+    pass
+'''
+
+
+def test_report_lists_only_tiers_whose_tests_ran(fake):
+    """A clause's tier column names the tiers whose tests ran: the live test
+    skipped (NOT_SUPPORTED: no `live` capability) is not listed, and a
+    deselected tier neither."""
+    fake.makepyfile(test_t=TIERED)
+    fake.runpytest(FAKE, "--bottle-report=r.json")
+    by_id = {r.clause_id: r for r in load_report(fake.path / "r.json").results}
+    assert by_id["EXEC-USER"].tier == ("invariant",)
+    assert by_id["EXEC-USER"].state == State.PASSED
+    assert by_id["LAUNCH-PROXY-ENV"].tier == ("snapshot",)
+    fake.runpytest(ALL, "--bottle-report=all.json")
+    by_id = {r.clause_id: r for r in load_report(fake.path / "all.json").results}
+    assert by_id["EXEC-USER"].tier == ("invariant", "live")
+    fake.runpytest(ALL, "--bottle-report=snap.json", "--bottle-tier=snapshot")
+    by_id = {r.clause_id: r for r in load_report(fake.path / "snap.json").results}
+    assert "EXEC-USER" not in by_id
+    assert by_id["LAUNCH-PROXY-ENV"].tier == ("snapshot",)
+
+
+def test_clause_none_of_whose_tests_ran_lists_no_tier():
+    from conformance.report import ClauseResult, aggregate, markdown, Report
+
+    rs = aggregate([ClauseResult("LIVE-SMOKE", "MUST", ("live",), State.NOT_SUPPORTED, "x")])
+    assert rs[0].tier == () and rs[0].state == State.NOT_SUPPORTED
+    text = markdown(Report("v", "b", "1", (), "ci", None, "now", rs))
+    assert "| LIVE-SMOKE | MUST | - | NOT_SUPPORTED |" in text
+
+
+# -- the harness's fixture engine ---------------------------------------------------
+
+
+def test_fixture_engine_setting_precedence():
+    assert _resolve().fixture_engine == "docker"
+    assert _resolve(env={"BOTTLE_FIXTURE_ENGINE": "podman"}).fixture_engine == "podman"
+    assert _resolve(flags={"fixture_engine": "nerdctl -n bottles"},
+                    env={"BOTTLE_FIXTURE_ENGINE": "podman"}).fixture_engine == "nerdctl -n bottles"
+
+
+def test_fixture_engine_runs_the_configured_cli():
+    """Every harness fixture command starts with the configured CLI, and
+    labels parse in docker's (string) and podman's (object) JSON forms."""
+    from bottle_api.runner import RecordingRunner
+    from conformance.live.engine import Engine, fixture_engine_cli
+
+    assert fixture_engine_cli(None, env={}) == ("docker",)
+    assert fixture_engine_cli(None, env={"BOTTLE_FIXTURE_ENGINE": "podman"}) == ("podman",)
+    assert fixture_engine_cli("podman --remote", env={}) == ("podman", "--remote")
+    r = RecordingRunner()
+    r.reply("podman", "--remote", "ps", stdout='c1\tup\t{"bottle-conformance.live":"t1"}\n')
+    r.reply("podman", "--remote", "network", stdout='n1\tnet\t"a=b,c=d"\n')
+    eng = Engine(r, fixture_engine_cli("podman --remote", env={}))
+    snap = eng.snapshot()
+    assert all(a[:2] == ("podman", "--remote") for a in r.argvs)
+    by_name = {o.name: o for o in snap.objects}
+    assert by_name["up"].labels == {"bottle-conformance.live": "t1"}
+    assert by_name["net"].labels == {"a": "b", "c": "d"}
+    assert eng.answers() is None and r.argvs[-1] == ("podman", "--remote", "info")
+
+
+def test_fixture_engine_unreachable_names_the_cli():
+    from bottle_api.runner import RecordingRunner
+    from conformance.live.engine import Engine
+
+    r = RecordingRunner().reply("podman", "info", returncode=125, stderr="cannot connect")
+    assert Engine(r, ("podman",)).answers() == ("fixture engine `podman` not reachable: "
+                                                "cannot connect")
