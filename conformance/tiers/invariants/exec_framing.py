@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from hypothesis import given
 
-from bottle_ref.resume import resume_with_fallback
-
 from ... import strategies as bst
 from ...markers import clause
 from ...recording import contains_seq
+from ...resume_wrap import NoAgentBinary, unwrap, wrap
 from .support import (
     _LAUNCH,
     _agent_index,
@@ -59,14 +58,19 @@ class ExecInvariants:
             for tty, argv in rec.agent_argvs.items():
                 i = _agent_index(argv, spec.agent)
                 assert i >= 0, f"agent_argv(tty={tty}) has no {spec.agent} binary: {_show(argv)}"
+                # The suite's own wrap (conformance.resume_wrap), written from
+                # the clause: never the reference's code as the oracle.
                 try:
-                    wrapped = resume_with_fallback(argv)
-                except ValueError as exc:
+                    w = wrap(argv, spec.agent)
+                except NoAgentBinary as exc:
                     raise AssertionError(f"the resume wrap cannot find the agent in "
                                          f"agent_argv(tty={tty}): {exc}") from None
-                assert list(wrapped[:i]) == list(argv[:i]), (
-                    f"the resume wrap changed the prefix before {spec.agent}:\n"
-                    f"  before: {_show(argv[:i])}\n  after:  {_show(wrapped[:i])}")
-                why = _user_switch_problem(wrapped[:i])
-                assert why is None, (f"after the resume wrap, {_show(wrapped[i:i + 2])} runs "
-                                     f"wrongly: {why}: {_show(wrapped)}")
+                assert w.at == i and w.prefix == tuple(argv[:i]), (
+                    f"the resume wrap would cut agent_argv(tty={tty}) elsewhere than at "
+                    f"{spec.agent}: {_show(argv)}")
+                again, fresh = unwrap(w.argv[-1])
+                assert fresh == list(argv[i:]) and again == list(w.resume), (
+                    f"the wrapped shell would not run the agent tail as given: {_show(w.argv)}")
+                why = _user_switch_problem(w.prefix)
+                assert why is None, (f"after the resume wrap, {_show(w.argv[i:i + 2])} runs "
+                                     f"wrongly: {why}: {_show(w.argv)}")
