@@ -73,14 +73,11 @@ def node_framing_problem(argv: Sequence[str], at: int) -> str | None:
     assignments = env_assignments(before)
     homes = [v for k, v in assignments if k == "HOME"]
     users = [v for k, v in assignments if k == "USER"]
-    via_runuser = contains_seq(before, ["runuser", "-u", "node"]) >= 0
-    as_node = (via_runuser
-               or contains_seq(before, ["-u", "node"]) >= 0
-               or contains_seq(before, ["--user", "node"]) >= 0
-               or "--user=node" in before or "-unode" in before)
-    if not as_node:
-        root_like = contains_seq(before, ["-u", "root"]) >= 0 or "--user=root" in before
-        return ("it runs as root (-u root)" if root_like
+    switched = last_user_switch(before)
+    via_runuser = (contains_seq(before, ["runuser", "-u", "node"]) >= 0
+                   and switched == "node")
+    if switched != "node":
+        return (f"it runs as {switched} (the last -u/--user before it)" if switched
                 else "there is no switch to node (no -u node, no runuser -u node --)")
     if not homes:
         return "it runs as node but HOME=/home/node is not set (HOME stays root's /root)"
@@ -90,6 +87,65 @@ def node_framing_problem(argv: Sequence[str], at: int) -> str | None:
         seen = f"USER={users[-1]}" if users else "no USER"
         return f"it switches with runuser but sets {seen} (root's USER leaks; want USER=node)"
     return None
+
+
+def last_user_switch(argv: Sequence[str]) -> str | None:
+    """The user the LAST ``-u``/``--user`` (``-uX``, ``--user=X``; engines'
+    and runuser's alike) in ``argv`` names, group dropped (``node:node`` and
+    ``node:GROUP`` are node), or None. docker and podman honour the last
+    ``-u`` they are given, and a later runuser switches again."""
+    user = None
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok in ("-u", "--user") and i + 1 < len(argv):
+            user = argv[i + 1]
+            i += 2
+            continue
+        if tok.startswith("--user="):
+            user = tok.split("=", 1)[1]
+        elif tok.startswith("-u") and len(tok) > 2 and not tok.startswith("--"):
+            user = tok[2:]
+        i += 1
+    return user.split(":", 1)[0] if user is not None else None
+
+
+def guest_target(argv: Sequence[str]) -> str | None:
+    """The guest an exec or copy argv addresses: the container of an
+    engine's ``exec``/``cp`` (``C`` of ``C:PATH``), the machine of smolvm's
+    ``machine exec/cp`` (``--name``/``-n``, or ``M`` of ``M:PATH``); None
+    for any other argv (an unknown tool: the suite cannot tell)."""
+    argv = list(argv)
+    if is_guest_copy(argv):
+        start = 3 if prog(argv) == "smolvm" or (len(argv) > 2 and argv[1] == "container") else 2
+        for tok in _positionals(argv, start, set()):
+            head, sep, _ = tok.partition(":")
+            if sep and head and not head.startswith(("/", ".")):
+                return head
+        return None
+    if not is_guest_exec(argv):
+        return None
+    if prog(argv) == "smolvm":
+        head = argv[:argv.index("--")] if "--" in argv else argv
+        return _named_after(head, "--name") or _named_after(head, "-n")
+    at = guest_command_start(argv)
+    return argv[at - 1] if 0 < at <= len(argv) else None
+
+
+def network_name(value: str) -> str:
+    """The network of a ``--network`` value: podman's ``NET:alias=a,ip=...``
+    and docker's ``name=NET,alias=a`` long form both name NET."""
+    if value.startswith("name="):
+        fields = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
+        return fields["name"]
+    return value.split(":", 1)[0]
+
+
+def network_aliases(value: str) -> set[str]:
+    """Aliases a ``--network`` value itself declares: podman's
+    ``NET:alias=a,alias=b``, docker's ``name=NET,alias=a``."""
+    opts = value.split(":", 1)[1] if ":" in value and not value.startswith("name=") else value
+    return {p.split("=", 1)[1] for p in opts.split(",") if p.startswith("alias=")}
 
 
 def guest_command_start(argv: Sequence[str]) -> int:
@@ -321,9 +377,9 @@ def engine_topology(runs: Iterable[Sequence[str]], *, bundle_image: str,
             head = argv[:image_at] if image_at is not None else argv
             for i, tok in enumerate(head):
                 if tok in ("--network", "--net") and i + 1 < len(head):
-                    nets.setdefault(name, set()).add(head[i + 1])
+                    nets.setdefault(name, set()).add(network_name(head[i + 1]))
                 elif tok.startswith(("--network=", "--net=")):
-                    nets.setdefault(name, set()).add(tok.split("=", 1)[1])
+                    nets.setdefault(name, set()).add(network_name(tok.split("=", 1)[1]))
             if image_at is not None and argv[image_at] == agent_image:
                 agents.add(name)
             elif image_at is not None:

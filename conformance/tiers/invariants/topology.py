@@ -11,6 +11,8 @@ from ...outcomes import not_supported
 from ...recording import (
     Recording,
     created_resource,
+    network_aliases,
+    network_name,
     parse_publish,
     prog,
     publish_values,
@@ -72,10 +74,13 @@ def _topology(rec: Recording) -> tuple[dict[str, _Container], dict | None]:
             continue
         if res.kind == "container":
             daemons = _daemons_in(argv)
+            net_values = _flag_values(argv, "--network", "--net")
             containers[res.name] = _Container(
                 name=res.name,
-                networks=set(_flag_values(argv, "--network", "--net")),
-                aliases=set(_flag_values(argv, "--network-alias", "--alias")),
+                # podman's --network NET:alias=X names NET (and alias X)
+                networks={network_name(v) for v in net_values},
+                aliases=(set(_flag_values(argv, "--network-alias", "--alias"))
+                         .union(*(network_aliases(v) for v in net_values))),
                 daemons=daemons,
                 publishes=[parse_publish(p) for p in publish_values(argv, stop_at=stops)],
                 is_agent=plan.agent_image_ref in argv and not daemons,
