@@ -333,11 +333,12 @@ PROV_MCP_USER = Clause(
 
 LAUNCH_READY = Clause(
     "LAUNCH-READY", MUST,
-    "Launch MUST observe guest readiness with a bounded poll before any "
-    "provisioning exec and MUST NOT wait with a fixed sleep.",
+    "Launch MUST observe the readiness of the guest it then provisions with a "
+    "bounded poll (its probe marked purpose=READY on the runner) before any "
+    "provisioning exec, and MUST NOT wait with a fixed sleep.",
     SNAPSHOT, None,
     "seed: exec warm-up race after machine_start (the 1.5 s sleep this clause "
-    "replaces)",
+    "replaces); issue 10 (a probe of another container)",
 )
 LAUNCH_MISSING_TOKEN = Clause(
     "LAUNCH-MISSING-TOKEN", MUST,

@@ -35,7 +35,7 @@ from ..provision import (
     home_of,
     provision,
 )
-from bottle_api.runner import Completed, RecordingRunner, Runner, poll
+from bottle_api.runner import READY, Completed, RecordingRunner, Runner, poll
 from bottle_api.spec import BottleSpec, SpecError
 from ..state import remove_state, write_state
 from ..supervise import mcp_url
@@ -437,7 +437,8 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
                       plan.agent_image_ref, ["infinity"])
 
     progress("waiting for the agent container")
-    poll(runner, lambda: runner.run(["docker", "exec", agent, "true"], check=False).ok,
+    poll(runner, lambda: runner.run(["docker", "exec", agent, "true"], check=False,
+                                    purpose=READY).ok,
          timeout=READY_TIMEOUT, what=f"agent container {agent}")
 
     progress("provisioning the agent")
@@ -446,8 +447,8 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
                                    ca_pem_host_path=str(ca.cert), log=progress)
 
     # Last, before launch returns: provisioning only writes guest files, so
-    # the guest's first request through a daemon comes after this. Not
-    # earlier: the suite takes the first `docker exec` of a launch as the
-    # guest's readiness probe, and these probes are `docker exec`s too.
+    # the guest's first request through a daemon comes after this. (The
+    # agent's readiness probe above is marked purpose=READY, so these
+    # `docker exec` probes of bundle containers cannot pose as it.)
     progress("waiting for bundle daemons")
     wait_for_daemons(runner, [(d, f"{ident}-{d}", PORTS[d]) for d in agent_facing_daemons(plan)])

@@ -34,7 +34,7 @@ from bottle_api.host import HostContext
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from ..planning import auto_routes, build_plan, first_hop_for
 from ..provision import NODE, NODE_HOME, ROOT, Addresses, GuestChannel, provision
-from bottle_api.runner import Completed, RecordingRunner, Runner, poll
+from bottle_api.runner import READY, Completed, RecordingRunner, Runner, poll
 from bottle_api.spec import BottleSpec, SpecError
 from ..state import remove_state, state_files, write_state
 from ..supervise import MCP_PATH
@@ -539,7 +539,7 @@ class SmolmachinesBackend(Backend):
         # probe runs at once; a warming VM's exec failure just means "again".
         poll(runner,
              lambda: runner.run(ready_probe_argv(ident), check=False,
-                                timeout=READY_PROBE_TIMEOUT).ok,
+                                timeout=READY_PROBE_TIMEOUT, purpose=READY).ok,
              timeout=self.ready_timeout, what=f"smolvm machine {ident}")
 
         progress("provisioning the guest")
@@ -550,10 +550,9 @@ class SmolmachinesBackend(Backend):
         # Probed inside the bundle: docker's port forward accepts TCP before
         # a daemon listens, and egress answers 502 while pipelock is still
         # starting. Last, before launch returns (provisioning only writes
-        # guest files, so the guest's first request comes after this); not
-        # earlier, since the suite takes a launch's first `docker exec` as
-        # a guest exec, so a bundle probe there would pose as the guest's
-        # readiness probe. The daemons start while the VM boots.
+        # guest files, so the guest's first request comes after this). The
+        # machine's readiness probe is marked purpose=READY, so these bundle
+        # probes cannot pose as it. The daemons start while the VM boots.
         progress("waiting for bundle daemons")
         wait_for_daemons(runner, [(d, f"{ident}-bundle", PORTS[d])
                                   for d in agent_facing_daemons(plan)],

@@ -8,10 +8,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import bottle_ref
 from bottle_api.backend import Backend
 
-from .tracing import BACKEND_PKG, HOME, PKG, PYTHON, SECRET, STATE, TMP
+from .packages import backend_packages, package_dir
+from .tracing import BACKEND_PKG, HOME, PYTHON, SECRET, STATE, TMP
+
+
+def package_placeholder(top: str) -> str:
+    """``<PKG:name>``: the install path of a package the backend uses."""
+    return f"<PKG:{top}>"
 
 # -- normalisation ---------------------------------------------------------------
 
@@ -37,14 +42,16 @@ class Normaliser:
         secret_pairs = [(s, SECRET) for s in sorted({s for s in secrets if s}, key=len,
                                                      reverse=True)]
         paths: list[tuple[str, str]] = []
-        for value, label in ((state_root, STATE), (home, HOME), (root, TMP),
-                             (Path(bottle_ref.__file__).parent, PKG)):
+        for value, label in ((state_root, STATE), (home, HOME), (root, TMP)):
             paths += [(p, label) for p in _path_variants(value)]
         if backend is not None:
-            top = sys.modules.get(type(backend).__module__.split(".")[0])
-            top_file = getattr(top, "__file__", None)
-            if top_file and top is not bottle_ref:
-                paths += [(p, BACKEND_PKG) for p in _path_variants(Path(top_file).parent)]
+            # The backend's own package is <BACKEND_PKG>; a package it uses
+            # (another project's helpers) is <PKG:name>. None by name.
+            own, *used = backend_packages(backend)
+            for top, label in ((own, BACKEND_PKG), *((u, package_placeholder(u)) for u in used)):
+                where = package_dir(top)
+                if where is not None:
+                    paths += [(p, label) for p in _path_variants(Path(where))]
         paths += [(p, PYTHON) for p in _path_variants(sys.executable)]
         seen: dict[str, str] = {}
         for literal, label in paths:

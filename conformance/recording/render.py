@@ -33,6 +33,8 @@ def _render_call(call: Call) -> list[str]:
     lines = ["run" if call.returncode == 0 else f"run (exit {call.returncode})"]
     lines += [f"  {_token(t)}" for t in call.argv]
     lines += [f"env: {n}" for n in call.env_names]
+    if call.purpose is not None:
+        lines.append(f"purpose: {call.purpose}")
     if call.timeout is not None:
         lines.append(f"timeout: {call.timeout:g}")
     if call.input is not None:

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-import bottle_ref
 from bottle_api.backend import Backend
+
+from .packages import backend_modules
 
 # -- catching time.sleep -----------------------------------------------------------
 
 
 def _backend_modules(backend: Backend) -> list[ModuleType]:
-    """Loaded modules of the backend's top-level package, and of bottle_ref
-    (whose shared helpers a third-party backend may call)."""
-    tops = {type(backend).__module__.split(".")[0], bottle_ref.__name__}
-    return [m for name, m in list(sys.modules.items())
-            if m is not None and name.split(".")[0] in tops]
+    """Loaded modules of the backend's own package and of the packages it
+    uses (whose shared helpers it may call); see `packages`."""
+    return backend_modules(backend)
 
 
 @contextmanager

@@ -40,11 +40,12 @@ class TracingRunner(RecordingRunner):
             raise RunawayLaunch(f"more than {self.limit} commands/sleeps recorded: "
                                 "a wait without a bound?")
 
-    def run(self, argv, *, env=None, input=None, timeout=None, check=True):
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
         self._guard()
         index = len(self.calls)
         try:
-            result = super().run(argv, env=env, input=input, timeout=timeout, check=check)
+            result = super().run(argv, env=env, input=input, timeout=timeout, check=check,
+                                 purpose=purpose)
         except Exception as exc:
             res = getattr(exc, "result", None)
             self.stdouts[index] = getattr(res, "stdout", "") or ""

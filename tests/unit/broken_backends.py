@@ -57,7 +57,7 @@ from bottle_ref.credentials import CODEX_AUTH_GUEST
 from bottle_api.host import CODEX_AUTH
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from bottle_ref.provision import CA_GUEST_PATH, NODE, NODE_HOME, PROMPT_PATH, ROOT, ProvisionError
-from bottle_api.runner import Completed, Runner
+from bottle_api.runner import READY, Completed, Runner
 from bottle_ref.state import state_files, write_state
 
 # A fixed "now" for the Codex exp defect: the seed's now+1h, but computed once
@@ -643,6 +643,18 @@ class NoReadinessPoll(_RunnerDefect, SmolmachinesBackend):
         return runner.run(argv, **kw)
 
 
+class ReadinessProbesAnotherGuest(_RunnerDefect, DockerBackend):
+    """LAUNCH-READY (issue 10: "the readiness probe may target another
+    container than the guest provisioning then uses"). Reintroduced: the
+    probe marked purpose=READY waits for the pipelock container, and
+    provisioning then goes to the agent, which nobody waited for."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if kw.get("purpose") == READY and argv[-2].endswith("-agent"):
+            argv = [*argv[:-2], argv[-2].removesuffix("-agent") + "-pipelock", argv[-1]]
+        return runner.run(argv, **kw)
+
+
 class PromptMode0644(_RunnerDefect, DockerBackend):
     """Seed chunk 4d: "prompt.py default path moves ... chown + chmod after
     machine cp" (DESIGN §4: mode 0600). Reintroduced: mode 0644."""
@@ -1043,7 +1055,8 @@ BROKEN: dict[str, list[type[Backend]]] = {
     "PROV-SKILLS": [SkillsNotChowned],
     "PROV-MCP": [McpFailureFatal],
     "PROV-MCP-USER": [McpAddAsRoot],
-    "LAUNCH-READY": [FixedSleepAfterStart, TimeSleepAfterStart, NoReadinessPoll],
+    "LAUNCH-READY": [FixedSleepAfterStart, TimeSleepAfterStart, NoReadinessPoll,
+                     ReadinessProbesAnotherGuest],
     "LAUNCH-MISSING-TOKEN": [MissingTokenRefusedLate],
     "LAUNCH-CA-WHEN-ROUTED": [EgressCaAlways],
 }

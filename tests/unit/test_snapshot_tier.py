@@ -245,3 +245,63 @@ def test_reference_snapshots_are_checked_in(backend_name):
         text = snapshot_file(directory, name).read_text(encoding="utf-8")
         assert f"# backend: {backend_name}\n# scenario: {name}\n" in text
         assert "SECRET" not in text and "/tmp/" not in text
+
+
+# -- LAUNCH-READY judges the marked probe ---------------------------------------------
+
+from bottle_api.runner import READY, Runner  # noqa: E402
+from conformance.tiers.snapshots.launch import LaunchSnapshots  # noqa: E402
+
+
+class _BundleExecFirst(Runner):
+    """Runs a bundle-container `docker exec` before the first marked probe:
+    the old rule ("the first docker exec of a launch is the readiness
+    probe") would have judged that one."""
+
+    def __init__(self, inner: Runner):
+        self.inner, self.done = inner, False
+
+    def run(self, argv, **kw):
+        if kw.get("purpose") == READY and not self.done:
+            self.done = True
+            self.inner.run(["docker", "exec", argv[-2].removesuffix("-agent") + "-pipelock",
+                            "true"], check=False)
+        return self.inner.run(argv, **kw)
+
+    def sleep(self, seconds):
+        self.inner.sleep(seconds)
+
+    def monotonic(self):
+        return self.inner.monotonic()
+
+    def unique(self, prefix):
+        return self.inner.unique(prefix)
+
+
+class BundleProbeFirstDocker(DockerBackend):
+    name = "bundle-probe-first"
+
+    def launch(self, plan, runner, *, progress=lambda _: None):
+        return super().launch(plan, _BundleExecFirst(runner), progress=progress)
+
+
+class TestReadinessByMark(LaunchSnapshots):
+    """Every LAUNCH-READY test passes although a bundle exec precedes the
+    agent's probe: the suite follows purpose=READY, not the first exec."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend(cls):
+        return BundleProbeFirstDocker()
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def bottle_recorder(cls, backend, tmp_path_factory):
+        return Recorder(backend, tmp_path_factory.mktemp)
+
+
+def test_the_bundle_exec_really_comes_first(tmp_path):
+    rec = record(BundleProbeFirstDocker(), SCENARIOS["minimal-claude"], tmp=tmp_path)
+    execs = [c for _, c in rec.indexed("launch") if c.kind == "run" and c.argv[1:2] == ("exec",)]
+    assert execs[0].argv[-2].endswith("-pipelock") and execs[0].purpose is None
+    assert execs[1].purpose == READY and execs[1].argv[-2].endswith("-agent")

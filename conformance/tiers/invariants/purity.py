@@ -12,7 +12,6 @@ import pathlib
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -60,9 +59,10 @@ def _guarded_targets() -> list[tuple[Any, str, str]]:
 
 
 def _backend_modules(backend) -> list[Any]:
-    tops = {type(backend).__module__.split(".")[0], "bottle_ref"}
-    return [m for name, m in list(sys.modules.items())
-            if m is not None and name.split(".")[0] in tops]
+    """The backend's own modules and those of the packages it uses."""
+    from ...recording.packages import backend_modules
+
+    return backend_modules(backend)
 
 
 @contextlib.contextmanager

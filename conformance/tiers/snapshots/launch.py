@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from bottle_api.runner import RecordingRunner
+from bottle_api.runner import READY, RecordingRunner
 
+from ...outcomes import not_supported
 from ...recording import (
     Recording,
     RunawayLaunch,
     contains_seq,
+    guest_target,
     is_guest_copy,
     is_guest_exec,
+    mentions,
     mount_pairs,
     prog,
     reply_when,
@@ -43,11 +46,27 @@ class LaunchSnapshots:
 
     @staticmethod
     def _ready_probe(rec: Recording) -> tuple[str, ...]:
+        """The launch's readiness probe: the command the backend marked
+        ``purpose=READY`` (`bottle_api.runner.READY`). A backend that marks
+        none is read the old way, as its first guest exec (docker, podman,
+        nerdctl, smolvm argv only); with neither, the suite cannot tell
+        which command waits for the guest: NOT_SUPPORTED, never PASSED."""
+        marked = [c.argv for _, c in rec.indexed("launch")
+                  if c.kind == "run" and c.purpose == READY]
+        if marked:
+            assert len(set(marked)) == 1, (
+                "more than one command is marked purpose=READY; mark the one readiness "
+                "probe: " + "; ".join(show(rec, a) for a in dict.fromkeys(marked)))
+            return marked[0]
         i = first_index(rec, "launch", lambda a: is_guest_exec(a) or is_guest_copy(a))
-        assert i is not None, "launch never execs in (or copies into) the guest"
+        if i is None:
+            not_supported("no command is marked purpose=READY and no guest exec of a known "
+                          "tool (docker, podman, nerdctl, smolvm) was recorded: mark the "
+                          "readiness probe with runner.run(..., purpose=READY)")
         probe = rec.runner.calls[i].argv
         assert is_guest_exec(probe), (
-            f"the first guest command is a copy, not a readiness probe: {show(rec, probe)}")
+            f"nothing is marked purpose=READY and the first guest command is a copy, not a "
+            f"readiness probe: {show(rec, probe)}")
         return probe
 
     @pytest.mark.parametrize("scenario", scenario_params(
@@ -104,6 +123,32 @@ class LaunchSnapshots:
         assert 0 < waited <= READY_BOUND_S, (
             f"the readiness wait slept {waited:g}s in total before failing; expected a "
             f"bounded poll (0 < total <= {READY_BOUND_S:g}s)")
+
+    @pytest.mark.parametrize("scenario", scenario_params(
+        "LAUNCH-READY", names=("minimal-claude", "supervise-prompt-skills")))
+    def test_readiness_probe_targets_the_provisioned_guest(self, backend, scenario: Scenario,
+                                                          bottle_recorder):
+        """The readiness probe waits for the guest that provisioning then
+        uses: the CA copy and the update-ca-certificates exec (and every
+        later copy into a guest) address the probe's guest, so a probe of a
+        bundle container cannot stand in for the agent's readiness."""
+        rec = launched(bottle_recorder(scenario))
+        probe = self._ready_probe(rec)
+        target = guest_target(probe)
+        if target is None:
+            not_supported(f"cannot read which guest the readiness probe addresses (not a "
+                          f"docker/podman/nerdctl/smolvm exec): {show(rec, probe)}")
+        start = next(i for i, c in rec.indexed("launch") if c.kind == "run" and c.argv == probe)
+        provisioning = [c.argv for i, c in rec.indexed("launch") if i > start and c.kind == "run"
+                        and (is_guest_copy(c.argv) or (is_guest_exec(c.argv)
+                             and mentions(c.argv, "update-ca-certificates")))]
+        assert provisioning, (
+            f"no provisioning (a copy into the guest, update-ca-certificates) follows the "
+            f"readiness probe {show(rec, probe)}")
+        elsewhere = [(guest_target(a), a) for a in provisioning if guest_target(a) != target]
+        assert not elsewhere, (
+            f"the readiness probe waits for {target!r} but provisioning then uses another "
+            "guest: " + "; ".join(f"{t!r}: {show(rec, a)}" for t, a in elsewhere))
 
     @pytest.mark.parametrize("scenario", scenario_params("LAUNCH-CA-WHEN-ROUTED"))
     def test_egress_ca_only_when_routed(self, backend, scenario: Scenario, bottle_recorder):
