@@ -1,13 +1,22 @@
-"""CONTRACT.md, generated from the clause registry (never edited by hand)."""
+"""CONTRACT.md, generated from the clause registry (never edited by hand).
+
+Besides the clauses it renders the shared conventions
+(`bottle_api.conventions.TABLE`), what the live harness needs of its host,
+and per clause the suite's tests and the reference functions (`trace`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bottle_api.conventions import TABLE as CONVENTIONS
+
 from .capabilities import Capability
 from .clauses import CLAUSES, RESIDUAL_RISKS, SEED_MAP, TIERS, Clause
+from .live.harness import FIXTURE_ENGINE_CLAUSES
 from .outcomes import State
+from .trace import ARGV_VOCABULARIES, REFERENCE, clause_tests
 
 DEFAULT_PATH = Path("CONTRACT.md")
 
@@ -31,6 +40,97 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _layout() -> list[str]:
+    return [
+        "## Layout",
+        "",
+        "A backend implements the seam in `bottle_api.backend` (`Backend`, `Bottle`),",
+        "runs every external command through the `bottle_api.runner.Runner` it is",
+        "given (its guest readiness probe marked `purpose=READY`), and is found by an",
+        "entry point of the `bottle.backends` group. The packages:",
+        "",
+        "| package | what | may import (of the project) |",
+        "| --- | --- | --- |",
+        "| `bottle_api` | the seam: spec, host, plan, runner, Backend/Bottle ABCs, registry, "
+        "conventions | nothing |",
+        "| `bottle_bundle` | the bundle daemons and the config formats they read | "
+        "`bottle_api.conventions` |",
+        "| `bottle_ref` | the reference backends `docker` and `smolmachines` | "
+        "`bottle_api`, `bottle_bundle` |",
+        "| `conformance` | this suite | `bottle_api` |",
+        "",
+        "`nox -s lint` (import-linter, `[tool.importlinter]` in pyproject.toml) enforces",
+        "the last column for `bottle_api`, `bottle_bundle` and `conformance`.",
+        "",
+    ]
+
+
+def _conventions() -> list[str]:
+    out = [
+        "## Conventions",
+        "",
+        "Facts every backend, the bundle and the suite share, from",
+        "`bottle_api.conventions`:",
+        "",
+        "| Fact | Value | Note |",
+        "| --- | --- | --- |",
+    ]
+    out += [f"| {_cell(f)} | `{_cell(v)}` | {_cell(n)} |" for f, v, n in CONVENTIONS]
+    return out + [""]
+
+
+def _harness_needs(clauses: Sequence[Clause]) -> list[str]:
+    known = {c.id for c in clauses}
+    out = [
+        "## What the live harness needs",
+        "",
+        "The live tier probes from inside the guest through the backend's own",
+        "`Bottle.exec`, so most live clauses need nothing of the host. These need the",
+        "harness's own fixtures, which it runs on a docker-compatible engine: the",
+        "`docker` CLI by default, `--bottle-fixture-engine podman` (or",
+        "`BOTTLE_FIXTURE_ENGINE`) for another, at the address in `DOCKER_HOST` /",
+        "`CONTAINER_HOST`. Without one they are ERROR (never PASSED); a backend without",
+        "`Bottle.outbound_network()` gets NOT_SUPPORTED for the upstream ones.",
+        "",
+        "| Clause | Fixture |",
+        "| --- | --- |",
+    ]
+    out += [f"| {cid} | {_cell(what)} |" for cid, what in FIXTURE_ENGINE_CLAUSES.items()
+            if cid in known]
+    out += [
+        "",
+        "The static tiers read argv of these tools: "
+        + ", ".join(f"`{v}`" for v in ARGV_VOCABULARIES)
+        + ". A backend driving another tool is recorded and snapshotted like any,",
+        "but the clauses that must read engine argv cannot judge it.",
+        "",
+    ]
+    return out
+
+
+def _traceability(clauses: Sequence[Clause]) -> list[str]:
+    tests = clause_tests()
+    out = [
+        "## Traceability",
+        "",
+        "Per clause: the suite's tests that check it (methods of",
+        "`conformance.BackendConformance`, by tier) and where the reference",
+        "implementation meets it.",
+        "",
+        "| ID | Tests | Reference |",
+        "| --- | --- | --- |",
+    ]
+    for c in clauses:
+        cells = []
+        for tier in c.tiers:
+            names = tests.get((c.id, tier), ())
+            listed = ", ".join(f"`{n}`" for n in names) or "**none**"
+            cells.append(f"{tier}: {listed}")
+        ref = ", ".join(f"`{r}`" for r in REFERENCE.get(c.id, ())) or "-"
+        out.append(f"| {c.id} | {'<br>'.join(cells)} | {ref} |")
+    return out + [""]
+
+
 def render_contract(clauses: Sequence[Clause] = CLAUSES,
                     seed_map: Mapping[str, Sequence[str]] = SEED_MAP) -> str:
     """The full text of CONTRACT.md for ``clauses``."""
@@ -48,6 +148,7 @@ def render_contract(clauses: Sequence[Clause] = CLAUSES,
         "every backend), and where it was learned. Failure messages start with",
         "`[ID] sentence`, and the JUnit XML of a run carries `clause` properties.",
         "",
+        *_layout(),
         "## Result states",
         "",
         "| State | Meaning |",
@@ -83,6 +184,9 @@ def render_contract(clauses: Sequence[Clause] = CLAUSES,
             for c in rows
         ]
         out.append("")
+    out += _conventions()
+    out += _harness_needs(clauses)
+    out += _traceability(clauses)
     out += [
         "## Seed bugs and the clauses that catch them",
         "",

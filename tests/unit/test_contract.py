@@ -24,7 +24,7 @@ def test_contract_md_is_in_sync_with_the_registry():
 
 
 def test_contract_lists_every_clause_once_per_tier():
-    text = render_contract()
+    text = render_contract().split("\n## Conventions\n")[0]  # the tier tables
     for c in CLAUSES:
         rows = [ln for ln in text.splitlines() if ln.startswith(f"| {c.id} |")]
         assert len(rows) == len(c.tiers), c.id
@@ -112,3 +112,104 @@ def test_every_capability_is_documented():
     for cap in Capability:
         assert len(cap.description) > 20, cap
         assert f"| `{cap.value}` | {cap.description} |" in render_contract()
+
+
+# -- traceability, conventions, harness needs (issue 7) --------------------------
+
+
+def _resolve_name(dotted: str):
+    """``"pkg.mod:Qual.name"`` -> the object (imported HERE, in a test: the
+    suite itself never imports bottle_ref)."""
+    import importlib
+
+    module, _, qual = dotted.partition(":")
+    obj = importlib.import_module(module)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def test_every_reference_function_named_in_the_trace_exists():
+    from conformance.trace import REFERENCE
+
+    missing = []
+    for cid, names in REFERENCE.items():
+        for name in names:
+            try:
+                obj = _resolve_name(name)
+            except (ImportError, AttributeError) as exc:
+                missing.append(f"{cid}: {name} ({exc})")
+                continue
+            if not callable(obj):
+                missing.append(f"{cid}: {name} is not a function or class")
+    assert not missing, "; ".join(missing)
+
+
+def test_trace_maps_every_clause_and_only_clauses():
+    from conformance.trace import REFERENCE
+
+    ids = {c.id for c in CLAUSES}
+    assert not set(REFERENCE) - ids, f"trace names unknown clauses: {set(REFERENCE) - ids}"
+    unmapped = sorted(ids - set(REFERENCE))
+    assert not unmapped, (f"add the reference function(s) of {', '.join(unmapped)} "
+                          "to conformance/trace.py REFERENCE")
+    assert all(REFERENCE[i] for i in ids)
+
+
+def test_trace_resolution_can_fail():
+    with pytest.raises(AttributeError):
+        _resolve_name("bottle_ref.provision:provision_nothing_at_all")
+
+
+def test_contract_lists_tests_and_reference_per_clause():
+    from conformance.trace import REFERENCE, clause_tests
+
+    text = render_contract().split("\n## Traceability\n")[1].split("\n## ")[0]
+    tests = clause_tests()
+    for c in CLAUSES:
+        (row,) = [ln for ln in text.splitlines() if ln.startswith(f"| {c.id} |")]
+        for tier in c.tiers:
+            assert tests.get((c.id, tier)), f"{c.id}: no test in tier {tier}"
+            for name in tests[(c.id, tier)]:
+                assert f"`{name}`" in row, (c.id, name)
+        for ref in REFERENCE[c.id]:
+            assert f"`{ref}`" in row, (c.id, ref)
+    assert "**none**" not in text
+
+
+def test_contract_renders_the_conventions_table():
+    from bottle_api.conventions import PORTS, PROMPT_PATH, TABLE
+
+    text = render_contract()
+    for fact, value, _ in TABLE:
+        assert f"| {fact} | `{value}` |" in text
+    assert "| port of egress | `9099` |" in text and PORTS["egress"] == 9099
+    assert PROMPT_PATH in text
+
+
+def test_contract_describes_the_layout():
+    text = render_contract()
+    assert "A backend implements the seam in `bottle_api.backend`" in text
+    for pkg in ("bottle_api", "bottle_bundle", "bottle_ref", "conformance"):
+        assert f"| `{pkg}` |" in text
+
+
+def test_fixture_engine_clauses_are_the_live_tests_that_use_the_engine():
+    """CONTRACT.md's "What the live harness needs" is data; it must name
+    exactly the live clauses whose tests stage upstream sites or touch the
+    harness's engine."""
+    import inspect
+
+    from conformance.base import BackendConformance
+    from conformance.live.harness import FIXTURE_ENGINE_CLAUSES
+    from conformance.trace import clause_tests
+
+    uses = set()
+    for (cid, tier), names in clause_tests().items():
+        if tier != "live":
+            continue
+        for name in names:
+            src = inspect.getsource(getattr(BackendConformance, name.split(".", 1)[1]))
+            if re.search(r"wait_ready|need_sites|need_engine|\.engine\b|_sentinels", src):
+                uses.add(cid)
+    assert uses == set(FIXTURE_ENGINE_CLAUSES), (uses ^ set(FIXTURE_ENGINE_CLAUSES))
