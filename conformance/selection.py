@@ -1,6 +1,6 @@
 """Turning ``--bottle-backend NAME`` into a `Backend` instance, with clear errors.
 
-The lookup is `bottle_ref.backends.get_backend` (entry-point names of the
+The lookup is `bottle_api.registry.get_backend` (entry-point names of the
 ``bottle.backends`` group, or ``package.module:factory``); this module only
 turns whatever goes wrong into one `BackendSelectionError` line, and says
 what the report needs to know about the backend.
