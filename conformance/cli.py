@@ -1,7 +1,7 @@
 """``bottle-conformance``: read reports and keep CONTRACT.md in sync.
 
     bottle-conformance report PATH            markdown table of a JSON report
-    bottle-conformance verify PATH [--strict] exit 1 listing problems
+    bottle-conformance verify PATH [--strict] [--tier TIERS]  exit 1 listing problems
     bottle-conformance contract [--check] [--output FILE]
 
 Exit codes: 0 fine, 1 problems / out of date, 2 unusable input.
@@ -10,20 +10,56 @@ Exit codes: 0 fine, 1 problems / out of date, 2 unusable input.
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .contract import DEFAULT_PATH, is_current, render_contract
-from .report import Report, ReportError, markdown, verify
+from .clauses import TIERS
+from .report import MAX_REPORT_CHARS, Report, ReportError, markdown, verify
+
+
+def read_report_text(path: Path, limit: int = MAX_REPORT_CHARS) -> str:
+    """The text of a report file, refusing what cannot be one without
+    blocking or reading without bound: a FIFO, a device (``/dev/zero``), a
+    directory, a file over ``limit`` bytes, bytes that are not UTF-8."""
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer must not hang.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise ReportError(f"cannot read: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO"
+                    if stat.S_ISFIFO(st.st_mode) else "a device or special file")
+            raise ReportError(f"cannot read: {kind}, not a regular file")
+        if st.st_size > limit:
+            raise ReportError(f"not a report: {st.st_size} bytes, over the {limit}-byte limit")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ReportError(f"not a report: over the {limit}-byte limit")
+    except OSError as exc:
+        raise ReportError(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"not a report: not UTF-8 (byte {exc.start})") from None
 
 
 def _load(path: Path) -> Report:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ReportError(f"cannot read: {exc.strerror or exc}") from None
-    return Report.from_json(text)
+    return Report.from_json(read_report_text(path))
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -33,14 +69,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     report = _load(args.path)
-    problems = verify(report, strict=args.strict)
+    problems = verify(report, strict=args.strict, tiers=args.tier)
     if problems:
         print(f"{args.path}: {len(problems)} problem(s):")
         for p in problems:
             print(f"  {p}")
         return 1
+    scope = f", tiers {'+'.join(sorted(args.tier))}" if args.tier else ""
     print(f"{args.path}: OK ({report.backend} {report.backend_version}, "
-          f"{len(report.results)} clauses)")
+          f"{len(report.results)} clauses{scope})")
     return 0
 
 
@@ -57,6 +94,16 @@ def _cmd_contract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tiers(text: str) -> frozenset[str]:
+    names = frozenset(t.strip() for t in text.split(",") if t.strip())
+    unknown = names - set(TIERS)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown tier(s) {', '.join(sorted(unknown)) or repr(text)}; "
+            f"choose from {', '.join(TIERS)}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bottle-conformance", description="Bottle backend conformance: reports and contract.",
@@ -69,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path)
     p.add_argument("--strict", action="store_true",
                    help="also fail on MUST clauses NOT_SUPPORTED or XFAIL")
+    p.add_argument("--tier", type=_tiers, default=None, metavar="TIER[,TIER...]",
+                   help="require only clauses of these tiers (e.g. snapshot,invariant for a "
+                        "static-only run)")
     p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("contract", help="write (or --check) CONTRACT.md from the registry")
     p.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")

@@ -8,11 +8,13 @@ worst of their states (`aggregate`): one failing test is a failed clause.
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .clauses import CLAUSES, MUST, TIERS, Clause
+from .clauses import CLAUSES, LEVELS, MUST, TIERS, Clause
 from .outcomes import State, clause_state
 
 SCHEMA = 1
@@ -50,9 +52,21 @@ class Report:
     hypothesis_seed: str | None
     started_at: str
     results: tuple[ClauseResult, ...] = field(default_factory=tuple)
+    # Capabilities the backend does not declare here, with why (the report
+    # header shows them: an absent `live` is a statement about the host).
+    capabilities_absent: tuple[tuple[str, str], ...] = ()
 
     def result(self, clause_id: str) -> ClauseResult | None:
-        return next((r for r in self.results if r.clause_id == clause_id), None)
+        return self._by_id().get(clause_id)
+
+    def _by_id(self) -> dict[str, ClauseResult]:
+        cached = self.__dict__.get("_index")
+        if cached is None:
+            cached = {}
+            for r in self.results:
+                cached.setdefault(r.clause_id, r)
+            object.__setattr__(self, "_index", cached)
+        return cached
 
     def counts(self) -> dict[State, int]:
         """How many clauses ended in each state (every state present)."""
@@ -66,49 +80,127 @@ class Report:
     def to_json(self) -> str:
         data = asdict(self)
         data["schema"] = SCHEMA
+        data["capabilities_absent"] = dict(self.capabilities_absent)
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "Report":
+        """Parse a report, strictly: every field has its declared type
+        (``tier: "live"`` is not the list ``l, i, v, e``), one entry per
+        clause. Any problem is one `ReportError` line; time is linear in the
+        size of the text."""
+        if len(text) > MAX_REPORT_CHARS:
+            raise ReportError(f"not a report: larger than {MAX_REPORT_CHARS} characters")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ReportError(f"not JSON: {exc}") from None
+        except RecursionError:
+            raise ReportError("not a report: JSON nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer beyond int's digit limit
+            raise ReportError(f"not JSON: {_short(exc)}") from None
         if not isinstance(data, dict):
             raise ReportError("not a report: top level is not an object")
-        if data.get("schema") != SCHEMA:
-            raise ReportError(f"unsupported report schema {data.get('schema')!r} (expected {SCHEMA})")
+        if data.get("schema") != SCHEMA or type(data.get("schema")) is not int:
+            raise ReportError(
+                f"unsupported report schema {_short_repr(data.get('schema'))} (expected {SCHEMA})")
         try:
-            results = tuple(
-                ClauseResult(
-                    clause_id=str(r["clause_id"]),
-                    level=str(r["level"]),
-                    tier=tuple(r["tier"]),
-                    state=State(r["state"]),
-                    reason=str(r.get("reason", "")),
-                    duration_s=float(r.get("duration_s", 0.0)),
-                )
-                for r in data["results"]
-            )
-            ids = [r.clause_id for r in results]
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            raw_results = _field(data, "results", list, "a list")
+            results = tuple(_result(r, i) for i, r in enumerate(raw_results))
+            dupes = sorted(i for i, n in Counter(r.clause_id for r in results).items() if n > 1)
             if dupes:
                 # One entry per clause; a second would be ignored by verify.
                 raise ReportError(f"not a report: clause(s) listed twice: {', '.join(dupes)}")
+            seed = data.get("hypothesis_seed")
+            if seed is not None and not isinstance(seed, str):
+                raise ReportError(f"not a report: hypothesis_seed is {_kind(seed)}, not a string")
+            absent = data.get("capabilities_absent", {})
+            if not isinstance(absent, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in absent.items()):
+                raise ReportError("not a report: capabilities_absent is not an object of strings")
             return cls(
-                suite_version=str(data["suite_version"]),
-                backend=str(data["backend"]),
-                backend_version=str(data["backend_version"]),
-                capabilities=tuple(data["capabilities"]),
-                hypothesis_profile=str(data["hypothesis_profile"]),
-                hypothesis_seed=data.get("hypothesis_seed"),
-                started_at=str(data["started_at"]),
+                suite_version=_field(data, "suite_version", str),
+                backend=_field(data, "backend", str),
+                backend_version=_field(data, "backend_version", str),
+                capabilities=_strings(data, "capabilities"),
+                hypothesis_profile=_field(data, "hypothesis_profile", str),
+                hypothesis_seed=seed,
+                started_at=_field(data, "started_at", str),
                 results=results,
+                capabilities_absent=tuple(sorted(absent.items())),
             )
         except KeyError as exc:
-            raise ReportError(f"not a report: missing field {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
-            raise ReportError(f"not a report: {exc}") from None
+            raise ReportError(f"not a report: missing field {_short_repr(exc.args[0])}") from None
+
+
+MAX_REPORT_CHARS = 32 * 1024 * 1024
+_NAMES = {str: "a string", list: "a list", dict: "an object"}
+
+
+def _short(value: object, limit: int = 120) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short_repr(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return "<a very large integer>"
+    return _short(repr(value))
+
+
+def _kind(value: object) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "an object", type(None): "null"}.get(type(value), "?")
+
+
+def _field(obj: dict, key: str, typ: type, name: str | None = None, where: str = "") -> Any:
+    value = obj[key]
+    if not isinstance(value, typ):
+        raise ReportError(f"not a report: {where}{key} is {_kind(value)}, not "
+                          f"{name or _NAMES.get(typ, typ.__name__)}")
+    return value
+
+
+def _strings(obj: dict, key: str, where: str = "") -> tuple[str, ...]:
+    value = _field(obj, key, list, where=where)
+    if not all(isinstance(v, str) for v in value):
+        raise ReportError(f"not a report: {where}{key} must be a list of strings")
+    return tuple(value)
+
+
+def _result(raw: Any, index: int) -> ClauseResult:
+    where = f"results[{index}]."
+    if not isinstance(raw, dict):
+        raise ReportError(f"not a report: results[{index}] is {_kind(raw)}, not an object")
+    name = _field(raw, "state", str, where=where)
+    try:
+        state = State(name)
+    except ValueError:
+        raise ReportError(f"not a report: {where}state {_short_repr(raw['state'])} is not one of "
+                          f"{', '.join(State)}") from None
+    level = _field(raw, "level", str, where=where)
+    if level not in LEVELS:
+        raise ReportError(f"not a report: {where}level {_short_repr(level)} is not MUST or SHOULD")
+    duration = raw.get("duration_s", 0.0)
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+        raise ReportError(f"not a report: {where}duration_s is {_kind(duration)}, not a number")
+    try:
+        duration = float(duration)
+    except OverflowError:
+        duration = math.inf
+    if not (math.isfinite(duration) and duration >= 0):
+        raise ReportError(f"not a report: {where}duration_s is not a finite number of seconds")
+    reason = raw.get("reason", "")
+    if not isinstance(reason, str):
+        raise ReportError(f"not a report: {where}reason is {_kind(reason)}, not a string")
+    return ClauseResult(
+        clause_id=_field(raw, "clause_id", str, where=where),
+        level=level,
+        tier=_strings(raw, "tier", where),
+        state=state,
+        reason=reason,
+        duration_s=duration,
+    )
 
 
 def _tier_order(tiers: Iterable[str]) -> tuple[str, ...]:
@@ -148,16 +240,26 @@ def aggregate(results: Iterable[ClauseResult]) -> tuple[ClauseResult, ...]:
 
 
 def verify(report: Report, *, strict: bool = False,
-           clauses: Sequence[Clause] = CLAUSES) -> list[str]:
+           clauses: Sequence[Clause] = CLAUSES,
+           tiers: Iterable[str] | None = None) -> list[str]:
     """Problems that make ``report`` unacceptable; empty means it passes.
 
     Always: a MUST clause missing from the report, or FAILED or ERROR; a
     result for a clause the registry does not know. With ``strict`` (what
     ``--bottle-certify`` applies): a MUST clause NOT_SUPPORTED or XFAIL too.
-    SHOULD clauses are never problems.
+    SHOULD clauses are never problems. With ``tiers`` (e.g. the static
+    ``snapshot, invariant`` of a run on every save), only clauses checked by
+    one of those tiers must be in the report; the others are not asked for.
     """
     problems = []
     known = {c.id for c in clauses}
+    if tiers is not None:
+        scope = set(tiers)
+        unknown = scope - set(TIERS)
+        if unknown:
+            raise ValueError(f"unknown tier(s) {', '.join(sorted(unknown))}; "
+                             f"choose from {', '.join(TIERS)}")
+        clauses = [c for c in clauses if scope & set(c.tiers)]
     bad = {State.FAILED, State.ERROR}
     if strict:
         bad |= {State.NOT_SUPPORTED, State.XFAIL}
@@ -182,12 +284,14 @@ def _cell(text: Any) -> str:
 def markdown(report: Report) -> str:
     """A markdown summary: run facts, then one table row per clause."""
     caps = ", ".join(report.capabilities) or "none"
+    absent = "; ".join(f"{c}: {why}" for c, why in report.capabilities_absent)
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
     lines = [
         f"# bottle-conformance report: {report.backend} {report.backend_version}",
         "",
         f"- suite version: {report.suite_version}",
         f"- capabilities: {caps}",
+        *([f"- capabilities absent: {_cell(absent)}"] if absent else []),
         f"- hypothesis profile: {report.hypothesis_profile}"
         + (f" (seed {report.hypothesis_seed})" if report.hypothesis_seed else ""),
         f"- started: {report.started_at}",
