@@ -23,13 +23,15 @@ import pytest
 
 from bottle_api.backend import Backend
 
+from . import watchdog
 from .capabilities import UnknownCapabilityError
-from .clauses import TIERS, by_id
+from .clauses import LIVE, TIERS, by_id
 from .markers import MARKER_HELP, ClauseMarkError, clause_marks
 from .outcomes import NOT_SUPPORTED_PREFIX, environment_broken
 from .results import (
     PROP_BACKEND,
     PROP_BACKEND_VERSION,
+    PROP_BROKEN,
     PROP_CAPABILITIES,
     PROP_CLAUSE,
     PROP_SENTENCE,
@@ -118,6 +120,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="run only clause tests of these tiers (snapshot, invariant, live); "
              "e.g. --bottle-tier snapshot,invariant for the static tiers on every save",
+    )
+    group.addoption(
+        "--bottle-call-timeout", dest="bottle_call_timeout", metavar="SECS", type=float,
+        default=None,
+        help="seconds any one backend call (prepare, launch, exec, close) may take before "
+             "it is interrupted and its tests end as ERROR; default "
+             f"{watchdog.DEFAULT_STATIC:g} s in the static tiers, {watchdog.DEFAULT_LIVE:g} s "
+             "live [env BOTTLE_CALL_TIMEOUT]",
     )
     group.addoption(
         "--bottle-live-timeout", dest="bottle_live_timeout", metavar="SECS", type=float,
@@ -270,6 +280,8 @@ def _record_identity(item: pytest.Item, ident: BackendIdentity) -> None:
     item.user_properties.append((PROP_BACKEND, ident.name))
     item.user_properties.append((PROP_BACKEND_VERSION, ident.version))
     item.user_properties.append((PROP_CAPABILITIES, ",".join(sorted(ident.capabilities))))
+    if ident.broken:
+        item.user_properties.append((PROP_BROKEN, ident.broken))
 
 
 @pytest.fixture
@@ -286,6 +298,8 @@ def _bottle_clause_gate(request: pytest.FixtureRequest) -> None:
     except UnknownCapabilityError as exc:
         pytest.fail(str(exc), pytrace=False)
     _record_identity(item, ident)
+    if ident.broken:
+        environment_broken(ident.broken)
     needed = frozenset().union(*(m.required for m in marks))
     missing = sorted(needed - ident.capabilities)
     if not missing:
@@ -302,6 +316,45 @@ def _bottle_clause_gate(request: pytest.FixtureRequest) -> None:
         f"{NOT_SUPPORTED_PREFIX} capability {', '.join(missing)} not declared",
         _use_item_location=True,
     )
+
+
+# -- the per-call watchdog ---------------------------------------------------------
+
+
+def _call_timeout(item: pytest.Item) -> float | None:
+    """The watchdog deadline for ``item``'s backend calls (None: not a clause test)."""
+    try:
+        marks = clause_marks(item)
+    except ClauseMarkError:
+        return None
+    if not marks:
+        return None
+    configured = state_of(item.config).settings.call_timeout
+    if configured is not None:
+        return configured
+    live = any(m.tier == LIVE for m in marks)
+    return watchdog.DEFAULT_LIVE if live else watchdog.DEFAULT_STATIC
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    watchdog.set_timeout(_call_timeout(item))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
+    watchdog.set_timeout(None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Put the watchdog on every ``backend`` fixture value a clause test uses
+    (the plugin's own or a test class's override, whatever its scope)."""
+    result = yield
+    if fixturedef.argname == "backend" and isinstance(result, Backend) \
+            and watchdog.CLOCK.timeout is not None:
+        watchdog.guard_backend(result)
+    return result
 
 
 # -- reports --------------------------------------------------------------------

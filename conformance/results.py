@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capabilities import parse_capabilities
+from .capabilities import Capability, parse_capabilities
 from .clauses import Clause, by_id
 from .outcomes import State, state_of_skip, worst
 from .report import ClauseResult, Report, aggregate
@@ -24,6 +24,7 @@ PROP_TIER = "clause_tier"  # "ID=tier": the tier this test checks the clause in
 PROP_BACKEND = "bottle_backend"
 PROP_BACKEND_VERSION = "bottle_backend_version"
 PROP_CAPABILITIES = "bottle_capabilities"
+PROP_BROKEN = "bottle_backend_broken"
 
 HEAD_SEP = " -- "
 SECTION = "bottle-conformance clause"
@@ -147,6 +148,7 @@ class ResultCollector:
             caps = str(props.get(PROP_CAPABILITIES, ""))
             self._identities.setdefault(name, BackendIdentity(
                 name, str(props.get(PROP_BACKEND_VERSION, "0")), parse_capabilities(caps),
+                str(props.get(PROP_BROKEN, "")),
             ))
         rec.duration += float(getattr(report, "duration", 0.0) or 0.0)
         clauses = [by_id(i) for i in ids]
@@ -201,6 +203,7 @@ def build_reports(
     reports = []
     for name in names:
         ident = collector.identity(name) or (selected if selected and selected.name == name else None)
+        results = collector.results(name, default)
         reports.append(Report(
             suite_version=suite_version,
             backend=name,
@@ -209,9 +212,32 @@ def build_reports(
             hypothesis_profile=hypothesis_profile,
             hypothesis_seed=hypothesis_seed,
             started_at=started_at,
-            results=collector.results(name, default),
+            results=results,
+            capabilities_absent=absent_capabilities(ident, results),
         ))
     return reports
+
+
+def absent_capabilities(ident: BackendIdentity | None,
+                        results: Sequence[ClauseResult]) -> tuple[tuple[str, str], ...]:
+    """Each capability the run could not use, with why: not declared, the
+    backend's identity broken, or ``live`` declared but no live test able to
+    run here (every one ERROR or NOT_SUPPORTED: the first reason is given)."""
+    if ident is None:
+        return ()
+    out = []
+    for cap in Capability:
+        if ident.broken:
+            out.append((str(cap), f"backend unusable: {ident.broken}"))
+        elif cap not in ident.capabilities:
+            out.append((str(cap), "not declared by the backend"))
+        elif cap is Capability.LIVE:
+            live = [r for r in results if tuple(r.tier) == ("live",)]
+            if live and all(r.state in (State.ERROR, State.NOT_SUPPORTED) for r in live):
+                first = next((r for r in live if r.state is State.ERROR), live[0])
+                out.append((str(cap), f"declared, but no live test could run here "
+                                      f"({first.state}): {first.reason}"))
+    return tuple(out)
 
 
 def summary_line(report: Report, clauses: Iterable[Clause]) -> str:

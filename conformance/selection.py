@@ -39,23 +39,48 @@ def load_backend(name: str) -> Backend:
 
 @dataclass(frozen=True)
 class BackendIdentity:
-    """What the report says about the backend under test."""
+    """What the report says about the backend under test.
+
+    ``broken`` says why the backend could not describe itself (a ``name``,
+    ``version`` or ``capabilities`` that raised): its clause tests end as
+    ERROR with that reason, and the run still finishes with a report.
+    """
 
     name: str
     version: str
     capabilities: frozenset[Capability]
+    broken: str = ""
+
+
+def _read(backend: Backend, attr: str, default: object, problems: list[str]) -> object:
+    try:
+        return getattr(backend, attr, default)
+    except Exception as exc:  # a property of third-party code
+        text = str(exc).strip().splitlines()
+        problems.append(f"backend property {attr!r} raised {type(exc).__name__}"
+                        + (f": {text[0][:200]}" if text else ""))
+        return default
 
 
 def identify(backend: Backend) -> BackendIdentity:
     """Name, version and parsed capabilities of ``backend``.
 
     Raises `UnknownCapabilityError` if the backend declares a name outside the
-    vocabulary (a typo there would silently turn clauses NOT_SUPPORTED).
+    vocabulary (a typo there would silently turn clauses NOT_SUPPORTED). A
+    property that raises is not an exception here: it is recorded in
+    ``broken`` (the name falls back to the class name, capabilities to none).
     """
-    name = str(getattr(backend, "name", None) or type(backend).__name__)
-    version = str(getattr(backend, "version", "0"))
+    problems: list[str] = []
+    raw_name = _read(backend, "name", None, problems)
+    name = str(raw_name or type(backend).__name__)
+    version = str(_read(backend, "version", "0", problems))
+    raw_caps = _read(backend, "capabilities", (), problems) or ()
     try:
-        caps = parse_capabilities(getattr(backend, "capabilities", ()) or ())
+        caps = parse_capabilities(raw_caps)
     except UnknownCapabilityError as exc:
         raise UnknownCapabilityError(f"backend {name} declares an {exc}") from None
-    return BackendIdentity(name, version, caps)
+    except Exception as exc:  # not iterable, or iterating raised
+        problems.append(f"backend property 'capabilities' is unusable: {type(exc).__name__}: "
+                        f"{str(exc)[:200]}")
+        caps = frozenset()
+    return BackendIdentity(name, version, caps, "; ".join(problems))

@@ -7,6 +7,8 @@ not using pytest-xdist); workers ship their reports here.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +31,7 @@ class RunSession:
         self.reports: list[Report] = []
         self.written: list[Path] = []
         self.certify_problems: list[str] = []
+        self.write_error = ""
 
     @property
     def active(self) -> bool:
@@ -43,11 +46,15 @@ class RunSession:
         if ident is None:
             return None
         caps = ", ".join(sorted(ident.capabilities)) or "none"
-        return [
+        lines = [
             f"bottle-conformance {__version__}: backend {ident.name} {ident.version} "
             f"(capabilities: {caps}; hypothesis profile: "
             f"{self.state.settings.effective_profile})"
         ]
+        if ident.broken:
+            lines.append(f"bottle-conformance: backend unusable, its clause tests are ERROR: "
+                         f"{ident.broken}")
+        return lines
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
@@ -67,7 +74,14 @@ class RunSession:
             started_at=self.started_at,
         )
         if settings.report is not None:
-            self.written = write_reports(settings.report, self.reports)
+            try:
+                self.written = write_reports(settings.report, self.reports)
+            except OSError as exc:
+                self.write_error = (f"bottle-conformance: cannot write the report "
+                                    f"{exc.filename or settings.report}: "
+                                    f"{exc.strerror or exc}")
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if settings.certify:
             self.certify_problems = [
                 f"{r.backend}: {p}" if len(self.reports) > 1 else p
@@ -90,6 +104,8 @@ class RunSession:
             tr.write_line(summary_line(report, CLAUSES))
         for path in self.written:
             tr.write_line(f"report written to {path}")
+        if self.write_error:
+            tr.write_line(self.write_error, red=True, bold=True)
         if self.state.settings.certify:
             if self.certify_problems:
                 tr.write_line(
@@ -107,11 +123,26 @@ class RunSession:
 def write_reports(path: Path, reports: list[Report]) -> list[Path]:
     """Write ``reports``: one to ``path``; several (one session exercised
     several backends) to ``<stem>-<backend><suffix>`` beside it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     if len(reports) == 1:
         targets = [path]
     else:
         targets = [path.with_name(f"{path.stem}-{r.backend}{path.suffix}") for r in reports]
     for target, report in zip(targets, reports):
-        target.write_text(report.to_json(), encoding="utf-8")
+        _write_atomically(target, report.to_json())
     return targets
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Write beside ``target`` and rename: a full disk leaves the old file
+    (or none), never a truncated report. The directory is not created."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

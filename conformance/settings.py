@@ -14,6 +14,7 @@ first wins: command-line flag, environment variable, then the
     --bottle-hypothesis-profile P BOTTLE_HYPOTHESIS_PROFILE    hypothesis_profile
     --bottle-live-timeout SECS    BOTTLE_LIVE_TIMEOUT          live_timeout
     --bottle-fixture-engine CLI   BOTTLE_FIXTURE_ENGINE        fixture_engine
+    --bottle-call-timeout SECS    BOTTLE_CALL_TIMEOUT          call_timeout
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ class Settings:
         with (test upstream, sentinels): ``docker`` (default), ``podman``,
         ``nerdctl``, a path, or a command with arguments. Its engine address
         comes from the environment (``DOCKER_HOST``, ``CONTAINER_HOST``).
+    call_timeout
+        Seconds any one backend call (prepare, launch, exec, close) may take
+        before the watchdog interrupts it and its tests end as ERROR. None:
+        `conformance.watchdog.DEFAULT_STATIC` in the static tiers,
+        `DEFAULT_LIVE` in the live tier.
     rootdir
         pytest's rootdir; relative ``snapshot_dir`` defaults resolve against it.
     """
@@ -86,6 +92,7 @@ class Settings:
     hypothesis_profile: str | None = None
     live_timeout: float = DEFAULT_LIVE_TIMEOUT
     fixture_engine: str = "docker"
+    call_timeout: float | None = None
     rootdir: Path = field(default_factory=Path.cwd)
 
     @property
@@ -121,15 +128,22 @@ class Settings:
             "hypothesis_profile": opt.bottle_hypothesis_profile,
             "live_timeout": opt.bottle_live_timeout,
             "fixture_engine": getattr(opt, "bottle_fixture_engine", None),
+            "call_timeout": getattr(opt, "bottle_call_timeout", None),
         }
         rootdir = Path(config.rootpath)
-        return cls.from_sources(
+        settings = cls.from_sources(
             flags,
             os.environ,
             read_pyproject(rootdir / "pyproject.toml"),
             cwd=Path(config.invocation_params.dir),
             rootdir=rootdir,
         )
+        if settings.report is not None:
+            where = ("--bottle-report" if flags["report"] is not None else
+                     "BOTTLE_REPORT" if os.environ.get("BOTTLE_REPORT") else
+                     f"pyproject.toml [tool.{PYPROJECT_TABLE}] report")
+            check_report_path(settings.report, where)
+        return settings
 
     @classmethod
     def from_sources(
@@ -169,6 +183,7 @@ _ENV = {
     "hypothesis_profile": "BOTTLE_HYPOTHESIS_PROFILE",
     "live_timeout": "BOTTLE_LIVE_TIMEOUT",
     "fixture_engine": "BOTTLE_FIXTURE_ENGINE",
+    "call_timeout": "BOTTLE_CALL_TIMEOUT",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -203,7 +218,7 @@ def _convert(key: str, raw: Any, where: str, base: Path) -> Any:
         if raw not in PROFILES:
             raise SettingsError(f"{where}: expected one of {', '.join(PROFILES)}, got {raw!r}")
         return raw
-    if key == "live_timeout":
+    if key in ("live_timeout", "call_timeout"):
         try:
             value = float(raw)
         except (TypeError, ValueError):
@@ -222,6 +237,20 @@ def _convert(key: str, raw: Any, where: str, base: Path) -> Any:
                                 f"got {raw!r}")
         return text
     raise AssertionError(key)  # pragma: no cover - _ENV and _convert agree
+
+
+def check_report_path(path: Path, where: str) -> None:
+    """Refuse, before any test runs, a report path that cannot be written:
+    a directory, a special file, or a file in a directory that does not
+    exist (never created silently: a typo would hide the report)."""
+    if path.is_dir():
+        raise SettingsError(f"{where}: {path} is a directory; give a file path "
+                            f"(e.g. {path / 'report.json'})")
+    if path.exists() and not path.is_file():
+        raise SettingsError(f"{where}: {path} exists and is not a regular file")
+    if not path.parent.is_dir():
+        raise SettingsError(f"{where}: directory {path.parent} does not exist (it is not "
+                            "created for you)")
 
 
 def read_pyproject(path: Path) -> Mapping[str, Any]:

@@ -196,6 +196,7 @@ def test_secret_two():
 
 def test_each_result_state_is_reported(fake):
     fake.makepyfile(test_mapping=MAPPING)
+    (fake.path / "out").mkdir()
     result = fake.runpytest(FAKE, "--bottle-report=out/report.json", "-rs")
     result.assert_outcomes(passed=2, failed=2, skipped=2, xfailed=1)
     report = load_report(fake.path / "out" / "report.json")

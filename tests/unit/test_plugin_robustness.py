@@ -1,0 +1,246 @@
+"""The suite cannot hang or crash on a backend: the per-call watchdog, a
+backend whose properties raise, and a report path that cannot be written."""
+
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import time
+
+import pytest
+
+from conformance import watchdog
+from conformance.outcomes import State
+from conformance.report import Report
+
+pytest_plugins = ["pytester"]
+
+BACKENDS = '''
+import threading
+import time
+
+from bottle_api.backend import Backend, Bottle
+from bottle_api.plan import EgressPlan, PipelockPlan, Plan
+
+
+class QuietBottle(Bottle):
+    def __init__(self, plan):
+        self.plan = plan
+
+    def agent_argv(self, argv=(), *, tty=True):
+        return ["x", "--", "claude", *argv]
+
+    def exec(self, cmd, *, user="node", env=None, timeout=None, check=False):
+        threading.Event().wait()  # blocks forever
+
+    def close(self):
+        pass
+
+
+class Hangs(Backend):
+    name = "hangs"
+    version = "1"
+    capabilities = frozenset({"codex"})
+
+    def prepare(self, spec, host):
+        return Plan(
+            backend=self.name, bottle=spec.name, agent=spec.agent,
+            agent_image_ref="img", bundle_image_ref="bundle", state_dir="/nonexistent",
+            daemons=("egress", "pipelock"), first_hop="pipelock",
+            pipelock=PipelockPlan(config_yaml=""),
+            egress=EgressPlan(routes=(), routes_yaml="", token_slots=(),
+                              upstream_proxy="http://pipelock:8888"),
+        )
+
+    def launch(self, plan, runner, *, progress=print):
+        try:
+            time.sleep(3600)
+        except Exception:
+            return None  # an `except Exception` must not swallow the watchdog
+        finally:
+            open("cleaned-up", "w").close()
+        return QuietBottle(plan)
+
+
+class HangsInExec(Hangs):
+    name = "hangs-in-exec"
+
+    def launch(self, plan, runner, *, progress=print):
+        return QuietBottle(plan)
+
+
+class BadName(Hangs):
+    @property
+    def name(self):
+        raise RuntimeError("name lookup exploded")
+
+
+class BadCaps(Hangs):
+    @property
+    def capabilities(self):
+        raise KeyError("caps")
+'''
+
+TESTS = '''
+from bottle_api.spec import parse_spec
+from bottle_api.runner import RecordingRunner
+from conformance.markers import clause
+from conformance.recording import host_context
+
+
+def _plan(backend):
+    return backend.prepare(parse_spec("name: b\\nagent: claude\\n"), None)
+
+
+@clause("LAUNCH-READY")
+def test_launch(backend):
+    backend.launch(_plan(backend), RecordingRunner())
+
+
+@clause("PROV-CA")
+def test_exec(backend):
+    backend.launch(_plan(backend), RecordingRunner()).exec(["echo"])
+
+
+@clause("PLAN-HOP")
+def test_after(backend):
+    assert backend.version == "1"
+'''
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in ("BOTTLE_BACKEND", "BOTTLE_REPORT", "BOTTLE_CALL_TIMEOUT", "BOTTLE_CERTIFY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch):
+    pytester.makepyfile(hangbackends=BACKENDS)
+    pytester.makepyfile(test_calls=TESTS.replace(
+        "from conformance.recording import host_context\n", ""))
+    pytester.syspathinsert()
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    return pytester
+
+
+def _states(path) -> dict[str, State]:
+    return {r.clause_id: r.state for r in Report.from_json(path.read_text()).results}
+
+
+def _reasons(path) -> dict[str, str]:
+    return {r.clause_id: r.reason for r in Report.from_json(path.read_text()).results}
+
+
+def test_a_launch_that_never_returns_is_error_and_the_run_finishes(suite):
+    t0 = time.monotonic()
+    result = suite.runpytest("--bottle-backend=hangbackends:Hangs", "--bottle-call-timeout=1",
+                             "--bottle-report=r.json", "-p", "no:randomly")
+    assert time.monotonic() - t0 < 30
+    states = _states(suite.path / "r.json")
+    assert states["LAUNCH-READY"] == State.ERROR
+    assert states["PLAN-HOP"] == State.PASSED  # the run went on
+    reason = _reasons(suite.path / "r.json")["LAUNCH-READY"]
+    assert "Hangs.launch() did not return within 1 s (--bottle-call-timeout)" in reason
+    assert "INTERNALERROR" not in result.stdout.str()
+    assert (suite.path / "cleaned-up").exists(), "the backend's own finally clean-up did not run"
+
+
+def test_an_exec_that_blocks_on_a_lock_is_error(suite):
+    suite.runpytest("--bottle-backend=hangbackends:HangsInExec", "--bottle-call-timeout=0.5",
+                    "--bottle-report=r.json", "-k", "exec or after")
+    states = _states(suite.path / "r.json")
+    assert states == {"PROV-CA": State.ERROR, "PLAN-HOP": State.PASSED}
+    assert "QuietBottle.exec() did not return within 0.5 s" in _reasons(
+        suite.path / "r.json")["PROV-CA"]
+
+
+@pytest.mark.parametrize("factory,phrase", [
+    ("BadName", "backend property 'name' raised RuntimeError: name lookup exploded"),
+    ("BadCaps", "backend property 'capabilities' raised KeyError"),
+])
+def test_a_backend_property_that_raises_is_error_with_the_reason(suite, factory, phrase):
+    result = suite.runpytest(f"--bottle-backend=hangbackends:{factory}", "--bottle-report=r.json")
+    out = result.stdout.str()
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    report = Report.from_json((suite.path / "r.json").read_text())
+    assert {r.state for r in report.results} == {State.ERROR}
+    assert all(phrase in r.reason for r in report.results)
+    assert dict(report.capabilities_absent)["live"].startswith("backend unusable")
+    result.stdout.fnmatch_lines([f"*backend unusable*{phrase}*"])
+
+
+def test_report_to_a_directory_or_a_missing_directory_is_one_line(suite):
+    (suite.path / "out").mkdir()
+    for arg, phrase in (("out", "is a directory"), ("missing/r.json", "does not exist")):
+        result = suite.runpytest("--bottle-backend=hangbackends:HangsInExec",
+                                 f"--bottle-report={arg}", "-k", "after")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        lines = [ln for ln in result.stderr.str().splitlines() if ln.strip()]
+        assert len(lines) == 1 and phrase in lines[0], lines
+    assert not (suite.path / "missing").exists(), "the report directory was created silently"
+
+
+def test_a_full_disk_is_one_line_and_a_failed_run(suite, monkeypatch):
+    import conformance.session as session
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(session.os, "fsync", full)
+    (suite.path / "r.json").write_text("old")
+    result = suite.runpytest("--bottle-backend=hangbackends:HangsInExec", "--bottle-report=r.json",
+                             "-k", "after")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["bottle-conformance: cannot write the report *"
+                                 "No space left on device"])
+    assert "Traceback" not in result.stdout.str()
+    assert (suite.path / "r.json").read_text() == "old"  # never a truncated report
+    assert [p.name for p in suite.path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_call_timeout_setting_is_validated(suite):
+    result = suite.runpytest("--bottle-backend=hangbackends:Hangs", "--bottle-call-timeout=-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--bottle-call-timeout: expected a positive number*"])
+
+
+# -- the watchdog on its own ------------------------------------------------------------
+
+
+def test_deadline_interrupts_and_restores_the_previous_handler():
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(watchdog.CallTimedOut, match=r"ERROR: x\(\) did not return within 0.2 s"):
+        with watchdog.deadline("x()", 0.2):
+            time.sleep(30)
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_deadline_does_not_fire_after_a_quick_call():
+    with watchdog.deadline("x()", 0.2):
+        pass
+    time.sleep(0.3)  # no stray alarm arrives
+
+
+def test_guard_is_idempotent_and_removable():
+    class B:
+        def prepare(self):
+            return 1
+
+    b = B()
+    watchdog.guard_backend(b)
+    first = b.prepare
+    watchdog.guard_backend(b)
+    assert b.prepare is first and b.prepare() == 1
+    watchdog.unguard(b)
+    assert "prepare" not in vars(b)
+
+
+def test_report_json_has_absent_capabilities(suite):
+    suite.runpytest("--bottle-backend=hangbackends:HangsInExec", "--bottle-report=r.json",
+                    "-k", "after")
+    data = json.loads((suite.path / "r.json").read_text())
+    assert data["capabilities_absent"]["tty"] == "not declared by the backend"
+    assert "codex" not in data["capabilities_absent"]
