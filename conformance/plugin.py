@@ -23,7 +23,7 @@ import pytest
 
 from bottle_api.backend import Backend
 
-from . import watchdog
+from . import redaction, watchdog
 from .capabilities import UnknownCapabilityError
 from .clauses import LIVE, TIERS, by_id
 from .markers import MARKER_HELP, ClauseMarkError, clause_marks
@@ -151,6 +151,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(f"bottle-conformance: {exc}") from None
     state = PluginState(settings)
+    redaction.REGISTRY.plant_host_env()
     if settings.backend is not None:
         try:
             state.selected = load_backend(settings.backend)
@@ -344,6 +345,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
     watchdog.set_timeout(None)
+    redaction.REGISTRY.end_test()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -367,4 +369,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         ids = clause_ids(item)
         if ids:
             annotate_failure(report, [by_id(i) for i in ids])
+    redact_report(report)
     return report
+
+
+def redact_report(report: pytest.TestReport) -> None:
+    """Remove every secret the suite planted (and its encodings) from what
+    the terminal, JUnit XML, xdist and the JSON report get from ``report``:
+    failure text (assert messages, a backend's exception text, hypothesis'
+    falsifying example, traceback source lines), captured output and user
+    properties. The failure's structure (crash message, sections) is kept."""
+    longrepr = report.longrepr
+    if longrepr is not None and redaction.find(str(longrepr)):
+        report.longrepr = _redacted(longrepr, 0)
+    report.sections = [(title, redaction.redact(body)) for title, body in report.sections]
+    props = report.user_properties
+    for i, (key, value) in enumerate(props):
+        if isinstance(value, str) and redaction.find(value):
+            props[i] = (key, redaction.redact(value))
+
+
+def _redacted(value, depth: int):
+    """``value`` with its strings redacted: strings, lists and tuples are
+    rebuilt, pytest's repr objects (plain attribute holders) edited in place."""
+    if isinstance(value, str):
+        return redaction.redact(value)
+    if depth > 12 or value is None or isinstance(value, (int, float, bool)):
+        return value
+    if isinstance(value, list):
+        value[:] = [_redacted(v, depth + 1) for v in value]
+        return value
+    if isinstance(value, tuple):
+        return type(value)(_redacted(v, depth + 1) for v in value) if not hasattr(
+            value, "_fields") else type(value)(*(_redacted(v, depth + 1) for v in value))
+    attrs = getattr(value, "__dict__", None)
+    if isinstance(attrs, dict) and type(value).__module__.startswith("_pytest"):
+        for key, item in list(attrs.items()):
+            try:
+                setattr(value, key, _redacted(item, depth + 1))
+            except (AttributeError, TypeError):  # frozen: bypass, it is our copy
+                object.__setattr__(value, key, _redacted(item, depth + 1))
+        return value
+    return redaction.redact(str(value)) if redaction.find(str(value)) else value

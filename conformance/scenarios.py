@@ -34,6 +34,7 @@ import pytest
 from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
 from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
+from . import redaction
 from .capabilities import Capability
 from .markers import clause
 
@@ -164,6 +165,7 @@ class Scenario:
         secrets = list(env.values())
         for text in home_files.values():
             secrets += _secret_strings(text)
+        redaction.plant_all(secrets, session=True)  # never in anything the suite writes
         return ScenarioInputs(self.name, spec, host, root, tuple(dict.fromkeys(secrets)))
 
 

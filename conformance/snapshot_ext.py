@@ -32,9 +32,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from syrupy.data import SnapshotCollections
+
+from . import redaction
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 FILE_EXTENSION = "txt"
+
+
+class SecretInSnapshot(AssertionError):
+    """A snapshot would hold a secret value; it is refused (SECRET-ARGV)."""
+
 UPDATE_FLAG = "--snapshot-update"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
@@ -59,6 +66,11 @@ class ArgvSnapshotExtension(SingleFileSnapshotExtension):
         text = data.text() if hasattr(data, "text") and callable(data.text) else data
         if not isinstance(text, str):
             raise TypeError(f"argv snapshots hold text or a Recording, not {type(data).__name__}")
+        leaks = redaction.find(text)
+        if leaks:
+            # Raised before syrupy compares or queues a write: nothing holding
+            # a secret is ever written, and no diff of it is ever shown.
+            raise SecretInSnapshot(redaction.refusal("this argv snapshot", leaks))
         return text
 
     @classmethod

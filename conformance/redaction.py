@@ -1,0 +1,172 @@
+"""Secret hygiene of the suite itself: nothing it writes holds a secret.
+
+Every secret value the suite plants (scenario tokens and sign-ins,
+generated tokens, PLAN-PURE's decoys) is registered here with `plant`, and
+so are the values of the host's own secret-looking environment variables
+(`plant_host_env`: a backend reading ``os.environ`` behind the suite's back
+would otherwise carry them into snapshots). `find` / `redact` match each
+value *and its common encodings*:
+
+- literal, JSON-escaped, URL-encoded (``quote`` and ``quote_plus``);
+- hex (lower and upper case);
+- standard and URL-safe base64 at each of the three byte alignments, so a
+  token inside a larger encoded blob (``base64("user:" + token)``, an env
+  file encoded whole) is found too.
+
+The plugin redacts failure text, captured output, user properties (hence
+JUnit XML) and the JSON report; the snapshot extension refuses to write or
+compare a snapshot holding one (`refusal`). Values planted during one test
+are forgotten after it (`end_test`); session-wide ones stay.
+
+Matching is linear in the text: forms are indexed by their first
+`WINDOW` characters, and the text is scanned once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from urllib.parse import quote, quote_plus
+
+LABEL = "<REDACTED>"
+MIN_LEN = 8
+WINDOW = 8
+# Host env names whose values are treated as secrets.
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|API_?KEY|ACCESS_?KEY|PRIVATE|"
+                          r"CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
+_NOT_SECRET_NAME = re.compile(r"_SOCK$|_FILE$|_PATH$|_DIR$|_URL$", re.IGNORECASE)
+
+
+def _b64_aligned(raw: bytes, altchars: bytes | None) -> Iterator[str]:
+    """The base64 characters that encode ``raw`` alone, at each of the three
+    byte offsets it can start at inside a longer encoded stream."""
+    for k in range(3):
+        enc = base64.b64encode(b"\0" * k + raw, altchars=altchars).decode("ascii").rstrip("=")
+        start = -(-k * 8 // 6)  # ceil: first character not touched by the pad bytes
+        end = (k + len(raw)) * 8 // 6  # floor: last character fully inside raw
+        piece = enc[start:end]
+        if len(piece) >= MIN_LEN:
+            yield piece
+
+
+def encodings(value: str) -> set[str]:
+    """``value`` and the encoded forms of it `find` looks for."""
+    raw = value.encode("utf-8")
+    forms = {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value),
+             raw.hex(), raw.hex().upper()}
+    for alt in (None, b"-_"):
+        forms.update(_b64_aligned(raw, alt))
+    return {f for f in forms if len(f) >= MIN_LEN}
+
+
+class Registry:
+    """Known secret values and their forms, session-wide or per test."""
+
+    def __init__(self) -> None:
+        self._session: set[str] = set()
+        self._test: set[str] = set()
+        self._index: dict[str, set[str]] | None = None
+
+    # -- planting ---------------------------------------------------------------
+
+    def plant(self, *values: str, session: bool = False) -> None:
+        target = self._session if session else self._test
+        for v in values:
+            if isinstance(v, str) and len(v) >= MIN_LEN and v not in target:
+                target.add(v)
+                self._index = None
+
+    def plant_host_env(self, environ: Mapping[str, str] = os.environ) -> None:
+        """Treat the values of the host's secret-looking env vars as secrets
+        for the whole session (paths, sockets and URLs excepted)."""
+        for name, value in environ.items():
+            if (_SECRET_NAME.search(name) and not _NOT_SECRET_NAME.search(name)
+                    and not value.startswith("/")):
+                self.plant(value, session=True)
+
+    def end_test(self) -> None:
+        if self._test:
+            self._test.clear()
+            self._index = None
+
+    @property
+    def values(self) -> frozenset[str]:
+        return frozenset(self._session | self._test)
+
+    # -- matching ---------------------------------------------------------------
+
+    def _forms(self) -> dict[str, set[str]]:
+        if self._index is None:
+            index: dict[str, set[str]] = {}
+            for value in self._session | self._test:
+                for form in encodings(value):
+                    index.setdefault(form[:WINDOW], set()).add(form)
+            self._index = index
+        return self._index
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        index = self._forms()
+        if not index or len(text) < MIN_LEN:
+            return []
+        spans = []
+        for i in range(len(text) - WINDOW + 1):
+            forms = index.get(text[i:i + WINDOW])
+            if forms:
+                best = max((f for f in forms if text.startswith(f, i)), key=len, default=None)
+                if best is not None:
+                    spans.append((i, i + len(best)))
+        return spans
+
+    def find(self, text: str) -> int:
+        """How many places in ``text`` hold a known secret (in some form)."""
+        if not isinstance(text, str):
+            return 0
+        return len(self._spans(text))
+
+    def redact(self, text: str) -> str:
+        """``text`` with every known secret, in every form, replaced by `LABEL`."""
+        if not isinstance(text, str):
+            return text
+        spans = self._spans(text)
+        if not spans:
+            return text
+        out, pos = [], 0
+        for start, end in spans:
+            if end <= pos:
+                continue
+            out.append(text[pos:max(start, pos)])
+            if start >= pos:
+                out.append(LABEL)
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+
+REGISTRY = Registry()
+
+
+def plant(*values: str, session: bool = False) -> None:
+    """Register secret values the suite put into a test (see module doc)."""
+    REGISTRY.plant(*values, session=session)
+
+
+def plant_all(values: Iterable[str], *, session: bool = False) -> None:
+    REGISTRY.plant(*values, session=session)
+
+
+def find(text: str) -> int:
+    return REGISTRY.find(text)
+
+
+def redact(text: str) -> str:
+    return REGISTRY.redact(text)
+
+
+def refusal(what: str, count: int) -> str:
+    """The message of a refused write (names the clause; never the value)."""
+    return (f"[SECRET-ARGV] refused: {what} would contain {count} secret value(s) the suite "
+            "planted (literal or encoded); it is not written or compared, also not with "
+            "--snapshot-update. A backend must never put a token on a command line.")
