@@ -108,7 +108,9 @@ def codex_placeholder(real_auth_json: str) -> tuple[str, str]:
     """``(placeholder auth.json text, real access token)`` from the host's
     ``~/.codex/auth.json``.
 
-    The placeholder has Codex's shape: ``OPENAI_API_KEY`` null, ``tokens``
+    The placeholder has Codex's shape (``AuthDotJson`` in
+    codex-rs/login/src/auth/storage.rs, ``TokenData`` in token_data.rs) and
+    no other key: the host's ``auth_mode`` if it has one, ``OPENAI_API_KEY`` null, ``tokens``
     with unsigned 3-part JWT ``id_token``/``access_token`` carrying the real
     tokens' ``exp`` (the id token falls back to the access token's exp when
     the real id token has none) and non-secret identity claims, a fixed
@@ -137,7 +139,12 @@ def codex_placeholder(real_auth_json: str) -> tuple[str, str]:
         account_id = fallback if isinstance(fallback, str) else None
     last_refresh = data.get("last_refresh")
 
-    placeholder = {
+    placeholder: dict[str, Any] = {}
+    if isinstance(data.get("auth_mode"), str):
+        # Codex's AuthDotJson has an optional auth_mode; the host's is kept,
+        # none is ever added (codex-rs/login/src/auth/storage.rs).
+        placeholder["auth_mode"] = data["auth_mode"]
+    placeholder |= {
         "OPENAI_API_KEY": None,
         "tokens": {
             "id_token": _jwt.encode_unsigned(_codex_public_claims(id_claims, id_exp)),

@@ -295,3 +295,35 @@ class TestJWT:
     def test_bool_exp_refused(self):
         with pytest.raises(CredentialError):
             jwt_exp(bjwt.encode_unsigned({"exp": True}))
+
+
+# -- exact placeholder shape (CRED-SHAPE; codex-rs/login/src/auth/storage.rs
+# AuthDotJson and codex-rs/login/src/token_data.rs TokenData) --------------------------
+
+
+@pytest.mark.parametrize("auth_mode", [None, "chatgpt"])
+def test_codex_placeholder_has_exactly_codexs_keys(auth_mode):
+    from conformance.scenarios import fake_codex_auth
+
+    host = json.loads(fake_codex_auth("shape"))
+    if auth_mode is not None:
+        host["auth_mode"] = auth_mode
+    text, _ = codex_placeholder(json.dumps(host))
+    data = json.loads(text)
+    want = {"OPENAI_API_KEY", "tokens", "last_refresh"} | ({"auth_mode"} if auth_mode else set())
+    assert set(data) == want
+    assert data.get("auth_mode") == auth_mode  # kept, never added
+    assert set(data["tokens"]) == {"id_token", "access_token", "refresh_token", "account_id"}
+    assert data["tokens"]["account_id"] == host["tokens"]["account_id"] == "acct-shape"
+
+
+def test_claude_placeholder_has_exactly_claudes_keys():
+    from conformance.scenarios import fake_claude_credentials
+
+    host = json.loads(fake_claude_credentials("shape"))
+    host["claudeAiOauth"]["subscriptionType"] = "max"
+    host["claudeAiOauth"]["rateLimitTier"] = "x"  # unknown to the placeholder: not copied
+    data = json.loads(claude_placeholder(json.dumps(host))[0])
+    assert set(data) == {"claudeAiOauth"}
+    assert set(data["claudeAiOauth"]) == {"accessToken", "refreshToken", "expiresAt", "scopes",
+                                          "subscriptionType"}
