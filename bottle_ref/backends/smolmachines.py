@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import platform
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from .docker import (
     wait_for_daemons,
 )
 
+KVM_DEVICE = "/dev/kvm"
 SMOLVM = "smolvm"
 DOCKER = "docker"
 from bottle_api.conventions import BUNDLE_ENTRY, LABEL_KEY  # noqa: E402
@@ -583,17 +585,23 @@ class SmolmachinesBackend(Backend):
                             "1 added, 0 removed; done.\n")
 
     def live_unsupported(self, runner: Runner) -> str | None:
-        """No smolvm on this host: the guest half cannot run here at all
-        (NOT_SUPPORTED, not a broken environment)."""
-        result = runner.run([SMOLVM, "--version"], check=False)
-        if result.ok:
+        """Why no smolmachines guest can run on this host at all (NOT_SUPPORTED):
+        smolvm's VMM, libkrun, needs KVM on Linux and Hypervisor.framework on
+        macOS. A missing or broken smolvm is not this: the backend says guests
+        run here, so its absence is a broken environment (`live_unavailable`,
+        ERROR), exactly like a docker engine that does not answer."""
+        system = platform.system()
+        if system == "Linux":
+            return None if os.path.exists(KVM_DEVICE) else (
+                f"no {KVM_DEVICE} on this Linux host: smolvm (libkrun) needs KVM, so no "
+                "smolmachines guest can run here")
+        if system == "Darwin":
             return None
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        return ("smolvm not available on this host, so no smolmachines guest can run "
-                f"({detail[-1] if detail else f'exit {result.returncode}'})")
+        return f"smolvm (libkrun) runs guests on Linux (KVM) and macOS only, not on {system}"
 
     def live_unavailable(self, runner: Runner) -> str | None:
-        """smolvm runs the guest and docker the bundle: both must answer."""
+        """smolvm runs the guest and docker the bundle: both must answer
+        (either missing is ERROR: the environment is broken)."""
         for argv, what in (([SMOLVM, "--version"], "smolvm not available"),
                            ([DOCKER, "info", "--format", "{{.ServerVersion}}"],
                             "docker engine not reachable")):

@@ -779,3 +779,33 @@ def test_launch_rejects_a_foreign_plan(backend, host):
     plan = DockerBackend().prepare(spec(), host)
     with pytest.raises(TypeError):
         backend.launch(plan, RecordingRunner())
+
+
+# -- one rule for a missing tool and a missing engine (issue 10) -------------------------
+
+
+def test_missing_smolvm_is_error_not_not_supported(backend, monkeypatch):
+    """No smolvm on a host that could run its guests is a broken environment
+    (live_unavailable: ERROR), like a docker engine that does not answer."""
+    import bottle_ref.backends.smolmachines as sm
+
+    monkeypatch.setattr(sm.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(sm.os.path, "exists", lambda p: p == sm.KVM_DEVICE)
+    runner = RecordingRunner()
+    runner.reply("smolvm", "--version", returncode=127, stderr="smolvm: command not found")
+    assert backend.live_unsupported(runner) is None
+    assert "smolvm not available" in backend.live_unavailable(runner)
+
+
+@pytest.mark.parametrize("system,kvm,unsupported", [
+    ("Linux", False, "no /dev/kvm"), ("Linux", True, None), ("Darwin", False, None),
+    ("Windows", False, "not on Windows"),
+])
+def test_live_unsupported_only_where_guests_cannot_run(backend, monkeypatch, system, kvm,
+                                                       unsupported):
+    import bottle_ref.backends.smolmachines as sm
+
+    monkeypatch.setattr(sm.platform, "system", lambda: system)
+    monkeypatch.setattr(sm.os.path, "exists", lambda p: kvm and p == sm.KVM_DEVICE)
+    got = backend.live_unsupported(RecordingRunner())
+    assert (got is None) if unsupported is None else (unsupported in got)
