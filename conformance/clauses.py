@@ -69,7 +69,10 @@ class Clause:
 PLAN_PURE = Clause(
     "PLAN-PURE", MUST,
     "prepare() MUST make no external call (no runner, subprocess, network or "
-    "filesystem write) and MUST return equal plans for equal inputs.",
+    "filesystem write), MUST read the host only through its HostContext (decoy "
+    "values for every process environment variable and a decoy HOME of credential "
+    "files MUST neither change the plan nor appear in it) and MUST return equal "
+    "plans for equal inputs.",
     INVARIANT, None,
     "seed: smolmachines prepare ran docker build before the operator confirmed "
     "(launch-boundary fix); DESIGN §3",
@@ -153,10 +156,21 @@ EXEC_RESUME = Clause(
 )
 SECRET_ARGV = Clause(
     "SECRET-ARGV", MUST,
-    "No argv a backend runs MUST contain a token value; a token MUST reach a "
-    "child only through the runner's env, named on argv as a bare -e NAME.",
+    "No argv a backend runs MUST contain a token value, literally or encoded "
+    "(base64, base64url, hex, URL, JSON), whole or split over words or quotes; a "
+    "token MUST reach a child only through the runner's env, named on argv as a "
+    "bare -e NAME.",
     INVARIANT, None,
     "seed: chunk 4b (token slots as bare -e names; values never land on argv)",
+)
+SECRET_FILES = Clause(
+    "SECRET-FILES", MUST,
+    "No host file a launch's commands are handed (an --env-file, a mounted or "
+    "copied file, a config) or that the backend writes into the bottle's state "
+    "MUST contain a token value, literally or encoded.",
+    INVARIANT, None,
+    "issue 10 (a token in an env file passes SECRET-ARGV); seed chunk 4b (values "
+    "travel only in the runner's env)",
 )
 SECRET_PLAN = Clause(
     "SECRET-PLAN", MUST,
@@ -203,11 +217,16 @@ CRED_EXP = Clause(
 )
 CRED_SHAPE = Clause(
     "CRED-SHAPE", MUST,
-    "Credential placeholders MUST parse as the agent expects (Codex: 3-part JWT "
-    "id/access tokens and last_refresh; Claude: claudeAiOauth with a scopes array "
-    "and expiresAt) and MUST contain no real token material.",
+    "Credential placeholders MUST have exactly the agent's shape and MUST contain "
+    "no real token material: Codex's auth.json only OPENAI_API_KEY (null), "
+    "tokens{id_token, access_token (3-part JWTs), refresh_token, account_id (the "
+    "host's)}, the host's last_refresh, and auth_mode only as the host has it; "
+    "Claude's .credentials.json only claudeAiOauth{accessToken, refreshToken, "
+    "expiresAt and scopes (the host's), subscriptionType only as the host has it}.",
     INVARIANT, None,
-    "DESIGN §8 (anchors: Codex auth.json and Claude .credentials.json shapes)",
+    "DESIGN §8; codex-rs/login/src/auth/storage.rs (AuthDotJson) and "
+    "codex-rs/login/src/token_data.rs (TokenData); issue 10 (account_id null, an "
+    "added auth_mode or unknown keys passed)",
 )
 CRED_CA = Clause(
     "CRED-CA", MUST,
@@ -316,7 +335,9 @@ PROV_SKILLS = Clause(
 PROV_MCP = Clause(
     "PROV-MCP", MUST,
     "When supervise is enabled, provisioning MUST register it with claude mcp add "
-    "--scope user, and a registration failure MUST be logged, not fatal.",
+    "--scope user at the supervise address the agent reaches (an alias of the "
+    "supervise container on the agent's network, or the host address published "
+    "for it), and a registration failure MUST be logged, not fatal.",
     (SNAPSHOT, LIVE), Capability.SUPERVISE,
     "seed: chunk 4d (supervise.py: failure is logged but non-fatal)",
 )

@@ -52,14 +52,25 @@ def _b64_aligned(raw: bytes, altchars: bytes | None) -> Iterator[str]:
             yield piece
 
 
+def labelled_encodings(value: str) -> dict[str, str]:
+    """``value`` and the encoded forms of it `find` looks for -> what each is."""
+    raw = value.encode("utf-8")
+    forms: dict[str, str] = {}
+    for alt, label in ((None, "base64"), (b"-_", "base64url")):
+        for form in _b64_aligned(raw, alt):
+            forms.setdefault(form, label)
+    forms[raw.hex()] = "hex"
+    forms[raw.hex().upper()] = "hex"
+    forms[quote_plus(value)] = "URL-encoded"
+    forms[quote(value, safe="")] = "URL-encoded"
+    forms[json.dumps(value)[1:-1]] = "JSON-escaped"
+    forms[value] = "literal"
+    return {f: label for f, label in forms.items() if len(f) >= MIN_LEN}
+
+
 def encodings(value: str) -> set[str]:
     """``value`` and the encoded forms of it `find` looks for."""
-    raw = value.encode("utf-8")
-    forms = {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value),
-             raw.hex(), raw.hex().upper()}
-    for alt in (None, b"-_"):
-        forms.update(_b64_aligned(raw, alt))
-    return {f for f in forms if len(f) >= MIN_LEN}
+    return set(labelled_encodings(value))
 
 
 class Registry:
@@ -69,6 +80,7 @@ class Registry:
         self._session: set[str] = set()
         self._test: set[str] = set()
         self._index: dict[str, set[str]] | None = None
+        self._labels: dict[str, str] = {}
 
     # -- planting ---------------------------------------------------------------
 
@@ -101,10 +113,12 @@ class Registry:
     def _forms(self) -> dict[str, set[str]]:
         if self._index is None:
             index: dict[str, set[str]] = {}
+            labels: dict[str, str] = {}
             for value in self._session | self._test:
-                for form in encodings(value):
+                for form, label in labelled_encodings(value).items():
                     index.setdefault(form[:WINDOW], set()).add(form)
-            self._index = index
+                    labels.setdefault(form, label)
+            self._index, self._labels = index, labels
         return self._index
 
     def _spans(self, text: str) -> list[tuple[int, int]]:
@@ -119,6 +133,12 @@ class Registry:
                 if best is not None:
                     spans.append((i, i + len(best)))
         return spans
+
+    def kinds(self, text: str) -> list[str]:
+        """What each match in ``text`` is (``literal``, ``base64``, ``hex``...)."""
+        if not isinstance(text, str):
+            return []
+        return [self._labels.get(text[a:b], "?") for a, b in self._spans(text)]
 
     def find(self, text: str) -> int:
         """How many places in ``text`` hold a known secret (in some form)."""

@@ -28,6 +28,7 @@ These backends are for the static tiers only: never launch one for real.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import shlex
@@ -53,8 +54,8 @@ from bottle_ref.backends.smolmachines import (
     artifact_path,
 )
 from bottle_ref.ca import ensure_ca
-from bottle_ref.credentials import CODEX_AUTH_GUEST
-from bottle_api.host import CODEX_AUTH
+from bottle_ref.credentials import CLAUDE_CREDENTIALS_GUEST, CODEX_AUTH_GUEST
+from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from bottle_ref.provision import CA_GUEST_PATH, NODE, NODE_HOME, PROMPT_PATH, ROOT, ProvisionError
 from bottle_api.runner import READY, Completed, Runner
@@ -1017,11 +1018,174 @@ class NoCleanupAfterFailedLaunch(Broken, SmolmachinesBackend):
 
 
 # ================================================================================
+# issue 10: encoded secrets, env files, the host read behind the HostContext,
+# exact placeholder shape, the supervise URL
+# ================================================================================
+
+
+def _route_tokens(kw: Mapping[str, Any]) -> list[str]:
+    return [v for v in (kw.get("env") or {}).values() if v]
+
+
+def _gets_tokens(argv: Sequence[str], kw: Mapping[str, Any]) -> bool:
+    """The container run/create that receives tokens in the runner's env
+    (docker: ``docker create ... -egress``; smolmachines: the bundle run)."""
+    return bool(_route_tokens(kw)) and (is_bundle_run(argv) or argv[:2] == ["docker", "create"])
+
+
+_ENCODED_SNAPSHOT = {"SNAP-MATCH": "the snapshot would hold the encoded token, so the suite "
+                                   "refuses to write it (SECRET-ARGV's refusal)"}
+
+
+class TokenBase64OnArgv(_RunnerDefect, DockerBackend):
+    """SECRET-ARGV (issue 10: "a token passed base64- ... encoded on argv
+    passes"). Reintroduced: the bundle run carries a debug label holding
+    base64("Bearer " + token)."""
+
+    also = _ENCODED_SNAPSHOT
+
+    def run_through(self, plan, runner, argv, **kw):
+        if _gets_tokens(argv, kw):
+            blob = base64.b64encode(f"Bearer {_route_tokens(kw)[0]}".encode()).decode()
+            argv = argv[:2] + ["--label", f"bottle.debug-auth={blob}"] + argv[2:]
+        return runner.run(argv, **kw)
+
+
+class TokenHexOnArgv(_RunnerDefect, SmolmachinesBackend):
+    """SECRET-ARGV: ... "or hex-encoded". Reintroduced: the bundle run gets
+    ``-e DEBUG_AUTH_HEX=<hex of the token>`` (not a token slot, so the bare
+    -e NAME check alone cannot see it)."""
+
+    also = _ENCODED_SNAPSHOT
+
+    def run_through(self, plan, runner, argv, **kw):
+        if _gets_tokens(argv, kw):
+            hexed = _route_tokens(kw)[0].encode().hex()
+            argv = argv[:2] + ["-e", f"DEBUG_AUTH_HEX={hexed}"] + argv[2:]
+        return runner.run(argv, **kw)
+
+
+class TokenSplitOverWords(_RunnerDefect, DockerBackend):
+    """SECRET-ARGV: ... "or split/quoted". Reintroduced: the token rides in
+    two argv words of a label (``--label x=<first half> <second half>``)."""
+
+    also = {"SNAP-MATCH": "a recorded argv word is then the image, so the snapshot differs"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        if _gets_tokens(argv, kw):
+            t = _route_tokens(kw)[0]
+            argv = argv[:2] + ["--label", f"x={t[:len(t) // 2]}", t[len(t) // 2:]] + argv[2:]
+        return runner.run(argv, **kw)
+
+
+class TokenInEnvFile(_RunnerDefect, DockerBackend):
+    """SECRET-FILES (issue 10: "a clause for env files"). Reintroduced: the
+    bundle's tokens are also written to ``<state>/bundle.env`` and handed to
+    it with ``--env-file`` (a file any host user with the state dir reads)."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        env = {k: v for k, v in (kw.get("env") or {}).items() if v}
+        if _gets_tokens(argv, kw):
+            path = Path(plan.state_dir) / "bundle.env"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+            argv = argv[:2] + ["--env-file", str(path)] + argv[2:]
+        return runner.run(argv, **kw)
+
+
+class PrepareReadsTokenFromEnviron(Broken, DockerBackend):
+    """PLAN-PURE (issue 10: "a backend that reads a token straight from the
+    process environment (not through HostContext) passes PLAN-PURE").
+    Reintroduced: a route's token is taken from ``os.environ`` when set there,
+    the HostContext only as a fallback."""
+
+    also = {"LAUNCH-MISSING-TOKEN": "a token in the process env hides one the host lacks"}
+
+    def prepare(self, spec, host):
+        import os
+
+        env = dict(host.env)
+        for r in spec.routes:
+            if os.environ.get(r.token_env):
+                env[r.token_env] = os.environ[r.token_env]
+        return super().prepare(spec, dataclasses.replace(host, env=env))
+
+
+class PrepareReadsHomeCredentials(Broken, SmolmachinesBackend):
+    """PLAN-PURE: "decoy credential files in HOME". Reintroduced: with
+    forward_host_credentials the sign-in is read from the real
+    ``~/.claude/.credentials.json`` / ``~/.codex/auth.json`` when present,
+    not from ``HostContext.home_files``."""
+
+    def prepare(self, spec, host):
+        files = dict(host.home_files)
+        for rel in (CODEX_AUTH, CLAUDE_CREDENTIALS):
+            real = Path.home() / rel
+            if real.is_file():
+                files[rel] = real.read_text()
+        return super().prepare(spec, dataclasses.replace(host, home_files=files))
+
+
+class CodexAccountIdNull(Broken, DockerBackend):
+    """CRED-SHAPE (issue 10: "account_id: null ... passes"). Reintroduced:
+    the placeholder's tokens.account_id is null (Codex then sends no
+    ChatGPT-Account-Id)."""
+
+    def prepare(self, spec, host):
+        return with_guest_file(super().prepare(spec, host), CODEX_AUTH_GUEST,
+                               lambda data: data["tokens"].update(account_id=None))
+
+
+class CodexAuthModeAdded(Broken, SmolmachinesBackend):
+    """CRED-SHAPE: "an added auth_mode". Reintroduced: the placeholder says
+    ``auth_mode: apikey`` though the host's file has no auth_mode."""
+
+    def prepare(self, spec, host):
+        return with_guest_file(super().prepare(spec, host), CODEX_AUTH_GUEST,
+                               lambda data: data.setdefault("auth_mode", "apikey"))
+
+
+class CodexUnknownTopLevelKey(Broken, DockerBackend):
+    """CRED-SHAPE: "unknown top-level keys in the Codex placeholder".
+    Reintroduced: a ``bottle`` bookkeeping key is added to auth.json."""
+
+    def prepare(self, spec, host):
+        return with_guest_file(super().prepare(spec, host), CODEX_AUTH_GUEST,
+                               lambda data: data.update(bottle={"placeholder": True}))
+
+
+class ClaudeUnknownOauthKey(Broken, SmolmachinesBackend):
+    """CRED-SHAPE: "Claude likewise". Reintroduced: claudeAiOauth gains an
+    ``isPlaceholder`` key, and subscriptionType is invented when the host has none."""
+
+    def prepare(self, spec, host):
+        def change(data: dict) -> None:
+            data["claudeAiOauth"]["isPlaceholder"] = True
+            data["claudeAiOauth"].setdefault("subscriptionType", "max")
+
+        return with_guest_file(super().prepare(spec, host), CLAUDE_CREDENTIALS_GUEST, change)
+
+
+class McpUrlUnreachable(_RunnerDefect, DockerBackend):
+    """PROV-MCP (issue 10: "PROV-MCP does not check that the registered URL is
+    the agent-reachable supervise address"). Reintroduced: supervise is
+    registered at http://127.0.0.1:9100/mcp, the guest's own loopback."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        tail = guest_tail(argv)
+        if tail[:3] == ["claude", "mcp", "add"]:
+            argv = [("http://127.0.0.1:9100/mcp" if a.startswith("http://") else a)
+                    for a in argv]
+        return runner.run(argv, **kw)
+
+
+# ================================================================================
 # the table
 # ================================================================================
 
 BROKEN: dict[str, list[type[Backend]]] = {
-    "PLAN-PURE": [SubprocessInPrepare, PrepareWritesState, PrepareNotDeterministic],
+    "PLAN-PURE": [SubprocessInPrepare, PrepareWritesState, PrepareNotDeterministic,
+                  PrepareReadsTokenFromEnviron, PrepareReadsHomeCredentials],
     "PLAN-HOP": [FirstHopPipelockDespiteRoutes, EgressUpstreamNotPipelock],
     "PLAN-DAEMONS": [GitGateMissingWithUpstreams, SuperviseMissingWhenEnabled],
     "SNAP-MATCH": [UnreviewedArgvChange],
@@ -1031,14 +1195,17 @@ BROKEN: dict[str, list[type[Backend]]] = {
     "EXEC-TTY": [TtyWhenNotAsked, PtyWrapperWithoutTty],
     "EXEC-PTY-ABS": [PtyWrapperDashM],
     "EXEC-RESUME": [ResumeWrapRunsAsRoot],
-    "SECRET-ARGV": [TokenOnArgv],
+    "SECRET-ARGV": [TokenOnArgv, TokenBase64OnArgv, TokenHexOnArgv, TokenSplitOverWords],
+    "SECRET-FILES": [TokenInEnvFile],
     "SECRET-PLAN": [PlanReprLeaksSecret],
     "PORT-LOOPBACK": [PublishAllInterfaces, PublishHostNotLoopback],
     "PORT-EGRESS-ONLY-WHEN-ROUTED": [EgressPublishedWhenNotRouted, PipelockPublishedWhenRouted,
                                      PipelockOnAgentNetWhenRouted],
     "LAUNCH-PROXY-ENV": [ProxyEnvSkipsEgress],
     "CRED-EXP": [CodexExpNowPlus1h],
-    "CRED-SHAPE": [CodexPlaceholderKeepsRefreshToken, CodexPlaceholderNoLastRefresh],
+    "CRED-SHAPE": [CodexPlaceholderKeepsRefreshToken, CodexPlaceholderNoLastRefresh,
+                   CodexAccountIdNull, CodexAuthModeAdded, CodexUnknownTopLevelKey,
+                   ClaudeUnknownOauthKey],
     "CRED-CA": [CodexCaUnset],
     "CRED-CA-CLAUDE": [ClaudeCaUnset],
     "PIPELOCK-PASS": [RouteHostNotPassthrough],
@@ -1053,7 +1220,7 @@ BROKEN: dict[str, list[type[Backend]]] = {
     "PROV-GIT-CWD": [GitCwdNotChowned],
     "PROV-PROMPT": [PromptMode0644, PromptFlagWhenEmpty],
     "PROV-SKILLS": [SkillsNotChowned],
-    "PROV-MCP": [McpFailureFatal],
+    "PROV-MCP": [McpFailureFatal, McpUrlUnreachable],
     "PROV-MCP-USER": [McpAddAsRoot],
     "LAUNCH-READY": [FixedSleepAfterStart, TimeSleepAfterStart, NoReadinessPoll,
                      ReadinessProbesAnotherGuest],

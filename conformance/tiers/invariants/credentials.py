@@ -14,6 +14,28 @@ from .support import _LAUNCH, _PLAN, _agent_index, _fit, _guest_file, _launched,
 from .topology import _topology
 
 
+# codex-rs/login/src/auth/storage.rs AuthDotJson (auth_mode: optional, only as
+# the host has it) and codex-rs/login/src/token_data.rs TokenData.
+CODEX_AUTH_KEYS = ("OPENAI_API_KEY", "tokens", "last_refresh")
+CODEX_TOKEN_KEYS = ("id_token", "access_token", "refresh_token", "account_id")
+# facts/real-tools.md (Claude Code run offline): the accepted placeholder.
+CLAUDE_OAUTH_KEYS = ("accessToken", "refreshToken", "expiresAt", "scopes")
+
+
+def _host_account_id(real: dict):
+    """The host's ChatGPT account id: tokens.account_id, else the id
+    token's chatgpt_account_id claim (None only when the host has neither)."""
+    tokens = real.get("tokens") or {}
+    if isinstance(tokens.get("account_id"), str):
+        return tokens["account_id"]
+    try:
+        auth = bst.decode_jwt(tokens.get("id_token", ""))[1].get("https://api.openai.com/auth")
+    except (ValueError, AttributeError):
+        return None
+    value = auth.get("chatgpt_account_id") if isinstance(auth, dict) else None
+    return value if isinstance(value, str) else None
+
+
 class CredentialInvariants:
     """CRED-EXP, CRED-SHAPE, CRED-CA."""
 
@@ -53,12 +75,32 @@ class CredentialInvariants:
         real = json.loads(real_text)
         text = _guest_file(plan, CODEX_AUTH_GUEST).content
         data = json.loads(text)
+        assert isinstance(data, dict), "the placeholder auth.json is not a JSON object"
+        # Codex's AuthDotJson (codex-rs/login/src/auth/storage.rs): OPENAI_API_KEY,
+        # tokens, last_refresh, auth_mode optional; the placeholder adds nothing.
+        allowed = set(CODEX_AUTH_KEYS) | ({"auth_mode"} if "auth_mode" in real else set())
+        unknown = sorted(set(data) - allowed)
+        assert not unknown, (
+            f"the placeholder auth.json has key(s) {unknown} beyond Codex's "
+            f"{sorted(allowed)} (auth_mode only where the host's file has one)")
+        if "auth_mode" in data:
+            assert data["auth_mode"] == real["auth_mode"], (
+                f"auth_mode {data['auth_mode']!r} differs from the host's {real['auth_mode']!r}")
         assert "OPENAI_API_KEY" in data and data["OPENAI_API_KEY"] is None, (
             f"OPENAI_API_KEY must be present and null, got {data.get('OPENAI_API_KEY', '<absent>')!r}")
         tokens = data.get("tokens")
         assert isinstance(tokens, dict), f"tokens is {type(tokens).__name__}, not an object"
-        missing = {"id_token", "access_token", "refresh_token", "account_id"} - set(tokens)
-        assert not missing, f"tokens lacks {sorted(missing)}"
+        # TokenData (codex-rs/login/src/token_data.rs): exactly these four.
+        assert set(tokens) == set(CODEX_TOKEN_KEYS), (
+            f"tokens has keys {sorted(tokens)}, Codex's TokenData has exactly "
+            f"{sorted(CODEX_TOKEN_KEYS)}")
+        want_account = _host_account_id(real)
+        assert tokens["account_id"] == want_account, (
+            f"tokens.account_id is {tokens['account_id']!r}, the host's is {want_account!r} "
+            "(Codex sends it as ChatGPT-Account-Id: never null when the host has one, never "
+            "invented)")
+        assert isinstance(tokens["refresh_token"], str), (
+            f"refresh_token is {type(tokens['refresh_token']).__name__}, not a string")
         decoded = []
         for key in ("id_token", "access_token"):
             token = tokens[key]
@@ -87,8 +129,21 @@ class CredentialInvariants:
         real_text = host.home_files[bst.CLAUDE_CREDENTIALS]
         real = json.loads(real_text)["claudeAiOauth"]
         text = _guest_file(plan, CLAUDE_CREDENTIALS_GUEST).content
-        oauth = json.loads(text).get("claudeAiOauth")
+        data = json.loads(text)
+        assert isinstance(data, dict) and set(data) == {"claudeAiOauth"}, (
+            f"the placeholder .credentials.json has top-level keys "
+            f"{sorted(data) if isinstance(data, dict) else data!r}, expected only claudeAiOauth")
+        oauth = data["claudeAiOauth"]
         assert isinstance(oauth, dict), "claudeAiOauth is missing or not an object"
+        allowed = set(CLAUDE_OAUTH_KEYS) | (
+            {"subscriptionType"} if isinstance(real.get("subscriptionType"), str) else set())
+        extra = sorted(set(oauth) - allowed)
+        assert not extra, (f"claudeAiOauth has key(s) {extra} beyond {sorted(allowed)} "
+                           "(subscriptionType only where the host's file has one)")
+        if "subscriptionType" in oauth:
+            assert oauth["subscriptionType"] == real["subscriptionType"], (
+                f"subscriptionType {oauth['subscriptionType']!r} differs from the host's "
+                f"{real['subscriptionType']!r}")
         for key in ("accessToken", "refreshToken"):
             assert isinstance(oauth.get(key), str) and oauth[key], f"{key} is {oauth.get(key)!r}"
         exp = oauth.get("expiresAt")
@@ -97,6 +152,9 @@ class CredentialInvariants:
         scopes = oauth.get("scopes")
         assert isinstance(scopes, list) and all(isinstance(s, str) for s in scopes), (
             f"scopes is {scopes!r}, not a list of strings")
+        if isinstance(real.get("scopes"), list):
+            assert scopes == real["scopes"], (
+                f"scopes {scopes!r} differ from the host's {real['scopes']!r}")
         leaked = [s for s in bst.credential_material(real_text) if s in text]
         assert not leaked, f"the placeholder holds real token material ({len(leaked)} piece(s))"
 

@@ -12,6 +12,7 @@ from hypothesis import given
 from bottle_api.plan import to_json
 from bottle_api.spec import SpecError, parse_spec
 
+from ... import redaction
 from ... import strategies as bst
 from ...markers import clause
 from ...recording import created_resource, prog, record
@@ -57,9 +58,17 @@ class PlanInvariants:
             except ExternalCall:
                 first = None  # recorded in ``seen``
         assert not seen, f"prepare() reached outside the process: {seen}"
-        decoys = {r.token_env: "decoy-token-from-os-environ" for r in spec.routes}
-        with _decoy_environ(decoys):
+        with _decoy_environ({r.token_env: "" for r in spec.routes}) as decoys:
             second = backend.prepare(spec, host)
+        leaked = redaction.Registry()
+        leaked.plant(*decoys)
+        for what, text in (("to_json(plan)", to_json(second)), ("repr(plan)", repr(second))):
+            found = leaked.find(text)
+            assert not found, (
+                f"{what} holds {found} decoy value(s) (or an encoding of one) that were only in "
+                "the process environment or in a decoy HOME (~/.codex/auth.json, "
+                "~/.claude/.credentials.json, ...): prepare() read the host behind the "
+                "HostContext's back")
         assert first == second, (
             "two prepare() calls on equal inputs (the second with decoy values in the "
             f"process env) gave different plans; differing fields: {_differing(first, second)}")

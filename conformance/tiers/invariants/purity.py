@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import builtins
 import contextlib
+import hashlib
+import json
+import re
+import tempfile
 import dataclasses
 import enum
 import io
@@ -13,7 +18,10 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
+
+from ... import redaction
 
 # -- purity guard ------------------------------------------------------------------
 
@@ -127,21 +135,89 @@ def no_external_calls(backend=None) -> Iterator[list[str]]:
 _DECOY_ENV = {
     "CLAUDE_BOTTLE_IMAGE": "decoy-from-os-environ:1", "BOTTLE_BUNDLE_IMAGE": "decoy-bundle:1",
     "BOTTLE_SMOL_PUBLISH_HOST": "127.0.0.99", "BOTTLE_SMOL_CPUS": "7",
-    "BOTTLE_SMOL_MEM_MIB": "777", "XDG_STATE_HOME": "/decoy/state", "HOME": "/decoy/home",
+    "BOTTLE_SMOL_MEM_MIB": "777", "XDG_STATE_HOME": "/decoy/state",
+}
+# Every decoy secret holds this; nothing a backend derives from its inputs does.
+DECOY_MARK = "decoy~"
+
+
+def decoy_value(name: str) -> str:
+    """The decoy for host env var ``name``: distinctive, deterministic."""
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{DECOY_MARK}{digest}-not-from-the-HostContext"
+
+
+def _decoy_jwt(tag: str) -> str:
+    seg = lambda obj: base64.urlsafe_b64encode(  # noqa: E731
+        json.dumps(obj, separators=(",", ":")).encode()).rstrip(b"=").decode()
+    return (f"{seg({'alg': 'RS256', 'typ': 'JWT'})}."
+            f"{seg({'exp': 2_000_000_000, 'decoy': decoy_value(tag)})}.{decoy_value(tag + '-sig')}")
+
+
+# Decoy HOME: the credential and config files a backend might read behind
+# the HostContext's back (path relative to HOME -> text).
+DECOY_HOME_FILES: Mapping[str, str] = {
+    ".codex/auth.json": json.dumps({
+        "OPENAI_API_KEY": decoy_value("codex-api-key"),
+        "tokens": {"id_token": _decoy_jwt("codex-id"), "access_token": _decoy_jwt("codex-access"),
+                   "refresh_token": decoy_value("codex-refresh"),
+                   "account_id": decoy_value("codex-account")},
+        "last_refresh": "2025-01-01T00:00:00Z"}),
+    ".claude/.credentials.json": json.dumps({"claudeAiOauth": {
+        "accessToken": decoy_value("claude-access"), "refreshToken": decoy_value("claude-refresh"),
+        "expiresAt": 2_000_000_000_000, "scopes": ["user:inference"]}}),
+    ".claude.json": json.dumps({"primaryApiKey": decoy_value("claude-json-api-key"),
+                                "oauthAccount": {"accountUuid": decoy_value("claude-account")}}),
+    ".gitconfig": f"[user]\n\tname = {decoy_value('git-name')}\n"
+                  f"\temail = {decoy_value('git-email')}@example.invalid\n",
+    ".git-credentials": f"https://user:{decoy_value('git-credential')}@example.invalid\n",
+    ".ssh/id_ed25519": f"-----BEGIN OPENSSH PRIVATE KEY-----\n{decoy_value('ssh-key')}\n"
+                       "-----END OPENSSH PRIVATE KEY-----\n",
+    ".docker/config.json": json.dumps({"auths": {"registry.invalid": {
+        "auth": base64.b64encode(f"u:{decoy_value('docker-auth')}".encode()).decode()}}}),
+    ".config/gh/hosts.yml": f"github.com:\n    oauth_token: {decoy_value('gh-token')}\n",
+    ".netrc": f"machine example.invalid login u password {decoy_value('netrc')}\n",
 }
 
 
+def decoy_secrets(environ: Mapping[str, str]) -> frozenset[str]:
+    """Every decoy secret `decoy_environ` plants for ``environ``'s names."""
+    out = {decoy_value(n) for n in environ if n not in _DECOY_ENV and n != "HOME"}
+    for text in DECOY_HOME_FILES.values():
+        out |= set(re.findall(re.escape(DECOY_MARK) + r"[0-9a-f]{16}-not-from-the-HostContext",
+                              text))
+        out |= {t for t in re.findall(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9~_-]+", text)
+                if DECOY_MARK in t}
+    return frozenset(out)
+
+
 @contextlib.contextmanager
-def _decoy_environ(extra: Mapping[str, str]) -> Iterator[None]:
-    """The process env holds values a backend might wrongly read instead of
-    the HostContext (image refs, loopback address, tokens); restored after."""
+def _decoy_environ(extra: Mapping[str, str]) -> Iterator[frozenset[str]]:
+    """Replace the process env while the body runs: EVERY variable the host
+    has (and each name in ``extra``) gets a decoy value (image refs, the
+    loopback address and VM size get plausible ones), and HOME is a fresh
+    directory of decoy credential files (`DECOY_HOME_FILES`). A backend
+    that reads any of it instead of its HostContext shows a decoy in its
+    plan or argv. Yields the decoy secrets; restores everything after."""
     saved = dict(os.environ)
-    os.environ.update({**_DECOY_ENV, **extra})
-    try:
-        yield
-    finally:
+    names = set(saved) | set(extra)
+    with tempfile.TemporaryDirectory(prefix="bottle-decoy-home-") as home:
+        for rel, text in DECOY_HOME_FILES.items():
+            path = Path(home) / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        decoys = {n: decoy_value(n) for n in names}
+        decoys.update(_DECOY_ENV)
+        decoys["HOME"] = home
+        secrets = decoy_secrets({n: "" for n in names})
+        redaction.plant_all(secrets)
         os.environ.clear()
-        os.environ.update(saved)
+        os.environ.update(decoys)
+        try:
+            yield secrets
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def _plain_data_problems(value: Any, path: str, out: list[str]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from hypothesis import HealthCheck, assume, settings
 
+from ... import redaction
 from ... import strategies as bst
 from ...capabilities import Capability, parse_capabilities
 from ...recording import (
@@ -91,11 +92,24 @@ def _scratch() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="bottle-inv-", dir=_SCRATCH)
 
 
+def _planted(host) -> set[str]:
+    """Every secret a generated host carries: env values holding
+    `SECRET_MARK` (route tokens) and each credential file's material."""
+    out = {v for v in host.env.values() if bst.SECRET_MARK in v}
+    for text in host.home_files.values():
+        try:
+            out |= bst.credential_material(text)
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return out
+
+
 def _fit(backend, case):
     """The case, cut to what ``backend`` declares it supports: no supervise
     without ``supervise``, no upstreams without ``git_gate``; an agent it
     cannot run is rejected (hypothesis draws another case)."""
     spec, host = case
+    redaction.plant_all(_planted(host))  # never in anything the suite writes
     caps = parse_capabilities(getattr(backend, "capabilities", ()))
     assume(Capability(spec.agent) in caps)
     if spec.supervise and Capability.SUPERVISE not in caps:

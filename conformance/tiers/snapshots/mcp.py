@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
 from bottle_api.runner import RecordingRunner
 
-from ...recording import Recording, contains_seq, node_framing_problem, reply_when
+from bottle_api.conventions import PORTS
+
+from ...recording import Recording, contains_seq, node_framing_problem, reply_when, subcommand
+from ..invariants.topology import _topology
 from ...scenarios import Scenario, scenario_params
 from .facts import _SUPERVISED
 from .readers import command_at, joined, launch_failed, launched, show
+
+
+SUPERVISE_PORT = PORTS["supervise"]
 
 
 class McpSnapshots:
@@ -48,6 +57,47 @@ class McpSnapshots:
                 or "--scope user" in joined(tail)), (
             f"`claude mcp add` must use --scope user (the agent reads its user config): "
             f"{show(rec, argv)}")
+        urls = [t for t in tail if t.startswith(("http://", "https://"))]
+        assert len(urls) == 1, f"`claude mcp add` must name one http(s) URL: {show(rec, argv)}"
+        url = urlsplit(urls[0])
+        try:
+            port = url.port or (443 if url.scheme == "https" else 80)
+        except ValueError:
+            port = None
+        reachable = self._supervise_addresses(rec)
+        assert reachable, "no supervise address the agent can reach was found in the launch"
+        assert f"{url.hostname}:{port}" in reachable, (
+            f"supervise is registered at {urls[0]!r}, not at an address the agent reaches "
+            f"({sorted(reachable)}): {show(rec, argv)}")
+
+    @staticmethod
+    def _supervise_addresses(rec: Recording) -> set[str]:
+        """``host:port`` addresses at which the agent reaches supervise: an
+        alias (or the name) of a container running supervise on the agent's
+        network, at its port 9100; or, for a guest behind an allow-list (a
+        smolvm machine), the host address `docker port` reported for 9100
+        when that address is inside the guest's --allow-cidr."""
+        containers, machine = _topology(rec)
+        out: set[str] = set()
+        agent_nets = set().union(*(c.networks for c in containers.values() if c.is_agent))
+        for c in containers.values():
+            if "supervise" in c.daemons and c.networks & agent_nets:
+                out |= {f"{alias}:{SUPERVISE_PORT}" for alias in c.aliases | {c.name}}
+        if machine is None:
+            return out
+        nets = []
+        for cidr in machine["allow_cidrs"]:
+            with contextlib.suppress(ValueError):
+                nets.append(ipaddress.ip_network(cidr, strict=False))
+        for i, call in rec.indexed("launch"):
+            if call.kind == "run" and subcommand(call.argv) == ("port",) and any(
+                    t.split("/")[0] == str(SUPERVISE_PORT) for t in call.argv[3:]):
+                for line in rec.runner.stdout_of(i).strip().splitlines()[:1]:
+                    host, _, hport = line.strip().rpartition(":")
+                    with contextlib.suppress(ValueError):
+                        if any(ipaddress.ip_address(host.strip("[]")) in n for n in nets):
+                            out.add(f"{host.strip('[]')}:{int(hport)}")
+        return out
 
     @pytest.mark.parametrize("scenario", scenario_params("PROV-MCP", tier="snapshot",
                                                          **_SUPERVISED))
