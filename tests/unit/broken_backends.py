@@ -472,7 +472,9 @@ class PublishHostNotLoopback(Broken, SmolmachinesBackend):
     bundle's ports are published on every interface (publish_host 0.0.0.0)."""
 
     also = {"PORT-EGRESS-ONLY-WHEN-ROUTED": "the first hop is then not published on the "
-                                            "address the guest may dial (its --allow-cidr)"}
+                                            "address the guest may dial (its --allow-cidr)",
+            "PROV-MCP": "supervise is then published outside the guest's --allow-cidr, so the "
+                        "URL it is registered at is not one the agent reaches"}
 
     def prepare(self, spec, host):
         return dataclasses.replace(super().prepare(spec, host), publish_host="0.0.0.0")
