@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import builtins
 import contextlib
@@ -191,33 +192,51 @@ def decoy_secrets(environ: Mapping[str, str]) -> frozenset[str]:
     return frozenset(out)
 
 
+_DECOY_HOME: list[str] = []
+
+
+def _decoy_home() -> str:
+    """A directory of `DECOY_HOME_FILES`, made once per process (the files
+    never change; a tmpfs when there is one) and removed at exit."""
+    if not _DECOY_HOME:
+        shm = "/dev/shm"
+        parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+        home = tempfile.mkdtemp(prefix="bottle-decoy-home-", dir=parent)
+        atexit.register(shutil.rmtree, home, True)
+        for rel, text in DECOY_HOME_FILES.items():
+            path = Path(home) / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        _DECOY_HOME.append(home)
+    return _DECOY_HOME[0]
+
+
+_DECOY_SECRETS = decoy_secrets({})
+
+
 @contextlib.contextmanager
 def _decoy_environ(extra: Mapping[str, str]) -> Iterator[frozenset[str]]:
     """Replace the process env while the body runs: EVERY variable the host
     has (and each name in ``extra``) gets a decoy value (image refs, the
-    loopback address and VM size get plausible ones), and HOME is a fresh
+    loopback address and VM size get plausible ones), and HOME is a
     directory of decoy credential files (`DECOY_HOME_FILES`). A backend
     that reads any of it instead of its HostContext shows a decoy in its
     plan or argv. Yields the decoy secrets; restores everything after."""
     saved = dict(os.environ)
     names = set(saved) | set(extra)
-    with tempfile.TemporaryDirectory(prefix="bottle-decoy-home-") as home:
-        for rel, text in DECOY_HOME_FILES.items():
-            path = Path(home) / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        decoys = {n: decoy_value(n) for n in names}
-        decoys.update(_DECOY_ENV)
-        decoys["HOME"] = home
-        secrets = decoy_secrets({n: "" for n in names})
-        redaction.plant_all(secrets)
+    decoys = {n: decoy_value(n) for n in names}
+    decoys.update(_DECOY_ENV)
+    decoys["HOME"] = _decoy_home()
+    secrets = _DECOY_SECRETS | {v for n, v in decoys.items()
+                                if n not in _DECOY_ENV and n != "HOME"}
+    redaction.plant_all(secrets)
+    os.environ.clear()
+    os.environ.update(decoys)
+    try:
+        yield secrets
+    finally:
         os.environ.clear()
-        os.environ.update(decoys)
-        try:
-            yield secrets
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        os.environ.update(saved)
 
 
 def _plain_data_problems(value: Any, path: str, out: list[str]) -> None:
