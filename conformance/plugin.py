@@ -365,11 +365,12 @@ def pytest_fixture_setup(fixturedef, request):
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = yield
-    if report.failed:
-        ids = clause_ids(item)
-        if ids:
-            annotate_failure(report, [by_id(i) for i in ids])
-    redact_report(report)
+    ids = clause_ids(item)
+    if report.failed and ids:
+        annotate_failure(report, [by_id(i) for i in ids])
+    # Only where the plugin is active: an unrelated run's output is untouched.
+    if ids or state_of(item.config).selected is not None:
+        redact_report(report)
     return report
 
 
