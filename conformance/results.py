@@ -218,6 +218,13 @@ def build_reports(
     return reports
 
 
+def _declared_tiers(clause_id: str) -> tuple[str, ...]:
+    try:
+        return by_id(clause_id).tiers
+    except KeyError:
+        return ()
+
+
 def absent_capabilities(ident: BackendIdentity | None,
                         results: Sequence[ClauseResult]) -> tuple[tuple[str, str], ...]:
     """Each capability the run could not use, with why: not declared, the
@@ -232,7 +239,9 @@ def absent_capabilities(ident: BackendIdentity | None,
         elif cap not in ident.capabilities:
             out.append((str(cap), "not declared by the backend"))
         elif cap is Capability.LIVE:
-            live = [r for r in results if tuple(r.tier) == ("live",)]
+            # Clauses only the live tier checks (a result's own tier lists
+            # only the tiers that ran, so the registry's is read instead).
+            live = [r for r in results if _declared_tiers(r.clause_id) == ("live",)]
             if live and all(r.state in (State.ERROR, State.NOT_SUPPORTED) for r in live):
                 first = next((r for r in live if r.state is State.ERROR), live[0])
                 out.append((str(cap), f"declared, but no live test could run here "

@@ -244,3 +244,22 @@ def test_report_json_has_absent_capabilities(suite):
     data = json.loads((suite.path / "r.json").read_text())
     assert data["capabilities_absent"]["tty"] == "not declared by the backend"
     assert "codex" not in data["capabilities_absent"]
+
+
+def test_live_declared_but_unusable_here_is_named_in_the_header():
+    from conformance.capabilities import parse_capabilities
+    from conformance.report import ClauseResult
+    from conformance.results import absent_capabilities
+    from conformance.selection import BackendIdentity
+
+    ident = BackendIdentity("b", "1", parse_capabilities(["live", "codex"]))
+    results = [
+        ClauseResult("LIVE-SMOKE", "MUST", ("live",), State.ERROR, "t: ERROR: smolvm not available"),
+        ClauseResult("LIVE-BYPASS", "MUST", (), State.NOT_SUPPORTED, "t: NOT_SUPPORTED: x"),
+        ClauseResult("PLAN-PURE", "MUST", ("invariant",), State.PASSED),
+    ]
+    absent = dict(absent_capabilities(ident, results))
+    assert absent["live"].startswith("declared, but no live test could run here (ERROR)")
+    assert "smolvm not available" in absent["live"] and "codex" not in absent
+    results[0] = ClauseResult("LIVE-SMOKE", "MUST", ("live",), State.PASSED)
+    assert "live" not in dict(absent_capabilities(ident, results))
