@@ -38,6 +38,7 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "EXEC-PTY-ABS": ("bottle_ref.pty_resize:main", f"{_SMOL}:SmolmachinesBottle.agent_argv"),
     "EXEC-RESUME": ("bottle_ref.resume:resume_with_fallback",),
     "SECRET-ARGV": ("bottle_ref.egress:token_slot", f"{_SMOL}:token_slots"),
+    "SECRET-FILES": ("bottle_ref.state:write_state", f"{_DOCKER}:_bring_up"),
     "SECRET-PLAN": ("bottle_api.plan:to_json", "bottle_api.plan:to_dict"),
     "PORT-LOOPBACK": (f"{_DOCKER}:_bring_up", f"{_SMOL}:bundle_run_argv",
                       f"{_SMOL}:resolve_publish_host"),
