@@ -420,7 +420,7 @@ def stub_path(tmp_path: Path, stubs: dict[str, str]) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("bash", "sh", "id", "mkdir", "dirname", "setsid", "date", "sleep",
-                 "tail", "cat", "timeout", "touch", "echo"):
+                 "tail", "cat", "timeout", "touch", "echo", "grep", "mktemp"):
         real = shutil.which(tool)
         if real:
             (bin_dir / tool).symlink_to(real)
@@ -473,8 +473,9 @@ def test_engine_sh_installs_missing_tools_then_starts(tmp_path):
                                    "dockerd": 'echo "dockerd" >> "$CALLS"; touch "$MARK"'})
     assert result.returncode == 0, result.stderr
     calls = (tmp_path / "calls").read_text().splitlines()
-    assert calls[0] == "apt-get update -qq"
-    assert calls[1] == "apt-get install -y -qq --no-install-recommends debootstrap"
+    assert calls[0] == "apt-get -o DPkg::Lock::Timeout=60 update -qq"
+    assert calls[1] == ("apt-get -o DPkg::Lock::Timeout=60 install -y -qq "
+                        "--no-install-recommends debootstrap")
     assert calls[2] == "dockerd"
 
 
@@ -486,3 +487,64 @@ def test_engine_sh_fails_with_the_log_tail_when_dockerd_never_answers(tmp_path):
     assert result.returncode == 1
     assert "failed to start daemon: boom" in result.stderr
     assert "docker engine not ready" in result.stderr
+
+
+# -- scripts/apt-install.sh: waits for the dpkg lock, keeps apt quiet ---------------
+
+APT_SH = REPO / "scripts" / "apt-install.sh"
+# Fails like apt-get does while unattended-upgrades holds the lock, $LOCKED
+# times (counted in $CALLS), and is chatty on stdout like the real one.
+LOCKED_APT = """
+echo "apt-get $*" >> "$CALLS"
+echo "Reading package lists... Done"
+n=$(grep -c . "$CALLS")
+if [ "$n" -le "$LOCKED" ]; then
+  echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)" >&2
+  exit 100
+fi
+exit 0
+"""
+
+
+def run_apt(tmp_path: Path, apt_body: str, *pkgs: str, **env: str):
+    bin_dir = stub_path(tmp_path, {"apt-get": apt_body})
+    full_env = {"PATH": str(bin_dir), "CALLS": str(tmp_path / "calls"),
+                "BOTTLE_APT_LOG": str(tmp_path / "apt.log"),
+                "BOTTLE_APT_RETRY_INTERVAL": "0.05", **env}
+    return subprocess.run([str(bin_dir / "bash"), str(APT_SH), *pkgs], env=full_env,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_apt_install_sh_parses():
+    assert subprocess.run(["bash", "-n", str(APT_SH)]).returncode == 0
+
+
+@needs_root
+def test_apt_install_waits_for_the_dpkg_lock_and_stays_quiet(tmp_path):
+    result = run_apt(tmp_path, LOCKED_APT, "docker-registry", LOCKED="3")
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert len(calls) == 5  # 3 refused, then update and install
+    assert calls[-1].endswith("install -y -qq --no-install-recommends docker-registry")
+    assert "waiting for the dpkg/apt lock" in result.stderr
+    assert result.stderr.count("waiting for") == 1  # one line, not one per retry
+    assert "Reading package lists" not in result.stdout + result.stderr  # apt noise kept out
+    assert "Reading package lists" in (tmp_path / "apt.log").read_text()
+
+
+@needs_root
+def test_apt_install_gives_up_on_a_held_lock_within_its_bound(tmp_path):
+    result = run_apt(tmp_path, LOCKED_APT, "docker-registry", LOCKED="100000",
+                     BOTTLE_APT_LOCK_TIMEOUT="1")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("apt: error:") and "still held after 1s" in last
+
+
+@needs_root
+def test_apt_install_other_failures_are_not_retried(tmp_path):
+    body = 'echo "apt-get $*" >> "$CALLS"; echo "E: Unable to locate package nope" >&2; exit 100'
+    result = run_apt(tmp_path, body, "nope")
+    assert result.returncode == 1
+    assert len((tmp_path / "calls").read_text().splitlines()) == 1
+    assert "Unable to locate package nope" in result.stderr  # the log tail explains it
