@@ -564,6 +564,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         try:
             state = json.loads(f.read_text(encoding="utf-8"))
             backend, spec = state["backend"], state["spec"]
+            if state.get("starting"):
+                spec += (" (starting)" if _alive(state)
+                         else f" (its up died: `{PROG} down {f.stem}` or `{PROG} gc`)")
         except (OSError, ValueError, KeyError, TypeError):
             backend, spec = "?", f"(unreadable state file {f})"
         print(f"{f.stem}\t{backend}\t{spec}")

@@ -748,3 +748,23 @@ def test_closed_pipe_is_quiet(tmp_path, spec_file):
     os.close(write_end)
     assert proc.stderr == ""
     assert proc.returncode == 141
+
+
+def test_down_of_a_dead_smolmachines_launch_removes_everything_named_by_its_ident(
+        spec_file, capsys, monkeypatch, tmp_path):
+    """smolmachines journals its ident before anything exists; close derives
+    the machine, bundle container and network from it."""
+    ident = "bottle-demo-def456"
+    _starting_state(tmp_path, spec_file, _dead_pid(), backend="smolmachines",
+                    journal={"backend": "smolmachines", "ident": ident, "machine": ident})
+    runner = RecordingRunner()
+    monkeypatch.setattr(cli, "_runner", lambda args: runner)
+    assert cli.main(["ls"]) == 0
+    assert "its up died" in capsys.readouterr().out
+    assert cli.main(["down", "demo"]) == 0
+    argvs = runner.argvs
+    assert any(a[:3] == ("smolvm", "machine", "delete") and ident in a for a in argvs), argvs
+    assert ("docker", "rm", "-f", f"{ident}-bundle") in argvs
+    assert ("docker", "network", "rm", f"{ident}-net") in argvs
+    assert ("docker", "ps", "-aq", "--filter", f"label=bottle-ref.bottle={ident}") in argvs
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
