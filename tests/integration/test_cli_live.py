@@ -119,8 +119,10 @@ def _up_proc(cli, spec: Path) -> subprocess.Popen:
     env = {k: os.environ[k] for k in PASS if k in os.environ}
     env.update(HOME=str(cli.tmp / "home"), XDG_STATE_HOME=str(cli.tmp / "state"),
                PYTHONUNBUFFERED="1")
+    # Its own process group, like a shell job: a group signal is Ctrl-C.
     return subprocess.Popen([sys.executable, "-m", "bottle_ref.cli", "up", str(spec)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def _wait_for_line(proc: subprocess.Popen, needle: str, *, timeout: float = 180) -> float:
@@ -195,14 +197,20 @@ def test_down_after_up_was_killed_at_any_point_leaves_nothing(cli, point):
     _assert_nothing_left(cli)
 
 
-def test_sigint_during_a_create_removes_the_container_it_made(cli):
-    """SIGINT while `docker create` of the agent runs: the create completes
-    (the signal is deferred), then up tears down and exits 130."""
+@pytest.mark.parametrize("target", ["pid", "group"])
+def test_sigint_during_a_create_removes_the_container_it_made(cli, target):
+    """SIGINT while `docker create` of the agent runs: to up alone (kill
+    -INT: the create completes, the signal deferred) or to its whole
+    process group (Ctrl-C: the docker client dies too, the engine may
+    finish the create later). Either way up tears down and exits 130."""
     spec = _spec(cli.tmp / "bottle.yaml", cli.name)
     proc = _up_proc(cli, spec)
     try:
         _wait_for_line(proc, "starting agent")
-        proc.send_signal(signal.SIGINT)
+        if target == "pid":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=180) == 130
     finally:
         if proc.poll() is None:
@@ -238,4 +246,21 @@ def test_gc_removes_a_killed_launch(cli):
     gc = cli("gc")
     assert gc.returncode == 0, gc.stderr
     assert gc.stdout.split() == [cli.name]
+    _assert_nothing_left(cli)
+
+
+def test_exec_into_a_stopped_bottle_is_one_error_line(cli):
+    spec = _spec(cli.tmp / "bottle.yaml", cli.name)
+    up = cli("up", str(spec))
+    assert up.returncode == 0, up.stderr
+    ident = json.loads(_state_path(cli).read_text())["handle"]["ident"]
+    cli.engine.run("stop", "--time", "1", f"{ident}-agent")
+    gone = cli("exec", cli.name, "--", "true")
+    assert gone.returncode == 1
+    assert gone.stdout == ""
+    lines = gone.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bottle-ref: error: bottle "), gone.stderr
+    assert "is not running" in lines[0] and "Error response" not in lines[0]
+    down = cli("down", cli.name)
+    assert down.returncode == 0, down.stderr
     _assert_nothing_left(cli)
