@@ -135,6 +135,12 @@ def load_spec(path: str | Path) -> BottleSpec:
     Relative ``skills`` and ``cwd`` resolve against the file's directory. The
     size is checked before reading so a huge or endless file is refused cheaply.
     """
+    return load_spec_with_text(path)[0]
+
+
+def load_spec_with_text(path: str | Path) -> tuple[BottleSpec, str]:
+    """`load_spec`, plus the exact text parsed (one read: the CLI keeps the
+    text in its state file, and a second read could see another file)."""
     source = str(path)
     p = Path(path)
     try:
@@ -153,7 +159,7 @@ def load_spec(path: str | Path) -> BottleSpec:
         line = data.count(b"\n", 0, exc.start) + 1
         raise SpecError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
                         file=source, line=line) from None
-    return parse_spec(text, source=source, base_dir=p.absolute().parent)
+    return parse_spec(text, source=source, base_dir=p.absolute().parent), text
 
 
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),

@@ -39,7 +39,8 @@ from bottle_api.host import HostContext
 from bottle_api.plan import Plan, to_json
 from bottle_api.conventions import LABEL_KEY
 from bottle_api.runner import Completed, Runner, SubprocessRunner, poll
-from bottle_api.spec import NAME_RE, BottleSpec, SpecError, load_spec, parse_spec
+from bottle_api.spec import (NAME_RE, BottleSpec, SpecError, load_spec, load_spec_with_text,
+                             parse_spec)
 
 PROG = "bottle-ref"
 EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
@@ -195,12 +196,7 @@ def _exit_status(returncode: int) -> int:
 
 def _load_with_text(path: str) -> tuple[BottleSpec, str]:
     """The spec and the exact text it was parsed from (kept in the state file)."""
-    load_spec(path)  # size, encoding, readability: one-line SpecErrors
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeError) as exc:
-        raise SpecError(f"cannot read spec: {exc}", file=str(path)) from None
-    return parse_spec(text, source=str(path), base_dir=Path(path).absolute().parent), text
+    return load_spec_with_text(path)
 
 
 # -- state ---------------------------------------------------------------------
