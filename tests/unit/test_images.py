@@ -797,3 +797,35 @@ def test_apt_install_other_failures_are_not_retried(tmp_path):
     assert result.returncode == 1
     assert len((tmp_path / "calls").read_text().splitlines()) == 1
     assert "Unable to locate package nope" in result.stderr  # the log tail explains it
+
+
+# -- set-up: README and .ci/run (issue 11) -------------------------------------------
+
+def test_ci_run_parses():
+    assert subprocess.run(["bash", "-n", str(REPO / ".ci" / "run")]).returncode == 0
+
+
+def _setup_block() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Set-up", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_readme_set_up_installs_into_a_venv_never_the_system_python():
+    """PEP 668: Debian's python3 refuses `pip install`; the set-up block must
+    make and activate a venv before any pip, then run the two commands."""
+    lines = _setup_block()
+    activate = lines.index(". .venv/bin/activate")
+    assert lines[0].startswith("python3 -m venv .venv")
+    pips = [i for i, line in enumerate(lines) if line.startswith("pip ")]
+    assert pips and all(i > activate for i in pips)
+    assert "pip install -e '.[dev]'" in lines  # puts bottle-ref and bottle-conformance on PATH
+    assert lines[-2:] == ["nox -s conformance", "nox -s unit"]
+
+
+def test_ci_run_uses_a_venv_and_the_registry_stays_on_loopback():
+    text = (REPO / ".ci" / "run").read_text()
+    assert "python3 -m venv .venv" in text and ".venv/bin/python -m pip install" in text
+    assert "python3 -m pip install" not in text.replace(".venv/bin/python -m pip", "")
+    assert "policy-rc.d" in text  # the package's own :5000 service never starts
