@@ -130,10 +130,12 @@ class _GuardedRunner(Runner):
     def __init__(self, inner: Runner, guard: _SignalGuard):
         self.inner, self.guard = inner, guard
 
-    def run(self, argv, *, env=None, input=None, timeout=None, check=True) -> Completed:
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True,
+            purpose=None) -> Completed:
         self.guard.check()
         with self.guard.child():
-            result = self.inner.run(argv, env=env, input=input, timeout=timeout, check=check)
+            result = self.inner.run(argv, env=env, input=input, timeout=timeout, check=check,
+                                    purpose=purpose)
         self.guard.check()
         return result
 
