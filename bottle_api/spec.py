@@ -7,7 +7,11 @@
 from __future__ import annotations
 
 import difflib
+import errno
+import os
+import pwd
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,18 +135,22 @@ def load_spec(path: str | Path) -> BottleSpec:
     Relative ``skills`` and ``cwd`` resolve against the file's directory. The
     size is checked before reading so a huge or endless file is refused cheaply.
     """
+    return load_spec_with_text(path)[0]
+
+
+def load_spec_with_text(path: str | Path) -> tuple[BottleSpec, str]:
+    """`load_spec`, plus the exact text parsed (one read: the CLI keeps the
+    text in its state file, and a second read could see another file)."""
     source = str(path)
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if p.is_dir():
-            raise SpecError("cannot read spec: is a directory", file=source)
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(_too_big(size), file=source)
-        with p.open("rb") as f:
-            data = f.read(MAX_SPEC_BYTES + 1)  # a FIFO or /dev/zero reports size 0
+        data = _read_regular(p, source)
+    except SpecError:
+        raise
     except OSError as exc:
         raise SpecError(f"cannot read spec: {exc.strerror or exc}", file=source) from None
+    except ValueError as exc:  # NUL in the path itself
+        raise SpecError(f"cannot read spec: {exc}", file=source) from None
     if len(data) > MAX_SPEC_BYTES:
         raise SpecError(_too_big(), file=source)
     try:
@@ -151,7 +159,36 @@ def load_spec(path: str | Path) -> BottleSpec:
         line = data.count(b"\n", 0, exc.start) + 1
         raise SpecError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
                         file=source, line=line) from None
-    return parse_spec(text, source=source, base_dir=p.absolute().parent)
+    return parse_spec(text, source=source, base_dir=p.absolute().parent), text
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"))
+
+
+def _kind_of(mode: int) -> str:
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def _read_regular(p: Path, source: str) -> bytes:
+    """The bytes of regular file ``p``; anything else is refused before it
+    is opened (a FIFO would block the open, /dev/zero never ends). Opened
+    with O_NONBLOCK and checked again on the descriptor, so a file swapped
+    for a FIFO between the two checks cannot hang us either."""
+    st = os.stat(p)
+    if not stat.S_ISREG(st.st_mode):
+        raise SpecError(f"cannot read spec: is {_kind_of(st.st_mode)}, not a regular file",
+                        file=source)
+    if st.st_size > MAX_SPEC_BYTES:
+        raise SpecError(_too_big(st.st_size), file=source)
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise SpecError(f"cannot read spec: is {_kind_of(mode)}, not a regular file",
+                            file=source)
+        return f.read(MAX_SPEC_BYTES + 1)
 
 
 def parse_spec(text: str, *, source: str = "<spec>", base_dir: Path | None = None) -> BottleSpec:
@@ -355,6 +392,11 @@ class _SpecReader:
             raise self.fail(path, f"must be a string, got {_kind(node)}{shown}{hint}", node)
         if nonempty and not node.value.strip():
             raise self.fail(path, "must not be empty", node)
+        try:
+            node.value.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a "\ud800" escape: no file, env or argv takes it
+            raise self.fail(path, f"contains a lone surrogate (U+{ord(node.value[exc.start]):04X}), "
+                                  "which is not valid Unicode", node) from None
         return node.value
 
     def boolean(self, node: Node, path: str) -> bool:
@@ -380,12 +422,14 @@ class _SpecReader:
         return value
 
     def directory(self, node: Node, path: str, what: str) -> Path:
+        """An existing, readable directory; every way a path can be bad
+        (unknown ``~user``, NUL, too long, symlink loop, unreadable) is a
+        SpecError naming file:line and key, never an OSError."""
         value = self.string(node, path, optional=False)
-        resolved = (self.base_dir / Path(value).expanduser()).resolve()
-        if not resolved.is_dir():
-            state = "is not a directory" if resolved.exists() else "not found"
-            raise self.fail(path, f"{what} {state}: {resolved}", node)
-        return resolved
+        try:
+            return _existing_dir(self.base_dir, value)
+        except _PathProblem as exc:
+            raise self.fail(path, f"{what} {exc}", node) from None
 
     # -- the schema ----------------------------------------------------------
     def read(self, root: Node) -> BottleSpec:
@@ -542,6 +586,61 @@ class _SpecReader:
 
     def _top_supervise(self, node, path):
         return {"supervise": self.boolean(node, path)}
+
+
+# Linux limits: one path component (NAME_MAX) and a whole path (PATH_MAX - 1).
+NAME_MAX = 255
+PATH_MAX = 4095
+
+
+class _PathProblem(Exception):
+    """Why a path in the spec is unusable; the text follows "<what> "."""
+
+
+def _existing_dir(base: Path, value: str) -> Path:
+    """``value`` (``~`` expanded, relative to ``base``) resolved to an
+    existing, readable directory, or `_PathProblem` saying why not."""
+    shown = _one_line(repr(value))[:80]
+    if "\0" in value:
+        raise _PathProblem(f"{shown} contains a NUL byte")
+    if value.startswith("~"):
+        user = value[1:].split("/", 1)[0]
+        if user:
+            try:
+                pwd.getpwnam(user)
+            except KeyError:
+                raise _PathProblem(f"{shown}: no such user {user!r} for '~{user}'") from None
+        expanded = os.path.expanduser(value)
+        if expanded.startswith("~"):
+            raise _PathProblem(f"{shown}: cannot determine the home directory for '~'")
+        value = expanded
+    joined = base / value
+    if any(len(part.encode()) > NAME_MAX for part in joined.parts):
+        raise _PathProblem(f"{shown}: a path component is longer than {NAME_MAX} bytes")
+    if len(str(joined).encode()) > PATH_MAX:
+        raise _PathProblem(f"{shown}: path longer than {PATH_MAX} bytes")
+    try:
+        resolved = joined.resolve()
+        st = resolved.stat()
+    except RuntimeError:  # Python < 3.13 reports a symlink loop this way
+        raise _PathProblem(f"{shown}: symlink loop") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _PathProblem(f"{shown}: symlink loop") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise _PathProblem(f"not found: {_one_line(str(joined))[:200]}") from None
+        if exc.errno == errno.ENAMETOOLONG:
+            raise _PathProblem(f"{shown}: path too long") from None
+        if exc.errno == errno.EACCES:
+            raise _PathProblem(f"cannot be read (permission denied): "
+                               f"{_one_line(str(joined))[:200]}") from None
+        raise _PathProblem(f"cannot be used: {exc.strerror or exc}: "
+                           f"{_one_line(str(joined))[:200]}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise _PathProblem(f"is not a directory: {resolved}")
+    if not os.access(resolved, os.R_OK | os.X_OK):
+        raise _PathProblem(f"cannot be read (permission denied): {resolved}")
+    return resolved
 
 
 def _plausible_host(value: str) -> bool:

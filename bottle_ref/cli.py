@@ -10,24 +10,37 @@ failures; only a bug shows a traceback.
 processes) can re-prepare the same plan and `Backend.attach` to the bottle.
 The spec text is kept so an edited or moved spec file cannot make ``down``
 tear down something other than what ``up`` launched. No secret is stored.
+
+Crash safety: ``up`` writes the state file first (``starting``, its pid)
+and then, through the reference backends' ``journal`` hook, the bottle's
+handle BEFORE each engine object is created, so after a kill at any point
+``down NAME`` (or ``gc``) removes whatever exists: by the journal, then by
+the ``bottle-ref.bottle=<ident>`` label. SIGINT/SIGTERM during ``up`` are
+deferred while a command runs (so a ``docker create`` in flight completes
+and is journaled), then raised: launch tears down, and ``up`` exits 130/143.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from bottle_api.registry import BackendNotFound, get_backend
 from bottle_api.backend import Backend, Bottle
 from bottle_api.host import HostContext
 from bottle_api.plan import Plan, to_json
-from bottle_api.runner import SubprocessRunner
-from bottle_api.spec import NAME_RE, BottleSpec, SpecError, load_spec, parse_spec
+from bottle_api.conventions import LABEL_KEY
+from bottle_api.runner import Completed, Runner, SubprocessRunner, poll
+from bottle_api.spec import (NAME_RE, BottleSpec, SpecError, load_spec, load_spec_with_text,
+                             parse_spec)
 
 PROG = "bottle-ref"
 EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
@@ -45,6 +58,97 @@ class InputError(Exception):
 
 class RuntimeFailure(Exception):
     """A runtime failure the CLI detected itself (e.g. bottle already up): exit 1."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM during ``up``: exit 128 + signum after cleanup."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _SignalGuard:
+    """SIGINT/SIGTERM handling for ``up``.
+
+    While a command runs the signal is only noted (the command finishes,
+    bounded by its own timeout, so what it created is known and journaled);
+    it is raised as `Interrupted` as soon as the command returns, or at once
+    when nothing runs or a second signal arrives. Once raised, further
+    signals are ignored so that teardown completes (SIGKILL still ends us;
+    the journal then lets ``down`` finish the job).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self.in_child = False
+        self.raised = False
+        self._previous: dict[int, object] = {}
+
+    def _handler(self, signum, _frame) -> None:
+        if self.raised:
+            return
+        if self.in_child and self.pending is None:
+            self.pending = signum
+            return
+        self._raise(signum)
+
+    def _raise(self, signum: int) -> None:
+        self.raised = True
+        _echo(f"{PROG}: {signal.Signals(signum).name}: cleaning up (kill -9 abandons it; "
+              f"`{PROG} down NAME` then removes the rest)")
+        raise Interrupted(signum)
+
+    def check(self) -> None:
+        if self.pending is not None and not self.raised:
+            self._raise(self.pending)
+
+    @contextmanager
+    def child(self) -> Iterator[None]:
+        self.in_child = True
+        try:
+            yield
+        finally:
+            self.in_child = False
+
+    def __enter__(self) -> "_SignalGuard":
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
+class _GuardedRunner(Runner):
+    """Delegates to ``inner``; a signal noted during a command is raised
+    right after it (see `_SignalGuard`)."""
+
+    def __init__(self, inner: Runner, guard: _SignalGuard):
+        self.inner, self.guard = inner, guard
+
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True,
+            purpose=None) -> Completed:
+        self.guard.check()
+        with self.guard.child():
+            result = self.inner.run(argv, env=env, input=input, timeout=timeout, check=check,
+                                    purpose=purpose)
+        self.guard.check()
+        return result
+
+    def sleep(self, seconds: float) -> None:
+        self.guard.check()
+        self.inner.sleep(seconds)
+        self.guard.check()
+
+    def monotonic(self) -> float:
+        return self.inner.monotonic()
+
+    def unique(self, prefix: str) -> str:
+        return self.inner.unique(prefix)
 
 
 # -- helpers -------------------------------------------------------------------
@@ -94,12 +198,7 @@ def _exit_status(returncode: int) -> int:
 
 def _load_with_text(path: str) -> tuple[BottleSpec, str]:
     """The spec and the exact text it was parsed from (kept in the state file)."""
-    load_spec(path)  # size, encoding, readability: one-line SpecErrors
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeError) as exc:
-        raise SpecError(f"cannot read spec: {exc}", file=str(path)) from None
-    return parse_spec(text, source=str(path), base_dir=Path(path).absolute().parent), text
+    return load_spec_with_text(path)
 
 
 # -- state ---------------------------------------------------------------------
@@ -112,20 +211,67 @@ def _write_state(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _reserve(path: Path, name: str, backend: str, spec: Path) -> None:
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (Linux), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process's start time in clock ticks (Linux), to tell a reused pid."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None
+
+
+def _alive(state: dict) -> bool:
+    """Is the ``up`` that wrote this starting state still running?"""
+    pid = state.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    fields = _proc_stat(pid)
+    if fields is None:  # no /proc (macOS): the pid exists, that is all we know
+        return True
+    start = state.get("pid_start")
+    return fields[0] not in ("Z", "X") and (start is None or fields[19] == start)
+
+
+def _reserve(path: Path, state: dict) -> None:
     """Claim ``name`` atomically before anything starts: two concurrent
     `up`s of one spec would otherwise share a state dir and leak a bottle."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        name = state["name"]
         raise RuntimeFailure(f"bottle {name} is already up (state: {path}); "
                              f"run `{PROG} down {name}` first") from None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"name": name, "backend": backend, "spec": str(spec), "starting": True}, f)
+        json.dump(state, f, indent=2, sort_keys=True)
 
 
-def _read_state(host: HostContext, name: str) -> tuple[Path, dict]:
+def _journal_writer(path: Path, state: dict, secrets: Callable[[], set[str]]
+                    ) -> Callable[[Mapping], None]:
+    """The ``journal`` callback ``up`` gives a reference backend: each call
+    replaces the state file's journal (the bottle's handle so far) atomically,
+    before the backend creates the resource it just added."""
+    def journal(handle: Mapping) -> None:
+        text = json.dumps(dict(handle), sort_keys=True)
+        if _leaks(text, secrets()):
+            raise RuntimeFailure("backend put a token value in its journal; refusing to store it")
+        state["journal"] = json.loads(text)
+        _write_state(path, json.dumps(state, indent=2, sort_keys=True))
+    return journal
+
+
+def _read_state(host: HostContext, name: str, *, starting_ok: bool = False) -> tuple[Path, dict]:
     path = _state_file(host, name)
     if not NAME_RE.fullmatch(name) or not path.is_file():
         raise InputError(f"no bottle named {name} (see `{PROG} ls`)")
@@ -135,16 +281,20 @@ def _read_state(host: HostContext, name: str) -> tuple[Path, dict]:
         raise RuntimeFailure(f"state file {path} is corrupt ({exc}); remove it by hand "
                              "after checking nothing of the bottle still runs") from None
     if isinstance(state, dict) and state.get("starting"):
-        raise InputError(f"bottle {name} is still starting; if no `{PROG} up` is running, "
-                         f"its launch died: check the engine, then remove {path}")
+        if starting_ok:
+            return path, state
+        if _alive(state):
+            raise InputError(f"bottle {name} is still starting (`{PROG} up` pid "
+                             f"{state.get('pid')}); wait for it, or `{PROG} down --force {name}`")
+        raise InputError(f"bottle {name} never finished starting (its `{PROG} up` died); "
+                         f"`{PROG} down {name}` removes what it left")
     if not isinstance(state, dict) or not {"backend", "spec", "handle"} <= state.keys():
         raise RuntimeFailure(f"state file {path} is not a bottle-ref state file")
     return path, state
 
 
-def _reattach(state: dict, host: HostContext, args: argparse.Namespace,
-              path: Path) -> Bottle:
-    """Re-prepare the plan ``up`` launched and attach to the running bottle."""
+def _replan(state: dict, host: HostContext, path: Path) -> tuple[Backend, Plan]:
+    """The backend and the plan ``up`` launched, from the state file."""
     if "spec_text" in state:
         spec = parse_spec(state["spec_text"], source=state["spec"],
                           base_dir=Path(state.get("base_dir") or Path(state["spec"]).parent))
@@ -154,15 +304,65 @@ def _reattach(state: dict, host: HostContext, args: argparse.Namespace,
         raise RuntimeFailure(f"state file {path} names bottle {state['name']!r} but its spec "
                              f"names {spec.name!r}")
     backend = get_backend(state["backend"])
-    if state["handle"] is None:
+    return backend, backend.prepare(spec, host)
+
+
+def _reattach(state: dict, host: HostContext, args: argparse.Namespace, path: Path,
+              handle_key: str = "handle") -> Bottle:
+    """Re-prepare the plan ``up`` launched and attach to the running bottle."""
+    backend, plan = _replan(state, host, path)
+    if state.get(handle_key) is None:
         raise RuntimeFailure(f"backend {state['backend']!r} gave no handle at launch, so "
                              f"{PROG} cannot reach this bottle; state file: {path}")
-    plan = backend.prepare(spec, host)
     try:
-        return backend.attach(plan, _runner(args), state["handle"])
+        return backend.attach(plan, _runner(args), state[handle_key])
     except NotImplementedError:
         raise RuntimeFailure(f"backend {state['backend']!r} cannot attach to a running "
                              "bottle (Backend.attach is not implemented)") from None
+
+
+def _engine_objects(runner: Runner, ident: str) -> tuple[list[str], list[str]]:
+    """Container and network ids labelled ``bottle-ref.bottle=<ident>``."""
+    label = f"label={LABEL_KEY}={ident}"
+    found = []
+    for argv in (["docker", "ps", "-aq", "--filter", label],
+                 ["docker", "network", "ls", "-q", "--filter", label]):
+        result = runner.run(argv, check=False, timeout=60)
+        found.append(result.stdout.split() if result.ok else [])
+    return found[0], found[1]
+
+
+def _sweep_labels(runner: Runner, ident: str) -> int:
+    """Remove every container, then network, labelled with ``ident``
+    (a resource whose create completed after the journal's owner died, or
+    after close ran). Returns how many objects were removed."""
+    if not ident or not NAME_RE.fullmatch(ident[:40]):
+        return 0
+    containers, networks = _engine_objects(runner, ident)
+    if containers:
+        runner.run(["docker", "rm", "-f", *containers], check=False, timeout=120)
+    if networks:
+        runner.run(["docker", "network", "rm", *networks], check=False, timeout=120)
+    return len(containers) + len(networks)
+
+
+def _remove_by_journal(state: dict, host: HostContext, args: argparse.Namespace,
+                       path: Path) -> None:
+    """Tear down a bottle from its state file: close what the journal (or the
+    finished handle) names, then sweep by label. For reference backends."""
+    handle_key = "handle" if state.get("handle") is not None else "journal"
+    handle = state.get(handle_key)
+    errors: list[str] = []
+    if handle is not None:
+        try:
+            _reattach(state, host, args, path, handle_key).close()
+        except (RuntimeFailure, RuntimeError, OSError, ValueError, KeyError) as exc:
+            errors.append(str(exc) or type(exc).__name__)
+    ident = handle.get("ident") if isinstance(handle, Mapping) else None
+    if ident and state.get("backend") in ("docker", "smolmachines"):
+        _sweep_labels(_runner(args), str(ident))
+    if errors and handle_key == "handle":
+        raise RuntimeFailure(f"teardown failed: {errors[0]}")
 
 
 # -- commands ------------------------------------------------------------------
@@ -195,40 +395,58 @@ def cmd_up(args: argparse.Namespace) -> int:
     backend: Backend = get_backend(backend_name)
     host = HostContext.from_os()
     state_path = _state_file(host, spec.name)
-    _reserve(state_path, spec.name, backend_name, spec_path)
-    try:
-        plan = backend.prepare(spec, host)
-        bottle = backend.launch(plan, _runner(args), progress=_progress)
-    except BaseException:
-        state_path.unlink(missing_ok=True)  # launch cleaned itself up
-        raise
-    try:
+    pid = os.getpid()
+    state = {"version": STATE_VERSION, "name": spec.name, "backend": backend_name,
+             "spec": str(spec_path), "base_dir": str(spec_path.parent),
+             "spec_text": spec_text, "starting": True, "pid": pid,
+             "pid_start": _proc_start(pid), "journal": None}
+    with _SignalGuard() as guard:
+        _reserve(state_path, state)
+        runner = _GuardedRunner(_runner(args), guard)
+        plan: Plan | None = None
         try:
-            handle = bottle.handle()
-        except NotImplementedError:
-            handle = None
-            _echo(f"{PROG}: warning: backend {backend_name!r} gives no handle; "
-                  "exec and down will not reach this bottle")
-        state = {"version": STATE_VERSION, "name": spec.name, "backend": backend_name,
-                 "spec": str(spec_path), "base_dir": str(spec_path.parent),
-                 "spec_text": spec_text, "handle": handle}
+            plan = backend.prepare(spec, host)
+            kwargs = {}
+            if "journal" in inspect.signature(backend.launch).parameters:
+                kwargs["journal"] = _journal_writer(
+                    state_path, state, lambda: _secret_values(plan, spec, host))
+            bottle = backend.launch(plan, runner, progress=_progress, **kwargs)
+        except BaseException:
+            # launch tore itself down; a create that completed after that
+            # (the engine finishing a request we abandoned) goes by label.
+            ident = (state.get("journal") or {}).get("ident")
+            if ident and backend_name in ("docker", "smolmachines"):
+                _sweep_labels(_runner(args), str(ident))
+            state_path.unlink(missing_ok=True)
+            raise
         try:
-            text = json.dumps(state, indent=2, sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise RuntimeFailure(f"backend {backend_name!r} returned a handle that is "
-                                 f"not JSON ({exc})") from None
-        if handle is not None and _leaks(json.dumps(handle), _secret_values(plan, spec, host)):
-            raise RuntimeFailure(f"backend {backend_name!r} put a token value in its handle; "
-                                 "refusing to store it")
-        _write_state(state_path, text)
-    except BaseException:
-        # Unreachable once we return: take it down rather than leak it.
-        try:
-            bottle.close()
-        except Exception as exc:  # keep the original error; mention this one
-            _echo(f"{PROG}: warning: teardown after failure also failed: {exc}")
-        state_path.unlink(missing_ok=True)
-        raise
+            guard.check()
+            try:
+                handle = bottle.handle()
+            except NotImplementedError:
+                handle = None
+                _echo(f"{PROG}: warning: backend {backend_name!r} gives no handle; "
+                      "exec and down will not reach this bottle")
+            done = {k: v for k, v in state.items()
+                    if k not in ("starting", "pid", "pid_start", "journal")}
+            done["handle"] = handle
+            try:
+                text = json.dumps(done, indent=2, sort_keys=True)
+            except (TypeError, ValueError) as exc:
+                raise RuntimeFailure(f"backend {backend_name!r} returned a handle that is "
+                                     f"not JSON ({exc})") from None
+            if handle is not None and _leaks(json.dumps(handle), _secret_values(plan, spec, host)):
+                raise RuntimeFailure(f"backend {backend_name!r} put a token value in its handle; "
+                                     "refusing to store it")
+            _write_state(state_path, text)
+        except BaseException:
+            # Unreachable once we return: take it down rather than leak it.
+            try:
+                bottle.close()
+            except Exception as exc:  # keep the original error; mention this one
+                _echo(f"{PROG}: warning: teardown after failure also failed: {exc}")
+            state_path.unlink(missing_ok=True)
+            raise
     print(spec.name)
     return EXIT_OK
 
@@ -247,6 +465,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
         argv = bottle.agent_argv(cmd, tty=sys.stdin.isatty())
         return _exit_status(subprocess.run(argv, check=False).returncode)
     result = bottle.exec(cmd)
+    engine_error = _engine_refusal(result)
+    if engine_error:
+        raise RuntimeFailure(f"bottle {args.name} is not running ({engine_error}); "
+                             f"`{PROG} down {args.name}` removes it")
     sys.stdout.write(result.stdout)
     sys.stdout.flush()
     sys.stderr.write(result.stderr)
@@ -254,14 +476,83 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return _exit_status(result.returncode)
 
 
+# How the engine's CLI says the guest is not there (docker 20.10+ wording);
+# a command in the guest never produces these on its own stderr's first line.
+ENGINE_REFUSALS = ("Error response from daemon: Container ", "Error: No such container:",
+                   "Error response from daemon: No such container:")
+
+
+def _engine_refusal(result: Completed) -> str | None:
+    if result.ok:
+        return None
+    first = (result.stderr.strip().splitlines() or [""])[0]
+    if first.startswith(ENGINE_REFUSALS) and ("not running" in first or "No such" in first
+                                              or "paused" in first or "restarting" in first):
+        return first.removeprefix("Error response from daemon: ").removeprefix("Error: ")
+    return None
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     host = HostContext.from_os()
-    path, state = _read_state(host, args.name)
-    bottle = _reattach(state, host, args, path)
-    bottle.close()
+    path, state = _read_state(host, args.name, starting_ok=True)
+    if state.get("starting"):
+        if _alive(state) and not args.force:
+            raise InputError(f"bottle {args.name} is still starting (`{PROG} up` pid "
+                             f"{state.get('pid')}); wait for it, or `{PROG} down --force "
+                             f"{args.name}`")
+        if _alive(state):
+            _stop_up(state)
+        _remove_by_journal(state, host, args, path)
+    elif args.force:
+        _remove_by_journal(state, host, args, path)
+    else:
+        _reattach(state, host, args, path).close()
     path.unlink(missing_ok=True)
     print(args.name)
     return EXIT_OK
+
+
+UP_STOP_TIMEOUT = 60.0  # seconds a SIGTERMed `up` gets to tear itself down
+
+
+def _stop_up(state: dict) -> None:
+    """``down --force`` on a bottle whose ``up`` still runs: SIGTERM it (it
+    then tears down what it made) and wait, bounded, for it to exit, so it
+    cannot create anything after our sweep."""
+    runner = SubprocessRunner()
+    try:
+        os.kill(int(state["pid"]), signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    try:
+        poll(runner, lambda: not _alive(state), timeout=UP_STOP_TIMEOUT, interval=0.2,
+             what=f"`{PROG} up` pid {state['pid']} to exit")
+    except TimeoutError:
+        raise RuntimeFailure(f"`{PROG} up` pid {state['pid']} did not exit within "
+                             f"{UP_STOP_TIMEOUT:g}s of SIGTERM; kill it, then run down again") from None
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Remove bottles whose ``up`` died before finishing (its pid is gone)."""
+    host = HostContext.from_os()
+    registry = _registry(host)
+    failed = 0
+    for f in sorted(registry.glob("*.json")) if registry.is_dir() else []:
+        try:
+            state = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(state, dict) or not state.get("starting") or _alive(state):
+            continue
+        try:
+            _remove_by_journal(state, host, args, f)
+        except (RuntimeFailure, SpecError, BackendNotFound, ValueError) as exc:
+            _echo(f"{PROG}: warning: {f.stem}: {' '.join(str(exc).split())}")
+            failed += 1
+            continue
+        f.unlink(missing_ok=True)
+        print(f.stem)
+    return EXIT_RUNTIME if failed else EXIT_OK
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -271,6 +562,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         try:
             state = json.loads(f.read_text(encoding="utf-8"))
             backend, spec = state["backend"], state["spec"]
+            if state.get("starting"):
+                spec += (" (starting)" if _alive(state)
+                         else f" (its up died: `{PROG} down {f.stem}` or `{PROG} gc`)")
         except (OSError, ValueError, KeyError, TypeError):
             backend, spec = "?", f"(unreadable state file {f})"
         print(f"{f.stem}\t{backend}\t{spec}")
@@ -310,8 +604,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("down", help="tear a bottle down")
     p.add_argument("-v", "--verbose", action="store_true", help="echo each command to stderr")
+    p.add_argument("--force", action="store_true",
+                   help="also while its `up` still runs (stops it), and sweep by journal and label")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("gc", help="remove bottles whose `up` died before finishing")
+    p.add_argument("-v", "--verbose", action="store_true", help="echo each command to stderr")
+    p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("ls", help="list bottles this host brought up")
     p.set_defaults(func=cmd_ls)
@@ -326,6 +626,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # `bottle-ref plan x.yaml | head -c 10`: the reader left; say nothing.
+        # stdout goes to /dev/null so the interpreter's final flush is quiet too.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # stdout without a descriptor
+            pass
+        return 128 + signal.SIGPIPE
+    except Interrupted as exc:
+        return 128 + exc.signum
     except (SpecError, BackendNotFound, InputError) as exc:
         _err(exc)
         return EXIT_INPUT

@@ -36,12 +36,8 @@ command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 if [ "${#missing[@]}" -gt 0 ]; then
-    command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
-    say "installing ${missing[*]} (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null || die "apt-get update failed"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-        || die "apt-get install ${missing[*]} failed"
+    # Quiet, and waits (bounded) for the dpkg lock: see apt-install.sh.
+    bash "$(dirname "$0")/apt-install.sh" "${missing[@]}" || die "could not install ${missing[*]}"
     # A package postinst may have started the daemon through an init script.
     if answers; then
         say "docker answers after install"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -43,6 +43,7 @@ from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quie
 
 from bottle_api.conventions import BUNDLE_ENTRY, LABEL_KEY  # noqa: E402
 READY_TIMEOUT = 30.0
+Journal = Callable[[Mapping], None]  # gets the bottle's handle before each create
 
 # Agent-facing addresses are fixed network aliases on docker.
 PIPELOCK_URL = "http://pipelock:8888"
@@ -223,8 +224,9 @@ class DockerBottle(Bottle):
 
     def __init__(self, plan: Plan, runner: Runner, ident: str, *,
                  containers: Sequence[str] = (), networks: Sequence[str] = (),
-                 prompt_path: str | None = None):
+                 prompt_path: str | None = None, journal: Journal | None = None):
         self.plan = plan
+        self.journal = journal
         self.runner = runner
         self.ident = ident
         self.containers: list[str] = list(containers)
@@ -277,6 +279,14 @@ class DockerBottle(Bottle):
         return {"ident": self.ident, "containers": list(self.containers),
                 "networks": list(self.networks)}
 
+    def will_create(self, kind: str, name: str) -> None:
+        """Note ``name`` (a container or network) BEFORE creating it, and
+        journal the handle, so a kill at any later point leaves a record
+        close() can act on (removing a missing one is fine)."""
+        (self.containers if kind == "container" else self.networks).append(name)
+        if self.journal is not None:
+            self.journal(self.handle())
+
     # -- live-tier hooks ---------------------------------------------------
     def outbound_network(self) -> str:
         """``{ident}-out``: the only network with a route out; pipelock's."""
@@ -311,15 +321,20 @@ class DockerBackend(Backend):
                           upstream_ca_file=host.env.get(UPSTREAM_CA_ENV) or None)
 
     # -- launch -----------------------------------------------------------
-    def launch(self, plan: Plan, runner: Runner, *, progress: Progress = _quiet) -> DockerBottle:
+    def launch(self, plan: Plan, runner: Runner, *, progress: Progress = _quiet,
+               journal: Journal | None = None) -> DockerBottle:
+        """``journal`` (optional, the CLI's crash-safety hook) gets the
+        bottle's handle before each engine object is created."""
         if plan.missing_tokens:
             key = plan.missing_tokens[0]
             raise SpecError(missing_token_message(plan, key), file=plan.spec_source,
                             key=key, line=plan.spec_lines.get(key))
         check_host_inputs(plan)  # a missing skill dir fails before anything is created
         ident = runner.unique(f"bottle-{plan.bottle}")
-        bottle = DockerBottle(plan, runner, ident)
+        bottle = DockerBottle(plan, runner, ident, journal=journal)
         try:
+            if journal is not None:
+                journal(bottle.handle())  # the ident, before the state dir exists
             _bring_up(bottle, progress)
         except BaseException:
             bottle.close()
@@ -377,9 +392,9 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
     progress("creating networks")
     net = {role: f"{ident}-{role}" for role in ("agent", "bundle", "out")}
     for role, internal in (("agent", True), ("bundle", True), ("out", False)):
+        bottle.will_create("network", net[role])
         runner.run(["docker", "network", "create", *(["--internal"] if internal else []),
                     "--label", label, net[role]])
-        bottle.networks.append(net[role])
 
     def container(role: str, network: str, alias: str | None, args: Sequence[str],
                   image: str, cmd: Sequence[str], *, connect: Sequence[str] = (),
@@ -389,8 +404,8 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
         argv = ["docker", "create", "--name", name, "--label", label, "--network", network]
         if alias:
             argv += ["--network-alias", alias]
+        bottle.will_create("container", name)
         bottle.run([*argv, *args, image, *cmd], env=env or None)
-        bottle.containers.append(name)
         for extra in connect:
             runner.run(["docker", "network", "connect", *(["--alias", alias] if alias else []),
                         extra, name])

@@ -24,7 +24,7 @@ import ipaddress
 import os
 import platform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -459,13 +459,20 @@ class SmolmachinesBackend(Backend):
             raise RuntimeError("smolmachines prepare: pipelock listen/hop mismatch")
         return plan
 
-    def launch(self, plan: Plan, runner: Runner, *, progress: Progress = _quiet) -> SmolmachinesBottle:
+    def launch(self, plan: Plan, runner: Runner, *, progress: Progress = _quiet,
+               journal: Callable[[Mapping], None] | None = None) -> SmolmachinesBottle:
+        """``journal`` (optional, the CLI's crash-safety hook) gets the handle
+        before anything is created: every object launch makes (network,
+        bundle container, machine, state dir) is named from its ident, and
+        close() removes each by that name, so the ident is the whole record."""
         if not isinstance(plan, SmolmachinesPlan):
             raise TypeError(f"smolmachines cannot launch a {type(plan).__name__}")
         if plan.missing_tokens:
             raise _missing_token_error(plan)
         ident = runner.unique(f"bottle-{plan.bottle}")
         bottle = SmolmachinesBottle(plan, runner, ident)
+        if journal is not None:
+            journal(bottle.handle())
         try:
             self._bring_up(bottle, progress)
         except BaseException as exc:

@@ -58,6 +58,17 @@ IMPORT_CHANGES = (
     'CMD ["/bin/bash"]',
 )
 
+# The registry route (no root or no debootstrap: macOS with Docker Desktop, a
+# rootless Linux): the base is FROM this image plus the same packages, files
+# and settings as the debootstrap rootfs. Overridable: --base / this env var.
+DEFAULT_REGISTRY_BASE = "debian:bookworm-slim"
+BASE_IMAGE_ENV = "BOTTLE_BASE_IMAGE"
+
+# A rootfs is used only if these exist in it (a quick integrity check on top
+# of the completion marker): the issue's damaged rootfs lacked the first.
+ROOTFS_REQUIRED = ("etc/debian_version", "usr/bin/python3", "usr/bin/git", "usr/bin/dpkg",
+                   "usr/bin/bash", "etc/ssl/certs/ca-certificates.crt")
+
 # The bundle image holds exactly these packages (see `bundle_sources`).
 BUNDLE_PACKAGES = ("bottle_bundle", "bottle_api")
 
@@ -131,6 +142,43 @@ def base_inputs(arch: Arch) -> ImageInputs:
         "arch": arch.docker,
         "import-changes": "\n".join(IMPORT_CHANGES),
         "trim": repr((ROOTFS_TRIM_DIRS, ROOTFS_TRIM_FILES, "usr/share/doc/*/!copyright")),
+    }
+    for path, text in ROOTFS_FILES.items():
+        parts[f"file:{path}"] = text
+    return ImageInputs.of("bottle-base", parts)
+
+
+def registry_base_dockerfile() -> str:
+    """The registry route's base: the debootstrap rootfs's packages, files
+    and trims, applied FROM a registry image. Generated from the same
+    constants, so the two routes cannot drift apart."""
+    trims = " ".join(f"/{d}/*" for d in ROOTFS_TRIM_DIRS)
+    return "\n".join([
+        "# bottle-ref registry-route base (generated; see inputs.registry_base_dockerfile)",
+        "ARG FROM",
+        "FROM ${FROM}",
+        "ENV DEBIAN_FRONTEND=noninteractive",
+        "COPY files/ /",
+        "RUN apt-get update -qq \\",
+        " && apt-get install -y -qq --no-install-recommends "
+        + " ".join(sorted(ROOTFS_PACKAGES)) + " >/dev/null \\",
+        " && apt-get clean \\",
+        f" && rm -rf /var/lib/apt/lists/* {trims} \\",
+        " && find /usr/share/doc -mindepth 2 ! -name copyright ! -type d -delete",
+        *IMPORT_CHANGES,
+        "",
+    ])
+
+
+def registry_base_inputs(arch: Arch, ref: str, image_id: str) -> ImageInputs:
+    """The registry route's base: keyed by the FROM reference AND the pulled
+    image's ID (a moved tag gives a new base), the Dockerfile and files."""
+    parts: dict[str, bytes | str] = {
+        "route": "registry",
+        "from": ref,
+        "from-id": image_id,
+        "arch": arch.docker,
+        "Dockerfile": registry_base_dockerfile(),
     }
     for path, text in ROOTFS_FILES.items():
         parts[f"file:{path}"] = text

@@ -8,12 +8,17 @@ re-imported without re-bootstrapping.
 A rootfs is built in ``rootfs-<hash12>.partial`` and renamed when complete;
 a half-built one is deleted, after unmounting anything debootstrap left
 mounted inside it (deleting through a live /proc or /sys mount would reach
-the host's).
+the host's). The completion marker ``rootfs-<hash12>.complete`` is written
+LAST; a rootfs is used only with its marker and when `damage` finds every
+`ROOTFS_REQUIRED` file, otherwise it is deleted and rebuilt with a message.
+The caller holds the cache lock (`build.CacheLock`), so two builds never
+race on one ``.partial``.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import shutil
 from pathlib import Path
 
@@ -25,6 +30,7 @@ from .inputs import (
     IMPORT_CHANGES,
     ROOTFS_FILES,
     ROOTFS_PACKAGES,
+    ROOTFS_REQUIRED,
     ROOTFS_TRIM_DIRS,
     ROOTFS_TRIM_FILES,
     Arch,
@@ -34,6 +40,37 @@ from .inputs import (
 
 def rootfs_dir(cache: Path, base: ImageInputs) -> Path:
     return cache / f"rootfs-{base.digest[:12]}"
+
+
+def marker_path(rootfs: Path) -> Path:
+    return rootfs.with_name(rootfs.name + ".complete")
+
+
+def damage(rootfs: Path) -> str | None:
+    """Why the cached ``rootfs`` must not be used, or None if it is sound:
+    no completion marker (a build died or an older layout), or a required
+    file missing (a truncated or tampered tree)."""
+    marker = marker_path(rootfs)
+    if not marker.is_file():
+        return "no completion marker"
+    if marker.read_text().strip() != rootfs.name:
+        return "completion marker is for another rootfs"
+    return damage_files(rootfs)
+
+
+def usable(cache: Path, base: ImageInputs, say=None) -> bool:
+    """Is there a sound cached rootfs for ``base``? A damaged one is
+    deleted here (with a message), so the caller rebuilds it."""
+    final = rootfs_dir(cache, base)
+    if not final.exists() and not marker_path(final).exists():
+        return False
+    why = damage(final) if final.is_dir() else "not a directory"
+    if why is None:
+        return True
+    if say is not None:
+        say(f"images: cached rootfs {final.name} is damaged ({why}); rebuilding it")
+    marker_path(final).unlink(missing_ok=True)
+    return False
 
 
 def debootstrap_argv(target: Path, arch: Arch) -> list[str]:
@@ -57,7 +94,7 @@ def bootstrap(runner: Runner, cache: Path, base: ImageInputs, arch: Arch,
               *, euid: int, log: Path) -> Path:
     """The cached rootfs for ``base``, debootstrapping it when absent."""
     final = rootfs_dir(cache, base)
-    if final.is_dir():
+    if usable(cache, base):
         return final
     if euid != 0:
         raise ImageError(f"building the base rootfs needs root (debootstrap); {base.tag} is absent")
@@ -72,11 +109,33 @@ def bootstrap(runner: Runner, cache: Path, base: ImageInputs, arch: Arch,
         if not result.ok:
             raise CommandError(result)
         _finish(partial)
+        why = damage_files(partial)
+        if why:
+            raise ImageError(f"debootstrap finished but the rootfs is incomplete ({why}); "
+                             f"see {log}")
+        marker_path(final).unlink(missing_ok=True)
+        remove_tree(runner, final)  # a damaged one `usable` refused
         partial.rename(final)
+        _write_marker(final)  # last: only now is the rootfs complete
     except BaseException:
         remove_tree(runner, partial)
         raise
     return final
+
+
+def damage_files(rootfs: Path) -> str | None:
+    for rel in ROOTFS_REQUIRED:
+        path = rootfs / rel
+        if not (path.is_file() or path.is_symlink()):
+            return f"{rel} is missing"
+    return None
+
+
+def _write_marker(rootfs: Path) -> None:
+    marker = marker_path(rootfs)
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(rootfs.name + "\n")
+    os.replace(tmp, marker)
 
 
 def _finish(rootfs: Path) -> None:

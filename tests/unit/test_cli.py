@@ -497,3 +497,274 @@ def test_plan_works_for_every_example_and_prints_no_host_token(
     for secret in ("sk-ant-HOST-TOKEN-0123456789", "SECRET-access-hosttok",
                    "SECRET-id-hosttok", "rt-SECRET-hosttok"):
         assert secret not in out
+
+
+# -- crash safety: journal, kill, signals, down --force, gc (issue 11) -------------
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+from bottle_api.runner import RecordingRunner  # noqa: E402
+
+RESOURCES = ("net-a", "ctr-b", "ctr-c")
+
+
+def _log(event: str) -> None:
+    """Events that must survive a killed process go to $H11_EVENTS."""
+    path = os.environ.get("H11_EVENTS")
+    if path:
+        with open(path, "a") as f:
+            f.write(event + "\n")
+
+
+class JournalBottle(FakeBottle):
+    def __init__(self, plan, ident, resources=()):
+        super().__init__(plan, ident)
+        self.resources = list(resources)
+
+    def close(self):
+        EVENTS.append(("close", self.ident, tuple(self.resources)))
+        _log("close " + " ".join(self.resources))
+
+    def handle(self):
+        return {"ident": self.ident, "resources": list(self.resources)}
+
+
+class JournalBackend(FakeBackend):
+    """Journals each resource before "creating" it; env H11_DIE_AT=<name>
+    SIGKILLs the process right after that resource's create, H11_SLOW
+    makes each create a real child process of that many seconds."""
+
+    def launch(self, plan, runner, *, progress=lambda _: None, journal=None):
+        ident = runner.unique(f"bottle-{plan.bottle}")
+        bottle = JournalBottle(plan, ident)
+        journal(bottle.handle())
+        try:
+            for name in RESOURCES:
+                bottle.resources.append(name)
+                journal(bottle.handle())
+                state = json.loads(Path(os.environ["H11_STATE"]).read_text()) \
+                    if os.environ.get("H11_STATE") else None
+                EVENTS.append(("create", name, state and state["journal"]["resources"]))
+                if os.environ.get("H11_SLOW"):
+                    runner.run([sys.executable, "-c",
+                                "import os, sys, time; log = os.environ['H11_EVENTS'];"
+                                "open(log, 'a').write('child running\\n');"
+                                "time.sleep(float(sys.argv[1]));"
+                                "open(log, 'a').write('child done\\n')",
+                                os.environ["H11_SLOW"]])
+                _log(f"created {name}")
+                if os.environ.get("H11_DIE_AT") == name:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        except BaseException:
+            bottle.close()
+            raise
+        return bottle
+
+    def attach(self, plan, runner, handle):
+        EVENTS.append(("attach", handle["ident"], plan.bottle))
+        return JournalBottle(plan, handle["ident"], handle.get("resources", ()))
+
+
+def _state(tmp_path: Path, name: str = "demo") -> dict:
+    return json.loads((registry_dir(tmp_path) / f"{name}.json").read_text())
+
+
+def test_every_resource_is_journaled_before_it_is_created(spec_file, capsys, monkeypatch,
+                                                          tmp_path):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    monkeypatch.setenv("H11_STATE", str(registry_dir(tmp_path) / "demo.json"))
+    use(monkeypatch, "JournalBackend")
+    assert cli.main(["up", str(spec_file)]) == 0
+    creates = [e for e in EVENTS if e[0] == "create"]
+    # At each create, the state file on disk already named that resource.
+    assert [(name, journal[-1]) for _, name, journal in creates] == [(r, r) for r in RESOURCES]
+    state = _state(tmp_path)
+    assert state["handle"]["resources"] == list(RESOURCES)
+    assert not {"starting", "pid", "journal"} & state.keys()  # a finished up keeps only the handle
+    assert TOKEN not in json.dumps(state)
+
+
+def _cli_proc(env_extra: dict, *args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, **env_extra, "BOTTLE_BACKEND": f"{HERE}:JournalBackend",
+           "PYTHONPATH": str(Path(__file__).parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen([sys.executable, "-c",
+                             "import sys, bottle_ref.cli as c; sys.exit(c.main(sys.argv[1:]))",
+                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+HERE_MODULE = Path(__file__).stem
+
+
+@pytest.mark.parametrize("die_at", RESOURCES)
+def test_down_after_up_was_killed_removes_what_the_journal_names(spec_file, capsys, monkeypatch,
+                                                                 tmp_path, die_at):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    events = tmp_path / "events"
+    proc = _cli_proc({"H11_DIE_AT": die_at, "H11_EVENTS": str(events)}, "up", str(spec_file))
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    state = _state(tmp_path)
+    made = list(RESOURCES[:RESOURCES.index(die_at) + 1])
+    assert state["starting"] and state["journal"]["resources"] == made
+    # exec explains; down (the pid is dead) removes by the journal.
+    assert cli.main(["exec", "demo", "--", "true"]) == 2
+    assert "never finished starting" in one_error_line(capsys.readouterr().err)
+    assert cli.main(["down", "demo"]) == 0
+    assert ("close", state["journal"]["ident"], tuple(made)) in EVENTS
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+def _starting_state(tmp_path: Path, spec_file: Path, pid: int, name: str = "demo",
+                    backend: str = f"{HERE}:JournalBackend", journal=None) -> Path:
+    path = registry_dir(tmp_path) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = spec_file.read_text().replace("name: demo", f"name: {name}")
+    path.write_text(json.dumps({
+        "version": 1, "name": name, "backend": backend, "spec": str(spec_file),
+        "base_dir": str(spec_file.parent), "spec_text": text, "starting": True,
+        "pid": pid, "pid_start": cli._proc_start(pid),
+        "journal": journal or {"ident": f"bottle-{name}-dead01", "resources": ["net-a"]}}))
+    return path
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_down_refuses_a_live_up_unless_forced(spec_file, capsys, tmp_path):
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        path = _starting_state(tmp_path, spec_file, live.pid)
+        assert cli.main(["down", "demo"]) == 2
+        assert "still starting" in one_error_line(capsys.readouterr().err)
+        assert path.exists() and not [e for e in EVENTS if e[0] == "close"]
+        assert cli.main(["gc"]) == 0 and path.exists()  # gc leaves live launches alone
+        # --force stops the live `up` (SIGTERM, bounded wait), then removes by journal.
+        assert cli.main(["down", "--force", "demo"]) == 0
+        assert live.wait(timeout=5) == -signal.SIGTERM
+        assert ("close", "bottle-demo-dead01", ("net-a",)) in EVENTS and not path.exists()
+    finally:
+        live.kill()
+
+
+def test_a_reused_pid_does_not_count_as_alive(spec_file, tmp_path):
+    path = _starting_state(tmp_path, spec_file, os.getpid())
+    state = json.loads(path.read_text())
+    assert cli._alive(state)
+    state["pid_start"] = "1"  # our pid, but a process that started at another time
+    assert not cli._alive(state)
+
+
+def test_gc_removes_only_bottles_whose_up_died(spec_file, capsys, tmp_path):
+    dead = _starting_state(tmp_path, spec_file, _dead_pid(), name="gone")
+    alive = _starting_state(tmp_path, spec_file, os.getpid(), name="live")
+    assert cli.main(["gc"]) == 0
+    assert capsys.readouterr().out == "gone\n"
+    assert not dead.exists() and alive.exists()
+    assert [e for e in EVENTS if e[0] == "close"] == [("close", "bottle-gone-dead01", ("net-a",))]
+
+
+def test_down_of_a_dead_docker_launch_removes_by_journal_and_label(spec_file, capsys,
+                                                                   monkeypatch, tmp_path):
+    """The real docker backend: journal names, then the label sweep finds
+    a container created after the journal's last write."""
+    ident = "bottle-demo-abc123"
+    _starting_state(tmp_path, spec_file, _dead_pid(), backend="docker", journal={
+        "ident": ident, "containers": [f"{ident}-pipelock"],
+        "networks": [f"{ident}-agent", f"{ident}-bundle", f"{ident}-out"]})
+    runner = RecordingRunner()
+    runner.reply("docker", "ps", "-aq", "--filter", f"label=bottle-ref.bottle={ident}",
+                 stdout="f00dcafe\n")
+    runner.reply("docker", "network", "ls", "-q", "--filter",
+                 f"label=bottle-ref.bottle={ident}", stdout="")
+    monkeypatch.setattr(cli, "_runner", lambda args: runner)
+    assert cli.main(["down", "demo"]) == 0
+    argvs = runner.argvs
+    assert ("docker", "rm", "-f", f"{ident}-pipelock") in argvs
+    assert ("docker", "network", "rm", f"{ident}-out", f"{ident}-bundle", f"{ident}-agent") in argvs
+    assert ("docker", "rm", "-f", "f00dcafe") in argvs  # found by label, not in the journal
+    assert argvs.index(("docker", "rm", "-f", "f00dcafe")) > argvs.index(
+        ("docker", "rm", "-f", f"{ident}-pipelock"))
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_during_up_lets_the_command_finish_then_cleans_up(spec_file, tmp_path, sig,
+                                                                code):
+    """The signal lands while a create runs (a real child): the create
+    completes and is journaled, then launch tears everything down."""
+    events = tmp_path / "events"
+    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "1.0", "H11_EVENTS": str(events)},
+                     "up", str(spec_file))
+    state_path = registry_dir(tmp_path) / "demo.json"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # bounded poll: the first create is running
+        if events.exists() and "child running" in events.read_text():
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("up never started its first create")
+    assert json.loads(state_path.read_text())["journal"]["resources"] == ["net-a"]
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert out == ""
+    lines = events.read_text().splitlines()
+    # The in-flight create ran to its end after the signal (not killed
+    # midway), then the interrupt was raised and close removed what it made.
+    assert lines == ["child running", "child done", "close net-a"]
+    assert f"{signal.Signals(sig).name}: cleaning up" in err
+    assert "Traceback" not in err
+    assert not state_path.exists()
+
+
+def test_exec_into_a_stopped_bottle_is_one_error_line(running, capsys, monkeypatch):
+    monkeypatch.setattr(FakeBottle, "exec", lambda self, cmd, **kw: Completed(
+        tuple(cmd), 1, "", f"Error response from daemon: Container {self.ident}-agent is "
+                           "not running\n"))
+    assert cli.main(["exec", "demo", "--", "id"]) == 1
+    err = one_error_line(capsys.readouterr().err)
+    assert "bottle demo is not running" in err and "down demo" in err
+
+
+def test_a_guest_command_failing_is_not_mistaken_for_a_stopped_bottle(running, capsys):
+    assert cli.main(["exec", "demo", "--", "false"]) == 3
+    assert capsys.readouterr().err == "err: guest said so\n"
+
+
+def test_closed_pipe_is_quiet(tmp_path, spec_file):
+    """`bottle-ref plan x | head -c 10`: the reader is gone before we write."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bottle_ref.cli", "plan", "--backend", "docker", str(spec_file)],
+        stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+        env={**os.environ, "FAKE_TOKEN": TOKEN})
+    os.close(write_end)
+    assert proc.stderr == ""
+    assert proc.returncode == 141
+
+
+def test_down_of_a_dead_smolmachines_launch_removes_everything_named_by_its_ident(
+        spec_file, capsys, monkeypatch, tmp_path):
+    """smolmachines journals its ident before anything exists; close derives
+    the machine, bundle container and network from it."""
+    ident = "bottle-demo-def456"
+    _starting_state(tmp_path, spec_file, _dead_pid(), backend="smolmachines",
+                    journal={"backend": "smolmachines", "ident": ident, "machine": ident})
+    runner = RecordingRunner()
+    monkeypatch.setattr(cli, "_runner", lambda args: runner)
+    assert cli.main(["ls"]) == 0
+    assert "its up died" in capsys.readouterr().out
+    assert cli.main(["down", "demo"]) == 0
+    argvs = runner.argvs
+    assert any(a[:3] == ("smolvm", "machine", "delete") and ident in a for a in argvs), argvs
+    assert ("docker", "rm", "-f", f"{ident}-bundle") in argvs
+    assert ("docker", "network", "rm", f"{ident}-net") in argvs
+    assert ("docker", "ps", "-aq", "--filter", f"label=bottle-ref.bottle={ident}") in argvs
+    assert not (registry_dir(tmp_path) / "demo.json").exists()

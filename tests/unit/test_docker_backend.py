@@ -469,13 +469,17 @@ def test_never_ready_daemon_fails_launch_and_cleans_up(host, skill):
 
 
 def test_failure_midway_removes_exactly_what_was_created(host, skill):
+    # The failed create is removed too: a resource is recorded BEFORE its
+    # create (crash safety), and a create that failed client-side may still
+    # have happened in the engine; removing a missing name is harmless.
     runner = RecordingRunner().reply("docker", "create", "--name", ctr("git-gate"),
                                      returncode=125, stderr="Conflict")
     backend = DockerBackend()
     plan = backend.prepare(full_spec(skill), host)
     with pytest.raises(CommandError, match="Conflict"):
         backend.launch(plan, runner)
-    assert runner.argvs[-2] == ("docker", "rm", "-f", ctr("egress"), ctr("pipelock"))
+    assert runner.argvs[-2] == ("docker", "rm", "-f", ctr("git-gate"), ctr("egress"),
+                                ctr("pipelock"))
     assert runner.argvs[-1] == ("docker", "network", "rm", net("out"), net("bundle"),
                                 net("agent"))
     assert not Path(plan.state_dir).exists()

@@ -151,8 +151,22 @@ def test_unknown_engine_arch_is_a_clear_error():
 
 # -- skip when present, build when absent ---------------------------------------
 
+class FsRecorder(RecordingRunner):
+    """A RecordingRunner whose successful debootstrap leaves what a real one
+    does for the integrity check: every ROOTFS_REQUIRED file."""
+
+    def run(self, argv, **kw):
+        result = super().run(argv, **kw)
+        if argv[0] == "debootstrap" and result.ok:
+            for rel in inputs.ROOTFS_REQUIRED:
+                path = Path(argv[-2]) / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("")
+        return result
+
+
 def recorder(*, present: bool | dict[str, bool] = True) -> RecordingRunner:
-    runner = RecordingRunner()
+    runner = FsRecorder()
     runner.reply("docker", "version", stdout="amd64\n")
     states = present if isinstance(present, dict) else {
         r: present for r in ("base", "agent", "bundle")}
@@ -163,7 +177,8 @@ def recorder(*, present: bool | dict[str, bool] = True) -> RecordingRunner:
 
 
 def builder(tmp_path: Path, runner: RecordingRunner, *, euid: int = 0,
-            lines: list[str] | None = None) -> Builder:
+            lines: list[str] | None = None, debootstrap: bool = True,
+            base_ref: str | None = None, tick: float = 15.0) -> Builder:
     pkg = fake_package(tmp_path / "src")
     cache = tmp_path / "cache"
     npm = cache / "npm" / f"claude-code-{inputs.CLAUDE_CODE_VERSION}-linux-x64"
@@ -171,7 +186,8 @@ def builder(tmp_path: Path, runner: RecordingRunner, *, euid: int = 0,
     for name in (fetch.NATIVE_TGZ, fetch.WRAPPER_TGZ):
         (npm / name).write_bytes(b"tgz")
     say = (lines.append if lines is not None else (lambda line: None))
-    return Builder(runner, cache=cache, say=say, euid=euid, source_root=pkg)
+    return Builder(runner, cache=cache, say=say, euid=euid, source_root=pkg,
+                   debootstrap=debootstrap, platform="linux", base_ref=base_ref, tick=tick)
 
 
 def builds(runner: RecordingRunner) -> list[tuple[str, ...]]:
@@ -231,22 +247,255 @@ def test_cold_build_order_and_argv(tmp_path):
     assert any(re.search(r"debootstrap .*: done in \d+\.\ds$", line) for line in lines)
 
 
+def sound_rootfs(cache: Path, base: ImageInputs) -> Path:
+    fs = rootfs.rootfs_dir(cache, base)
+    for rel in inputs.ROOTFS_REQUIRED:
+        (fs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fs / rel).write_text("")
+    rootfs._write_marker(fs)
+    return fs
+
+
 def test_base_present_but_rootfs_cached_imports_without_debootstrap(tmp_path):
     runner = recorder(present=False)
     b = builder(tmp_path, runner)
     base = b.plan(AMD64, ["agent"])["base"]
-    rootfs.rootfs_dir(b.cache, base).mkdir(parents=True)
+    sound_rootfs(b.cache, base)
     b.ensure(["agent"])
     assert runner.find("debootstrap") == []
     assert len(runner.find("bash")) == 1
 
 
-def test_cold_build_needs_root(tmp_path):
+def test_cold_rootfs_gets_its_completion_marker_last(tmp_path):
     runner = recorder(present=False)
-    b = builder(tmp_path, runner, euid=1000)
-    with pytest.raises(ImageError, match="needs root"):
+    b = builder(tmp_path, runner)
+    b.ensure(["agent"])
+    fs = rootfs.rootfs_dir(b.cache, b.plan(AMD64, ["agent"])["base"])
+    assert rootfs.marker_path(fs).read_text() == fs.name + "\n"
+    assert rootfs.damage(fs) is None
+
+
+@pytest.mark.parametrize("harm, why", [
+    ("marker", "no completion marker"),
+    ("etc/debian_version", "etc/debian_version is missing"),
+    ("usr/bin/python3", "usr/bin/python3 is missing"),
+])
+def test_damaged_rootfs_is_rebuilt_with_a_message(tmp_path, harm, why):
+    """The issue's survivor of two racing builds lacked /etc/debian_version;
+    keyed by content hash, it would have been reused silently."""
+    runner = recorder(present=False)
+    lines: list[str] = []
+    b = builder(tmp_path, runner, lines=lines)
+    base = b.plan(AMD64, ["agent"])["base"]
+    fs = sound_rootfs(b.cache, base)
+    (fs / "etc/leftover").write_text("from the damaged tree")
+    if harm == "marker":
+        rootfs.marker_path(fs).unlink()
+    else:
+        (fs / harm).unlink()
+    b.ensure(["agent"])
+    assert any(f"cached rootfs {fs.name} is damaged ({why}); rebuilding it" in line
+               for line in lines), lines
+    assert len(runner.find("debootstrap")) == 1
+    assert rootfs.damage(fs) is None and not (fs / "etc/leftover").exists()
+
+
+def test_debootstrap_that_leaves_an_incomplete_tree_is_refused(tmp_path):
+    runner = RecordingRunner()  # its debootstrap "succeeds" but writes nothing
+    runner.reply("docker", "version", stdout="amd64\n")
+    runner.reply("docker", "image", "inspect", returncode=1)
+    b = builder(tmp_path, runner)
+    with pytest.raises(ImageError, match=r"rootfs is incomplete \(etc/debian_version is missing"):
         b.ensure(["agent"])
-    assert runner.find("debootstrap") == []
+    assert not [p for p in b.cache.iterdir() if p.name.startswith("rootfs-")]
+
+
+# -- the registry route -------------------------------------------------------------
+
+@pytest.mark.parametrize("euid, debootstrap, base_ref, platform, route", [
+    (0, True, None, "linux", None),
+    (1000, True, None, "linux", "not root"),
+    (0, False, None, "linux", "debootstrap not installed"),
+    (0, True, None, "darwin", "no debootstrap route on darwin"),
+    (0, True, "127.0.0.1:5000/debian:bookworm", "linux", "--base"),
+])
+def test_route_choice(euid, debootstrap, base_ref, platform, route):
+    from bottle_ref.images.build import registry_route_reason
+
+    why = registry_route_reason(euid, debootstrap, base_ref, platform)
+    assert (why is None) if route is None else (route in why)
+
+
+def registry_recorder(*, pulled: bool) -> RecordingRunner:
+    runner = recorder(present=False)
+    runner.reply("docker", "image", "inspect", "--format", "{{.Id}}", "debian:bookworm-slim",
+                 stdout="sha256:" + "ab" * 32 + "\n", times=None if pulled else 0, first=True)
+    return runner
+
+
+@pytest.mark.parametrize("euid, debootstrap", [(1000, True), (0, False)])
+def test_without_root_or_debootstrap_the_base_is_built_from_the_registry(tmp_path, euid,
+                                                                         debootstrap):
+    runner = registry_recorder(pulled=True)
+    b = builder(tmp_path, runner, euid=euid, debootstrap=debootstrap)
+    tags = b.ensure(["agent"])
+    assert runner.find("debootstrap") == [] and runner.find("bash") == []
+    base_build, agent_build = builds(runner)
+    assert "FROM=debian:bookworm-slim" in base_build
+    base_tag = base_build[base_build.index("--tag") + 1]
+    assert TAG.match(base_tag) and f"BASE={base_tag}" in agent_build
+    assert agent_build[agent_build.index("--tag") + 1] == tags["agent"]
+    # A different base: never the debootstrap route's tags.
+    assert base_tag != inputs.base_inputs(AMD64).tag
+    assert tags["agent"] != b.plan(AMD64, ["agent"])["agent"].tag
+    assert runner.find("docker", "pull") == []  # the engine had it: nothing pulled
+
+
+def test_registry_route_pulls_a_missing_base_and_keys_on_its_id(tmp_path):
+    runner = recorder(present=False)
+    runner.reply("docker", "image", "inspect", "--format", "{{.Id}}", "my/base:1",
+                 returncode=1, times=1, first=True)
+    runner.reply("docker", "image", "inspect", "--format", "{{.Id}}", "my/base:1",
+                 stdout="sha256:" + "cd" * 32 + "\n")
+    b = builder(tmp_path, runner, base_ref="my/base:1")
+    b.ensure(["bundle"])
+    (pull,) = runner.find("docker", "pull")
+    assert pull.argv[-1] == "my/base:1"
+    base = inputs.registry_base_inputs(AMD64, "my/base:1", "sha256:" + "cd" * 32)
+    assert any(f"FROM=my/base:1" in a and base.tag in a for a in builds(runner))
+    moved = inputs.registry_base_inputs(AMD64, "my/base:1", "sha256:" + "ef" * 32)
+    assert moved.tag != base.tag  # a moved tag is a new base
+
+
+def test_registry_base_dockerfile_matches_the_rootfs_recipe():
+    text = inputs.registry_base_dockerfile()
+    assert "FROM ${FROM}" in text
+    assert " ".join(sorted(inputs.ROOTFS_PACKAGES)) in text
+    for change in inputs.IMPORT_CHANGES:
+        assert change in text.splitlines()
+
+
+def test_unpullable_base_is_one_clear_error(tmp_path, capsys):
+    runner = recorder(present=False)
+    runner.reply("docker", "image", "inspect", "--format", "{{.Id}}", "nope:1", returncode=1,
+                 first=True)
+    runner.reply("docker", "pull", returncode=1, stderr="Error response from daemon: "
+                 "pull access denied for nope")
+    b = builder(tmp_path, runner, base_ref="nope:1")
+    assert main(["agent", "--base", "nope:1"], builder=b) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("images: error: cannot pull base image nope:1: ")
+    assert "BOTTLE_BASE_IMAGE" in err
+
+
+# -- progress and the cache lock ----------------------------------------------------
+
+def test_slow_step_prints_elapsed_time_while_it_runs(tmp_path):
+    import time as time_mod
+
+    lines: list[str] = []
+    b = builder(tmp_path, recorder(), lines=lines, tick=0.05)
+    with b.step("debootstrap x"):
+        time_mod.sleep(0.3)
+    ticks = [line for line in lines if "so far" in line]
+    assert lines[0] == "images: debootstrap x ..."
+    assert len(ticks) >= 3 and all(re.fullmatch(r"images: debootstrap x: \d+s so far", t)
+                                   for t in ticks)
+    assert lines[-1].startswith("images: debootstrap x: done in")
+    assert all("=" not in line for line in lines)
+
+
+def test_default_tick_is_at_most_15_seconds():
+    from bottle_ref.images import build
+
+    assert build.TICK <= 15 and Builder(RecordingRunner()).tick <= 15
+
+
+def _hold_lock_then_build(cache: str, ready, go, out) -> None:
+    """In a child process: build through a lock-holding Builder."""
+    from bottle_ref.images.build import CacheLock
+
+    with CacheLock(Path(cache), say=lambda line: None):
+        ready.set()
+        go.wait(30)
+    out.put("released")
+
+
+def test_a_build_waits_for_the_cache_lock_and_says_so(tmp_path):
+    import multiprocessing as mp
+
+    from bottle_ref.images.build import CacheLock
+
+    ctx = mp.get_context("fork")
+    ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    holder = ctx.Process(target=_hold_lock_then_build, args=(str(tmp_path), ready, go, out))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        lines: list[str] = []
+        import threading
+
+        threading.Timer(0.3, go.set).start()
+        with CacheLock(tmp_path, say=lines.append, tick=0.1):
+            assert out.get(timeout=30) == "released"  # we got it only after the holder let go
+        assert lines[0].startswith(f"images: waiting for another build (pid {holder.pid})")
+    finally:
+        go.set()
+        holder.join(30)
+
+
+def _concurrent_build(cache: str, src: str, q) -> None:
+    """A cold debootstrap-route build whose debootstrap is slow and writes
+    files, so two at once would race on one rootfs without the lock."""
+    import time as time_mod
+
+    class Slow(FsRecorder):
+        def run(self, argv, **kw):
+            argv = tuple(str(a) for a in argv)
+            if argv[0] == "debootstrap":
+                time_mod.sleep(0.5)
+            if argv[:3] == ("docker", "image", "inspect"):
+                # the engine is shared: an image exists once any build made it
+                made = Path(cache, "made")
+                tags = made.read_text().split() if made.exists() else []
+                return Completed(tuple(argv), 0 if argv[-1] in tags else 1)
+            result = super().run(argv, **kw)
+            if argv[:2] in (("bash", "-c"), ("docker", "build")):
+                tag = argv[4] if argv[0] == "bash" else argv[argv.index("--tag") + 1]
+                with open(Path(cache, "made"), "a") as f:
+                    f.write(tag + "\n")
+            return result
+
+    runner = Slow()
+    runner.reply("docker", "version", stdout="amd64\n")
+    b = Builder(runner, cache=Path(cache), say=lambda line: None, euid=0,
+                source_root=Path(src), debootstrap=True, platform="linux", tick=0.1)
+    try:
+        tags = b.ensure(["agent", "bundle"])
+        q.put(("ok", tags, len(runner.find("debootstrap"))))
+    except BaseException as exc:  # reported to the parent
+        q.put(("error", repr(exc), 0))
+
+
+def test_two_builds_at_once_both_succeed_from_one_cache(tmp_path):
+    import multiprocessing as mp
+
+    b = builder(tmp_path, recorder())  # writes the fake npm tarballs and source
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_concurrent_build, args=(str(b.cache), str(b.source_root), q))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert [r[0] for r in results] == ["ok", "ok"], results
+    assert results[0][1] == results[1][1]
+    assert sorted(r[2] for r in results) == [0, 1]  # one debootstrap; the other waited
+    fs = rootfs.rootfs_dir(b.cache, b.plan(AMD64, ["agent"])["base"])
+    assert rootfs.damage(fs) is None
+    assert not list(b.cache.glob("rootfs-*.partial"))
 
 
 def test_failed_debootstrap_leaves_no_half_built_rootfs(tmp_path):
@@ -420,7 +669,7 @@ def stub_path(tmp_path: Path, stubs: dict[str, str]) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("bash", "sh", "id", "mkdir", "dirname", "setsid", "date", "sleep",
-                 "tail", "cat", "timeout", "touch", "echo"):
+                 "tail", "cat", "timeout", "touch", "echo", "grep", "mktemp"):
         real = shutil.which(tool)
         if real:
             (bin_dir / tool).symlink_to(real)
@@ -473,8 +722,9 @@ def test_engine_sh_installs_missing_tools_then_starts(tmp_path):
                                    "dockerd": 'echo "dockerd" >> "$CALLS"; touch "$MARK"'})
     assert result.returncode == 0, result.stderr
     calls = (tmp_path / "calls").read_text().splitlines()
-    assert calls[0] == "apt-get update -qq"
-    assert calls[1] == "apt-get install -y -qq --no-install-recommends debootstrap"
+    assert calls[0] == "apt-get -o DPkg::Lock::Timeout=60 update -qq"
+    assert calls[1] == ("apt-get -o DPkg::Lock::Timeout=60 install -y -qq "
+                        "--no-install-recommends debootstrap")
     assert calls[2] == "dockerd"
 
 
@@ -486,3 +736,96 @@ def test_engine_sh_fails_with_the_log_tail_when_dockerd_never_answers(tmp_path):
     assert result.returncode == 1
     assert "failed to start daemon: boom" in result.stderr
     assert "docker engine not ready" in result.stderr
+
+
+# -- scripts/apt-install.sh: waits for the dpkg lock, keeps apt quiet ---------------
+
+APT_SH = REPO / "scripts" / "apt-install.sh"
+# Fails like apt-get does while unattended-upgrades holds the lock, $LOCKED
+# times (counted in $CALLS), and is chatty on stdout like the real one.
+LOCKED_APT = """
+echo "apt-get $*" >> "$CALLS"
+echo "Reading package lists... Done"
+n=$(grep -c . "$CALLS")
+if [ "$n" -le "$LOCKED" ]; then
+  echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)" >&2
+  exit 100
+fi
+exit 0
+"""
+
+
+def run_apt(tmp_path: Path, apt_body: str, *pkgs: str, **env: str):
+    bin_dir = stub_path(tmp_path, {"apt-get": apt_body})
+    full_env = {"PATH": str(bin_dir), "CALLS": str(tmp_path / "calls"),
+                "BOTTLE_APT_LOG": str(tmp_path / "apt.log"),
+                "BOTTLE_APT_RETRY_INTERVAL": "0.05", **env}
+    return subprocess.run([str(bin_dir / "bash"), str(APT_SH), *pkgs], env=full_env,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_apt_install_sh_parses():
+    assert subprocess.run(["bash", "-n", str(APT_SH)]).returncode == 0
+
+
+@needs_root
+def test_apt_install_waits_for_the_dpkg_lock_and_stays_quiet(tmp_path):
+    result = run_apt(tmp_path, LOCKED_APT, "docker-registry", LOCKED="3")
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert len(calls) == 5  # 3 refused, then update and install
+    assert calls[-1].endswith("install -y -qq --no-install-recommends docker-registry")
+    assert "waiting for the dpkg/apt lock" in result.stderr
+    assert result.stderr.count("waiting for") == 1  # one line, not one per retry
+    assert "Reading package lists" not in result.stdout + result.stderr  # apt noise kept out
+    assert "Reading package lists" in (tmp_path / "apt.log").read_text()
+
+
+@needs_root
+def test_apt_install_gives_up_on_a_held_lock_within_its_bound(tmp_path):
+    result = run_apt(tmp_path, LOCKED_APT, "docker-registry", LOCKED="100000",
+                     BOTTLE_APT_LOCK_TIMEOUT="1")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("apt: error:") and "still held after 1s" in last
+
+
+@needs_root
+def test_apt_install_other_failures_are_not_retried(tmp_path):
+    body = 'echo "apt-get $*" >> "$CALLS"; echo "E: Unable to locate package nope" >&2; exit 100'
+    result = run_apt(tmp_path, body, "nope")
+    assert result.returncode == 1
+    assert len((tmp_path / "calls").read_text().splitlines()) == 1
+    assert "Unable to locate package nope" in result.stderr  # the log tail explains it
+
+
+# -- set-up: README and .ci/run (issue 11) -------------------------------------------
+
+def test_ci_run_parses():
+    assert subprocess.run(["bash", "-n", str(REPO / ".ci" / "run")]).returncode == 0
+
+
+def _setup_block() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Set-up", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_readme_set_up_installs_into_a_venv_never_the_system_python():
+    """PEP 668: Debian's python3 refuses `pip install`; the set-up block must
+    make and activate a venv before any pip, then run the two commands."""
+    lines = _setup_block()
+    activate = lines.index(". .venv/bin/activate")
+    assert lines[0].startswith("python3 -m venv .venv")
+    pips = [i for i, line in enumerate(lines) if line.startswith("pip ")]
+    assert pips and all(i > activate for i in pips)
+    assert "pip install -e '.[dev]'" in lines  # puts bottle-ref and bottle-conformance on PATH
+    assert lines[-2:] == ["nox -s conformance", "nox -s unit"]
+
+
+def test_ci_run_uses_a_venv_and_the_registry_stays_on_loopback():
+    text = (REPO / ".ci" / "run").read_text()
+    assert "python3 -m venv .venv" in text and ".venv/bin/python -m pip install" in text
+    assert "python3 -m pip install" not in text.replace(".venv/bin/python -m pip", "")
+    assert "policy-rc.d" in text  # the package's own :5000 service never starts

@@ -289,6 +289,7 @@ def test_size_is_checked_before_reading(tmp_path, monkeypatch):
         raise AssertionError("file was read despite its size")
 
     monkeypatch.setattr(Path, "open", no_read)
+    monkeypatch.setattr(__import__("os"), "open", no_read)
     with pytest.raises(SpecError, match=r"spec too large \(1048577 bytes; the limit is 1 MiB\)"):
         load_spec(path)
 
@@ -362,3 +363,191 @@ def test_review_skill_has_frontmatter():
     text = (EXAMPLES / "skills" / "review" / "SKILL.md").read_text(encoding="utf-8")
     front = re.match(r"---\n(.*?)\n---\n", text, re.S)
     assert front and "name: review" in front.group(1) and "description: " in front.group(1)
+
+
+# -- bad files and odd paths (issue 11) --------------------------------------------
+
+def one_line_exit_2(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert err.startswith("bottle-ref: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "chardev", "socket"])
+def test_non_regular_spec_is_refused_before_opening(tmp_path, capsys, monkeypatch, kind):
+    import os
+    import socket
+
+    if kind == "fifo":
+        path = tmp_path / "spec.yaml"
+        os.mkfifo(path)  # opening it for reading would block until a writer comes
+        phrase = "is a FIFO"
+    elif kind == "chardev":
+        path, phrase = Path("/dev/zero"), "is a character device"
+    else:
+        path = tmp_path / "s.sock"
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        phrase = "is a socket"
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    err = one_line_exit_2(capsys, ["validate", str(path)])
+    assert err.startswith(f"bottle-ref: error: {path}: cannot read spec: {phrase}")
+    assert "not a regular file" in err
+    assert str(path) not in map(str, opened)  # refused on stat, never opened
+
+
+def test_file_swapped_for_a_fifo_after_stat_does_not_hang(tmp_path, monkeypatch):
+    """The descriptor is opened O_NONBLOCK and checked again (TOCTOU)."""
+    import os
+    import stat as stat_mod
+
+    from bottle_api import spec as spec_mod
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    real_stat = os.stat
+
+    def lying_stat(p, *a, **k):
+        st = real_stat(p, *a, **k)
+        if str(p) == str(fifo):  # pretend it was still a regular file at stat time
+            return os.stat_result((stat_mod.S_IFREG | 0o644, *tuple(st)[1:]))
+        return st
+
+    monkeypatch.setattr(spec_mod.os, "stat", lying_stat)
+    with pytest.raises(SpecError, match="is a FIFO"):
+        load_spec(fifo)
+
+
+PATH_CASES = [
+    ("unknown-user", "cwd", '"~nosuchuser-h11"', "no such user 'nosuchuser-h11'"),
+    ("unknown-user-skill", "skills[0]", '["~nosuchuser-h11/skills/x"]',
+     "no such user 'nosuchuser-h11'"),
+    ("loop", "skills[0]", "[loop]", "symlink loop"),
+    ("long-component", "cwd", '"' + "d" * 300 + '"', "longer than 255 bytes"),
+    ("long-path", "cwd", '"' + "/".join(["d" * 200] * 25) + '"', "longer than 4095 bytes"),
+    ("nul", "cwd", '"a\\0b"', "contains a NUL byte"),
+    ("surrogate", "cwd", '"\\ud800"', "lone surrogate (U+D800)"),
+    ("surrogate-skill", "skills[0]", '["x\\udfff"]', "lone surrogate (U+DFFF)"),
+    ("file-not-dir", "cwd", "afile", "is not a directory"),
+    ("missing", "cwd", "nope/deeper", "not found"),
+]
+
+
+@pytest.mark.parametrize("key, value, phrase", [c[1:] for c in PATH_CASES],
+                         ids=[c[0] for c in PATH_CASES])
+def test_every_path_error_is_one_line_with_file_line_and_key(tmp_path, capsys, key, value,
+                                                             phrase):
+    (tmp_path / "loop").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop")
+    (tmp_path / "afile").write_text("")
+    top = key.split("[")[0]
+    path = write(tmp_path, f"name: demo\n{top}: {value}\n")
+    err = one_line_exit_2(capsys, ["validate", str(path)])
+    assert err.startswith(f"bottle-ref: error: {path}:2: {key}: "), err
+    assert phrase in err
+
+
+def test_unreadable_directory_is_one_line(tmp_path, capsys, monkeypatch):
+    """As root every directory is readable, so the permission check is
+    driven through os.access (what the loader asks)."""
+    import os
+
+    from bottle_api import spec as spec_mod
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(spec_mod.os, "access",
+                        lambda p, mode, **k: False if Path(p) == locked else real_access(p, mode, **k))
+    path = write(tmp_path, "name: demo\nskills: [locked]\n")
+    err = one_line_exit_2(capsys, ["validate", str(path)])
+    assert err.startswith(f"bottle-ref: error: {path}:2: skills[0]: skill directory cannot "
+                          "be read (permission denied)")
+
+
+def test_search_denied_on_a_parent_is_one_line(tmp_path, capsys, monkeypatch):
+    """EACCES from stat (a parent without x permission, as a normal user)."""
+    import errno
+
+    real_stat = Path.stat
+
+    def denied(self, *a, **k):
+        if self.name == "inner":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_stat(self, *a, **k)
+
+    (tmp_path / "outer" / "inner").mkdir(parents=True)
+    monkeypatch.setattr(Path, "stat", denied)
+    path = write(tmp_path, "name: demo\ncwd: outer/inner\n")
+    err = one_line_exit_2(capsys, ["validate", str(path)])
+    assert err.startswith(f"bottle-ref: error: {path}:2: cwd: cwd cannot be read "
+                          "(permission denied)")
+
+
+def test_tilde_of_a_known_user_expands(tmp_path, monkeypatch):
+    import pwd
+
+    me = pwd.getpwuid(__import__("os").getuid())
+    spec = parse_spec(f"name: demo\ncwd: '~{me.pw_name}'\n", base_dir=tmp_path)
+    assert spec.cwd == Path(me.pw_dir).resolve()
+
+
+# -- a small bounded fuzz of the loader ----------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PATHISH = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["~", "~root", "~nosuchuser-h11", "/", ".", "..", "loop", "a\x00b",
+                     "\ud800", "d" * 300, "/".join(["d" * 200] * 25), "afile", "sub"]),
+    st.text(alphabet="~/.\\\x00ad\ud800", max_size=30),
+)
+_KEYS = st.sampled_from(["cwd", "skills", "prompt", "image", "name", "agent", "bogus"])
+
+
+def _yaml_str(value: str) -> str:
+    """A double-quoted YAML scalar for any str (surrogates and NUL as escapes)."""
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif code < 0x20 or 0xD800 <= code <= 0xDFFF or code in (0x7F, 0xFFFE, 0xFFFF):
+            out.append(f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.lists(st.tuples(_KEYS, _PATHISH), max_size=4),
+       raw=st.binary(max_size=64))
+def test_fuzz_loader_only_ever_returns_a_spec_or_one_line_spec_error(tmp_path, entries, raw):
+    base = tmp_path / "fuzz"
+    if not base.exists():
+        base.mkdir()
+        (base / "loop").symlink_to("loop")
+        (base / "afile").write_text("")
+        (base / "sub").mkdir()
+    lines = ["name: demo"]
+    for key, value in entries:
+        lines.append(f"{key}: [{_yaml_str(value)}]" if key == "skills"
+                     else f"{key}: {_yaml_str(value)}")
+    path = base / "spec.yaml"
+    for data in ("\n".join(lines).encode("utf-8", "surrogatepass") + b"\n", raw):
+        path.write_bytes(data)
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            text = str(exc)
+            assert "\n" not in text and text.startswith(str(path)), text
+            text.encode("utf-8")  # printable: no lone surrogate escapes into the message
+        else:
+            assert isinstance(spec, BottleSpec)
+            for p in (*spec.skills, *([spec.cwd] if spec.cwd else [])):
+                assert p.is_dir()
