@@ -116,6 +116,12 @@ class Bottle(ABC):
         of the whole engine, so other users of the engine do not matter)."""
         raise NotImplementedError
 
+    def guest_mounts(self) -> Sequence[str]:
+        """Guest paths where this bottle mounts host files or directories on
+        purpose (e.g. a workspace). LIVE-CONFINE fails any other host mount
+        in the guest. Default: none."""
+        return ()
+
     def stop_daemon(self, name: str) -> None:
         """Fault injection: stop bundle daemon ``name`` (e.g. "pipelock") and
         return once it no longer serves. For LIVE-FAILCLOSED."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,14 @@ from typing import Any
 from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle
 from bottle_api.host import HostContext
 from bottle_api.plan import Plan
-from bottle_api.runner import Completed, Runner, poll
+import pytest
+
+from bottle_api.runner import CommandError, Completed, Runner, poll
 from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
-from ..outcomes import environment_broken, not_supported
+from ..outcomes import ERROR_PREFIX, environment_broken, not_supported
 from . import probes, upstream
-from .engine import Engine, FixtureEngineError, fixture_engine_cli
+from .engine import Engine, FixtureEngineError, environment_error, fixture_engine_cli
 from .resources import PREFIX, Resources, run_tag
 from .tls import TestPki, make_pki
 
@@ -65,7 +69,26 @@ FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LIVE-FAILCLOSED": "the test upstream (reachable before pipelock stops)",
     "LAUNCH-PROXY-ENV": "the test upstream the first hop must reach (live half)",
     "LIVE-TEARDOWN": "sentinel containers and networks, and a view of what remains",
+    "PORT-LOOPBACK": "an inspect of the bottle's containers' published ports (live half)",
 }
+
+
+ENV_MARK = "\0env:"
+
+
+@contextmanager
+def environment_errors(what: str, *, setup: bool = False) -> Iterator[None]:
+    """Turn an engine failure that is the environment's (`environment_error`:
+    address pools exhausted, daemon gone, disk full) into ERROR. With
+    ``setup`` (the harness's OWN set-up: test upstream, sentinels, PKI) any
+    failed command is the environment's: the backend took no part in it."""
+    try:
+        yield
+    except (CommandError, OSError, TimeoutError, RuntimeError) as exc:
+        line = environment_error(str(exc))
+        if line or (setup and isinstance(exc, (CommandError, OSError))):
+            environment_broken(f"{what}: {line or exc}")
+        raise
 
 
 def new_token() -> str:
@@ -135,6 +158,7 @@ class LiveBottle:
     sites_missing: str = ""  # NOT_SUPPORTED: no Bottle.outbound_network()
     sites_broken: str = ""  # ERROR: the fixture engine does not answer
     ready: bool = False
+    dead: str = ""  # why the first hop never answered (then every test fails fast)
     properties: list[tuple[str, str]] = field(default_factory=list)
 
     def need_sites(self) -> upstream.Sites:
@@ -153,6 +177,8 @@ class LiveBottle:
         sites = self.need_sites()
         if self.ready:
             return sites
+        if self.dead:  # known dead: do not wait the whole live timeout again
+            raise AssertionError(f"the first hop never answered earlier: {self.dead}")
         t0 = time.monotonic()
         attempts = []
 
@@ -166,7 +192,8 @@ class LiveBottle:
             poll(self.harness.runner, through, timeout=self.harness.timeout,
                  what="first hop to the test upstream")
         except TimeoutError as exc:
-            raise AssertionError(f"{exc}; last attempt: {attempts[-1] if attempts else '-'}") from None
+            self.dead = f"{exc}; last attempt: {attempts[-1] if attempts else '-'}"
+            raise AssertionError(self.dead) from None
         self.properties.append(("live_first_hop_ready",
                                 f"{self.scenario.key}: {time.monotonic() - t0:.3f}s "
                                 f"after launch returned ({len(attempts)} attempts)"))
@@ -231,7 +258,8 @@ class LiveHarness:
     @property
     def pki(self) -> TestPki:
         if self._pki is None:
-            self._pki = make_pki(self.runner, self.tmp / "pki", upstream.HOSTS)
+            with environment_errors("making the test PKI", setup=True):
+                self._pki = make_pki(self.runner, self.tmp / "pki", upstream.HOSTS)
         return self._pki
 
     def host(self, **extra_env: str) -> HostContext:
@@ -292,10 +320,16 @@ class LiveHarness:
         """The shared bottle of scenario ``key`` (launched on first use). A
         launch that failed is not retried: later tests fail fast with its error."""
         if key in self._failed:
-            raise AssertionError(f"launching the {key!r} bottle failed earlier: {self._failed[key]}")
+            why = self._failed[key]
+            if why.startswith(ENV_MARK):
+                environment_broken(why.removeprefix(ENV_MARK))
+            raise AssertionError(f"launching the {key!r} bottle failed earlier: {why}")
         if key not in self._bottles:
             try:
                 self._bottles[key] = self.launch(key)
+            except pytest.skip.Exception as exc:  # ERROR / NOT_SUPPORTED: keep the verdict
+                self._failed[key] = ENV_MARK + str(exc.msg).removeprefix(ERROR_PREFIX).strip()
+                raise
             except Exception as exc:
                 self._failed[key] = f"{type(exc).__name__}: {exc}"
                 raise
@@ -307,12 +341,16 @@ class LiveHarness:
         scenario = SCENARIOS[key]
         plan = self.prepare(scenario)
         t0 = time.monotonic()
-        bottle = self.backend.launch(plan, self.runner)
+        with environment_errors(f"launching the {key!r} bottle"):
+            bottle = self.backend.launch(plan, self.runner)
         seconds = time.monotonic() - t0
         self.res.defer(f"bottle {plan.bottle}", bottle.close)
         live = LiveBottle(self, scenario, plan, bottle, seconds)
         live.properties.append(("live_launch", f"{key}: {seconds:.3f}s"))
-        self._stage_sites(live)
+        # Our containers, but on the backend's network: only the engine's
+        # own failures are ERROR (a network that does not exist is the backend's).
+        with environment_errors("staging the test upstream"):
+            self._stage_sites(live)
         return live
 
     def _stage_sites(self, live: LiveBottle) -> None:
