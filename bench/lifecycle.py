@@ -38,7 +38,8 @@ from conformance.live.engine import Engine
 from conformance.live.harness import (
     PLACEHOLDER,
     SCENARIOS,
-    TOKEN_PATTERN,
+    TOKEN_BODY,
+    TOKEN_PREFIX,
     LiveBottle,
     LiveHarness,
     TracingRunner,
@@ -86,7 +87,8 @@ def all_probes(lb: LiveBottle, h: LiveHarness, canary: Canary) -> int:
         check(r.echo is not None and r.echo["authorization"] == f"Bearer {h.token}", "auth")
         decoy = new_token()
         b.exec(["sh", "-c", f"printf '%s' {decoy} > /home/node/.bench-decoy"])
-        found = probes.scan(b, TOKEN_PATTERN, ("/home/node", "/root", "/tmp", "/etc"), log=log).found
+        found = probes.scan(b, TOKEN_PREFIX, TOKEN_BODY, log=log,
+                            changed_within=h.token_age()).found
         check(hashlib.sha256(decoy.encode()).hexdigest() in found, "scan control")
         check(hashlib.sha256(h.token.encode()).hexdigest() not in found, "no token in guest")
     check(probes.tls(b, upstream.UPSTREAM_HOST, "/bench-tls", trust="system", log=log).ok, "ca trust")

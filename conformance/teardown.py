@@ -102,6 +102,8 @@ def problems(close_argvs: Iterable[Sequence[str]], created: set[Resource]) -> li
         if p in ENGINES and subcommand(argv) in {("kill",), ("container", "kill"), ("stop",),
                                                  ("container", "stop")}:
             removed = [Resource("container", n) for n in _stop_targets(argv)]
+        elif p == "smolvm":
+            removed = [Resource("machine", n) for n in _smol_names(argv)]
         if not removed:
             out.append(Problem(argv, "destroys something it does not name"))
             continue
@@ -124,3 +126,13 @@ def _stop_targets(argv: Sequence[str]) -> list[str]:
             out.append(tok)
         i += 1
     return out
+
+
+def _smol_names(argv: Sequence[str]) -> list[str]:
+    """``-n/--name NAME`` of a smolvm machine command, else its positionals."""
+    for i, tok in enumerate(argv):
+        if tok in ("-n", "--name") and i + 1 < len(argv):
+            return [argv[i + 1]]
+        if tok.startswith("--name="):
+            return [tok.split("=", 1)[1]]
+    return [t for t in argv[3:] if not t.startswith("-")]

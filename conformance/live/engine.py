@@ -177,5 +177,6 @@ class Engine:
         return r.stdout + r.stderr
 
     def exists(self, kind: str, ident: str) -> bool:
-        argv = ("container", "inspect") if kind == "container" else ("network", "inspect")
+        argv = {"container": ("container", "inspect"), "volume": ("volume", "inspect")}.get(
+            kind, ("network", "inspect"))
         return self.run(*argv, "--format", "{{.Id}}", ident, check=False).ok

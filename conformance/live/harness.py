@@ -49,7 +49,8 @@ TOKEN_ENV = "BOTTLE_LIVE_TOKEN"
 # plan's bundle image, which for the reference backends has that daemon.
 UPSTREAM_IMAGE_ENV = "BOTTLE_LIVE_UPSTREAM_IMAGE"
 TOKEN_PREFIX = "bottle-live-"
-TOKEN_PATTERN = TOKEN_PREFIX + "[0-9a-f]{32}"
+TOKEN_BODY = "[0-9a-f]{32}"  # a regex: the guest scan is told the shape, never a value
+TOKEN_PATTERN = TOKEN_PREFIX + TOKEN_BODY
 PLACEHOLDER = "bottle-live-placeholder"  # what the guest sends; not the token shape
 SKILL_NAME = "live-skill"
 GIT_USER = GitUser(name="Live Probe", email="live-probe@bottle-live.test")
@@ -220,6 +221,7 @@ class LiveHarness:
         self.tag = run_tag()
         self.res = Resources(self.engine, self.tag)
         self.token = new_token()
+        self.token_born = time.monotonic()
         self._pki: TestPki | None = None
         self._bottles: dict[str, LiveBottle] = {}
         self._failed: dict[str, str] = {}
@@ -368,6 +370,11 @@ class LiveHarness:
                                           self.upstream_image(live.plan), self.pki,
                                           timeout=self.timeout)
         live.properties.append(("live_sites", f"{time.monotonic() - t0:.3f}s"))
+
+    def token_age(self, slack: float = 120.0) -> float:
+        """Seconds since the real token existed, plus ``slack``: a guest file
+        older than this cannot hold it (`probes.scan` ``changed_within``)."""
+        return time.monotonic() - self.token_born + slack
 
     def upstream_image(self, plan: Plan) -> str:
         return os.environ.get(UPSTREAM_IMAGE_ENV) or plan.bundle_image_ref

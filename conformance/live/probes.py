@@ -160,6 +160,7 @@ class HttpResult:
     connect_status: int  # the proxy's answer to CONNECT (0: none)
     error: str = field(default="")
     body: str = field(default="", repr=False)
+    seconds: float = 0.0  # curl's own time_total
 
     @property
     def echo(self) -> dict | None:
@@ -206,7 +207,7 @@ def http(bottle: Bottle, url: str, *, log: ProbeLog, name: str = "http",
     out = HttpResult(result.returncode, int(info.get("http_code") or 0),
                      int(info.get("http_connect") or 0),
                      (info.get("errormsg") or result.stderr.strip())[-300:],
-                     body.removesuffix("\n"))
+                     body.removesuffix("\n"), float(info.get("time_total") or 0.0))
     log.add(f"{name} result", 0.0, out.describe())
     return out
 
