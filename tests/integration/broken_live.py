@@ -14,6 +14,7 @@ from typing import ClassVar
 import pytest
 
 import ipaddress
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -84,7 +85,20 @@ class EngineSocketBackend(DockerBackend):
                 i = argv.index("--network")
                 return argv[:i] + ["--mount", f"type=bind,source={share},target=/run/host-share"] + argv[i:]
             return argv
-        return super().launch(plan, _Rewriting(runner, rewrite), **kw)
+        try:
+            bottle = super().launch(plan, _Rewriting(runner, rewrite), **kw)
+        except BaseException:
+            shutil.rmtree(share, ignore_errors=True)
+            raise
+        bottle.__class__ = _SharingBottle
+        bottle.share = share
+        return bottle
+
+
+class _SharingBottle(DockerBottle):
+    def close(self):
+        super().close()
+        shutil.rmtree(self.share, ignore_errors=True)
 
 
 class EncodedTokenBackend(DockerBackend):
