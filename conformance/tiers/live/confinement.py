@@ -15,6 +15,12 @@ from ...outcomes import not_supported
 from .support import BOTH, _call_hook, _unreached
 
 
+# A host service on the guest's own bridge answers a SYN in milliseconds; an
+# address nobody owns costs the ARP timeout (~3 s) or this bound, once (the
+# targets are dialled concurrently).
+HOST_DIAL_S = 2.0
+
+
 class LiveConfinement:
     """LIVE-HOST, LIVE-ROUTES, LIVE-CONFINE, PORT-LOOPBACK (live half)."""
 
@@ -30,7 +36,7 @@ class LiveConfinement:
         targets += [(probes.GATEWAY_TARGET, port), (probes.PROXY_HOST_TARGET, port)]
         before = host_canary.hits
         *direct, control = probes.tcp(live.bottle, [*targets, (probes.PROXY_TARGET, 0)],
-                                      log=probe_log, name="host")
+                                      log=probe_log, name="host", timeout=HOST_DIAL_S)
         assert control.connected, (
             f"control failed: the guest cannot reach its first hop ({control.target}: "
             f"{control.error}), so the host probe proves nothing")
