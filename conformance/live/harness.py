@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,7 @@ PASS_ENV = ("PATH", "DOCKER_HOST", "DOCKER_CONFIG", "CONTAINER_HOST", "CLAUDE_BO
             "BOTTLE_BUNDLE_IMAGE", "BOTTLE_SMOL_PUBLISH_HOST", "BOTTLE_SMOL_CPUS",
             "BOTTLE_SMOL_MEM_MIB")
 TOKEN_ENV = "BOTTLE_LIVE_TOKEN"
+PRELAUNCH_WORKERS = 2  # bottles launched at once in the background
 # The image the test upstream runs (`bottle-bundle upstream`); default: the
 # plan's bundle image, which for the reference backends has that daemon.
 UPSTREAM_IMAGE_ENV = "BOTTLE_LIVE_UPSTREAM_IMAGE"
@@ -202,6 +205,18 @@ class LiveBottle:
         return sites
 
 
+@dataclass
+class TracedLaunch:
+    """A launch through a runner of its own, and what came of it."""
+
+    recorder: TracingRunner
+    plan: Plan | None = None
+    staged: Any = None
+    bottle: Bottle | None = None
+    error: Exception | None = None
+    future: Future | None = None
+
+
 class LiveHarness:
     """Per-class live state: engine, resources, test PKI, launched bottles."""
 
@@ -225,6 +240,11 @@ class LiveHarness:
         self._pki: TestPki | None = None
         self._bottles: dict[str, LiveBottle] = {}
         self._failed: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[str, Future] = {}  # shared bottles launching in the background
+        self._spares: dict[str, list[Future]] = {}  # fresh bottles for `fresh`
+        self._traced: dict[str, list[TracedLaunch]] = {}  # for `traced`
         self._n = 0
         self._engine_problem: str | None = None  # None: not asked yet
 
@@ -273,8 +293,71 @@ class LiveHarness:
                            state_root=self.tmp / "state")
 
     def bottle_name(self, key: str) -> str:
-        self._n += 1
-        return f"{PREFIX}{self.tag}-{self._n}{key[:1]}"
+        with self._lock:
+            self._n += 1
+            return f"{PREFIX}{self.tag}-{self._n}{key[:1]}"
+
+    # -- launching ahead -------------------------------------------------------
+    def prelaunch(self, shared: Sequence[str] = (), fresh: Sequence[str] = (),
+                  workers: int = PRELAUNCH_WORKERS) -> None:
+        """Start launching, in the background, the shared bottles and the
+        fresh ones the selected tests will ask for, so launches overlap one
+        another and the probes of bottles already up. Non-blocking; a launch
+        that fails is reported by the test that asks for that bottle."""
+        if not shared and not fresh:
+            return
+        _ = self.pki  # made once, before any thread needs it
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=workers,
+                                            thread_name_prefix="bottle-prelaunch")
+        for key in dict.fromkeys(shared):
+            if key not in self._bottles and key not in self._pending:
+                self._pending[key] = self._pool.submit(self.launch, key)
+        for key in fresh:
+            self._spares.setdefault(key, []).append(self._pool.submit(self.launch, key))
+
+    def prelaunch_traced(self, key: str, staging: Callable[[Plan], Any]) -> None:
+        """Start, in the background: prepare scenario ``key``, call
+        ``staging(plan)`` (e.g. sentinels that must exist before the launch),
+        then launch through a `TracingRunner` of its own. `traced` hands the
+        result to the test that judges it (LIVE-TEARDOWN)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=PRELAUNCH_WORKERS,
+                                            thread_name_prefix="bottle-prelaunch")
+        run = TracedLaunch(TracingRunner(self.runner))
+
+        def go() -> None:
+            run.plan = self.prepare(SCENARIOS[key])
+            run.staged = staging(run.plan)
+            try:
+                run.bottle = self.backend.launch(run.plan, run.recorder)
+            except Exception as exc:
+                run.error = exc
+                return
+            self.res.bottle(f"bottle {run.plan.bottle}", run.bottle.close)
+
+        run.future = self._pool.submit(go)
+        self._traced.setdefault(key, []).append(run)
+
+    def traced(self, key: str, staging: Callable[[Plan], Any]) -> "TracedLaunch":
+        """The launch `prelaunch_traced` started for ``key`` (waited for), or
+        one done now. Set-up errors (ERROR) propagate; a failed launch is in
+        ``error``."""
+        runs = self._traced.get(key)
+        if not runs:
+            self.prelaunch_traced(key, staging)
+            runs = self._traced[key]
+        run = runs.pop(0)
+        run.future.result()
+        return run
+
+    def fresh(self, key: str) -> LiveBottle:
+        """A bottle of its own for a test that breaks it: one launched ahead
+        (`prelaunch`) if there is one, else launched now."""
+        spares = self._spares.get(key)
+        if spares:
+            return spares.pop(0).result()
+        return self.launch(key)
 
     def skill_dir(self) -> Path:
         d = self.tmp / "skills" / SKILL_NAME
@@ -328,7 +411,8 @@ class LiveHarness:
             raise AssertionError(f"launching the {key!r} bottle failed earlier: {why}")
         if key not in self._bottles:
             try:
-                self._bottles[key] = self.launch(key)
+                pending = self._pending.pop(key, None)
+                self._bottles[key] = pending.result() if pending else self.launch(key)
             except pytest.skip.Exception as exc:  # ERROR / NOT_SUPPORTED: keep the verdict
                 self._failed[key] = ENV_MARK + str(exc.msg).removeprefix(ERROR_PREFIX).strip()
                 raise
@@ -346,7 +430,7 @@ class LiveHarness:
         with environment_errors(f"launching the {key!r} bottle"):
             bottle = self.backend.launch(plan, self.runner)
         seconds = time.monotonic() - t0
-        self.res.defer(f"bottle {plan.bottle}", bottle.close)
+        self.res.bottle(f"bottle {plan.bottle}", bottle.close)
         live = LiveBottle(self, scenario, plan, bottle, seconds)
         live.properties.append(("live_launch", f"{key}: {seconds:.3f}s"))
         # Our containers, but on the backend's network: only the engine's
@@ -380,5 +464,7 @@ class LiveHarness:
         return os.environ.get(UPSTREAM_IMAGE_ENV) or plan.bundle_image_ref
 
     def cleanup(self) -> None:
+        if self._pool is not None:  # launches still running register their close first
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._bottles.clear()
         self.res.cleanup()

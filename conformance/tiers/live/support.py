@@ -36,17 +36,60 @@ def _call_hook(fn, what: str):
 
 
 
+# Tests that take a fresh bottle of the scenario in their "scenario" param.
+FRESH_BOTTLE_TESTS = ("test_no_egress_with_pipelock_down",)
+
+
+# Tests that judge a traced launch of their own, by their "how" param.
+TRACED_TESTS = {"test_teardown_leaves_nothing": {"close": "teardown", "failed-launch": "broken"}}
+
+
+def _needed_bottles(request) -> tuple[list[str], list[str]]:
+    """(shared, fresh) scenario keys the selected tests of this class will
+    ask for, so the harness can launch them ahead, concurrently. Under
+    pytest-xdist a worker runs an unknown share of them: none then."""
+    if hasattr(request.config, "workerinput"):
+        return [], []
+    shared, fresh = [], []
+    for item in request.session.items:
+        if getattr(item, "cls", None) is not request.cls:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "live" in params:
+            shared.append(params["live"])
+        if getattr(item, "originalname", "") in FRESH_BOTTLE_TESTS and "scenario" in params:
+            fresh.append(params["scenario"])
+    return shared, fresh
+
+
+def _needed_traced(request) -> list[str]:
+    if hasattr(request.config, "workerinput"):
+        return []
+    out = []
+    for item in request.session.items:
+        if getattr(item, "cls", None) is not request.cls:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        keys = TRACED_TESTS.get(getattr(item, "originalname", ""), {})
+        if params.get("how") in keys:
+            out.append(keys[params["how"]])
+    return out
+
+
 class LiveFixtures:
     """Fixtures of the live tier; mixed into `LiveTier`."""
 
     @pytest.fixture(scope="class")
     @classmethod
-    def live_harness(cls, backend, tmp_path_factory, bottle_settings):
+    def live_harness(cls, backend, tmp_path_factory, bottle_settings, request):
         harness = LiveHarness(backend, SubprocessRunner(), tmp_path_factory.mktemp("live"),
                               timeout=bottle_settings.live_timeout,
                               engine_cli=bottle_settings.fixture_engine)
         harness.check_environment()
         try:
+            harness.prelaunch(*_needed_bottles(request))
+            for key in _needed_traced(request):
+                harness.prelaunch_traced(key, cls._staging(harness))
             yield harness
         finally:
             harness.cleanup()

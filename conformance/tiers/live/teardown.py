@@ -12,7 +12,8 @@ import pytest
 
 from bottle_api.backend import Resource
 
-from ...live.harness import SCENARIOS, LiveHarness, TracingRunner, environment_errors
+from ...live.engine import environment_error
+from ...live.harness import LiveHarness, environment_errors
 from ...markers import clause
 from ...teardown import created_names, problems
 from .support import _call_hook
@@ -24,7 +25,8 @@ PATH_KINDS = ("directory", "file")
 class LiveTeardown:
     """LIVE-TEARDOWN."""
 
-    def _sentinels(self, harness: LiveHarness, bottle_name: str, image: str) -> list[str]:
+    @staticmethod
+    def _sentinels(harness: LiveHarness, bottle_name: str, image: str) -> list[str]:
         """A container and a network that look like the bottle's own (same
         name prefix and label key) but were made by us: teardown must spare them."""
         eng, res = harness.engine, harness.res
@@ -48,19 +50,26 @@ class LiveTeardown:
             return Path(r.name).exists()
         return None
 
+    @staticmethod
+    def _staging(harness: LiveHarness):
+        """Before the launch (so a failed launch's own cleanup meets them too)."""
+        return lambda plan: LiveTeardown._sentinels(harness, plan.bottle,
+                                                    harness.upstream_image(plan))
+
     @clause("LIVE-TEARDOWN")
     @pytest.mark.parametrize("how", ["close", "failed-launch"])
     def test_teardown_leaves_nothing(self, how, live_harness, probe_log, request):
         harness, eng = live_harness, live_harness.engine
-        plan = harness.prepare(SCENARIOS["teardown" if how == "close" else "broken"])
-        sentinel_ids = self._sentinels(harness, plan.bottle, harness.upstream_image(plan))
+        key = "teardown" if how == "close" else "broken"
+        run = harness.traced(key, self._staging(harness))  # launched ahead when selected
+        plan, recorder, sentinel_ids = run.plan, run.recorder, run.staged
         assert len(sentinel_ids) == 2, "could not create the sentinel container and network"
-        recorder = TracingRunner(harness.runner)
         listed: list[Resource] = []
         if how == "close":
-            with environment_errors("launching the teardown bottle"):
-                bottle = harness.backend.launch(plan, recorder)
-            harness.res.defer(f"bottle {plan.bottle}", bottle.close)
+            if run.error is not None:
+                with environment_errors("launching the teardown bottle"):
+                    raise run.error
+            bottle = run.bottle
             listed = list(_call_hook(bottle.resources, "Bottle.resources()"))
             assert listed, "Bottle.resources() lists nothing for a running bottle"
             absent = [str(r) for r in listed if self._exists(harness, r) is False]
@@ -75,14 +84,15 @@ class LiveTeardown:
             assert not bad, "close() reaches beyond what its launch created: " + "; ".join(
                 map(str, bad))
         else:
-            with pytest.raises(Exception) as failure:
-                with environment_errors("launching the broken bottle"):
-                    harness.backend.launch(plan, recorder)
-            request.node.user_properties.append(("live_failed_launch", str(failure.value)[:300]))
+            assert run.error is not None, "the launch with a broken agent image succeeded"
+            with environment_errors("launching the broken bottle"):
+                if environment_error(str(run.error)):
+                    raise run.error
+            request.node.user_properties.append(("live_failed_launch", str(run.error)[:300]))
             made = [a for a in recorder.argvs if any(plan.bottle in x for x in a)
                     and {"create", "run", "start"} & set(a)]
             assert made, (f"the launch failed before creating anything, so this proves "
-                          f"nothing about cleanup after a failure midway: {failure.value}")
+                          f"nothing about cleanup after a failure midway: {run.error}")
             listed = [Resource(r.kind, r.name) for r in created_names(recorder.argvs)]
         left = [str(r) for r in listed if self._exists(harness, r)]
         unknown = sorted({r.kind for r in listed if self._exists(harness, r) is None})
