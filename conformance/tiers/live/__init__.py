@@ -44,10 +44,12 @@ def _probe_errors_are_environment(fn):
     return wrapper
 
 
-for _name in [n for n in dir(LiveTier) if n.startswith("test_")]:
-    _fn = getattr(LiveTier, _name)
-    if callable(_fn):
-        setattr(LiveTier, _name, _probe_errors_are_environment(_fn))
+# Wrapped where each test is defined (never re-set on LiveTier, which would
+# shadow the mixin's own attribute).
+for _mixin in (LiveFixtures, LiveTraffic, LiveConfinement, LiveProvisioning, LiveTeardown):
+    for _name, _fn in list(vars(_mixin).items()):
+        if _name.startswith("test_") and callable(_fn):
+            setattr(_mixin, _name, _probe_errors_are_environment(_fn))
 
 
 __all__ = ["LiveTier"]
