@@ -9,7 +9,7 @@ operation -- network create/connect/rm, container create/start/run/rm,
 exec, cp, reads -- with nothing in them (containers that sleep, ``exec
 true``, a tiny file), so the ratio says what the bottle costs beyond the
 engine floor (CA rehash, proxies, the agent CLI, probe timeouts). Target:
-under 2x. No fixed sleep anywhere: readiness is polled
+under 1.5x. No fixed sleep anywhere: readiness is polled
 (`bottle_api.runner.poll`), probes are bounded.
 
 Needs a docker engine and the images (export what
@@ -38,7 +38,8 @@ from conformance.live.engine import Engine
 from conformance.live.harness import (
     PLACEHOLDER,
     SCENARIOS,
-    TOKEN_PATTERN,
+    TOKEN_BODY,
+    TOKEN_PREFIX,
     LiveBottle,
     LiveHarness,
     TracingRunner,
@@ -46,7 +47,7 @@ from conformance.live.harness import (
 )
 from conformance.live.resources import Resources
 
-TARGET_RATIO = 2.0
+TARGET_RATIO = 1.5
 UNREACHABLE_TIMEOUT = 1.0  # in-guest connect timeout for probes that must fail
 
 
@@ -86,7 +87,8 @@ def all_probes(lb: LiveBottle, h: LiveHarness, canary: Canary) -> int:
         check(r.echo is not None and r.echo["authorization"] == f"Bearer {h.token}", "auth")
         decoy = new_token()
         b.exec(["sh", "-c", f"printf '%s' {decoy} > /home/node/.bench-decoy"])
-        found = probes.scan(b, TOKEN_PATTERN, ("/home/node", "/root", "/tmp", "/etc"), log=log).found
+        found = probes.scan(b, TOKEN_PREFIX, TOKEN_BODY, log=log,
+                            changed_within=h.token_age()).found
         check(hashlib.sha256(decoy.encode()).hexdigest() in found, "scan control")
         check(hashlib.sha256(h.token.encode()).hexdigest() not in found, "no token in guest")
     check(probes.tls(b, upstream.UPSTREAM_HOST, "/bench-tls", trust="system", log=log).ok, "ca trust")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from .host import HostContext
@@ -35,6 +36,23 @@ from .conventions import UPSTREAM_CA_ENV  # noqa: E402,F401
 
 def _quiet(_: str) -> None:
     pass
+
+
+# Kinds of `Resource` the live tier can look for after close(): engine
+# objects on the harness's fixture engine, and host paths.
+RESOURCE_KINDS = ("container", "network", "volume", "directory", "file", "machine")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One thing a launch created: ``kind`` (see `RESOURCE_KINDS`) and the
+    exact ``name`` (engine object name, machine name, or absolute host path)."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
 
 
 class Bottle(ABC):
@@ -90,6 +108,19 @@ class Bottle(ABC):
         pipelock when it sits behind egress (every address it has). The live
         tier dials each from the guest and expects failure (LIVE-BYPASS)."""
         raise NotImplementedError
+
+    def resources(self) -> Sequence[Resource]:
+        """Every resource this bottle's launch created, by exact name
+        (containers, networks, machines, state dirs). LIVE-TEARDOWN checks
+        that each is gone after close(), judging only these (never a diff
+        of the whole engine, so other users of the engine do not matter)."""
+        raise NotImplementedError
+
+    def guest_mounts(self) -> Sequence[str]:
+        """Guest paths where this bottle mounts host files or directories on
+        purpose (e.g. a workspace). LIVE-CONFINE fails any other host mount
+        in the guest. Default: none."""
+        return ()
 
     def stop_daemon(self, name: str) -> None:
         """Fault injection: stop bundle daemon ``name`` (e.g. "pipelock") and

@@ -185,7 +185,7 @@ PORT_LOOPBACK = Clause(
     "PORT-LOOPBACK", MUST,
     "Every bundle port a backend publishes to the host MUST be bound to a host "
     "loopback address only.",
-    (SNAPSHOT, INVARIANT), None,
+    (SNAPSHOT, INVARIANT, LIVE), None,
     "seed: bundle bridge IP unreachable on Docker Desktop (port pivot to "
     "-p 127.0.0.1::PORT)",
 )
@@ -406,8 +406,10 @@ LIVE_PIPELOCK = Clause(
 )
 LIVE_AUTH = Clause(
     "LIVE-AUTH", MUST,
-    "A routed request MUST arrive upstream carrying the real token while the guest "
-    "MUST only ever hold the placeholder.",
+    "A routed HTTPS request MUST arrive upstream carrying the real token, a cleartext "
+    "http:// request to a route host MUST arrive with the placeholder unchanged, and "
+    "the guest MUST only ever hold the placeholder (no real token, raw or base64-, "
+    "hex- or percent-encoded, in any file or process of the guest).",
     LIVE, Capability.LIVE,
     "seed: auth chain fix (placeholder reached the API verbatim: 401)",
 )
@@ -431,6 +433,43 @@ LIVE_TEARDOWN = Clause(
     "created, also after a failed launch, and MUST NOT touch anything else.",
     LIVE, Capability.LIVE,
     "DESIGN §5 (anchors); csi-test resources.go cleanup",
+)
+
+LIVE_HOST = Clause(
+    "LIVE-HOST", MUST,
+    "A host service listening on every host address (0.0.0.0 and ::) MUST be "
+    "unreachable from the guest, through each of its gateways and each host "
+    "address.",
+    LIVE, Capability.LIVE,
+    "issue 10 (an --internal docker network still gives the host an address: the gateway)",
+)
+LIVE_ROUTES = Clause(
+    "LIVE-ROUTES", MUST,
+    "The guest's routing table MUST hold no default route and no route via a "
+    "gateway, and no subnet it reaches directly may hold an address of the host.",
+    LIVE, Capability.LIVE,
+    "issue 10 (a routable agent network gives real NAT out, which no probe may dial)",
+)
+LIVE_CONFINE = Clause(
+    "LIVE-CONFINE", MUST,
+    "The guest MUST hold no container-engine socket and MUST have no host filesystem "
+    "mounted beyond the engine's own resolv.conf, hostname and hosts files and the "
+    "mounts the backend declares (Bottle.guest_mounts).",
+    LIVE, Capability.LIVE,
+    "issue 10 (engine socket or host paths mounted into the guest)",
+)
+TEARDOWN_OWN = Clause(
+    "TEARDOWN-OWN", MUST,
+    "close() MUST remove only what its launch created, each by its exact name: no "
+    "prune, no selection by a label key alone, no other name.",
+    SNAPSHOT, None,
+    "issue 10 (two suites, or a user's other bottles, on one engine)",
+)
+TEARDOWN_IDEMPOTENT = Clause(
+    "TEARDOWN-IDEMPOTENT", MUST,
+    "A second close() MUST succeed and MUST run no destructive command.",
+    SNAPSHOT, None,
+    "DESIGN §3 (closing is idempotent); issue 10",
 )
 
 CLAUSES: tuple[Clause, ...] = tuple(
@@ -512,6 +551,28 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "and the per-domain rate limit (429). It does not implement URL or body DLP or "
         "response scanning, and every `mode` enforces alike. Swap the bundle image for "
         "real pipelock where those matter.",
+    ),
+    (
+        "docker: the host behind the agent's bridge",
+        "The reference docker backend creates the agent and bundle networks with "
+        "`com.docker.network.bridge.inhibit_ipv4=true` (the host gets no address on "
+        "them) and deletes the agent's default routes from a helper container, so on "
+        "Docker Engine (checked: 20.10 on Linux, rootful) the guest cannot connect to "
+        "any host service. Not checked: Docker Desktop (the engine runs in a VM; "
+        "`host.docker.internal` and the VM's own services are reached by other paths "
+        "than the bridge) and rootless docker (networking through slirp4netns or "
+        "pasta, where the bridge option may not apply). LIVE-HOST and LIVE-ROUTES "
+        "show on such an engine whether it holds. docker's embedded DNS (127.0.0.11) "
+        "answers the guest and may forward names it does not know to the host's "
+        "resolvers; the live tier never sends such a query.",
+    ),
+    (
+        "Secrets scanned by shape",
+        "LIVE-AUTH looks for the harness's token shape (raw, base64 in any "
+        "alignment, hex, percent-encoded) in every file of the guest but /proc, "
+        "/sys and /dev (reading only files changed since the token existed) and in "
+        "every process's environ and cmdline. A token encrypted, compressed or split "
+        "is not found.",
     ),
     (
         "egress injects over TLS only",

@@ -77,7 +77,14 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "LIVE-CA-TRUST": ("bottle_ref.provision:provision_ca",),
     "LIVE-FAILCLOSED": (f"{_DOCKER}:DockerBottle.stop_daemon",
                         f"{_SMOL}:SmolmachinesBottle.stop_daemon"),
-    "LIVE-TEARDOWN": (f"{_DOCKER}:DockerBottle.close", f"{_SMOL}:SmolmachinesBottle.close"),
+    "LIVE-TEARDOWN": (f"{_DOCKER}:DockerBottle.close", f"{_DOCKER}:DockerBottle.resources",
+                      f"{_SMOL}:SmolmachinesBottle.close"),
+    "LIVE-HOST": (f"{_DOCKER}:_bring_up",),
+    "LIVE-ROUTES": (f"{_DOCKER}:_bring_up",),
+    "LIVE-CONFINE": (f"{_DOCKER}:_bring_up",),
+    "TEARDOWN-OWN": (f"{_DOCKER}:DockerBottle.close", f"{_SMOL}:SmolmachinesBottle.close"),
+    "TEARDOWN-IDEMPOTENT": (f"{_DOCKER}:DockerBottle.close",
+                            f"{_SMOL}:SmolmachinesBottle.close"),
 }
 
 

@@ -6,6 +6,16 @@ only pipelock sits on it. The agent container sits on the agent network
 alone, so its one way out is its first hop (egress when routed, else
 pipelock), reached by network alias. Nothing is published to the host.
 
+The host itself is out of the guest's reach too (LIVE-HOST, LIVE-ROUTES):
+an ``--internal`` bridge still gives the host an address on it (the
+gateway), through which a container connects to any host service bound to
+0.0.0.0. So both internal networks are created with
+``com.docker.network.bridge.inhibit_ipv4=true`` (no host address on the
+bridge: "No route to host", checked on engine 20.10), and once the agent
+container runs, a short-lived helper in its network namespace (with
+NET_ADMIN, which the agent never gets) deletes the default routes docker
+still installs, so the guest's routes cover only its own subnet.
+
 Docker API 1.41 takes one ``--network`` at create, so each container is
 ``docker create``-d on one network, ``docker network connect``-ed to the
 rest, then ``docker start``-ed. Every resource is named ``{ident}-<role>``
@@ -39,7 +49,7 @@ from bottle_api.runner import READY, Completed, RecordingRunner, Runner, poll
 from bottle_api.spec import BottleSpec, SpecError
 from ..state import remove_state, write_state
 from ..supervise import mcp_url
-from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quiet
+from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle, Progress, Resource, _quiet
 
 from bottle_api.conventions import BUNDLE_ENTRY, LABEL_KEY  # noqa: E402
 READY_TIMEOUT = 30.0
@@ -63,6 +73,45 @@ UPSTREAM_CA_VARS = {PIPELOCK: "PIPELOCK_UPSTREAM_CA", EGRESS: "EGRESS_UPSTREAM_C
 STOP_TIMEOUT = 5  # seconds docker stop waits before SIGKILL (stop_daemon)
 
 AGENT_BINARIES = {"claude": "claude", "codex": "codex"}
+
+# Options of the two internal networks: no host address on their bridge.
+INTERNAL_NET_OPTS = ("--internal", "-o", "com.docker.network.bridge.inhibit_ipv4=true")
+
+# Run in the agent's network namespace by a helper container (bundle image,
+# its python3) that alone holds NET_ADMIN: delete every IPv4 and IPv6
+# default route over rtnetlink (RTM_DELROUTE, dst_len 0, main table, scope
+# NOWHERE as `ip route del default` sends it) until the kernel answers
+# ESRCH/ENOENT, then fail unless none is left. Stdlib only: the bundle image has no iproute2.
+DROP_DEFAULT_ROUTES = r"""
+import errno, os, socket, struct, sys
+def drop(family):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    try:
+        while True:
+            rtm = struct.pack("BBBBBBBBI", family, 0, 0, 0, 254, 0, 255, 0, 0)
+            s.send(struct.pack("=IHHII", 16 + len(rtm), 25, 1 | 4, 1, 0) + rtm)
+            err = struct.unpack("=i", s.recv(4096)[16:20])[0]
+            if err in (-errno.ESRCH, -errno.ENOENT):  # none left (v4, v6)
+                return
+            if err:
+                raise OSError(-err, os.strerror(-err))
+    finally:
+        s.close()
+drop(socket.AF_INET)
+try:
+    drop(socket.AF_INET6)
+except OSError as e:
+    if e.errno not in (errno.EAFNOSUPPORT, errno.EOPNOTSUPP):
+        raise
+left = [l for l in open("/proc/net/route").read().splitlines()[1:] if l.split()[1] == "00000000"]
+try:
+    left += [l for l in open("/proc/net/ipv6_route") if l.split()[1] == "00"
+             and not int(l.split()[8], 16) & 0x200]
+except OSError:
+    pass
+if left:
+    sys.exit("default route(s) left: %r" % left)
+"""
 
 
 class DockerError(RuntimeError):
@@ -264,16 +313,44 @@ class DockerBottle(Bottle):
         return self.run(argv, env=env or None, timeout=timeout, check=check)
 
     def close(self) -> None:
-        """Remove this bottle's containers, networks and state dir. Missing
-        ones are fine (a failed launch, a second close)."""
+        """Remove this bottle's containers, networks and state dir, by the
+        names this launch created (never a prune, never a label filter).
+        Missing ones are fine (a failed launch, a second close); one the
+        engine refuses to remove is an error naming it (the state dir is
+        kept, so `bottle-ref down` can retry)."""
         if self._closed:
             return
-        if self.containers:
-            self.runner.run(["docker", "rm", "-f", *reversed(self.containers)], check=False)
-        if self.networks:
-            self.runner.run(["docker", "network", "rm", *reversed(self.networks)], check=False)
+        left = []
+        for kind, names, argv in (
+                ("container", self.containers, ["docker", "rm", "-f"]),
+                ("network", self.networks, ["docker", "network", "rm"])):
+            if not names:
+                continue
+            result = self.runner.run([*argv, *reversed(names)], check=False)
+            if not result.ok:
+                still = self._existing(kind, names)
+                if still:
+                    detail = (result.stderr or result.stdout).strip().splitlines()
+                    left.append(f"{kind}(s) {', '.join(still)}"
+                                + (f" ({detail[-1]})" if detail else ""))
+        if left:
+            raise DockerError(f"bottle {self.ident}: docker did not remove "
+                              + "; ".join(left))
         remove_state(self.plan.state_dir)
         self._closed = True
+
+    def _existing(self, kind: str, names: Sequence[str]) -> list[str]:
+        """Which of ``names`` the engine still has (after a failed removal)."""
+        argv = ["docker", "network", "inspect"] if kind == "network" else ["docker", "inspect"]
+        out = self.runner.run([*argv, "--format", "{{.Name}}", *names], check=False).stdout
+        have = {n.strip().lstrip("/") for n in out.splitlines()}
+        return [n for n in names if n in have]
+
+    def resources(self) -> list[Resource]:
+        """What this launch created: containers, networks, the state dir."""
+        return ([Resource("container", c) for c in self.containers]
+                + [Resource("network", n) for n in self.networks]
+                + [Resource("directory", str(self.plan.state_dir))])
 
     def handle(self) -> dict:
         return {"ident": self.ident, "containers": list(self.containers),
@@ -393,7 +470,7 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
     net = {role: f"{ident}-{role}" for role in ("agent", "bundle", "out")}
     for role, internal in (("agent", True), ("bundle", True), ("out", False)):
         bottle.will_create("network", net[role])
-        runner.run(["docker", "network", "create", *(["--internal"] if internal else []),
+        runner.run(["docker", "network", "create", *(INTERNAL_NET_OPTS if internal else ()),
                     "--label", label, net[role]])
 
     def container(role: str, network: str, alias: str | None, args: Sequence[str],
@@ -455,6 +532,13 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
     poll(runner, lambda: runner.run(["docker", "exec", agent, "true"], check=False,
                                     purpose=READY).ok,
          timeout=READY_TIMEOUT, what=f"agent container {agent}")
+
+    progress("dropping the agent's default routes")
+    routes = f"{ident}-routes"  # exits at once; close() removes it with the rest
+    bottle.will_create("container", routes)
+    runner.run(["docker", "run", "--name", routes, "--label", label,
+                "--network", f"container:{agent}", "--cap-add", "NET_ADMIN",
+                "--entrypoint", "python3", bundle, "-c", DROP_DEFAULT_ROUTES])
 
     progress("provisioning the agent")
     ca = egress_ca if egress_ca is not None else pipelock_ca

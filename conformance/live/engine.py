@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,25 @@ def fixture_engine_cli(value: str | None = None,
         raise FixtureEngineError(f"fixture engine {text!r}: expected a command such as "
                                  "docker or podman")
     return argv
+
+# Engine errors that are the environment's state, not a backend's doing:
+# the address pools are exhausted (often by leaked networks of other runs),
+# the daemon is gone, the disk is full. A live test that meets one ends as
+# ERROR (with the engine's line), never FAILED.
+ENVIRONMENT_ERRORS = re.compile(
+    r"could not find an available, non-overlapping IPv\d address pool"
+    r"|Cannot connect to the Docker daemon"
+    r"|Is the docker daemon running\?"
+    r"|no space left on device"
+    r"|error during connect:", re.I)
+
+
+def environment_error(text: str) -> str | None:
+    """The line of ``text`` that says the engine (not the backend) failed, or None."""
+    for line in str(text).splitlines():
+        if ENVIRONMENT_ERRORS.search(line):
+            return line.strip()[-400:]
+    return None
 
 
 @dataclass(frozen=True)
@@ -157,5 +177,6 @@ class Engine:
         return r.stdout + r.stderr
 
     def exists(self, kind: str, ident: str) -> bool:
-        argv = ("container", "inspect") if kind == "container" else ("network", "inspect")
+        argv = {"container": ("container", "inspect"), "volume": ("volume", "inspect")}.get(
+            kind, ("network", "inspect"))
         return self.run(*argv, "--format", "{{.Id}}", ident, check=False).ok

@@ -19,6 +19,10 @@ from __future__ import annotations
 import os
 import secrets
 import time
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +30,14 @@ from typing import Any
 from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle
 from bottle_api.host import HostContext
 from bottle_api.plan import Plan
-from bottle_api.runner import Completed, Runner, poll
+import pytest
+
+from bottle_api.runner import CommandError, Completed, Runner, poll
 from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
-from ..outcomes import environment_broken, not_supported
+from ..outcomes import ERROR_PREFIX, environment_broken, not_supported
 from . import probes, upstream
-from .engine import Engine, FixtureEngineError, fixture_engine_cli
+from .engine import Engine, FixtureEngineError, environment_error, fixture_engine_cli
 from .resources import PREFIX, Resources, run_tag
 from .tls import TestPki, make_pki
 
@@ -41,11 +47,13 @@ PASS_ENV = ("PATH", "DOCKER_HOST", "DOCKER_CONFIG", "CONTAINER_HOST", "CLAUDE_BO
             "BOTTLE_BUNDLE_IMAGE", "BOTTLE_SMOL_PUBLISH_HOST", "BOTTLE_SMOL_CPUS",
             "BOTTLE_SMOL_MEM_MIB")
 TOKEN_ENV = "BOTTLE_LIVE_TOKEN"
+PRELAUNCH_WORKERS = 2  # bottles launched at once in the background
 # The image the test upstream runs (`bottle-bundle upstream`); default: the
 # plan's bundle image, which for the reference backends has that daemon.
 UPSTREAM_IMAGE_ENV = "BOTTLE_LIVE_UPSTREAM_IMAGE"
 TOKEN_PREFIX = "bottle-live-"
-TOKEN_PATTERN = TOKEN_PREFIX + "[0-9a-f]{32}"
+TOKEN_BODY = "[0-9a-f]{32}"  # a regex: the guest scan is told the shape, never a value
+TOKEN_PATTERN = TOKEN_PREFIX + TOKEN_BODY
 PLACEHOLDER = "bottle-live-placeholder"  # what the guest sends; not the token shape
 SKILL_NAME = "live-skill"
 GIT_USER = GitUser(name="Live Probe", email="live-probe@bottle-live.test")
@@ -65,7 +73,26 @@ FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LIVE-FAILCLOSED": "the test upstream (reachable before pipelock stops)",
     "LAUNCH-PROXY-ENV": "the test upstream the first hop must reach (live half)",
     "LIVE-TEARDOWN": "sentinel containers and networks, and a view of what remains",
+    "PORT-LOOPBACK": "an inspect of the bottle's containers' published ports (live half)",
 }
+
+
+ENV_MARK = "\0env:"
+
+
+@contextmanager
+def environment_errors(what: str, *, setup: bool = False) -> Iterator[None]:
+    """Turn an engine failure that is the environment's (`environment_error`:
+    address pools exhausted, daemon gone, disk full) into ERROR. With
+    ``setup`` (the harness's OWN set-up: test upstream, sentinels, PKI) any
+    failed command is the environment's: the backend took no part in it."""
+    try:
+        yield
+    except (CommandError, OSError, TimeoutError, RuntimeError) as exc:
+        line = environment_error(str(exc))
+        if line or (setup and isinstance(exc, (CommandError, OSError))):
+            environment_broken(f"{what}: {line or exc}")
+        raise
 
 
 def new_token() -> str:
@@ -135,6 +162,7 @@ class LiveBottle:
     sites_missing: str = ""  # NOT_SUPPORTED: no Bottle.outbound_network()
     sites_broken: str = ""  # ERROR: the fixture engine does not answer
     ready: bool = False
+    dead: str = ""  # why the first hop never answered (then every test fails fast)
     properties: list[tuple[str, str]] = field(default_factory=list)
 
     def need_sites(self) -> upstream.Sites:
@@ -153,6 +181,8 @@ class LiveBottle:
         sites = self.need_sites()
         if self.ready:
             return sites
+        if self.dead:  # known dead: do not wait the whole live timeout again
+            raise AssertionError(f"the first hop never answered earlier: {self.dead}")
         t0 = time.monotonic()
         attempts = []
 
@@ -166,12 +196,25 @@ class LiveBottle:
             poll(self.harness.runner, through, timeout=self.harness.timeout,
                  what="first hop to the test upstream")
         except TimeoutError as exc:
-            raise AssertionError(f"{exc}; last attempt: {attempts[-1] if attempts else '-'}") from None
+            self.dead = f"{exc}; last attempt: {attempts[-1] if attempts else '-'}"
+            raise AssertionError(self.dead) from None
         self.properties.append(("live_first_hop_ready",
                                 f"{self.scenario.key}: {time.monotonic() - t0:.3f}s "
                                 f"after launch returned ({len(attempts)} attempts)"))
         self.ready = True
         return sites
+
+
+@dataclass
+class TracedLaunch:
+    """A launch through a runner of its own, and what came of it."""
+
+    recorder: TracingRunner
+    plan: Plan | None = None
+    staged: Any = None
+    bottle: Bottle | None = None
+    error: Exception | None = None
+    future: Future | None = None
 
 
 class LiveHarness:
@@ -193,9 +236,15 @@ class LiveHarness:
         self.tag = run_tag()
         self.res = Resources(self.engine, self.tag)
         self.token = new_token()
+        self.token_born = time.monotonic()
         self._pki: TestPki | None = None
         self._bottles: dict[str, LiveBottle] = {}
         self._failed: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[str, Future] = {}  # shared bottles launching in the background
+        self._spares: dict[str, list[Future]] = {}  # fresh bottles for `fresh`
+        self._traced: dict[str, list[TracedLaunch]] = {}  # for `traced`
         self._n = 0
         self._engine_problem: str | None = None  # None: not asked yet
 
@@ -231,7 +280,8 @@ class LiveHarness:
     @property
     def pki(self) -> TestPki:
         if self._pki is None:
-            self._pki = make_pki(self.runner, self.tmp / "pki", upstream.HOSTS)
+            with environment_errors("making the test PKI", setup=True):
+                self._pki = make_pki(self.runner, self.tmp / "pki", upstream.HOSTS)
         return self._pki
 
     def host(self, **extra_env: str) -> HostContext:
@@ -243,8 +293,71 @@ class LiveHarness:
                            state_root=self.tmp / "state")
 
     def bottle_name(self, key: str) -> str:
-        self._n += 1
-        return f"{PREFIX}{self.tag}-{self._n}{key[:1]}"
+        with self._lock:
+            self._n += 1
+            return f"{PREFIX}{self.tag}-{self._n}{key[:1]}"
+
+    # -- launching ahead -------------------------------------------------------
+    def prelaunch(self, shared: Sequence[str] = (), fresh: Sequence[str] = (),
+                  workers: int = PRELAUNCH_WORKERS) -> None:
+        """Start launching, in the background, the shared bottles and the
+        fresh ones the selected tests will ask for, so launches overlap one
+        another and the probes of bottles already up. Non-blocking; a launch
+        that fails is reported by the test that asks for that bottle."""
+        if not shared and not fresh:
+            return
+        _ = self.pki  # made once, before any thread needs it
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=workers,
+                                            thread_name_prefix="bottle-prelaunch")
+        for key in dict.fromkeys(shared):
+            if key not in self._bottles and key not in self._pending:
+                self._pending[key] = self._pool.submit(self.launch, key)
+        for key in fresh:
+            self._spares.setdefault(key, []).append(self._pool.submit(self.launch, key))
+
+    def prelaunch_traced(self, key: str, staging: Callable[[Plan], Any]) -> None:
+        """Start, in the background: prepare scenario ``key``, call
+        ``staging(plan)`` (e.g. sentinels that must exist before the launch),
+        then launch through a `TracingRunner` of its own. `traced` hands the
+        result to the test that judges it (LIVE-TEARDOWN)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=PRELAUNCH_WORKERS,
+                                            thread_name_prefix="bottle-prelaunch")
+        run = TracedLaunch(TracingRunner(self.runner))
+
+        def go() -> None:
+            run.plan = self.prepare(SCENARIOS[key])
+            run.staged = staging(run.plan)
+            try:
+                run.bottle = self.backend.launch(run.plan, run.recorder)
+            except Exception as exc:
+                run.error = exc
+                return
+            self.res.bottle(f"bottle {run.plan.bottle}", run.bottle.close)
+
+        run.future = self._pool.submit(go)
+        self._traced.setdefault(key, []).append(run)
+
+    def traced(self, key: str, staging: Callable[[Plan], Any]) -> "TracedLaunch":
+        """The launch `prelaunch_traced` started for ``key`` (waited for), or
+        one done now. Set-up errors (ERROR) propagate; a failed launch is in
+        ``error``."""
+        runs = self._traced.get(key)
+        if not runs:
+            self.prelaunch_traced(key, staging)
+            runs = self._traced[key]
+        run = runs.pop(0)
+        run.future.result()
+        return run
+
+    def fresh(self, key: str) -> LiveBottle:
+        """A bottle of its own for a test that breaks it: one launched ahead
+        (`prelaunch`) if there is one, else launched now."""
+        spares = self._spares.get(key)
+        if spares:
+            return spares.pop(0).result()
+        return self.launch(key)
 
     def skill_dir(self) -> Path:
         d = self.tmp / "skills" / SKILL_NAME
@@ -292,10 +405,17 @@ class LiveHarness:
         """The shared bottle of scenario ``key`` (launched on first use). A
         launch that failed is not retried: later tests fail fast with its error."""
         if key in self._failed:
-            raise AssertionError(f"launching the {key!r} bottle failed earlier: {self._failed[key]}")
+            why = self._failed[key]
+            if why.startswith(ENV_MARK):
+                environment_broken(why.removeprefix(ENV_MARK))
+            raise AssertionError(f"launching the {key!r} bottle failed earlier: {why}")
         if key not in self._bottles:
             try:
-                self._bottles[key] = self.launch(key)
+                pending = self._pending.pop(key, None)
+                self._bottles[key] = pending.result() if pending else self.launch(key)
+            except pytest.skip.Exception as exc:  # ERROR / NOT_SUPPORTED: keep the verdict
+                self._failed[key] = ENV_MARK + str(exc.msg).removeprefix(ERROR_PREFIX).strip()
+                raise
             except Exception as exc:
                 self._failed[key] = f"{type(exc).__name__}: {exc}"
                 raise
@@ -307,12 +427,16 @@ class LiveHarness:
         scenario = SCENARIOS[key]
         plan = self.prepare(scenario)
         t0 = time.monotonic()
-        bottle = self.backend.launch(plan, self.runner)
+        with environment_errors(f"launching the {key!r} bottle"):
+            bottle = self.backend.launch(plan, self.runner)
         seconds = time.monotonic() - t0
-        self.res.defer(f"bottle {plan.bottle}", bottle.close)
+        self.res.bottle(f"bottle {plan.bottle}", bottle.close)
         live = LiveBottle(self, scenario, plan, bottle, seconds)
         live.properties.append(("live_launch", f"{key}: {seconds:.3f}s"))
-        self._stage_sites(live)
+        # Our containers, but on the backend's network: only the engine's
+        # own failures are ERROR (a network that does not exist is the backend's).
+        with environment_errors("staging the test upstream"):
+            self._stage_sites(live)
         return live
 
     def _stage_sites(self, live: LiveBottle) -> None:
@@ -331,9 +455,16 @@ class LiveHarness:
                                           timeout=self.timeout)
         live.properties.append(("live_sites", f"{time.monotonic() - t0:.3f}s"))
 
+    def token_age(self, slack: float = 120.0) -> float:
+        """Seconds since the real token existed, plus ``slack``: a guest file
+        older than this cannot hold it (`probes.scan` ``changed_within``)."""
+        return time.monotonic() - self.token_born + slack
+
     def upstream_image(self, plan: Plan) -> str:
         return os.environ.get(UPSTREAM_IMAGE_ENV) or plan.bundle_image_ref
 
     def cleanup(self) -> None:
+        if self._pool is not None:  # launches still running register their close first
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._bottles.clear()
         self.res.cleanup()

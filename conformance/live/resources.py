@@ -2,8 +2,9 @@
 
 Like csi-test's ``resources.go``: each resource is registered the moment
 it exists, and `Resources.cleanup` (run from a fixture finalizer, so it
-survives a failed assertion) removes them last-in first-out, attempting all
-of them even when one fails. Only names registered here are ever removed:
+survives a failed assertion) removes them all, attempting every one even
+when one fails: our containers first (one ``docker rm``), then the bottles
+(closed concurrently), then networks and directories newest first. Only names registered here are ever removed:
 the harness never touches what it did not create.
 
 Names are unique per run and per pytest-xdist worker (`run_tag`), so
@@ -15,6 +16,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,24 +56,35 @@ class Resources:
     engine: Engine
     tag: str
     _stack: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    _containers: list[str] = field(default_factory=list)
+    _bottles: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     _counter: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def name(self, role: str) -> str:
-        """``bctl-<tag>-<n>-<role>``: unique within the run."""
-        self._counter += 1
-        return f"{PREFIX}{self.tag}-{self._counter}-{role}"
+        """``bctl-<tag>-<n>-<role>``: unique within the run (bottles launch
+        in background threads too)."""
+        with self._lock:
+            self._counter += 1
+            return f"{PREFIX}{self.tag}-{self._counter}-{role}"
 
     @property
     def label(self) -> str:
         return f"{LABEL_KEY}={self.tag}"
 
     def defer(self, what: str, fn: Callable[[], None]) -> None:
-        """Register a cleanup (e.g. a bottle's close)."""
+        """Register a cleanup (e.g. a directory's removal)."""
         self._stack.append((what, fn))
 
+    def bottle(self, what: str, close: Callable[[], None]) -> None:
+        """Register a bottle's close. Bottles are closed concurrently, after
+        our containers (which sit on their networks) are gone."""
+        with self._lock:
+            self._bottles.append((what, close))
+
     def container(self, name: str) -> str:
-        self.defer(f"container {name}", lambda: self._remove("container", name,
-                                                            ("rm", "-f", "-v", name)))
+        with self._lock:
+            self._containers.append(name)
         return name
 
     def network(self, name: str) -> str:
@@ -90,9 +104,26 @@ class Resources:
         return path
 
     def cleanup(self) -> None:
-        """Undo everything, newest first; raise once at the end if any step
-        failed (after trying every step)."""
+        """Undo everything: our containers (one ``docker rm``), then every
+        bottle's close (concurrently), then the rest newest first; raise
+        once at the end if any step failed (after trying every step)."""
         errors = []
+        names, self._containers = list(reversed(self._containers)), []
+        if names:
+            result = self.engine.run("rm", "-f", "-v", *names, check=False)
+            if not result.ok:
+                left = [n for n in names if self.engine.exists("container", n)]
+                if left:
+                    errors.append(f"containers {', '.join(left)}: "
+                                  f"{(result.stderr or result.stdout).strip()}")
+        bottles, self._bottles = list(reversed(self._bottles)), []
+        if bottles:
+            with ThreadPoolExecutor(max_workers=min(4, len(bottles))) as pool:
+                for (what, _), fut in zip(bottles, [pool.submit(fn) for _, fn in bottles]):
+                    try:
+                        fut.result()
+                    except Exception as exc:  # keep going: the others must still close
+                        errors.append(f"{what}: {exc}")
         while self._stack:
             what, fn = self._stack.pop()
             try:

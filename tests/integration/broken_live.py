@@ -13,8 +13,152 @@ from typing import ClassVar
 
 import pytest
 
+import ipaddress
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from bottle_api.runner import Completed, Runner
 from bottle_ref.backends.docker import DockerBackend, DockerBottle, docker_exec_argv
+from conformance.live.canary import host_addresses
 from conformance.tiers.live import LiveTier
+
+
+class _Rewriting(Runner):
+    """Runs through ``inner``, letting ``rewrite(argv)`` alter an argv or
+    drop it (None: not run, reported as success)."""
+
+    def __init__(self, inner: Runner, rewrite):
+        self.inner, self.rewrite = inner, rewrite
+
+    def run(self, argv, **kw):
+        new = self.rewrite(list(argv))
+        if new is None:
+            return Completed(tuple(argv), 0, "", "")
+        return self.inner.run(new, **kw)
+
+    def sleep(self, seconds):
+        self.inner.sleep(seconds)
+
+    def monotonic(self):
+        return self.inner.monotonic()
+
+    def unique(self, prefix):
+        return self.inner.unique(prefix)
+
+
+def _creates(argv, suffix: str) -> bool:
+    return argv[:2] == ["docker", "create"] and any(a.endswith(suffix) for a in argv)
+
+
+class HostReachBackend(DockerBackend):
+    """The fix undone: plain --internal networks (the host keeps an address
+    on the bridge) and the agent keeps docker's default route."""
+
+    name: ClassVar[str] = "broken-hostreach"
+
+    def launch(self, plan, runner, **kw):
+        def rewrite(argv):
+            if argv[:3] == ["docker", "network", "create"]:
+                return [a for a in argv if a not in ("-o", "com.docker.network.bridge.inhibit_ipv4=true")]
+            if argv[:2] == ["docker", "run"] and any(a.endswith("-routes") for a in argv):
+                return None
+            return argv
+        return super().launch(plan, _Rewriting(runner, rewrite), **kw)
+
+
+class EngineSocketBackend(DockerBackend):
+    """A host directory holding a socket named docker.sock is mounted into
+    the guest (a stand-in: no real engine socket is ever handed out)."""
+
+    name: ClassVar[str] = "broken-socket"
+
+    def launch(self, plan, runner, **kw):
+        share = Path(tempfile.mkdtemp(prefix="bctl-share-"))
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(share / "docker.sock"))
+        sock.close()  # the socket file stays: what the walk looks for
+
+        def rewrite(argv):
+            if _creates(argv, "-agent"):
+                i = argv.index("--network")
+                return argv[:i] + ["--mount", f"type=bind,source={share},target=/run/host-share"] + argv[i:]
+            return argv
+        try:
+            bottle = super().launch(plan, _Rewriting(runner, rewrite), **kw)
+        except BaseException:
+            shutil.rmtree(share, ignore_errors=True)
+            raise
+        bottle.__class__ = _SharingBottle
+        bottle.share = share
+        return bottle
+
+
+class _SharingBottle(DockerBottle):
+    def close(self):
+        super().close()
+        shutil.rmtree(self.share, ignore_errors=True)
+
+
+class EncodedTokenBackend(DockerBackend):
+    """The real token lands in the guest base64-encoded, outside the
+    directories the old scan read."""
+
+    name: ClassVar[str] = "broken-encoded-token"
+
+    def launch(self, plan, runner, **kw):
+        bottle = super().launch(plan, runner, **kw)
+        token = next(v for v in plan.secrets.values() if v)
+        bottle.exec(["sh", "-c", 'mkdir -p /run/secrets && printf %s "$T" | base64 > /run/secrets/t'],
+                    user="root", env={"T": token}, check=True)
+        return bottle
+
+
+def _host_side_address() -> str:
+    """A non-loopback address of this host that is not on an outside
+    network (a private bridge address), for a deliberately wrong publish."""
+    for a in host_addresses():
+        ip = ipaddress.ip_address(a)
+        if ip.version == 4 and ip.is_private and not ip.is_loopback:
+            return a
+    raise RuntimeError("no private non-loopback host address to publish on")
+
+
+class PublishWideBackend(DockerBackend):
+    """egress published on a host address that is not loopback."""
+
+    name: ClassVar[str] = "broken-publish"
+
+    def launch(self, plan, runner, **kw):
+        addr = _host_side_address()
+
+        def rewrite(argv):
+            if _creates(argv, "-egress"):
+                i = argv.index("--network")
+                return argv[:i] + ["--publish", f"{addr}::9099"] + argv[i:]
+            return argv
+        return super().launch(plan, _Rewriting(runner, rewrite), **kw)
+
+
+class _LabelKeyBottle(DockerBottle):
+    def close(self):
+        if not self._closed:  # lists every bottle's containers: a removal by key would follow
+            self.runner.run(["docker", "ps", "-aq", "--filter", "label=bottle-ref.bottle"],
+                            check=False)
+        super().close()
+
+
+class LabelKeyTeardownBackend(DockerBackend):
+    """Teardown selects by the label key alone (read-only here, so the
+    engine's other users are never touched by the meta-test itself)."""
+
+    name: ClassVar[str] = "broken-labelkey"
+
+    def launch(self, plan, runner, **kw):
+        bottle = super().launch(plan, runner, **kw)
+        bottle.__class__ = _LabelKeyBottle
+        return bottle
 
 
 class BypassBackend(DockerBackend):
@@ -100,3 +244,8 @@ TestWrongToken = _case(WrongTokenBackend)
 TestNoTrust = _case(NoTrustBackend)
 TestRootAgent = _case(RootAgentBackend)
 TestLeaky = _case(LeakyBackend)
+TestHostReach = _case(HostReachBackend)
+TestEngineSocket = _case(EngineSocketBackend)
+TestEncodedToken = _case(EncodedTokenBackend)
+TestPublishWide = _case(PublishWideBackend)
+TestLabelKeyTeardown = _case(LabelKeyTeardownBackend)

@@ -17,7 +17,7 @@ from bottle_api.runner import Completed, RecordingRunner, SubprocessRunner, poll
 from conformance.live import probes
 from conformance.live.canary import Canary
 from conformance.live.engine import Engine
-from conformance.live.harness import TOKEN_PATTERN, TracingRunner, new_token
+from conformance.live.harness import TOKEN_BODY, TOKEN_PREFIX, TracingRunner, new_token
 from conformance.live.resources import Resources, run_tag
 
 pytestmark = pytest.mark.engine_free
@@ -222,9 +222,10 @@ def test_scan_script_finds_only_hashes(tmp_path):
     decoy = new_token()
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "f").write_text(f"x {decoy} y")
-    res = probes.scan(LocalBottle(), TOKEN_PATTERN, [str(tmp_path)], log=probes.ProbeLog())
+    res = probes.scan(LocalBottle(), TOKEN_PREFIX, TOKEN_BODY, [str(tmp_path)],
+                      log=probes.ProbeLog())
     h = hashlib.sha256(decoy.encode()).hexdigest()
-    assert res.found.get(h) == (str(tmp_path / "sub" / "f"),)
+    assert res.found.get(h) == {"raw": (str(tmp_path / "sub" / "f"),)}
     assert decoy not in json.dumps(res.found)
     assert res.files >= 1 and res.procs >= 1
 

@@ -29,6 +29,17 @@ CASES = [
      "broken-trust"),
     ("TestRootAgent", "test_live_agent_and_user_state_run_as_node", "EXEC-USER", "broken-root"),
     ("TestLeaky", "test_teardown_leaves_nothing and close", "LIVE-TEARDOWN", "broken-leak"),
+    ("TestHostReach", "test_host_services_unreachable and unrouted", "LIVE-HOST",
+     "broken-hostreach"),
+    ("TestHostReach", "test_guest_routes_only_its_own_subnets and unrouted", "LIVE-ROUTES",
+     "broken-hostreach"),
+    ("TestEngineSocket", "test_no_engine_socket_no_host_mounts and unrouted", "LIVE-CONFINE",
+     "broken-socket"),
+    ("TestEncodedToken", "test_real_token_only_upstream", "LIVE-AUTH", "broken-encoded-token"),
+    ("TestPublishWide", "test_published_ports_bind_loopback and routed", "PORT-LOOPBACK",
+     "broken-publish"),
+    ("TestLabelKeyTeardown", "test_teardown_leaves_nothing and close", "LIVE-TEARDOWN",
+     "broken-labelkey"),
 ]
 
 
@@ -59,7 +70,8 @@ def nested(tmp_path_factory):
                        check=False)
 
 
-@pytest.mark.parametrize("cls,selection,clause_id,backend", CASES, ids=[c[2] for c in CASES])
+@pytest.mark.parametrize("cls,selection,clause_id,backend", CASES,
+                         ids=[f"{c[2]}-{c[3]}" for c in CASES])
 def test_live_clause_fails_on_its_bug(nested, cls, selection, clause_id, backend):
     run, reports = nested
     assert backend in reports, (f"no report for {backend}; nested run:\n"

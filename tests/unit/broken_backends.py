@@ -58,6 +58,7 @@ from bottle_ref.credentials import CLAUDE_CREDENTIALS_GUEST, CODEX_AUTH_GUEST
 from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from bottle_ref.provision import CA_GUEST_PATH, NODE, NODE_HOME, PROMPT_PATH, ROOT, ProvisionError
+from bottle_api.conventions import LABEL_KEY
 from bottle_api.runner import READY, Completed, Runner
 from bottle_ref.state import state_files, write_state
 
@@ -1185,6 +1186,47 @@ class McpUrlUnreachable(_RunnerDefect, DockerBackend):
 # the table
 # ================================================================================
 
+class _PruneOnClose(DockerBottle):
+    def close(self):
+        if not self._closed:
+            self.runner.run(["docker", "network", "prune", "-f", "--filter",
+                             f"label={LABEL_KEY}"], check=False)
+        super().close()
+
+
+class PruneOnClose(_BottleDefect, DockerBackend):
+    """Issue 10: teardown "by label key alone" -- a prune filtered on the
+    label key removes every bottle's unused networks on the engine."""
+
+    bottle_cls = _PruneOnClose
+
+
+class _ForeignNameOnClose(DockerBottle):
+    def close(self):
+        if not self._closed:
+            self.runner.run(["docker", "rm", "-f", f"{self.ident}-cache"], check=False)
+        super().close()
+
+
+class RemovesForeignName(_BottleDefect, DockerBackend):
+    """Issue 10: close() removes a name its launch never created."""
+
+    bottle_cls = _ForeignNameOnClose
+
+
+class _CloseTwice(DockerBottle):
+    def close(self):
+        super().close()
+        self._closed = False  # forgets it is closed: a second close runs rm again
+
+
+class CloseNotIdempotent(_BottleDefect, DockerBackend):
+    """DESIGN §3 "closing is idempotent": a second close() removes again,
+    by names that may belong to a new bottle by then."""
+
+    bottle_cls = _CloseTwice
+
+
 BROKEN: dict[str, list[type[Backend]]] = {
     "PLAN-PURE": [SubprocessInPrepare, PrepareWritesState, PrepareNotDeterministic,
                   PrepareReadsTokenFromEnviron, PrepareReadsHomeCredentials],
@@ -1228,6 +1270,8 @@ BROKEN: dict[str, list[type[Backend]]] = {
                      ReadinessProbesAnotherGuest],
     "LAUNCH-MISSING-TOKEN": [MissingTokenRefusedLate],
     "LAUNCH-CA-WHEN-ROUTED": [EgressCaAlways],
+    "TEARDOWN-OWN": [PruneOnClose, RemovesForeignName],
+    "TEARDOWN-IDEMPOTENT": [CloseNotIdempotent],
 }
 
 

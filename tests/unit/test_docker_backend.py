@@ -521,8 +521,9 @@ def test_close_idempotent_and_removes_state(host, skill):
     assert Path(plan.state_dir).is_dir()
     bottle.close()
     n = len(runner.calls)
-    assert runner.argvs[-2] == ("docker", "rm", "-f", ctr("agent"), ctr("supervise"),
-                                ctr("git-gate"), ctr("egress"), ctr("pipelock"))
+    assert runner.argvs[-2] == ("docker", "rm", "-f", ctr("routes"), ctr("agent"),
+                                ctr("supervise"), ctr("git-gate"), ctr("egress"),
+                                ctr("pipelock"))
     assert runner.argvs[-1] == ("docker", "network", "rm", net("out"), net("bundle"),
                                 net("agent"))
     assert not Path(plan.state_dir).exists()
@@ -537,12 +538,43 @@ def test_close_tolerates_missing_resources(host, skill):
     bottle.close()  # no raise
 
 
+def test_close_raises_when_docker_keeps_a_network(host, skill):
+    """A network docker refuses to remove is not ignored: close() names it,
+    keeps the state dir, and a later close() tries again."""
+    bottle, runner, plan = launched(full_spec(skill), host)
+    runner.reply("docker", "network", "rm", returncode=1,
+                 stderr="Error response from daemon: error while removing network: "
+                        "network has active endpoints")
+    runner.reply("docker", "network", "inspect", stdout=net("agent") + "\n")
+    with pytest.raises(DockerError, match=net("agent")):
+        bottle.close()
+    assert Path(plan.state_dir).is_dir()
+    n = len(runner.calls)
+    with pytest.raises(DockerError):
+        bottle.close()
+    assert len(runner.calls) > n, "a failed close() must be retried, not marked done"
+
+
+def test_agent_networks_give_the_host_no_address_and_no_default_route(host, skill):
+    _, runner, _ = launched(full_spec(skill), host)
+    creates = [a for a in runner.argvs if a[:3] == ("docker", "network", "create")]
+    for a in creates:
+        internal = "--internal" in a
+        assert internal == ("com.docker.network.bridge.inhibit_ipv4=true" in a), a
+    assert sum("--internal" in a for a in creates) == 2
+    routes = [a for a in runner.argvs if a[:2] == ("docker", "run") and ctr("routes") in a]
+    assert len(routes) == 1 and f"container:{ctr('agent')}" in routes[0]
+    assert "NET_ADMIN" in routes[0]
+    agent = [a for a in runner.argvs if a[:2] == ("docker", "create") and ctr("agent") in a]
+    assert agent and "--cap-add" not in agent[0], "the agent itself must get no capability"
+
+
 def test_handle_and_attach_round_trip(host, skill):
     bottle, runner, plan = launched(full_spec(skill), host)
     handle = bottle.handle()
     assert handle == {"ident": IDENT,
                       "containers": [ctr(r) for r in ("pipelock", "egress", "git-gate",
-                                                       "supervise", "agent")],
+                                                       "supervise", "agent", "routes")],
                       "networks": [net("agent"), net("bundle"), net("out")]}
     again = DockerBackend().attach(plan, runner, handle)
     assert again.agent_argv(["x"]) == bottle.agent_argv(["x"])

@@ -27,10 +27,12 @@ from .match import SnapshotMatch
 from .mcp import McpSnapshots
 from .ports import PortSnapshots
 from .prompt_skills import PromptSkillSnapshots
+from .teardown import TeardownSnapshots
 
 
 class SnapshotTier(SnapshotFixtures, SnapshotMatch, ExecSnapshots, PortSnapshots, CaSnapshots,
-                   GitSnapshots, PromptSkillSnapshots, McpSnapshots, LaunchSnapshots):
+                   GitSnapshots, PromptSkillSnapshots, McpSnapshots, LaunchSnapshots,
+                   TeardownSnapshots):
     """Argv-snapshot tests; mixed into `BackendConformance`."""
 
 

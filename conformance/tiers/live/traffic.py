@@ -1,102 +1,26 @@
-"""Tier 3: live probes against running bottles, asserted from INSIDE the guest.
-
-Traffic goes only to loopback and to the bottle's and the harness's own
-containers (the "internet" is a test upstream, see `conformance.live`).
-A test that cannot run because the environment lacks something (no engine,
-no image) ends as ERROR via `environment_broken`; a backend without an
-optional live hook (`Bottle.outbound_network`, `internal_endpoints`,
-`stop_daemon`, `Backend.live_unsupported`) gets NOT_SUPPORTED. Never PASSED.
-
-One bottle per scenario per test class (and xdist worker) is shared by the
-probes that only look; LIVE-FAILCLOSED and LIVE-TEARDOWN launch their own.
-"""
+"""Live checks of the bottle's traffic: smoke, user, loopback, bypass,
+pipelock, auth, CA trust, fail-closed, the proxy env."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
-import secrets
-from pathlib import Path
+import time
 
 import pytest
 
-from bottle_api.runner import SubprocessRunner
-
-from ..live import probes, upstream
-from ..live.canary import Canary
-from ..live.harness import (
-    GIT_USER,
-    PLACEHOLDER,
-    SKILL_NAME,
-    TOKEN_PATTERN,
-    SCENARIOS,
-    LiveBottle,
-    LiveHarness,
-    TracingRunner,
-    new_token,
-)
-from ..live.resources import PREFIX
-from ..live.tls import CA_COMMON_NAME
-from ..markers import clause
-from ..outcomes import environment_broken, not_supported
-
-BOTH = pytest.mark.parametrize("live", ["unrouted", "routed"], indirect=True)
-ROUTED = pytest.mark.parametrize("live", ["routed"], indirect=True)
-UNROUTED = pytest.mark.parametrize("live", ["unrouted"], indirect=True)
-SCAN_ROOTS = ("/home/node", "/root", "/tmp", "/var/tmp", "/etc", "/usr/local/share")
-CA_ENV_NAMES = ("CODEX_CA_CERTIFICATE", "NODE_EXTRA_CA_CERTS")
+from ...live import probes, upstream
+from ...live.harness import GIT_USER, PLACEHOLDER, TOKEN_BODY, TOKEN_PREFIX, new_token
+from ...live.tls import CA_COMMON_NAME
+from ...markers import clause
+from .support import BOTH, CA_ENV_NAMES, ROUTED, UNROUTED, _call_hook, _marker, _unreached
 
 
-def _marker(what: str) -> str:
-    return f"/{what}-{secrets.token_hex(6)}"
+FAILCLOSED_MIN_S, FAILCLOSED_MAX_S = 2.0, 8.0
 
 
-def _unreached(results) -> list[str]:
-    return [f"{r.target} ({r.seconds}s)" for r in results if r.connected]
-
-
-def _call_hook(fn, what: str):
-    try:
-        return fn()
-    except NotImplementedError:
-        not_supported(f"backend does not implement {what}")
-
-
-class LiveTier:
-    """Live tests; mixed into `BackendConformance`. Need capability ``live``."""
-
-    # -- fixtures ---------------------------------------------------------------
-    @pytest.fixture(scope="class")
-    @classmethod
-    def live_harness(cls, backend, tmp_path_factory, bottle_settings):
-        harness = LiveHarness(backend, SubprocessRunner(), tmp_path_factory.mktemp("live"),
-                              timeout=bottle_settings.live_timeout,
-                              engine_cli=bottle_settings.fixture_engine)
-        harness.check_environment()
-        try:
-            yield harness
-        finally:
-            harness.cleanup()
-
-    @pytest.fixture
-    def probe_log(self, request):
-        log = probes.ProbeLog()
-        yield log
-        request.node.user_properties.extend(log.properties())
-
-    @pytest.fixture
-    def live(self, request, live_harness, probe_log) -> LiveBottle:
-        """The shared bottle of the scenario named by indirect parametrization."""
-        lb = live_harness.bottle(request.param)
-        request.node.user_properties.extend(lb.properties)
-        return lb
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def canary(cls, bottle_settings):
-        with Canary(lifetime=bottle_settings.live_timeout * 10) as c:
-            yield c
+class LiveTraffic:
+    """LIVE-SMOKE, EXEC-USER, LIVE-LOOPBACK, LIVE-BYPASS, LIVE-PIPELOCK,
+    LIVE-AUTH, LIVE-CA-TRUST, LIVE-FAILCLOSED, LAUNCH-PROXY-ENV (live halves)."""
 
     # -- LIVE-SMOKE ---------------------------------------------------------------
     @clause("LIVE-SMOKE")
@@ -223,22 +147,40 @@ class LiveTier:
         assert plain.echo is not None, f"allowed, unrouted host failed: {plain.describe()}"
         assert plain.echo["authorization"] == f"Bearer {PLACEHOLDER}", (
             "a host without a route did not get the guest's own header unchanged")
-        # The guest must hold no real token anywhere: scan files and every
-        # process's environ/cmdline; a decoy of the same shape proves the scan sees.
-        decoy = new_token()
-        planted = live.bottle.exec(["sh", "-c", f"printf '%s' {decoy} > /home/node/.live-decoy"])
-        assert planted.ok, f"could not plant the decoy: {planted.stderr}"
-        result = probes.scan(live.bottle, TOKEN_PATTERN, SCAN_ROOTS, log=probe_log)
+        # Cleartext: egress must not inject (the real token would travel in the clear).
+        clear = probes.http(live.bottle, f"http://{upstream.UPSTREAM_HOST}{_marker('cleartext')}",
+                            headers=auth, log=probe_log, name="routed-cleartext")
+        assert clear.echo is not None, f"cleartext request to the route host failed: {clear.describe()}"
+        assert clear.echo["authorization"] == f"Bearer {PLACEHOLDER}", (
+            "a cleartext http:// request to the route host did not arrive with the placeholder "
+            "unchanged (" + ("the real token was injected in the clear" if live_harness.token
+                             in (clear.echo["authorization"] or "") else "it was altered") + ")")
+        # The guest must hold no real token anywhere, in any common encoding:
+        # every file but /proc, /sys, /dev, and every process's environ and
+        # cmdline. Decoys of the same shape, each in one encoding and outside
+        # the usual directories, prove the scan sees everywhere it claims to.
+        decoys = {enc: new_token() for enc in ("raw", "hex", "base64", "base64url", "percent")}
+        places = {"raw": "/home/node/.live-decoy", "hex": "/run/bottle-live-decoy/hex",
+                  "base64": "/srv/bottle-live-decoy.b64", "base64url": "/var/lib/bottle-live-decoy",
+                  "percent": "/opt/bottle-live-decoy/percent.txt"}
+        plant = " && ".join(
+            f"mkdir -p $(dirname {places[enc]}) && printf 'k=%s\\n' '{probes.encodings(d)[enc]}'"
+            f" > {places[enc]}" for enc, d in decoys.items())
+        planted = live.bottle.exec(["sh", "-c", plant], user="root")
+        assert planted.ok, f"could not plant the decoys: {planted.stderr}"
+        result = probes.scan(live.bottle, TOKEN_PREFIX, TOKEN_BODY, log=probe_log,
+                             changed_within=live_harness.token_age())
 
         def h(v: str) -> str:
             return hashlib.sha256(v.encode()).hexdigest()
 
-        assert h(decoy) in result.found, (
-            f"control failed: the scan ({result.files} files, {result.procs} processes) "
-            "did not find the planted decoy")
+        missed = [f"{enc} at {places[enc]}" for enc, d in decoys.items() if not result.where(h(d))]
+        assert not missed, (
+            f"control failed: the scan ({result.files} files read, {result.older} unchanged, "
+            f"{result.procs} processes) did not find the planted decoys {missed}")
         assert h(live_harness.token) not in result.found, (
-            f"the real token is inside the guest: {result.found[h(live_harness.token)]}")
-        extra = {k: v for k, v in result.found.items() if k != h(decoy)}
+            f"the real token is inside the guest: {result.where(h(live_harness.token))}")
+        extra = {k: v for k, v in result.found.items() if k not in {h(d) for d in decoys.values()}}
         assert not extra, f"unexpected token-shaped values in the guest: {extra}"
 
     # -- LIVE-CA-TRUST --------------------------------------------------------------------
@@ -285,22 +227,27 @@ class LiveTier:
     @clause("LIVE-FAILCLOSED")
     @pytest.mark.parametrize("scenario", ["unrouted", "routed"])
     def test_no_egress_with_pipelock_down(self, scenario, live_harness, probe_log, request):
-        lb = live_harness.launch(scenario)  # its own: this test breaks it
+        lb = live_harness.fresh(scenario)  # its own: this test breaks it
         request.node.user_properties.extend(lb.properties)
         sites = lb.wait_ready(probe_log)
         before = probes.http(lb.bottle, f"https://{upstream.UPSTREAM_HOST}{_marker('before')}",
                              log=probe_log, name="before")
         assert before.echo is not None, f"control failed before the fault: {before.describe()}"
         _call_hook(lambda: lb.bottle.stop_daemon("pipelock"), "Bottle.stop_daemon()")
+        # A refusal comes at once; only silence costs the timeout, and a
+        # request that still got through would take about as long as the
+        # control did: ten times that (2..8 s) is the bound.
+        wait = min(FAILCLOSED_MAX_S, max(FAILCLOSED_MIN_S, 10 * before.seconds))
+        request.node.user_properties.append(("live_failclosed_wait", f"{wait:.1f}s"))
         marker = _marker("failclosed")
         urls = (f"https://{upstream.UPSTREAM_HOST}{marker}",
                 f"http://{upstream.UPSTREAM_HOST}{marker}",
                 f"https://{upstream.PLAIN_HOST}{marker}")
         *after, direct = probes.concurrently(
-            *[lambda u=u: probes.http(lb.bottle, u, log=probe_log, name="after", timeout=8)
+            *[lambda u=u: probes.http(lb.bottle, u, log=probe_log, name="after", timeout=wait)
               for u in urls],
             lambda: probes.tcp(lb.bottle, [(ip, p) for ip in sites.all_ips() for p in (80, 443)],
-                               log=probe_log, name="after-direct"))
+                               log=probe_log, name="after-direct", timeout=wait))
         for url, r in zip(urls, after):
             # A timeout is fail-closed too: nothing answered.
             assert r.echo is None and not 200 <= r.status < 300, (
@@ -308,61 +255,6 @@ class LiveTier:
         assert not _unreached(direct), f"with pipelock stopped the guest reached {_unreached(direct)}"
         seen = upstream.requests_seen(live_harness.engine, sites.allowed, marker)
         assert not seen, f"requests reached the upstream with pipelock stopped: {seen}"
-
-    # -- PROV-PROMPT / PROV-SKILLS / PROV-MCP (live halves) ---------------------------------
-    @clause("PROV-PROMPT", tier="live")
-    @BOTH
-    def test_prompt_file_in_guest(self, live, probe_log):
-        path = live.plan.prompt_path
-        argv = live.bottle.agent_argv([], tty=False)
-        flagged = "--append-system-prompt-file" in argv
-        if not live.plan.prompt:
-            assert not flagged, f"empty prompt, yet agent_argv passes the prompt flag: {argv!r}"
-            return
-        assert flagged and path in argv, f"non-empty prompt, yet agent_argv lacks the flag: {argv!r}"
-        st = live.bottle.exec(["stat", "-c", "%U %a", path], user="root")
-        assert st.ok, f"prompt file {path} missing in the guest: {st.stderr.strip()}"
-        assert st.stdout.split() == ["node", "600"], (
-            f"prompt file {path} is {st.stdout.strip()!r}, expected owner node, mode 600")
-        text = live.bottle.exec(["cat", path])
-        assert text.ok and text.stdout == live.plan.prompt, "prompt file content differs (read as node)"
-
-    @clause("PROV-SKILLS", tier="live")
-    @ROUTED
-    def test_skills_in_guest(self, live, live_harness, probe_log):
-        dest = f"/home/node/.claude/skills/{SKILL_NAME}"
-        source = live_harness.skill_dir()
-        listing = live.bottle.exec(["sh", "-c", f"cd {dest} && find . -type f | sort"])
-        assert listing.ok, f"skill dir {dest} missing: {listing.stderr.strip()}"
-        expected = sorted("./" + str(p.relative_to(source)) for p in source.rglob("*") if p.is_file())
-        assert listing.stdout.split() == expected, f"skill files differ: {listing.stdout.split()}"
-        foreign = live.bottle.exec(["find", dest, "!", "-user", "node"], user="root")
-        assert foreign.ok and not foreign.stdout.strip(), (
-            f"not owned by node: {foreign.stdout.strip() or foreign.stderr.strip()}")
-        text = live.bottle.exec(["cat", f"{dest}/SKILL.md"])
-        assert text.stdout == (source / "SKILL.md").read_text(), "SKILL.md content differs"
-
-    @clause("PROV-MCP", tier="live")
-    @ROUTED
-    def test_mcp_registered_for_node_only(self, live, live_harness, probe_log):
-        agent = live.plan.agent
-        which = live.bottle.exec(["sh", "-c", f"command -v {agent}"])
-        if not which.ok:
-            environment_broken(f"the agent image has no {agent} CLI (command -v {agent} failed), "
-                               "so MCP registration cannot be checked")
-        node_cfg = live.bottle.exec(["cat", "/home/node/.claude.json"])
-        assert node_cfg.ok, f"/home/node/.claude.json missing: {node_cfg.stderr.strip()}"
-        servers = json.loads(node_cfg.stdout).get("mcpServers", {})
-        assert "supervise" in servers, f"supervise not in node's user MCP config: {sorted(servers)}"
-        root_cfg = live.bottle.exec(["sh", "-c", "cat /root/.claude.json 2>/dev/null || echo {}"],
-                                    user="root")
-        assert "supervise" not in json.loads(root_cfg.stdout or "{}").get("mcpServers", {}), (
-            "supervise was registered in root's ~/.claude.json")
-        seen = probes.agent_framed(live.bottle, agent, f"{agent} mcp get supervise",
-                                   live_harness.runner, log=probe_log, name="mcp-get", timeout=60)
-        assert seen.ok and servers["supervise"].get("url", "") in seen.stdout, (
-            f"the agent itself does not see the supervise server: "
-            f"{(seen.stdout + seen.stderr).strip()[-300:]}")
 
     # -- LAUNCH-PROXY-ENV (live half) -------------------------------------------------------
     @clause("LAUNCH-PROXY-ENV", tier="live")
@@ -387,80 +279,3 @@ class LiveTier:
             assert r.connect_status == 403, (
                 f"{https_proxy} is not pipelock: CONNECT to a denied host got {r.describe()}")
 
-    # -- LIVE-TEARDOWN --------------------------------------------------------------------------
-    def _sentinels(self, harness: LiveHarness, bottle_name: str, image: str) -> list[str]:
-        """A container and a network that look like the bottle's own (same
-        name prefix and label key) but were made by us: teardown must spare them."""
-        eng, res = harness.engine, harness.res
-        ident = f"bottle-{bottle_name}-sentinel"
-        net = res.network(f"{ident}-agent")
-        eng.run("network", "create", "--internal", "--label", res.label,
-                "--label", f"bottle-ref.bottle={ident}", net)
-        ctr = f"{ident}-agent"
-        res.container(ctr)  # registered before create, so a failed create cannot leak it
-        eng.run("create", "--name", ctr, "--label", res.label, "--label",
-                f"bottle-ref.bottle={ident}", "--network", net, "--entrypoint", "true", image)
-        return [o.id for o in eng.snapshot().objects if o.name in (net, ctr)]
-
-    def _foreign(self, snapshot) -> set[str]:
-        """Ids of bottle-like engine objects no live run made: what a sloppy
-        teardown (by name prefix or label key) could hit. Every name the
-        suite makes holds PREFIX; other transient objects (image builds)
-        are none of teardown's business and not compared."""
-        return {o.id for o in snapshot.objects
-                if not o.mentions(PREFIX) and o.mentions("bottle-")}
-
-    @clause("LIVE-TEARDOWN")
-    @pytest.mark.parametrize("how", ["close", "failed-launch"])
-    def test_teardown_leaves_nothing(self, how, live_harness, probe_log, request):
-        harness, eng = live_harness, live_harness.engine
-        before = eng.snapshot()
-        plan = harness.prepare(SCENARIOS["teardown" if how == "close" else "broken"])
-        sentinel_ids = self._sentinels(harness, plan.bottle, harness.upstream_image(plan))
-        assert len(sentinel_ids) == 2, "could not create the sentinel container and network"
-        recorder = TracingRunner(harness.runner)
-        if how == "close":
-            bottle = harness.backend.launch(plan, recorder)
-            harness.res.defer(f"bottle {plan.bottle}", bottle.close)
-            during = [o for o in eng.snapshot().mentioning(plan.bottle) if o.id not in sentinel_ids]
-            if not during:
-                environment_broken(f"cannot find this backend's engine resources: none names "
-                                   f"the bottle {plan.bottle!r}")
-            assert Path(plan.state_dir).is_dir(), f"state dir {plan.state_dir} absent while running"
-            bottle.close()
-            bottle.close()  # idempotent
-        else:
-            with pytest.raises(Exception) as failure:
-                harness.backend.launch(plan, recorder)
-            request.node.user_properties.append(("live_failed_launch", str(failure.value)[:300]))
-            made = [a for a in recorder.argvs if any(plan.bottle in x for x in a)
-                    and {"create", "run", "start"} & set(a)]
-            assert made, (f"the launch failed before creating anything, so this proves "
-                          f"nothing about cleanup after a failure midway: {failure.value}")
-        after = eng.snapshot()
-        left = [str(o) for o in after.mentioning(plan.bottle) if o.id not in sentinel_ids]
-        assert not left, f"left behind after {how}: {left}"
-        assert not Path(plan.state_dir).exists(), f"state dir {plan.state_dir} left behind"
-        gone = after.missing(sentinel_ids)
-        assert not gone, f"teardown removed resources it did not create (sentinels {gone})"
-        touched = after.missing(self._foreign(before))
-        assert not touched, f"teardown removed pre-existing engine objects: {touched}"
-
-
-def _probe_errors_are_environment(fn):
-    """A probe tool missing from the guest image (`probes.ProbeError`) is the
-    environment's fault: ERROR, never FAILED or PASSED."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except probes.ProbeError as exc:
-            environment_broken(str(exc))
-
-    return wrapper
-
-
-for _name, _fn in list(vars(LiveTier).items()):
-    if _name.startswith("test_") and callable(_fn):
-        setattr(LiveTier, _name, _probe_errors_are_environment(_fn))

@@ -1,0 +1,123 @@
+"""Shared pieces of the live-tier mixins: parametrizations, small helpers,
+the fixtures (harness, canaries, probe log) every live test uses."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from bottle_api.runner import SubprocessRunner
+
+from ...live import probes
+from ...live.canary import WILDCARD, Canary
+from ...live.harness import LiveBottle, LiveHarness
+from ...outcomes import not_supported
+
+BOTH = pytest.mark.parametrize("live", ["unrouted", "routed"], indirect=True)
+ROUTED = pytest.mark.parametrize("live", ["routed"], indirect=True)
+UNROUTED = pytest.mark.parametrize("live", ["unrouted"], indirect=True)
+CA_ENV_NAMES = ("CODEX_CA_CERTIFICATE", "NODE_EXTRA_CA_CERTS")
+
+
+def _marker(what: str) -> str:
+    return f"/{what}-{secrets.token_hex(6)}"
+
+
+def _unreached(results) -> list[str]:
+    return [f"{r.target} ({r.seconds}s)" for r in results if r.connected]
+
+
+def _call_hook(fn, what: str):
+    try:
+        return fn()
+    except NotImplementedError:
+        not_supported(f"backend does not implement {what}")
+
+
+
+# Tests that take a fresh bottle of the scenario in their "scenario" param.
+FRESH_BOTTLE_TESTS = ("test_no_egress_with_pipelock_down",)
+
+
+# Tests that judge a traced launch of their own, by their "how" param.
+TRACED_TESTS = {"test_teardown_leaves_nothing": {"close": "teardown", "failed-launch": "broken"}}
+
+
+def _needed_bottles(request) -> tuple[list[str], list[str]]:
+    """(shared, fresh) scenario keys the selected tests of this class will
+    ask for, so the harness can launch them ahead, concurrently. Under
+    pytest-xdist a worker runs an unknown share of them: none then."""
+    if hasattr(request.config, "workerinput"):
+        return [], []
+    shared, fresh = [], []
+    for item in request.session.items:
+        if getattr(item, "cls", None) is not request.cls:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "live" in params:
+            shared.append(params["live"])
+        if getattr(item, "originalname", "") in FRESH_BOTTLE_TESTS and "scenario" in params:
+            fresh.append(params["scenario"])
+    return shared, fresh
+
+
+def _needed_traced(request) -> list[str]:
+    if hasattr(request.config, "workerinput"):
+        return []
+    out = []
+    for item in request.session.items:
+        if getattr(item, "cls", None) is not request.cls:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        keys = TRACED_TESTS.get(getattr(item, "originalname", ""), {})
+        if params.get("how") in keys:
+            out.append(keys[params["how"]])
+    return out
+
+
+class LiveFixtures:
+    """Fixtures of the live tier; mixed into `LiveTier`."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def live_harness(cls, backend, tmp_path_factory, bottle_settings, request):
+        harness = LiveHarness(backend, SubprocessRunner(), tmp_path_factory.mktemp("live"),
+                              timeout=bottle_settings.live_timeout,
+                              engine_cli=bottle_settings.fixture_engine)
+        harness.check_environment()
+        try:
+            harness.prelaunch(*_needed_bottles(request))
+            for key in _needed_traced(request):
+                harness.prelaunch_traced(key, cls._staging(harness))
+            yield harness
+        finally:
+            harness.cleanup()
+
+    @pytest.fixture
+    def probe_log(self, request):
+        log = probes.ProbeLog()
+        yield log
+        request.node.user_properties.extend(log.properties())
+
+    @pytest.fixture
+    def live(self, request, live_harness, probe_log) -> LiveBottle:
+        """The shared bottle of the scenario named by indirect parametrization."""
+        lb = live_harness.bottle(request.param)
+        request.node.user_properties.extend(lb.properties)
+        return lb
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def canary(cls, bottle_settings):
+        with Canary(lifetime=bottle_settings.live_timeout * 10) as c:
+            yield c
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def host_canary(cls, bottle_settings):
+        """A canary on every host address (0.0.0.0 and ::), as a careless
+        host service listens (LIVE-HOST)."""
+        with Canary(WILDCARD, lifetime=bottle_settings.live_timeout * 10) as c:
+            yield c
+
