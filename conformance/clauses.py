@@ -410,8 +410,8 @@ LIVE_AGENT = Clause(
 LIVE_INTERACTIVE = Clause(
     "LIVE-INTERACTIVE", MUST,
     "Interactive claude in a fresh bottle MUST open at its input prompt, never at "
-    "onboarding or the folder-trust dialog.",
-    LIVE, Capability.CLAUDE,
+    "onboarding or the folder-trust dialog (needs `claude` and `tty` too).",
+    LIVE, Capability.LIVE,
     "issue 9 (provisioning wrote neither hasCompletedOnboarding nor workdir trust "
     "into ~/.claude.json)",
 )
