@@ -12,6 +12,7 @@ import dataclasses
 from typing import ClassVar
 
 import pytest
+import yaml
 
 from bottle_ref.backends.docker import DockerBackend, DockerBottle, docker_exec_argv
 from conformance.tiers.live import LiveTier
@@ -84,6 +85,23 @@ class LeakyBackend(DockerBackend):
         return bottle
 
 
+class BalancedPipelockBackend(DockerBackend):
+    """Issue 9: pipelock.yaml renders ``mode: balanced``. The stand-in, like
+    real pipelock (internal/scanner/scanner.go New: the allowlist is
+    enforced only in strict mode), then lets a non-allowlisted host through,
+    so LIVE-PIPELOCK must fail exactly as the bottle would leak."""
+
+    name: ClassVar[str] = "broken-balanced"
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        data = yaml.safe_load(plan.pipelock.config_yaml)
+        data["mode"] = "balanced"
+        text = yaml.safe_dump(data, sort_keys=False)
+        return dataclasses.replace(plan, pipelock=dataclasses.replace(plan.pipelock,
+                                                                      config_yaml=text))
+
+
 def _case(backend_cls):
     class Case(LiveTier):
         @pytest.fixture(scope="class")
@@ -100,3 +118,4 @@ TestWrongToken = _case(WrongTokenBackend)
 TestNoTrust = _case(NoTrustBackend)
 TestRootAgent = _case(RootAgentBackend)
 TestLeaky = _case(LeakyBackend)
+TestBalancedPipelock = _case(BalancedPipelockBackend)

@@ -29,6 +29,8 @@ CASES = [
      "broken-trust"),
     ("TestRootAgent", "test_live_agent_and_user_state_run_as_node", "EXEC-USER", "broken-root"),
     ("TestLeaky", "test_teardown_leaves_nothing and close", "LIVE-TEARDOWN", "broken-leak"),
+    ("TestBalancedPipelock", "test_pipelock_answers_and_denies and unrouted", "LIVE-PIPELOCK",
+     "broken-balanced"),
 ]
 
 
