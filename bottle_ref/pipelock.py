@@ -49,6 +49,16 @@ DLP_PATTERNS: tuple[Mapping[str, str], ...] = (
 )
 
 
+# What a report names when a bottle ran on the bundle's pipelock stand-in
+# (the `Backend.standins` live hook, ``{tool: description}``): a run on it is
+# a run on pipelock's rules as the stand-in models them, not on pipelock.
+STANDIN: Mapping[str, str] = {
+    "pipelock": "stand-in (bottle_bundle.pipelock_proxy: pipelock's config validation, "
+                "strict-only allowlist, per-list wildcards, passthrough, header DLP, 429; "
+                "not pipelock's binary)",
+}
+
+
 def wildcard_breadth_error(pattern: str) -> str | None:
     """Why ``pattern`` is too broad for a bottle's pipelock lists, or None:
     a bare ``*``, any wildcard that is not a ``*.`` prefix, or a ``*.`` that

@@ -265,7 +265,7 @@ def provision_supervise(runner: Runner, channel: GuestChannel, plan: Plan,
 CLAUDE_CONFIG = f"{NODE_HOME}/.claude.json"
 _CLAUDE_CONFIG_MERGE = """\
 import json, os, sys
-path, workdir = sys.argv[1], sys.argv[2]
+path, workdirs = sys.argv[1], sys.argv[2:]
 try:
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
@@ -279,10 +279,11 @@ data["hasCompletedOnboarding"] = True
 projects = data.get("projects")
 if not isinstance(projects, dict):
     projects = data["projects"] = {}
-entry = projects.get(workdir)
-if not isinstance(entry, dict):
-    entry = projects[workdir] = {}
-entry["hasTrustDialogAccepted"] = True
+for workdir in workdirs:
+    entry = projects.get(workdir)
+    if not isinstance(entry, dict):
+        entry = projects[workdir] = {}
+    entry["hasTrustDialogAccepted"] = True
 tmp = path + ".bottle-tmp"
 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -291,11 +292,18 @@ os.replace(tmp, path)
 """
 
 
-def claude_config_argv(workdir: str = WORKDIR) -> list[str]:
-    """The guest command merging onboarding-complete and workdir trust into
-    node's ``~/.claude.json``: every other key (``mcpServers`` from
-    ``claude mcp add``, the CLI's own state) is kept as it is."""
-    return ["python3", "-c", _CLAUDE_CONFIG_MERGE, CLAUDE_CONFIG, workdir]
+# The directories the agent starts in: the reference backends run it in
+# node's home (agent_argv's workdir), and the host cwd's .git lands in
+# WORKDIR. A pre-seeded trust for the home folder is honoured (checked
+# offline: only accepting the dialog there is session-only).
+TRUSTED_DIRS = (NODE_HOME, WORKDIR)
+
+
+def claude_config_argv(workdirs=TRUSTED_DIRS) -> list[str]:
+    """The guest command merging onboarding-complete and trust for
+    ``workdirs`` into node's ``~/.claude.json``: every other key
+    (``mcpServers`` from ``claude mcp add``, the CLI's own state) is kept."""
+    return ["python3", "-c", _CLAUDE_CONFIG_MERGE, CLAUDE_CONFIG, *workdirs]
 
 
 def provision_claude_config(runner: Runner, channel: GuestChannel, plan: Plan) -> None:

@@ -541,11 +541,15 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
     ),
     (
         "The reference pipelock is pipelock-compatible, not pipelock",
-        "The bundle's proxy reads pipelock.yaml and rejects keys pipelock would reject, "
-        "and honours api_allowlist, passthrough_domains, header DLP with action block, "
-        "and the per-domain rate limit (429). It does not implement URL or body DLP or "
-        "response scanning, and every `mode` enforces alike. Swap the bundle image for "
-        "real pipelock where those matter.",
+        "The bundle's proxy loads pipelock.yaml by pipelock's rules (known keys, its "
+        "validators, RE2 regexes, the CA key mode) and enforces as pipelock does: the "
+        "api_allowlist only in mode strict (an empty list allows every host), "
+        "MatchDomain wildcards for the allowlist and isPassthrough wildcards for "
+        "passthrough_domains, header DLP and the per-domain rate limit (429); a parity "
+        "table cites pipelock's source for each rule. It does not implement URL or body "
+        "DLP, response scanning, SSRF checks or header_mode sensitive (it scans every "
+        "header). Reports name it (`pipelock: stand-in`). Swap the bundle image for real "
+        "pipelock where those matter.",
     ),
     (
         "egress injects over TLS only",

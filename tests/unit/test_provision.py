@@ -343,15 +343,25 @@ class TestClaudeConfigMerge:
     Claude Code 2.1.330 writes them when the trust dialog is accepted
     (checked offline in a pty: projects["<dir>"].hasTrustDialogAccepted)."""
 
-    def run(self, path, workdir="/home/node/work"):
+    def run(self, path, workdirs=("/home/node/work",)):
         import subprocess
 
-        argv = provision_mod.claude_config_argv(workdir)
+        argv = provision_mod.claude_config_argv(workdirs)
         argv[3] = str(path)  # the guest path, redirected to the scratch file
         return subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True)
 
+    def test_guest_command_trusts_home_and_workdir(self):
+        # agent_argv runs the agent in node's home; the host cwd's .git lands in work/
+        assert provision_mod.claude_config_argv()[3:] == [
+            "/home/node/.claude.json", "/home/node", "/home/node/work"]
+
     def test_fresh_home_gets_onboarding_and_trust(self, tmp_path):
         cfg = tmp_path / ".claude.json"
+        assert self.run(cfg, ("/home/node", "/home/node/work")).returncode == 0
+        assert json.loads(cfg.read_text())["projects"] == {
+            "/home/node": {"hasTrustDialogAccepted": True},
+            "/home/node/work": {"hasTrustDialogAccepted": True}}
+        cfg.unlink()
         assert self.run(cfg).returncode == 0
         data = json.loads(cfg.read_text())
         assert data == {"hasCompletedOnboarding": True,
