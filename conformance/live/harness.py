@@ -62,6 +62,8 @@ GIT_UPSTREAM = Upstream(name="live-repo", url="https://git.bottle-live.test/live
 FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LIVE-BYPASS": "test upstream containers on the bottle's outbound network",
     "LIVE-PIPELOCK": "allowed and denied test upstream containers",
+    "LIVE-AGENT": "the test upstream standing in for the agents' APIs under their real names",
+    "LIVE-INTERACTIVE": "the test upstream answering claude's start-up calls to its API",
     "LIVE-AUTH": "the test upstream that logs the Authorization it receives",
     "LIVE-CA-TRUST": "the TLS test upstream",
     "LIVE-FAILCLOSED": "the test upstream (reachable before pipelock stops)",
