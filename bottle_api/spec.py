@@ -419,6 +419,11 @@ class _SpecReader:
             raise self.fail(path, f"{_one_line(value)[:80]!r} is not a hostname "
                                   "(a bare name like api.example.com or *.example.com; "
                                   "no scheme, port or path)", node)
+        if value.startswith("*.") and "." not in value[2:]:
+            # pipelock's allowlist matches *.x.com against x.com and every
+            # subdomain: *.com would admit a whole top-level domain
+            raise self.fail(path, f"{_one_line(value)[:80]!r} is a wildcard over a whole "
+                                  "top-level domain; name a domain (*.example.com)", node)
         return value
 
     def directory(self, node: Node, path: str, what: str) -> Path:

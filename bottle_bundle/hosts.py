@@ -1,14 +1,25 @@
 """Host patterns and listen addresses, shared by the two proxies.
 
-One matcher for both so pipelock's allowlist/passthrough and egress's routes
-agree on what a host is: case-insensitive, trailing dot ignored, IPv6
-brackets stripped, and ``*.x.com`` matching any subdomain of ``x.com`` but
-NOT ``x.com`` itself (pipelock's rule; DESIGN §8). That is why the planner
-lists API apexes explicitly next to their wildcard.
+pipelock applies a different wildcard rule to each of its two host lists,
+and the stand-in follows it list by list (luckyPipewrench/pipelock):
+
+- ``api_allowlist``: `allowlist_matches`, pipelock's ``MatchDomain``
+  (``internal/scanner/scanner.go``): case-insensitive, one trailing dot
+  ignored on both sides, an IP literal matches only itself, and
+  ``*.x.com`` matches ``x.com`` itself as well as any subdomain.
+- ``tls_interception.passthrough_domains``: `passthrough_matches`,
+  pipelock's ``isPassthrough`` (``internal/proxy/intercept.go``):
+  case-insensitive, exact, or ``*.x.com`` matching subdomains only (NOT
+  ``x.com``), and no trailing-dot handling. That is why the planner lists
+  API apexes explicitly next to their wildcard.
+
+egress's routes use `host_matches` (its own rule: subdomains only, trailing
+dot and IPv6 brackets ignored).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 
 
@@ -32,6 +43,38 @@ def host_matches(host: str, pattern: str) -> bool:
 
 def matches_any(host: str, patterns: Iterable[str]) -> bool:
     return any(host_matches(host, p) for p in patterns)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def allowlist_matches(host: str, pattern: str) -> bool:
+    """pipelock ``MatchDomain`` (internal/scanner/scanner.go), rule by rule."""
+    host = _trim_dot(host).lower()
+    pattern = _trim_dot(pattern).lower()
+    if _is_ip(host):  # IPs: exact only, no wildcard expansion
+        return host == pattern
+    if pattern.startswith("*."):
+        return host == pattern[2:] or host.endswith(pattern[1:])
+    return host == pattern
+
+
+def passthrough_matches(host: str, pattern: str) -> bool:
+    """pipelock ``isPassthrough`` (internal/proxy/intercept.go), rule by rule."""
+    host, pattern = host.lower(), pattern.lower()
+    if pattern == host:
+        return True
+    return pattern.startswith("*.") and host.endswith(pattern[1:])
+
+
+def _trim_dot(text: str) -> str:
+    """Go's strings.TrimSuffix(s, "."): at most one trailing dot."""
+    return text[:-1] if text.endswith(".") else text
 
 
 def parse_listen(text: str, *, what: str) -> tuple[str, int]:

@@ -6,12 +6,15 @@ is fatal: pipelock decodes with known-fields strictness). The reference's
 renderer (`bottle_ref.pipelock`) checks its output against the same code.
 The conformance suite does NOT use this module: it has its own oracle.
 
-Stdlib + PyYAML only (it runs inside the bundle image).
+Stdlib, PyYAML and google-re2 (it runs inside the bundle image; RE2 is
+what pipelock's Go regexp speaks, and no hand-written check matches it).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,40 +24,114 @@ from bottle_api import conventions
 
 MODES = ("strict", "balanced", "audit")
 ACTIONS = ("warn", "block")
-SEVERITIES = ("critical", "high", "medium", "low")
+SEVERITIES = ("critical", "high", "medium", "low")  # documentation only: pipelock never checks them
+LOG_FORMATS = ("json", "text")
+LOG_OUTPUTS = ("stdout", "file", "both")
+HEADER_MODES = ("sensitive", "all")
+DLP_VALIDATORS = ("luhn", "mod97", "aba", "wif")
 
 CONFIG_PATH = conventions.PIPELOCK_CONFIG_PATH
 CA_CERT = conventions.PIPELOCK_CA_CERT
 CA_KEY = conventions.PIPELOCK_CA_KEY
 DEFAULT_LISTEN = "127.0.0.1:8888"
+DEFAULT_MODE = "balanced"  # internal/config/normalize.go ApplyDefaults: "" -> balanced
+DEFAULT_CERT_TTL = "24h"  # internal/config/schema.go DefaultCertTTL
+CA_KEY_FORBIDDEN_BITS = 0o137  # internal/config/validate.go validateTLSInterception
 VERSION = 1
 
-# The nested description of every key pipelock accepts (the subset of its
-# config this project uses; anything else is rejected). Leaves:
-#   int / str / bool   a scalar of that type (bool is not an int here)
-#   tuple of str       an enum: a str that is one of these
-#   [schema]           a list whose items match schema
-#   {key: schema}      a mapping with (optional) keys from this set only
+
+class _Any:
+    """A section pipelock knows whose contents the stand-in does not model:
+    accepted as pipelock would (its own rules are not re-checked here) and
+    ignored by the proxy."""
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY = _Any()
+
+# The nested description of the keys pipelock accepts
+# (internal/config/schema.go: Config, FetchProxy, Monitoring, ForwardProxy,
+# DLP, DLPPattern, LoggingConfig, RequestBodyScanning, TLSInterception).
+# Leaves:
+#   int / str / bool / float   a scalar of that type (bool is not an int here)
+#   tuple of str               an enum: a str that is one of these
+#   [schema]                   a list whose items match schema
+#   {key: schema}              a mapping with (optional) keys from this set only
+#   ANY                        a known section the stand-in does not model
+# pipelock decodes with yaml.v3 KnownFields(true) (internal/config/load.go
+# Load), so a key outside this description is fatal.
 PIPELOCK_SCHEMA: Mapping[str, Any] = {
     "version": int,
-    "mode": MODES,
+    "mode": str,  # checked by value in validate_config (validateMode)
+    "enforce": bool,
+    "explain_blocks": bool,
     "api_allowlist": [str],
+    "suppress": ANY,
     "fetch_proxy": {
         "listen": str,
-        "monitoring": {"max_requests_per_minute": int},
+        "timeout_seconds": int,
+        "max_response_mb": int,
+        "user_agent": str,
+        "monitoring": {
+            "max_url_length": int,
+            "entropy_threshold": float,
+            "subdomain_entropy_threshold": float,
+            "max_requests_per_minute": int,
+            "max_data_per_minute": int,
+            "blocklist": [str],
+            "subdomain_entropy_exclusions": [str],
+        },
     },
-    "forward_proxy": {"enabled": bool},
+    "forward_proxy": {
+        "enabled": bool,
+        "max_tunnel_seconds": int,
+        "idle_timeout_seconds": int,
+        "sni_verification": bool,
+        "redirect_websocket_hosts": [str],
+    },
     "dlp": {
-        "patterns": [{"name": str, "regex": str, "severity": SEVERITIES}],
+        "scan_env": bool,
+        "secrets_file": str,
+        "min_env_secret_length": int,
+        "include_defaults": bool,
+        "patterns": [{"name": str, "regex": str, "severity": str, "validator": str,
+                      "exempt_domains": [str], "action": str}],
+        "action": str,
     },
-    "request_body_scanning": {"enabled": bool, "action": ACTIONS, "scan_headers": bool},
+    "logging": {
+        "format": str, "output": str, "file": str,
+        "include_allowed": bool, "include_blocked": bool,
+    },
+    "request_body_scanning": {
+        "enabled": bool, "action": str, "max_body_bytes": int, "scan_headers": bool,
+        "header_mode": str, "sensitive_headers": [str], "ignore_headers": [str],
+    },
     "tls_interception": {
         "enabled": bool,
         "ca_cert": str,
         "ca_key": str,
         "passthrough_domains": [str],
+        "cert_ttl": str,
+        "cert_cache_size": int,
+        "max_response_bytes": int,
     },
+    **{key: ANY for key in (
+        "websocket_proxy", "canary_tokens", "response_scanning", "mcp_input_scanning",
+        "mcp_tool_scanning", "mcp_tool_policy", "git_protection", "session_profiling",
+        "adaptive_enforcement", "mcp_session_binding", "kill_switch", "sentry",
+        "metrics_listen", "emit", "tool_chain_detection", "mcp_ws_listener",
+        "cross_request_detection", "reverse_proxy", "scan_api", "address_protection",
+        "seed_phrase_detection", "rules", "file_sentry", "sandbox", "flight_recorder",
+        "mcp_binary_integrity", "mcp_tool_provenance", "behavioral_baseline", "airlock",
+        "browser_shield", "media_policy", "a2a_scanning", "taint", "mediation_envelope",
+        "redaction", "agents", "default_agent_identity", "bind_default_agent_identity",
+        "license_key", "license_file", "license_public_key", "internal",
+        "trusted_domains", "ssrf",
+    )},
 }
+
 
 class PipelockConfigError(ValueError):
     """A pipelock config pipelock would refuse. ``key`` is the first
@@ -64,6 +141,57 @@ class PipelockConfigError(ValueError):
         self.problems = list(problems)
         self.key = key
         super().__init__("pipelock config: " + "; ".join(self.problems))
+
+
+# -- Go semantics pipelock relies on ------------------------------------------
+
+_RE2_OPTIONS = None
+
+
+def re2_error(regex: str) -> str | None:
+    """Why Go's regexp.Compile (RE2 syntax) refuses ``regex``, or None.
+
+    Checked with Google's RE2 (the `google-re2` bindings: the same syntax
+    as Go's regexp/syntax: no lookaround, no backreferences, ``\\z`` yes,
+    ``\\Z`` no), plus the one escape C++ RE2 accepts and Go does not
+    (``\\C``, any byte)."""
+    global _RE2_OPTIONS
+    import re2  # google-re2
+
+    if _RE2_OPTIONS is None:
+        _RE2_OPTIONS = re2.Options()
+        _RE2_OPTIONS.log_errors = False
+    i = 0
+    while i < len(regex) - 1:
+        if regex[i] == "\\":
+            if regex[i + 1] == "C":
+                return "invalid escape sequence: \\C"
+            i += 2
+            continue
+        i += 1
+    try:
+        re2.compile(regex, _RE2_OPTIONS)
+    except re2.error as exc:
+        msg = exc.args[0] if exc.args else str(exc)
+        return msg.decode(errors="replace") if isinstance(msg, bytes) else str(msg)
+    return None
+
+
+_DURATION = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+\Z")
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3,
+                 "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration_seconds(text: str) -> float | None:
+    """Go's time.ParseDuration, as seconds; None where Go returns an error
+    ("0" alone needs no unit; every other number needs one)."""
+    if text in ("0", "+0", "-0"):
+        return 0.0
+    if not _DURATION.match(text):
+        return None
+    sign = -1.0 if text.startswith("-") else 1.0
+    return sign * sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
 
 
 # -- validation ---------------------------------------------------------------
@@ -81,6 +209,8 @@ def _join(path: str, key: str) -> str:
 
 def _check(value: Any, schema: Any, path: str, problems: list[str]) -> None:
     where = path or "<root>"
+    if schema is ANY or value is None:  # yaml null decodes to the zero value
+        return
     if isinstance(schema, Mapping):
         if not isinstance(value, Mapping):
             problems.append(f"{where}: expected a mapping, got {_type_name(value)}")
@@ -104,11 +234,14 @@ def _check(value: Any, schema: Any, path: str, problems: list[str]) -> None:
     elif schema is int:
         if isinstance(value, bool) or not isinstance(value, int):
             problems.append(f"{where}: expected int, got {_type_name(value)}")
+    elif schema is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{where}: expected float, got {_type_name(value)}")
     elif not isinstance(value, schema):
         problems.append(f"{where}: expected {schema.__name__}, got {_type_name(value)}")
 
 
-def _get(data: Mapping, *keys: str) -> Any:
+def _get(data: Any, *keys: str) -> Any:
     for key in keys:
         if not isinstance(data, Mapping):
             return None
@@ -116,46 +249,144 @@ def _get(data: Mapping, *keys: str) -> Any:
     return data
 
 
+def _section(data: Mapping, key: str) -> Mapping:
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def validate_config(data: Mapping) -> list[str]:
     """Every problem pipelock would refuse, each ``key.path: message``.
 
-    Checks: unknown keys at any level, types, enums (mode, action, severity),
-    ``forward_proxy.enabled`` true, DLP patterns named with a compiling regex,
-    CA paths present when TLS interception is on, a non-negative rate limit.
-    An empty list means the config is acceptable.
+    Pure: no filesystem (`check_ca_files` does pipelock's CA file checks).
+    Each rule is pipelock's, after its defaults (internal/config/normalize.go
+    ApplyDefaults), from internal/config/validate.go:
+
+    - keys: unknown anywhere is fatal (load.go, KnownFields(true));
+    - validateMode: strict|balanced|audit (empty is balanced); strict with an
+      empty api_allowlist is refused;
+    - validateFetchProxy: max_requests_per_minute and max_data_per_minute
+      not negative, no empty blocklist entry;
+    - validateLogging: format json|text, output stdout|file|both, a file when
+      output is file or both;
+    - validateDLP: a pattern needs name and regex; regex compiles as RE2;
+      per-pattern action only "warn"; dlp.action unsupported; validator one
+      of luhn/mod97/aba/wif; severity is NOT checked;
+    - validateRequestBodyScanning (when enabled): action warn|block (empty
+      is warn), max_body_bytes not negative (0 is 5 MB), header_mode
+      sensitive|all (empty is sensitive);
+    - validateTLSInterception (when enabled): cert_ttl a positive Go
+      duration (empty is 24h).
+
+    Plus one rule of the stand-in's own, not pipelock's: forward_proxy.enabled
+    MUST be true (the stand-in is only a forward proxy, and a bottle's agent
+    needs one).
     """
     problems: list[str] = []
     _check(data, PIPELOCK_SCHEMA, "", problems)
     if not isinstance(data, Mapping):
         return problems
 
-    if _get(data, "forward_proxy", "enabled") is not True:
-        problems.append("forward_proxy.enabled: must be true (the bottle uses pipelock as a forward proxy)")
+    mode = data.get("mode") or DEFAULT_MODE
+    if isinstance(mode, str):
+        if mode not in MODES:
+            problems.append(f"mode: invalid mode {mode!r}: must be strict, balanced, or audit")
+        elif mode == "strict" and not data.get("api_allowlist"):
+            problems.append("api_allowlist: strict mode requires at least one domain in api_allowlist")
 
-    rate = _get(data, "fetch_proxy", "monitoring", "max_requests_per_minute")
-    if isinstance(rate, int) and not isinstance(rate, bool) and rate < 0:
-        problems.append("fetch_proxy.monitoring.max_requests_per_minute: must be >= 0")
+    logging = _section(data, "logging")
+    fmt, out = logging.get("format") or "json", logging.get("output") or "stdout"
+    if isinstance(fmt, str) and fmt not in LOG_FORMATS:
+        problems.append(f"logging.format: invalid logging format {fmt!r}: must be json or text")
+    if isinstance(out, str):
+        if out not in LOG_OUTPUTS:
+            problems.append(f"logging.output: invalid logging output {out!r}: must be stdout, file, or both")
+        elif out in ("file", "both") and not logging.get("file"):
+            problems.append(f"logging.file: required when output is {out!r}")
 
-    patterns = _get(data, "dlp", "patterns")
+    monitoring = _get(data, "fetch_proxy", "monitoring")
+    if isinstance(monitoring, Mapping):  # validateFetchProxy
+        for key in ("max_requests_per_minute", "max_data_per_minute"):
+            value = monitoring.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                problems.append(f"fetch_proxy.monitoring.{key}: must be >= 0")
+        blocklist = monitoring.get("blocklist")
+        if isinstance(blocklist, list) and any(b == "" for b in blocklist):
+            problems.append("fetch_proxy.monitoring.blocklist: empty blocklist entry")
+
+    dlp = _section(data, "dlp")
+    if dlp.get("action"):
+        problems.append("dlp.action: not supported by pipelock")
+    patterns = dlp.get("patterns")
     if isinstance(patterns, list):
         for i, pat in enumerate(patterns):
             if not isinstance(pat, Mapping):
                 continue
             for key in ("name", "regex"):
-                if key not in pat:
+                if not pat.get(key):
                     problems.append(f"dlp.patterns[{i}].{key}: required")
             regex = pat.get("regex")
-            if isinstance(regex, str):
-                try:
-                    re.compile(regex)
-                except re.error as exc:
-                    problems.append(f"dlp.patterns[{i}].regex: does not compile: {exc}")
+            if isinstance(regex, str) and regex:
+                why = re2_error(regex)
+                if why:
+                    problems.append(f"dlp.patterns[{i}].regex: invalid regex (Go RE2): {why}")
+            action = pat.get("action")
+            if action and action != "warn":
+                problems.append(f"dlp.patterns[{i}].action: only 'warn' is allowed, got {action!r}")
+            validator = pat.get("validator")
+            if validator and validator not in DLP_VALIDATORS:
+                problems.append(f"dlp.patterns[{i}].validator: unknown validator {validator!r}")
 
-    tls = data.get("tls_interception")
-    if isinstance(tls, Mapping) and tls.get("enabled") is True:
-        for key in ("ca_cert", "ca_key"):
-            if not tls.get(key):
-                problems.append(f"tls_interception.{key}: required when tls_interception.enabled is true")
+    scanning = _section(data, "request_body_scanning")
+    # omitted `enabled` defaults to true (normalize.go applySecurityDefaults)
+    if scanning.get("enabled", True) is not False:
+        action = scanning.get("action") or "warn"
+        if isinstance(action, str) and action not in ACTIONS:
+            problems.append(f"request_body_scanning.action: invalid {action!r}: must be warn or block")
+        size = scanning.get("max_body_bytes")
+        if isinstance(size, int) and not isinstance(size, bool) and size < 0:
+            problems.append("request_body_scanning.max_body_bytes: must be positive")
+        header_mode = scanning.get("header_mode") or "sensitive"
+        if isinstance(header_mode, str) and header_mode not in HEADER_MODES:
+            problems.append(f"request_body_scanning.header_mode: invalid {header_mode!r}: "
+                            "must be sensitive or all")
+
+    tls = _section(data, "tls_interception")
+    if tls.get("enabled") is True:
+        ttl = tls.get("cert_ttl") or DEFAULT_CERT_TTL
+        if isinstance(ttl, str):
+            seconds = go_duration_seconds(ttl)
+            if seconds is None:
+                problems.append(f"tls_interception.cert_ttl: invalid duration {ttl!r}")
+            elif seconds <= 0:
+                problems.append("tls_interception.cert_ttl: must be positive")
+
+    if _get(data, "forward_proxy", "enabled") is not True:
+        problems.append("forward_proxy.enabled: must be true (the stand-in is a forward proxy only)")
+    return problems
+
+
+def check_ca_files(data: Mapping) -> list[str]:
+    """pipelock's CA file checks when TLS interception is on
+    (internal/config/validate.go validateTLSInterception): the cert and the
+    key must exist, and the key's mode MUST have none of the bits 0o137
+    (group write/exec, any other access); 0600 and 0640 pass."""
+    tls = _section(data, "tls_interception")
+    if tls.get("enabled") is not True:
+        return []
+    problems = []
+    cert, key = tls.get("ca_cert") or "", tls.get("ca_key") or ""
+    if not cert or not key:
+        return ["tls_interception: ca_cert and ca_key must be set (the stand-in has no ~/.pipelock default)"]
+    if not os.path.exists(cert):
+        problems.append(f"tls_interception.ca_cert: CA cert not found at {cert}")
+    try:
+        mode = stat.S_IMODE(os.stat(key).st_mode)
+    except OSError:
+        problems.append(f"tls_interception.ca_key: CA key not found at {key}")
+    else:
+        if mode & CA_KEY_FORBIDDEN_BITS:
+            problems.append(f"tls_interception.ca_key: CA key {key} is too permissive "
+                            f"(mode {mode:04o}): restrict to 0600 or 0640")
     return problems
 
 
@@ -185,12 +416,17 @@ def load_config(text: str) -> dict:
     """Parse and validate pipelock.yaml text. Raises `PipelockConfigError`
     (a ValueError) naming the offending key path."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+        docs = list(yaml.load_all(text, Loader=_StrictLoader))  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise PipelockConfigError([f"<root>: {problem}{where}"], "<root>") from None
+    if len(docs) > 1:  # internal/config/load.go Load: a single document only
+        raise PipelockConfigError(
+            ["<root>: multiple YAML documents not supported (pipelock config must be a single document)"],
+            "<root>")
+    data = docs[0] if docs else None
     if data is None:
         data = {}
     problems = validate_config(data)

@@ -14,9 +14,14 @@ Files and environment:
 
 Honoured keys (everything else pipelock accepts is validated, then ignored):
     fetch_proxy.listen                      where to listen (default 127.0.0.1:8888)
-    api_allowlist                           a request's destination host must match
-                                            an entry (``*.x.com`` matches subdomains,
-                                            not the apex); else 403 with
+    mode, api_allowlist                     as pipelock (internal/scanner/scanner.go):
+                                            the allowlist is enforced ONLY in
+                                            ``mode: strict`` (New), and an empty list
+                                            allows every host (checkAllowlist); in
+                                            ``balanced``/``audit`` every host passes.
+                                            Enforced, a request's destination host must
+                                            match an entry with pipelock's MatchDomain
+                                            (``*.x.com`` matches the apex too); else 403
                                             ``X-Pipelock-Reason: host not in api_allowlist``.
                                             CONNECT is gated on its target host.
     fetch_proxy.monitoring.max_requests_per_minute
@@ -31,14 +36,21 @@ Honoured keys (everything else pipelock accepts is validated, then ignored):
     tls_interception.{enabled,ca_cert,ca_key,passthrough_domains}
                                             decrypt CONNECT tunnels with the CA so the
                                             checks above see the inner requests, except
-                                            for passthrough hosts (forwarded encrypted,
+                                            for passthrough hosts (pipelock's isPassthrough,
+                                            internal/proxy/intercept.go: ``*.x.com``
+                                            matches subdomains only; forwarded encrypted,
                                             still host-gated and rate-limited per
                                             CONNECT); disabled: nothing is decrypted
     forward_proxy.enabled                   must be true (the validator enforces it)
-    mode, version                           validated and logged; every mode enforces
+    version                                 validated and logged
+
+Defaults are pipelock's (internal/config/normalize.go): mode balanced;
+request_body_scanning.enabled and .scan_headers true when omitted, action
+warn. The CA key file is refused at startup when its mode has any of the
+bits 0o137 (validate.go validateTLSInterception).
 
 Not implemented: pipelock's fetch endpoint, URL and body DLP, response
-scanning. Rate accounting: each plain or decrypted request counts once; a
+scanning, SSRF checks, header_mode ``sensitive`` (every header is scanned). Rate accounting: each plain or decrypted request counts once; a
 tunnel that is not decrypted counts once at its CONNECT.
 """
 
@@ -46,7 +58,6 @@ from __future__ import annotations
 
 import collections
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -56,7 +67,7 @@ from typing import Any
 
 from . import pipelock_config as pipelock
 from . import logs, mitm
-from .hosts import matches_any, normalize, parse_listen
+from .hosts import allowlist_matches, normalize, parse_listen, passthrough_matches
 
 NAME = "pipelock"
 CONFIG_ENV = "PIPELOCK_CONFIG"
@@ -71,7 +82,7 @@ WINDOW_SECONDS = 60.0
 @dataclass(frozen=True)
 class DlpPattern:
     name: str
-    regex: re.Pattern = field(repr=False)
+    regex: Any = field(repr=False)  # a compiled google-re2 pattern (pipelock's Go RE2)
 
 
 @dataclass(frozen=True)
@@ -115,13 +126,15 @@ class PipelockSettings:
         return cls(
             listen=parse_listen(get("fetch_proxy", "listen", default=pipelock.DEFAULT_LISTEN),
                                 what="fetch_proxy.listen"),
-            mode=get("mode", default="balanced"),
+            mode=get("mode", default=pipelock.DEFAULT_MODE),
             allowlist=tuple(get("api_allowlist", default=[])),
             max_requests_per_minute=get("fetch_proxy", "monitoring", "max_requests_per_minute",
                                         default=0),
-            dlp=tuple(DlpPattern(p["name"], re.compile(p["regex"]))
+            dlp=tuple(DlpPattern(p["name"], _re2_compile(p["regex"]))
                       for p in get("dlp", "patterns", default=[])),
-            scan_headers=bool(scanning.get("enabled") and scanning.get("scan_headers")),
+            # omitted booleans default to true (normalize.go applySecurityDefaults)
+            scan_headers=(scanning.get("enabled", True) is not False
+                          and scanning.get("scan_headers", True) is not False),
             block=scanning.get("action") == "block",
             tls_enabled=bool(tls.get("enabled")),
             ca_cert=tls.get("ca_cert"),
@@ -163,12 +176,22 @@ class PipelockPolicy:
         self.settings = settings
         self.limiter = RateLimiter(settings.max_requests_per_minute, clock=clock)
 
+    @property
+    def enforced_allowlist(self) -> tuple[str, ...]:
+        """The list the scanner checks: api_allowlist in strict mode, else
+        none (scanner.go New: "Only enforce the allowlist in strict mode")."""
+        return self.settings.allowlist if self.settings.mode == "strict" else ()
+
     def allowed(self, host: str) -> bool:
-        return matches_any(host, self.settings.allowlist)
+        """scanner.go checkAllowlist: an empty (or unenforced) list allows all."""
+        allow = self.enforced_allowlist
+        return not allow or any(allowlist_matches(host, p) for p in allow)
 
     def decrypts(self, host: str) -> bool:
-        """Whether a CONNECT to ``host`` is intercepted (else passthrough)."""
-        return self.settings.tls_enabled and not matches_any(host, self.settings.passthrough)
+        """Whether a CONNECT to ``host`` is intercepted (else passthrough):
+        forward.go ``TLSInterception.Enabled && !isPassthrough(...)``."""
+        return self.settings.tls_enabled and not any(
+            passthrough_matches(host, p) for p in self.settings.passthrough)
 
     def secret_header(self, headers: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
         """``(header name, pattern name)`` of the first header value that
@@ -240,10 +263,19 @@ class PipelockAddon:
             self._refuse(flow, verdict, what)
 
 
+def _re2_compile(regex: str):
+    import re2  # google-re2: the syntax pipelock's Go regexp accepts
+
+    return re2.compile(regex)
+
+
 def load_settings(path: Path) -> PipelockSettings:
-    """Read and validate the config; `pipelock.PipelockConfigError` or
-    OSError on failure."""
+    """Read and validate the config, CA files included; `pipelock.PipelockConfigError`
+    or OSError on failure."""
     data = pipelock.load_config(path.read_text())
+    problems = pipelock.check_ca_files(data)
+    if problems:
+        raise pipelock.PipelockConfigError(problems, pipelock._key_of(problems[0]))
     return PipelockSettings.from_config(data)
 
 

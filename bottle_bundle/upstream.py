@@ -5,7 +5,29 @@ host an allowlist lets through is this server. It echoes what arrived, which
 is how a probe proves what the proxies did: the Authorization header it saw
 (the real token behind egress; the placeholder elsewhere), the Host, the path.
 
+It also stands in for the agents' APIs (LIVE-AGENT), answering with a
+canned, streamed reply whatever was asked:
+
+- ``POST .../v1/messages``: the Anthropic Messages API (Claude Code), as
+  server-sent events when the request asks ``"stream": true`` (message_start,
+  content_block_start/delta/stop, message_delta, message_stop), else one JSON
+  message;
+- ``GET /backend-api/wham/accounts/check``: the one account Codex's
+  workspace routing asks for (the ``ChatGPT-Account-Id`` it sent);
+- ``POST .../responses``: the OpenAI Responses API (Codex: chatgpt.com's
+  ``/backend-api/codex/responses`` and api.openai.com's ``/v1/responses``), as
+  server-sent events (response.created, response.output_item.done with one
+  assistant message, response.completed), the shapes codex-rs's own test
+  support sends (core/tests/common/responses.rs ``ev_*``).
+
+Each request is logged as ``upstream: METHOD path auth=<fingerprint>``: the
+first 16 hex digits of the SHA-256 of the credential it carried
+(``Authorization`` without its scheme, else ``x-api-key``; ``-`` for none),
+so a test can tell the real token from the placeholder without the token
+ever reaching the log.
+
 Stdlib only (http.server + ssl, threaded). Environment:
+    UPSTREAM_AGENT_ANSWER  the canned answer's text (default "bottle-upstream answer")
     UPSTREAM_HOST          bind address (default 0.0.0.0)
     UPSTREAM_HTTP_PORT     plain HTTP port (default 80)
     UPSTREAM_HTTPS_PORT    HTTPS port (default 443), served only when
@@ -14,6 +36,7 @@ Stdlib only (http.server + ssl, threaded). Environment:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -25,16 +48,133 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 NAME = "upstream"
 
 
+DEFAULT_ANSWER = "bottle-upstream answer"
+
+
+def fingerprint(value: str | None) -> str:
+    """First 16 hex digits of sha256(value), ``-`` for no value."""
+    if not value:
+        return "-"
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def credential(headers) -> str | None:
+    """The credential a request carries: Authorization without its scheme,
+    else x-api-key."""
+    auth = headers.get("Authorization")
+    if auth:
+        return auth.split(" ", 1)[1] if " " in auth else auth
+    return headers.get("x-api-key")
+
+
+def sse(events: list[tuple[str, dict]]) -> bytes:
+    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events).encode()
+
+
+def anthropic_reply(request: dict, answer: str) -> tuple[str, bytes]:
+    """(content type, body) answering a Messages API request."""
+    model = request.get("model") or "claude-stand-in"
+    usage = {"input_tokens": 1, "output_tokens": 1, "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": 0}
+    message = {"id": "msg_bottle_upstream", "type": "message", "role": "assistant",
+               "model": model, "content": [], "stop_reason": None, "stop_sequence": None,
+               "usage": usage}
+    if not request.get("stream"):
+        done = {**message, "content": [{"type": "text", "text": answer}],
+                "stop_reason": "end_turn"}
+        return "application/json", json.dumps(done).encode()
+    return "text/event-stream", sse([
+        ("message_start", {"type": "message_start", "message": message}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": answer}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta",
+                           "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                           "usage": {"output_tokens": 1}}),
+        ("message_stop", {"type": "message_stop"}),
+    ])
+
+
+def responses_reply(answer: str) -> tuple[str, bytes]:
+    """(content type, body) answering a Responses API request."""
+    rid = "resp_bottle_upstream"
+    usage = {"input_tokens": 1, "input_tokens_details": None, "output_tokens": 1,
+             "output_tokens_details": None, "total_tokens": 2}
+    return "text/event-stream", sse([
+        ("response.created", {"type": "response.created", "response": {"id": rid}}),
+        ("response.output_item.done", {"type": "response.output_item.done", "item": {
+            "type": "message", "role": "assistant", "id": "msg_bottle_upstream",
+            "content": [{"type": "output_text", "text": answer}]}}),
+        ("response.completed", {"type": "response.completed",
+                                "response": {"id": rid, "usage": usage}}),
+    ])
+
+
 class EchoHandler(BaseHTTPRequestHandler):
-    """200 + JSON ``{"authorization", "host", "path"}`` for any method."""
+    """The agents' API stand-ins (above); 200 + JSON ``{"authorization",
+    "host", "path"}`` for anything else, any method."""
 
     protocol_version = "HTTP/1.1"
     server_version = "bottle-upstream"
 
+    def _api_reply(self, body: bytes) -> tuple[str, bytes] | None:
+        path = self.path.split("?", 1)[0]
+        if self.command == "GET" and path.endswith("/backend-api/wham/accounts/check"):
+            # Codex's workspace routing looks its account up here before any
+            # turn (codex backend-client AccountsCheckResponse: accounts,
+            # account_ordering, default_account_id; the entry's
+            # workspace_backend_origin must be a bare https origin).
+            account = self.headers.get("ChatGPT-Account-Id") or "account"
+            return "application/json", json.dumps({
+                "accounts": [{"id": account, "name": None, "structure": "personal",
+                              "workspace_backend_origin": "https://chatgpt.com",
+                              "account_routing_override": "us"}],
+                "account_ordering": [account], "default_account_id": account}).encode()
+        if self.command != "POST":
+            return None
+        answer = os.environ.get("UPSTREAM_AGENT_ANSWER") or DEFAULT_ANSWER
+        if path.endswith("/v1/messages"):
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError:
+                request = {}
+            return anthropic_reply(request if isinstance(request, dict) else {}, answer)
+        if path.endswith("/responses"):
+            return responses_reply(answer)
+        return None
+
+    def _not_here(self) -> bool:
+        """404 for the API calls the stand-ins do not serve, so a CLI goes on
+        without them instead of retrying: the Responses WebSocket upgrade
+        (Codex then uses HTTPS) and the rest of chatgpt.com's /backend-api/
+        (models, account checks, plugins: Codex loops on an echo there)."""
+        path = self.path.split("?", 1)[0]
+        responses = path.endswith("/responses")
+        if not ((self.command == "GET" and responses)
+                or (path.startswith("/backend-api/") and not responses)):
+            return False
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
+
     def _echo(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        raw = self.rfile.read(length) if length else b""
+        self._seen = fingerprint(credential(self.headers))
+        api = self._api_reply(raw)
+        if api is None and self._not_here():
+            return
+        if api is not None:
+            ctype, body = api
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         body = json.dumps({
             "authorization": self.headers.get("Authorization"),
             "host": self.headers.get("Host"),
@@ -50,8 +190,10 @@ class EchoHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _echo
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
-        # Method and path only: a test token must not reach the log either.
-        sys.stderr.write(f"{NAME}: {self.command} {self.path}\n")
+        # Method, path and a credential fingerprint: a test token must not
+        # reach the log either.
+        seen = getattr(self, "_seen", "-")
+        sys.stderr.write(f"{NAME}: {self.command} {self.path} auth={seen}\n")
 
 
 class EchoServer(ThreadingHTTPServer):

@@ -9,6 +9,15 @@ Why passthrough matters (seed "codex fix"): egress injects the real bearer
 flag the token ("request header contains secret") and the retry storm would
 trip its 429. Hosts egress injects for are therefore TLS passthrough: pipelock
 still host-gates the CONNECT but does not decrypt and rescan egress-owned auth.
+
+Why ``mode: strict`` (issue 9): pipelock enforces ``api_allowlist`` only in
+strict mode (internal/scanner/scanner.go New), and an empty list allows every
+host (checkAllowlist). A ``balanced`` config with any allowlist leaves the
+bottle's egress open. The renderer therefore always writes ``strict``, with a
+non-empty allowlist (pipelock refuses strict with an empty one:
+internal/config/validate.go validateMode), TLS interception on, and no
+wildcard broader than ``*.<name>.<tld>`` (the breadth rule pipelock applies to
+its other host lists: validate.go ValidateTrustedDomains).
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bottle_bundle.pipelock_config import (  # noqa: F401 - re-exported for the renderer's users
-    CA_CERT, CA_KEY, CONFIG_PATH, DEFAULT_LISTEN, MODES, PIPELOCK_SCHEMA, VERSION,
+    ANY, CA_CERT, CA_KEY, CONFIG_PATH, DEFAULT_LISTEN, MODES, PIPELOCK_SCHEMA, VERSION,
     PipelockConfigError, _key_of, load_config, validate_config,
 )
 
@@ -40,6 +49,33 @@ DLP_PATTERNS: tuple[Mapping[str, str], ...] = (
 )
 
 
+# What a report names when a bottle ran on the bundle's pipelock stand-in
+# (the `Backend.standins` live hook, ``{tool: description}``): a run on it is
+# a run on pipelock's rules as the stand-in models them, not on pipelock.
+STANDIN: Mapping[str, str] = {
+    "pipelock": "stand-in (bottle_bundle.pipelock_proxy: pipelock's config validation, "
+                "strict-only allowlist, per-list wildcards, passthrough, header DLP, 429; "
+                "not pipelock's binary)",
+}
+
+
+def wildcard_breadth_error(pattern: str) -> str | None:
+    """Why ``pattern`` is too broad for a bottle's pipelock lists, or None:
+    a bare ``*``, any wildcard that is not a ``*.`` prefix, or a ``*.`` that
+    names a top-level domain (``*.com``; pipelock's ValidateTrustedDomains
+    needs a dot after ``*.``)."""
+    p = pattern.strip().lower().rstrip(".")
+    if p == "*":
+        return "a bare wildcard matches every host"
+    if p.startswith("*."):
+        if "." not in p[2:]:
+            return f"{pattern!r} matches a whole top-level domain"
+        return None
+    if any(c in p for c in "*?[]"):
+        return f"{pattern!r}: only exact hosts and *.example.com wildcards are supported"
+    return None
+
+
 def _dedupe(items: Sequence[str]) -> list[str]:
     seen: set[str] = set()
     out = []
@@ -57,7 +93,7 @@ def build_config(
     listen: str,
     ca_cert: str = CA_CERT,
     ca_key: str = CA_KEY,
-    mode: str = "balanced",
+    mode: str = "strict",
     max_requests_per_minute: int = 600,
 ) -> dict[str, Any]:
     """The config as data, in pipelock's key order. Lists are de-duplicated,
@@ -89,7 +125,7 @@ def render_config(
     listen: str,
     ca_cert: str = CA_CERT,
     ca_key: str = CA_KEY,
-    mode: str = "balanced",
+    mode: str = "strict",
     max_requests_per_minute: int = 600,
 ) -> str:
     """pipelock.yaml text: deterministic, stable key order, and valid by
@@ -100,6 +136,10 @@ def render_config(
         ca_key=ca_key, mode=mode, max_requests_per_minute=max_requests_per_minute,
     )
     problems = validate_config(data)
+    for key, hosts in (("api_allowlist", data["api_allowlist"]),
+                       ("tls_interception.passthrough_domains",
+                        data["tls_interception"]["passthrough_domains"])):
+        problems += [f"{key}: {why}" for h in hosts if (why := wildcard_breadth_error(h))]
     if problems:
         raise PipelockConfigError(problems, _key_of(problems[0]))
     body = yamltext.dump(data)

@@ -111,16 +111,25 @@ def pipelock_hosts(spec: BottleSpec, routes: tuple[Route, ...]) -> tuple[tuple[s
     Passthrough holds every host egress injects a token for, apex listed
     explicitly (a wildcard does not match the apex), so pipelock's header
     DLP never decrypts egress-owned auth; plus the agent's wildcard hosts
-    under ``forward_host_credentials`` and the user's ``tls_passthrough``.
-    The agent's API hosts are listed whenever forwarding is on, so the rule
-    holds even for a plan whose host file is missing."""
+    under ``forward_host_credentials`` and the user's ``tls_passthrough``;
+    nothing else. The agent's API hosts are listed whenever forwarding is on,
+    so the rule holds even for a plan whose host file is missing.
+
+    The allowlist always holds the agent's own API hosts: pipelock runs in
+    ``strict`` mode (the only mode that enforces the list) and refuses strict
+    with an empty list, and the agent must reach its API. A spec host that
+    is too broad a wildcard (``*.com``) is a `SpecError` naming its key."""
+    for key, hosts in (("egress.allow", spec.allow), ("egress.tls_passthrough", spec.tls_passthrough)):
+        for h in hosts:
+            if (why := pipelock.wildcard_breadth_error(h)) is not None:
+                raise spec.error(key, f"{why}; name a domain (*.example.com) or a host")
     extra: tuple[str, ...] = ()
     forwarded: tuple[str, ...] = ()
     if spec.forward_host_credentials:
         forwarded = credentials.api_hosts(spec.agent)
         extra = credentials.pipelock_extra_hosts(spec.agent)
     route_hosts = tuple(r.host for r in routes) + forwarded
-    allow = _dedupe(route_hosts + tuple(spec.allow) + extra)
+    allow = _dedupe(route_hosts + tuple(spec.allow) + extra + credentials.api_hosts(spec.agent))
     passthrough = _dedupe(route_hosts + extra + tuple(spec.tls_passthrough))
     return allow, passthrough
 

@@ -2,7 +2,8 @@
 
 A backend supplies a `GuestChannel` (how to frame exec and copy for its
 guest); the steps here are the same everywhere. Order, as `provision` runs
-them: CA, credentials/guest files, prompt, skills, git, supervise.
+them: CA, credentials/guest files, prompt, skills, git, supervise, and
+(for Claude) onboarding and workdir trust in ~/.claude.json.
 
 Every step goes through ``runner.run(channel.exec_argv(...))`` or
 ``channel.copy_argv(...)``, so a recorded run shows the whole guest
@@ -255,6 +256,67 @@ def provision_supervise(runner: Runner, channel: GuestChannel, plan: Plan,
         log(f"supervise: registered MCP server at {addresses.supervise_url}")
 
 
+# Interactive Claude Code stops at onboarding, then at "Quick safety check:
+# Is this a project you created or one you trust?", unless ~/.claude.json
+# says otherwise (facts/real-tools.md; re-checked by running Claude Code
+# 2.1.330 offline in a pty: accepting the dialog writes
+# projects["<abs dir>"].hasTrustDialogAccepted = true, and pre-seeding that
+# plus hasCompletedOnboarding lands on the input prompt).
+CLAUDE_CONFIG = f"{NODE_HOME}/.claude.json"
+_CLAUDE_CONFIG_MERGE = """\
+import json, os, sys
+path, workdirs = sys.argv[1], sys.argv[2:]
+try:
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+except FileNotFoundError:
+    data = {}
+except ValueError as exc:
+    sys.exit(f"{path} is not JSON ({exc}); left as it is")
+if not isinstance(data, dict):
+    sys.exit(f"{path} is not a JSON object; left as it is")
+data["hasCompletedOnboarding"] = True
+projects = data.get("projects")
+if not isinstance(projects, dict):
+    projects = data["projects"] = {}
+for workdir in workdirs:
+    entry = projects.get(workdir)
+    if not isinstance(entry, dict):
+        entry = projects[workdir] = {}
+    entry["hasTrustDialogAccepted"] = True
+tmp = path + ".bottle-tmp"
+fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    json.dump(data, fh, indent=2)
+os.replace(tmp, path)
+"""
+
+
+# The directories the agent starts in: the reference backends run it in
+# node's home (agent_argv's workdir), and the host cwd's .git lands in
+# WORKDIR. A pre-seeded trust for the home folder is honoured (checked
+# offline: only accepting the dialog there is session-only).
+TRUSTED_DIRS = (NODE_HOME, WORKDIR)
+
+
+def claude_config_argv(workdirs=TRUSTED_DIRS) -> list[str]:
+    """The guest command merging onboarding-complete and trust for
+    ``workdirs`` into node's ``~/.claude.json``: every other key
+    (``mcpServers`` from ``claude mcp add``, the CLI's own state) is kept."""
+    return ["python3", "-c", _CLAUDE_CONFIG_MERGE, CLAUDE_CONFIG, *workdirs]
+
+
+def provision_claude_config(runner: Runner, channel: GuestChannel, plan: Plan) -> None:
+    """Ready for interactive use: runs as node, after the MCP registration,
+    so it merges into what ``claude mcp add`` wrote. A failure is fatal (the
+    bottle would open on a dialog the user cannot see past in a pane)."""
+    if plan.agent != "claude":
+        return
+    result = guest_exec(runner, channel, claude_config_argv(), user=NODE, check=False)
+    if not result.ok:
+        raise ProvisionError(f"claude config: could not update {CLAUDE_CONFIG}: {_tail(result)}")
+
+
 def provision(
     plan: Plan,
     channel: GuestChannel,
@@ -273,4 +335,5 @@ def provision(
     provision_skills(runner, channel, plan.skills)
     provision_git(runner, channel, plan, addresses, log)
     provision_supervise(runner, channel, plan, addresses, log)
+    provision_claude_config(runner, channel, plan)
     return prompt_path

@@ -265,10 +265,23 @@ PIPELOCK_PASS_CODEX = Clause(
 )
 PIPELOCK_SCHEMA = Clause(
     "PIPELOCK-SCHEMA", MUST,
-    "The rendered pipelock.yaml MUST use only pipelock's own keys and MUST set "
+    "The rendered pipelock.yaml MUST be a config pipelock loads (only its own keys, "
+    "values its validators accept, DLP regexes in RE2 syntax) and MUST set "
     "forward_proxy.enabled to true.",
     INVARIANT, None,
-    "DESIGN §8 (pipelock config keys; unknown keys are a hard error)",
+    "pipelock source: internal/config/load.go (KnownFields), validate.go",
+)
+PIPELOCK_ENFORCE = Clause(
+    "PIPELOCK-ENFORCE", MUST,
+    "The rendered pipelock.yaml MUST make pipelock enforce the bottle's policy: "
+    "mode strict, a non-empty api_allowlist that admits the agent's API hosts, no "
+    "bare or top-level-domain wildcard, tls_interception enabled, and "
+    "passthrough_domains exactly the hosts the bottle passes through (route hosts, "
+    "the agent's API hosts and *.chatgpt.com for Codex when forwarding, "
+    "tls_passthrough).",
+    INVARIANT, None,
+    "issue 9; pipelock source: internal/scanner/scanner.go New and checkAllowlist "
+    "(allowlist enforced only in strict mode; an empty list allows every host)",
 )
 
 # --- provisioning ---------------------------------------------------------------
@@ -379,9 +392,28 @@ LAUNCH_CA_WHEN_ROUTED = Clause(
 
 LIVE_SMOKE = Clause(
     "LIVE-SMOKE", MUST,
-    "In a launched bottle, exec of echo MUST return its output and exit status 0.",
+    "In a launched bottle, exec of echo MUST return its output and exit status 0, and "
+    "each agent CLI the backend declares (claude, codex) MUST run (--version exits 0).",
     LIVE, Capability.LIVE,
-    "seed: integration test_smoke_exec_echo",
+    "seed: integration test_smoke_exec_echo; issue 9 (docker declared codex, the "
+    "image had no codex binary)",
+)
+LIVE_AGENT = Clause(
+    "LIVE-AGENT", MUST,
+    "The real agent CLI MUST complete a request inside the bottle (claude -p, codex "
+    "exec) through its real path, pipelock enforcing and egress injecting: the API "
+    "MUST see the host's real token, never the placeholder, and the CLI MUST print "
+    "the API's answer.",
+    LIVE, Capability.LIVE,
+    "issue 9 (the agent working end to end)",
+)
+LIVE_INTERACTIVE = Clause(
+    "LIVE-INTERACTIVE", MUST,
+    "Interactive claude in a fresh bottle MUST open at its input prompt, never at "
+    "onboarding or the folder-trust dialog (needs `claude` and `tty` too).",
+    LIVE, Capability.LIVE,
+    "issue 9 (provisioning wrote neither hasCompletedOnboarding nor workdir trust "
+    "into ~/.claude.json)",
 )
 LIVE_LOOPBACK = Clause(
     "LIVE-LOOPBACK", MUST,
@@ -524,6 +556,8 @@ SEED_MAP: Mapping[str, tuple[str, ...]] = {
         ("EXEC-TTY",),
     "claude_docker_argv existed only on DockerBottle (AttributeError on smolmachines)":
         ("EXEC-ABI", "EXEC-RESUME"),
+    "every pipelock.yaml was mode balanced: real pipelock would not enforce the allowlist":
+        ("PIPELOCK-ENFORCE", "LIVE-PIPELOCK"),
 }
 
 
@@ -546,11 +580,15 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
     ),
     (
         "The reference pipelock is pipelock-compatible, not pipelock",
-        "The bundle's proxy reads pipelock.yaml and rejects keys pipelock would reject, "
-        "and honours api_allowlist, passthrough_domains, header DLP with action block, "
-        "and the per-domain rate limit (429). It does not implement URL or body DLP or "
-        "response scanning, and every `mode` enforces alike. Swap the bundle image for "
-        "real pipelock where those matter.",
+        "The bundle's proxy loads pipelock.yaml by pipelock's rules (known keys, its "
+        "validators, RE2 regexes, the CA key mode) and enforces as pipelock does: the "
+        "api_allowlist only in mode strict (an empty list allows every host), "
+        "MatchDomain wildcards for the allowlist and isPassthrough wildcards for "
+        "passthrough_domains, header DLP and the per-domain rate limit (429); a parity "
+        "table cites pipelock's source for each rule. It does not implement URL or body "
+        "DLP, response scanning, SSRF checks or header_mode sensitive (it scans every "
+        "header). Reports name it (`pipelock: stand-in`). Swap the bundle image for real "
+        "pipelock where those matter.",
     ),
     (
         "docker: the host behind the agent's bridge",

@@ -431,6 +431,12 @@ class DockerBackend(Backend):
                      stdout="Updating certificates in /etc/ssl/certs...\n"
                             "1 added, 0 removed; done.\n")
 
+    def standins(self, runner: Runner) -> dict[str, str]:
+        """The reference bundle runs the pipelock stand-in (`bottle_ref.pipelock.STANDIN`)."""
+        from ..pipelock import STANDIN
+
+        return dict(STANDIN)
+
     def live_unavailable(self, runner: Runner) -> str | None:
         result = runner.run(["docker", "info", "--format", "{{.ServerVersion}}"], check=False)
         if result.ok:

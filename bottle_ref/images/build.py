@@ -45,6 +45,7 @@ from . import fetch, rootfs
 from .inputs import (
     BASE_IMAGE_ENV,
     CLAUDE_CODE_VERSION,
+    CODEX_VERSION,
     DEFAULT_REGISTRY_BASE,
     ROOTFS_FILES,
     Arch,
@@ -156,6 +157,7 @@ class Builder:
     euid: int = field(default_factory=os.geteuid)
     source_root: Path | None = None
     claude_version: str = CLAUDE_CODE_VERSION
+    codex_version: str = CODEX_VERSION
     # The registry route's FROM image (None: debootstrap where possible).
     base_ref: str | None = None
     debootstrap: bool = field(default_factory=lambda: shutil.which("debootstrap") is not None)
@@ -210,7 +212,7 @@ class Builder:
         base = base or base_inputs(arch)
         plan = {"base": base}
         if "agent" in roles:
-            plan["agent"] = agent_inputs(base, arch, self.claude_version)
+            plan["agent"] = agent_inputs(base, arch, self.claude_version, self.codex_version)
         if "bundle" in roles:
             kw = {"source_root": self.source_root} if self.source_root else {}
             plan["bundle"] = bundle_inputs(base, arch, **kw)
@@ -285,6 +287,11 @@ class Builder:
                         fetch.claude_code_tarballs(self.runner, self.cache,
                                                    self.claude_version, arch)
                 _link_tree(tarballs, ctx / "npm")
+                codex = fetch.codex_dir(self.cache, self.codex_version, arch)
+                if not codex.is_dir():
+                    with self.step(f"fetch Codex {self.codex_version} (npm pack)"):
+                        fetch.codex_tarballs(self.runner, self.cache, self.codex_version, arch)
+                _link_tree(codex, ctx / "codex")
             else:
                 self._bundle_context(ctx, inputs, arch)
             self._docker_build(inputs, ctx, {"BASE": base.tag}, f"build {inputs.tag}")

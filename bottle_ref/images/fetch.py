@@ -23,10 +23,12 @@ from pathlib import Path
 
 from bottle_api.runner import CommandError, Runner
 
-from .inputs import CLAUDE_CODE_PACKAGE, DEBIAN_PYTHON, Arch, ImageError
+from .inputs import CLAUDE_CODE_PACKAGE, CODEX_PACKAGE, DEBIAN_PYTHON, Arch, ImageError
 
 NATIVE_TGZ = "claude-code-native.tgz"
 WRAPPER_TGZ = "claude-code.tgz"
+CODEX_NATIVE_TGZ = "codex-native.tgz"
+CODEX_WRAPPER_TGZ = "codex.tgz"
 # bookworm has glibc 2.36; manylinux2014 (= 2.17) expands to 2010/1 in pip.
 GLIBC_MINORS = range(36, 16, -1)
 NO_DIST = re.compile(r"No matching distribution found for (\S+)")
@@ -51,19 +53,48 @@ def claude_code_dir(cache: Path, version: str, arch: Arch) -> Path:
     return cache / "npm" / f"claude-code-{version}-{arch.npm}"
 
 
+def codex_tarballs(runner: Runner, cache: Path, version: str, arch: Arch) -> Path:
+    """A directory holding the Codex wrapper and its platform tarball.
+
+    The wrapper (`bin/codex.js`) finds the binary in its optional dependency
+    ``@openai/codex-<platform>``, published as the version
+    ``<version>-<platform>`` of ``@openai/codex`` itself (the wrapper's
+    ``optionalDependencies`` alias it so), and falls back to its own
+    ``vendor/`` directory; the image puts the platform package's
+    ``vendor/`` there.
+    """
+    dest = codex_dir(cache, version, arch)
+    if dest.is_dir():
+        return dest
+    with _staged(dest) as tmp:
+        _npm_pack_each(runner, tmp, (
+            (f"{CODEX_PACKAGE}@{version}-{arch.npm}", CODEX_NATIVE_TGZ),
+            (f"{CODEX_PACKAGE}@{version}", CODEX_WRAPPER_TGZ),
+        ))
+    return dest
+
+
+def codex_dir(cache: Path, version: str, arch: Arch) -> Path:
+    return cache / "npm" / f"codex-{version}-{arch.npm}"
+
+
 def _npm_pack(runner: Runner, tmp: Path, version: str, arch: Arch) -> None:
-    for spec, name in (
+    _npm_pack_each(runner, tmp, (
         (f"{CLAUDE_CODE_PACKAGE}-{arch.npm}@{version}", NATIVE_TGZ),
         (f"{CLAUDE_CODE_PACKAGE}@{version}", WRAPPER_TGZ),
-    ):
+    ))
+
+
+def _npm_pack_each(runner: Runner, tmp: Path, specs) -> None:
+    for spec, name in specs:
         result = runner.run(
             ["npm", "pack", "--silent", "--pack-destination", str(tmp), spec],
             timeout=900, check=False,
         )
         if result.returncode == 127:
             raise ImageError(
-                "npm not found on the host: it fetches the Claude Code CLI for the agent"
-                " image (install nodejs and npm)"
+                "npm not found on the host: it fetches the Claude Code and Codex CLIs for"
+                " the agent image (install nodejs and npm)"
             )
         if not result.ok:
             raise CommandError(result)

@@ -23,6 +23,11 @@ HERE = Path(__file__).resolve().parent
 # The Claude Code CLI the agent image installs (npm view @anthropic-ai/claude-code version).
 CLAUDE_CODE_VERSION = "2.1.330"
 CLAUDE_CODE_PACKAGE = "@anthropic-ai/claude-code"
+# The Codex CLI (npm view @openai/codex version). Its wrapper's
+# optionalDependencies alias the platform build as
+# npm:@openai/codex@<version>-<platform> (a static musl binary in vendor/).
+CODEX_VERSION = "0.169.0"
+CODEX_PACKAGE = "@openai/codex"
 
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -78,7 +83,7 @@ class Arch:
     """The engine's CPU architecture in each ecosystem's spelling."""
 
     docker: str  # amd64 | arm64 (debootstrap uses the same names)
-    npm: str  # claude-code native package suffix: linux-x64 | linux-arm64
+    npm: str  # claude-code / codex native package suffix: linux-x64 | linux-arm64
     wheel: str  # manylinux machine suffix: x86_64 | aarch64
 
     @classmethod
@@ -186,11 +191,13 @@ def registry_base_inputs(arch: Arch, ref: str, image_id: str) -> ImageInputs:
 
 
 def agent_inputs(base: ImageInputs, arch: Arch,
-                 claude_version: str = CLAUDE_CODE_VERSION) -> ImageInputs:
+                 claude_version: str = CLAUDE_CODE_VERSION,
+                 codex_version: str = CODEX_VERSION) -> ImageInputs:
     return ImageInputs.of("bottle-agent", {
         "base": base.tag,
         "Dockerfile": dockerfile("agent"),
         "claude-code": f"{CLAUDE_CODE_PACKAGE}@{claude_version} {arch.npm}",
+        "codex": f"{CODEX_PACKAGE}@{codex_version} {arch.npm}",
     })
 
 

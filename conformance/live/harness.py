@@ -16,10 +16,12 @@ read from the real host's credentials.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
-import time
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle
-from bottle_api.host import HostContext
-from bottle_api.plan import Plan
 import pytest
 
+from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle
+from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
+from bottle_api.plan import Plan
 from bottle_api.runner import CommandError, Completed, Runner, poll
 from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
@@ -68,6 +70,8 @@ GIT_UPSTREAM = Upstream(name="live-repo", url="https://git.bottle-live.test/live
 FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LIVE-BYPASS": "test upstream containers on the bottle's outbound network",
     "LIVE-PIPELOCK": "allowed and denied test upstream containers",
+    "LIVE-AGENT": "the test upstream standing in for the agents' APIs under their real names",
+    "LIVE-INTERACTIVE": "the test upstream answering claude's start-up calls to its API",
     "LIVE-AUTH": "the test upstream that logs the Authorization it receives",
     "LIVE-CA-TRUST": "the TLS test upstream",
     "LIVE-FAILCLOSED": "the test upstream (reachable before pipelock stops)",
@@ -97,6 +101,44 @@ def environment_errors(what: str, *, setup: bool = False) -> Iterator[None]:
 
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_hex(16)
+
+
+def _b64url_json(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def codex_access_token(token: str) -> str:
+    """A ChatGPT-shaped access token (an unsigned 3-part JWT, exp in 30 days)
+    that carries ``token`` in its signature segment, so the real token's
+    shape is still found by a guest scan."""
+    exp = int(time.time()) + 30 * 86400
+    claims = {"exp": exp, "https://api.openai.com/auth": {"chatgpt_account_id": LIVE_ACCOUNT,
+                                                          "chatgpt_plan_type": "pro"}}
+    return ".".join([_b64url_json({"alg": "RS256", "typ": "JWT"}), _b64url_json(claims), token])
+
+
+LIVE_ACCOUNT = "bottle-live-account"
+
+
+def host_credentials(agent: str, token: str) -> tuple[str, str]:
+    """``(home-relative path, text)`` of a made-up host sign-in whose access
+    token is (or carries) ``token``: what forward_host_credentials reads."""
+    if agent == "codex":
+        access = codex_access_token(token)
+        exp = int(time.time()) + 30 * 86400
+        id_token = ".".join([_b64url_json({"alg": "RS256", "typ": "JWT"}), _b64url_json({
+            "exp": exp, "email": "live-probe@bottle-live.test",
+            "https://api.openai.com/auth": {"chatgpt_account_id": LIVE_ACCOUNT,
+                                            "chatgpt_plan_type": "pro"}}), "sig"])
+        return CODEX_AUTH, json.dumps({
+            "OPENAI_API_KEY": None,
+            "tokens": {"id_token": id_token, "access_token": access,
+                       "refresh_token": TOKEN_PREFIX + "refresh", "account_id": LIVE_ACCOUNT},
+            "last_refresh": "2026-01-01T00:00:00Z"})
+    return CLAUDE_CREDENTIALS, json.dumps({"claudeAiOauth": {
+        "accessToken": token, "refreshToken": TOKEN_PREFIX + "refresh",
+        "expiresAt": (int(time.time()) + 30 * 86400) * 1000,
+        "scopes": ["user:inference", "user:profile"], "subscriptionType": "max"}})
 
 
 class TracingRunner(Runner):
@@ -135,6 +177,10 @@ class Scenario:
     git_user: bool = False
     upstreams: bool = False
     broken_image: bool = False  # agent image without user node: provisioning fails
+    # LIVE-AGENT: which agent runs, and how its API is reached
+    agent: str = "claude"
+    api_route: bool = False  # a declared route for the agent's API host (guest: API key placeholder)
+    forward: bool = False  # forward_host_credentials (guest: sign-in placeholder)
 
 
 SCENARIOS = {
@@ -146,7 +192,24 @@ SCENARIOS = {
     "unrouted": Scenario("unrouted", routed=False),
     "teardown": Scenario("teardown", routed=False),
     "broken": Scenario("broken", routed=False, broken_image=True),
+    # LIVE-AGENT: the real CLIs against the API stand-in, both ways a bottle
+    # reaches an agent API (a declared route; the host's sign-in forwarded).
+    "agent-claude-routed": Scenario("agent-claude-routed", routed=True, api_route=True),
+    "agent-claude-forward": Scenario("agent-claude-forward", routed=True, forward=True),
+    "agent-codex-routed": Scenario("agent-codex-routed", routed=True, agent="codex",
+                                   api_route=True),
+    "agent-codex-forward": Scenario("agent-codex-forward", routed=True, agent="codex",
+                                    forward=True),
 }
+
+# The API host each agent's routed scenario declares, with the header the
+# CLI sends its API key in (Claude Code: x-api-key; Codex: Authorization).
+API_ROUTES = {
+    "claude": Route(host="api.anthropic.com", token_env=TOKEN_ENV, header="x-api-key", scheme=""),
+    "codex": Route(host="api.openai.com", token_env=TOKEN_ENV),
+}
+# What the guest's CLI is given as its API key in a routed scenario.
+API_KEY_ENV = {"claude": "ANTHROPIC_API_KEY", "codex": "CODEX_API_KEY"}
 
 
 @dataclass
@@ -237,6 +300,8 @@ class LiveHarness:
         self.res = Resources(self.engine, self.tag)
         self.token = new_token()
         self.token_born = time.monotonic()
+        self.answer = "bottle-live-answer-" + secrets.token_hex(6)  # the API stand-in's reply
+        self._credentials: dict[str, tuple[str, str]] = {}
         self._pki: TestPki | None = None
         self._bottles: dict[str, LiveBottle] = {}
         self._failed: dict[str, str] = {}
@@ -284,13 +349,29 @@ class LiveHarness:
                 self._pki = make_pki(self.runner, self.tmp / "pki", upstream.HOSTS)
         return self._pki
 
-    def host(self, **extra_env: str) -> HostContext:
+    def host(self, scenario: Scenario | None = None, **extra_env: str) -> HostContext:
         env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
         env[TOKEN_ENV] = self.token
         env[UPSTREAM_CA_ENV] = str(self.pki.ca_cert)
         env.update(extra_env)
+        home_files = {}
+        if scenario is not None and scenario.forward:
+            home_files = dict([self.host_credentials(scenario.agent)])
         return HostContext(env=env, home=self.tmp / "home", cwd=self.tmp,
-                           state_root=self.tmp / "state")
+                           state_root=self.tmp / "state", home_files=home_files)
+
+    def host_credentials(self, agent: str) -> tuple[str, str]:
+        """The made-up host sign-in for ``agent`` (one per harness)."""
+        if agent not in self._credentials:
+            self._credentials[agent] = host_credentials(agent, self.token)
+        return self._credentials[agent]
+
+    def real_api_token(self, scenario: Scenario) -> str:
+        """The credential the API must see for ``scenario``: the route's
+        token, or the access token of the host sign-in forwarded."""
+        if scenario.forward and scenario.agent == "codex":
+            return json.loads(self.host_credentials("codex")[1])["tokens"]["access_token"]
+        return self.token
 
     def bottle_name(self, key: str) -> str:
         with self._lock:
@@ -369,7 +450,14 @@ class LiveHarness:
 
     def spec(self, scenario: Scenario, name: str) -> BottleSpec:
         kw: dict[str, Any] = {}
-        if scenario.routed:
+        if scenario.api_route or scenario.forward:
+            # the API is the route (declared or auto); the test sites are
+            # allowlisted so the first-hop readiness poll works
+            if scenario.api_route:
+                kw["routes"] = (API_ROUTES[scenario.agent],)
+            kw["forward_host_credentials"] = scenario.forward
+            kw["allow"] = (upstream.UPSTREAM_HOST, upstream.PLAIN_HOST)
+        elif scenario.routed:
             kw["routes"] = (Route(host=upstream.UPSTREAM_HOST, token_env=TOKEN_ENV),)
             kw["allow"] = (upstream.PLAIN_HOST,)
         else:
@@ -380,7 +468,7 @@ class LiveHarness:
             kw["git_user"] = GIT_USER
         if scenario.upstreams:
             kw["upstreams"] = (GIT_UPSTREAM,)
-        return BottleSpec(name=name, agent="claude", prompt=scenario.prompt,
+        return BottleSpec(name=name, agent=scenario.agent, prompt=scenario.prompt,
                           supervise=scenario.supervise, **kw)
 
     def prepare(self, scenario: Scenario) -> Plan:
@@ -389,7 +477,7 @@ class LiveHarness:
         if scenario.broken_image:
             probe = self.backend.prepare(self.spec(scenario, name), self.host())
             extra["CLAUDE_BOTTLE_IMAGE"] = probe.bundle_image_ref  # has no user node
-        plan = self.backend.prepare(self.spec(scenario, name), self.host(**extra))
+        plan = self.backend.prepare(self.spec(scenario, name), self.host(scenario, **extra))
         if self.engine_problem():
             return plan  # nothing to check the images against; the backend will say
         for role, ref in (("agent", plan.agent_image_ref), ("bundle", plan.bundle_image_ref)):
@@ -452,7 +540,7 @@ class LiveHarness:
         t0 = time.monotonic()
         live.sites = upstream.start_sites(self.engine, self.res, network,
                                           self.upstream_image(live.plan), self.pki,
-                                          timeout=self.timeout)
+                                          timeout=self.timeout, answer=self.answer)
         live.properties.append(("live_sites", f"{time.monotonic() - t0:.3f}s"))
 
     def token_age(self, slack: float = 120.0) -> float:

@@ -590,3 +590,89 @@ def agent_framed(bottle: Bottle, agent: str, shell: str, runner: Runner, *,
     result = runner.run([*argv[:i], "sh", "-c", shell], input="", timeout=timeout, check=False)
     log.add(name, time.monotonic() - t0, f"exit {result.returncode}")
     return result
+
+
+# -- an interactive agent in a pty (LIVE-INTERACTIVE) ------------------------------
+
+# What interactive Claude Code (2.1.330) shows, as seen through a pty with
+# escape sequences and spaces removed: its input prompt's footer, and the
+# dialogs that would stand between a user and that prompt.
+CLAUDE_INPUT_PROMPT = ("forshortcuts", "/effort", "automodeon", "bypasspermissions")
+CLAUDE_DIALOGS = {
+    "the folder-trust dialog": ("Quicksafetycheck", "trustthisfolder"),
+    "onboarding": ("Choosethetextstyle", "Let'sgetstarted", "Selectloginmethod"),
+}
+
+
+@dataclass
+class Screen:
+    """What a pty session showed before it reached ``until`` or stopped."""
+
+    text: str
+    reached: bool
+    stopped_by: str | None
+    seconds: float
+
+    def tail(self, n: int) -> str:
+        return self.text[-n:]
+
+
+def _squash(raw: bytes) -> str:
+    import re
+
+    text = raw.decode("utf-8", errors="replace")
+    text = re.sub(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)", "", text)  # OSC
+    text = re.sub(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]", "", text)  # CSI
+    text = re.sub(r"\x1b[@-Z\\-_]", "", text)
+    return re.sub(r"\s+", "", text)
+
+
+def pty_screen(argv: Sequence[str], *, until: Sequence[str], stop: Mapping[str, Sequence[str]],
+               timeout: float, rows: int = 40, cols: int = 120) -> Screen:
+    """Run host ``argv`` (e.g. ``docker exec -it ... claude``) on a fresh
+    pseudo-terminal, read what it draws (a bounded poll: select with a
+    deadline, no fixed sleep) until any ``until`` marker or any ``stop``
+    marker appears, then kill it."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+
+    t0 = time.monotonic()
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the pty is its controlling terminal
+        try:
+            os.execvp(argv[0], list(argv))
+        finally:
+            os._exit(127)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    raw = b""
+    reached, stopped_by = False, None
+    try:
+        while time.monotonic() - t0 < timeout:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                raw += chunk
+            text = _squash(raw)
+            stopped_by = next((name for name, marks in stop.items()
+                               if any(m in text for m in marks)), None)
+            reached = any(m in text for m in until)
+            if stopped_by or reached:
+                break
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return Screen(_squash(raw), reached, stopped_by, time.monotonic() - t0)

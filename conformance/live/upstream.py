@@ -13,10 +13,20 @@ in containers attached to `Bottle.outbound_network` under network aliases:
 
 The names use the reserved ``.test`` TLD and resolve only through docker's
 embedded DNS on that network.
+
+The allowed site also answers, on that network only, as the agents' real
+API hosts (`API_HOSTS`: api.anthropic.com, chatgpt.com, api.openai.com),
+standing in for their APIs with a canned answer (LIVE-AGENT): the real CLIs
+take their real path (egress, pipelock) and pipelock resolves those names
+to our container, never to the internet. `api_aliases_problem` checks that
+from docker's own records (the site's aliases on the network), not by
+sending anything.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 from bottle_api.runner import poll
@@ -28,7 +38,9 @@ from .tls import TestPki
 UPSTREAM_HOST = "upstream.bottle-live.test"
 PLAIN_HOST = "plain.bottle-live.test"
 DENIED_HOST = "denied.bottle-live.test"
-HOSTS = (UPSTREAM_HOST, PLAIN_HOST, DENIED_HOST)
+API_HOSTS = ("api.anthropic.com", "chatgpt.com", "api.openai.com")
+HOSTS = (UPSTREAM_HOST, PLAIN_HOST, DENIED_HOST, *API_HOSTS)
+ANSWER_ENV = "UPSTREAM_AGENT_ANSWER"  # the site's canned API answer
 PKI_MOUNT = "/etc/upstream"
 READY_MARK = "https on"
 
@@ -58,10 +70,46 @@ def requests_seen(engine: Engine, site: Site, marker: str) -> list[str]:
             if ln.startswith("upstream: ") and marker in ln]
 
 
+def fingerprint(value: str) -> str:
+    """What the site logs for a credential: sha256 prefix, never the value."""
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def api_credentials_seen(engine: Engine, site: Site, path_suffix: str) -> list[str]:
+    """The credential fingerprints of every ``POST ...<path_suffix>`` the
+    site answered (``-`` for a request without one)."""
+    out = []
+    for line in engine.logs(site.container).splitlines():
+        parts = line.split()
+        if (len(parts) >= 4 and parts[:2] == ["upstream:", "POST"]
+                and parts[2].split("?", 1)[0].endswith(path_suffix)
+                and parts[-1].startswith("auth=")):
+            out.append(parts[-1][len("auth="):])
+    return out
+
+
+def api_aliases_problem(engine: Engine, sites: Sites) -> str | None:
+    """Why the agents' API host names might NOT resolve to our site on the
+    bottle's outbound network (docker's records: the site container's
+    aliases there, and the network being the one the bottle dials from);
+    None when every name is ours."""
+    out = engine.run("inspect", "--format", "{{json .NetworkSettings.Networks}}",
+                     sites.allowed.container).stdout
+    nets = json.loads(out or "{}") or {}
+    aliases = set((nets.get(sites.network) or {}).get("Aliases") or [])
+    missing = [h for h in API_HOSTS if h not in aliases]
+    if missing:
+        return (f"the test upstream {sites.allowed.container} has no alias {missing} on "
+                f"{sites.network} (aliases: {sorted(aliases)})")
+    return None
+
+
 def _start(engine: Engine, res: Resources, network: str, image: str, pki: TestPki,
-           role: str, aliases: tuple[str, ...], timeout: float) -> Site:
+           role: str, aliases: tuple[str, ...], timeout: float, answer: str = "") -> Site:
     name = res.name(role)
     argv = ["run", "-d", "--name", name, "--label", res.label, "--network", network]
+    if answer:
+        argv += ["-e", f"{ANSWER_ENV}={answer}"]
     for alias in aliases:
         argv += ["--network-alias", alias]
     argv += ["--mount", f"type=bind,source={pki.dir},target={PKI_MOUNT},readonly",
@@ -88,10 +136,11 @@ def _start(engine: Engine, res: Resources, network: str, image: str, pki: TestPk
 
 
 def start_sites(engine: Engine, res: Resources, network: str, image: str, pki: TestPki,
-                *, timeout: float) -> Sites:
+                *, timeout: float, answer: str = "") -> Sites:
     """Both sites on ``network``; removed by ``res`` (before the bottle's own
-    teardown, which needs the network free of our containers)."""
+    teardown, which needs the network free of our containers). ``answer``:
+    the allowed site's canned API answer."""
     allowed = _start(engine, res, network, image, pki, "upstream",
-                     (UPSTREAM_HOST, PLAIN_HOST), timeout)
+                     (UPSTREAM_HOST, PLAIN_HOST, *API_HOSTS), timeout, answer)
     denied = _start(engine, res, network, image, pki, "denied", (DENIED_HOST,), timeout)
     return Sites(network, allowed, denied)

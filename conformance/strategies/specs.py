@@ -36,7 +36,7 @@ _HOST_POOL = (
     "a", "A.B", "example.org", "API.Example.COM", "api.github.com", "a-b.c-d.e", "0.0",
     "xn--bcher-kva.example", "registry.local", "localhost", "a.b.c.d.e.f",
     "x" * 63 + ".com", ".".join(["y" * 63] * 3) + ".org", "1.2.3.4", "svc-1.internal",
-    "*.example.org", "*.a", "*.X" + "x" * 62 + ".io",
+    "*.example.org", "*.a.b", "*.X" + "x" * 62 + ".io",
     "api.anthropic.com", "chatgpt.com", "api.openai.com", "*.chatgpt.com",
 )
 _ENV_POOL = ("GH_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "_", "_X", "a", "token",
@@ -82,13 +82,17 @@ def _labels() -> st.SearchStrategy[str]:
 @functools.cache
 def hostnames(*, wildcard: bool = True) -> st.SearchStrategy[str]:
     """DNS names: mixed case, digits, hyphens, 63-character labels, the
-    agents' API hosts, ``*.``-prefixed (if ``wildcard``). Config strings
+    agents' API hosts, ``*.``-prefixed (if ``wildcard``; at least two labels
+    after the ``*.``). Config strings
     only: nothing ever dials them."""
     pool = _HOST_POOL if wildcard else tuple(h for h in _HOST_POOL if not h.startswith("*."))
     composed = st.lists(_labels(), min_size=1, max_size=4).map(".".join).filter(
         lambda h: len(h) <= 253)
     if wildcard:
-        composed = st.tuples(st.booleans(), composed).map(lambda t: ("*." if t[0] else "") + t[1])
+        # never a wildcard over a whole TLD (*.com): the spec loader refuses it,
+        # since pipelock's allowlist would then admit every host under it
+        composed = st.tuples(st.booleans(), composed).map(
+            lambda t: ("*." if t[0] and "." in t[1] else "") + t[1])
     return _mostly(st.sampled_from(pool), composed)
 
 

@@ -9,15 +9,15 @@ per broken backend.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
-
-import pytest
-
 import ipaddress
 import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import yaml
 
 from bottle_api.runner import Completed, Runner
 from bottle_ref.backends.docker import DockerBackend, DockerBottle, docker_exec_argv
@@ -228,6 +228,23 @@ class LeakyBackend(DockerBackend):
         return bottle
 
 
+class BalancedPipelockBackend(DockerBackend):
+    """Issue 9: pipelock.yaml renders ``mode: balanced``. The stand-in, like
+    real pipelock (internal/scanner/scanner.go New: the allowlist is
+    enforced only in strict mode), then lets a non-allowlisted host through,
+    so LIVE-PIPELOCK must fail exactly as the bottle would leak."""
+
+    name: ClassVar[str] = "broken-balanced"
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        data = yaml.safe_load(plan.pipelock.config_yaml)
+        data["mode"] = "balanced"
+        text = yaml.safe_dump(data, sort_keys=False)
+        return dataclasses.replace(plan, pipelock=dataclasses.replace(plan.pipelock,
+                                                                      config_yaml=text))
+
+
 def _case(backend_cls):
     class Case(LiveTier):
         @pytest.fixture(scope="class")
@@ -249,3 +266,4 @@ TestEngineSocket = _case(EngineSocketBackend)
 TestEncodedToken = _case(EncodedTokenBackend)
 TestPublishWide = _case(PublishWideBackend)
 TestLabelKeyTeardown = _case(LabelKeyTeardownBackend)
+TestBalancedPipelock = _case(BalancedPipelockBackend)

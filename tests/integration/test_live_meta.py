@@ -40,6 +40,8 @@ CASES = [
      "broken-publish"),
     ("TestLabelKeyTeardown", "test_teardown_leaves_nothing and close", "LIVE-TEARDOWN",
      "broken-labelkey"),
+    ("TestBalancedPipelock", "test_pipelock_answers_and_denies and unrouted", "LIVE-PIPELOCK",
+     "broken-balanced"),
 ]
 
 

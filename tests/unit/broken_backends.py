@@ -333,6 +333,72 @@ class PipelockForwardProxyOff(Broken, SmolmachinesBackend):
                              lambda d: d["forward_proxy"].update(enabled=False))
 
 
+class PipelockBalanced(Broken, DockerBackend):
+    """Issue 9: "Every rendered pipelock.yaml has mode: balanced. Real pipelock
+    enforces api_allowlist only in strict mode" (scanner.go New).
+    Reintroduced: mode balanced, everything else as the reference renders it."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host), lambda d: d.update(mode="balanced"))
+
+
+class PipelockEmptyAllowlist(Broken, SmolmachinesBackend):
+    """Issue 9: "an empty allowlist allows every host" (scanner.go
+    checkAllowlist). Reintroduced: api_allowlist [] in audit mode (strict
+    with an empty list would not even load: validate.go validateMode)."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host),
+                             lambda d: d.update(mode="audit", api_allowlist=[]))
+
+
+class PipelockTldWildcard(Broken, DockerBackend):
+    """Issue 9: "no bare or TLD-wide wildcards": in api_allowlist ``*.com``
+    admits every .com host (MatchDomain). Reintroduced: ``*.com`` allowed."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host),
+                             lambda d: d["api_allowlist"].append("*.com"))
+
+
+class PipelockInterceptionOff(Broken, SmolmachinesBackend):
+    """Issue 9: "TLS interception on": with it off pipelock sees no request
+    inside HTTPS, so header DLP never runs. Reintroduced: enabled false."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host),
+                             lambda d: d["tls_interception"].update(enabled=False))
+
+
+class PipelockPassthroughTooBroad(Broken, DockerBackend):
+    """Issue 9: "passthrough_domains exactly the hosts the plan needs to pass
+    through ... nothing broader". Reintroduced: every allowlisted host is
+    passed through (none decrypted, none scanned)."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host), lambda d: d["tls_interception"].update(
+            passthrough_domains=list(dict.fromkeys(_passthrough(d) + d["api_allowlist"]))))
+
+
+class PipelockTlsPassthroughDropped(Broken, SmolmachinesBackend):
+    """Issue 9: passthrough_domains MUST hold the spec's tls_passthrough.
+    Reintroduced: only route hosts are passed through."""
+
+    def prepare(self, spec, host):
+        user = set(spec.tls_passthrough) - {r.host for r in spec.routes}
+        return with_pipelock(super().prepare(spec, host), lambda d: d["tls_interception"].update(
+            passthrough_domains=[h for h in _passthrough(d) if h not in user]))
+
+
+class PipelockLookaroundRegex(Broken, DockerBackend):
+    """Issue 9: "regexes with lookaround or backreferences, which RE2
+    refuses" (validate.go validateDLP). Reintroduced: a lookahead pattern."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host), lambda d: d["dlp"]["patterns"].append(
+            {"name": "lookahead", "regex": "sk-(?=ant)[a-z]+", "severity": "high"}))
+
+
 class FirstHopPipelockDespiteRoutes(Broken, DockerBackend):
     """Seed "Auth chain bypassed egress ... the agent always dialed pipelock
     directly". Reintroduced: first hop pipelock although routes exist."""
@@ -1254,7 +1320,10 @@ BROKEN: dict[str, list[type[Backend]]] = {
     "CRED-CA-CLAUDE": [ClaudeCaUnset],
     "PIPELOCK-PASS": [RouteHostNotPassthrough],
     "PIPELOCK-PASS-CODEX": [CodexApexOnlyWildcard],
-    "PIPELOCK-SCHEMA": [PipelockUnknownKey, PipelockForwardProxyOff],
+    "PIPELOCK-SCHEMA": [PipelockUnknownKey, PipelockForwardProxyOff, PipelockLookaroundRegex],
+    "PIPELOCK-ENFORCE": [PipelockBalanced, PipelockEmptyAllowlist, PipelockTldWildcard,
+                         PipelockInterceptionOff, PipelockPassthroughTooBroad,
+                         PipelockTlsPassthroughDropped],
     "PROV-CA": [CaSeveralRoundTrips],
     "PROV-CA-ONE-ADDED": [CaSuccessNotChecked, NoCleanupAfterFailedLaunch],
     "PROV-CA-SELECT": [CaSelectsPipelockWhenRouted],

@@ -176,5 +176,5 @@ def test_refuses_to_start_with_an_unreadable_ca(tmp_path, pki):
     finally:
         daemon.stop()
     out = daemon.output()
-    assert code != 0 and "cannot read CA key" in out and "missing-key.pem" in out, out
+    assert code != 0 and "CA key not found" in out and "missing-key.pem" in out, out
     assert "Traceback" not in out

@@ -36,3 +36,64 @@ def test_echoes_authorization_host_path_over_http_and_https(tmp_path):
                                            "host": f"localhost:{https_port}", "path": "/p"}
         tls.close()
     assert "seen-token" not in d.output()
+
+
+def _events(body: bytes) -> list[tuple[str, dict]]:
+    out = []
+    for block in body.decode().strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def test_stands_in_for_the_agent_apis(tmp_path):
+    """LIVE-AGENT's API stand-ins: the canned answer in the shapes the CLIs
+    parse, and a credential fingerprint (never the value) in the log. The
+    same shapes completed `claude -p` (2.1.330) and `codex exec` (0.169.0)
+    against this server, run offline in a network namespace with no route."""
+    from bottle_bundle.upstream import fingerprint
+
+    http_port = free_port()
+    env = {"UPSTREAM_HOST": LOOPBACK, "UPSTREAM_HTTP_PORT": str(http_port),
+           "UPSTREAM_AGENT_ANSWER": "canned-answer-42"}
+    with running("upstream", env, tmp_path / "log", ports=(http_port,)) as d:
+        def post(path, body, headers):
+            conn = http.client.HTTPConnection(LOOPBACK, http_port, timeout=5)
+            conn.request("POST", path, body=json.dumps(body), headers=headers)
+            resp = conn.getresponse()
+            data = resp.status, resp.getheader("Content-Type"), resp.read()
+            conn.close()
+            return data
+
+        status, ctype, body = post("/v1/messages?beta=true", {"model": "m", "stream": True},
+                                   {"x-api-key": "key-for-claude"})
+        assert status == 200 and ctype == "text/event-stream"
+        events = _events(body)
+        assert [e for e, _ in events] == ["message_start", "content_block_start",
+                                          "content_block_delta", "content_block_stop",
+                                          "message_delta", "message_stop"]
+        assert events[2][1]["delta"] == {"type": "text_delta", "text": "canned-answer-42"}
+        status, ctype, body = post("/v1/messages", {"model": "m"}, {})
+        assert json.loads(body)["content"] == [{"type": "text", "text": "canned-answer-42"}]
+
+        status, ctype, body = post("/backend-api/codex/responses", {"stream": True},
+                                   {"Authorization": "Bearer token-for-codex"})
+        events = _events(body)
+        assert [e for e, _ in events] == ["response.created", "response.output_item.done",
+                                          "response.completed"]
+        assert events[1][1]["item"]["content"] == [{"type": "output_text", "text": "canned-answer-42"}]
+
+        conn = http.client.HTTPConnection(LOOPBACK, http_port, timeout=5)
+        conn.request("GET", "/backend-api/wham/accounts/check",
+                     headers={"ChatGPT-Account-Id": "acct-1"})
+        check = json.loads(conn.getresponse().read())
+        assert check["accounts"][0]["id"] == "acct-1" and check["default_account_id"] == "acct-1"
+        conn.request("GET", "/backend-api/codex/models")
+        resp = conn.getresponse()
+        assert resp.status == 404
+        resp.read()
+        conn.close()
+    out = d.output()
+    assert f"POST /v1/messages?beta=true auth={fingerprint('key-for-claude')}" in out
+    assert f"POST /backend-api/codex/responses auth={fingerprint('token-for-codex')}" in out
+    assert "key-for-claude" not in out and "token-for-codex" not in out

@@ -185,6 +185,10 @@ def builder(tmp_path: Path, runner: RecordingRunner, *, euid: int = 0,
     npm.mkdir(parents=True)
     for name in (fetch.NATIVE_TGZ, fetch.WRAPPER_TGZ):
         (npm / name).write_bytes(b"tgz")
+    codex = cache / "npm" / f"codex-{inputs.CODEX_VERSION}-linux-x64"
+    codex.mkdir(parents=True)
+    for name in (fetch.CODEX_NATIVE_TGZ, fetch.CODEX_WRAPPER_TGZ):
+        (codex / name).write_bytes(b"tgz")
     say = (lines.append if lines is not None else (lambda line: None))
     return Builder(runner, cache=cache, say=say, euid=euid, source_root=pkg,
                    debootstrap=debootstrap, platform="linux", base_ref=base_ref, tick=tick)
@@ -829,3 +833,30 @@ def test_ci_run_uses_a_venv_and_the_registry_stays_on_loopback():
     assert "python3 -m venv .venv" in text and ".venv/bin/python -m pip install" in text
     assert "python3 -m pip install" not in text.replace(".venv/bin/python -m pip", "")
     assert "policy-rc.d" in text  # the package's own :5000 service never starts
+
+
+def test_codex_pack_fetches_wrapper_and_its_platform_package(tmp_path):
+    """@openai/codex's optionalDependencies alias the platform build as
+    npm:@openai/codex@<version>-<platform>: both tarballs are packed."""
+    cache = tmp_path / "cache"
+    tmp = cache / "npm" / "codex-1.0.0-linux-x64.tmp"
+
+    class Packer(RecordingRunner):
+        def run(self, argv, **kw):
+            result = super().run(argv, **kw)
+            name = argv[-1].replace("@openai/", "openai-").replace("@", "-") + ".tgz"
+            (tmp / name).write_bytes(b"t")
+            return Completed(result.argv, 0, name + "\n", "")
+
+    runner = Packer()
+    dest = fetch.codex_tarballs(runner, cache, "1.0.0", AMD64)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        [fetch.CODEX_WRAPPER_TGZ, fetch.CODEX_NATIVE_TGZ])
+    assert [a[-1] for a in runner.argvs] == ["@openai/codex@1.0.0-linux-x64", "@openai/codex@1.0.0"]
+
+
+def test_agent_tag_follows_both_cli_versions():
+    base = inputs.base_inputs(AMD64)
+    tag = inputs.agent_inputs(base, AMD64).tag
+    assert inputs.agent_inputs(base, AMD64, codex_version="0.0.1").tag != tag
+    assert inputs.agent_inputs(base, AMD64, claude_version="0.0.1").tag != tag

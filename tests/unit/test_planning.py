@@ -348,7 +348,10 @@ class TestForwardedCredentials:
     def test_off_means_no_files_no_routes(self):
         p = plan(spec(agent="codex"), host(home_files={CODEX_AUTH: codex_auth_json()}))
         assert p.guest_files == () and p.egress.routes == () and p.secrets == {}
-        assert "chatgpt.com" not in pipelock_data(p)["api_allowlist"]
+        data = pipelock_data(p)
+        assert "chatgpt.com" not in data["tls_interception"]["passthrough_domains"]
+        # the agent's own API hosts are always allowed (strict mode needs a list)
+        assert data["api_allowlist"] == ["chatgpt.com", "api.openai.com"]
 
     @pytest.mark.parametrize("agent, var", [("codex", "CODEX_CA_CERTIFICATE"), ("claude", "NODE_EXTRA_CA_CERTS")])
     def test_ca_env(self, agent, var):

@@ -3,7 +3,11 @@ fake channel so these tests pin the steps, not one backend's framing."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+
+from bottle_ref import provision as provision_mod
 
 import pytest
 
@@ -261,7 +265,10 @@ def test_cwd_without_git_is_logged_not_copied(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     _, runner, logs = run(make_plan(tmp_path, cwd=str(plain)))
-    assert not [a for a in runner.argvs if any(WORKDIR in x for x in a)]
+    # nothing copied to or made in the workdir (the claude.json trust merge
+    # names it as a key, and only that)
+    assert not [a for a in runner.argvs if any(WORKDIR in x for x in a)
+                and "python3" not in a]
     assert any("no .git" in line for line in logs)
 
 
@@ -274,9 +281,11 @@ SUP = Addresses("http://pipelock:8888", supervise_url="http://supervise:9100/mcp
 def test_supervise_registers_as_node(tmp_path):
     plan = make_plan(tmp_path, supervise=SupervisePlan())
     _, runner, _ = run(plan, addresses=SUP)
-    assert runner.argvs[-1] == (
+    assert runner.argvs[-2] == (
         "guest", "exec", "node", "HOME=/home/node", "--", "claude", "mcp", "add",
         "--scope", "user", "--transport", "http", "supervise", "http://supervise:9100/mcp")
+    # then, as node too, the claude.json merge (after mcp add, so it keeps its entry)
+    assert runner.argvs[-1][:6] == ("guest", "exec", "node", "HOME=/home/node", "--", "python3")
 
 
 def test_supervise_failure_is_logged_not_fatal(tmp_path):
@@ -325,3 +334,57 @@ def test_step_order_and_every_node_exec_has_home(tmp_path):
     for a in runner.argvs:
         if a[:2] == ("guest", "exec"):
             assert a[3] == f"HOME={home_of(a[2])}"
+
+
+# -- ~/.claude.json: onboarding and workdir trust (issue 9) ------------------------
+
+class TestClaudeConfigMerge:
+    """The merge script the guest runs, run here on a scratch file: keys as
+    Claude Code 2.1.330 writes them when the trust dialog is accepted
+    (checked offline in a pty: projects["<dir>"].hasTrustDialogAccepted)."""
+
+    def run(self, path, workdirs=("/home/node/work",)):
+        import subprocess
+
+        argv = provision_mod.claude_config_argv(workdirs)
+        argv[3] = str(path)  # the guest path, redirected to the scratch file
+        return subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True)
+
+    def test_guest_command_trusts_home_and_workdir(self):
+        # agent_argv runs the agent in node's home; the host cwd's .git lands in work/
+        assert provision_mod.claude_config_argv()[3:] == [
+            "/home/node/.claude.json", "/home/node", "/home/node/work"]
+
+    def test_fresh_home_gets_onboarding_and_trust(self, tmp_path):
+        cfg = tmp_path / ".claude.json"
+        assert self.run(cfg, ("/home/node", "/home/node/work")).returncode == 0
+        assert json.loads(cfg.read_text())["projects"] == {
+            "/home/node": {"hasTrustDialogAccepted": True},
+            "/home/node/work": {"hasTrustDialogAccepted": True}}
+        cfg.unlink()
+        assert self.run(cfg).returncode == 0
+        data = json.loads(cfg.read_text())
+        assert data == {"hasCompletedOnboarding": True,
+                        "projects": {"/home/node/work": {"hasTrustDialogAccepted": True}}}
+        assert cfg.stat().st_mode & 0o777 == 0o600
+
+    def test_keeps_what_claude_mcp_add_wrote(self, tmp_path):
+        cfg = tmp_path / ".claude.json"
+        mcp = {"supervise": {"type": "http", "url": "http://127.0.0.1:9100/mcp"}}
+        cfg.write_text(json.dumps({"mcpServers": mcp, "userID": "u",
+                                   "projects": {"/home/node/work": {"allowedTools": ["x"]},
+                                                "/other": {"hasTrustDialogAccepted": False}}}))
+        assert self.run(cfg).returncode == 0
+        data = json.loads(cfg.read_text())
+        assert data["mcpServers"] == mcp and data["userID"] == "u"
+        assert data["projects"]["/home/node/work"] == {"allowedTools": ["x"],
+                                                       "hasTrustDialogAccepted": True}
+        assert data["projects"]["/other"] == {"hasTrustDialogAccepted": False}
+        assert data["hasCompletedOnboarding"] is True
+
+    def test_not_json_is_left_alone_and_fails(self, tmp_path):
+        cfg = tmp_path / ".claude.json"
+        cfg.write_text("{not json")
+        result = self.run(cfg)
+        assert result.returncode != 0 and "is not JSON" in result.stderr
+        assert cfg.read_text() == "{not json"

@@ -559,7 +559,8 @@ def test_every_node_exec_sets_home_and_user(backend, host, tmp_path):
     execs = smol_execs(runner)
     node = [a for a in execs if after_dashdash(a)[:4] == RUNUSER]
     root = [a for a in execs if after_dashdash(a)[:4] != RUNUSER]
-    assert len(node) == 5  # mkdir skills, insteadOf, user.name, user.email, mcp add
+    # mkdir skills, insteadOf, user.name, user.email, mcp add, claude.json merge
+    assert len(node) == 6
     for argv in node:
         assert list(argv[5:9]) == NODE_PREFIX, argv
         assert "runuser" not in before_dashdash(argv)

@@ -223,6 +223,10 @@ BAD = [
      "egress.routes[0].host", 4, "not a hostname"),
     ("allow-not-a-host", "name: demo\negress:\n  allow: ['pypi.org/simple']\n",
      "egress.allow[0]", 3, "not a hostname"),
+    ("allow-tld-wildcard", "name: demo\negress:\n  allow: ['*.com']\n",
+     "egress.allow[0]", 3, "wildcard over a whole top-level domain"),
+    ("route-tld-wildcard", "name: demo\negress:\n  routes:\n    - {host: '*.io', token_env: T}\n",
+     "egress.routes[0].host", 4, "wildcard over a whole top-level domain"),
     ("bad-token-env", "name: demo\negress:\n  routes:\n    - {host: a.example, token_env: 1TOKEN}\n",
      "egress.routes[0].token_env", 4, "NAME of a host environment variable"),
     ("bad-header", "name: demo\negress:\n  routes:\n"

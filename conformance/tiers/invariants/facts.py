@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
 
 import yaml
 
@@ -23,16 +21,7 @@ CLAUDE_API_HOSTS = ("api.anthropic.com",)
 CODEX_AUTH_GUEST = "/home/node/.codex/auth.json"
 CLAUDE_CREDENTIALS_GUEST = "/home/node/.claude/.credentials.json"
 
-# pipelock's own keys (DESIGN §8); anything else is a hard error in pipelock.
-PIPELOCK_KEYS: Mapping[str, Any] = {
-    "version": None, "mode": None, "api_allowlist": None,
-    "fetch_proxy": {"listen": None, "monitoring": {"max_requests_per_minute": None}},
-    "forward_proxy": {"enabled": None},
-    "dlp": {"patterns": None},
-    "request_body_scanning": {"enabled": None, "action": None, "scan_headers": None},
-    "tls_interception": {"enabled": None, "ca_cert": None, "ca_key": None,
-                         "passthrough_domains": None},
-}
+# pipelock's keys and rules: conformance.oracles.pipelock (from pipelock's source).
 
 # Commands that make or start something; none may run before a launch refusal.
 _STARTING_WORDS = frozenset({"create", "run", "start", "build", "pack", "cp", "exec",

@@ -1,22 +1,38 @@
-"""Invariant properties for PIPELOCK-PASS, PIPELOCK-SCHEMA."""
+"""Invariant properties for PIPELOCK-PASS, PIPELOCK-PASS-CODEX, PIPELOCK-SCHEMA
+and PIPELOCK-ENFORCE.
+
+pipelock's rules come from the suite's own oracle
+(`conformance.oracles.pipelock`, written from pipelock's source), never from
+a backend's validator.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from hypothesis import given
-
-from bottle_ref.pipelock import load_config, validate_config
 
 from ... import strategies as bst
 from ...markers import clause
-from .facts import CODEX_PIPELOCK_HOSTS, PIPELOCK_KEYS
+from ...oracles import pipelock as oracle
+from .facts import CODEX_PIPELOCK_HOSTS
 from .support import _PLAN, _api_hosts, _fit, _pipelock_config
 
 
+def needed_passthrough(spec) -> set[str]:
+    """The hosts a bottle must pass through pipelock, and no others: every
+    host egress injects for (declared routes; the agent's API hosts when
+    forwarding, plus *.chatgpt.com for Codex) and the spec's tls_passthrough."""
+    hosts = [r.host for r in spec.routes] + list(spec.tls_passthrough)
+    if spec.forward_host_credentials:
+        hosts += list(CODEX_PIPELOCK_HOSTS if spec.agent == "codex" else _api_hosts(spec.agent))
+    return {_norm(h) for h in hosts}
+
+
+def _norm(host: str) -> str:
+    return host.lower().rstrip(".")
+
+
 class PipelockInvariants:
-    """PIPELOCK-PASS, PIPELOCK-SCHEMA."""
+    """PIPELOCK-PASS, PIPELOCK-PASS-CODEX, PIPELOCK-SCHEMA, PIPELOCK-ENFORCE."""
 
     # -- pipelock ------------------------------------------------------------------------
 
@@ -56,30 +72,26 @@ class PipelockInvariants:
     @clause("PIPELOCK-SCHEMA")
     @_PLAN
     @given(case=bst.bottle_cases(missing_tokens=None, credentials=None))
-    def test_pipelock_yaml_uses_only_pipelock_keys(self, backend, case):
+    def test_pipelock_would_load_the_config(self, backend, case):
         case = _fit(backend, case)
         spec, host = case
         plan = backend.prepare(spec, host)
-        data = _pipelock_config(plan)
-        unknown: list[str] = []
-
-        def walk(value: Any, schema: Mapping[str, Any], path: str) -> None:
-            for key, sub in value.items():
-                here = f"{path}.{key}" if path else str(key)
-                if key not in schema:
-                    unknown.append(here)
-                elif schema[key] is not None:
-                    assert isinstance(sub, dict), f"{here} must be a mapping, got {sub!r:.60}"
-                    walk(sub, schema[key], here)
-
-        walk(data, PIPELOCK_KEYS, "")
-        assert not unknown, f"pipelock.yaml has keys pipelock does not know: {unknown}"
-        problems = validate_config(data)
-        assert not problems, f"pipelock would refuse this config: {problems}"
+        data, problems = oracle.parse(plan.pipelock.config_yaml)
+        assert not problems, f"pipelock would refuse this pipelock.yaml: {problems}"
         assert (data.get("forward_proxy") or {}).get("enabled") is True, (
             f"forward_proxy.enabled is {(data.get('forward_proxy') or {}).get('enabled')!r}, "
-            "must be true")
-        try:
-            load_config(plan.pipelock.config_yaml)
-        except ValueError as exc:
-            raise AssertionError(f"pipelock.yaml does not load strictly: {exc}") from None
+            "must be true (the agent uses pipelock as its forward proxy)")
+
+    @clause("PIPELOCK-ENFORCE")
+    @_PLAN
+    @given(case=bst.bottle_cases(missing_tokens=None, credentials=None))
+    def test_pipelock_enforces_the_bottle_policy(self, backend, case):
+        case = _fit(backend, case)
+        spec, host = case
+        data = _pipelock_config(backend.prepare(spec, host))
+        tls = data.get("tls_interception") or {}
+        listed = {_norm(h) for h in tls.get("passthrough_domains") or []}
+        problems = oracle.enforcement_problems(
+            {**data, "tls_interception": {**tls, "passthrough_domains": sorted(listed)}},
+            agent_hosts=_api_hosts(spec.agent), passthrough=needed_passthrough(spec))
+        assert not problems, "pipelock would not enforce this bottle's policy: " + "; ".join(problems)

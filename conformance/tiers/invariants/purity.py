@@ -6,18 +6,19 @@ import atexit
 import base64
 import builtins
 import contextlib
-import hashlib
-import json
-import re
-import tempfile
 import dataclasses
 import enum
+import hashlib
 import io
+import json
 import os
 import pathlib
+import re
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any

@@ -19,6 +19,7 @@ import functools
 
 from ...live import probes
 from ...outcomes import environment_broken
+from .agents import LiveAgents
 from .confinement import LiveConfinement
 from .provisioning import LiveProvisioning
 from .support import LiveFixtures
@@ -26,7 +27,8 @@ from .teardown import LiveTeardown
 from .traffic import LiveTraffic
 
 
-class LiveTier(LiveFixtures, LiveTraffic, LiveConfinement, LiveProvisioning, LiveTeardown):
+class LiveTier(LiveFixtures, LiveTraffic, LiveAgents, LiveConfinement, LiveProvisioning,
+               LiveTeardown):
     """Live tests; mixed into `BackendConformance`. Need capability ``live``."""
 
 
@@ -46,7 +48,8 @@ def _probe_errors_are_environment(fn):
 
 # Wrapped where each test is defined (never re-set on LiveTier, which would
 # shadow the mixin's own attribute).
-for _mixin in (LiveFixtures, LiveTraffic, LiveConfinement, LiveProvisioning, LiveTeardown):
+for _mixin in (LiveFixtures, LiveTraffic, LiveAgents, LiveConfinement, LiveProvisioning,
+               LiveTeardown):
     for _name, _fn in list(vars(_mixin).items()):
         if _name.startswith("test_") and callable(_fn):
             setattr(_mixin, _name, _probe_errors_are_environment(_fn))

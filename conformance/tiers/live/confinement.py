@@ -14,7 +14,6 @@ from ...markers import clause
 from ...outcomes import not_supported
 from .support import BOTH, _call_hook, _unreached
 
-
 # A host service on the guest's own bridge answers a SYN in milliseconds; an
 # address nobody owns costs the ARP timeout (~3 s) or this bound, once (the
 # targets are dialled concurrently).

@@ -4,7 +4,6 @@ pipelock, auth, CA trust, fail-closed, the proxy env."""
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 
@@ -12,8 +11,8 @@ from ...live import probes, upstream
 from ...live.harness import GIT_USER, PLACEHOLDER, TOKEN_BODY, TOKEN_PREFIX, new_token
 from ...live.tls import CA_COMMON_NAME
 from ...markers import clause
+from .agents import AGENT_CLIS
 from .support import BOTH, CA_ENV_NAMES, ROUTED, UNROUTED, _call_hook, _marker, _unreached
-
 
 FAILCLOSED_MIN_S, FAILCLOSED_MAX_S = 2.0, 8.0
 
@@ -34,6 +33,15 @@ class LiveTraffic:
                                    timeout=bottle_settings.live_timeout)
         assert failing.returncode == 7, f"exit status lost: got {failing.returncode}"
         assert "to-stderr" in failing.stderr, "stderr of the guest command was lost"
+        # Each agent CLI the backend declares runs in the guest (issue 9: docker
+        # declared codex, and its image had no codex binary).
+        declared = [cli for cli in AGENT_CLIS if cli in live.harness.backend.capabilities]
+        for cli in declared:
+            version = live.bottle.exec([cli, "--version"], timeout=bottle_settings.live_timeout)
+            assert version.returncode == 0 and version.stdout.strip(), (
+                f"the backend declares {cli!r} but `{cli} --version` in the guest exited "
+                f"{version.returncode}: {(version.stdout + version.stderr).strip()[-300:]}")
+            probe_log.add(f"{cli}-version", 0.0, version.stdout.strip()[:80])
 
     # -- EXEC-USER (live half) --------------------------------------------------------
     @clause("EXEC-USER", tier="live")
