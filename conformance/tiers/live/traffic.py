@@ -65,6 +65,7 @@ class LiveTraffic:
     @clause("LIVE-LOOPBACK")
     @BOTH
     def test_host_loopback_canary_unreachable(self, live, canary, probe_log):
+        live.need_network()
         canary.self_test()
         before = canary.hits
         results = probes.tcp(live.bottle, [("127.0.0.1", canary.port), ("@gateway", canary.port)],
