@@ -232,9 +232,9 @@ if _guest_half_reason() is None:
             assert argv[1].startswith("/") and argv[1].endswith("pty_resize.py"), argv[:3]
             main, child = pty.openpty()
             try:
+                env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
                 proc = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child,
-                                        cwd="/", env={"PATH": os.environ["PATH"],
-                                                      "TERM": "xterm"})
+                                        cwd="/", env={**env, "TERM": "xterm"})
                 os.close(child)
                 child = -1
                 out = b""
