@@ -170,8 +170,7 @@ class LiveBottle:
     def need_network(self) -> None:
         """NOT_SUPPORTED when the guests' network cannot be probed here
         (`Backend.live_network_unsupported`), for probes that need no site."""
-        if self.harness.network_unsupported:
-            not_supported(self.harness.network_unsupported)
+        self.harness.need_network()
 
     def need_sites(self) -> upstream.Sites:
         """The staged upstream, or NOT_SUPPORTED when the backend has no
@@ -411,6 +410,12 @@ class LiveHarness:
                                    "backends: `python -m bottle_ref.images all --print-env`, "
                                    "then export what it prints)")
         return plan
+
+    def need_network(self) -> None:
+        """NOT_SUPPORTED before launching anything when the guests' network
+        cannot be probed here (`Backend.live_network_unsupported`)."""
+        if self.network_unsupported:
+            not_supported(self.network_unsupported)
 
     # -- bottles ---------------------------------------------------------------
     def bottle(self, key: str) -> LiveBottle:

@@ -228,6 +228,7 @@ class LiveTraffic:
     @clause("LIVE-FAILCLOSED")
     @pytest.mark.parametrize("scenario", ["unrouted", "routed"])
     def test_no_egress_with_pipelock_down(self, scenario, live_harness, probe_log, request):
+        live_harness.need_network()  # before waiting for a launch
         lb = live_harness.fresh(scenario)  # its own: this test breaks it
         request.node.user_properties.extend(lb.properties)
         sites = lb.wait_ready(probe_log)
