@@ -76,7 +76,7 @@ def _smolvm_env(session: nox.Session) -> dict[str, str]:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bottle-ref"
     return {
         "PATH": os.pathsep.join([str(SMOLVM_STANDIN), os.environ.get("PATH", "")]),
-        "SMOLVM_STANDIN_HOME": str(Path(session.create_tmp()) / "smolvm-standin"),
+        "SMOLVM_STANDIN_HOME": str(Path(session.create_tmp()).resolve() / "smolvm-standin"),
         "BOTTLE_SMOL_CACHE": str(cache / "smolmachines"),
     }
 
