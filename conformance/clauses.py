@@ -599,7 +599,7 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "on a test-only stand-in (tests/standins/smolvm) that enforces smolvm 1.9.3's "
         "grammar and file semantics and runs each machine as a container of the engine. It "
         "does not model TSI: its machines have no network, so the network probes "
-        "(LIVE-LOOPBACK, LIVE-BYPASS, LIVE-PIPELOCK, LIVE-AUTH, LIVE-CA-TRUST, "
+        "(LIVE-LOOPBACK, LIVE-HOST, LIVE-ROUTES, LIVE-BYPASS, LIVE-PIPELOCK, LIVE-AUTH, LIVE-CA-TRUST, "
         "LIVE-FAILCLOSED, the live half of LAUNCH-PROXY-ENV) are NOT_SUPPORTED there, and "
         "the report says `smolvm: stand-in`. Only a run on real smolvm certifies the guest's "
         "network confinement.",
