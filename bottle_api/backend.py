@@ -169,3 +169,17 @@ class Backend(ABC):
         guests at all (e.g. no smolvm on the host), or None. Checked before
         `live_unavailable`; reported as NOT_SUPPORTED, not ERROR."""
         return None
+
+    def live_network_unsupported(self, runner: Runner) -> str | None:
+        """Optional live-tier hook: why the guests' network cannot be probed
+        on this host (e.g. a test stand-in for the VMM that does not model
+        its networking), or None. The network probes report it as
+        NOT_SUPPORTED; the other live clauses still run."""
+        return None
+
+    def standins(self, runner: Runner) -> Mapping[str, str]:
+        """Optional live-tier hook: tools this backend drives that are
+        test-only stand-ins on this host, ``{tool: description}`` (e.g.
+        ``{"smolvm": "stand-in (...)"}``). Reports show them, so a run on a
+        stand-in is never taken for a run on the real tool. Default: none."""
+        return {}

@@ -13,6 +13,16 @@ and at startup and on every SIGWINCH runs a side channel::
 
 The guest kernel then delivers SIGWINCH to the in-VM foreground process.
 
+SOURCE CHECK (issue 8): smolvm's own client sends the terminal size when a
+``-t`` session starts and on every SIGWINCH (``src/agent/client.rs``: the
+``AgentRequest::Resize`` pushes before the poll loop and after
+``check_sigwinch``, at 0.8.2 ~1009 and 1.9.3 ~1420/~1459), and the guest
+agent applies it (``crates/smolvm-agent/src/main.rs`` ``Resize`` arms,
+0.8.2 ~3721, 1.9.3 ~4809). So the "never forwards" above is the seeds'
+observation, not what the source says; the wrapper stays (it is harmless,
+and the suite checks it is run by absolute path) until a run on real
+smolvm >= 1.8 shows the size arriving without it.
+
 It is run by absolute path, not ``-m``: a tmux pane opens in its own cwd,
 where the package may not be importable. So this file imports only the
 standard library (a unit test parses it to keep it that way). Removable

@@ -618,6 +618,31 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "the CONNECT target, not the Host header), never over cleartext HTTP.",
     ),
     (
+        "smolmachines: the guest is created from a `docker save` archive",
+        "The reference backend targets smolvm >= 1.8.0 and refuses older ones at launch: "
+        "on 0.8.x..1.7.x `machine create --from` dropped `--allow-cidr` (open egress; "
+        "fixed by f8a6fa62 in v1.8.0). It creates the machine with `-I <absolute path>.tar`, "
+        "a `docker save` of the local agent image, which smolvm (since v1.1.0, eb6aecfd; "
+        "src/data/image_source.rs `classify`) takes as a local archive: no registry. It does "
+        "not use `pack create`, which pulls its `-I` from a registry inside a temporary VM "
+        "(src/cli/pack.rs `pull_with_progress`), so a locally built tag is not found there. "
+        "Cost: one `docker save` per agent image ID (cached), and smolvm flattens the archive "
+        "when creating each machine. Directories (skills, `<cwd>/.git`) travel as a tar "
+        "stream into `machine exec -i` (`machine cp` copies one regular file), extracted "
+        "without host owners and chowned to node afterwards.",
+    ),
+    (
+        "smolmachines on the CI stand-in",
+        "Where no smolvm is on PATH, `nox -s integration` runs the smolmachines guest half "
+        "on a test-only stand-in (tests/standins/smolvm) that enforces smolvm 1.9.3's "
+        "grammar and file semantics and runs each machine as a container of the engine. It "
+        "does not model TSI: its machines have no network, so the network probes "
+        "(LIVE-LOOPBACK, LIVE-HOST, LIVE-ROUTES, LIVE-BYPASS, LIVE-PIPELOCK, LIVE-AUTH, LIVE-CA-TRUST, "
+        "LIVE-FAILCLOSED, the live half of LAUNCH-PROXY-ENV) are NOT_SUPPORTED there, and "
+        "the report says `smolvm: stand-in`. Only a run on real smolvm certifies the guest's "
+        "network confinement.",
+    ),
+    (
         "git-gate serves local bare repositories",
         "The reference git-gate is git's own daemon over bare repositories in the "
         "bundle; mirroring them to the real upstreams with the declared identities is "

@@ -55,6 +55,9 @@ class Report:
     # Capabilities the backend does not declare here, with why (the report
     # header shows them: an absent `live` is a statement about the host).
     capabilities_absent: tuple[tuple[str, str], ...] = ()
+    # Test-only stand-ins the run used, tool -> description (e.g. smolvm):
+    # a run on a stand-in is never a run on the real tool.
+    standins: dict[str, str] = field(default_factory=dict)
 
     def result(self, clause_id: str) -> ClauseResult | None:
         return self._by_id().get(clause_id)
@@ -118,6 +121,10 @@ class Report:
             if not isinstance(absent, dict) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in absent.items()):
                 raise ReportError("not a report: capabilities_absent is not an object of strings")
+            standins = data.get("standins", {})
+            if not isinstance(standins, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in standins.items()):
+                raise ReportError("not a report: standins is not an object of strings")
             return cls(
                 suite_version=_field(data, "suite_version", str),
                 backend=_field(data, "backend", str),
@@ -128,6 +135,7 @@ class Report:
                 started_at=_field(data, "started_at", str),
                 results=results,
                 capabilities_absent=tuple(sorted(absent.items())),
+                standins=dict(sorted(standins.items())),
             )
         except KeyError as exc:
             raise ReportError(f"not a report: missing field {_short_repr(exc.args[0])}") from None
@@ -296,6 +304,7 @@ def markdown(report: Report) -> str:
         + (f" (seed {report.hypothesis_seed})" if report.hypothesis_seed else ""),
         f"- started: {report.started_at}",
         f"- clauses: {len(report.results)}" + (f" ({counts})" if counts else ""),
+        *[f"- {tool}: {_cell(what)}" for tool, what in sorted(report.standins.items())],
         "",
         "| Clause | Level | Tier | State | Duration (s) | Reason |",
         "| --- | --- | --- | --- | ---: | --- |",

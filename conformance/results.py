@@ -8,6 +8,7 @@ aggregation works the same with and without ``-n``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,9 @@ PROP_BACKEND = "bottle_backend"
 PROP_BACKEND_VERSION = "bottle_backend_version"
 PROP_CAPABILITIES = "bottle_capabilities"
 PROP_BROKEN = "bottle_backend_broken"
+# JSON {tool: description} of the test-only stand-ins a live test ran on
+# (`Backend.standins`, set by the live harness); merged into the report.
+PROP_STANDINS = "bottle_standins"
 
 HEAD_SEP = " -- "
 SECTION = "bottle-conformance clause"
@@ -127,6 +131,7 @@ class ResultCollector:
     def __init__(self) -> None:
         self._tests: dict[str, _TestRecord] = {}
         self._identities: dict[str, BackendIdentity] = {}
+        self._standins: dict[str, dict[str, str]] = {}
 
     @property
     def seen(self) -> bool:
@@ -150,6 +155,13 @@ class ResultCollector:
                 name, str(props.get(PROP_BACKEND_VERSION, "0")), parse_capabilities(caps),
                 str(props.get(PROP_BROKEN, "")),
             ))
+        if PROP_STANDINS in props:
+            try:
+                used = json.loads(str(props[PROP_STANDINS]))
+            except ValueError:
+                used = {"?": str(props[PROP_STANDINS])}
+            self._standins.setdefault(rec.backend or "", {}).update(
+                {str(k): str(v) for k, v in dict(used).items()})
         rec.duration += float(getattr(report, "duration", 0.0) or 0.0)
         clauses = [by_id(i) for i in ids]
         found = classify(report, clauses)
@@ -163,6 +175,14 @@ class ResultCollector:
 
     def identity(self, name: str) -> BackendIdentity | None:
         return self._identities.get(name)
+
+    def standins(self, backend: str, default: str | None) -> dict[str, str]:
+        """Stand-ins the tests against ``backend`` ran on (tool -> description)."""
+        out: dict[str, str] = {}
+        for name, used in self._standins.items():
+            if (name or default or UNKNOWN_BACKEND) == backend:
+                out.update(used)
+        return dict(sorted(out.items()))
 
     def results(self, backend: str, default: str | None) -> tuple[ClauseResult, ...]:
         """Aggregated clause results of the tests run against ``backend``."""
@@ -214,6 +234,7 @@ def build_reports(
             started_at=started_at,
             results=results,
             capabilities_absent=absent_capabilities(ident, results),
+            standins=collector.standins(name, default),
         ))
     return reports
 

@@ -30,7 +30,7 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "PLAN-HOP": ("bottle_ref.planning:auto_routes", "bottle_ref.planning:first_hop_for"),
     "PLAN-DAEMONS": ("bottle_ref.planning:daemons_for",),
     "LAUNCH-PACK-IN-LAUNCH": ("bottle_ref.planning:agent_image_ref",
-                              f"{_SMOL}:SmolmachinesBackend.launch", f"{_SMOL}:pack_create_argv"),
+                              f"{_SMOL}:SmolmachinesBackend.launch", f"{_SMOL}:docker_save_argv"),
     "SNAP-MATCH": (f"{_DOCKER}:DockerBackend.launch", f"{_SMOL}:SmolmachinesBackend.launch"),
     "EXEC-ABI": (f"{_DOCKER}:DockerBottle.agent_argv", f"{_SMOL}:SmolmachinesBottle.agent_argv"),
     "EXEC-USER": (f"{_DOCKER}:docker_exec_argv", f"{_SMOL}:SmolvmChannel.exec_argv"),

@@ -13,8 +13,34 @@ Docker Desktop forwards. WHY a per-bottle loopback address: ``--allow-cidr``
 has no port filter, so a /32 on 127.0.0.1 would let the guest dial every
 loopback service on the host; 127.77.x.y carries only this bottle's ports.
 
-``smolvm machine exec`` is always root, so anything touching user state is
-framed ``-e HOME=/home/node -e USER=node -- runuser -u node -- CMD``.
+``smolvm machine exec`` runs as the image's USER (smolvm 1.9.3
+``src/cli/machine.rs`` ``ExecCmd::run`` -> ``resolve_image_runtime_defaults``
+in ``src/cli/vm_common.rs``); the agent image sets none, so exec is root, and
+anything touching user state is framed
+``-e HOME=/home/node -e USER=node -- runuser -u node -- CMD``.
+
+smolvm as it really is (each fact read in smol-machines/smolvm at v1.9.3):
+
+- Target: smolvm >= 1.8.0. On 0.8.x..1.7.x ``machine create --from F --net
+  --allow-cidr C`` drops the CIDR list (``allowed_cidrs: None``, 0.8.2
+  ``src/cli/machine.rs`` ~1548): the guest would get unrestricted egress.
+  Fixed by f8a6fa62 "preserve egress policy for --from", first in v1.8.0.
+  ``launch`` asks ``smolvm --version`` first and refuses anything older.
+- The machine is created with ``-I <docker save archive>`` (a path starting
+  with ``/``: 1.9.3 ``src/data/image_source.rs`` ``classify`` treats it as a
+  local archive, no registry; since v1.1.0, eb6aecfd). Not ``pack create``:
+  it pulls its ``-I`` from a registry inside a temporary VM (1.9.3
+  ``src/cli/pack.rs`` ``pull_with_progress``), so a locally built tag is not
+  found; and its ``-o X`` is the executable stub, the artifact being
+  ``X.smolmachine``.
+- ``machine create/delete`` take ``-n/--name`` (a positional is rejected)
+  and create's workload needs ``--`` (``last = true``; since v1.0.2,
+  67a09b27). We pass no workload: the image's CMD runs on ``start``.
+- ``machine exec`` takes the name as ``--name`` only (no ``-n``), then
+  ``-e K=V`` (repeatable), ``-w DIR``, ``-i``, ``-t``, ``--`` and the command.
+- ``machine cp`` copies one regular file (``File::open`` + stream); a
+  directory travels as a tar stream through ``machine exec -i``
+  (`bottle_ref.tar_pipe`).
 """
 
 from __future__ import annotations
@@ -23,13 +49,14 @@ import hashlib
 import ipaddress
 import os
 import platform
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import egress, pipelock, pty_resize
+from .. import egress, pipelock, pty_resize, tar_pipe
 from ..ca import CaFiles, ensure_ca
 from bottle_api.host import HostContext
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
@@ -56,9 +83,25 @@ LABEL = LABEL_KEY
 # The resize wrapper, run by absolute path (a tmux pane has its own cwd, so
 # ``-m bottle_ref.pty_resize`` may not import there).
 PTY_RESIZE_SCRIPT = str(Path(pty_resize.__file__).resolve())
+# The directory copier, by absolute path for the same reason.
+TAR_PIPE_SCRIPT = str(Path(tar_pipe.__file__).resolve())
+
+# The oldest smolvm whose `machine create` keeps --allow-cidr on every path
+# (f8a6fa62, v1.8.0) and that has every flag used here (-n/--name on
+# create/delete: v1.0.2; -I <archive>: v1.1.0).
+MIN_SMOLVM = (1, 8, 0)
+MIN_SMOLVM_TEXT = "1.8.0"
+SCRIPTED_SMOLVM = "1.9.3"  # what a recorded launch's `smolvm --version` answers
+# clap's `#[command(version)]` on `smolvm` prints "smolvm X.Y.Z" (1.9.3 src/main.rs).
+_VERSION_RE = re.compile(r"\bsmolvm\s+v?(\d+)\.(\d+)\.(\d+)")
+# What the test-only stand-in prints after its version line (tests/standins/smolvm).
+STANDIN_MARKER = "bottle-conformance stand-in"
 
 PUBLISH_HOST_ENV = "BOTTLE_SMOL_PUBLISH_HOST"
 CPUS_ENV = "BOTTLE_SMOL_CPUS"
+# Where the agent image's `docker save` archive is cached (default: beside
+# the state root); a cache dir that outlives the run saves one `docker save`.
+CACHE_ENV = "BOTTLE_SMOL_CACHE"
 MEM_ENV = "BOTTLE_SMOL_MEM_MIB"
 DEFAULT_CPUS = 2
 DEFAULT_MEM_MIB = 2048
@@ -94,6 +137,7 @@ class SmolmachinesPlan(Plan):
     cpus: int = DEFAULT_CPUS
     mem_mib: int = DEFAULT_MEM_MIB
     upstream_ca_file: str | None = None  # host PEM both proxies trust upstream
+    cache_dir: str | None = None  # where the agent image archive is cached
 
 
 def default_publish_host(bottle: str) -> str:
@@ -135,13 +179,57 @@ def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
 
 
 def artifact_path(plan: Plan, image_id: str = "") -> Path:
-    """The cached ``.smolmachine`` for the agent image: shared by every
+    """The cached ``docker save`` archive of the agent image: shared by every
     bottle (``<state_root>/../smolmachines/``), keyed by the image's ID as
     docker reports it at launch, so rebuilding an image under the same tag
-    packs it again; by the ref only when no ID is known."""
-    state_root = Path(plan.state_dir).parent
+    saves it again; by the ref only when no ID is known. Absolute and
+    ending in ``.tar``, so smolvm's ``classify`` takes it as a local archive."""
+    cache = getattr(plan, "cache_dir", None)
+    base = Path(cache) if cache else Path(plan.state_dir).parent.parent / "smolmachines"
     key = hashlib.sha256((image_id or plan.agent_image_ref).encode("utf-8")).hexdigest()[:16]
-    return state_root.parent / "smolmachines" / f"{key}.smolmachine"
+    return (base / f"agent-{key}.tar").absolute()
+
+
+def parse_smolvm_version(text: str) -> tuple[int, int, int] | None:
+    """``(major, minor, patch)`` from ``smolvm --version`` output, or None."""
+    m = _VERSION_RE.search(text or "")
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def smolvm_version_problem(result: Completed) -> str | None:
+    """Why this smolvm must not run a bottle (one line), or None if it may."""
+    if not result.ok:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        return ("smolvm not available: `smolvm --version` failed ("
+                + (detail[-1] if detail else f"exit {result.returncode}") + ")")
+    version = parse_smolvm_version(result.stdout)
+    if version is None:
+        first = (result.stdout.strip().splitlines() or [""])[0]
+        return (f"cannot read the smolvm version from `smolvm --version` ({first!r}); "
+                f"smolvm >= {MIN_SMOLVM_TEXT} is required")
+    if version < MIN_SMOLVM:
+        have = ".".join(map(str, version))
+        return (f"smolvm {have} is too old: before {MIN_SMOLVM_TEXT}, `machine create --from` "
+                "drops --allow-cidr, so the guest gets unrestricted outbound network "
+                f"(fixed in smolvm {MIN_SMOLVM_TEXT}, f8a6fa62); upgrade to smolvm >= "
+                f"{MIN_SMOLVM_TEXT}")
+    return None
+
+
+def loopback_alias_problem(publish_host: str, uname: str, ifconfig: str) -> str | None:
+    """On macOS only 127.0.0.1 is configured on lo0 by default (Linux routes
+    all of 127/8 to lo): a dedicated 127.77.x.y must be added by hand. One
+    line saying so, the command that adds it, and what the fallback costs."""
+    if uname.strip() != "Darwin" or publish_host == "127.0.0.1":
+        return None
+    if re.search(rf"\binet {re.escape(publish_host)}\b", ifconfig):
+        return None
+    return (f"the bottle's loopback address {publish_host} is not configured on lo0 "
+            f"(macOS has only 127.0.0.1 by default): add it with "
+            f"`sudo ifconfig lo0 alias {publish_host} up`, or set "
+            f"{PUBLISH_HOST_ENV}=127.0.0.1 to publish on 127.0.0.1 instead, which lets the "
+            "guest reach every service listening on the host's 127.0.0.1 "
+            "(--allow-cidr has no port filter)")
 
 
 def published_ports(plan: Plan) -> tuple[int, ...]:
@@ -197,14 +285,27 @@ class SmolvmChannel(GuestChannel):
         return argv + [str(c) for c in cmd]
 
     def copy_argv(self, host_path: str, guest_path: str) -> list[str]:
+        """A regular file: ``smolvm machine cp SRC M:DST`` (one file only).
+        A directory: its tar stream into ``machine exec -i`` as root, which
+        extracts it at DST (made if missing) without host owners; the
+        caller chowns afterwards, as for a file copy."""
+        if Path(host_path).is_dir():
+            extract = ['mkdir -p "$1" && exec tar -x -f - -C "$1" --no-same-owner']
+            return [sys.executable, TAR_PIPE_SCRIPT, str(host_path), "--",
+                    SMOLVM, "machine", "exec", "--name", self.machine, "-i", "--",
+                    "sh", "-c", *extract, "sh", guest_path]
         return [SMOLVM, "machine", "cp", str(host_path), f"{self.machine}:{guest_path}"]
 
 
-def machine_create_argv(plan: SmolmachinesPlan, machine: str, artifact: Path,
+def machine_create_argv(plan: SmolmachinesPlan, machine: str, archive: Path,
                         env: Mapping[str, str]) -> list[str]:
+    """``-I`` a ``docker save`` archive (absolute path: a local source, no
+    registry). ``-w`` is honoured on this path (it is ignored only with
+    ``--from``, 0.8.2 machine.rs ~1545). No ``--``: the image's CMD is the
+    workload."""
     return [
-        SMOLVM, "machine", "create", machine,
-        "--from", str(artifact),
+        SMOLVM, "machine", "create", "--name", machine,
+        "-I", str(archive),
         "--cpus", str(plan.cpus),
         "--mem", str(plan.mem_mib),
         "--net",
@@ -223,11 +324,15 @@ def machine_stop_argv(machine: str) -> list[str]:
 
 
 def machine_delete_argv(machine: str) -> list[str]:
-    return [SMOLVM, "machine", "delete", machine, "-f"]
+    return [SMOLVM, "machine", "delete", "--name", machine, "-f"]
 
 
-def pack_create_argv(image_ref: str, out: Path) -> list[str]:
-    return [SMOLVM, "pack", "create", "-I", image_ref, "-o", str(out)]
+def version_argv() -> list[str]:
+    return [SMOLVM, "--version"]
+
+
+def docker_save_argv(image_ref: str, out: Path) -> list[str]:
+    return [DOCKER, "save", "-o", str(out), image_ref]
 
 
 def ready_probe_argv(machine: str) -> list[str]:
@@ -445,6 +550,7 @@ class SmolmachinesBackend(Backend):
             cpus=_positive_int(host.env, CPUS_ENV, DEFAULT_CPUS),
             mem_mib=_positive_int(host.env, MEM_ENV, DEFAULT_MEM_MIB),
             upstream_ca_file=host.env.get(UPSTREAM_CA_ENV) or None,
+            cache_dir=host.env.get(CACHE_ENV, "").strip() or None,
         )
 
         def build(listen: str) -> SmolmachinesPlan:
@@ -469,6 +575,18 @@ class SmolmachinesBackend(Backend):
             raise TypeError(f"smolmachines cannot launch a {type(plan).__name__}")
         if plan.missing_tokens:
             raise _missing_token_error(plan)
+        # First, before anything exists: an old smolvm would run the guest
+        # with open egress, a macOS host without the alias cannot publish.
+        progress("checking smolvm")
+        problem = smolvm_version_problem(runner.run(version_argv(), check=False))
+        if problem:
+            raise LaunchError(problem)
+        uname = runner.run(["uname", "-s"], check=False).stdout
+        if uname.strip() == "Darwin" and plan.publish_host != "127.0.0.1":
+            lo0 = runner.run(["ifconfig", "lo0"], check=False).stdout
+            problem = loopback_alias_problem(plan.publish_host, uname, lo0)
+            if problem:
+                raise LaunchError(problem)
         ident = runner.unique(f"bottle-{plan.bottle}")
         bottle = SmolmachinesBottle(plan, runner, ident)
         if journal is not None:
@@ -502,19 +620,19 @@ class SmolmachinesBackend(Backend):
                 raise LaunchError(f"{role} image {ref!r} not found in docker; build it first")
             image_ids[role] = found.stdout.strip()
 
-        artifact = artifact_path(plan, image_ids["agent"])
-        if artifact.is_file():
-            progress(f"using cached {artifact.name}")
+        archive = artifact_path(plan, image_ids["agent"])
+        if archive.is_file():
+            progress(f"using cached {archive.name}")
         else:
-            progress(f"packing {plan.agent_image_ref} into {artifact} (first launch only; slow)")
-            artifact.parent.mkdir(parents=True, exist_ok=True)
-            # Pack beside the cache and rename: a concurrent launch never sees
-            # a half-written artifact, and a failed pack removes only its own.
-            partial = artifact.with_name(f"{artifact.name}.{ident}.partial")
+            progress(f"saving {plan.agent_image_ref} to {archive} (first launch only)")
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            # Save beside the cache and rename: a concurrent launch never sees
+            # a half-written archive, and a failed save removes only its own.
+            partial = archive.with_name(f"{archive.name}.{ident}.partial")
             try:
-                runner.run(pack_create_argv(plan.agent_image_ref, partial))
+                runner.run(docker_save_argv(plan.agent_image_ref, partial))
                 if partial.exists():  # (a recorded run writes nothing)
-                    os.replace(partial, artifact)
+                    os.replace(partial, archive)
             except BaseException:
                 partial.unlink(missing_ok=True)
                 raise
@@ -540,7 +658,7 @@ class SmolmachinesBackend(Backend):
         bottle.addresses = addresses
 
         progress(f"creating machine {ident}")
-        bottle.run(machine_create_argv(plan, ident, artifact, agent_env(plan, addresses)))
+        bottle.run(machine_create_argv(plan, ident, archive, agent_env(plan, addresses)))
         runner.run(machine_start_argv(ident))
 
         progress("waiting for the machine to answer")
@@ -582,7 +700,9 @@ class SmolmachinesBackend(Backend):
                                   prompt_path=prompt_path)
 
     def script(self, runner: RecordingRunner, plan: Plan) -> None:
-        """``docker port`` answers on ``publish_host`` and the CA's ``1 added``."""
+        """``smolvm --version`` (the newest release line), ``docker port``
+        answers on ``publish_host`` and the CA's ``1 added``."""
+        runner.reply(SMOLVM, "--version", stdout=f"smolvm {SCRIPTED_SMOLVM}\n")
         host = getattr(plan, "publish_host", "127.0.0.1")
         for i, port in enumerate(published_ports(plan)):
             runner.reply(DOCKER, "port", "*-bundle", f"{port}/tcp",
@@ -596,7 +716,10 @@ class SmolmachinesBackend(Backend):
         smolvm's VMM, libkrun, needs KVM on Linux and Hypervisor.framework on
         macOS. A missing or broken smolvm is not this: the backend says guests
         run here, so its absence is a broken environment (`live_unavailable`,
-        ERROR), exactly like a docker engine that does not answer."""
+        ERROR), exactly like a docker engine that does not answer. The CI
+        stand-in (`standins`) runs machines as containers: it needs no KVM."""
+        if SMOLVM in self.standins(runner):
+            return None
         system = platform.system()
         if system == "Linux":
             return None if os.path.exists(KVM_DEVICE) else (
@@ -608,12 +731,38 @@ class SmolmachinesBackend(Backend):
 
     def live_unavailable(self, runner: Runner) -> str | None:
         """smolvm runs the guest and docker the bundle: both must answer
-        (either missing is ERROR: the environment is broken)."""
-        for argv, what in (([SMOLVM, "--version"], "smolvm not available"),
-                           ([DOCKER, "info", "--format", "{{.ServerVersion}}"],
-                            "docker engine not reachable")):
+        (either missing is ERROR: the environment is broken), and smolvm must
+        be >= 1.8.0 (launch refuses an older one)."""
+        problem = smolvm_version_problem(runner.run(version_argv(), check=False))
+        if problem:
+            return problem
+        for argv, what in (([DOCKER, "info", "--format", "{{.ServerVersion}}"],
+                            "docker engine not reachable"),):
             result = runner.run(argv, check=False)
             if not result.ok:
                 detail = (result.stderr or result.stdout).strip().splitlines()
                 return f"{what}: " + (detail[-1] if detail else f"exit {result.returncode}")
         return None
+
+    def live_network_unsupported(self, runner: Runner) -> str | None:
+        """On the stand-in, machines are containers with no network: TSI
+        (``--net``/``--allow-cidr``) is not modelled, so a network probe there
+        would say nothing about smolvm's confinement."""
+        if SMOLVM in self.standins(runner):
+            return ("smolvm here is the test-only stand-in, which does not model TSI "
+                    "networking (--net, --allow-cidr): its machines have no network, so "
+                    "the guest's network confinement can only be probed on real smolvm")
+        return None
+
+    def standins(self, runner: Runner) -> dict[str, str]:
+        """The bundle's pipelock stand-in (`bottle_ref.pipelock.STANDIN`), and
+        ``{"smolvm": ...}`` when the ``smolvm`` on PATH is the test-only
+        stand-in (it says so after its version line)."""
+        from ..pipelock import STANDIN
+
+        out = dict(STANDIN)
+        result = runner.run(version_argv(), check=False)
+        if result.ok and STANDIN_MARKER in result.stdout:
+            lines = [ln.strip() for ln in result.stdout.splitlines() if ln.strip()]
+            out[SMOLVM] = "stand-in (" + "; ".join(lines) + ")"
+        return out

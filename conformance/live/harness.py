@@ -38,6 +38,7 @@ from bottle_api.runner import CommandError, Completed, Runner, poll
 from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
 from ..outcomes import ERROR_PREFIX, environment_broken, not_supported
+from ..results import PROP_STANDINS
 from . import probes, upstream
 from .engine import Engine, FixtureEngineError, environment_error, fixture_engine_cli
 from .resources import PREFIX, Resources, run_tag
@@ -47,7 +48,7 @@ from .tls import TestPki, make_pki
 # backend knobs); never credentials.
 PASS_ENV = ("PATH", "DOCKER_HOST", "DOCKER_CONFIG", "CONTAINER_HOST", "CLAUDE_BOTTLE_IMAGE",
             "BOTTLE_BUNDLE_IMAGE", "BOTTLE_SMOL_PUBLISH_HOST", "BOTTLE_SMOL_CPUS",
-            "BOTTLE_SMOL_MEM_MIB")
+            "BOTTLE_SMOL_MEM_MIB", "BOTTLE_SMOL_CACHE")
 TOKEN_ENV = "BOTTLE_LIVE_TOKEN"
 PRELAUNCH_WORKERS = 2  # bottles launched at once in the background
 # The image the test upstream runs (`bottle-bundle upstream`); default: the
@@ -228,6 +229,11 @@ class LiveBottle:
     dead: str = ""  # why the first hop never answered (then every test fails fast)
     properties: list[tuple[str, str]] = field(default_factory=list)
 
+    def need_network(self) -> None:
+        """NOT_SUPPORTED when the guests' network cannot be probed here
+        (`Backend.live_network_unsupported`), for probes that need no site."""
+        self.harness.need_network()
+
     def need_sites(self) -> upstream.Sites:
         """The staged upstream, or NOT_SUPPORTED when the backend has no
         `Bottle.outbound_network` to stage it on, ERROR when the fixture
@@ -312,6 +318,8 @@ class LiveHarness:
         self._traced: dict[str, list[TracedLaunch]] = {}  # for `traced`
         self._n = 0
         self._engine_problem: str | None = None  # None: not asked yet
+        self.standins: dict[str, str] = {}
+        self.network_unsupported: str | None = None
 
     # -- environment -----------------------------------------------------------
     def check_environment(self) -> None:
@@ -324,6 +332,8 @@ class LiveHarness:
         broken = self.backend.live_unavailable(self.runner)
         if broken:
             environment_broken(broken)
+        self.standins = dict(self.backend.standins(self.runner))
+        self.network_unsupported = self.backend.live_network_unsupported(self.runner)
 
     def engine_problem(self) -> str:
         """Why the fixture engine cannot be used ("" when it answers); asked once."""
@@ -488,6 +498,12 @@ class LiveHarness:
                                    "then export what it prints)")
         return plan
 
+    def need_network(self) -> None:
+        """NOT_SUPPORTED before launching anything when the guests' network
+        cannot be probed here (`Backend.live_network_unsupported`)."""
+        if self.network_unsupported:
+            not_supported(self.network_unsupported)
+
     # -- bottles ---------------------------------------------------------------
     def bottle(self, key: str) -> LiveBottle:
         """The shared bottle of scenario ``key`` (launched on first use). A
@@ -521,6 +537,8 @@ class LiveHarness:
         self.res.bottle(f"bottle {plan.bottle}", bottle.close)
         live = LiveBottle(self, scenario, plan, bottle, seconds)
         live.properties.append(("live_launch", f"{key}: {seconds:.3f}s"))
+        if self.standins:
+            live.properties.append((PROP_STANDINS, json.dumps(self.standins, sort_keys=True)))
         # Our containers, but on the backend's network: only the engine's
         # own failures are ERROR (a network that does not exist is the backend's).
         with environment_errors("staging the test upstream"):
@@ -528,6 +546,9 @@ class LiveHarness:
         return live
 
     def _stage_sites(self, live: LiveBottle) -> None:
+        if self.network_unsupported:
+            live.sites_missing = self.network_unsupported
+            return
         try:
             network = live.bottle.outbound_network()
         except NotImplementedError:

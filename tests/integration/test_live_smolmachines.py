@@ -5,18 +5,21 @@ started with the backend's own argv helpers; its agent-facing ports must be
 published on the bottle's dedicated loopback address only, discovered with
 ``docker port``, and the first hop must answer there from the host.
 
-Guest half (needs smolvm): the live tier (`LiveTier`) against the backend.
-Without smolvm it is NOT_SUPPORTED, with the reason.
+Guest half (needs smolvm >= 1.8.0, or the CI stand-in that `nox -s
+integration` puts on PATH when no real smolvm is there): the whole contract
+(`BackendConformance`) against the backend, plus facts of its guest half.
+Without a usable smolvm it is NOT_SUPPORTED, with the reason.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import shutil
+import os
 import socket
 import ssl
 import subprocess
+import sys
 
 import pytest
 
@@ -31,6 +34,7 @@ from bottle_ref.ca import CaFiles, ensure_ca
 from bottle_api.plan import PORTS
 from bottle_api.runner import SubprocessRunner
 from bottle_ref.state import remove_state, state_files, write_state
+from conformance.base import BackendConformance
 from conformance.live import upstream
 from conformance.live.harness import GIT_UPSTREAM, PLACEHOLDER, SCENARIOS, LiveHarness
 from conformance.tiers.live import LiveTier
@@ -160,15 +164,94 @@ def test_bundle_ports_only_on_the_dedicated_loopback(harness, key):
             socket.create_connection((ip, PORTS["pipelock"]), 2).close()
 
 
-if shutil.which("smolvm") and subprocess.run(["smolvm", "--version"],
-                                             capture_output=True).returncode == 0:
-    class TestSmolmachinesLive(LiveTier):
-        """The guest half: the whole live tier in smolvm guests."""
+def _guest_half_reason() -> str | None:
+    """None where guests can run and a usable smolvm (>= 1.8.0, real or the
+    CI stand-in the integration nox session puts on PATH) answers; else why not."""
+    backend, runner = SmolmachinesBackend(), SubprocessRunner()
+    return backend.live_unsupported(runner) or backend.live_unavailable(runner)
+
+
+if _guest_half_reason() is None:
+    class TestSmolmachinesConformance(BackendConformance):
+        """The whole contract against smolmachines, guest half live: on real
+        smolvm, or on the stand-in (tests/standins/smolvm), where the report
+        says `smolvm: stand-in` and the network probes are NOT_SUPPORTED."""
 
         @pytest.fixture(scope="class")
         @classmethod
         def backend(cls):
             return SmolmachinesBackend()
+
+        # -- guest-half checks (not clauses: facts of this backend) -------------
+        def test_directory_copy_is_a_tar_stream_keeping_modes_and_links(
+                self, live_harness, tmp_path):
+            """`machine cp` copies one file (smolvm 1.9.3 src/cli/machine.rs
+            CpCmd::run), so a directory goes as a tar stream into `machine
+            exec -i`: contents, modes and symlinks arrive, host owners do not."""
+            lb = live_harness.bottle("routed")
+            src = tmp_path / "tree"
+            (src / "sub").mkdir(parents=True)
+            (src / "run.sh").write_text("#!/bin/sh\necho hi\n")
+            (src / "run.sh").chmod(0o755)
+            (src / "sub" / "secret").write_text("s\n")
+            (src / "sub" / "secret").chmod(0o600)
+            (src / "link").symlink_to("sub/secret")
+            dest = "/tmp/h8b-tree/copied"
+            argv = lb.bottle.channel.copy_argv(str(src), dest)
+            assert "cp" not in argv[:4] and argv[0] == sys.executable
+            result = live_harness.runner.run(argv, check=False)
+            assert result.ok, f"directory copy failed: {result.stderr.strip()[-300:]}"
+            listing = lb.bottle.exec(["sh", "-c", f"cd {dest} && find . -mindepth 1 "
+                                      "-printf '%P %m %U %y %l\\n' | sort"], user="root")
+            assert listing.ok, listing.stderr
+            assert listing.stdout.splitlines() == [
+                "link 777 0 l sub/secret",
+                "run.sh 755 0 f ",
+                "sub 755 0 d ",
+                "sub/secret 600 0 f ",
+            ], listing.stdout
+
+        def test_provisioned_ca_is_in_the_guest_store(self, live_harness):
+            """CA provisioning ran for real: the bottle's CA (egress's when
+            routed) is one of the certificates the guest's store holds."""
+            lb = live_harness.bottle("routed")
+            from bottle_ref.state import state_files
+
+            pem = CaFiles(state_files(lb.plan).egress_ca_dir).cert.read_text().strip()
+            bundle = lb.bottle.exec(["cat", "/etc/ssl/certs/ca-certificates.crt"])
+            assert bundle.ok and pem in bundle.stdout, "the bottle CA is not in the guest's store"
+
+        def test_tty_agent_argv_runs_through_the_absolute_pty_wrapper(self, live_harness):
+            """agent_argv(tty=True) is `python /abs/pty_resize.py M -- smolvm
+            machine exec ... -i -t ...`; run on a real pty from `/` (where the
+            package is not importable) it starts the agent in the guest."""
+            import pty
+
+            lb = live_harness.bottle("routed")
+            argv = lb.bottle.agent_argv(["--version"], tty=True)
+            assert argv[1].startswith("/") and argv[1].endswith("pty_resize.py"), argv[:3]
+            main, child = pty.openpty()
+            try:
+                env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+                proc = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child,
+                                        cwd="/", env={**env, "TERM": "xterm"})
+                os.close(child)
+                child = -1
+                out = b""
+                try:
+                    while True:
+                        chunk = os.read(main, 4096)
+                        if not chunk:
+                            break
+                        out += chunk
+                except OSError:
+                    pass  # EIO: the pty closed
+                assert proc.wait(timeout=120) == 0, out.decode(errors="replace")[-500:]
+            finally:
+                os.close(main)
+                if child >= 0:
+                    os.close(child)
+            assert "Claude Code" in out.decode(errors="replace"), out[-300:]
 else:
     def test_smolmachines_guest_half():
         # One rule (issue 10): NOT_SUPPORTED only where no guest can run on

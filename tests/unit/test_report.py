@@ -233,3 +233,36 @@ def test_from_json_rejects_a_clause_listed_twice():
     data["results"].append(dict(data["results"][0], state="FAILED"))
     with pytest.raises(ReportError, match="listed twice"):
         Report.from_json(json.dumps(data))
+
+
+def test_standins_round_trip_show_in_markdown_and_merge_per_backend():
+    """A run on a test-only stand-in says so (JSON and markdown); tests of
+    one backend merge what they used, other backends' reports stay clean."""
+    from types import SimpleNamespace
+
+    from conformance.results import (PROP_BACKEND, PROP_CLAUSE, PROP_STANDINS,
+                                     ResultCollector, build_reports)
+
+    report = Report(**{**make_report([result(MUSTS[0])]).__dict__,
+                       "standins": {"smolvm": "stand-in (smolvm 1.9.3)"}})
+    again = Report.from_json(report.to_json())
+    assert again.standins == {"smolvm": "stand-in (smolvm 1.9.3)"}
+    assert "- smolvm: stand-in (smolvm 1.9.3)" in markdown(again).splitlines()
+    assert not any(ln.startswith("- smolvm") for ln in markdown(make_report([])).splitlines())
+    legacy = json.loads(make_report([]).to_json())
+    del legacy["standins"]
+    assert Report.from_json(json.dumps(legacy)).standins == {}
+
+    collector = ResultCollector()
+    for i, (backend, used) in enumerate([("smol", {"smolvm": "stand-in"}),
+                                         ("smol", {"pipelock": "stand-in"}), ("dock", None)]):
+        props = [(PROP_CLAUSE, MUSTS[0].id), (PROP_BACKEND, backend)]
+        if used:
+            props.append((PROP_STANDINS, json.dumps(used)))
+        collector.add(SimpleNamespace(nodeid=f"t{i}", user_properties=props, duration=0.1,
+                                      passed=True, skipped=False, when="call", longrepr=None))
+    reports = {r.backend: r for r in build_reports(
+        collector, selected=None, suite_version="0", hypothesis_profile="ci",
+        hypothesis_seed=None, started_at="now")}
+    assert reports["smol"].standins == {"pipelock": "stand-in", "smolvm": "stand-in"}
+    assert reports["dock"].standins == {}

@@ -57,9 +57,15 @@ def spec(**kw) -> BottleSpec:
 ROUTE = Route(host="api.github.com", token_env="GH_TOKEN")
 
 
+def smol_runner(version="1.9.3"):
+    """A recorded runner whose `smolvm --version` answers like smolvm's clap
+    (`#[command(version)]` on `smolvm`: "smolvm X.Y.Z", 1.9.3 src/main.rs)."""
+    return RecordingRunner().reply("smolvm", "--version", stdout=f"smolvm {version}\n")
+
+
 def launched(backend, host, s, *, runner=None, script=True, **kw):
     plan = backend.prepare(s, host)
-    runner = runner or RecordingRunner()
+    runner = runner or smol_runner()
     if script:
         backend.script(runner, plan)
     bottle = backend.launch(plan, runner, **kw)
@@ -180,9 +186,11 @@ def test_launch_argv_for_a_plain_bottle(backend, host):
     argvs = runner.argvs
     assert ("docker", "image", "inspect", "--format", "{{.Id}}", "claude-bottle:latest") in argvs
     assert ("docker", "image", "inspect", "--format", "{{.Id}}", "bottle-bundle:latest") in argvs
-    # Packed beside the cache under a per-launch name, renamed when complete.
-    assert ("smolvm", "pack", "create", "-I", "claude-bottle:latest", "-o",
-            f"{art}.{IDENT}.partial") in argvs
+    # The version check comes first of all (smolvm >= 1.8.0, issue 8).
+    assert argvs[0] == ("smolvm", "--version")
+    # Saved beside the cache under a per-launch name, renamed when complete.
+    assert ("docker", "save", "-o", f"{art}.{IDENT}.partial", "claude-bottle:latest") in argvs
+    assert not [a for a in argvs if a[:2] == ("smolvm", "pack")]
     assert ("docker", "network", "create", "--label", f"bottle-ref.bottle={IDENT}",
             f"{IDENT}-net") in argvs
     run = next(a for a in argvs if a[:2] == ("docker", "run"))
@@ -199,7 +207,7 @@ def test_launch_argv_for_a_plain_bottle(backend, host):
     ]
     assert ("docker", "port", f"{IDENT}-bundle", "8888/tcp") in argvs
     proxy = f"http://{h}:41000"
-    assert ("smolvm", "machine", "create", IDENT, "--from", art, "--cpus", "2", "--mem", "2048",
+    assert ("smolvm", "machine", "create", "--name", IDENT, "-I", art, "--cpus", "2", "--mem", "2048",
             "--net", "--allow-cidr", f"{h}/32",
             "-e", "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
             "-e", f"HTTPS_PROXY={proxy}", "-e", f"https_proxy={proxy}",
@@ -215,7 +223,8 @@ def test_launch_argv_for_a_plain_bottle(backend, host):
     assert list(ca_exec[:6]) == ["smolvm", "machine", "exec", "--name", IDENT, "--"]
     assert ca_exec[6:8] == ("sh", "-c") and len(ca_exec) == 9
     # ordering: image -> pack -> bundle -> port -> create -> start -> probe -> provision
-    order = [index_of(runner, "docker", "image", "inspect"), index_of(runner, "smolvm", "pack"),
+    order = [index_of(runner, "smolvm", "--version"),
+             index_of(runner, "docker", "image", "inspect"), index_of(runner, "docker", "save"),
              index_of(runner, "docker", "network", "create"), index_of(runner, "docker", "run"),
              index_of(runner, "docker", "port"), index_of(runner, "smolvm", "machine", "create"),
              index_of(runner, "smolvm", "machine", "start"),
@@ -226,27 +235,30 @@ def test_launch_argv_for_a_plain_bottle(backend, host):
 
 def test_launch_never_calls_docker_build_or_pack_outside_launch(backend, host):
     plan = backend.prepare(spec(), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     assert runner.calls == []  # script only adds replies
     backend.launch(plan, runner)
     assert not [a for a in runner.argvs if a[:2] == ("docker", "build")]
-    assert len(runner.find("smolvm", "pack", "create")) == 1
+    assert len(runner.find("docker", "save")) == 1
+    assert runner.find("smolvm", "pack") == []
 
 
-def test_pack_is_skipped_when_the_artifact_is_cached(backend, host):
+def test_save_is_skipped_when_the_archive_is_cached(backend, host):
     plan = backend.prepare(spec(), host)
     art = artifact_path(plan)
     assert art.parent == Path(plan.state_dir).parent.parent / "smolmachines"
-    assert art.name.endswith(".smolmachine") and len(art.stem) == 16
+    # Absolute and *.tar: smolvm's classify takes it as a local archive.
+    assert art.is_absolute() and art.name.startswith("agent-") and art.suffix == ".tar"
+    assert len(art.stem) == len("agent-") + 16
     art.parent.mkdir(parents=True)
     art.write_bytes(b"cached")
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     backend.launch(plan, runner)
-    assert runner.find("smolvm", "pack") == []
+    assert runner.find("docker", "save") == []
     create = runner.find("smolvm", "machine", "create")[0].argv
-    assert create[create.index("--from") + 1] == str(art)
+    assert create[create.index("-I") + 1] == str(art)
 
 
 def test_artifact_is_keyed_by_image_ref(backend, host):
@@ -257,35 +269,35 @@ def test_artifact_is_keyed_by_image_ref(backend, host):
 
 
 def test_artifact_follows_the_image_id_and_is_renamed_into_place(backend, host):
-    """Rebuilding an image under the same tag packs it again; a completed
-    pack appears under the cache name only once it is whole."""
+    """Rebuilding an image under the same tag saves it again; a completed
+    save appears under the cache name only once it is whole."""
     plan = backend.prepare(spec(), host)
     assert artifact_path(plan, "sha256:aaa") != artifact_path(plan, "sha256:bbb")
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     runner.reply("docker", "image", "inspect", "--format", "{{.Id}}", "claude-bottle:latest",
                  stdout="sha256:aaa\n", first=True)
     real_run = runner.run
 
     def run(argv, **kw):
-        if tuple(argv[:3]) == ("smolvm", "pack", "create"):
-            Path(argv[argv.index("-o") + 1]).write_bytes(b"packed")
+        if tuple(argv[:2]) == ("docker", "save"):
+            Path(argv[argv.index("-o") + 1]).write_bytes(b"saved")
         return real_run(argv, **kw)
 
     runner.run = run
     backend.launch(plan, runner).close()
     art = artifact_path(plan, "sha256:aaa")
-    assert art.read_bytes() == b"packed"
+    assert art.read_bytes() == b"saved"
     assert list(art.parent.glob("*.partial")) == []
     create = runner.find("smolvm", "machine", "create")[0].argv
-    assert create[create.index("--from") + 1] == str(art)
+    assert create[create.index("-I") + 1] == str(art)
 
 
-def test_failed_pack_leaves_no_cached_artifact_and_cleans_up(backend, host):
+def test_failed_save_leaves_no_cached_archive_and_cleans_up(backend, host):
     plan = backend.prepare(spec(), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
-    runner.reply("smolvm", "pack", "create", returncode=1, stderr="pull failed")
+    runner.reply("docker", "save", returncode=1, stderr="save failed")
     art = artifact_path(plan)
     art.parent.mkdir(parents=True)
 
@@ -293,15 +305,15 @@ def test_failed_pack_leaves_no_cached_artifact_and_cleans_up(backend, host):
 
     written = []
 
-    def run(argv, **kw):  # a pack that dies half-way leaves a partial file
-        if tuple(argv[:3]) == ("smolvm", "pack", "create"):
+    def run(argv, **kw):  # a save that dies half-way leaves a partial file
+        if tuple(argv[:2]) == ("docker", "save"):
             out = Path(argv[argv.index("-o") + 1])
             out.write_bytes(b"partial")
             written.append(out)
         return real_run(argv, **kw)
 
     runner.run = run
-    with pytest.raises(CommandError, match="pull failed"):
+    with pytest.raises(CommandError, match="save failed"):
         backend.launch(plan, runner)
     assert written and not any(p.exists() for p in written)
     assert not art.exists()
@@ -339,7 +351,7 @@ def test_port_discovery_feeds_the_guest_addresses(backend, host):
              upstreams=(Upstream("app", "https://example.invalid/app.git"),))
     plan = backend.prepare(s, host)
     h = plan.publish_host
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     runner.reply("docker", "port", "*", "9099/tcp", stdout=f"{h}:49153\n[::1]:49153\n", first=True)
     runner.reply("docker", "port", "*", "9418/tcp", stdout=f"{h}:49154\n", first=True)
@@ -368,7 +380,7 @@ def test_parse_port_takes_the_first_line():
 
 
 def test_unscripted_port_fails_launch_and_cleans_up(backend, host):
-    plan, runner = backend.prepare(spec(), host), RecordingRunner()
+    plan, runner = backend.prepare(spec(), host), smol_runner()
     with pytest.raises(LaunchError, match="8888/tcp"):
         backend.launch(plan, runner)
     assert runner.find("smolvm", "machine", "create") == []
@@ -380,7 +392,7 @@ def test_unscripted_port_fails_launch_and_cleans_up(backend, host):
 
 def test_readiness_polls_with_no_fixed_sleep(backend, host):
     plan = backend.prepare(spec(), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     runner.reply("smolvm", "machine", "exec", "--name", IDENT, "--", "true", returncode=1, times=2)
     backend.launch(plan, runner)
@@ -401,13 +413,13 @@ def test_readiness_polls_with_no_fixed_sleep(backend, host):
 
 def test_readiness_timeout_is_bounded_and_cleans_up(backend, host):
     plan = backend.prepare(spec(), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     runner.reply("smolvm", "machine", "exec", "--name", IDENT, "--", "true", returncode=1)
     with pytest.raises(TimeoutError, match=IDENT):
         backend.launch(plan, runner)
     assert runner.monotonic() <= backend.ready_timeout + 1
-    assert runner.find("smolvm", "machine", "delete", IDENT, "-f")
+    assert runner.find("smolvm", "machine", "delete", "--name", IDENT, "-f")
     assert runner.find("smolvm", "machine", "cp") == []  # never provisioned
 
 
@@ -444,7 +456,7 @@ def test_unrouted_bundle_probes_only_pipelock(backend, host):
 
 
 def test_bundle_probe_failures_are_retried_with_runner_sleep(backend, host):
-    runner = RecordingRunner().reply(*bundle_probe(8888), returncode=1, times=2)
+    runner = smol_runner().reply(*bundle_probe(8888), returncode=1, times=2)
     _, runner, _ = launched(backend, host, spec(routes=(ROUTE,)), runner=runner)
     calls = runner.calls
     tries = [i for i, c in enumerate(calls) if c.argv == bundle_probe(8888)]
@@ -456,7 +468,7 @@ def test_bundle_probe_failures_are_retried_with_runner_sleep(backend, host):
 
 def test_never_ready_daemon_fails_launch_and_cleans_up(backend, host):
     plan = backend.prepare(spec(routes=(ROUTE,)), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     runner.reply(*bundle_probe(9099), returncode=1, first=True)
     with pytest.raises(DaemonNotReady, match=rf"egress .*9099.*{IDENT}-bundle"):
@@ -472,14 +484,14 @@ def test_never_ready_daemon_fails_launch_and_cleans_up(backend, host):
 
 def teardown_argvs():
     return [("smolvm", "machine", "stop", "--name", IDENT),
-            ("smolvm", "machine", "delete", IDENT, "-f"),
+            ("smolvm", "machine", "delete", "--name", IDENT, "-f"),
             ("docker", "rm", "-f", f"{IDENT}-bundle"),
             ("docker", "network", "rm", f"{IDENT}-net")]
 
 
 def test_failed_start_tears_everything_down_then_reraises(backend, host):
     plan = backend.prepare(spec(), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     runner.reply("smolvm", "machine", "start", returncode=1, stderr="krun: boom")
     with pytest.raises(CommandError, match="krun: boom"):
@@ -490,7 +502,7 @@ def test_failed_start_tears_everything_down_then_reraises(backend, host):
 
 def test_failed_ca_provisioning_is_clear_and_cleans_up(backend, host):
     plan = backend.prepare(spec(), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     runner.reply("smolvm", "machine", "exec", contains="update-ca-certificates",
                  stdout="Killed\n", returncode=137, first=True)
@@ -501,7 +513,7 @@ def test_failed_ca_provisioning_is_clear_and_cleans_up(backend, host):
 
 def test_missing_image_is_clear_and_cleans_up(backend, host):
     plan = backend.prepare(spec(), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     runner.reply("docker", "image", "inspect", "--format", "{{.Id}}", "bottle-bundle:latest",
                  returncode=1)
@@ -515,7 +527,7 @@ def test_missing_token_is_a_spec_error_before_anything(backend, host):
     s = replace(spec(routes=(ROUTE,)), source="bottle.yaml",
                 lines={"egress.routes[0].token_env": 7})
     plan = backend.prepare(s, replace(host, env={}))
-    runner = RecordingRunner()
+    runner = smol_runner()
     with pytest.raises(SpecError) as err:
         backend.launch(plan, runner)
     assert str(err.value) == ("bottle.yaml:7: egress.routes[0].token_env: "
@@ -595,7 +607,7 @@ def test_mcp_add_runs_as_node(backend, host):
 
 def test_mcp_failure_is_logged_not_fatal(backend, host):
     plan = backend.prepare(spec(supervise=True), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     runner.reply("smolvm", "machine", "exec", contains="mcp", returncode=1, stderr="no claude")
     seen: list[str] = []
@@ -609,7 +621,7 @@ def test_progress_is_reported_before_slow_steps(backend, host):
     seen: list[str] = []
     launched(backend, host, spec(), progress=seen.append)
     joined = "\n".join(seen)
-    for word in ("packing", "bundle", "machine", "provisioning"):
+    for word in ("checking smolvm", "saving", "bundle", "machine", "provisioning"):
         assert word in joined
 
 
@@ -725,19 +737,19 @@ def test_context_manager_closes(backend, host):
 def test_handle_round_trips_through_attach(backend, host):
     plan, runner, bottle = launched(backend, host, spec(prompt="p", supervise=True))
     handle = json.loads(json.dumps(bottle.handle()))
-    again = backend.attach(plan, RecordingRunner(), handle)
+    again = backend.attach(plan, smol_runner(), handle)
     assert again.agent_argv(["x"]) == bottle.agent_argv(["x"])
     assert again.agent_argv(["x"], tty=False) == bottle.agent_argv(["x"], tty=False)
     assert again.addresses == bottle.addresses
     with pytest.raises(ValueError):
-        backend.attach(plan, RecordingRunner(), {"backend": "docker", "ident": "x"})
+        backend.attach(plan, smol_runner(), {"backend": "docker", "ident": "x"})
 
 
 # -- script, live_unavailable, identity ------------------------------------------------
 
 def test_script_answers_on_publish_host(backend, host):
     plan = backend.prepare(spec(routes=(ROUTE,), supervise=True), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     backend.script(runner, plan)
     out = runner.run(["docker", "port", f"{IDENT}-bundle", "9099/tcp"]).stdout
     assert out.startswith(f"{plan.publish_host}:")
@@ -748,7 +760,7 @@ def test_script_answers_on_publish_host(backend, host):
 
 def test_launch_without_script_ca_reply_fails(backend, host):
     plan = backend.prepare(spec(), host)
-    runner = RecordingRunner()
+    runner = smol_runner()
     runner.reply("docker", "port", stdout=f"{plan.publish_host}:40000\n")
     with pytest.raises(ProvisionError):
         backend.launch(plan, runner)
@@ -759,14 +771,14 @@ def test_launch_without_script_ca_reply_fails(backend, host):
     (("docker", "info"), "docker"),
 ])
 def test_live_unavailable_names_the_missing_tool(backend, fail, reason):
-    runner = RecordingRunner()
-    runner.reply(*fail, returncode=127, stderr=f"{fail[0]}: command not found")
+    runner = smol_runner()
+    runner.reply(*fail, returncode=127, stderr=f"{fail[0]}: command not found", first=True)
     msg = backend.live_unavailable(runner)
     assert msg is not None and reason in msg and "command not found" in msg
 
 
 def test_live_available_when_both_answer(backend):
-    assert backend.live_unavailable(RecordingRunner()) is None
+    assert backend.live_unavailable(smol_runner()) is None
 
 
 def test_identity(backend):
@@ -779,7 +791,7 @@ def test_launch_rejects_a_foreign_plan(backend, host):
 
     plan = DockerBackend().prepare(spec(), host)
     with pytest.raises(TypeError):
-        backend.launch(plan, RecordingRunner())
+        backend.launch(plan, smol_runner())
 
 
 # -- one rule for a missing tool and a missing engine (issue 10) -------------------------

@@ -26,6 +26,7 @@ class LiveConfinement:
     @clause("LIVE-HOST")
     @BOTH
     def test_host_services_unreachable(self, live, host_canary, probe_log):
+        live.need_network()
         addrs = host_addresses()
         host_canary.self_test(via=addrs)  # it answers the host on each of them
         net = probes.guest_net(live.bottle, log=probe_log)
@@ -50,6 +51,7 @@ class LiveConfinement:
     @clause("LIVE-ROUTES")
     @BOTH
     def test_guest_routes_only_its_own_subnets(self, live, probe_log):
+        live.need_network()
         net = probes.guest_net(live.bottle, log=probe_log)  # read, never dialled
         assert net.routes, "control failed: the guest shows no route at all"
         out = [str(r) for r in net.routes if r.default or r.gateway]

@@ -73,6 +73,7 @@ class LiveTraffic:
     @clause("LIVE-LOOPBACK")
     @BOTH
     def test_host_loopback_canary_unreachable(self, live, canary, probe_log):
+        live.need_network()
         canary.self_test()
         before = canary.hits
         results = probes.tcp(live.bottle, [("127.0.0.1", canary.port), ("@gateway", canary.port)],
@@ -235,6 +236,7 @@ class LiveTraffic:
     @clause("LIVE-FAILCLOSED")
     @pytest.mark.parametrize("scenario", ["unrouted", "routed"])
     def test_no_egress_with_pipelock_down(self, scenario, live_harness, probe_log, request):
+        live_harness.need_network()  # before waiting for a launch
         lb = live_harness.fresh(scenario)  # its own: this test breaks it
         request.node.user_properties.extend(lb.properties)
         sites = lb.wait_ready(probe_log)
