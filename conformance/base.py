@@ -16,8 +16,9 @@ fixture the plugin's default applies (the backend chosen with
 
 from __future__ import annotations
 
+from .argv.tier import ArgvTier
 from .tiers import InvariantTier, LiveTier, SnapshotTier
 
 
-class BackendConformance(SnapshotTier, InvariantTier, LiveTier):
+class BackendConformance(SnapshotTier, ArgvTier, InvariantTier, LiveTier):
     """All clauses of the contract, for one backend (the ``backend`` fixture)."""

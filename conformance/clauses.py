@@ -504,6 +504,109 @@ TEARDOWN_IDEMPOTENT = Clause(
     "DESIGN §3 (closing is idempotent); issue 10",
 )
 
+# --- argv grammar and guest confinement (static; conformance/argv) -------------
+
+SMOLVM_ARGV = Clause(
+    "SMOLVM-ARGV", MUST,
+    "Every smolvm invocation a backend runs MUST parse under the grammar of one "
+    "supported smolvm version (1.8.0 to 1.9.3).",
+    SNAPSHOT, None,
+    "issue 8: machine create/delete take -n/--name since 1.0.2 and create's workload "
+    "needs '--' (smolvm src/cli/machine.rs CreateCmd, DeleteCmd)",
+)
+SMOLVM_FROM_SIDECAR = Clause(
+    "SMOLVM-FROM-SIDECAR", MUST,
+    "A smolvm machine created --from F MUST name the X.smolmachine sidecar of a "
+    "`smolvm pack create -o X` run earlier in the same launch, never the stub X.",
+    SNAPSHOT, None,
+    "issue 8: pack create -o X writes the executable stub at X and the artifact at "
+    "X.smolmachine (smolvm src/cli/pack.rs:189-203); --from checks a SMOLPACK footer",
+)
+SMOLVM_CP_FILE = Clause(
+    "SMOLVM-CP-FILE", MUST,
+    "Every `smolvm machine cp` upload MUST copy one regular file (never a directory "
+    "or a symlink).",
+    SNAPSHOT, None,
+    "issue 8: machine cp opens SRC with File::open and streams it (smolvm "
+    "src/cli/machine.rs:4973); directories must travel another way",
+)
+SMOLVM_VERSION_FIRST = Clause(
+    "SMOLVM-VERSION-FIRST", MUST,
+    "A launch MUST run `smolvm --version` before its first `smolvm machine create`.",
+    SNAPSHOT, None,
+    "issue 8: smolvm 0.8.x to 1.7.x drop --allow-cidr for --from (unrestricted "
+    "egress); fixed in 1.8.0 (commit f8a6fa62)",
+)
+DOCKER_ARGV = Clause(
+    "DOCKER-ARGV", MUST,
+    "Every docker, podman or nerdctl invocation a backend runs MUST parse under the "
+    "docker CLI's grammar: a known subcommand, known flags, a value after every flag "
+    "that takes one.",
+    SNAPSHOT, None,
+    "issue 8: a flag that takes a value is never misparsed (docker/cli flag tables; "
+    "`-e -u node` sets the env entry -u)",
+)
+GUEST_NET_INTERNAL = Clause(
+    "GUEST-NET-INTERNAL", MUST,
+    "Every network the agent container joins MUST be created --internal by the same "
+    "launch (never the default bridge or a routable network).",
+    SNAPSHOT, None,
+    "issue 10: a guest with a default route or on the default bridge reaches the host "
+    "and the world",
+)
+GUEST_NET_NO_HOST_ADDR = Clause(
+    "GUEST-NET-NO-HOST-ADDR", SHOULD,
+    "A docker bridge network the agent joins SHOULD be created with "
+    "-o com.docker.network.bridge.inhibit_ipv4=true, so the host has no address on it.",
+    SNAPSHOT, None,
+    "issue 10: on docker 20.10 an --internal network's gateway is a host address; a "
+    "guest reached host services bound to 0.0.0.0 through it (facts file, docker)",
+)
+GUEST_NO_PRIVILEGE = Clause(
+    "GUEST-NO-PRIVILEGE", MUST,
+    "The agent container and every exec into it MUST run without --privileged and "
+    "without --cap-add.",
+    SNAPSHOT, None,
+    "issue 10: isolation was only checked live",
+)
+GUEST_NO_HOST_NS = Clause(
+    "GUEST-NO-HOST-NS", MUST,
+    "The agent container MUST share no namespace with the host (no host value for "
+    "--network, --pid, --ipc, --userns, --uts or --cgroupns).",
+    SNAPSHOT, None,
+    "issue 10: isolation was only checked live",
+)
+GUEST_NO_HOST_MOUNTS = Clause(
+    "GUEST-NO-HOST-MOUNTS", MUST,
+    "No engine socket and no host path MUST be mounted into the agent guest (docker "
+    "-v/--mount bind, --volumes-from, --use-api-socket; smolvm -v, --docker-socket, "
+    "--mount-socket, --ssh-agent).",
+    SNAPSHOT, None,
+    "issue 10: nothing looked at an engine socket or host mounts inside the guest",
+)
+GUEST_NO_HOST_GATEWAY = Clause(
+    "GUEST-NO-HOST-GATEWAY", MUST,
+    "The agent container MUST NOT be given a name for the host (--add-host NAME:host-gateway).",
+    SNAPSHOT, None,
+    "issue 10: isolation was only checked live",
+)
+PORT_NO_FIXED = Clause(
+    "PORT-NO-FIXED", MUST,
+    "Every port a launch publishes MUST bind a host loopback address with an "
+    "engine-chosen host port (no -p HOST:..., no -P, no smolvm -p).",
+    SNAPSHOT, None,
+    "issue 10: fixed host ports clash and any publish off loopback exposes the bundle",
+)
+TSI_ALLOW_NARROW = Clause(
+    "TSI-ALLOW-NARROW", MUST,
+    "A smolvm machine MUST NOT get --net without an allow list, and its --allow-cidr/"
+    "--allow-host entries MUST be exactly the first hop's published address (/32).",
+    SNAPSHOT, None,
+    "issue 10: a TSI allow list broader than the published first hop (0.0.0.0/0, "
+    "127.0.0.0/8, --outbound-localhost-only) reaches host services",
+)
+
+
 CLAUSES: tuple[Clause, ...] = tuple(
     value for name, value in list(globals().items())
     if isinstance(value, Clause) and name == value.id.replace("-", "_")
