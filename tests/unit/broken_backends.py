@@ -1249,6 +1249,237 @@ class McpUrlUnreachable(_RunnerDefect, DockerBackend):
 
 
 # ================================================================================
+# argv grammar and guest confinement defects (conformance/argv, helper H8a)
+# ================================================================================
+
+
+def _is_agent_create(argv: Sequence[str]) -> bool:
+    return argv[:2] in (["docker", "create"], ["docker", "run"]) and any(
+        a.endswith("-agent") and argv[i - 1] == "--name" for i, a in enumerate(argv) if i)
+
+
+def _with_agent_flags(argv: list[str], extra: Sequence[str]) -> list[str]:
+    """The agent's docker create with ``extra`` options right after ``create``."""
+    return [*argv[:2], *extra, *argv[2:]] if _is_agent_create(argv) else argv
+
+
+class _SmolvmFixed(_RunnerDefect, SmolmachinesBackend):
+    """NOT a broken backend: the reference smolmachines launch with the four
+    smolvm-grammar bugs issue 8 names corrected in flight (what H8b's backend
+    fix does), so each SMOLVM-* broken backend below breaks ONE rule from a
+    base that keeps the others: a version check first, the name as ``-n`` and
+    the workload after ``--``, ``--from`` the pack's ``.smolmachine`` sidecar,
+    and a directory copied file by file. Remove this base once the reference
+    itself passes SMOLVM-* (then subclass SmolmachinesBackend directly)."""
+
+    fix_version = fix_name = fix_from = fix_cp = True
+
+    def launch(self, plan, runner, *, progress: Progress = _quiet):
+        self._versioned, self._pack_out = False, None  # per launch
+        return super().launch(plan, runner, progress=progress)
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:1] != ["smolvm"]:
+            return runner.run(argv, **kw)
+        if self.fix_version and not getattr(self, "_versioned", False):
+            self._versioned = True
+            runner.run(["smolvm", "--version"], check=False)
+        if argv[1:3] == ["pack", "create"] and "-o" in argv:
+            self._pack_out = argv[argv.index("-o") + 1]
+        if argv[1:3] == ["machine", "create"]:
+            if self.fix_name and len(argv) > 3 and not argv[3].startswith("-"):
+                argv = [*argv[:3], "-n", argv[3], *argv[4:]]
+            if self.fix_from and "--from" in argv and getattr(self, "_pack_out", None):
+                i = argv.index("--from") + 1
+                argv[i] = f"{self._pack_out}.smolmachine"
+        if argv[1:3] == ["machine", "delete"] and self.fix_name and not argv[3].startswith("-"):
+            argv = [*argv[:3], "-n", argv[3], *argv[4:]]
+        if self.fix_cp and argv[1:3] == ["machine", "cp"] and Path(argv[3]).is_dir():
+            machine, _, dest = argv[4].partition(":")
+            result = ok(argv)
+            for f in sorted(p for p in Path(argv[3]).rglob("*") if p.is_file()):
+                rel = f.relative_to(argv[3]).as_posix()
+                result = runner.run(["smolvm", "machine", "cp", str(f), f"{machine}:{dest}/{rel}"],
+                                    **kw)
+            return result
+        return runner.run(argv, **kw)
+
+
+_SMOLVM_FIX_ALSO = {
+    "PROV-SKILLS": "the in-flight fix copies a skill directory file by file; the snapshot "
+                   "check looks for one copy naming the directory",
+    "PROV-GIT-CWD": "the in-flight fix copies <cwd>/.git file by file",
+}
+
+
+class SmolvmPositionalName(_SmolvmFixed):
+    """Issue 8: "since 1.0.2, machine create/delete take -n/--name" (smolvm
+    machine.rs CreateCmd). Reintroduced: ``machine create NAME`` positional."""
+
+    fix_name = False
+    also = _SMOLVM_FIX_ALSO
+
+
+class SmolvmCpDirectory(_SmolvmFixed):
+    """Issue 8: "machine cp copies one regular file; the backend copies
+    directories". Reintroduced: skill and .git directories go to machine cp."""
+
+    fix_cp = False
+
+
+class SmolvmFromStub(_SmolvmFixed):
+    """Issue 8: "the backend renames the stub and passes it to --from, which
+    fails the SMOLPACK footer check". Reintroduced: --from names the stub X."""
+
+    fix_from = False
+    also = _SMOLVM_FIX_ALSO
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"] and "--from" in argv and getattr(self, "_pack_out", None):
+            argv = list(argv)
+            argv[argv.index("--from") + 1] = self._pack_out
+        return super().run_through(plan, runner, argv, **kw)
+
+
+class SmolvmNoVersionCheck(_SmolvmFixed):
+    """Issue 8: "launch asks smolvm --version first and refuses an older
+    smolvm" (the --from egress hole before 1.8.0). Reintroduced: no check."""
+
+    fix_version = False
+    also = _SMOLVM_FIX_ALSO
+
+
+class SmolvmAllowLoopbackRange(_SmolvmFixed):
+    """Issue 10: "a TSI allow-list broader than the first hop's published
+    address (0.0.0.0/0, 127.0.0.0/8)". Reintroduced: --allow-cidr 127.0.0.0/8."""
+
+    also = {**_SMOLVM_FIX_ALSO,
+            "PORT-EGRESS-ONLY-WHEN-ROUTED": "the guest may then dial every loopback "
+                                            "publish, pipelock's too"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"] and "--allow-cidr" in argv:
+            argv = list(argv)
+            argv[argv.index("--allow-cidr") + 1] = "127.0.0.0/8"
+        return super().run_through(plan, runner, argv, **kw)
+
+
+class SmolvmNetWithoutAllowList(_SmolvmFixed):
+    """Issue 10 / smolvm machine.rs resolve_egress_flags: ``--net`` with no
+    allow entry is unrestricted outbound. Reintroduced: the allow list dropped."""
+
+    also = {**_SMOLVM_FIX_ALSO,
+            "PORT-EGRESS-ONLY-WHEN-ROUTED": "without an allow list the guest reaches "
+                                            "everything, pipelock included"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"] and "--allow-cidr" in argv:
+            i = argv.index("--allow-cidr")
+            argv = [*argv[:i], *argv[i + 2:]]
+        return super().run_through(plan, runner, argv, **kw)
+
+
+class SmolvmSshAgent(_SmolvmFixed):
+    """Issue 10: "no engine socket or host paths mounted into the guest".
+    Reintroduced: the machine gets the host's ssh-agent socket (--ssh-agent)."""
+
+    also = _SMOLVM_FIX_ALSO
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"]:
+            argv = [*argv[:3], "--ssh-agent", *argv[3:]]
+        return super().run_through(plan, runner, argv, **kw)
+
+
+class DockerLabelValueDropped(_RunnerDefect, DockerBackend):
+    """Issue 8: "a flag that takes a value is never misparsed". Reintroduced:
+    ``docker network create --label NAME`` for the outbound network (the
+    label's value missing, so docker takes the name as the label and has no
+    name left)."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if (argv[:3] == ["docker", "network", "create"] and "--label" in argv
+                and argv[-1].endswith("-out")):
+            i = argv.index("--label")
+            argv = [*argv[:i + 1], *argv[i + 2:]]
+        return runner.run(argv, **kw)
+
+
+class AgentNetworkNotInternal(_RunnerDefect, DockerBackend):
+    """Issue 10: "the agent's networks not all --internal". Reintroduced:
+    the agent network is created routable."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:3] == ["docker", "network", "create"] and argv[-1].endswith("-agent"):
+            argv = [a for a in argv if a != "--internal"]
+        return runner.run(argv, **kw)
+
+
+class AgentNetworkHostAddress(_RunnerDefect, DockerBackend):
+    """Issue 10 / facts file (docker): an --internal bridge still gives the
+    host an address. Reintroduced: inhibit_ipv4 dropped from the agent network."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:3] == ["docker", "network", "create"] and "-o" in argv:
+            i = argv.index("-o")
+            argv = [*argv[:i], *argv[i + 2:]]
+        return runner.run(argv, **kw)
+
+
+class AgentPrivileged(_RunnerDefect, DockerBackend):
+    """Issue 10: "--privileged". Reintroduced on the agent container."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(argv, ["--privileged"]), **kw)
+
+
+class AgentCapAdd(_RunnerDefect, DockerBackend):
+    """Issue 10: "added capabilities". Reintroduced: --cap-add NET_ADMIN."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(argv, ["--cap-add", "NET_ADMIN"]), **kw)
+
+
+class AgentHostPid(_RunnerDefect, DockerBackend):
+    """Issue 10: "host namespaces". Reintroduced: --pid host on the agent."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(argv, ["--pid", "host"]), **kw)
+
+
+class AgentEngineSocket(_RunnerDefect, DockerBackend):
+    """Issue 10: "the engine socket ... mounted into the guest". Reintroduced:
+    -v /var/run/docker.sock:/var/run/docker.sock on the agent."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(
+            argv, ["-v", "/var/run/docker.sock:/var/run/docker.sock"]), **kw)
+
+
+class AgentHostGateway(_RunnerDefect, DockerBackend):
+    """Issue 10: "--add-host ...:host-gateway". Reintroduced on the agent."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(
+            argv, ["--add-host", "host.docker.internal:host-gateway"]), **kw)
+
+
+class BundleFixedHostPort(_SmolvmFixed):
+    """Issue 10: "fixed host ports (-p 8080:...)". Reintroduced: the bundle's
+    first hop is published on host port 18080 (still on loopback)."""
+
+    also = _SMOLVM_FIX_ALSO
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:2] == ["docker", "run"] and "-p" in argv:
+            argv = list(argv)
+            i = argv.index("-p") + 1
+            host, _, port = argv[i].rpartition(":")
+            argv[i] = f"{host.rstrip(':')}:18080:{port}"
+        return super().run_through(plan, runner, argv, **kw)
+
+
+# ================================================================================
 # the table
 # ================================================================================
 
@@ -1341,6 +1572,19 @@ BROKEN: dict[str, list[type[Backend]]] = {
     "LAUNCH-CA-WHEN-ROUTED": [EgressCaAlways],
     "TEARDOWN-OWN": [PruneOnClose, RemovesForeignName],
     "TEARDOWN-IDEMPOTENT": [CloseNotIdempotent],
+    "SMOLVM-ARGV": [SmolvmPositionalName],
+    "SMOLVM-CP-FILE": [SmolvmCpDirectory],
+    "SMOLVM-FROM-SIDECAR": [SmolvmFromStub],
+    "SMOLVM-VERSION-FIRST": [SmolvmNoVersionCheck],
+    "DOCKER-ARGV": [DockerLabelValueDropped],
+    "GUEST-NET-INTERNAL": [AgentNetworkNotInternal],
+    "GUEST-NET-NO-HOST-ADDR": [AgentNetworkHostAddress],
+    "GUEST-NO-PRIVILEGE": [AgentPrivileged, AgentCapAdd],
+    "GUEST-NO-HOST-NS": [AgentHostPid],
+    "GUEST-NO-HOST-MOUNTS": [AgentEngineSocket, SmolvmSshAgent],
+    "GUEST-NO-HOST-GATEWAY": [AgentHostGateway],
+    "PORT-NO-FIXED": [BundleFixedHostPort],
+    "TSI-ALLOW-NARROW": [SmolvmAllowLoopbackRange, SmolvmNetWithoutAllowList],
 }
 
 

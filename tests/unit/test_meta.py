@@ -208,14 +208,48 @@ def _isolated(monkeypatch):
 
 # -- the reference backends pass -------------------------------------------------
 
+# Clauses about a tool a reference backend does not drive for its agent
+# guest: the argv cannot show them, so they are NOT_SUPPORTED (never PASSED).
+NOT_APPLICABLE: dict[str, dict[str, str]] = {
+    "docker": dict.fromkeys(("SMOLVM-ARGV", "SMOLVM-FROM-SIDECAR", "SMOLVM-CP-FILE",
+                             "SMOLVM-VERSION-FIRST", "TSI-ALLOW-NARROW"),
+                            "the docker backend runs no smolvm"),
+    "smolmachines": dict.fromkeys(("GUEST-NET-INTERNAL", "GUEST-NET-NO-HOST-ADDR",
+                                   "GUEST-NO-PRIVILEGE", "GUEST-NO-HOST-NS",
+                                   "GUEST-NO-HOST-GATEWAY"),
+                                  "the agent is a smolvm machine, not an engine container"),
+}
+
+# Clauses a reference backend is KNOWN to fail until a pending backend fix
+# lands (issue 8: helper H8b's smolmachines fixes). Strict: the reference test
+# fails once one of these passes, so the entry is removed with the fix; broken
+# backends built on that reference may fail them too.
+PENDING_REFERENCE_FIXES: dict[str, dict[str, str]] = {
+    "smolmachines": {
+        "SMOLVM-ARGV": "issue 8: machine create/delete take the name positionally",
+        "SMOLVM-FROM-SIDECAR": "issue 8: --from names the renamed pack stub",
+        "SMOLVM-CP-FILE": "issue 8: skills and <cwd>/.git directories go to machine cp",
+        "SMOLVM-VERSION-FIRST": "issue 8: launch never asks smolvm --version",
+    },
+}
+
+
+def _reference_of(backend: type[Backend]) -> str:
+    return next(ref.name for ref in REFERENCES if issubclass(backend, ref))
+
 
 @pytest.mark.parametrize("backend", REFERENCES, ids=lambda b: b.name)
 def test_reference_backend_passes_every_static_clause(pytester, backend):
     run = run_static_suite(pytester, backend, snapshot_dir=REFERENCE_SNAPSHOTS / backend.name)
-    assert not run.with_state(State.FAILED), run.explain()
+    pending = PENDING_REFERENCE_FIXES.get(backend.name, {})
+    assert run.with_state(State.FAILED) == set(pending), (
+        f"FAILED beyond the pending fixes {sorted(pending)}, or a pending fix landed "
+        f"(remove it from PENDING_REFERENCE_FIXES):\n{run.explain()}")
     missing = [cid for cid in static_clauses() if cid not in run.states()]
     assert not missing, f"static clauses no test reported: {missing}"
-    assert run.with_state(State.PASSED) == set(run.states()), run.explain()
+    na = NOT_APPLICABLE.get(backend.name, {})
+    assert run.with_state(State.NOT_SUPPORTED) == set(na), run.explain()
+    assert run.with_state(State.PASSED) == set(run.states()) - set(na) - set(pending), run.explain()
 
 
 # -- each broken backend fails its clause ----------------------------------------
@@ -238,7 +272,8 @@ def test_broken_backend_fails_intended_clause(pytester, clause_id, broken):
     assert clause_id in failed, (
         f"suite gap: {broken.__name__} ({broken.__doc__.splitlines()[0]}) "
         f"was not failed with {clause_id}\n{run.explain()}")
-    unexpected = failed - {clause_id} - set(broken.also)
+    pending = set(PENDING_REFERENCE_FIXES.get(_reference_of(broken), {}))
+    unexpected = failed - {clause_id} - set(broken.also) - pending
     assert not unexpected, (
         f"{broken.__name__} also failed {sorted(unexpected)}, not on its `also` "
         f"allow-list\n{run.explain()}")
