@@ -120,6 +120,9 @@ def _lenient(argv: Argv) -> Invocation:
         elif not tok.startswith("-"):
             pos.append(tok)
         i += 1
+    if path in (("machine", "create"), ("machine", "delete")) and pos and not any(
+            o.name == "name" for o in opts):
+        opts.append(Option("name", pos[0], 3))  # the pre-1.0.2 positional name
     return Invocation(tuple(argv), smolvm.TOOL, path, tuple(opts), tuple(pos), grammar="lenient")
 
 

@@ -1387,7 +1387,7 @@ class SmolvmSshAgent(_SmolvmFixed):
 
     def run_through(self, plan, runner, argv, **kw):
         if argv[1:3] == ["machine", "create"]:
-            argv = [*argv[:3], "--ssh-agent", *argv[3:]]
+            argv = [*argv, "--ssh-agent"]
         return super().run_through(plan, runner, argv, **kw)
 
 
