@@ -60,35 +60,6 @@ def mentions(argv: Sequence[str], text: str) -> bool:
     return contains_seq(argv, words) >= 0 or any(text in tok for tok in argv)
 
 
-def node_framing_problem(argv: Sequence[str], at: int) -> str | None:
-    """Why the command starting at ``argv[at]`` is not run as node with
-    HOME=/home/node, or None if it is.
-
-    Accepted: ``runuser -u node --`` or an engine's ``-u node``/``--user node``
-    before it, and the last ``HOME=`` assignment before it (``-e``,
-    ``--env=``, ``env HOME=...`` or bare) being ``/home/node``. Bare
-    runuser keeps root's HOME=/root (seed: git config landed in /root), and
-    root's USER too, so a runuser switch also needs USER=node (DESIGN s4)."""
-    before = list(argv[:at])
-    assignments = env_assignments(before)
-    homes = [v for k, v in assignments if k == "HOME"]
-    users = [v for k, v in assignments if k == "USER"]
-    switched = last_user_switch(before)
-    via_runuser = (contains_seq(before, ["runuser", "-u", "node"]) >= 0
-                   and switched == "node")
-    if switched != "node":
-        return (f"it runs as {switched} (the last -u/--user before it)" if switched
-                else "there is no switch to node (no -u node, no runuser -u node --)")
-    if not homes:
-        return "it runs as node but HOME=/home/node is not set (HOME stays root's /root)"
-    if homes[-1] != "/home/node":
-        return f"it runs as node but with HOME={homes[-1]}"
-    if via_runuser and (not users or users[-1] != "node"):
-        seen = f"USER={users[-1]}" if users else "no USER"
-        return f"it switches with runuser but sets {seen} (root's USER leaks; want USER=node)"
-    return None
-
-
 def last_user_switch(argv: Sequence[str]) -> str | None:
     """The user the LAST ``-u``/``--user`` (``-uX``, ``--user=X``; engines'
     and runuser's alike) in ``argv`` names, group dropped (``node:node`` and
@@ -113,23 +84,26 @@ def last_user_switch(argv: Sequence[str]) -> str | None:
 def guest_target(argv: Sequence[str]) -> str | None:
     """The guest an exec or copy argv addresses: the container of an
     engine's ``exec``/``cp`` (``C`` of ``C:PATH``), the machine of smolvm's
-    ``machine exec/cp`` (``--name``/``-n``, or ``M`` of ``M:PATH``); None
-    for any other argv (an unknown tool: the suite cannot tell)."""
-    argv = list(argv)
-    if is_guest_copy(argv):
-        start = 3 if prog(argv) == "smolvm" or (len(argv) > 2 and argv[1] == "container") else 2
-        for tok in _positionals(argv, start, set()):
+    ``machine exec/cp`` (``--name``, or ``M`` of ``M:PATH``); None for any
+    other argv, or one the argv library cannot read (an unknown tool, or an
+    argv its tool would refuse)."""
+    from ..argv import ArgvError, UnknownTool, parse
+
+    try:
+        inv = parse(argv)
+    except (ArgvError, UnknownTool):
+        return None
+    if inv.path in (("cp",), ("machine", "cp")):
+        for tok in inv.positionals:
             head, sep, _ = tok.partition(":")
             if sep and head and not head.startswith(("/", ".")):
                 return head
         return None
-    if not is_guest_exec(argv):
-        return None
-    if prog(argv) == "smolvm":
-        head = argv[:argv.index("--")] if "--" in argv else argv
-        return _named_after(head, "--name") or _named_after(head, "-n")
-    at = guest_command_start(argv)
-    return argv[at - 1] if 0 < at <= len(argv) else None
+    if inv.path == ("exec",):
+        return inv.positionals[0] if inv.positionals else None
+    if inv.path == ("machine", "exec"):
+        return inv.last("name") or "default"  # machine.rs ExecCmd: default "default"
+    return None
 
 
 def network_name(value: str) -> str:
@@ -146,30 +120,6 @@ def network_aliases(value: str) -> set[str]:
     ``NET:alias=a,alias=b``, docker's ``name=NET,alias=a``."""
     opts = value.split(":", 1)[1] if ":" in value and not value.startswith("name=") else value
     return {p.split("=", 1)[1] for p in opts.split(",") if p.startswith("alias=")}
-
-
-def guest_command_start(argv: Sequence[str]) -> int:
-    """Index of the in-guest command in an exec argv: after ``--`` (and a
-    following ``runuser -u node --``) for smolvm; after the container name
-    for an engine's exec (the first non-option token after its options)."""
-    if prog(argv) == "smolvm":
-        if "--" in argv:
-            i = list(argv).index("--") + 1
-            if tuple(argv[i:i + 4]) == ("runuser", "-u", "node", "--"):
-                i += 4
-            return i
-        return len(argv)
-    with_value = {"-u", "--user", "-e", "--env", "-w", "--workdir", "--env-file"}
-    i = 2 if len(argv) > 1 and argv[1] == "exec" else 3
-    while i < len(argv):
-        tok = argv[i]
-        if tok in with_value:
-            i += 2
-        elif tok.startswith("-"):
-            i += 1
-        else:
-            return i + 1  # the container name, then the command
-    return len(argv)
 
 
 def env_assignments(argv: Sequence[str]) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ from .support import (
     _launched,
     _recorded,
     _show,
-    _user_switch_problem,
+    _node_problem,
 )
 
 
@@ -36,15 +36,15 @@ class ExecInvariants:
             for tty, argv in rec.agent_argvs.items():
                 i = _agent_index(argv, spec.agent)
                 assert i >= 0, f"agent_argv(tty={tty}) has no {spec.agent} binary: {_show(argv)}"
-                why = _user_switch_problem(argv[:i])
+                why = _node_problem(argv, i)
                 assert why is None, (
                     f"agent_argv(tty={tty}) runs {spec.agent} wrongly: {why}: {_show(argv)}")
             for argv, start in _guest_commands(rec):
                 cmd = argv[start:]
-                user_state = (contains_seq(cmd, ["git", "config", "--global"]) >= 0
-                              or contains_seq(cmd, ["mcp", "add"]) >= 0)
-                if user_state:
-                    why = _user_switch_problem(argv[:start])
+                hits = [at for at in (contains_seq(cmd, ["git", "config", "--global"]),
+                                      contains_seq(cmd, ["mcp", "add"])) if at >= 0]
+                if hits:
+                    why = _node_problem(argv, start + min(hits))
                     assert why is None, f"user-state command runs wrongly: {why}: {_show(argv)}"
 
     @clause("EXEC-RESUME")
@@ -71,6 +71,6 @@ class ExecInvariants:
                 again, fresh = unwrap(w.argv[-1])
                 assert fresh == list(argv[i:]) and again == list(w.resume), (
                     f"the wrapped shell would not run the agent tail as given: {_show(w.argv)}")
-                why = _user_switch_problem(w.prefix)
+                why = _node_problem(w.argv, i)
                 assert why is None, (f"after the resume wrap, {_show(w.argv[i:i + 2])} runs "
                                      f"wrongly: {why}: {_show(w.argv)}")

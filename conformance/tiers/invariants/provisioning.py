@@ -18,7 +18,7 @@ from .support import (
     _recorded,
     _routed,
     _show,
-    _user_switch_problem,
+    _node_problem,
 )
 from .topology import _topology
 
@@ -68,7 +68,7 @@ class ProvisionInvariants:
             assert sorted(got) == sorted(want), (
                 f"git config --global user.* calls {got}, expected {want} (one per set field)")
             for argv, at, _, _ in calls:
-                why = _user_switch_problem(argv[:at])
+                why = _node_problem(argv, at)
                 assert why is None, f"git user config runs wrongly: {why}: {_show(argv)}"
 
     @clause("PROV-GITGATE")
@@ -96,7 +96,7 @@ class ProvisionInvariants:
             assert gate.rstrip("/") in gates, (
                 f"upstream {u.name!r} is rewritten to {gate!r}, not to a git-gate address "
                 f"the agent reaches ({sorted(gates)})")
-            why = _user_switch_problem(argv[:at])
+            why = _node_problem(argv, at)
             assert why is None, f"insteadOf config runs wrongly: {why}: {_show(argv)}"
 
     @staticmethod

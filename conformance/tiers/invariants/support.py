@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, assume, settings
 from ... import redaction
 from ... import strategies as bst
 from ...capabilities import Capability, parse_capabilities
+from ...argv import ArgvError, UnknownTool, agent_exec, framing_problem
+from ...argv.framing import guest_command
+from ...outcomes import not_supported
 from ...recording import (
     Recording,
     contains_seq,
-    env_assignments,
-    guest_command_start,
     is_guest_exec,
     record,
 )
@@ -136,46 +137,44 @@ def _launched(rec: Recording) -> None:
 
 
 def _agent_index(argv: Sequence[str], agent: str) -> int:
-    for i, tok in enumerate(argv):
-        if tok == agent or (tok.startswith("/") and posixpath.basename(tok) == agent):
-            return i
-    return -1
+    """Index of the ``agent`` binary in an agent argv, found by role (the
+    guest exec whose command runs it, `conformance.argv.agent_exec`), or -1.
+    An argv no grammar of the suite reads is NOT_SUPPORTED, never guessed."""
+    try:
+        found = agent_exec(argv, {agent})
+    except UnknownTool as exc:
+        not_supported(f"agent argv not readable: {exc}")
+    except ArgvError:
+        return -1
+    return found.at if found is not None else -1
 
 
-def _user_switch_problem(prefix: Sequence[str]) -> str | None:
-    """Why ``prefix`` (everything before a command) does not run it as node
-    with HOME=/home/node, or None. The *last* user switch and the *last*
-    HOME assignment win, as they do for docker and for nested runuser."""
-    users: list[str] = []
-    for i, tok in enumerate(prefix):
-        if tok in ("-u", "--user") and i + 1 < len(prefix):
-            users.append(prefix[i + 1])
-        elif tok.startswith("--user="):
-            users.append(tok.split("=", 1)[1])
-        elif tok.startswith("-u") and len(tok) > 2 and not tok.startswith("--"):
-            users.append(tok[2:])
-    assigned = env_assignments(prefix)
-    homes = [v for k, v in assigned if k == "HOME"]
-    user_vars = [v for k, v in assigned if k == "USER"]
-    if not users:
-        return "no switch to node before it (no -u node / --user node / runuser -u node --)"
-    if users[-1].split(":")[0] != NODE:
-        return f"the last user switch before it is to {users[-1]!r}, not node"
-    if not homes:
-        return "it switches to node but never sets HOME=/home/node (HOME stays root's)"
-    if homes[-1] != NODE_HOME:
-        return f"it switches to node but the last HOME set before it is {homes[-1]!r}"
-    # runuser -u keeps the caller's environment: from a root exec channel
-    # USER stays root's unless set (DESIGN s4 frames -e USER=node).
-    if "runuser" in prefix and (not user_vars or user_vars[-1] != NODE):
-        return (f"it switches with runuser but USER is {user_vars[-1]!r}" if user_vars
-                else "it switches with runuser but never sets USER=node (USER stays root's)")
-    return None
+def _node_problem(argv: Sequence[str], at: int) -> str | None:
+    """The suite's one node-framing oracle (`conformance.argv.framing_problem`)
+    for the guest command at ``argv[at]``; NOT_SUPPORTED for an unknown tool."""
+    try:
+        return framing_problem(argv, at)
+    except UnknownTool as exc:
+        not_supported(f"exec framing not readable: {exc}")
 
 
 def _guest_commands(rec: Recording) -> list[tuple[tuple[str, ...], int]]:
-    """``(argv, index of the in-guest command)`` of every guest exec."""
-    return [(a, guest_command_start(a)) for a in rec.runs() if is_guest_exec(a)]
+    """``(argv, index of the in-guest command)`` of every guest exec the
+    argv library reads (an exec its tool would refuse is kept, from after
+    its ``--``, so the framing oracle reports the refusal)."""
+    out = []
+    for a in rec.runs():
+        try:
+            found = guest_command(a)
+        except UnknownTool:
+            continue
+        except ArgvError:
+            if is_guest_exec(a) and "--" in a:
+                out.append((a, list(a).index("--") + 1))
+            continue
+        if found is not None:
+            out.append((a, found[0]))
+    return out
 
 
 def _git_config_calls(rec: Recording, key_prefix: str) -> list[tuple[tuple[str, ...], int, str, str]]:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ...recording import node_framing_problem
 from ...scenarios import Scenario, scenario_params
 from .facts import WORKDIR
-from .readers import command_at, joined, launched, show
+from .readers import command_at, joined, launched, node_problem, show
 
 
 class GitSnapshots:
@@ -38,7 +37,7 @@ class GitSnapshots:
                 f"{expected} `git config --global user.{field}` call(s), saw {len(hits)}: "
                 + ("; ".join(show(rec, a) for a, _ in hits) or "none"))
             for argv, at in hits:
-                problem = node_framing_problem(argv, at)
+                problem = node_problem(argv, at)
                 assert problem is None, (
                     f"`git config --global user.{field}` must run as node with "
                     f"HOME=/home/node (else it writes /root/.gitconfig), but {problem}: "

@@ -13,11 +13,11 @@ from bottle_api.runner import RecordingRunner
 
 from bottle_api.conventions import PORTS
 
-from ...recording import Recording, contains_seq, node_framing_problem, reply_when, subcommand
+from ...recording import Recording, contains_seq, reply_when, subcommand
 from ..invariants.topology import _topology
 from ...scenarios import Scenario, scenario_params
 from .facts import _SUPERVISED
-from .readers import command_at, joined, launch_failed, launched, show
+from .readers import command_at, joined, launch_failed, launched, node_problem, show
 
 
 SUPERVISE_PORT = PORTS["supervise"]
@@ -128,7 +128,7 @@ class McpSnapshots:
         adds = self._mcp_adds(rec)
         assert adds, "supervise is on but no `claude mcp add` ran"
         for _, argv, at in adds:
-            problem = node_framing_problem(argv, at)
+            problem = node_problem(argv, at)
             assert problem is None, (
                 f"`claude mcp add` must run as node with HOME=/home/node (else the entry "
                 f"lands in /root/.claude.json and /mcp shows no server), but {problem}: "

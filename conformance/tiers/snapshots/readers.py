@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 from bottle_api.plan import EGRESS, PIPELOCK, PORTS
 from bottle_api.runner import RecordingRunner
 
+from ...argv import ArgvError, UnknownTool, framing_problem
+from ...argv.framing import walk
+from ...outcomes import not_supported
 from ...recording import (
     Recording,
     contains_seq,
@@ -135,11 +138,24 @@ def command_at(argv: Sequence[str], words: Sequence[str]) -> int:
     return next((i for i, tok in enumerate(argv) if text in tok), -1)
 
 
+def node_problem(argv: Sequence[str], at: int) -> str | None:
+    """The suite's one node-framing oracle (`conformance.argv.framing_problem`)
+    for the guest command at ``argv[at]``; NOT_SUPPORTED for an argv whose
+    tool no grammar of the suite reads."""
+    try:
+        return framing_problem(argv, at)
+    except UnknownTool as exc:
+        not_supported(f"exec framing not readable: {exc}")
+
+
 def as_node(argv: Sequence[str], at: int) -> bool:
-    before = list(argv[:at])
-    return (contains_seq(before, ["runuser", "-u", "node"]) >= 0
-            or contains_seq(before, ["-u", "node"]) >= 0
-            or contains_seq(before, ["--user", "node"]) >= 0 or "--user=node" in before)
+    """The guest command at ``argv[at]`` runs as node (same oracle)."""
+    try:
+        return walk(argv, at).user == "node"
+    except UnknownTool as exc:
+        not_supported(f"exec framing not readable: {exc}")
+    except ArgvError:
+        return False
 
 
 @functools.lru_cache(maxsize=64)
