@@ -18,7 +18,7 @@ import pytest
 from ..recording import Recording, reply_when
 from ..outcomes import not_supported
 from ..scenarios import Scenario, scenario_params
-from . import checks, smolvm
+from . import checks
 from .checks import Verdict
 
 
@@ -141,5 +141,3 @@ class ArgvTier:
         rec = _launched(bottle_recorder(scenario))
         _judge(rec, checks.check_tsi_allow_list(_argvs(rec)))
 
-
-__all__ = ["ArgvTier", "smolvm"]

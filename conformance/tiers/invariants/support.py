@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import posixpath
 import shlex
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -26,7 +25,7 @@ from ...recording import (
     is_guest_exec,
     record,
 )
-from .facts import CLAUDE_API_HOSTS, CODEX_API_HOSTS, NODE, NODE_HOME, _Loader
+from .facts import CLAUDE_API_HOSTS, CODEX_API_HOSTS, _Loader
 
 # -- budgets ----------------------------------------------------------------------
 
