@@ -9,8 +9,13 @@ node with HOME=/home/node, with the tools' real semantics:
   user part (before ':') counts, so ``node``, ``node:node``, ``--user=node``
   and ``-unode`` all mean node; no ``-u`` means the container's default
   user, which the argv does not show (treated as not node).
-  ``smolvm machine exec`` always runs as root (no user flag in its
-  grammar: machine.rs:2626-2675);
+  ``smolvm machine exec`` has no user flag (machine.rs:2626-2675); on an
+  image-based machine it runs as the image's configured user
+  (machine.rs ExecCmd::run ``with_user(defaults.user)``,
+  vm_common.rs:328 ``resolve_image_runtime_defaults``), root for an image
+  with no USER (the bottle agent image sets none). The oracle takes the
+  channel as root: a backend whose image sets USER must still frame the
+  command explicitly, which this reading demands;
 - the environment: the channel's ``-e/--env K=V`` (a bare ``-e K`` copies
   the HOST's value: not /home/node), then in the guest command
   ``env [-i] [-u NAME] K=V ... CMD`` (``env -i`` starts empty) and

@@ -49,7 +49,7 @@ from conformance.report import Report
 from conformance.settings import hypothesis_profile_name, register_hypothesis_profiles
 
 import broken_backends
-from broken_backends import BROKEN, Broken, broken_cases
+from broken_backends import BROKEN, PENDING_REFERENCE_FIXES, Broken, broken_cases
 
 pytest_plugins = ["pytester"]
 
@@ -219,20 +219,6 @@ NOT_APPLICABLE: dict[str, dict[str, str]] = {
                                    "GUEST-NO-HOST-GATEWAY"),
                                   "the agent is a smolvm machine, not an engine container"),
 }
-
-# Clauses a reference backend is KNOWN to fail until a pending backend fix
-# lands (issue 8: helper H8b's smolmachines fixes). Strict: the reference test
-# fails once one of these passes, so the entry is removed with the fix; broken
-# backends built on that reference may fail them too.
-PENDING_REFERENCE_FIXES: dict[str, dict[str, str]] = {
-    "smolmachines": {
-        "SMOLVM-ARGV": "issue 8: machine create/delete take the name positionally",
-        "SMOLVM-FROM-SIDECAR": "issue 8: --from names the renamed pack stub",
-        "SMOLVM-CP-FILE": "issue 8: skills and <cwd>/.git directories go to machine cp",
-        "SMOLVM-VERSION-FIRST": "issue 8: launch never asks smolvm --version",
-    },
-}
-
 
 def _reference_of(backend: type[Backend]) -> str:
     return next(ref.name for ref in REFERENCES if issubclass(backend, ref))
