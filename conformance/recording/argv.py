@@ -60,27 +60,6 @@ def mentions(argv: Sequence[str], text: str) -> bool:
     return contains_seq(argv, words) >= 0 or any(text in tok for tok in argv)
 
 
-def last_user_switch(argv: Sequence[str]) -> str | None:
-    """The user the LAST ``-u``/``--user`` (``-uX``, ``--user=X``; engines'
-    and runuser's alike) in ``argv`` names, group dropped (``node:node`` and
-    ``node:GROUP`` are node), or None. docker and podman honour the last
-    ``-u`` they are given, and a later runuser switches again."""
-    user = None
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        if tok in ("-u", "--user") and i + 1 < len(argv):
-            user = argv[i + 1]
-            i += 2
-            continue
-        if tok.startswith("--user="):
-            user = tok.split("=", 1)[1]
-        elif tok.startswith("-u") and len(tok) > 2 and not tok.startswith("--"):
-            user = tok[2:]
-        i += 1
-    return user.split(":", 1)[0] if user is not None else None
-
-
 def guest_target(argv: Sequence[str]) -> str | None:
     """The guest an exec or copy argv addresses: the container of an
     engine's ``exec``/``cp`` (``C`` of ``C:PATH``), the machine of smolvm's
@@ -104,22 +83,6 @@ def guest_target(argv: Sequence[str]) -> str | None:
     if inv.path == ("machine", "exec"):
         return inv.last("name") or "default"  # machine.rs ExecCmd: default "default"
     return None
-
-
-def network_name(value: str) -> str:
-    """The network of a ``--network`` value: podman's ``NET:alias=a,ip=...``
-    and docker's ``name=NET,alias=a`` long form both name NET."""
-    if value.startswith("name="):
-        fields = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
-        return fields["name"]
-    return value.split(":", 1)[0]
-
-
-def network_aliases(value: str) -> set[str]:
-    """Aliases a ``--network`` value itself declares: podman's
-    ``NET:alias=a,alias=b``, docker's ``name=NET,alias=a``."""
-    opts = value.split(":", 1)[1] if ":" in value and not value.startswith("name=") else value
-    return {p.split("=", 1)[1] for p in opts.split(",") if p.startswith("alias=")}
 
 
 def env_assignments(argv: Sequence[str]) -> list[tuple[str, str]]:
@@ -305,39 +268,19 @@ def removed_resources(argv: Sequence[str]) -> list[Resource]:
 BUNDLE_DAEMONS = frozenset({"pipelock", "egress", "git-gate", "supervise"})
 
 
-def engine_topology(runs: Iterable[Sequence[str]], *, bundle_image: str,
-                    agent_image: str) -> tuple[dict[str, set[str]], dict[str, set[str]], set[str]]:
+def engine_topology(runs: Iterable[Sequence[str]], *, bundle_image: str | None = None,
+                    agent_image: str | None = None, agent_argvs: Iterable[Sequence[str]] = (),
+                    ) -> tuple[dict[str, set[str]], dict[str, set[str]], set[str]]:
     """From engine argvs: ``(networks per container, bundle daemons per
-    container, agent containers)``. Networks come from ``--network`` at
-    run/create and ``network connect NET C``; daemons from the bundle
-    interface (``BUNDLE_IMAGE bottle-bundle d1,d2``); agent containers are
-    those created from the agent image."""
-    nets: dict[str, set[str]] = {}
-    daemons: dict[str, set[str]] = {}
-    agents: set[str] = set()
-    for argv in runs:
-        if prog(argv) not in ENGINES:
-            continue
-        sub = subcommand(argv)
-        res = created_resource(argv)
-        if res is not None and res.kind == "container":
-            name = res.name
-            image_at = next((i for i, t in enumerate(argv) if t in (bundle_image, agent_image)
-                             and i > 1), None)
-            head = argv[:image_at] if image_at is not None else argv
-            for i, tok in enumerate(head):
-                if tok in ("--network", "--net") and i + 1 < len(head):
-                    nets.setdefault(name, set()).add(network_name(head[i + 1]))
-                elif tok.startswith(("--network=", "--net=")):
-                    nets.setdefault(name, set()).add(network_name(tok.split("=", 1)[1]))
-            if image_at is not None and argv[image_at] == agent_image:
-                agents.add(name)
-            elif image_at is not None:
-                words = {w for t in argv[image_at + 1:] for w in t.split(",")}
-                daemons[name] = words & BUNDLE_DAEMONS
-        elif sub == ("network", "connect"):
-            pos = _positionals(argv, 3, {"--alias", "--ip", "--ip6", "--link",
-                                         "--link-local-ip", "--driver-opt"})
-            if len(pos) >= 2:
-                nets.setdefault(pos[1], set()).add(pos[0])
-    return nets, daemons, agents
+    container, agent containers)``, read by `conformance.argv.topology`:
+    networks from ``--network`` (any engine's form) and ``network connect``,
+    daemons from the bundle interface (``bottle-bundle d1,d2``), the agent
+    container by role (the one ``agent_argvs``' agent exec targets; only
+    without agent argvs, the one created from ``agent_image``).
+    ``bundle_image`` is accepted for compatibility and not needed."""
+    from ..argv.topology import containers
+
+    found = containers(runs, agent_argvs, agent_image=agent_image)
+    nets = {n: set(c.networks) for n, c in found.items() if c.networks}
+    daemons = {n: set(c.daemons) for n, c in found.items() if c.daemons}
+    return nets, daemons, {n for n, c in found.items() if c.is_agent}

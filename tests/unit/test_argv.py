@@ -434,3 +434,29 @@ def test_podman_network_alias_form_is_read():
 def test_agent_guest_needs_an_agent_exec():
     runs = docker_launch()[:-1]
     assert checks.check_networks_internal(runs).na
+
+
+# -- topology: the agent by role, any engine's --network form --------------------------
+
+
+def test_topology_finds_the_agent_by_role_and_reads_podman_networks():
+    from conformance.argv import topology
+    runs = [
+        A("podman run -d --name p --network b:alias=pipelock sha256:" + "c" * 64
+          + " bottle-bundle pipelock,egress"),
+        A("podman network connect --alias egress a p"),
+        A("podman create --name ag --network a:alias=agent sha256:" + "d" * 64 + " sleep 1"),
+    ]
+    agent = [A("podman exec -u node -e HOME=/home/node ag claude --print x")]
+    found = topology.containers(runs, agent)
+    assert found["p"].networks == {"a", "b"} and found["p"].daemons == {"pipelock", "egress"}
+    assert found["p"].aliases == {"pipelock", "egress"}
+    assert found["ag"].networks == {"a"} and found["ag"].is_agent and not found["p"].is_agent
+    # without the agent exec, an image pinned by ID matches nothing: no agent is guessed
+    assert not any(c.is_agent for c in topology.containers(runs, agent_image="claude:1").values())
+
+
+def test_docker_long_network_syntax_names_the_network():
+    from conformance.argv import topology
+    found = topology.containers([A("docker create --name ag --network name=a,alias=x img")])
+    assert found["ag"].networks == {"a"} and found["ag"].aliases == {"x"}

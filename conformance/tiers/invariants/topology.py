@@ -7,16 +7,12 @@ import dataclasses
 import ipaddress
 from collections.abc import Mapping, Sequence
 
+from ...argv import topology as argv_topology
 from ...outcomes import not_supported
 from ...recording import (
     Recording,
     created_resource,
-    network_aliases,
-    network_name,
     parse_publish,
-    prog,
-    publish_values,
-    subcommand,
 )
 from .facts import BUNDLE_ENTRY
 
@@ -54,38 +50,22 @@ def _flag_values(argv: Sequence[str], *flags: str) -> list[str]:
 
 
 def _topology(rec: Recording) -> tuple[dict[str, _Container], dict | None]:
-    """Containers the launch made (networks, aliases, daemons, publishes)
-    and the smolvm agent machine, if any (``{"name", "allow_cidrs"}``)."""
-    plan = rec.plan
-    containers: dict[str, _Container] = {}
+    """Containers the launch made (networks, aliases, daemons, publishes;
+    the agent found by role, `conformance.argv.topology`) and the smolvm
+    agent machine, if any (``{"name", "allow_cidrs"}``)."""
+    launch = rec.runs("launch")
+    found = argv_topology.containers(
+        launch, [rec.agent_argvs[t] for t in (False, True) if t in rec.agent_argvs],
+        agent_image=rec.plan.agent_image_ref)
+    containers = {name: _Container(name=c.name, networks=c.networks, aliases=c.aliases,
+                                   daemons=c.daemons,
+                                   publishes=[parse_publish(p) for p in c.publishes],
+                                   is_agent=c.is_agent)
+                  for name, c in found.items()}
     machine = None
-    stops = {plan.bundle_image_ref, plan.agent_image_ref}
-    for argv in rec.runs("launch"):
+    for argv in launch:
         res = created_resource(argv)
-        if res is None:
-            if prog(argv) in ("docker", "podman", "nerdctl") and subcommand(argv) == ("network", "connect"):
-                pos = [a for a in argv[3:] if not a.startswith("-")]
-                aliases = set(_flag_values(argv, "--alias"))
-                pos = [p for p in pos if p not in aliases]
-                if len(pos) >= 2 and pos[-1] in containers:
-                    c = containers[pos[-1]]
-                    c.networks.add(pos[-2])
-                    c.aliases |= aliases
-            continue
-        if res.kind == "container":
-            daemons = _daemons_in(argv)
-            net_values = _flag_values(argv, "--network", "--net")
-            containers[res.name] = _Container(
-                name=res.name,
-                # podman's --network NET:alias=X names NET (and alias X)
-                networks={network_name(v) for v in net_values},
-                aliases=(set(_flag_values(argv, "--network-alias", "--alias"))
-                         .union(*(network_aliases(v) for v in net_values))),
-                daemons=daemons,
-                publishes=[parse_publish(p) for p in publish_values(argv, stop_at=stops)],
-                is_agent=plan.agent_image_ref in argv and not daemons,
-            )
-        elif res.kind == "machine":
+        if res is not None and res.kind == "machine":
             machine = {"name": res.name, "allow_cidrs": _flag_values(argv, "--allow-cidr")}
     return containers, machine
 

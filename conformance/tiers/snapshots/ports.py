@@ -49,8 +49,8 @@ class PortSnapshots:
                 f"{other}'s port {PORTS[other]} is published ({pub.raw}) ({why}): "
                 f"{show(rec, argv)}")
         nets, daemons, agents = engine_topology(
-            rec.runs(), bundle_image=rec.plan.bundle_image_ref,
-            agent_image=rec.plan.agent_image_ref)
+            rec.runs(), agent_image=rec.plan.agent_image_ref,
+            agent_argvs=[rec.agent_argvs[t] for t in (False, True) if t in rec.agent_argvs])
         for agent in agents:
             for container, runs_here in daemons.items():
                 shared = nets.get(agent, set()) & nets.get(container, set())
