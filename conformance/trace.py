@@ -93,6 +93,20 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "TEARDOWN-OWN": (f"{_DOCKER}:DockerBottle.close", f"{_SMOL}:SmolmachinesBottle.close"),
     "TEARDOWN-IDEMPOTENT": (f"{_DOCKER}:DockerBottle.close",
                             f"{_SMOL}:SmolmachinesBottle.close"),
+    "SMOLVM-ARGV": (f"{_SMOL}:machine_create_argv", f"{_SMOL}:machine_delete_argv",
+                    f"{_SMOL}:SmolvmChannel.exec_argv"),
+    "SMOLVM-FROM-SIDECAR": (f"{_SMOL}:pack_create_argv", f"{_SMOL}:artifact_path"),
+    "SMOLVM-CP-FILE": (f"{_SMOL}:SmolvmChannel.copy_argv",),
+    "SMOLVM-VERSION-FIRST": (f"{_SMOL}:SmolmachinesBackend.launch",),
+    "DOCKER-ARGV": (f"{_DOCKER}:_bring_up", f"{_DOCKER}:docker_exec_argv"),
+    "GUEST-NET-INTERNAL": (f"{_DOCKER}:_bring_up",),
+    "GUEST-NET-NO-HOST-ADDR": (f"{_DOCKER}:_bring_up",),
+    "GUEST-NO-PRIVILEGE": (f"{_DOCKER}:_bring_up", f"{_DOCKER}:docker_exec_argv"),
+    "GUEST-NO-HOST-NS": (f"{_DOCKER}:_bring_up",),
+    "GUEST-NO-HOST-MOUNTS": (f"{_DOCKER}:_bring_up", f"{_SMOL}:machine_create_argv"),
+    "GUEST-NO-HOST-GATEWAY": (f"{_DOCKER}:_bring_up",),
+    "PORT-NO-FIXED": (f"{_SMOL}:bundle_run_argv", f"{_SMOL}:machine_create_argv"),
+    "TSI-ALLOW-NARROW": (f"{_SMOL}:machine_create_argv",),
 }
 
 
