@@ -1376,7 +1376,9 @@ class SmolvmNetWithoutAllowList(_SmolvmFixed):
 
     also = {**_SMOLVM_FIX_ALSO,
             "PORT-EGRESS-ONLY-WHEN-ROUTED": "without an allow list the guest reaches "
-                                            "everything, pipelock included"}
+                                            "everything, pipelock included",
+            "PROV-MCP": "with no --allow-cidr no supervise address is shown reachable "
+                        "from the guest"}
 
     def run_through(self, plan, runner, argv, **kw):
         if argv[1:3] == ["machine", "create"] and "--allow-cidr" in argv:
