@@ -38,7 +38,7 @@ _REPEATABLE = {"env", "env-file", "label", "label-file", "publish", "volume", "m
                "dns-option", "dns-search", "expose", "link", "link-local-ip", "net-alias",
                "network-alias", "tmpfs", "volumes-from", "device", "device-cgroup-rule",
                "group-add", "sysctl", "ulimit", "log-opt", "storage-opt", "attach",
-               "annotation", "opt", "subnet", "ip-range", "gateway", "aux-address", "ipam-opt",
+               "annotation", "opt", "filter", "subnet", "ip-range", "gateway", "aux-address", "ipam-opt",
                "alias", "driver-opt", "tag", "build-arg", "cache-from", "platform",
                "network", "net", "gpus"}
 
@@ -67,6 +67,9 @@ _SHAPE: dict[tuple[str, ...], tuple[tuple[int, int | None], str, int]] = {
     ("volume", "create"): ((0, 1), "none", 0),    # volume/create.go: RequiresMaxArgs(1)
     ("volume", "rm"): ((1, None), "none", 0),
     ("volume", "inspect"): ((1, None), "none", 0),
+    # */prune.go: cli.NoArgs
+    **{(kind, "prune"): ((0, 0), "none", 0)
+       for kind in ("network", "volume", "container", "image", "system")},
 }
 
 # docker's management-command spellings (cli/command/commands/commands.go

@@ -399,4 +399,29 @@ COMMAND_FLAGS: dict[tuple[str, ...], tuple[tuple[str, str, bool, str], ...]] = {
     ('volume', 'inspect'): (
         ('format', 'f', True, 'cli/command/volume/inspect.go:38'),
     ),
+    # prune subcommands (added by hand from the same extraction, same commit)
+    ('network', 'prune'): (
+        ('force', 'f', False, 'cli/command/network/prune.go:53'),
+        ('filter', '', True, 'cli/command/network/prune.go:54'),
+    ),
+    ('volume', 'prune'): (
+        ('all', 'a', False, 'cli/command/volume/prune.go:57'),
+        ('force', 'f', False, 'cli/command/volume/prune.go:59'),
+        ('filter', '', True, 'cli/command/volume/prune.go:60'),
+    ),
+    ('container', 'prune'): (
+        ('force', 'f', False, 'cli/command/container/prune.go:56'),
+        ('filter', '', True, 'cli/command/container/prune.go:57'),
+    ),
+    ('image', 'prune'): (
+        ('force', 'f', False, 'cli/command/image/prune.go:58'),
+        ('all', 'a', False, 'cli/command/image/prune.go:59'),
+        ('filter', '', True, 'cli/command/image/prune.go:60'),
+    ),
+    ('system', 'prune'): (
+        ('force', 'f', False, 'cli/command/system/prune.go:49'),
+        ('all', 'a', False, 'cli/command/system/prune.go:50'),
+        ('volumes', '', False, 'cli/command/system/prune.go:51'),
+        ('filter', '', True, 'cli/command/system/prune.go:52'),
+    ),
 }

@@ -1405,6 +1405,9 @@ class DockerLabelValueDropped(_RunnerDefect, DockerBackend):
     label's value missing, so docker takes the name as the label and has no
     name left)."""
 
+    also = {"TEARDOWN-OWN": "the refused network create names no network, so close()'s "
+                            "network rm looks like a name the launch never created"}
+
     def run_through(self, plan, runner, argv, **kw):
         if (argv[:3] == ["docker", "network", "create"] and "--label" in argv
                 and argv[-1].endswith("-out")):

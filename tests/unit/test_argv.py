@@ -150,6 +150,8 @@ DOCKER_OK = [
     ("podman run --network n:alias=x,ip=10.0.0.2 img", lambda i: i.values("network") == [
         "n:alias=x,ip=10.0.0.2"], "podman: docker's vocabulary"),
     ("docker run --net=host img", lambda i: i.values("net") == ["host"], "opts.go:244 --net"),
+    ("docker network prune -f --filter label=k", lambda i: i.path == ("network", "prune")
+     and i.values("filter") == ["label=k"], "network/prune.go:53-54"),
 ]
 
 DOCKER_BAD = [
