@@ -95,7 +95,7 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
                             f"{_SMOL}:SmolmachinesBottle.close"),
     "SMOLVM-ARGV": (f"{_SMOL}:machine_create_argv", f"{_SMOL}:machine_delete_argv",
                     f"{_SMOL}:SmolvmChannel.exec_argv"),
-    "SMOLVM-FROM-SIDECAR": (f"{_SMOL}:pack_create_argv", f"{_SMOL}:artifact_path"),
+    "SMOLVM-FROM-SIDECAR": (f"{_SMOL}:machine_create_argv",),
     "SMOLVM-CP-FILE": (f"{_SMOL}:SmolvmChannel.copy_argv",),
     "SMOLVM-VERSION-FIRST": (f"{_SMOL}:SmolmachinesBackend.launch",),
     "DOCKER-ARGV": (f"{_DOCKER}:_bring_up", f"{_DOCKER}:docker_exec_argv"),

@@ -1270,89 +1270,60 @@ def _with_agent_flags(argv: list[str], extra: Sequence[str]) -> list[str]:
 
 
 class _SmolvmFixed(_RunnerDefect, SmolmachinesBackend):
-    """NOT a broken backend: the reference smolmachines launch with the four
-    smolvm-grammar bugs issue 8 names corrected in flight (what H8b's backend
-    fix does), so each SMOLVM-* broken backend below breaks ONE rule from a
-    base that keeps the others: a version check first, the name as ``-n`` and
-    the workload after ``--``, ``--from`` the pack's ``.smolmachine`` sidecar,
-    and a directory copied file by file. Remove this base once the reference
-    itself passes SMOLVM-* (then subclass SmolmachinesBackend directly)."""
-
-    fix_version = fix_name = fix_from = fix_cp = True
-
-    def launch(self, plan, runner, *, progress: Progress = _quiet):
-        self._versioned, self._pack_out = False, None  # per launch
-        return super().launch(plan, runner, progress=progress)
-
-    def run_through(self, plan, runner, argv, **kw):
-        if argv[:1] != ["smolvm"]:
-            return runner.run(argv, **kw)
-        if self.fix_version and not getattr(self, "_versioned", False):
-            self._versioned = True
-            runner.run(["smolvm", "--version"], check=False)
-        if argv[1:3] == ["pack", "create"] and "-o" in argv:
-            self._pack_out = argv[argv.index("-o") + 1]
-        if argv[1:3] == ["machine", "create"]:
-            if self.fix_name and len(argv) > 3 and not argv[3].startswith("-"):
-                argv = [*argv[:3], "-n", argv[3], *argv[4:]]
-            if self.fix_from and "--from" in argv and getattr(self, "_pack_out", None):
-                i = argv.index("--from") + 1
-                argv[i] = f"{self._pack_out}.smolmachine"
-        if argv[1:3] == ["machine", "delete"] and self.fix_name and not argv[3].startswith("-"):
-            argv = [*argv[:3], "-n", argv[3], *argv[4:]]
-        if self.fix_cp and argv[1:3] == ["machine", "cp"] and Path(argv[3]).is_dir():
-            machine, _, dest = argv[4].partition(":")
-            result = ok(argv)
-            for f in sorted(p for p in Path(argv[3]).rglob("*") if p.is_file()):
-                rel = f.relative_to(argv[3]).as_posix()
-                result = runner.run(["smolvm", "machine", "cp", str(f), f"{machine}:{dest}/{rel}"],
-                                    **kw)
-            return result
-        return runner.run(argv, **kw)
+    """NOT a broken backend: the smolmachines reference through the runner
+    seam, for the smolvm defects below (the reference itself now passes
+    SMOLVM-*, issue 8 fixed)."""
 
 
-_SMOLVM_FIX_ALSO = {
-    "PROV-SKILLS": "the in-flight fix copies a skill directory file by file; the snapshot "
-                   "check looks for one copy naming the directory",
-    "PROV-GIT-CWD": "the in-flight fix copies <cwd>/.git file by file",
-}
+_SMOLVM_FIX_ALSO: dict[str, str] = {}
 
 
 class SmolvmPositionalName(_SmolvmFixed):
     """Issue 8: "since 1.0.2, machine create/delete take -n/--name" (smolvm
     machine.rs CreateCmd). Reintroduced: ``machine create NAME`` positional."""
 
-    fix_name = False
-    also = _SMOLVM_FIX_ALSO
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"] and "--name" in argv:
+            i = argv.index("--name")
+            argv = [*argv[:3], argv[i + 1], *argv[3:i], *argv[i + 2:]]
+        return runner.run(argv, **kw)
 
 
 class SmolvmCpDirectory(_SmolvmFixed):
     """Issue 8: "machine cp copies one regular file; the backend copies
-    directories". Reintroduced: skill and .git directories go to machine cp."""
+    directories". Reintroduced: the prompt's directory is handed to machine cp."""
 
-    fix_cp = False
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "cp"] and Path(argv[3]).is_file():
+            argv = [*argv[:3], str(Path(argv[3]).parent), *argv[4:]]
+        return runner.run(argv, **kw)
 
 
 class SmolvmFromStub(_SmolvmFixed):
     """Issue 8: "the backend renames the stub and passes it to --from, which
-    fails the SMOLPACK footer check". Reintroduced: --from names the stub X."""
+    fails the SMOLPACK footer check". Reintroduced: pack, then --from the stub X."""
 
-    fix_from = False
-    also = _SMOLVM_FIX_ALSO
+    also = {"LAUNCH-PACK-IN-LAUNCH": "the defect adds a pack the plan did not foresee"}
 
     def run_through(self, plan, runner, argv, **kw):
-        if argv[1:3] == ["machine", "create"] and "--from" in argv and getattr(self, "_pack_out", None):
-            argv = list(argv)
-            argv[argv.index("--from") + 1] = self._pack_out
-        return super().run_through(plan, runner, argv, **kw)
+        if argv[1:3] == ["machine", "create"] and ("-I" in argv or "--image" in argv):
+            i = argv.index("-I") if "-I" in argv else argv.index("--image")
+            stub = "/tmp/bottle-stub"
+            runner.run(["smolvm", "pack", "create", "-I", "claude-bottle:latest", "-o", stub],
+                       check=False)
+            argv = [*argv[:i], "--from", stub, *argv[i + 2:]]
+        return runner.run(argv, **kw)
 
 
 class SmolvmNoVersionCheck(_SmolvmFixed):
     """Issue 8: "launch asks smolvm --version first and refuses an older
-    smolvm" (the --from egress hole before 1.8.0). Reintroduced: no check."""
+    smolvm" (the --from egress hole before 1.8.0). Reintroduced: no check
+    reaches smolvm (the launch is told a version without asking)."""
 
-    fix_version = False
-    also = _SMOLVM_FIX_ALSO
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:2] == ["smolvm", "--version"]:
+            return ok(argv, "smolvm 1.9.3\n")
+        return runner.run(argv, **kw)
 
 
 class SmolvmAllowLoopbackRange(_SmolvmFixed):
@@ -1603,14 +1574,7 @@ BROKEN: dict[str, list[type[Backend]]] = {
 # lands (issue 8: helper H8b's smolmachines fixes). Strict: the reference test
 # fails once one of these passes, so the entry is removed with the fix; broken
 # backends built on that reference may fail them too.
-PENDING_REFERENCE_FIXES: dict[str, dict[str, str]] = {
-    "smolmachines": {
-        "SMOLVM-ARGV": "issue 8: machine create/delete take the name positionally",
-        "SMOLVM-FROM-SIDECAR": "issue 8: --from names the renamed pack stub",
-        "SMOLVM-CP-FILE": "issue 8: skills and <cwd>/.git directories go to machine cp",
-        "SMOLVM-VERSION-FIRST": "issue 8: launch never asks smolvm --version",
-    },
-}
+PENDING_REFERENCE_FIXES: dict[str, dict[str, str]] = {}  # issue 8 fixed (H8b)
 
 
 def broken_cases() -> list[tuple[str, type[Backend]]]:
