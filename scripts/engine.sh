@@ -9,6 +9,8 @@
 #
 # Env: BOTTLE_DOCKERD_LOG (default /var/log/bottle-dockerd.log),
 #      BOTTLE_ENGINE_TIMEOUT seconds to wait for the engine (default 60),
+#      BOTTLE_DOCKER_ADDRESS_POOL the dockerd --default-address-pool it starts with
+#      (default base=172.16.0.0/12,size=24),
 #      BOTTLE_DOCKERD_PIDFILE where a running dockerd's pid is (default
 #      /var/run/docker.pid; tests point it elsewhere).
 set -euo pipefail
@@ -59,7 +61,13 @@ if [ -n "$running_pid" ]; then
 else
     mkdir -p "$(dirname "$log_file")"
     say "starting dockerd (log: $log_file)"
-    setsid -f dockerd </dev/null >>"$log_file" 2>&1
+    # Address pools: docker's defaults give about 30 networks (172.17-31 and
+    # 192.168 in /16 and /20 blocks); each bottle takes three, and the live
+    # tier launches several at once, so a run can exhaust them ("could not
+    # find an available, non-overlapping IPv4 address pool"). The same
+    # 172.16.0.0/12 range cut into /24s gives 4096.
+    setsid -f dockerd --default-address-pool "${BOTTLE_DOCKER_ADDRESS_POOL:-base=172.16.0.0/12,size=24}" \
+        </dev/null >>"$log_file" 2>&1
 fi
 
 # Bounded poll: readiness is observed, never assumed.
