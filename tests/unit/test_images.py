@@ -716,7 +716,20 @@ def test_engine_sh_starts_dockerd_and_polls_until_it_answers(tmp_path):
                                    "dockerd": 'echo "dockerd $*" >> "$CALLS"; touch "$MARK"'})
     assert result.returncode == 0, result.stderr
     assert "starting dockerd" in result.stderr and "docker answers" in result.stderr
-    assert (tmp_path / "calls").read_text() == "dockerd \n"  # no apt-get: all tools present
+    # No apt-get (all tools present); /24 pools so a live run's many
+    # three-network bottles fit (docker's defaults hold about 30 networks).
+    assert (tmp_path / "calls").read_text() == (
+        "dockerd --default-address-pool base=172.16.0.0/12,size=24\n")
+
+
+@needs_root
+def test_engine_sh_address_pool_can_be_overridden(tmp_path):
+    result = run_engine(tmp_path, {"docker": DOCKER_STUB, **TOOLS,
+                                   "dockerd": 'echo "dockerd $*" >> "$CALLS"; touch "$MARK"'},
+                        BOTTLE_DOCKER_ADDRESS_POOL="base=10.99.0.0/16,size=26")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "calls").read_text() == (
+        "dockerd --default-address-pool base=10.99.0.0/16,size=26\n")
 
 
 @needs_root
