@@ -238,6 +238,20 @@ def test_reference_backend_passes_every_static_clause(pytester, backend):
     assert run.with_state(State.PASSED) == set(run.states()) - set(na) - set(pending), run.explain()
 
 
+def test_noxfile_accepts_exactly_these_not_applicable_clauses():
+    """The integration session's strict check (noxfile.NOT_APPLICABLE) and
+    this test agree on which clauses cannot apply to each reference backend."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).parents[2] / "noxfile.py").read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.AnnAssign)
+                and getattr(n.target, "id", "") == "NOT_APPLICABLE")
+    nox_table = ast.literal_eval(node.value)
+    assert {k: set(v) for k, v in nox_table.items()} == {
+        k: set(v) for k, v in NOT_APPLICABLE.items()}
+
+
 # -- each broken backend fails its clause ----------------------------------------
 
 
