@@ -32,12 +32,35 @@ WORKDIR = "/home/node/work"
 CLAUDE_CONFIG = "/home/node/.claude.json"  # `claude mcp add --scope user` writes here
 GITCONFIG = "/home/node/.gitconfig"
 CODEX_AUTH_GUEST = "/home/node/.codex/auth.json"
+# Codex reads its own places (codex-rs, checked against the pinned 0.169.0):
+# user config and MCP servers in $CODEX_HOME/config.toml (`codex mcp add`,
+# cli/src/mcp_cmd.rs run_add); global instructions in $CODEX_HOME/AGENTS.md
+# (core/src/agents_md.rs AgentsMdManager::load_global_instructions); user
+# skills in $HOME/.agents/skills/<name>/SKILL.md (core-skills/src/loader.rs
+# skill_roots_from_layer_stack_inner; $CODEX_HOME/skills is the deprecated one).
+CODEX_HOME_GUEST = "/home/node/.codex"
+CODEX_CONFIG = "/home/node/.codex/config.toml"
+CODEX_PROMPT_PATH = "/home/node/.codex/AGENTS.md"
+CODEX_SKILLS_DIR = "/home/node/.agents/skills"
 CLAUDE_CREDENTIALS_GUEST = "/home/node/.claude/.credentials.json"
 # The agent CA lands here; update-ca-certificates folds it into CA_BUNDLE.
 CA_GUEST_PATH = "/usr/local/share/ca-certificates/bottle-egress.crt"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Codex is rustls and ignores the system store: it reads this (custom_ca.rs).
 CODEX_CA_ENV = "CODEX_CA_CERTIFICATE"
+
+
+
+def prompt_path_for(agent: str) -> str:
+    """Where the bottle's prompt lands for ``agent`` (claude: the file
+    --append-system-prompt-file names; codex: its global AGENTS.md)."""
+    return CODEX_PROMPT_PATH if agent == "codex" else PROMPT_PATH
+
+
+def skills_dir_for(agent: str) -> str:
+    """The directory ``agent`` loads user skills from (one ``<name>`` each)."""
+    return CODEX_SKILLS_DIR if agent == "codex" else SKILLS_DIR
+
 
 # -- the bundle image interface (mounted config, env) ------------------------
 PIPELOCK_CONFIG_PATH = "/etc/pipelock/pipelock.yaml"
@@ -71,8 +94,11 @@ def _rows() -> list[tuple[str, str, str]]:
     rows += [
         ("bundle entry", BUNDLE_ENTRY, "`bottle-bundle <daemon>[,...]` starts the daemons"),
         ("agent user", f"{NODE} (HOME={NODE_HOME})", "agent and user-state commands"),
-        ("prompt file", PROMPT_PATH, "mode 0600, owner node"),
-        ("skills dir", SKILLS_DIR, "`<name>` per skill, owned by node"),
+        ("prompt file", PROMPT_PATH, "claude: mode 0600, owner node"),
+        ("skills dir", SKILLS_DIR, "claude: `<name>` per skill, owned by node"),
+        ("codex prompt", CODEX_PROMPT_PATH, "codex's global instructions; mode 0600, owner node"),
+        ("codex skills dir", CODEX_SKILLS_DIR, "codex: `<name>` per skill, owned by node"),
+        ("codex user config", CODEX_CONFIG, "codex: `[mcp_servers.<name>]` url, owned by node"),
         ("workdir", WORKDIR, "the host cwd's `.git` lands here"),
         ("claude user config", CLAUDE_CONFIG, "MCP registration, onboarding, trust"),
         ("codex auth", CODEX_AUTH_GUEST, "placeholder only"),

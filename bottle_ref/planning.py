@@ -18,6 +18,7 @@ from typing import Any
 
 from . import credentials, egress, pipelock
 from .credentials import CredentialError
+from bottle_api import conventions
 from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
 from bottle_api.plan import (
     EGRESS,
@@ -186,6 +187,7 @@ def build_plan(
         guest_env={CA_ENV[spec.agent]: CA_BUNDLE},
         guest_files=guest_files,
         prompt=spec.prompt,
+        prompt_path=conventions.prompt_path_for(spec.agent),
         skills=tuple((str(p), p.name) for p in spec.skills),
         cwd=str(spec.cwd) if spec.cwd is not None else None,
         git_user=spec.git_user,

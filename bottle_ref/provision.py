@@ -5,6 +5,12 @@ guest); the steps here are the same everywhere. Order, as `provision` runs
 them: CA, credentials/guest files, prompt, skills, git, supervise, and
 (for Claude) onboarding and workdir trust in ~/.claude.json.
 
+Prompt, skills and supervise land where the bottle's agent reads them:
+Claude Code's prompt file (``--append-system-prompt-file``), ~/.claude/skills
+and ``claude mcp add``; Codex's global ~/.codex/AGENTS.md, ~/.agents/skills
+and ``codex mcp add --url`` (see `bottle_api.conventions` for the codex-rs
+source of each).
+
 Every step goes through ``runner.run(channel.exec_argv(...))`` or
 ``channel.copy_argv(...)``, so a recorded run shows the whole guest
 conversation. Content (prompt, credential placeholders) travels as files
@@ -25,7 +31,8 @@ from bottle_api.plan import GuestFile, Plan
 from bottle_api.runner import Completed, Runner
 
 from bottle_api.conventions import (  # noqa: E402,F401 - one place per fact
-    CA_BUNDLE, CA_GUEST_PATH, NODE, NODE_HOME, PROMPT_PATH, ROOT, SKILLS_DIR, WORKDIR,
+    CA_BUNDLE, CA_GUEST_PATH, CODEX_PROMPT_PATH, CODEX_SKILLS_DIR, NODE, NODE_HOME,
+    PROMPT_PATH, ROOT, SKILLS_DIR, WORKDIR, skills_dir_for,
 )
 
 # What update-ca-certificates prints when our one certificate went in. Its
@@ -184,8 +191,13 @@ def provision_guest_files(runner: Runner, channel: GuestChannel, plan: Plan,
 
 
 def provision_prompt(runner: Runner, channel: GuestChannel, plan: Plan) -> str | None:
-    """The prompt file is always copied (0600, node); the return value is the
-    guest path iff the prompt is non-empty (drives the agent flag)."""
+    """Claude: the prompt file is always copied (0600, node); the return
+    value is the guest path iff the prompt is non-empty (drives the agent
+    flag). Codex: a non-empty prompt becomes node's global
+    ``~/.codex/AGENTS.md`` (0600, node), which Codex itself reads at every
+    start (an empty one is skipped by Codex, so none is written)."""
+    if plan.agent == "codex":
+        return provision_codex_prompt(runner, channel, plan)
     guest_path = plan.prompt_path or PROMPT_PATH
     local = write_private(plan.state_path("prompt.txt"), plan.prompt)
     guest_copy(runner, channel, local, guest_path)
@@ -195,13 +207,35 @@ def provision_prompt(runner: Runner, channel: GuestChannel, plan: Plan) -> str |
     return guest_path if plan.prompt else None
 
 
+def provision_codex_prompt(runner: Runner, channel: GuestChannel, plan: Plan) -> str | None:
+    """``~/.codex/AGENTS.md``: Codex sends its text with every session as
+    the global instructions (codex-rs core/src/agents_md.rs
+    ``AgentsMdManager::load_global_instructions``: ``AGENTS.override.md``,
+    else ``AGENTS.md``, in CODEX_HOME, first non-empty one). The directory
+    is made as node so ``~/.codex`` stays node's."""
+    if not plan.prompt:
+        return None
+    guest_path = plan.prompt_path if plan.prompt_path != PROMPT_PATH else CODEX_PROMPT_PATH
+    local = write_private(plan.state_path("AGENTS.md"), plan.prompt)
+    guest_exec(runner, channel, ["mkdir", "-p", str(PurePosixPath(guest_path).parent)],
+               user=NODE)
+    guest_copy(runner, channel, local, guest_path)
+    f = _q(guest_path)
+    guest_exec(runner, channel, root_sh(f"chown {NODE}:{NODE} {f}", f"chmod 0600 {f}"),
+               user=ROOT)
+    return guest_path
+
+
 def provision_skills(runner: Runner, channel: GuestChannel,
-                     skills: Sequence[tuple[str, str]]) -> None:
+                     skills: Sequence[tuple[str, str]], *,
+                     skills_dir: str = SKILLS_DIR) -> None:
+    """Each skill dir to ``skills_dir/<name>`` (the agent's own skills
+    directory: `bottle_api.conventions.skills_dir_for`), chowned to node."""
     for host_dir, name in skills:
         if not Path(host_dir).is_dir():
             raise ProvisionError(f"skill {name!r}: directory not found: {host_dir}")
-        dest = f"{SKILLS_DIR}/{name}"
-        guest_exec(runner, channel, ["mkdir", "-p", SKILLS_DIR], user=NODE)
+        dest = f"{skills_dir}/{name}"
+        guest_exec(runner, channel, ["mkdir", "-p", skills_dir], user=NODE)
         guest_copy(runner, channel, host_dir, dest)
         guest_exec(runner, channel, ["chown", "-R", f"{NODE}:{NODE}", dest], user=ROOT)
 
@@ -237,14 +271,17 @@ def provision_git(runner: Runner, channel: GuestChannel, plan: Plan,
 
 def provision_supervise(runner: Runner, channel: GuestChannel, plan: Plan,
                         addresses: Addresses, log: Callable[[str], None]) -> None:
-    """Register the supervise MCP server in node's user config. A failure is
-    logged, never raised: the bottle is still useful without it."""
+    """Register the supervise MCP server in node's user config, with the
+    bottle's agent's own CLI (claude: ~/.claude.json; codex:
+    ~/.codex/config.toml). A failure is logged, never raised: the bottle is
+    still useful without it."""
     if not (plan.supervise and addresses.supervise_url):
         return
-    from .supervise import mcp_add_argv
+    from .supervise import mcp_add_argv_for
 
     argv = channel.exec_argv(
-        mcp_add_argv(addresses.supervise_url, name=plan.supervise.server_name), user=NODE)
+        mcp_add_argv_for(plan.agent, addresses.supervise_url, name=plan.supervise.server_name),
+        user=NODE)
     try:
         result = runner.run(argv, check=False)
     except OSError as exc:  # the runner could not start the command at all
@@ -332,7 +369,7 @@ def provision(
     provision_ca(runner, channel, ca_pem_host_path, log)
     provision_guest_files(runner, channel, plan, plan.guest_files)
     prompt_path = provision_prompt(runner, channel, plan)
-    provision_skills(runner, channel, plan.skills)
+    provision_skills(runner, channel, plan.skills, skills_dir=skills_dir_for(plan.agent))
     provision_git(runner, channel, plan, addresses, log)
     provision_supervise(runner, channel, plan, addresses, log)
     provision_claude_config(runner, channel, plan)

@@ -3,6 +3,14 @@
 Registration must run as ``node`` with ``HOME=/home/node`` (seed MCP fix: as
 root it lands in /root/.claude.json and the agent sees no server). The
 framing is the backend's job; this module only says what to run.
+
+Claude Code: ``claude mcp add --scope user --transport http`` writes
+``mcpServers.NAME`` into ``~/.claude.json``. Codex: ``codex mcp add NAME
+--url URL`` writes ``[mcp_servers.NAME]`` with ``url = URL`` (a streamable
+HTTP server) into ``$CODEX_HOME/config.toml`` (codex-rs cli/src/mcp_cmd.rs
+``run_add`` with ``AddMcpStreamableHttpArgs``; run offline with the pinned
+0.169.0, ``codex mcp list --json`` then shows ``transport.type
+streamable_http`` and the url).
 """
 
 from __future__ import annotations
@@ -23,3 +31,13 @@ def mcp_url(host: str, port: int = PORT) -> str:
 def mcp_add_argv(url: str, name: str = SERVER_NAME) -> list[str]:
     """``claude mcp add`` at user scope over streamable HTTP."""
     return ["claude", "mcp", "add", "--scope", "user", "--transport", "http", name, url]
+
+
+def codex_mcp_add_argv(url: str, name: str = SERVER_NAME) -> list[str]:
+    """``codex mcp add NAME --url URL``: a global (user) streamable HTTP entry."""
+    return ["codex", "mcp", "add", name, "--url", url]
+
+
+def mcp_add_argv_for(agent: str, url: str, name: str = SERVER_NAME) -> list[str]:
+    """The registration command of ``agent``'s own CLI."""
+    return codex_mcp_add_argv(url, name) if agent == "codex" else mcp_add_argv(url, name)

@@ -347,8 +347,8 @@ PROV_SKILLS = Clause(
 )
 PROV_MCP = Clause(
     "PROV-MCP", MUST,
-    "When supervise is enabled, provisioning MUST register it with claude mcp add "
-    "--scope user at the supervise address the agent reaches (an alias of the "
+    "When supervise is enabled in a claude bottle, provisioning MUST register it with "
+    "claude mcp add --scope user at the supervise address the agent reaches (an alias of the "
     "supervise container on the agent's network, or the host address published "
     "for it), and a registration failure MUST be logged, not fatal.",
     (SNAPSHOT, LIVE), Capability.SUPERVISE,
@@ -357,10 +357,46 @@ PROV_MCP = Clause(
 PROV_MCP_USER = Clause(
     "PROV-MCP-USER", MUST,
     "The supervise MCP registration MUST run as node with HOME=/home/node so it "
-    "lands in /home/node/.claude.json, never in root's config.",
+    "lands in node's config (/home/node/.claude.json; /home/node/.codex/config.toml "
+    "for codex), never in root's config.",
     SNAPSHOT, Capability.SUPERVISE,
     "seed: /mcp showed 'No MCP servers configured' (entry written to root's "
     "~/.claude.json)",
+)
+
+# --- issue 14 item 5: codex bottles get what claude bottles get ----------------------
+# Codex reads none of Claude Code's places: each clause names where Codex 0.169.0
+# reads it (codex-rs source cited in `bottle_api.conventions`).
+
+PROV_CODEX_PROMPT = Clause(
+    "PROV-CODEX-PROMPT", MUST,
+    "In a codex bottle a non-empty prompt MUST land at /home/node/.codex/AGENTS.md "
+    "(Codex's global instructions) with mode 0600 owned by node, as a file copied in "
+    "(never on an argv); an empty prompt MUST write no AGENTS.md, and agent_argv MUST "
+    "NOT pass Claude's --append-system-prompt-file.",
+    (SNAPSHOT, INVARIANT, LIVE), Capability.CODEX,
+    "issue 14 item 5; codex-rs core/src/agents_md.rs "
+    "AgentsMdManager::load_global_instructions (CODEX_HOME/AGENTS.md)",
+)
+PROV_CODEX_SKILLS = Clause(
+    "PROV-CODEX-SKILLS", MUST,
+    "In a codex bottle each skill MUST be copied to /home/node/.agents/skills/<name> "
+    "(where Codex loads user skills) and chowned recursively to node, and nothing "
+    "MUST be written under /home/node/.claude/skills.",
+    (SNAPSHOT, INVARIANT, LIVE), Capability.CODEX,
+    "issue 14 item 5; codex-rs core-skills/src/loader.rs "
+    "skill_roots_from_layer_stack_inner ($HOME/.agents/skills)",
+)
+PROV_CODEX_MCP = Clause(
+    "PROV-CODEX-MCP", MUST,
+    "When supervise is enabled in a codex bottle, provisioning MUST register it once, "
+    "as node with HOME=/home/node, with codex mcp add <name> --url <the supervise "
+    "address the agent reaches>, so that /home/node/.codex/config.toml holds "
+    "[mcp_servers.<name>] with that url; it MUST NOT run claude mcp add, and a "
+    "registration failure MUST be logged, not fatal.",
+    (SNAPSHOT, INVARIANT, LIVE), Capability.CODEX,
+    "issue 14 item 5; codex-rs cli/src/mcp_cmd.rs run_add (AddMcpStreamableHttpArgs "
+    "-> McpServerTransportConfig::StreamableHttp)",
 )
 
 # --- launch ---------------------------------------------------------------------

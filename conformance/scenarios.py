@@ -175,7 +175,12 @@ class Scenario:
 def _skill(root: Path, name: str) -> Path:
     path = root / "skills" / name
     path.mkdir(parents=True, exist_ok=True)
-    (path / "SKILL.md").write_text(f"# {name}\nA skill the suite provisions.\n", encoding="utf-8")
+    # YAML front matter with name and description: both agents' skill
+    # loaders want it (Codex skips a SKILL.md without it: codex-rs
+    # core-skills/src/loader.rs parse_skill_file, MissingFrontmatter).
+    (path / "SKILL.md").write_text(
+        f"---\nname: {name}\ndescription: A skill the suite provisions.\n---\n# {name}\n",
+        encoding="utf-8")
     return path
 
 
@@ -229,6 +234,16 @@ def _supervise_prompt_skills(root: Path) -> BottleSpec:
     )
 
 
+def _codex_supervise_prompt_skills(root: Path) -> BottleSpec:
+    return BottleSpec(
+        name="codex-supervise-prompt-skills",
+        agent="codex",
+        supervise=True,
+        prompt=PROMPT_TEXT,
+        skills=(_skill(root, "review"), _skill(root, "release-notes")),
+    )
+
+
 def _empty_prompt(root: Path) -> BottleSpec:
     return BottleSpec(name="empty-prompt", prompt="", git_user=GitUser(email="dev@example.com"))
 
@@ -264,6 +279,12 @@ _ALL = (
         "(--append-system-prompt-file), two skills, and a cwd whose .git is "
         "copied to /home/node/work.",
         frozenset({_CLAUDE, Capability.SUPERVISE}), _supervise_prompt_skills),
+    Scenario(
+        "codex-supervise-prompt-skills",
+        "Codex with supervise (codex mcp add --url into ~/.codex/config.toml), a "
+        "non-empty prompt (~/.codex/AGENTS.md, no Claude flag) and two skills "
+        "(~/.agents/skills/<name>).",
+        frozenset({Capability.CODEX, Capability.SUPERVISE}), _codex_supervise_prompt_skills),
     Scenario(
         "empty-prompt",
         "An explicitly empty prompt (no --append-system-prompt-file) and a "

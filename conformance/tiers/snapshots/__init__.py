@@ -19,6 +19,7 @@ One module per subject; `SnapshotTier` combines their mixins.
 """
 
 from .ca import CaSnapshots
+from .codex import CodexSnapshots
 from .exec_framing import ExecSnapshots
 from .fixtures import SnapshotFixtures
 from .git import GitSnapshots
@@ -32,7 +33,7 @@ from .teardown import TeardownSnapshots
 
 class SnapshotTier(SnapshotFixtures, SnapshotMatch, ExecSnapshots, PortSnapshots, CaSnapshots,
                    GitSnapshots, PromptSkillSnapshots, McpSnapshots, LaunchSnapshots,
-                   TeardownSnapshots):
+                   TeardownSnapshots, CodexSnapshots):
     """Argv-snapshot tests; mixed into `BackendConformance`."""
 
 

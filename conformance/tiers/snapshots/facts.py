@@ -24,4 +24,15 @@ TTY_FLAGS = frozenset({"-t", "--tty", "--tty=true", "-it", "-ti"})
 _SHORT_CLUSTER = re.compile(r"-[a-zA-Z]{2,3}")
 _PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
 
-_SUPERVISED = {"where": lambda s: Capability.SUPERVISE in s.needs}
+# Claude's supervise registration (PROV-MCP*): claude scenarios with supervise.
+_SUPERVISED = {"where": lambda s: Capability.SUPERVISE in s.needs and Capability.CLAUDE in s.needs}
+# Claude's own places (PROV-PROMPT, PROV-SKILLS, PROV-MCP): claude scenarios.
+_CLAUDE_ONLY = {"where": lambda s: Capability.CLAUDE in s.needs}
+# Codex's own places (PROV-CODEX-*): codex scenarios, and those with supervise.
+_CODEX_ONLY = {"where": lambda s: Capability.CODEX in s.needs}
+_CODEX_SUPERVISED = {"where": lambda s: Capability.SUPERVISE in s.needs
+                     and Capability.CODEX in s.needs}
+# Where Codex 0.169.0 reads each (codex-rs source in bottle_api.conventions).
+CODEX_PROMPT_PATH = "/home/node/.codex/AGENTS.md"
+CODEX_SKILLS_DIR = "/home/node/.agents/skills"
+CODEX_CONFIG = "/home/node/.codex/config.toml"

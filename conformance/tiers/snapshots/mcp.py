@@ -16,7 +16,7 @@ from bottle_api.conventions import PORTS
 from ...recording import Recording, contains_seq, reply_when, subcommand
 from ..invariants.topology import _topology
 from ...scenarios import Scenario, scenario_params
-from .facts import _SUPERVISED
+from .facts import _CLAUDE_ONLY, _SUPERVISED
 from .readers import command_at, joined, launch_failed, launched, node_problem, show
 
 
@@ -38,7 +38,8 @@ class McpSnapshots:
                     out.append((i, call.argv, at))
         return out
 
-    @pytest.mark.parametrize("scenario", scenario_params("PROV-MCP", tier="snapshot"))
+    @pytest.mark.parametrize("scenario", scenario_params("PROV-MCP", tier="snapshot",
+                                                         **_CLAUDE_ONLY))
     def test_mcp_registered_iff_supervise(self, backend, scenario: Scenario, bottle_recorder):
         """supervise on: exactly one `claude mcp add --scope user`; off: none."""
         rec = launched(bottle_recorder(scenario))

@@ -8,7 +8,7 @@ import pytest
 
 from ...recording import contains_seq, is_guest_copy, is_guest_exec
 from ...scenarios import Scenario, scenario_params
-from .facts import PROMPT_FLAG, PROMPT_PATH, SKILLS_DIR
+from .facts import _CLAUDE_ONLY, PROMPT_FLAG, PROMPT_PATH, SKILLS_DIR
 from .readers import joined, launched, show
 
 
@@ -49,7 +49,8 @@ class PromptSkillSnapshots:
             assert any(i > copy and re.search(pattern, joined(a)) for i, a in runs), (
                 f"the prompt file is copied but never `{what} {PROMPT_PATH}` afterwards")
 
-    @pytest.mark.parametrize("scenario", scenario_params("PROV-SKILLS", tier="snapshot"))
+    @pytest.mark.parametrize("scenario", scenario_params("PROV-SKILLS", tier="snapshot",
+                                                         **_CLAUDE_ONLY))
     def test_skills_copied_and_chowned(self, backend, scenario: Scenario, bottle_recorder):
         """Each skill dir is copied once to /home/node/.claude/skills/<name>
         and chowned -R to node afterwards; no skills, nothing there."""
