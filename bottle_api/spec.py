@@ -333,6 +333,76 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+# What Codex's skill loader accepts (codex-rs core-skills/src/loader.rs,
+# parse_skill_file / extract_frontmatter / validate_len; checked with the
+# pinned Codex 0.169.0, which logs "failed to load skill ... missing YAML
+# frontmatter delimited by ---" or "missing field `description`" and leaves
+# the skill out). Claude Code has no such rule here, so only a codex bottle
+# is refused.
+CODEX_SKILL_FILE = "SKILL.md"
+CODEX_SKILL_MAX_NAME = 64
+CODEX_SKILL_MAX_DESCRIPTION = 1024
+_CODEX_SKILL_MAX_BYTES = 1024 * 1024
+
+
+def codex_skill_problem(skill_dir: Path) -> str | None:
+    """Why Codex would not load the skill in ``skill_dir``, or None: it
+    needs ``SKILL.md`` opening with YAML front matter between ``---`` lines
+    whose mapping has a non-empty ``description`` (at most 1024 characters)
+    and a ``name`` (default: the directory's name) of at most 64."""
+    path = skill_dir / CODEX_SKILL_FILE
+    try:
+        if not path.is_file():
+            return f"{path} is missing (Codex loads a skill from its {CODEX_SKILL_FILE})"
+        with open(path, "rb") as fh:
+            raw = fh.read(_CODEX_SKILL_MAX_BYTES + 1)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    if len(raw) > _CODEX_SKILL_MAX_BYTES:
+        return f"{path} is larger than 1 MiB"
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        return f"{path} is not UTF-8"
+    if not lines or lines[0].strip() != "---":
+        return f"{path} does not open with YAML front matter ('---' on its first line)"
+    try:
+        end = next(i for i, line in enumerate(lines[1:], 1) if line.strip() == "---")
+    except StopIteration:
+        return f"{path}: the front matter has no closing '---' line"
+    if end == 1:
+        return f"{path}: the front matter is empty"
+    loader = _StrictLoader("\n".join(lines[1:end]))  # no aliases: no alias bombs
+    try:
+        node = loader.get_single_node()
+        meta = loader.construct_document(node) if node is not None else None
+    except _Rejected as exc:
+        return f"{path}: front matter: {exc.message}"
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (front matter line {mark.line + 1})" if mark is not None else ""
+        return f"{path}: the front matter is not valid YAML{at}"
+    finally:
+        loader.dispose()
+    if not isinstance(meta, dict):
+        return f"{path}: the front matter is not a YAML mapping"
+
+    def single_line(key: str) -> str | None:
+        value = meta.get(key)
+        return None if value is None else " ".join(str(value).split())
+
+    description = single_line("description")
+    if not description:
+        return f"{path}: the front matter has no 'description'"
+    if len(description) > CODEX_SKILL_MAX_DESCRIPTION:
+        return (f"{path}: 'description' is longer than {CODEX_SKILL_MAX_DESCRIPTION} "
+                "characters")
+    name = single_line("name") or skill_dir.name
+    if len(name) > CODEX_SKILL_MAX_NAME:
+        return f"{path}: the skill name is longer than {CODEX_SKILL_MAX_NAME} characters"
+    return None
+
+
 class _SpecReader:
     """Walks the composed node tree, checking types and recording lines."""
 
@@ -340,6 +410,7 @@ class _SpecReader:
         self.source = source
         self.base_dir = base_dir
         self.lines: dict[str, int] = {}
+        self.skill_nodes: list[tuple[Path, Node, str]] = []  # (dir, node, key path)
 
     # -- primitives ----------------------------------------------------------
     def fail(self, path: str, message: str, node: Node | None) -> SpecError:
@@ -447,6 +518,12 @@ class _SpecReader:
             fields.update(getattr(self, f"_top_{key}")(value, key))
         if "name" not in seen:
             raise self.fail("name", "required key is missing", root)
+        if fields.get("agent") == "codex":
+            for skill, item, here in self.skill_nodes:
+                problem = codex_skill_problem(skill)
+                if problem:
+                    raise self.fail(here, f"agent codex cannot load skill '{skill.name}': "
+                                          f"{problem}", item)
         fields = {k: v for k, v in fields.items() if v is not None}
         return BottleSpec(**fields, source=self.source, lines=self.lines)
 
@@ -489,6 +566,7 @@ class _SpecReader:
                                       "skills by directory name", item)
             seen[resolved.name] = here
             skills.append(resolved)
+            self.skill_nodes.append((resolved, item, here))
         return {"skills": tuple(skills)}
 
     def _top_cwd(self, node, path):

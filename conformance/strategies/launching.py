@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from bottle_api.host import HostContext
@@ -21,7 +22,11 @@ def materialise(spec: BottleSpec, host: HostContext, root: Path) -> tuple[Bottle
     for p in spec.skills:
         d = skills_root / Path(p).name
         d.mkdir(parents=True, exist_ok=True)
-        (d / "SKILL.md").write_text(f"# {d.name}\n", encoding="utf-8")
+        # Front matter as both agents' loaders want it (Codex: a description,
+        # a name of at most 64 characters; spec.codex_skill_problem).
+        (d / "SKILL.md").write_text(
+            f"---\nname: {json.dumps(d.name[:64])}\ndescription: A generated skill.\n---\n"
+            f"# {d.name}\n", encoding="utf-8")
         skills.append(d)
     cwd = None
     if spec.cwd is not None:

@@ -63,8 +63,9 @@ supervise: false
 
 @pytest.fixture
 def full_spec_file(tmp_path: Path) -> Path:
-    (tmp_path / "skills" / "review").mkdir(parents=True)
-    (tmp_path / "elsewhere" / "lint").mkdir(parents=True)
+    for skill in (tmp_path / "skills" / "review", tmp_path / "elsewhere" / "lint"):
+        skill.mkdir(parents=True)  # a codex spec: each skill must be one Codex loads
+        (skill / "SKILL.md").write_text(f"---\ndescription: {skill.name}\n---\n")
     (tmp_path / "repo").mkdir()
     text = FULL.replace("/ABS/lint", str(tmp_path / "elsewhere" / "lint"))
     return write(tmp_path, text)
@@ -555,3 +556,64 @@ def test_fuzz_loader_only_ever_returns_a_spec_or_one_line_spec_error(tmp_path, e
             assert isinstance(spec, BottleSpec)
             for p in (*spec.skills, *([spec.cwd] if spec.cwd else [])):
                 assert p.is_dir()
+
+
+# -- issue 14 item 5: a codex bottle's skills must be ones Codex loads ----------------
+# codex-rs core-skills/src/loader.rs parse_skill_file: SKILL.md needs YAML front
+# matter between '---' lines with a non-empty description (checked offline with
+# Codex 0.169.0: "missing YAML frontmatter delimited by ---", "missing field
+# `description`", and the skill is left out of the session).
+
+
+def _skill_dir(root: Path, name: str, text: str | None) -> Path:
+    d = root / name
+    d.mkdir()
+    if text is not None:
+        (d / "SKILL.md").write_text(text, encoding="utf-8")
+    return d
+
+
+@pytest.mark.parametrize("text, phrase", [
+    (None, "SKILL.md is missing"),
+    ("# s\nno front matter\n", "does not open with YAML front matter"),
+    ("---\nname: s\ndescription: d\n", "no closing '---'"),
+    ("---\n---\nbody\n", "front matter is empty"),
+    ("---\nname: s\n---\nbody\n", "no 'description'"),
+    ("---\n- a\n- b\n---\n", "not a YAML mapping"),
+    ("---\ndescription: [unclosed\n---\n", "not valid YAML"),
+    ("---\ndescription: " + "x" * 1025 + "\n---\n", "longer than 1024"),
+    ("---\nname: " + "n" * 65 + "\ndescription: d\n---\n", "longer than 64"),
+    ("---\nd: &a [1]\ndescription: *a\n---\n", "anchors"),
+])
+def test_codex_refuses_a_skill_codex_cannot_load(tmp_path: Path, text, phrase):
+    _skill_dir(tmp_path, "s", text)
+    spec_text = "name: demo\nagent: codex\nskills:\n  - s\n"
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec_text, source="spec.yaml", base_dir=tmp_path)
+    message = str(err.value)
+    assert "\n" not in message and phrase in message, message
+    assert message.startswith("spec.yaml:4: skills[0]: agent codex cannot load skill 's'")
+    # Claude Code reads the same directory without that rule.
+    assert parse_spec(spec_text.replace("codex", "claude"), base_dir=tmp_path).skills
+
+
+def test_codex_accepts_a_skill_with_front_matter(tmp_path: Path):
+    _skill_dir(tmp_path, "s", "---\nname: s\ndescription: Review a change.\n---\n# s\n")
+    _skill_dir(tmp_path, "t", "---\ndescription: name defaults to the directory\n---\n")
+    spec = parse_spec("name: demo\nagent: codex\nskills: [s, t]\n", base_dir=tmp_path)
+    assert [p.name for p in spec.skills] == ["s", "t"]
+
+
+def test_codex_skill_refusal_does_not_depend_on_key_order(tmp_path: Path):
+    _skill_dir(tmp_path, "s", "# no front matter\n")
+    with pytest.raises(SpecError, match=r"^spec.yaml:2: skills\[0\]: agent codex"):
+        parse_spec("name: demo\nskills: [s]\nagent: codex\n", source="spec.yaml",
+                   base_dir=tmp_path)
+
+
+def test_bad_codex_skill_is_one_line_exit_2(tmp_path: Path, capsys):
+    _skill_dir(tmp_path, "s", "# no front matter\n")
+    spec = write(tmp_path, "name: demo\nagent: codex\nskills: [s]\n")
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "agent codex cannot load skill 's'" in err, err
