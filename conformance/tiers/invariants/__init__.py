@@ -28,6 +28,7 @@ normaliser, ``<SECRET>``); the generated tokens are fakes anyway.
 One module per subject; `InvariantTier` combines their mixins.
 """
 
+from .codex import CodexInvariants
 from .credentials import CredentialInvariants
 from .exec_framing import ExecInvariants
 from .pipelock import PipelockInvariants
@@ -38,7 +39,8 @@ from .secrets import SecretInvariants
 
 
 class InvariantTier(PlanInvariants, ExecInvariants, SecretInvariants, PortInvariants,
-                    CredentialInvariants, PipelockInvariants, ProvisionInvariants):
+                    CredentialInvariants, PipelockInvariants, ProvisionInvariants,
+                    CodexInvariants):
     """Property tests; mixed into `BackendConformance`."""
 
 
