@@ -26,6 +26,13 @@ first 16 hex digits of the SHA-256 of the credential it carried
 so a test can tell the real token from the placeholder without the token
 ever reaching the log.
 
+For each API request (``POST .../v1/messages``, ``POST .../responses``) it
+also logs ``upstream-body: POST path marks=<m,...> tools=<t,...>``: the
+distinct ``bottle-mark-<word>`` strings the request body holds (a test puts
+them in a bottle's prompt and skills to see the agent send them) and the
+names of the tools the request offers the model (an MCP server's tools show
+up there). Never anything else of the body.
+
 Stdlib only (http.server + ssl, threaded). Environment:
     UPSTREAM_AGENT_ANSWER  the canned answer's text (default "bottle-upstream answer")
     UPSTREAM_HOST          bind address (default 0.0.0.0)
@@ -39,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import ssl
 import sys
@@ -46,6 +54,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NAME = "upstream"
+BODY_LOG = "upstream-body"
+MARK = re.compile(r"bottle-mark-[a-z0-9]+")
 
 
 DEFAULT_ANSWER = "bottle-upstream answer"
@@ -65,6 +75,24 @@ def credential(headers) -> str | None:
     if auth:
         return auth.split(" ", 1)[1] if " " in auth else auth
     return headers.get("x-api-key")
+
+
+def body_summary(body: bytes) -> tuple[list[str], list[str]]:
+    """(marks, tool names) of an API request body, each sorted and distinct."""
+    text = body.decode("utf-8", "replace")
+    marks = sorted(set(MARK.findall(text)))
+    try:
+        request = json.loads(text or "{}")
+    except ValueError:
+        request = {}
+    tools = request.get("tools") if isinstance(request, dict) else None
+    names: set[str] = set()
+    for tool in tools if isinstance(tools, list) else ():
+        if isinstance(tool, dict):
+            name = tool.get("name") or (tool.get("function") or {}).get("name")
+            if isinstance(name, str) and name:
+                names.add("_".join(name.split()))
+    return marks, sorted(names)
 
 
 def sse(events: list[tuple[str, dict]]) -> bytes:
@@ -135,6 +163,10 @@ class EchoHandler(BaseHTTPRequestHandler):
         if self.command != "POST":
             return None
         answer = os.environ.get("UPSTREAM_AGENT_ANSWER") or DEFAULT_ANSWER
+        if path.endswith(("/v1/messages", "/responses")):
+            marks, tools = body_summary(body)
+            sys.stderr.write(f"{BODY_LOG}: POST {self.path} marks={','.join(marks) or '-'} "
+                             f"tools={','.join(tools) or '-'}\n")
         if path.endswith("/v1/messages"):
             try:
                 request = json.loads(body or b"{}")

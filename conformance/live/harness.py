@@ -59,6 +59,11 @@ TOKEN_BODY = "[0-9a-f]{32}"  # a regex: the guest scan is told the shape, never 
 TOKEN_PATTERN = TOKEN_PREFIX + TOKEN_BODY
 PLACEHOLDER = "bottle-live-placeholder"  # what the guest sends; not the token shape
 SKILL_NAME = "live-skill"
+# Marks the API stand-in reports when a request body holds them
+# (`upstream.api_bodies_seen`): in a bottle's prompt and its skill's
+# description, they show what the agent itself sends (PROV-CODEX-*).
+PROMPT_MARK = "bottle-mark-prompt"
+SKILL_MARK = "bottle-mark-skill"
 GIT_USER = GitUser(name="Live Probe", email="live-probe@bottle-live.test")
 # A git upstream as a config string only: the guest's insteadOf must send it
 # to git-gate; were it dialled as written, pipelock would refuse the host.
@@ -72,6 +77,9 @@ FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LIVE-BYPASS": "test upstream containers on the bottle's outbound network",
     "LIVE-PIPELOCK": "allowed and denied test upstream containers",
     "LIVE-AGENT": "the test upstream standing in for the agents' APIs under their real names",
+    "PROV-CODEX-PROMPT": "the API stand-in reporting what codex sends (live half)",
+    "PROV-CODEX-SKILLS": "the API stand-in reporting what codex sends (live half)",
+    "PROV-CODEX-MCP": "the API stand-in reporting the tools codex offers (live half)",
     "LIVE-INTERACTIVE": "the test upstream answering claude's start-up calls to its API",
     "LIVE-AUTH": "the test upstream that logs the Authorization it receives",
     "LIVE-CA-TRUST": "the TLS test upstream",
@@ -201,6 +209,11 @@ SCENARIOS = {
                                    api_route=True),
     "agent-codex-forward": Scenario("agent-codex-forward", routed=True, agent="codex",
                                     forward=True),
+    # PROV-CODEX-*: a codex bottle with a prompt, a skill and supervise, whose
+    # CLI is then run against the API stand-in (a declared route).
+    "codex-provisioned": Scenario("codex-provisioned", routed=True, agent="codex",
+                                  api_route=True, skills=True, supervise=True,
+                                  prompt=f"You are a live conformance probe ({PROMPT_MARK}).\n"),
 }
 
 # The API host each agent's routed scenario declares, with the header the
@@ -454,7 +467,9 @@ class LiveHarness:
         d = self.tmp / "skills" / SKILL_NAME
         if not d.is_dir():
             (d / "scripts").mkdir(parents=True)
-            (d / "SKILL.md").write_text(f"# {SKILL_NAME}\nA skill the live tier checks.\n")
+            (d / "SKILL.md").write_text(  # front matter: both agents' loaders want it
+                f"---\nname: {SKILL_NAME}\ndescription: A skill the live tier checks "
+                f"({SKILL_MARK}).\n---\n# {SKILL_NAME}\nA skill the live tier checks.\n")
             (d / "scripts" / "probe.sh").write_text("#!/bin/sh\necho live-skill\n")
         return d
 

@@ -88,6 +88,33 @@ def api_credentials_seen(engine: Engine, site: Site, path_suffix: str) -> list[s
     return out
 
 
+@dataclass(frozen=True)
+class ApiBody:
+    """What the site logged of one API request's body (``upstream-body``
+    lines): the ``bottle-mark-<word>`` strings in it and the tool names it
+    offered the model; nothing else of the body is ever logged."""
+
+    path: str
+    marks: frozenset[str]
+    tools: frozenset[str]
+
+
+def api_bodies_seen(engine: Engine, site: Site, path_suffix: str) -> list[ApiBody]:
+    """One `ApiBody` per ``POST ...<path_suffix>`` the site answered."""
+    out = []
+    for line in engine.logs(site.container).splitlines():
+        parts = line.split(" ")
+        if len(parts) != 5 or parts[:2] != ["upstream-body:", "POST"]:
+            continue
+        if not parts[2].split("?", 1)[0].endswith(path_suffix):
+            continue
+        fields = dict(p.split("=", 1) for p in parts[3:] if "=" in p)
+        marks, tools = fields.get("marks", "-"), fields.get("tools", "-")
+        out.append(ApiBody(parts[2], frozenset(m for m in marks.split(",") if m != "-"),
+                           frozenset(t for t in tools.split(",") if t != "-")))
+    return out
+
+
 def api_aliases_problem(engine: Engine, sites: Sites) -> str | None:
     """Why the agents' API host names might NOT resolve to our site on the
     bottle's outbound network (docker's records: the site container's

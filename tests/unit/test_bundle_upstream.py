@@ -97,3 +97,39 @@ def test_stands_in_for_the_agent_apis(tmp_path):
     assert f"POST /v1/messages?beta=true auth={fingerprint('key-for-claude')}" in out
     assert f"POST /backend-api/codex/responses auth={fingerprint('token-for-codex')}" in out
     assert "key-for-claude" not in out and "token-for-codex" not in out
+
+
+def test_reports_marks_and_tool_names_of_api_bodies_only(tmp_path):
+    """PROV-CODEX-* live halves: for each API request the stand-in logs the
+    `bottle-mark-*` strings in the body and the tool names offered, nothing
+    else of the body; `conformance.live.upstream.api_bodies_seen` reads it."""
+    from conformance.live.upstream import ApiBody, api_bodies_seen, Site
+
+    http_port = free_port()
+    env = {"UPSTREAM_HOST": LOOPBACK, "UPSTREAM_HTTP_PORT": str(http_port)}
+    body = {"input": [{"role": "user", "content": "x bottle-mark-prompt y bottle-mark-skill "
+                       "secret-body-text bottle-mark-prompt"}],
+            "tools": [{"type": "function", "name": "mcp__supervise__status"},
+                      {"type": "function", "function": {"name": "request approval"}},
+                      {"type": "web_search"}]}
+    with running("upstream", env, tmp_path / "log", ports=(http_port,)) as d:
+        for path, payload in (("/v1/responses", body), ("/v1/other", body),
+                              ("/v1/messages", {"messages": []})):
+            conn = http.client.HTTPConnection(LOOPBACK, http_port, timeout=5)
+            conn.request("POST", path, body=json.dumps(payload))
+            conn.getresponse().read()
+            conn.close()
+    out = d.output()
+    assert "secret-body-text" not in out
+
+    class Logs:
+        def logs(self, container):
+            return out
+
+    site = Site("c", (), ())
+    assert api_bodies_seen(Logs(), site, "/responses") == [ApiBody(
+        "/v1/responses", frozenset({"bottle-mark-prompt", "bottle-mark-skill"}),
+        frozenset({"mcp__supervise__status", "request_approval"}))]
+    assert api_bodies_seen(Logs(), site, "/v1/messages") == [
+        ApiBody("/v1/messages", frozenset(), frozenset())]
+    assert not api_bodies_seen(Logs(), site, "/v1/other")
