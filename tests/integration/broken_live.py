@@ -267,3 +267,37 @@ TestEncodedToken = _case(EncodedTokenBackend)
 TestPublishWide = _case(PublishWideBackend)
 TestLabelKeyTeardown = _case(LabelKeyTeardownBackend)
 TestBalancedPipelock = _case(BalancedPipelockBackend)
+
+
+# ================================================================================
+# issue 14 item 5: codex bottles provisioned the Claude way (the old behaviour)
+# ================================================================================
+
+
+def _claude_way(argv):
+    """A codex bottle's provisioning as it was before issue 14: the prompt in
+    Claude's prompt file, skills in ~/.claude/skills, supervise registered
+    with `claude mcp add`."""
+    out = [a.replace("/home/node/.codex/AGENTS.md", "/home/node/.claude-bottle-prompt.txt")
+            .replace("/home/node/.agents/skills", "/home/node/.claude/skills") for a in argv]
+    for i in range(len(out) - 3):
+        if out[i:i + 3] == ["codex", "mcp", "add"] and "--url" in out[i:]:
+            j = out.index("--url", i)
+            return out[:i] + ["claude", "mcp", "add", "--scope", "user", "--transport", "http",
+                              out[i + 3], out[j + 1]]
+    return out
+
+
+class CodexClaudeWayBackend(DockerBackend):
+    """PROV-CODEX-*: a codex bottle gets the prompt, skills and supervise
+    where Claude Code reads them, which codex never does."""
+
+    name: ClassVar[str] = "broken-codex-claude-way"
+
+    def launch(self, plan, runner, **kw):
+        bottle = super().launch(plan, _Rewriting(runner, _claude_way), **kw)
+        bottle.runner = runner  # the tests' own guest commands run as written
+        return bottle
+
+
+TestCodexClaudeWay = _case(CodexClaudeWayBackend)

@@ -42,6 +42,13 @@ CASES = [
      "broken-labelkey"),
     ("TestBalancedPipelock", "test_pipelock_answers_and_denies and unrouted", "LIVE-PIPELOCK",
      "broken-balanced"),
+    # issue 14 item 5: a codex bottle provisioned the Claude way
+    ("TestCodexClaudeWay", "test_codex_reads_the_prompt", "PROV-CODEX-PROMPT",
+     "broken-codex-claude-way"),
+    ("TestCodexClaudeWay", "test_codex_reads_the_skill", "PROV-CODEX-SKILLS",
+     "broken-codex-claude-way"),
+    ("TestCodexClaudeWay", "test_codex_uses_supervise", "PROV-CODEX-MCP",
+     "broken-codex-claude-way"),
 ]
 
 
