@@ -439,7 +439,8 @@ class SuperviseMissingWhenEnabled(Broken, SmolmachinesBackend):
     is not started although enabled."""
 
     also = {"PROV-MCP": "no supervise daemon, so nothing is registered",
-            "PROV-MCP-USER": "no registration to check the user of"}
+            "PROV-MCP-USER": "no registration to check the user of",
+            "PROV-CODEX-MCP": "no supervise daemon, so codex registers nothing either"}
 
     def prepare(self, spec, host):
         plan = super().prepare(spec, host)
@@ -542,6 +543,7 @@ class PublishHostNotLoopback(Broken, SmolmachinesBackend):
                                             "address the guest may dial (its --allow-cidr)",
             "PROV-MCP": "supervise is then published outside the guest's --allow-cidr, so the "
                         "URL it is registered at is not one the agent reaches",
+            "PROV-CODEX-MCP": "the same, for the codex bottle's registration",
             "PORT-NO-FIXED": "a publish off loopback is what PORT-NO-FIXED forbids too",
             "TSI-ALLOW-NARROW": "the guest's --allow-cidr then names no loopback publish "
                                 "of the first hop"}
@@ -900,6 +902,7 @@ class GitUserBareRunuser(_SmolChannelDefect, SmolmachinesBackend):
         "EXEC-RESUME": "the agent's prefix keeps HOME=/root, wrapped or not",
         "PROV-MCP-USER": "claude mcp add is a node exec with HOME=/root too",
         "PROV-GITGATE": "insteadOf lands in /root/.gitconfig as well",
+        "PROV-CODEX-MCP": "codex mcp add is a node exec with HOME=/root too",
     }
 
 
@@ -937,6 +940,7 @@ class UserVarMissing(_SmolChannelDefect, SmolmachinesBackend):
     also = {
         "PROV-GITUSER": "git config --global is user state framed by the same channel",
         "PROV-MCP-USER": "claude mcp add is user state framed by the same channel",
+        "PROV-CODEX-MCP": "codex mcp add is user state framed by the same channel",
     }
 
 
@@ -1033,6 +1037,7 @@ class PromptFlagWhenEmpty(_BottleDefect, DockerBackend):
     agent has a non-empty prompt". Reintroduced: the flag is always passed."""
 
     bottle_cls = _PromptFlagAlways
+    also = {"PROV-CODEX-PROMPT": "a codex bottle then gets Claude's prompt flag too"}
 
 
 class _NoAgentArgv(DockerBottle):
@@ -1056,7 +1061,7 @@ class AgentArgvOnlyDockerSpecific(_BottleDefect, DockerBackend):
         ("SNAP-MATCH", "EXEC-USER", "EXEC-TTY", "EXEC-PTY-ABS", "EXEC-RESUME", "PROV-PROMPT",
          "LAUNCH-PROXY-ENV", "PLAN-DAEMONS", "SECRET-ARGV", "PORT-LOOPBACK",
          "PORT-EGRESS-ONLY-WHEN-ROUTED", "CRED-CA", "CRED-CA-CLAUDE", "PROV-CA-SELECT",
-         "PROV-GITUSER", "PROV-GITGATE"),
+         "PROV-GITUSER", "PROV-GITGATE", "PROV-CODEX-PROMPT"),
         "every recorded launch fails at agent_argv, so nothing after it can be checked")
 
 
@@ -1349,7 +1354,8 @@ class SmolvmNetWithoutAllowList(_SmolvmFixed):
             "PORT-EGRESS-ONLY-WHEN-ROUTED": "without an allow list the guest reaches "
                                             "everything, pipelock included",
             "PROV-MCP": "with no --allow-cidr no supervise address is shown reachable "
-                        "from the guest"}
+                        "from the guest",
+            "PROV-CODEX-MCP": "the same, for the codex bottle's registration"}
 
     def run_through(self, plan, runner, argv, **kw):
         if argv[1:3] == ["machine", "create"] and "--allow-cidr" in argv:
@@ -1580,3 +1586,78 @@ PENDING_REFERENCE_FIXES: dict[str, dict[str, str]] = {}  # issue 8 fixed (H8b)
 def broken_cases() -> list[tuple[str, type[Backend]]]:
     """``(intended clause, broken backend class)`` for every table entry."""
     return [(cid, cls) for cid, classes in BROKEN.items() for cls in classes]
+
+
+# ================================================================================
+# issue 14 item 5: codex bottles get supervise, prompt and skills the codex way
+# ================================================================================
+
+_CODEX_PROMPT = "/home/node/.codex/AGENTS.md"
+_CODEX_SKILLS = "/home/node/.agents/skills"
+_CLAUDE_SKILLS = "/home/node/.claude/skills"
+
+
+class CodexMcpViaClaude(_RunnerDefect, DockerBackend):
+    """PROV-CODEX-MCP (issue 14: "supervise is registered with `claude mcp
+    add` for every agent ... in a Codex bottle they silently do nothing").
+    Reintroduced: a codex bottle registers supervise with `claude mcp add
+    --scope user --transport http supervise URL`, as before."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        i = guest_tail_index(argv)
+        tail = guest_tail(argv)
+        if i is not None and tail[:3] == ["codex", "mcp", "add"]:
+            url = tail[tail.index("--url") + 1]
+            argv = argv[:i] + ["claude", "mcp", "add", "--scope", "user", "--transport",
+                               "http", tail[3], url]
+        return runner.run(argv, **kw)
+
+
+class _CodexMcpAsRootChannel(SmolvmChannel):
+    def exec_argv(self, cmd, *, user=NODE, env=None, tty=False, workdir=None):
+        if list(cmd[:3]) == ["codex", "mcp", "add"]:
+            user = ROOT
+        return super().exec_argv(cmd, user=user, env=env, tty=tty, workdir=workdir)
+
+
+class CodexMcpAsRoot(_SmolChannelDefect, SmolmachinesBackend):
+    """PROV-CODEX-MCP: the seed MCP bug, codex edition. Reintroduced: `codex
+    mcp add` goes through smolvm's root exec, so the entry lands in
+    /root/.codex/config.toml and node's codex sees no server."""
+
+    channel_cls = _CodexMcpAsRootChannel
+
+
+class CodexPromptForClaude(_RunnerDefect, DockerBackend):
+    """PROV-CODEX-PROMPT (issue 14: "the prompt is given only through
+    Claude's --append-system-prompt-file"). Reintroduced: a codex bottle's
+    prompt lands in Claude's prompt file, which codex never reads."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        argv = [a.replace(_CODEX_PROMPT, PROMPT_PATH) for a in argv]
+        return runner.run(argv, **kw)
+
+
+class CodexPromptNotPrivate(_RunnerDefect, SmolmachinesBackend):
+    """PROV-CODEX-PROMPT: ~/.codex/AGENTS.md must be 0600. Reintroduced: it
+    is left world-readable (chmod 0644)."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        argv = [a.replace(f"chmod 0600 {_CODEX_PROMPT}", f"chmod 0644 {_CODEX_PROMPT}")
+                for a in argv]
+        return runner.run(argv, **kw)
+
+
+class CodexSkillsForClaude(_RunnerDefect, SmolmachinesBackend):
+    """PROV-CODEX-SKILLS (issue 14: "skills land only under
+    ~/.claude/skills"). Reintroduced: a codex bottle's skills are copied to
+    ~/.claude/skills/<name>, where codex never looks."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        argv = [a.replace(_CODEX_SKILLS, _CLAUDE_SKILLS) for a in argv]
+        return runner.run(argv, **kw)
+
+
+BROKEN["PROV-CODEX-MCP"] = [CodexMcpViaClaude, CodexMcpAsRoot]
+BROKEN["PROV-CODEX-PROMPT"] = [CodexPromptForClaude, CodexPromptNotPrivate]
+BROKEN["PROV-CODEX-SKILLS"] = [CodexSkillsForClaude]
