@@ -41,12 +41,13 @@ class Capability(StrEnum):
     SUPERVISE = (
         "supervise",
         "The supervise MCP server runs in the bundle and is registered in the "
-        "agent's user-scope Claude config.",
+        "agent's own user config (Claude: ~/.claude.json; Codex: ~/.codex/config.toml).",
     )
     CODEX = (
         "codex",
         "Bottles may run the OpenAI Codex CLI (rustls CA handling, ~/.codex/auth.json "
-        "placeholders, Codex API host passthrough).",
+        "placeholders, Codex API host passthrough; the prompt in ~/.codex/AGENTS.md, "
+        "skills in ~/.agents/skills, codex mcp add).",
     )
     CLAUDE = (
         "claude",

@@ -787,4 +787,16 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "bundle; mirroring them to the real upstreams with the declared identities is "
         "outside the reference implementation.",
     ),
+    (
+        "Codex's places, as of Codex 0.169.0",
+        "PROV-CODEX-* follow codex-rs as the pinned Codex 0.169.0 reads it: global "
+        "instructions from $CODEX_HOME/AGENTS.md (an AGENTS.override.md there, e.g. baked "
+        "into an agent image, would shadow the bottle's prompt), user skills from "
+        "$HOME/.agents/skills ($CODEX_HOME/skills is the deprecated root), MCP servers from "
+        "[mcp_servers.<name>] in $CODEX_HOME/config.toml. A Codex release that moves one of "
+        "them needs the conventions and these clauses moved with it. The live tier sees "
+        "Codex send the prompt and list the skill, and dials supervise from the guest at "
+        "the URL Codex has; it does not see Codex call a supervise tool (the requests "
+        "`codex exec` 0.169.0 sent the API stand-in carried no `tools` list at all).",
+    ),
 )

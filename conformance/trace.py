@@ -107,6 +107,13 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "GUEST-NO-HOST-GATEWAY": (f"{_DOCKER}:_bring_up",),
     "PORT-NO-FIXED": (f"{_SMOL}:bundle_run_argv", f"{_SMOL}:machine_create_argv"),
     "TSI-ALLOW-NARROW": (f"{_SMOL}:machine_create_argv",),
+    # issue 14 item 5
+    "PROV-CODEX-PROMPT": ("bottle_ref.provision:provision_codex_prompt",
+                          "bottle_api.conventions:prompt_path_for"),
+    "PROV-CODEX-SKILLS": ("bottle_ref.provision:provision_skills",
+                          "bottle_api.conventions:skills_dir_for"),
+    "PROV-CODEX-MCP": ("bottle_ref.provision:provision_supervise",
+                       "bottle_ref.supervise:codex_mcp_add_argv"),
 }
 
 

@@ -79,7 +79,8 @@ FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LIVE-AGENT": "the test upstream standing in for the agents' APIs under their real names",
     "PROV-CODEX-PROMPT": "the API stand-in reporting what codex sends (live half)",
     "PROV-CODEX-SKILLS": "the API stand-in reporting what codex sends (live half)",
-    "PROV-CODEX-MCP": "the API stand-in reporting the tools codex offers (live half)",
+    "PROV-CODEX-MCP": "the test upstream the first hop must answer before supervise is "
+                      "dialled from the guest (live half)",
     "LIVE-INTERACTIVE": "the test upstream answering claude's start-up calls to its API",
     "LIVE-AUTH": "the test upstream that logs the Authorization it receives",
     "LIVE-CA-TRUST": "the TLS test upstream",

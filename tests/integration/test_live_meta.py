@@ -43,11 +43,11 @@ CASES = [
     ("TestBalancedPipelock", "test_pipelock_answers_and_denies and unrouted", "LIVE-PIPELOCK",
      "broken-balanced"),
     # issue 14 item 5: a codex bottle provisioned the Claude way
-    ("TestCodexClaudeWay", "test_codex_reads_the_prompt", "PROV-CODEX-PROMPT",
+    ("TestCodexClaudeWay", "test_codex_prompt_file", "PROV-CODEX-PROMPT",
      "broken-codex-claude-way"),
-    ("TestCodexClaudeWay", "test_codex_reads_the_skill", "PROV-CODEX-SKILLS",
+    ("TestCodexClaudeWay", "test_codex_skill_files", "PROV-CODEX-SKILLS",
      "broken-codex-claude-way"),
-    ("TestCodexClaudeWay", "test_codex_uses_supervise", "PROV-CODEX-MCP",
+    ("TestCodexClaudeWay", "test_codex_supervise_registered", "PROV-CODEX-MCP",
      "broken-codex-claude-way"),
 ]
 

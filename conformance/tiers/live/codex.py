@@ -1,14 +1,13 @@
 """Live halves of PROV-CODEX-PROMPT, PROV-CODEX-SKILLS and PROV-CODEX-MCP.
 
 A codex bottle with a prompt, a skill and supervise (scenario
-``codex-provisioned``): each test checks what provisioning left where Codex
-reads it (owner, mode, content, as node). The prompt and skill tests then run
-the real ``codex exec`` in the guest against the API stand-in and read what
-Codex itself sent: the stand-in reports the ``bottle-mark-*`` strings of each
-request body (the prompt's, the skill's description); nothing else of the
-body is logged. The supervise test reads node's ``codex mcp list --json``,
-then dials the URL listed there from the guest, as node: an MCP handshake
-must list supervise's tools.
+``codex-provisioned``). Per clause, one test reads what provisioning left
+where Codex reads it (owner, mode, content, as node; node's ``codex mcp list
+--json``), and one shows Codex using it over the bottle's network: the real
+``codex exec`` in the guest, against the API stand-in, which reports the
+``bottle-mark-*`` strings of each request body (the prompt's, the skill's
+description; nothing else of the body is logged); and an MCP handshake from
+the guest, as node, at the URL Codex has, which must list supervise's tools.
 """
 
 from __future__ import annotations
@@ -95,28 +94,40 @@ def _stat(live: LiveBottle, path: str) -> list[str]:
 
 
 class LiveCodexProvisioning:
-    """PROV-CODEX-PROMPT, PROV-CODEX-SKILLS, PROV-CODEX-MCP (live halves)."""
+    """PROV-CODEX-PROMPT, PROV-CODEX-SKILLS, PROV-CODEX-MCP (live halves).
 
+    Each clause has a test of what lies in the guest (no network needed) and
+    one of Codex using it over the bottle's network (NOT_SUPPORTED where the
+    backend offers no outbound network to stage the API stand-in on, as on
+    the smolvm stand-in)."""
+
+    # -- PROV-CODEX-PROMPT -------------------------------------------------------------
     @clause("PROV-CODEX-PROMPT", tier="live")
     @CODEX_PROVISIONED
-    def test_codex_reads_the_prompt(self, live, live_harness, probe_log, bottle_settings):
+    def test_codex_prompt_file(self, live, probe_log):
         argv = live.bottle.agent_argv([], tty=False)
         assert "--append-system-prompt-file" not in argv, (
             f"a codex bottle's agent_argv passes Claude's prompt flag: {argv!r}")
-        assert _stat(live, CODEX_PROMPT) == ["node", "600"], (
-            f"{CODEX_PROMPT} is {' '.join(_stat(live, CODEX_PROMPT))!r}, expected owner node, "
-            "mode 600")
+        seen = _stat(live, CODEX_PROMPT)
+        assert seen == ["node", "600"], (
+            f"{CODEX_PROMPT} is {' '.join(seen)!r}, expected owner node, mode 600")
         text = live.bottle.exec(["cat", CODEX_PROMPT])
         assert text.ok and text.stdout == live.plan.prompt, (
             f"{CODEX_PROMPT} (read as node) differs from the bottle's prompt")
+
+    @clause("PROV-CODEX-PROMPT", tier="live")
+    @CODEX_PROVISIONED
+    def test_codex_sends_the_prompt(self, live, live_harness, probe_log, bottle_settings):
+        live.wait_ready(probe_log)  # the API stand-in staged (NOT_SUPPORTED without)
         bodies = _codex_session(live, live_harness, probe_log, bottle_settings.live_timeout * 4)
         assert all(PROMPT_MARK in b.marks for b in bodies), (
             f"codex did not send the prompt ({PROMPT_MARK}) with every request: marks seen "
             f"{[sorted(b.marks) for b in bodies]}")
 
+    # -- PROV-CODEX-SKILLS -------------------------------------------------------------
     @clause("PROV-CODEX-SKILLS", tier="live")
     @CODEX_PROVISIONED
-    def test_codex_reads_the_skill(self, live, live_harness, probe_log, bottle_settings):
+    def test_codex_skill_files(self, live, live_harness, probe_log):
         dest = f"{CODEX_SKILLS}/{SKILL_NAME}"
         source = live_harness.skill_dir()
         listing = live.bottle.exec(["sh", "-c", f"cd {dest} && find . -type f | sort"])
@@ -127,46 +138,67 @@ class LiveCodexProvisioning:
         foreign = live.bottle.exec(["find", dest, "!", "-user", "node"], user="root")
         assert foreign.ok and not foreign.stdout.strip(), (
             f"not owned by node: {foreign.stdout.strip() or foreign.stderr.strip()}")
+        text = live.bottle.exec(["cat", f"{dest}/SKILL.md"])
+        assert text.stdout == (source / "SKILL.md").read_text(), "SKILL.md content differs"
         claude = live.bottle.exec(["sh", "-c", "ls -A /home/node/.claude/skills 2>/dev/null"],
                                   user="root")
         assert not claude.stdout.strip(), (
             f"a codex bottle put skills in ~/.claude/skills: {claude.stdout.strip()}")
+
+    @clause("PROV-CODEX-SKILLS", tier="live")
+    @CODEX_PROVISIONED
+    def test_codex_lists_the_skill(self, live, live_harness, probe_log, bottle_settings):
+        live.wait_ready(probe_log)  # the API stand-in staged (NOT_SUPPORTED without)
         bodies = _codex_session(live, live_harness, probe_log, bottle_settings.live_timeout * 4)
         assert all(SKILL_MARK in b.marks for b in bodies), (
             f"codex did not list the skill ({SKILL_MARK} in its description) in its requests: "
             f"marks seen {[sorted(b.marks) for b in bodies]}")
 
+    # -- PROV-CODEX-MCP ----------------------------------------------------------------
     @clause("PROV-CODEX-MCP", tier="live")
     @CODEX_PROVISIONED
-    def test_codex_uses_supervise(self, live, live_harness, probe_log, bottle_settings):
-        if "supervise" not in live_harness.backend.capabilities:
-            not_supported("the backend does not declare 'supervise'")
-        assert _stat(live, CODEX_CONFIG)[0] == "node", f"{CODEX_CONFIG} is not owned by node"
-        raw = live.bottle.exec(["cat", CODEX_CONFIG])
-        assert raw.ok, f"{CODEX_CONFIG} unreadable as node: {raw.stderr.strip()}"
-        try:
-            servers = tomllib.loads(raw.stdout).get("mcp_servers", {})
-        except tomllib.TOMLDecodeError as exc:
-            raise AssertionError(f"{CODEX_CONFIG} is not TOML: {exc}") from None
-        entry = servers.get("supervise")
-        assert isinstance(entry, dict) and str(entry.get("url", "")).startswith("http"), (
-            f"{CODEX_CONFIG} has no [mcp_servers.supervise] with a url: {sorted(servers)}")
-        root_cfg = live.bottle.exec(["sh", "-c", "cat /root/.codex/config.toml 2>/dev/null"],
-                                    user="root")
-        assert "supervise" not in root_cfg.stdout, "supervise was registered in root's codex config"
+    def test_codex_supervise_registered(self, live, live_harness, probe_log):
+        url = _registered_supervise_url(live, live_harness)
         listed = live.bottle.exec(["codex", "mcp", "list", "--json"])
         assert listed.ok, f"`codex mcp list --json` failed as node: {listed.stderr.strip()[-300:]}"
         by_name = {s.get("name"): s for s in json.loads(listed.stdout or "[]")}
         seen = (by_name.get("supervise") or {}).get("transport") or {}
-        assert seen.get("type") == "streamable_http" and seen.get("url") == entry["url"], (
-            f"node's codex does not list supervise at {entry['url']}: {listed.stdout.strip()[-300:]}")
+        assert seen.get("type") == "streamable_http" and seen.get("url") == url, (
+            f"node's codex does not list supervise at {url}: {listed.stdout.strip()[-300:]}")
+
+    @clause("PROV-CODEX-MCP", tier="live")
+    @CODEX_PROVISIONED
+    def test_codex_reaches_supervise(self, live, live_harness, probe_log, bottle_settings):
+        url = _registered_supervise_url(live, live_harness)
+        live.wait_ready(probe_log)  # the bottle's network is up (NOT_SUPPORTED without one)
         # The registered URL, dialled from the guest as node with the agent's
         # environment (its proxy variables too), answers as supervise.
-        probe = live.bottle.exec(["python3", "-c", MCP_TOOLS_PROBE, entry["url"]],
+        probe = live.bottle.exec(["python3", "-c", MCP_TOOLS_PROBE, url],
                                  timeout=bottle_settings.live_timeout)
-        assert probe.ok, (f"no MCP server answers at {entry['url']} from the guest: "
+        assert probe.ok, (f"no MCP server answers at {url} from the guest: "
                           f"{(probe.stdout + probe.stderr).strip()[-400:]}")
         tools = json.loads(probe.stdout.strip().splitlines()[-1])
         assert set(SUPERVISE_TOOLS) <= set(tools), (
-            f"the server at {entry['url']} lists tools {tools}, not supervise's "
-            f"{list(SUPERVISE_TOOLS)}")
+            f"the server at {url} lists tools {tools}, not supervise's {list(SUPERVISE_TOOLS)}")
+
+
+def _registered_supervise_url(live: LiveBottle, live_harness) -> str:
+    """The url of [mcp_servers.supervise] in node's ~/.codex/config.toml,
+    after checking the file is node's and root's config has no entry."""
+    if "supervise" not in live_harness.backend.capabilities:
+        not_supported("the backend does not declare 'supervise'")
+    owner = _stat(live, CODEX_CONFIG)[0]
+    assert owner == "node", f"{CODEX_CONFIG} is owned by {owner}, not node"
+    raw = live.bottle.exec(["cat", CODEX_CONFIG])
+    assert raw.ok, f"{CODEX_CONFIG} unreadable as node: {raw.stderr.strip()}"
+    try:
+        servers = tomllib.loads(raw.stdout).get("mcp_servers", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise AssertionError(f"{CODEX_CONFIG} is not TOML: {exc}") from None
+    entry = servers.get("supervise")
+    assert isinstance(entry, dict) and str(entry.get("url", "")).startswith("http"), (
+        f"{CODEX_CONFIG} has no [mcp_servers.supervise] with a url: {sorted(servers)}")
+    root_cfg = live.bottle.exec(["sh", "-c", "cat /root/.codex/config.toml 2>/dev/null"],
+                                user="root")
+    assert "supervise" not in root_cfg.stdout, "supervise was registered in root's codex config"
+    return entry["url"]
