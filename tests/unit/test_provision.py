@@ -388,3 +388,50 @@ class TestClaudeConfigMerge:
         result = self.run(cfg)
         assert result.returncode != 0 and "is not JSON" in result.stderr
         assert cfg.read_text() == "{not json"
+
+
+# -- issue 14 item 5: a codex bottle gets them where Codex reads them ------------------
+CODEX_PROMPT = "/home/node/.codex/AGENTS.md"
+CODEX_SKILLS = "/home/node/.agents/skills"
+
+
+def test_codex_prompt_is_agents_md_0600_node(tmp_path):
+    plan = make_plan(tmp_path, agent="codex", prompt="be careful", prompt_path=CODEX_PROMPT)
+    result, runner, _ = run(plan)
+    assert result == CODEX_PROMPT
+    assert runner.copied == {CODEX_PROMPT: "be careful"}
+    mkdir = runner.argvs.index(("guest", "exec", "node", "HOME=/home/node", "--", "mkdir",
+                                "-p", "/home/node/.codex"))
+    copy = runner.argvs.index(("guest", "cp", str(tmp_path / "state" / "demo" / "AGENTS.md"),
+                               CODEX_PROMPT))
+    assert mkdir < copy
+    assert ("sh", "-c", f"chown node:node {CODEX_PROMPT} && chmod 0600 {CODEX_PROMPT}") in \
+        execs(runner, "root")
+    assert not any(PROMPT_PATH in t for a in runner.argvs for t in a)
+
+
+def test_codex_prompt_defaults_to_agents_md_and_empty_writes_nothing(tmp_path):
+    result, runner, _ = run(make_plan(tmp_path, agent="codex", prompt="x"))
+    assert result == CODEX_PROMPT and CODEX_PROMPT in runner.copied
+    result, runner, _ = run(make_plan(tmp_path, agent="codex", prompt=""))
+    assert result is None and not runner.copied
+    assert not any("AGENTS.md" in t or PROMPT_PATH in t for a in runner.argvs for t in a)
+
+
+def test_codex_skills_go_to_agents_skills(tmp_path):
+    a = tmp_path / "s1"
+    a.mkdir()
+    _, runner, _ = run(make_plan(tmp_path, agent="codex", skills=((str(a), "alpha"),)))
+    assert ("guest", "cp", str(a), f"{CODEX_SKILLS}/alpha") in runner.argvs
+    assert ("chown", "-R", "node:node", f"{CODEX_SKILLS}/alpha") in execs(runner, "root")
+    assert not [x for x in runner.argvs if any(SKILLS_DIR in y for y in x)]
+
+
+def test_codex_supervise_registers_with_codex_mcp_add_as_node(tmp_path):
+    plan = make_plan(tmp_path, agent="codex", supervise=SupervisePlan(),
+                     daemons=("egress", "pipelock", "supervise"))
+    _, runner, logs = run(plan, addresses=SUP)
+    assert ("codex", "mcp", "add", "supervise", "--url", "http://supervise:9100/mcp") in \
+        execs(runner, "node")
+    assert not [a for a in runner.argvs if "claude" in a]
+    assert any("registered MCP server" in m for m in logs)
