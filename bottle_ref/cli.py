@@ -322,20 +322,31 @@ def _reattach(state: dict, host: HostContext, args: argparse.Namespace, path: Pa
 
 
 def _engine_objects(runner: Runner, ident: str) -> tuple[list[str], list[str]]:
-    """Container and network ids labelled ``bottle-ref.bottle=<ident>``."""
+    """Container and network ids labelled ``bottle-ref.bottle=<ident>``.
+    An engine that cannot answer is an error (`RuntimeFailure`), never
+    "none": the bottle may still run."""
     label = f"label={LABEL_KEY}={ident}"
     found = []
     for argv in (["docker", "ps", "-aq", "--filter", label],
                  ["docker", "network", "ls", "-q", "--filter", label]):
         result = runner.run(argv, check=False, timeout=60)
-        found.append(result.stdout.split() if result.ok else [])
+        if not result.ok:
+            raise RuntimeFailure(f"cannot list objects labelled {LABEL_KEY}={ident}: "
+                                 f"{_last_line(result)}")
+        found.append(result.stdout.split())
     return found[0], found[1]
+
+
+def _last_line(result: Completed) -> str:
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return lines[-1].strip() if lines else f"exit {result.returncode}"
 
 
 def _sweep_labels(runner: Runner, ident: str) -> int:
     """Remove every container, then network, labelled with ``ident``
     (a resource whose create completed after the journal's owner died, or
-    after close ran). Returns how many objects were removed."""
+    after close ran). Returns how many objects were removed; raises
+    `RuntimeFailure` unless the engine confirms none is left."""
     if not ident or not NAME_RE.fullmatch(ident[:40]):
         return 0
     containers, networks = _engine_objects(runner, ident)
@@ -343,13 +354,20 @@ def _sweep_labels(runner: Runner, ident: str) -> int:
         runner.run(["docker", "rm", "-f", *containers], check=False, timeout=120)
     if networks:
         runner.run(["docker", "network", "rm", *networks], check=False, timeout=120)
+    if containers or networks:
+        still = [x for x in _engine_objects(runner, ident) for x in x]
+        if still:
+            raise RuntimeFailure(f"docker did not remove {', '.join(still)} "
+                                 f"(labelled {LABEL_KEY}={ident})")
     return len(containers) + len(networks)
 
 
 def _remove_by_journal(state: dict, host: HostContext, args: argparse.Namespace,
                        path: Path) -> None:
     """Tear down a bottle from its state file: close what the journal (or the
-    finished handle) names, then sweep by label. For reference backends."""
+    finished handle) names, then sweep by label. For reference backends.
+    Any failure (close could not prove removal, the engine could not list
+    by label) raises `RuntimeFailure`: the caller keeps the state file."""
     handle_key = "handle" if state.get("handle") is not None else "journal"
     handle = state.get(handle_key)
     errors: list[str] = []
@@ -360,9 +378,12 @@ def _remove_by_journal(state: dict, host: HostContext, args: argparse.Namespace,
             errors.append(str(exc) or type(exc).__name__)
     ident = handle.get("ident") if isinstance(handle, Mapping) else None
     if ident and state.get("backend") in ("docker", "smolmachines"):
-        _sweep_labels(_runner(args), str(ident))
-    if errors and handle_key == "handle":
-        raise RuntimeFailure(f"teardown failed: {errors[0]}")
+        try:
+            _sweep_labels(_runner(args), str(ident))
+        except RuntimeFailure as exc:
+            errors.append(str(exc))
+    if errors:
+        raise RuntimeFailure(f"teardown failed, state kept ({path}): " + "; ".join(errors))
 
 
 # -- commands ------------------------------------------------------------------
@@ -414,10 +435,19 @@ def cmd_up(args: argparse.Namespace) -> int:
         except BaseException:
             # launch tore itself down; a create that completed after that
             # (the engine finishing a request we abandoned) goes by label.
-            ident = (state.get("journal") or {}).get("ident")
-            if ident and backend_name in ("docker", "smolmachines"):
-                _sweep_labels(_runner(args), str(ident))
-            state_path.unlink(missing_ok=True)
+            journal = state.get("journal") or {}
+            keep = False
+            if journal.get("ident") and backend_name in ("docker", "smolmachines") and (
+                    journal.get("containers") or journal.get("networks")
+                    or "containers" not in journal):
+                try:
+                    _sweep_labels(_runner(args), str(journal["ident"]))
+                except RuntimeFailure as exc:  # no proof it is gone: keep the journal
+                    _echo(f"{PROG}: warning: {' '.join(str(exc).split())}; state kept: "
+                          f"`{PROG} down {spec.name}` retries")
+                    keep = True
+            if not keep:
+                state_path.unlink(missing_ok=True)
             raise
         try:
             guard.check()

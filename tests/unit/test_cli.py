@@ -679,7 +679,7 @@ def test_down_of_a_dead_docker_launch_removes_by_journal_and_label(spec_file, ca
         "networks": [f"{ident}-agent", f"{ident}-bundle", f"{ident}-out"]})
     runner = RecordingRunner()
     runner.reply("docker", "ps", "-aq", "--filter", f"label=bottle-ref.bottle={ident}",
-                 stdout="f00dcafe\n")
+                 stdout="f00dcafe\n", times=1)  # gone once removed (down re-lists to check)
     runner.reply("docker", "network", "ls", "-q", "--filter",
                  f"label=bottle-ref.bottle={ident}", stdout="")
     monkeypatch.setattr(cli, "_runner", lambda args: runner)
@@ -767,4 +767,67 @@ def test_down_of_a_dead_smolmachines_launch_removes_everything_named_by_its_iden
     assert ("docker", "rm", "-f", f"{ident}-bundle") in argvs
     assert ("docker", "network", "rm", f"{ident}-net") in argvs
     assert ("docker", "ps", "-aq", "--filter", f"label=bottle-ref.bottle={ident}") in argvs
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+# -- issue 17: down keeps state until it has proof -------------------------------------
+ENGINE_DOWN = ("Cannot connect to the Docker daemon at unix:///nonexistent.sock. "
+               "Is the docker daemon running?")
+
+
+def _docker_state(tmp_path: Path, spec_file: Path, *, starting: bool) -> tuple[Path, str]:
+    ident = "bottle-demo-abc123"
+    handle = {"ident": ident, "containers": [f"{ident}-pipelock", f"{ident}-egress"],
+              "networks": [f"{ident}-agent", f"{ident}-bundle", f"{ident}-out"]}
+    if starting:
+        return _starting_state(tmp_path, spec_file, _dead_pid(), backend="docker",
+                               journal=handle), ident
+    path = registry_dir(tmp_path) / "demo.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 1, "name": "demo", "backend": "docker",
+                                "spec": str(spec_file), "base_dir": str(spec_file.parent),
+                                "spec_text": spec_file.read_text(), "handle": handle}))
+    return path, ident
+
+
+@pytest.mark.parametrize("starting, force", [(False, False), (False, True), (True, False),
+                                             (True, True)])
+def test_down_with_an_unreachable_engine_keeps_the_bottle(spec_file, capsys, monkeypatch,
+                                                          tmp_path, starting, force):
+    """An engine that cannot answer is no proof the bottle is gone: down
+    exits 1 naming what may remain, and keeps the state file so a later
+    down (engine back) finds it."""
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    path, ident = _docker_state(tmp_path, spec_file, starting=starting)
+    before = path.read_text()
+    runner = RecordingRunner().reply("docker", returncode=1, stderr=ENGINE_DOWN)
+    monkeypatch.setattr(cli, "_runner", lambda args: runner)
+    assert cli.main(["down", *(["--force"] if force else []), "demo"]) == 1
+    err = one_error_line(capsys.readouterr().err)
+    assert f"{ident}-egress" in err and f"{ident}-out" in err
+    assert path.read_text() == before
+    # The engine is back: a later down removes it and forgets it.
+    runner.replies.clear()
+    assert cli.main(["down", "demo"]) == 0 and not path.exists()
+
+
+def test_gc_keeps_a_dead_launch_the_engine_cannot_account_for(spec_file, capsys, monkeypatch,
+                                                              tmp_path):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    path, ident = _docker_state(tmp_path, spec_file, starting=True)
+    runner = RecordingRunner().reply("docker", returncode=1, stderr=ENGINE_DOWN)
+    monkeypatch.setattr(cli, "_runner", lambda args: runner)
+    assert cli.main(["gc"]) == 1
+    assert path.exists() and ident in capsys.readouterr().err
+
+
+def test_up_with_an_unreachable_engine_says_so(spec_file, capsys, monkeypatch, tmp_path):
+    """Not "image not found": the engine did not answer. Nothing was
+    created, so nothing is kept."""
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    runner = RecordingRunner().reply("docker", returncode=1, stderr=ENGINE_DOWN)
+    monkeypatch.setattr(cli, "_runner", lambda args: runner)
+    assert cli.main(["up", "--backend", "docker", str(spec_file)]) == 1
+    err = one_error_line(capsys.readouterr().err.split("==> ")[-1].split("\n", 1)[-1])
+    assert "unreachable" in err and "Cannot connect" in err and "not found" not in err
     assert not (registry_dir(tmp_path) / "demo.json").exists()
