@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .contract import DEFAULT_PATH, is_current, render_contract
 from .clauses import TIERS
-from .report import MAX_REPORT_CHARS, Report, ReportError, markdown, verify
+from .report import MAX_REPORT_CHARS, Report, ReportError, markdown, printable, verify
 
 
 def read_report_text(path: Path, limit: int = MAX_REPORT_CHARS) -> str:
@@ -71,13 +71,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     report = _load(args.path)
     problems = verify(report, strict=args.strict, tiers=args.tier)
     if problems:
-        print(f"{args.path}: {len(problems)} problem(s):")
+        print(f"{printable(args.path)}: {len(problems)} problem(s):")
         for p in problems:
-            print(f"  {p}")
+            print(f"  {printable(p)}")
         return 1
     scope = f", tiers {'+'.join(sorted(args.tier))}" if args.tier else ""
-    print(f"{args.path}: OK ({report.backend} {report.backend_version}, "
-          f"{len(report.results)} clauses{scope})")
+    print(f"{printable(args.path)}: OK ({printable(report.backend)} "
+          f"{printable(report.backend_version)}, {len(report.results)} clauses{scope})")
     return 0
 
 
@@ -132,10 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ReportError as exc:
-        print(f"bottle-conformance: {args.path}: {exc}", file=sys.stderr)
+        print(f"bottle-conformance: {printable(args.path)}: {printable(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"bottle-conformance: {exc}", file=sys.stderr)
+        print(f"bottle-conformance: {printable(exc)}", file=sys.stderr)
         return 2
 
 

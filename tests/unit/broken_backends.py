@@ -1580,3 +1580,26 @@ PENDING_REFERENCE_FIXES: dict[str, dict[str, str]] = {}  # issue 8 fixed (H8b)
 def broken_cases() -> list[tuple[str, type[Backend]]]:
     """``(intended clause, broken backend class)`` for every table entry."""
     return [(cid, cls) for cid, classes in BROKEN.items() for cls in classes]
+
+
+# --- issue 17: faults, round 2 --------------------------------------------------------
+
+
+class _CloseSwallowsEngineErrors(DockerBottle):
+    """Today's bug: an engine that cannot answer is taken for "nothing left"."""
+
+    def close(self):
+        try:
+            super().close()
+        except RuntimeError:
+            self._closed = True
+
+
+class CloseSwallowsUnreachableEngine(_BottleDefect, DockerBackend):
+    """issue 17 item 1: close() returns normally when every engine command
+    fails, so `down` forgets a running bottle."""
+
+    bottle_cls = _CloseSwallowsEngineErrors
+
+
+BROKEN["TEARDOWN-LOUD"] = [CloseSwallowsUnreachableEngine]
