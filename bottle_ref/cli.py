@@ -27,6 +27,7 @@ import inspect
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -563,16 +564,26 @@ def _stop_up(state: dict) -> None:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    """Remove bottles whose ``up`` died before finishing (its pid is gone)."""
+    """Remove bottles whose ``up`` died before finishing (its pid is gone).
+
+    Only this user's own registry entries: a regular file (not a symlink)
+    owned by this uid. ``--dry-run`` names what would go and touches nothing."""
     host = HostContext.from_os()
     registry = _registry(host)
     failed = 0
     for f in sorted(registry.glob("*.json")) if registry.is_dir() else []:
         try:
+            st = f.lstat()
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+                _echo(f"{PROG}: warning: {f.name}: not a state file of this user; left alone")
+                continue
             state = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if not isinstance(state, dict) or not state.get("starting") or _alive(state):
+            continue
+        if args.dry_run:
+            print(f"would remove {f.stem}")
             continue
         try:
             _remove_by_journal(state, host, args, f)
@@ -641,6 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gc", help="remove bottles whose `up` died before finishing")
     p.add_argument("-v", "--verbose", action="store_true", help="echo each command to stderr")
+    p.add_argument("-n", "--dry-run", action="store_true",
+                   help="only print the bottles gc would remove")
     p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("ls", help="list bottles this host brought up")

@@ -831,3 +831,64 @@ def test_up_with_an_unreachable_engine_says_so(spec_file, capsys, monkeypatch, t
     err = one_error_line(capsys.readouterr().err.split("==> ")[-1].split("\n", 1)[-1])
     assert "unreachable" in err and "Cannot connect" in err and "not found" not in err
     assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+# -- issue 17: every bad backend import path is one line --------------------------------
+BAD_MODULES = {
+    "i17_raises_at_import": "raise KeyError('boom at import')\n",
+    "i17_syntax_error": "def f(:\n",
+    "i17_factory_raises": "def make():\n    raise LookupError('no engine configured')\n",
+    "i17_attr_raises": "def __getattr__(name):\n    raise KeyError(name)\n",
+}
+
+
+@pytest.mark.parametrize("target, phrase", [
+    ("i17_raises_at_import:make", "cannot import backend module 'i17_raises_at_import'"),
+    ("i17_syntax_error:make", "cannot import backend module 'i17_syntax_error'"),
+    ("i17_factory_raises:make", "cannot create backend 'i17_factory_raises:make'"),
+    ("i17_factory_raises:nothing", "has no attribute 'nothing'"),
+    ("i17_attr_raises:make", "has no attribute 'make'"),
+])
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_backend_import_path_that_fails_is_one_line(spec_file, capsys, monkeypatch, tmp_path,
+                                                     target, phrase, how):
+    for name, text in BAD_MODULES.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    if how == "env":
+        monkeypatch.setenv("BOTTLE_BACKEND", target)
+        argv = ["plan", str(spec_file)]
+    else:
+        argv = ["plan", "--backend", target, str(spec_file)]
+    assert cli.main(argv) == 2
+    assert phrase in one_error_line(capsys.readouterr().err)
+
+
+def test_gc_dry_run_names_what_it_would_remove_and_touches_nothing(spec_file, capsys, tmp_path):
+    dead = _starting_state(tmp_path, spec_file, _dead_pid(), name="gone")
+    alive = _starting_state(tmp_path, spec_file, os.getpid(), name="live")
+    before = dead.read_text()
+    assert cli.main(["gc", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out == "would remove gone\n"
+    assert dead.read_text() == before and alive.exists()
+    assert not [e for e in EVENTS if e[0] in ("close", "attach")]
+
+
+def test_gc_leaves_entries_it_does_not_own(spec_file, capsys, tmp_path, monkeypatch):
+    """Only this user's own state files: a symlinked entry (someone else's
+    file planted in the registry) or one owned by another uid is skipped."""
+    dead = _starting_state(tmp_path, spec_file, _dead_pid(), name="gone")
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(dead.read_text().replace("gone", "other"))
+    link = dead.with_name("other.json")
+    link.symlink_to(elsewhere)
+    real_getuid, owner = os.getuid, os.stat(dead).st_uid
+    monkeypatch.setattr(cli.os, "getuid", lambda: owner + 1)
+    assert cli.main(["gc"]) == 0
+    assert dead.exists() and link.exists() and elsewhere.exists()
+    assert not [e for e in EVENTS if e[0] == "close"]
+    monkeypatch.setattr(cli.os, "getuid", real_getuid)
+    assert cli.main(["gc"]) == 0
+    assert capsys.readouterr().out.endswith("gone\n")
+    assert link.exists() and elsewhere.exists() and not dead.exists()

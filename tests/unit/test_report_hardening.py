@@ -286,3 +286,26 @@ def test_fuzz_report_and_verify_print_one_line_per_item(tmp_path, capsys, backen
     assert not _unsafe(out)
     problems = verify(report)
     assert len(out.splitlines()) == (1 + len(problems) if code else 1)
+
+
+# -- issue 17: contract --check --output at what cannot be a contract --------------------
+def _fifo(tmp_path):
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("make, phrase", [
+    (_fifo, "FIFO"),
+    (lambda tmp_path: "/dev/zero", "device"),
+    (lambda tmp_path: (tmp_path / "latin1.md").write_bytes(b"caf\xe9\n") and tmp_path / "latin1.md",
+     "not UTF-8"),
+    (lambda tmp_path: tmp_path, "directory"),
+])
+def test_contract_check_refuses_what_cannot_be_a_contract_in_one_line(tmp_path, capsys, make,
+                                                                      phrase):
+    started = time.monotonic()
+    assert main(["contract", "--check", "--output", str(make(tmp_path))]) == 2
+    out, err = capsys.readouterr()
+    assert time.monotonic() - started < 5, "must not block on a FIFO or read /dev/zero forever"
+    assert out == "" and err.count("\n") == 1 and phrase in err, err
