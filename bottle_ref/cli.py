@@ -5,7 +5,7 @@ provisioning error, a timeout, a file error) print ONE line
 ``bottle-ref: error: ...`` and exit 2 for bad input or 1 for runtime
 failures; only a bug shows a traceback.
 
-``up`` records ``{name, backend, spec, spec_text, base_dir, handle}`` in
+``up`` records ``{name, backend, spec, spec_text, base_dir, state_dir, handle}`` in
 ``<state_root>/bottles/<name>.json`` so that ``exec`` and ``down`` (later
 processes) can re-prepare the same plan and `Backend.attach` to the bottle.
 The spec text is kept so an edited or moved spec file cannot make ``down``
@@ -18,6 +18,11 @@ handle BEFORE each engine object is created, so after a kill at any point
 the ``bottle-ref.bottle=<ident>`` label. SIGINT/SIGTERM during ``up`` are
 deferred while a command runs (so a ``docker create`` in flight completes
 and is journaled), then raised: launch tears down, and ``up`` exits 130/143.
+A command that fails while a signal is pending (Ctrl-C reaches the whole
+process group, so the child dies too) raises the interrupt at once, so the
+teardown is never cut short. The plan's state dir (CA keys) is journaled
+before launch and removed with the rest; nothing is forgotten without
+proof from the engine that it is gone.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import argparse
 import inspect
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -134,9 +140,17 @@ class _GuardedRunner(Runner):
     def run(self, argv, *, env=None, input=None, timeout=None, check=True,
             purpose=None) -> Completed:
         self.guard.check()
-        with self.guard.child():
-            result = self.inner.run(argv, env=env, input=input, timeout=timeout, check=check,
-                                    purpose=purpose)
+        try:
+            with self.guard.child():
+                result = self.inner.run(argv, env=env, input=input, timeout=timeout,
+                                        check=check, purpose=purpose)
+        except Exception:
+            # The command failed while a signal was noted (a Ctrl-C to the
+            # process group kills the child too): raise the interrupt now, so
+            # the teardown that follows runs with signals settled instead of
+            # being cut short by the pending one at its first command.
+            self.guard.check()
+            raise
         self.guard.check()
         return result
 
@@ -385,6 +399,22 @@ def _remove_by_journal(state: dict, host: HostContext, args: argparse.Namespace,
             errors.append(str(exc))
     if errors:
         raise RuntimeFailure(f"teardown failed, state kept ({path}): " + "; ".join(errors))
+    _remove_state_dir(state, host)
+
+
+def _remove_state_dir(state: dict, host: HostContext) -> None:
+    """Remove the bottle's state dir the state file names (its CA keys),
+    once its engine objects are gone; only a dir strictly inside this
+    user's state root and not the registry (a tampered path is ignored)."""
+    named = state.get("state_dir")
+    if not isinstance(named, str) or not named:
+        return
+    root = host.state_root.resolve()
+    target = Path(named).resolve()
+    if root not in target.parents or target == _registry(host).resolve() or \
+            _registry(host).resolve() in target.parents:
+        return
+    shutil.rmtree(target, ignore_errors=True)
 
 
 # -- commands ------------------------------------------------------------------
@@ -428,6 +458,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         plan: Plan | None = None
         try:
             plan = backend.prepare(spec, host)
+            # The state dir (CA keys) is a resource like any other: journaled
+            # before launch writes it, removed by down/gc (issue 17).
+            state["state_dir"] = str(plan.state_dir)
+            _write_state(state_path, json.dumps(state, indent=2, sort_keys=True))
             kwargs = {}
             if "journal" in inspect.signature(backend.launch).parameters:
                 kwargs["journal"] = _journal_writer(
@@ -448,6 +482,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                           f"`{PROG} down {spec.name}` retries")
                     keep = True
             if not keep:
+                _remove_state_dir(state, host)
                 state_path.unlink(missing_ok=True)
             raise
         try:
@@ -538,6 +573,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         _remove_by_journal(state, host, args, path)
     else:
         _reattach(state, host, args, path).close()
+        _remove_state_dir(state, host)
     path.unlink(missing_ok=True)
     print(args.name)
     return EXIT_OK

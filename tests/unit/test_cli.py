@@ -587,7 +587,7 @@ def test_every_resource_is_journaled_before_it_is_created(spec_file, capsys, mon
 
 
 def _cli_proc(env_extra: dict, *args: str, **kw) -> subprocess.Popen:
-    env = {**os.environ, **env_extra, "BOTTLE_BACKEND": f"{HERE}:JournalBackend",
+    env = {**os.environ, "BOTTLE_BACKEND": f"{HERE}:JournalBackend", **env_extra,
            "PYTHONPATH": str(Path(__file__).parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen([sys.executable, "-c",
                              "import sys, bottle_ref.cli as c; sys.exit(c.main(sys.argv[1:]))",
@@ -892,3 +892,119 @@ def test_gc_leaves_entries_it_does_not_own(spec_file, capsys, tmp_path, monkeypa
     assert cli.main(["gc"]) == 0
     assert capsys.readouterr().out.endswith("gone\n")
     assert link.exists() and elsewhere.exists() and not dead.exists()
+
+
+# -- issue 17: the state dir (CA keys) is a resource; Ctrl-C to the process group ---------
+class StateDirBottle(JournalBottle):
+    def __init__(self, plan, ident, runner, resources=()):
+        super().__init__(plan, ident, resources)
+        self.runner = runner
+
+    def close(self):
+        self.runner.run(["true"])  # a teardown command, like `docker rm`
+        super().close()
+        import shutil
+        shutil.rmtree(self.plan.state_dir, ignore_errors=True)
+        _log("state dir removed")
+
+
+class StateDirBackend(FakeBackend):
+    """Writes a CA key into plan.state_dir, then runs a slow create (a real
+    child, in the process group, that a group SIGINT kills)."""
+
+    def launch(self, plan, runner, *, progress=lambda _: None, journal=None):
+        bottle = StateDirBottle(plan, runner.unique(f"bottle-{plan.bottle}"), runner)
+        journal(bottle.handle())
+        try:
+            Path(plan.state_dir).mkdir(parents=True, exist_ok=True)
+            (Path(plan.state_dir) / "ca-key.pem").write_text("KEY")
+            bottle.resources.append("net-a")
+            journal(bottle.handle())
+            runner.run([sys.executable, "-c",
+                        "import os, time; open(os.environ['H11_EVENTS'], 'a')"
+                        ".write('child running\\n'); time.sleep(30)"])
+        except BaseException:
+            bottle.close()
+            raise
+        return bottle
+
+    def attach(self, plan, runner, handle):
+        return StateDirBottle(plan, handle["ident"], runner, handle.get("resources", ()))
+
+
+def test_ctrl_c_to_the_process_group_during_up_leaves_no_state(spec_file, tmp_path):
+    """SIGINT to the whole group (a terminal's Ctrl-C) kills the in-flight
+    child too; its failure must not let the pending interrupt abort the
+    teardown half-way: exit 130, the state dir (CA key) and file are gone."""
+    events = tmp_path / "events"
+    env = {"FAKE_TOKEN": TOKEN, "H11_EVENTS": str(events),
+           "BOTTLE_BACKEND": f"{HERE}:StateDirBackend"}
+    proc = _cli_proc(env, "up", str(spec_file), start_new_session=True)
+    proc_env_backend = env["BOTTLE_BACKEND"]
+    assert proc_env_backend
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if events.exists() and "child running" in events.read_text():
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("up never started its slow create")
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    state_root = tmp_path / "state" / "bottle-ref"
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+    assert not (state_root / "demo").exists(), "the state dir (with the CA key) was left behind"
+    assert "state dir removed" in events.read_text()
+
+
+def test_a_signal_pending_when_a_command_fails_is_raised_at_once():
+    """The child died of the signal (check=True makes that a CommandError):
+    the interrupt is raised then, so teardown runs with signals settled."""
+    guard = cli._SignalGuard()
+
+    class Dying(RecordingRunner):
+        def run(self, argv, **kw):
+            guard.pending = signal.SIGINT
+            return super().run(argv, **kw)
+
+    runner = cli._GuardedRunner(Dying().reply("docker", returncode=130), guard)
+    with pytest.raises(cli.Interrupted):
+        runner.run(["docker", "create", "x"])
+    assert guard.raised
+
+
+def test_the_state_dir_is_journaled_and_down_removes_it(spec_file, capsys, monkeypatch,
+                                                        tmp_path):
+    """up records the plan's state dir before launch; after a kill, down
+    removes it like any journaled resource (even when the backend's close
+    does not), and never anything outside the state root."""
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    events = tmp_path / "events"
+    proc = _cli_proc({"H11_DIE_AT": "net-a", "H11_EVENTS": str(events)}, "up", str(spec_file))
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    state = _state(tmp_path)
+    state_dir = Path(state["state_dir"])
+    assert state_dir == tmp_path / "state" / "bottle-ref" / "demo"
+    state_dir.mkdir(parents=True)
+    (state_dir / "ca-key.pem").write_text("KEY")
+    assert cli.main(["down", "demo"]) == 0
+    assert not state_dir.exists()
+
+
+def test_a_state_dir_outside_the_state_root_is_never_removed(spec_file, capsys, tmp_path):
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    path = _starting_state(tmp_path, spec_file, _dead_pid())
+    state = json.loads(path.read_text())
+    for bad in (str(outside), str(tmp_path / "state" / "bottle-ref"),
+                str(registry_dir(tmp_path))):
+        state["state_dir"] = bad
+        path.write_text(json.dumps(state))
+        assert cli.main(["down", "demo"]) == 0
+        assert Path(bad).is_dir(), bad
+        _starting_state(tmp_path, spec_file, _dead_pid())
+    assert outside.exists()

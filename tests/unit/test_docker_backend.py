@@ -703,3 +703,20 @@ def test_a_missing_image_is_still_named(host, skill):
         stderr="Error response from daemon: No such image: claude-bottle:latest")
     with pytest.raises(DockerError, match="not found in the docker engine"):
         launched(full_spec(skill), host, runner=runner)
+
+
+def test_every_launch_makes_a_fresh_ca_key(host, skill):
+    """A state dir left behind (a kill, an older bug) must not hand its CA
+    private key to the next launch of that name: launch starts from an
+    empty state dir and generates the CA anew."""
+    spec = full_spec(skill)
+    plan = DockerBackend().prepare(spec, host)
+    stale = Path(plan.state_dir) / "pipelock-ca"
+    stale.mkdir(parents=True)
+    (stale / "ca.pem").write_text("OLD CERT")
+    (stale / "ca-key.pem").write_text("OLD KEY")
+    (Path(plan.state_dir) / "leftover").write_text("x")
+    _, runner, _ = launched(spec, host)
+    assert tuple(ca_init_argv(stale, common_name="bottle-ref pipelock CA")) in runner.argvs
+    assert (stale / "ca-key.pem").read_text() != "OLD KEY"
+    assert not (Path(plan.state_dir) / "leftover").exists()
