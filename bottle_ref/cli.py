@@ -45,7 +45,7 @@ from bottle_api.backend import Backend, Bottle
 from bottle_api.host import HostContext
 from bottle_api.plan import Plan, to_json
 from bottle_api.conventions import LABEL_KEY
-from bottle_api.runner import Completed, Runner, SubprocessRunner, poll
+from bottle_api.runner import DEFAULT_TIMEOUT, Completed, Runner, SubprocessRunner, poll
 from bottle_api.spec import (NAME_RE, BottleSpec, SpecError, load_spec, load_spec_with_text,
                              parse_spec)
 
@@ -75,13 +75,20 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+# Seconds a command in flight may still run after SIGINT/SIGTERM before it is
+# killed and teardown starts (env BOTTLE_REF_SIGNAL_GRACE overrides).
+SIGNAL_GRACE = 10.0
+SIGNAL_GRACE_ENV = "BOTTLE_REF_SIGNAL_GRACE"
+
+
 class _SignalGuard:
     """SIGINT/SIGTERM handling for ``up``.
 
     While a command runs the signal is only noted (the command finishes,
-    bounded by its own timeout, so what it created is known and journaled);
-    it is raised as `Interrupted` as soon as the command returns, or at once
-    when nothing runs or a second signal arrives. Once raised, further
+    so what it created is known and journaled); it is raised as
+    `Interrupted` as soon as the command returns, at once when nothing runs
+    or a second signal arrives, and after `SIGNAL_GRACE` seconds when the
+    command hangs (the command is then killed). Once raised, further
     signals are ignored so that teardown completes (SIGKILL still ends us;
     the journal then lets ``down`` finish the job).
     """
@@ -93,14 +100,27 @@ class _SignalGuard:
         self.in_child = False
         self.raised = False
         self._previous: dict[int, object] = {}
+        try:
+            self.grace = max(0.0, float(os.environ.get(SIGNAL_GRACE_ENV) or SIGNAL_GRACE))
+        except ValueError:
+            self.grace = SIGNAL_GRACE
 
     def _handler(self, signum, _frame) -> None:
         if self.raised:
             return
         if self.in_child and self.pending is None:
             self.pending = signum
+            # The command in flight gets a short grace to finish (and be
+            # journaled); one that hangs is then abandoned (subprocess.run
+            # kills it as the interrupt unwinds) so ONE signal is enough.
+            if self.grace and hasattr(signal, "setitimer"):
+                signal.setitimer(signal.ITIMER_REAL, self.grace)
             return
         self._raise(signum)
+
+    def _grace_over(self, _signum, _frame) -> None:
+        if self.in_child and self.pending is not None and not self.raised:
+            self._raise(self.pending)
 
     def _raise(self, signum: int) -> None:
         self.raised = True
@@ -119,13 +139,19 @@ class _SignalGuard:
             yield
         finally:
             self.in_child = False
+            if hasattr(signal, "setitimer"):
+                signal.setitimer(signal.ITIMER_REAL, 0)
 
     def __enter__(self) -> "_SignalGuard":
         for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handler)
+        if hasattr(signal, "SIGALRM"):
+            self._previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._grace_over)
         return self
 
     def __exit__(self, *exc) -> None:
+        if hasattr(signal, "setitimer"):
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
 
@@ -184,7 +210,11 @@ def _default_backend() -> str:
 
 
 def _runner(args: argparse.Namespace) -> SubprocessRunner:
-    return SubprocessRunner(echo=_echo if getattr(args, "verbose", False) else None)
+    """Engine commands are bounded (`DEFAULT_TIMEOUT`); ``exec`` runs the
+    user's own command, which may run as long as it likes."""
+    return SubprocessRunner(echo=_echo if getattr(args, "verbose", False) else None,
+                            default_timeout=(None if getattr(args, "command", None) == "exec"
+                                             else DEFAULT_TIMEOUT))
 
 
 def _registry(host: HostContext) -> Path:

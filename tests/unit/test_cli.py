@@ -1008,3 +1008,28 @@ def test_a_state_dir_outside_the_state_root_is_never_removed(spec_file, capsys, 
         assert Path(bad).is_dir(), bad
         _starting_state(tmp_path, spec_file, _dead_pid())
     assert outside.exists()
+
+
+def test_one_sigterm_during_a_hanging_command_is_honoured(spec_file, tmp_path):
+    """The command in flight hangs (a `docker create` that never answers):
+    the first SIGTERM waits for it only a short grace, then kills it and
+    tears down; a second signal is not needed."""
+    events = tmp_path / "events"
+    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "60", "H11_EVENTS": str(events),
+                      "BOTTLE_REF_SIGNAL_GRACE": "0.5"}, "up", str(spec_file))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if events.exists() and "child running" in events.read_text():
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("up never started its first create")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert time.monotonic() - t0 < 10
+    lines = events.read_text().splitlines()
+    assert "child done" not in lines and lines[-1] == "close net-a"
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
