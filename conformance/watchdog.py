@@ -80,7 +80,7 @@ def set_timeout(seconds: float | None) -> None:
     _set_class_timeout(seconds)
 
 
-def _timeout_error(what: str, seconds: float, note: str) -> BaseException:
+def timeout_error(what: str, seconds: float, note: str) -> BaseException:
     exc = CallTimedOut(
         f"{ERROR_PREFIX} {what} did not return within {seconds:g} s ({OPTION}); {note}",
         allow_module_level=True,
@@ -109,7 +109,7 @@ def call_in_thread(what: str, seconds: float, fn: Callable[..., Any], *args: Any
 
     threading.Thread(target=run, name=f"bottle-call {what}", daemon=True).start()
     if not done.wait(seconds):
-        raise _timeout_error(what, seconds, "abandoned (it runs in a worker thread, which "
+        raise timeout_error(what, seconds, "abandoned (it runs in a worker thread, which "
                                             "cannot be interrupted)")
     if "error" in box:
         raise box["error"]
@@ -138,7 +138,7 @@ def deadline(what: str, seconds: float | None) -> Iterator[None]:
         fired[0] += 1
         if fired[0] == 1:
             signal.setitimer(signal.ITIMER_REAL, seconds)  # bound the clean-up too
-        raise _timeout_error(what, seconds, "interrupted" + (
+        raise timeout_error(what, seconds, "interrupted" + (
             "" if fired[0] == 1 else " again during its clean-up"))
 
     previous = signal.signal(signal.SIGALRM, on_alarm)

@@ -349,3 +349,23 @@ def test_a_guarded_call_in_a_thread_returns_its_value_and_raises_its_error(short
         assert pool.submit(q.prepare, 1, 2).result(timeout=5) == (1, 2)
         with pytest.raises(ValueError, match="launch said no"):
             pool.submit(q.launch, 1, 2).result(timeout=5)
+
+
+def test_the_live_harness_never_waits_on_a_launch_without_a_bound(tmp_path, short_deadline):
+    """`future.result()` on a launch that never finishes was unbounded: the
+    wait now ends at the watchdog's deadline with an ERROR naming it."""
+    from concurrent.futures import Future
+
+    from bottle_api.runner import RecordingRunner
+    from bottle_ref.backends.docker import DockerBackend
+    from conformance.live.harness import LiveHarness
+
+    h = LiveHarness(DockerBackend(), RecordingRunner(), tmp_path, timeout=5)
+    h._pending["minimal-claude"] = Future()  # a launch that never returns
+    h._spares["minimal-claude"] = [Future()]
+    t0 = time.monotonic()
+    with pytest.raises(watchdog.CallTimedOut, match="launching the 'minimal-claude' bottle"):
+        h.bottle("minimal-claude")
+    with pytest.raises(watchdog.CallTimedOut, match="launching a fresh 'minimal-claude'"):
+        h.fresh("minimal-claude")
+    assert time.monotonic() - t0 < 5
