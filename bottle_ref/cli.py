@@ -45,7 +45,8 @@ from bottle_api.backend import Backend, Bottle
 from bottle_api.host import HostContext
 from bottle_api.plan import Plan, to_json
 from bottle_api.conventions import LABEL_KEY
-from bottle_api.runner import DEFAULT_TIMEOUT, Completed, Runner, SubprocessRunner, poll
+from bottle_api.runner import (DEFAULT_TIMEOUT, CommandError, Completed, Runner,
+                               SubprocessRunner, poll)
 from bottle_api.spec import (NAME_RE, BottleSpec, SpecError, load_spec, load_spec_with_text,
                              parse_spec)
 
@@ -190,6 +191,48 @@ class _GuardedRunner(Runner):
 
     def unique(self, prefix: str) -> str:
         return self.inner.unique(prefix)
+
+
+class _SpawnReportingRunner(SubprocessRunner):
+    """`SubprocessRunner` that calls ``on_spawn(pid)`` as each command starts
+    and ``on_spawn(None)`` when it ended, so ``up`` journals the command in
+    flight: after a kill, ``down`` waits for that orphan (a ``docker network
+    create`` still talking to the engine) before it sweeps (issue 17)."""
+
+    def __init__(self, on_spawn: Callable[[int | None], None], **kw):
+        super().__init__(**kw)
+        self.on_spawn = on_spawn
+
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
+        argv = tuple(str(a) for a in argv)
+        if self._echo:
+            self._echo("$ " + " ".join(argv))
+        timeout = self.default_timeout if timeout is None else timeout
+        child_env = {**os.environ, **env} if env else None
+        try:
+            proc = subprocess.Popen(argv, env=child_env, text=True, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE,
+                                    stdin=subprocess.PIPE if input is not None else None)
+        except FileNotFoundError:
+            result = Completed(argv, 127, "", f"{argv[0]}: command not found")
+        else:
+            with proc:
+                try:
+                    self.on_spawn(proc.pid)
+                    try:
+                        out, err = proc.communicate(input, timeout=timeout)
+                        result = Completed(argv, proc.returncode, out, err)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        out, _ = proc.communicate()
+                        result = Completed(argv, 124, out or "", f"timed out after {timeout}s")
+                except BaseException:  # an interrupt: the child goes with us
+                    proc.kill()
+                    raise
+            self.on_spawn(None)
+        if check and not result.ok:
+            raise CommandError(result)
+        return result
 
 
 # -- helpers -------------------------------------------------------------------
@@ -407,12 +450,35 @@ def _sweep_labels(runner: Runner, ident: str) -> int:
     return len(containers) + len(networks)
 
 
+INFLIGHT_WAIT = 60.0  # seconds down waits for a dead up's orphaned command
+
+
+def _wait_inflight(state: dict) -> None:
+    """A dead ``up``'s command in flight (journaled pid) may still create
+    what it was asked to: wait for it to exit (bounded; then kill it) so the
+    sweep that follows sees whatever it made."""
+    inflight = state.get("inflight")
+    if not isinstance(inflight, dict) or not _alive(inflight):
+        return
+    runner = SubprocessRunner()
+    try:
+        poll(runner, lambda: not _alive(inflight), timeout=INFLIGHT_WAIT, interval=0.05,
+             what=f"command pid {inflight.get('pid')} of the dead `{PROG} up`")
+    except TimeoutError:
+        try:
+            os.kill(int(inflight["pid"]), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, ValueError, TypeError):
+            pass
+
+
 def _remove_by_journal(state: dict, host: HostContext, args: argparse.Namespace,
                        path: Path) -> None:
     """Tear down a bottle from its state file: close what the journal (or the
     finished handle) names, then sweep by label. For reference backends.
     Any failure (close could not prove removal, the engine could not list
     by label) raises `RuntimeFailure`: the caller keeps the state file."""
+    if state.get("starting"):
+        _wait_inflight(state)
     handle_key = "handle" if state.get("handle") is not None else "journal"
     handle = state.get(handle_key)
     errors: list[str] = []
@@ -484,7 +550,17 @@ def cmd_up(args: argparse.Namespace) -> int:
              "pid_start": _proc_start(pid), "journal": None}
     with _SignalGuard() as guard:
         _reserve(state_path, state)
-        runner = _GuardedRunner(_runner(args), guard)
+
+        def inflight(pid: int | None) -> None:
+            state["inflight"] = None if pid is None else {"pid": pid, "pid_start": _proc_start(pid)}
+            if state.get("starting"):
+                _write_state(state_path, json.dumps(state, indent=2, sort_keys=True))
+
+        base = _runner(args)
+        if type(base) is SubprocessRunner:  # (tests substitute a recording runner)
+            base = _SpawnReportingRunner(inflight, echo=base._echo,
+                                         default_timeout=base.default_timeout)
+        runner = _GuardedRunner(base, guard)
         plan: Plan | None = None
         try:
             plan = backend.prepare(spec, host)
@@ -524,7 +600,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 _echo(f"{PROG}: warning: backend {backend_name!r} gives no handle; "
                       "exec and down will not reach this bottle")
             done = {k: v for k, v in state.items()
-                    if k not in ("starting", "pid", "pid_start", "journal")}
+                    if k not in ("starting", "pid", "pid_start", "journal", "inflight")}
             done["handle"] = handle
             try:
                 text = json.dumps(done, indent=2, sort_keys=True)

@@ -1033,3 +1033,30 @@ def test_one_sigterm_during_a_hanging_command_is_honoured(spec_file, tmp_path):
     lines = events.read_text().splitlines()
     assert "child done" not in lines and lines[-1] == "close net-a"
     assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+# -- issue 17: a kill while a create is in flight ------------------------------------------
+def test_down_after_a_kill_waits_for_the_create_in_flight(spec_file, capsys, tmp_path,
+                                                          monkeypatch):
+    """SIGKILL `up` while its (slow) create runs, then `down` at once: the
+    orphaned create finishes after up died, so down must wait for it (its
+    pid is journaled) before removing, or the object appears after down."""
+    events = tmp_path / "events"
+    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "1.5", "H11_EVENTS": str(events)},
+                     "up", str(spec_file))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if events.exists() and "child running" in events.read_text():
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("up never started its first create")
+    proc.kill()
+    proc.communicate(timeout=30)
+    state = _state(tmp_path)
+    assert state["inflight"]["pid"] > 0
+    monkeypatch.setenv("H11_EVENTS", str(events))  # our close() logs there too
+    assert cli.main(["down", "demo"]) == 0
+    lines = events.read_text().splitlines()
+    assert "child done" in lines and lines.index("child done") < lines.index("close net-a"), lines
