@@ -447,8 +447,11 @@ class DockerBackend(Backend):
             if journal is not None:
                 journal(bottle.handle())  # the ident, before the state dir exists
             _bring_up(bottle, progress)
-        except BaseException:
-            bottle.close()
+        except BaseException as exc:
+            try:
+                bottle.close()
+            except Exception as cleanup:  # never mask the launch failure
+                exc.add_note(f"cleanup after failed launch also failed: {cleanup}")
             raise
         return bottle
 

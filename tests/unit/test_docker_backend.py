@@ -720,3 +720,15 @@ def test_every_launch_makes_a_fresh_ca_key(host, skill):
     assert tuple(ca_init_argv(stale, common_name="bottle-ref pipelock CA")) in runner.argvs
     assert (stale / "ca-key.pem").read_text() != "OLD KEY"
     assert not (Path(plan.state_dir) / "leftover").exists()
+
+
+def test_a_failed_launch_whose_cleanup_also_fails_keeps_the_launch_error(host, skill):
+    runner = RecordingRunner()
+    runner.reply("docker", "create", "--name", f"{IDENT}-egress", returncode=125,
+                 stderr="docker: Error response from daemon: Conflict.")
+    runner.reply("docker", "rm", returncode=1, stderr=UNREACHABLE)
+    runner.reply("docker", "inspect", returncode=1, stderr=UNREACHABLE)
+    with pytest.raises(CommandError, match="Conflict") as info:
+        launched(full_spec(skill), host, runner=runner)
+    assert any("cleanup after failed launch also failed" in n and ctr("pipelock") in n
+               for n in getattr(info.value, "__notes__", []))
