@@ -126,8 +126,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--bottle-call-timeout", dest="bottle_call_timeout", metavar="SECS", type=float,
         default=None,
-        help="seconds any one backend call (prepare, launch, exec, close) may take before "
-             "it is interrupted and its tests end as ERROR; default "
+        help="seconds any one backend or bottle call (prepare, launch, script, agent_argv, "
+             "exec, close, ...) may take before its tests end as ERROR; default "
              f"{watchdog.DEFAULT_STATIC:g} s in the static tiers, {watchdog.DEFAULT_LIVE:g} s "
              "live [env BOTTLE_CALL_TIMEOUT]",
     )
