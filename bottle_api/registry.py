@@ -52,10 +52,13 @@ def _import_path(spec: str) -> object:
         obj: object = importlib.import_module(module_name)
     except ImportError as exc:
         raise BackendNotFound(f"cannot import backend module {module_name!r}: {exc}") from None
+    except Exception as exc:  # the module itself fails (SyntaxError, an error at import)
+        raise BackendNotFound(f"cannot import backend module {module_name!r}: "
+                              f"{type(exc).__name__}: {exc}") from None
     for attr in attr_path.split("."):
         try:
             obj = getattr(obj, attr)
-        except AttributeError:
+        except Exception:  # AttributeError, or a module __getattr__ raising anything
             raise BackendNotFound(f"module {module_name!r} has no attribute {attr_path!r}") from None
     return obj
 
@@ -91,6 +94,9 @@ def get_backend(name_or_spec: str) -> Backend:
         backend = obj()
     except TypeError as exc:  # abstract class, or a factory that needs arguments
         raise BackendNotFound(f"cannot create backend {name_or_spec!r}: {exc}") from None
+    except Exception as exc:  # the factory itself fails: say so, not a traceback
+        raise BackendNotFound(f"cannot create backend {name_or_spec!r}: "
+                              f"{type(exc).__name__}: {exc}") from None
     if not isinstance(backend, Backend):
         raise BackendNotFound(f"{name_or_spec!r} returned {type(backend).__name__}, "
                               "not a bottle_api.Backend")

@@ -95,14 +95,28 @@ class Runner(ABC):
         """A name unique to this run (deterministic under recording)."""
 
 
-class SubprocessRunner(Runner):
-    """Production runner: real subprocesses, real clock."""
+# Seconds any command may run when its caller gives no timeout: a hung engine
+# (a `docker create` that never answers) must end as a failure, never hang
+# the CLI or the suite. Long enough for an image save or a slow engine.
+DEFAULT_TIMEOUT = 900.0
 
-    def __init__(self, *, echo: Callable[[str], None] | None = None):
+
+class SubprocessRunner(Runner):
+    """Production runner: real subprocesses, real clock.
+
+    Every command is bounded: ``timeout=None`` means ``default_timeout``
+    (`DEFAULT_TIMEOUT`; pass ``default_timeout=None`` for a runner whose
+    commands are the user's own, e.g. ``bottle-ref exec``)."""
+
+    def __init__(self, *, echo: Callable[[str], None] | None = None,
+                 default_timeout: float | None = DEFAULT_TIMEOUT):
         self._echo = echo
+        self.default_timeout = default_timeout
 
     def run(self, argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
         argv = tuple(str(a) for a in argv)
+        if timeout is None:
+            timeout = self.default_timeout
         if self._echo:
             self._echo("$ " + " ".join(argv))
         child_env = None

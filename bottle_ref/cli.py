@@ -5,7 +5,7 @@ provisioning error, a timeout, a file error) print ONE line
 ``bottle-ref: error: ...`` and exit 2 for bad input or 1 for runtime
 failures; only a bug shows a traceback.
 
-``up`` records ``{name, backend, spec, spec_text, base_dir, handle}`` in
+``up`` records ``{name, backend, spec, spec_text, base_dir, state_dir, handle}`` in
 ``<state_root>/bottles/<name>.json`` so that ``exec`` and ``down`` (later
 processes) can re-prepare the same plan and `Backend.attach` to the bottle.
 The spec text is kept so an edited or moved spec file cannot make ``down``
@@ -18,6 +18,11 @@ handle BEFORE each engine object is created, so after a kill at any point
 the ``bottle-ref.bottle=<ident>`` label. SIGINT/SIGTERM during ``up`` are
 deferred while a command runs (so a ``docker create`` in flight completes
 and is journaled), then raised: launch tears down, and ``up`` exits 130/143.
+A command that fails while a signal is pending (Ctrl-C reaches the whole
+process group, so the child dies too) raises the interrupt at once, so the
+teardown is never cut short. The plan's state dir (CA keys) is journaled
+before launch and removed with the rest; nothing is forgotten without
+proof from the engine that it is gone.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import argparse
 import inspect
 import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,7 +45,8 @@ from bottle_api.backend import Backend, Bottle
 from bottle_api.host import HostContext
 from bottle_api.plan import Plan, to_json
 from bottle_api.conventions import LABEL_KEY
-from bottle_api.runner import Completed, Runner, SubprocessRunner, poll
+from bottle_api.runner import (DEFAULT_TIMEOUT, CommandError, Completed, Runner,
+                               SubprocessRunner, poll)
 from bottle_api.spec import (NAME_RE, BottleSpec, SpecError, load_spec, load_spec_with_text,
                              parse_spec)
 
@@ -68,13 +76,20 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+# Seconds a command in flight may still run after SIGINT/SIGTERM before it is
+# killed and teardown starts (env BOTTLE_REF_SIGNAL_GRACE overrides).
+SIGNAL_GRACE = 10.0
+SIGNAL_GRACE_ENV = "BOTTLE_REF_SIGNAL_GRACE"
+
+
 class _SignalGuard:
     """SIGINT/SIGTERM handling for ``up``.
 
     While a command runs the signal is only noted (the command finishes,
-    bounded by its own timeout, so what it created is known and journaled);
-    it is raised as `Interrupted` as soon as the command returns, or at once
-    when nothing runs or a second signal arrives. Once raised, further
+    so what it created is known and journaled); it is raised as
+    `Interrupted` as soon as the command returns, at once when nothing runs
+    or a second signal arrives, and after `SIGNAL_GRACE` seconds when the
+    command hangs (the command is then killed). Once raised, further
     signals are ignored so that teardown completes (SIGKILL still ends us;
     the journal then lets ``down`` finish the job).
     """
@@ -86,14 +101,27 @@ class _SignalGuard:
         self.in_child = False
         self.raised = False
         self._previous: dict[int, object] = {}
+        try:
+            self.grace = max(0.0, float(os.environ.get(SIGNAL_GRACE_ENV) or SIGNAL_GRACE))
+        except ValueError:
+            self.grace = SIGNAL_GRACE
 
     def _handler(self, signum, _frame) -> None:
         if self.raised:
             return
         if self.in_child and self.pending is None:
             self.pending = signum
+            # The command in flight gets a short grace to finish (and be
+            # journaled); one that hangs is then abandoned (subprocess.run
+            # kills it as the interrupt unwinds) so ONE signal is enough.
+            if self.grace and hasattr(signal, "setitimer"):
+                signal.setitimer(signal.ITIMER_REAL, self.grace)
             return
         self._raise(signum)
+
+    def _grace_over(self, _signum, _frame) -> None:
+        if self.in_child and self.pending is not None and not self.raised:
+            self._raise(self.pending)
 
     def _raise(self, signum: int) -> None:
         self.raised = True
@@ -112,13 +140,19 @@ class _SignalGuard:
             yield
         finally:
             self.in_child = False
+            if hasattr(signal, "setitimer"):
+                signal.setitimer(signal.ITIMER_REAL, 0)
 
     def __enter__(self) -> "_SignalGuard":
         for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handler)
+        if hasattr(signal, "SIGALRM"):
+            self._previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._grace_over)
         return self
 
     def __exit__(self, *exc) -> None:
+        if hasattr(signal, "setitimer"):
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
 
@@ -133,9 +167,17 @@ class _GuardedRunner(Runner):
     def run(self, argv, *, env=None, input=None, timeout=None, check=True,
             purpose=None) -> Completed:
         self.guard.check()
-        with self.guard.child():
-            result = self.inner.run(argv, env=env, input=input, timeout=timeout, check=check,
-                                    purpose=purpose)
+        try:
+            with self.guard.child():
+                result = self.inner.run(argv, env=env, input=input, timeout=timeout,
+                                        check=check, purpose=purpose)
+        except Exception:
+            # The command failed while a signal was noted (a Ctrl-C to the
+            # process group kills the child too): raise the interrupt now, so
+            # the teardown that follows runs with signals settled instead of
+            # being cut short by the pending one at its first command.
+            self.guard.check()
+            raise
         self.guard.check()
         return result
 
@@ -149,6 +191,48 @@ class _GuardedRunner(Runner):
 
     def unique(self, prefix: str) -> str:
         return self.inner.unique(prefix)
+
+
+class _SpawnReportingRunner(SubprocessRunner):
+    """`SubprocessRunner` that calls ``on_spawn(pid)`` as each command starts
+    and ``on_spawn(None)`` when it ended, so ``up`` journals the command in
+    flight: after a kill, ``down`` waits for that orphan (a ``docker network
+    create`` still talking to the engine) before it sweeps (issue 17)."""
+
+    def __init__(self, on_spawn: Callable[[int | None], None], **kw):
+        super().__init__(**kw)
+        self.on_spawn = on_spawn
+
+    def run(self, argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
+        argv = tuple(str(a) for a in argv)
+        if self._echo:
+            self._echo("$ " + " ".join(argv))
+        timeout = self.default_timeout if timeout is None else timeout
+        child_env = {**os.environ, **env} if env else None
+        try:
+            proc = subprocess.Popen(argv, env=child_env, text=True, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE,
+                                    stdin=subprocess.PIPE if input is not None else None)
+        except FileNotFoundError:
+            result = Completed(argv, 127, "", f"{argv[0]}: command not found")
+        else:
+            with proc:
+                try:
+                    self.on_spawn(proc.pid)
+                    try:
+                        out, err = proc.communicate(input, timeout=timeout)
+                        result = Completed(argv, proc.returncode, out, err)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        out, _ = proc.communicate()
+                        result = Completed(argv, 124, out or "", f"timed out after {timeout}s")
+                except BaseException:  # an interrupt: the child goes with us
+                    proc.kill()
+                    raise
+            self.on_spawn(None)
+        if check and not result.ok:
+            raise CommandError(result)
+        return result
 
 
 # -- helpers -------------------------------------------------------------------
@@ -169,7 +253,11 @@ def _default_backend() -> str:
 
 
 def _runner(args: argparse.Namespace) -> SubprocessRunner:
-    return SubprocessRunner(echo=_echo if getattr(args, "verbose", False) else None)
+    """Engine commands are bounded (`DEFAULT_TIMEOUT`); ``exec`` runs the
+    user's own command, which may run as long as it likes."""
+    return SubprocessRunner(echo=_echo if getattr(args, "verbose", False) else None,
+                            default_timeout=(None if getattr(args, "command", None) == "exec"
+                                             else DEFAULT_TIMEOUT))
 
 
 def _registry(host: HostContext) -> Path:
@@ -322,20 +410,31 @@ def _reattach(state: dict, host: HostContext, args: argparse.Namespace, path: Pa
 
 
 def _engine_objects(runner: Runner, ident: str) -> tuple[list[str], list[str]]:
-    """Container and network ids labelled ``bottle-ref.bottle=<ident>``."""
+    """Container and network ids labelled ``bottle-ref.bottle=<ident>``.
+    An engine that cannot answer is an error (`RuntimeFailure`), never
+    "none": the bottle may still run."""
     label = f"label={LABEL_KEY}={ident}"
     found = []
     for argv in (["docker", "ps", "-aq", "--filter", label],
                  ["docker", "network", "ls", "-q", "--filter", label]):
         result = runner.run(argv, check=False, timeout=60)
-        found.append(result.stdout.split() if result.ok else [])
+        if not result.ok:
+            raise RuntimeFailure(f"cannot list objects labelled {LABEL_KEY}={ident}: "
+                                 f"{_last_line(result)}")
+        found.append(result.stdout.split())
     return found[0], found[1]
+
+
+def _last_line(result: Completed) -> str:
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return lines[-1].strip() if lines else f"exit {result.returncode}"
 
 
 def _sweep_labels(runner: Runner, ident: str) -> int:
     """Remove every container, then network, labelled with ``ident``
     (a resource whose create completed after the journal's owner died, or
-    after close ran). Returns how many objects were removed."""
+    after close ran). Returns how many objects were removed; raises
+    `RuntimeFailure` unless the engine confirms none is left."""
     if not ident or not NAME_RE.fullmatch(ident[:40]):
         return 0
     containers, networks = _engine_objects(runner, ident)
@@ -343,13 +442,43 @@ def _sweep_labels(runner: Runner, ident: str) -> int:
         runner.run(["docker", "rm", "-f", *containers], check=False, timeout=120)
     if networks:
         runner.run(["docker", "network", "rm", *networks], check=False, timeout=120)
+    if containers or networks:
+        still = [x for x in _engine_objects(runner, ident) for x in x]
+        if still:
+            raise RuntimeFailure(f"docker did not remove {', '.join(still)} "
+                                 f"(labelled {LABEL_KEY}={ident})")
     return len(containers) + len(networks)
+
+
+INFLIGHT_WAIT = 60.0  # seconds down waits for a dead up's orphaned command
+
+
+def _wait_inflight(state: dict) -> None:
+    """A dead ``up``'s command in flight (journaled pid) may still create
+    what it was asked to: wait for it to exit (bounded; then kill it) so the
+    sweep that follows sees whatever it made."""
+    inflight = state.get("inflight")
+    if not isinstance(inflight, dict) or not _alive(inflight):
+        return
+    runner = SubprocessRunner()
+    try:
+        poll(runner, lambda: not _alive(inflight), timeout=INFLIGHT_WAIT, interval=0.05,
+             what=f"command pid {inflight.get('pid')} of the dead `{PROG} up`")
+    except TimeoutError:
+        try:
+            os.kill(int(inflight["pid"]), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, ValueError, TypeError):
+            pass
 
 
 def _remove_by_journal(state: dict, host: HostContext, args: argparse.Namespace,
                        path: Path) -> None:
     """Tear down a bottle from its state file: close what the journal (or the
-    finished handle) names, then sweep by label. For reference backends."""
+    finished handle) names, then sweep by label. For reference backends.
+    Any failure (close could not prove removal, the engine could not list
+    by label) raises `RuntimeFailure`: the caller keeps the state file."""
+    if state.get("starting"):
+        _wait_inflight(state)
     handle_key = "handle" if state.get("handle") is not None else "journal"
     handle = state.get(handle_key)
     errors: list[str] = []
@@ -360,9 +489,28 @@ def _remove_by_journal(state: dict, host: HostContext, args: argparse.Namespace,
             errors.append(str(exc) or type(exc).__name__)
     ident = handle.get("ident") if isinstance(handle, Mapping) else None
     if ident and state.get("backend") in ("docker", "smolmachines"):
-        _sweep_labels(_runner(args), str(ident))
-    if errors and handle_key == "handle":
-        raise RuntimeFailure(f"teardown failed: {errors[0]}")
+        try:
+            _sweep_labels(_runner(args), str(ident))
+        except RuntimeFailure as exc:
+            errors.append(str(exc))
+    if errors:
+        raise RuntimeFailure(f"teardown failed, state kept ({path}): " + "; ".join(errors))
+    _remove_state_dir(state, host)
+
+
+def _remove_state_dir(state: dict, host: HostContext) -> None:
+    """Remove the bottle's state dir the state file names (its CA keys),
+    once its engine objects are gone; only a dir strictly inside this
+    user's state root and not the registry (a tampered path is ignored)."""
+    named = state.get("state_dir")
+    if not isinstance(named, str) or not named:
+        return
+    root = host.state_root.resolve()
+    target = Path(named).resolve()
+    if root not in target.parents or target == _registry(host).resolve() or \
+            _registry(host).resolve() in target.parents:
+        return
+    shutil.rmtree(target, ignore_errors=True)
 
 
 # -- commands ------------------------------------------------------------------
@@ -402,10 +550,24 @@ def cmd_up(args: argparse.Namespace) -> int:
              "pid_start": _proc_start(pid), "journal": None}
     with _SignalGuard() as guard:
         _reserve(state_path, state)
-        runner = _GuardedRunner(_runner(args), guard)
+
+        def inflight(pid: int | None) -> None:
+            state["inflight"] = None if pid is None else {"pid": pid, "pid_start": _proc_start(pid)}
+            if state.get("starting"):
+                _write_state(state_path, json.dumps(state, indent=2, sort_keys=True))
+
+        base = _runner(args)
+        if type(base) is SubprocessRunner:  # (tests substitute a recording runner)
+            base = _SpawnReportingRunner(inflight, echo=base._echo,
+                                         default_timeout=base.default_timeout)
+        runner = _GuardedRunner(base, guard)
         plan: Plan | None = None
         try:
             plan = backend.prepare(spec, host)
+            # The state dir (CA keys) is a resource like any other: journaled
+            # before launch writes it, removed by down/gc (issue 17).
+            state["state_dir"] = str(plan.state_dir)
+            _write_state(state_path, json.dumps(state, indent=2, sort_keys=True))
             kwargs = {}
             if "journal" in inspect.signature(backend.launch).parameters:
                 kwargs["journal"] = _journal_writer(
@@ -414,10 +576,20 @@ def cmd_up(args: argparse.Namespace) -> int:
         except BaseException:
             # launch tore itself down; a create that completed after that
             # (the engine finishing a request we abandoned) goes by label.
-            ident = (state.get("journal") or {}).get("ident")
-            if ident and backend_name in ("docker", "smolmachines"):
-                _sweep_labels(_runner(args), str(ident))
-            state_path.unlink(missing_ok=True)
+            journal = state.get("journal") or {}
+            keep = False
+            if journal.get("ident") and backend_name in ("docker", "smolmachines") and (
+                    journal.get("containers") or journal.get("networks")
+                    or "containers" not in journal):
+                try:
+                    _sweep_labels(_runner(args), str(journal["ident"]))
+                except RuntimeFailure as exc:  # no proof it is gone: keep the journal
+                    _echo(f"{PROG}: warning: {' '.join(str(exc).split())}; state kept: "
+                          f"`{PROG} down {spec.name}` retries")
+                    keep = True
+            if not keep:
+                _remove_state_dir(state, host)
+                state_path.unlink(missing_ok=True)
             raise
         try:
             guard.check()
@@ -428,7 +600,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 _echo(f"{PROG}: warning: backend {backend_name!r} gives no handle; "
                       "exec and down will not reach this bottle")
             done = {k: v for k, v in state.items()
-                    if k not in ("starting", "pid", "pid_start", "journal")}
+                    if k not in ("starting", "pid", "pid_start", "journal", "inflight")}
             done["handle"] = handle
             try:
                 text = json.dumps(done, indent=2, sort_keys=True)
@@ -507,6 +679,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         _remove_by_journal(state, host, args, path)
     else:
         _reattach(state, host, args, path).close()
+        _remove_state_dir(state, host)
     path.unlink(missing_ok=True)
     print(args.name)
     return EXIT_OK
@@ -533,16 +706,26 @@ def _stop_up(state: dict) -> None:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    """Remove bottles whose ``up`` died before finishing (its pid is gone)."""
+    """Remove bottles whose ``up`` died before finishing (its pid is gone).
+
+    Only this user's own registry entries: a regular file (not a symlink)
+    owned by this uid. ``--dry-run`` names what would go and touches nothing."""
     host = HostContext.from_os()
     registry = _registry(host)
     failed = 0
     for f in sorted(registry.glob("*.json")) if registry.is_dir() else []:
         try:
+            st = f.lstat()
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+                _echo(f"{PROG}: warning: {f.name}: not a state file of this user; left alone")
+                continue
             state = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if not isinstance(state, dict) or not state.get("starting") or _alive(state):
+            continue
+        if args.dry_run:
+            print(f"would remove {f.stem}")
             continue
         try:
             _remove_by_journal(state, host, args, f)
@@ -611,6 +794,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gc", help="remove bottles whose `up` died before finishing")
     p.add_argument("-v", "--verbose", action="store_true", help="echo each command to stderr")
+    p.add_argument("-n", "--dry-run", action="store_true",
+                   help="only print the bottles gc would remove")
     p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("ls", help="list bottles this host brought up")

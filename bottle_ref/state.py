@@ -50,14 +50,19 @@ def state_files(plan: Plan) -> StateFiles:
 
 
 def write_state(plan: Plan) -> StateFiles:
-    """Create the state dir (0700) and write the plan's rendered configs.
+    """Create the state dir (0700), empty (whatever an earlier launch of
+    this name left is removed first, so each launch has fresh CA keys), and
+    write the plan's rendered configs.
 
     The configs hold no secret (token *names* only), so they are 0644: they
     are bind-mounted and a bundle daemon need not run as the host user to
     read them. The 0700 dir keeps other host users out.
     """
     files = state_files(plan)
-    files.dir.mkdir(parents=True, exist_ok=True)
+    # A fresh dir per launch: one left behind (a kill, a failed teardown)
+    # must not hand its CA private keys to this launch (issue 17).
+    shutil.rmtree(files.dir, ignore_errors=True)
+    files.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(files.dir, 0o700)
     write_file(files.pipelock_yaml, plan.pipelock.config_yaml, mode=0o644)
     write_file(files.egress_routes_yaml, plan.egress.routes_yaml, mode=0o644)

@@ -643,6 +643,18 @@ TSI_ALLOW_NARROW = Clause(
 )
 
 
+# --- issue 17: faults, round 2 (teardown proof, hangs, secrets in output) -------
+
+TEARDOWN_LOUD = Clause(
+    "TEARDOWN-LOUD", MUST,
+    "close() against an engine that cannot answer (every command failing, e.g. "
+    "unreachable) MUST raise, naming what may remain, and MUST NOT report the bottle "
+    "gone: a failed inspect is no proof that nothing exists.",
+    SNAPSHOT, None,
+    "issue 17: `bottle-ref down` with the engine unreachable exited 0 and forgot a "
+    "running bottle (a failed docker inspect read as \"none exist\")",
+)
+
 CLAUSES: tuple[Clause, ...] = tuple(
     value for name, value in list(globals().items())
     if isinstance(value, Clause) and name == value.id.replace("-", "_")

@@ -16,13 +16,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .contract import DEFAULT_PATH, is_current, render_contract
+from .contract import DEFAULT_PATH, render_contract
 from .clauses import TIERS
-from .report import MAX_REPORT_CHARS, Report, ReportError, markdown, verify
+from .report import MAX_REPORT_CHARS, Report, ReportError, markdown, printable, verify
 
 
-def read_report_text(path: Path, limit: int = MAX_REPORT_CHARS) -> str:
-    """The text of a report file, refusing what cannot be one without
+def read_report_text(path: Path, limit: int = MAX_REPORT_CHARS, *, what: str = "a report") -> str:
+    """The text of a report file (or ``what`` else), refusing what cannot be one without
     blocking or reading without bound: a FIFO, a device (``/dev/zero``), a
     directory, a file over ``limit`` bytes, bytes that are not UTF-8."""
     try:
@@ -37,7 +37,7 @@ def read_report_text(path: Path, limit: int = MAX_REPORT_CHARS) -> str:
                     if stat.S_ISFIFO(st.st_mode) else "a device or special file")
             raise ReportError(f"cannot read: {kind}, not a regular file")
         if st.st_size > limit:
-            raise ReportError(f"not a report: {st.st_size} bytes, over the {limit}-byte limit")
+            raise ReportError(f"not {what}: {st.st_size} bytes, over the {limit}-byte limit")
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(fd, 1 << 20)
@@ -46,7 +46,7 @@ def read_report_text(path: Path, limit: int = MAX_REPORT_CHARS) -> str:
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:
-            raise ReportError(f"not a report: over the {limit}-byte limit")
+            raise ReportError(f"not {what}: over the {limit}-byte limit")
     except OSError as exc:
         raise ReportError(f"cannot read: {exc.strerror or exc}") from None
     finally:
@@ -55,7 +55,7 @@ def read_report_text(path: Path, limit: int = MAX_REPORT_CHARS) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ReportError(f"not a report: not UTF-8 (byte {exc.start})") from None
+        raise ReportError(f"not {what}: not UTF-8 (byte {exc.start})") from None
 
 
 def _load(path: Path) -> Report:
@@ -71,27 +71,64 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     report = _load(args.path)
     problems = verify(report, strict=args.strict, tiers=args.tier)
     if problems:
-        print(f"{args.path}: {len(problems)} problem(s):")
+        print(f"{printable(args.path)}: {len(problems)} problem(s):")
         for p in problems:
-            print(f"  {p}")
+            print(f"  {printable(p)}")
         return 1
     scope = f", tiers {'+'.join(sorted(args.tier))}" if args.tier else ""
-    print(f"{args.path}: OK ({report.backend} {report.backend_version}, "
-          f"{len(report.results)} clauses{scope})")
+    print(f"{printable(args.path)}: OK ({printable(report.backend)} "
+          f"{printable(report.backend_version)}, {len(report.results)} clauses{scope})")
     return 0
 
 
 def _cmd_contract(args: argparse.Namespace) -> int:
     path: Path = args.output
-    if args.check:
-        if is_current(path):
-            print(f"{path} is up to date")
-            return 0
-        print(f"{path} is out of date with the clause registry; run `bottle-conformance contract`")
-        return 1
-    path.write_text(render_contract(), encoding="utf-8")
-    print(f"wrote {path}")
+    try:
+        if args.check:
+            try:
+                current = read_report_text(path, limit=MAX_CONTRACT_BYTES,
+                                           what="a contract") == render_contract()
+            except ReportError:
+                if not os.path.lexists(path):
+                    current = False
+                else:
+                    raise
+            if current:
+                print(f"{printable(path)} is up to date")
+                return 0
+            print(f"{printable(path)} is out of date with the clause registry; run "
+                  "`bottle-conformance contract`")
+            return 1
+        _write_regular(path, render_contract())
+    except ReportError as exc:
+        print(f"bottle-conformance: {printable(path)}: {printable(exc)}", file=sys.stderr)
+        return 2
+    print(f"wrote {printable(path)}")
     return 0
+
+
+MAX_CONTRACT_BYTES = 4 * 1024 * 1024
+
+
+def _write_regular(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, a regular file (created if missing); a
+    FIFO (no reader: it would block), a device or a directory is refused."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK
+                     | getattr(os, "O_NOCTTY", 0), 0o644)
+    except OSError as exc:
+        raise ReportError(f"cannot write: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ReportError("cannot write: not a regular file")
+        os.ftruncate(fd, 0)
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError as exc:
+        raise ReportError(f"cannot write: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def _tiers(text: str) -> frozenset[str]:
@@ -132,10 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ReportError as exc:
-        print(f"bottle-conformance: {args.path}: {exc}", file=sys.stderr)
+        print(f"bottle-conformance: {printable(args.path)}: {printable(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"bottle-conformance: {exc}", file=sys.stderr)
+        print(f"bottle-conformance: {printable(exc)}", file=sys.stderr)
         return 2
 
 

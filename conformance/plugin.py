@@ -17,6 +17,8 @@ Result mapping for a clause test:
 
 from __future__ import annotations
 
+import linecache
+
 from dataclasses import dataclass
 
 import pytest
@@ -124,8 +126,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--bottle-call-timeout", dest="bottle_call_timeout", metavar="SECS", type=float,
         default=None,
-        help="seconds any one backend call (prepare, launch, exec, close) may take before "
-             "it is interrupted and its tests end as ERROR; default "
+        help="seconds any one backend or bottle call (prepare, launch, script, agent_argv, "
+             "exec, close, ...) may take before its tests end as ERROR; default "
              f"{watchdog.DEFAULT_STATIC:g} s in the static tiers, {watchdog.DEFAULT_LIVE:g} s "
              "live [env BOTTLE_CALL_TIMEOUT]",
     )
@@ -372,6 +374,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     if ids or state_of(item.config).selected is not None:
         redact_report(report)
     return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_warning_recorded(warning_message, when, nodeid, location) -> None:
+    """Redact a warning before pytest's warnings summary (and any other
+    reporter) sees it: its message, and the source line it quotes."""
+    redact_warning(warning_message)
+
+
+def redact_warning(warning_message) -> None:
+    text = str(warning_message.message)
+    if redaction.find(text):
+        try:
+            warning_message.message = warning_message.category(redaction.redact(text))
+        except Exception:  # a category that takes other arguments
+            warning_message.message = UserWarning(redaction.redact(text))
+    line = warning_message.line
+    if line is None and warning_message.filename and warning_message.lineno:
+        line = linecache.getline(str(warning_message.filename), int(warning_message.lineno))
+    if line and redaction.find(line):
+        warning_message.line = redaction.redact(line)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Last sweep before the summaries print: every recorded warning's text
+    (a value planted by an earlier test included)."""
+    for report in terminalreporter.stats.get("warnings", []):
+        message = getattr(report, "message", None)
+        if isinstance(message, str) and redaction.find(message):
+            report.message = redaction.redact(message)
+    return (yield)
 
 
 def redact_report(report: pytest.TestReport) -> None:

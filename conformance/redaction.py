@@ -14,9 +14,13 @@ value *and its common encodings*:
   file encoded whole) is found too.
 
 The plugin redacts failure text, captured output, user properties (hence
-JUnit XML) and the JSON report; the snapshot extension refuses to write or
-compare a snapshot holding one (`refusal`). Values planted during one test
-are forgotten after it (`end_test`); session-wide ones stay.
+JUnit XML), the JSON report, the terminal header and pytest's warnings
+summary; the snapshot extension refuses to write or compare a snapshot
+holding one (`refusal`). Values planted during one test are retired after
+it (`end_test`): the snapshot refusal (`find_current`) no longer matches
+them, but `find` / `redact` still do for the rest of the session, so a
+backend that caches a token and re-emits it in a later test's output,
+warning or report reason cannot print it (issue 17).
 
 Matching is linear in the text: forms are indexed by their first
 `WINDOW` characters, and the text is scanned once.
@@ -74,12 +78,15 @@ def encodings(value: str) -> set[str]:
 
 
 class Registry:
-    """Known secret values and their forms, session-wide or per test."""
+    """Known secret values and their forms: session-wide, this test's, and
+    retired (planted by an earlier test; still redacted from output)."""
 
     def __init__(self) -> None:
         self._session: set[str] = set()
         self._test: set[str] = set()
-        self._index: dict[str, set[str]] | None = None
+        self._retired: set[str] = set()
+        self._index: dict[str, set[str]] | None = None  # every value, retired too
+        self._current: dict[str, set[str]] | None = None  # session and this test's
         self._labels: dict[str, str] = {}
 
     # -- planting ---------------------------------------------------------------
@@ -89,7 +96,9 @@ class Registry:
         for v in values:
             if isinstance(v, str) and len(v) >= MIN_LEN and v not in target:
                 target.add(v)
-                self._index = None
+                self._current = None
+                if self._index is not None:  # grows in place: retiring never shrinks it
+                    self._add(self._index, v)
 
     def plant_host_env(self, environ: Mapping[str, str] = os.environ) -> None:
         """Treat the values of the host's secret-looking env vars as secrets
@@ -101,8 +110,9 @@ class Registry:
 
     def end_test(self) -> None:
         if self._test:
+            self._retired |= self._test
             self._test.clear()
-            self._index = None
+            self._current = None
 
     @property
     def values(self) -> frozenset[str]:
@@ -110,19 +120,26 @@ class Registry:
 
     # -- matching ---------------------------------------------------------------
 
-    def _forms(self) -> dict[str, set[str]]:
+    def _add(self, index: dict[str, set[str]], value: str) -> None:
+        for form, label in labelled_encodings(value).items():
+            index.setdefault(form[:WINDOW], set()).add(form)
+            self._labels.setdefault(form, label)
+
+    def _forms(self, current: bool = False) -> dict[str, set[str]]:
+        if current:
+            if self._current is None:
+                self._current = {}
+                for value in self._session | self._test:
+                    self._add(self._current, value)
+            return self._current
         if self._index is None:
-            index: dict[str, set[str]] = {}
-            labels: dict[str, str] = {}
-            for value in self._session | self._test:
-                for form, label in labelled_encodings(value).items():
-                    index.setdefault(form[:WINDOW], set()).add(form)
-                    labels.setdefault(form, label)
-            self._index, self._labels = index, labels
+            self._index = {}
+            for value in self._session | self._test | self._retired:
+                self._add(self._index, value)
         return self._index
 
-    def _spans(self, text: str) -> list[tuple[int, int]]:
-        index = self._forms()
+    def _spans(self, text: str, current: bool = False) -> list[tuple[int, int]]:
+        index = self._forms(current)
         if not index or len(text) < MIN_LEN:
             return []
         spans = []
@@ -133,6 +150,14 @@ class Registry:
                 if best is not None:
                     spans.append((i, i + len(best)))
         return spans
+
+    def find_current(self, text: str) -> int:
+        """Like `find`, for the session's values and this test's only (not
+        those retired from earlier tests): the snapshot refusal, where an
+        earlier test's generated value must not refuse an unrelated snapshot."""
+        if not isinstance(text, str):
+            return 0
+        return len(self._spans(text, current=True))
 
     def kinds(self, text: str) -> list[str]:
         """What each match in ``text`` is (``literal``, ``base64``, ``hex``...)."""
@@ -179,6 +204,10 @@ def plant_all(values: Iterable[str], *, session: bool = False) -> None:
 
 def find(text: str) -> int:
     return REGISTRY.find(text)
+
+
+def find_current(text: str) -> int:
+    return REGISTRY.find_current(text)
 
 
 def redact(text: str) -> str:

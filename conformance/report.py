@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -285,8 +286,34 @@ def verify(report: Report, *, strict: bool = False,
     return problems
 
 
+def printable(text: Any) -> str:
+    """``text`` with every character a terminal acts on escaped, so a value
+    read from a report (a reason, a clause ID, a backend name) can neither
+    forge a line nor move the cursor: C0/C1 controls and DEL (a newline
+    too) as ``\\n``/``\\xNN``, format characters (bidi overrides, zero
+    widths) and line/paragraph separators as ``\\uNNNN``. Call it on each
+    value at print time; other text is unchanged."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) for c in text)
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(c: str) -> str:
+    if c in _NAMED:
+        return _NAMED[c]
+    if unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+        return c  # e.g. a space separator other than " " is printed as is
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x100 else (
+        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+
+
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+    return printable(str(text).replace("\n", " ").strip()).replace("|", "\\|")
 
 
 def markdown(report: Report) -> str:
@@ -295,16 +322,17 @@ def markdown(report: Report) -> str:
     absent = "; ".join(f"{c}: {why}" for c, why in report.capabilities_absent)
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
     lines = [
-        f"# bottle-conformance report: {report.backend} {report.backend_version}",
+        f"# bottle-conformance report: {printable(report.backend)} "
+        f"{printable(report.backend_version)}",
         "",
-        f"- suite version: {report.suite_version}",
-        f"- capabilities: {caps}",
+        f"- suite version: {printable(report.suite_version)}",
+        f"- capabilities: {printable(caps)}",
         *([f"- capabilities absent: {_cell(absent)}"] if absent else []),
-        f"- hypothesis profile: {report.hypothesis_profile}"
-        + (f" (seed {report.hypothesis_seed})" if report.hypothesis_seed else ""),
-        f"- started: {report.started_at}",
+        f"- hypothesis profile: {printable(report.hypothesis_profile)}"
+        + (f" (seed {printable(report.hypothesis_seed)})" if report.hypothesis_seed else ""),
+        f"- started: {printable(report.started_at)}",
         f"- clauses: {len(report.results)}" + (f" ({counts})" if counts else ""),
-        *[f"- {tool}: {_cell(what)}" for tool, what in sorted(report.standins.items())],
+        *[f"- {printable(tool)}: {_cell(what)}" for tool, what in sorted(report.standins.items())],
         "",
         "| Clause | Level | Tier | State | Duration (s) | Reason |",
         "| --- | --- | --- | --- | ---: | --- |",

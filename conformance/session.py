@@ -18,7 +18,7 @@ import pytest
 from .version import __version__
 from . import redaction
 from .clauses import CLAUSES
-from .report import Report, verify
+from .report import Report, printable, verify
 from .results import ResultCollector, build_reports, summary_line
 
 
@@ -56,7 +56,9 @@ class RunSession:
         if ident.broken:
             lines.append(f"bottle-conformance: backend unusable, its clause tests are ERROR: "
                          f"{ident.broken}")
-        return lines
+        # The backend's own strings (name, version, an error) may hold a host
+        # secret or control characters: neither reaches the terminal.
+        return [printable(redaction.redact(line)) for line in lines]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.collector.add(report)
@@ -124,11 +126,26 @@ class RunSession:
 
 
 def redact_report(report: Report) -> Report:
-    """``report`` with any known secret removed from its reasons (they were
-    redacted where the tests ran; this covers what only this process knows)."""
-    results = tuple(replace(r, reason=redaction.redact(r.reason)) if redaction.find(r.reason)
-                    else r for r in report.results)
-    return replace(report, results=results) if results != report.results else report
+    """``report`` with any known secret removed from every string it holds
+    (reasons were redacted where the tests ran; this covers what only this
+    process knows, values planted by earlier tests, and the backend's own
+    name, version, absent-capability reasons and stand-ins)."""
+    def clean(value):
+        if isinstance(value, str):
+            return redaction.redact(value) if redaction.find(value) else value
+        if isinstance(value, tuple):
+            return tuple(clean(v) for v in value)
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        return value
+
+    results = tuple(replace(r, reason=clean(r.reason), clause_id=clean(r.clause_id))
+                    for r in report.results)
+    return replace(report, results=results, backend=clean(report.backend),
+                   backend_version=clean(report.backend_version),
+                   capabilities=clean(report.capabilities),
+                   capabilities_absent=clean(report.capabilities_absent),
+                   standins=clean(report.standins), started_at=clean(report.started_at))
 
 
 def write_reports(path: Path, reports: list[Report]) -> list[Path]:

@@ -76,8 +76,8 @@ class Settings:
         ``nerdctl``, a path, or a command with arguments. Its engine address
         comes from the environment (``DOCKER_HOST``, ``CONTAINER_HOST``).
     call_timeout
-        Seconds any one backend call (prepare, launch, exec, close) may take
-        before the watchdog interrupts it and its tests end as ERROR. None:
+        Seconds any one backend or bottle call (each seam method, any
+        thread) may take before its tests end as ERROR. None:
         `conformance.watchdog.DEFAULT_STATIC` in the static tiers,
         `DEFAULT_LIVE` in the live tier.
     rootdir

@@ -66,7 +66,7 @@ class ArgvSnapshotExtension(SingleFileSnapshotExtension):
         text = data.text() if hasattr(data, "text") and callable(data.text) else data
         if not isinstance(text, str):
             raise TypeError(f"argv snapshots hold text or a Recording, not {type(data).__name__}")
-        leaks = redaction.find(text)
+        leaks = redaction.find_current(text)
         if leaks:
             # Raised before syrupy compares or queues a write: nothing holding
             # a secret is ever written, and no diff of it is ever shown.

@@ -93,6 +93,8 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "TEARDOWN-OWN": (f"{_DOCKER}:DockerBottle.close", f"{_SMOL}:SmolmachinesBottle.close"),
     "TEARDOWN-IDEMPOTENT": (f"{_DOCKER}:DockerBottle.close",
                             f"{_SMOL}:SmolmachinesBottle.close"),
+    "TEARDOWN-LOUD": (f"{_DOCKER}:DockerBottle.close", f"{_DOCKER}:remaining",
+                      f"{_SMOL}:SmolmachinesBottle.close"),
     "SMOLVM-ARGV": (f"{_SMOL}:machine_create_argv", f"{_SMOL}:machine_delete_argv",
                     f"{_SMOL}:SmolvmChannel.exec_argv"),
     "SMOLVM-FROM-SIDECAR": (f"{_SMOL}:machine_create_argv",),

@@ -1,12 +1,18 @@
 """A per-call watchdog on the backend: a hang becomes ERROR, not a hung run.
 
-Every call the suite makes into a backend (`Backend.prepare`,
-`Backend.launch`, and `Bottle.exec` / `Bottle.close` on what launch
-returned) runs under a deadline. When it passes, the call is interrupted
-(SIGALRM, so a backend blocked in a socket read, a ``time.sleep``, a lock or
-a ``subprocess.wait`` is woken) with `CallTimedOut`, a pytest skip whose
-reason starts ``ERROR:``: the clause tests involved end as ERROR with the
-reason, and the session goes on to the next test and writes its report.
+Every call the suite makes into a backend (each seam method of `Backend`
+in `BACKEND_CALLS`, and of every `Bottle` its launch or attach returns in
+`BOTTLE_CALLS`) runs under a deadline. When it passes in the main thread,
+the call is interrupted (SIGALRM, so a backend blocked in a socket read, a
+``time.sleep``, a lock or a ``subprocess.wait`` is woken) with
+`CallTimedOut`, a pytest skip whose reason starts ``ERROR:`` and names the
+call: the clause tests involved end as ERROR with the reason, and the
+session goes on to the next test and writes its report. In any other
+thread (the live tier launches in a thread pool, where SIGALRM cannot
+fire) the call runs in a daemon thread of its own and the caller stops
+waiting at the deadline with the same `CallTimedOut`; the hung call is
+abandoned (a thread cannot be interrupted), its engine commands bounded by
+their own subprocess timeouts.
 
 `CallTimedOut` is pytest's skip outcome, a BaseException (as every pytest outcome does), so
 a backend's ``except Exception`` cannot swallow it; its own ``finally`` /
@@ -16,8 +22,7 @@ same length.
 The deadline is per call, not per test: ``--bottle-call-timeout SECS``
 (env ``BOTTLE_CALL_TIMEOUT``) sets it for every tier; by default a static
 tier call (a recorded launch does no real work) gets `DEFAULT_STATIC`
-seconds and a live one `DEFAULT_LIVE`. Where no SIGALRM is available (not
-the main thread, or not POSIX) calls run unguarded.
+seconds and a live one `DEFAULT_LIVE`.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ DEFAULT_STATIC = 30.0
 DEFAULT_LIVE = 600.0
 OPTION = "--bottle-call-timeout"
 
-BACKEND_CALLS = ("prepare", "launch")
-BOTTLE_CALLS = ("exec", "close")
+BACKEND_CALLS = ("prepare", "launch", "attach", "script", "live_unavailable",
+                 "live_unsupported", "live_network_unsupported", "standins")
+BOTTLE_CALLS = ("agent_argv", "exec", "close", "handle", "outbound_network",
+                "internal_endpoints", "resources", "guest_mounts", "stop_daemon")
 _MARK = "_bottle_watchdog_original"
 
 
@@ -51,19 +58,62 @@ def timed_out(exc: BaseException) -> bool:
     return bool(getattr(exc, "bottle_call_timeout", False))
 
 
-class _Clock:
-    """The deadline applying now (set per test by the plugin)."""
+class _Clock(threading.local):
+    """The deadline applying now (set per test by the plugin, for every
+    thread), and how deeply guarded calls nest in this thread."""
+
+    timeout: float | None = None
 
     def __init__(self) -> None:
-        self.timeout: float | None = None
         self.depth = 0
+
+
+def _set_class_timeout(seconds: float | None) -> None:
+    _Clock.timeout = seconds
 
 
 CLOCK = _Clock()
 
 
 def set_timeout(seconds: float | None) -> None:
-    CLOCK.timeout = seconds
+    """The deadline for every guarded call, in every thread."""
+    _set_class_timeout(seconds)
+
+
+def timeout_error(what: str, seconds: float, note: str) -> BaseException:
+    exc = CallTimedOut(
+        f"{ERROR_PREFIX} {what} did not return within {seconds:g} s ({OPTION}); {note}",
+        allow_module_level=True,
+    )
+    exc.bottle_call_timeout = True
+    return exc
+
+
+def call_in_thread(what: str, seconds: float, fn: Callable[..., Any], *args: Any,
+                   **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in a daemon thread of its own, waited for at
+    most ``seconds``: its value or its exception, else `CallTimedOut`
+    naming ``what`` (the call is abandoned: a thread cannot be interrupted)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        CLOCK.depth += 1  # calls nested inside are under this deadline already
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+        finally:
+            CLOCK.depth -= 1
+            done.set()
+
+    threading.Thread(target=run, name=f"bottle-call {what}", daemon=True).start()
+    if not done.wait(seconds):
+        raise timeout_error(what, seconds, "abandoned (it runs in a worker thread, which "
+                                            "cannot be interrupted)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _can_alarm() -> bool:
@@ -88,13 +138,8 @@ def deadline(what: str, seconds: float | None) -> Iterator[None]:
         fired[0] += 1
         if fired[0] == 1:
             signal.setitimer(signal.ITIMER_REAL, seconds)  # bound the clean-up too
-        exc = CallTimedOut(
-            f"{ERROR_PREFIX} {what} did not return within {seconds:g} s ({OPTION}); "
-            "interrupted" + ("" if fired[0] == 1 else " again during its clean-up"),
-            allow_module_level=True,
-        )
-        exc.bottle_call_timeout = True
-        raise exc
+        raise timeout_error(what, seconds, "interrupted" + (
+            "" if fired[0] == 1 else " again during its clean-up"))
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     CLOCK.depth += 1
@@ -116,8 +161,12 @@ def _guard(owner: Any, name: str, what: str, after: Callable[[Any], Any] | None 
 
     @functools.wraps(method)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        with deadline(what, CLOCK.timeout):
-            result = method(*args, **kwargs)
+        seconds = CLOCK.timeout
+        if seconds and not CLOCK.depth and not _can_alarm():
+            result = call_in_thread(what, seconds, method, *args, **kwargs)
+        else:
+            with deadline(what, seconds):
+                result = method(*args, **kwargs)
         return after(result) if after is not None else result
 
     setattr(guarded, _MARK, method)
@@ -137,8 +186,9 @@ def guard_bottle(bottle: Any) -> Any:
 def guard_backend(backend: Any) -> Any:
     """Put the watchdog on ``backend`` (and on every bottle its launch returns)."""
     kind = type(backend).__name__
-    _guard(backend, "prepare", f"{kind}.prepare()")
-    _guard(backend, "launch", f"{kind}.launch()", after=guard_bottle)
+    for name in BACKEND_CALLS:
+        _guard(backend, name, f"{kind}.{name}()",
+               after=guard_bottle if name in ("launch", "attach") else None)
     return backend
 
 

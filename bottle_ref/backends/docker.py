@@ -268,6 +268,46 @@ def _mount(source: Path | str, target: str) -> list[str]:
     return ["--mount", f"type=bind,source={source},target={target},readonly"]
 
 
+# How docker says an object does not exist (20.10: ``docker inspect`` "Error:
+# No such object: X", ``docker rm`` "No such container: X", ``docker network
+# inspect/rm`` "network X not found"); each names the object.
+_ABSENT = re.compile(r"No such [a-z ]+: ?(\S+)|\b(?:network|container) (\S+) not found")
+
+
+def absent_names(text: str) -> set[str]:
+    """Names the engine's output says do not exist."""
+    return {a or b for a, b in _ABSENT.findall(text or "")}
+
+
+def image_problem(result: Completed, ref: str, hint: str) -> str:
+    """Why ``docker image inspect REF`` failed: the image is missing only
+    when the engine says so ("No such image"); otherwise the engine did not
+    answer (unreachable, refusing) and that is what the user must hear."""
+    if "no such image" in (result.stderr + result.stdout).lower():
+        return f"image {ref!r} not found {hint}"
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return ("docker engine unreachable or failing while checking image "
+            f"{ref!r}: {lines[-1].strip() if lines else f'exit {result.returncode}'}")
+
+
+def remaining(runner: Runner, kind: str, names: Sequence[str], failed: Completed
+              ) -> tuple[list[str], str]:
+    """After a removal that failed: which of ``names`` may still exist, and
+    the engine's last word on why. A name counts as gone only on proof (the
+    engine says it does not exist, or a successful inspect omits it); an inspect that fails any other way
+    (engine unreachable, hanging, refusing) leaves every unproven name in."""
+    argv = ["docker", "network", "inspect"] if kind == "network" else ["docker", "inspect"]
+    probe = runner.run([*argv, "--format", "{{.Name}}", *names], check=False)
+    gone = absent_names(failed.stderr) | absent_names(probe.stderr)
+    have = {n.strip().lstrip("/") for n in probe.stdout.splitlines()}
+    if probe.ok:  # the engine answered for every name: what it did not list is gone
+        gone |= set(names) - have
+    still = [n for n in names if n in have or n not in gone]
+    detail = [line for line in (failed.stderr or failed.stdout or probe.stderr).strip().splitlines()
+              if not absent_names(line)]
+    return still, (detail[-1].strip() if detail else "")
+
+
 class DockerBottle(Bottle):
     """A docker bottle: the names it created, and how to reach the agent."""
 
@@ -315,9 +355,12 @@ class DockerBottle(Bottle):
     def close(self) -> None:
         """Remove this bottle's containers, networks and state dir, by the
         names this launch created (never a prune, never a label filter).
-        Missing ones are fine (a failed launch, a second close); one the
-        engine refuses to remove is an error naming it (the state dir is
-        kept, so `bottle-ref down` can retry)."""
+        Missing ones are fine (a failed launch, a second close), but only on
+        proof: the engine saying "No such ..."/"... not found" for that name.
+        One the engine refuses to remove, or an engine that cannot answer
+        (unreachable, a failed ``docker inspect``), is an error naming each
+        object that may remain; the state dir is kept, so `bottle-ref down`
+        can retry."""
         if self._closed:
             return
         left = []
@@ -328,23 +371,14 @@ class DockerBottle(Bottle):
                 continue
             result = self.runner.run([*argv, *reversed(names)], check=False)
             if not result.ok:
-                still = self._existing(kind, names)
+                still, why = remaining(self.runner, kind, names, result)
                 if still:
-                    detail = (result.stderr or result.stdout).strip().splitlines()
-                    left.append(f"{kind}(s) {', '.join(still)}"
-                                + (f" ({detail[-1]})" if detail else ""))
+                    left.append(f"{kind}(s) {', '.join(still)}" + (f" ({why})" if why else ""))
         if left:
-            raise DockerError(f"bottle {self.ident}: docker did not remove "
+            raise DockerError(f"bottle {self.ident}: cannot prove docker removed "
                               + "; ".join(left))
         remove_state(self.plan.state_dir)
         self._closed = True
-
-    def _existing(self, kind: str, names: Sequence[str]) -> list[str]:
-        """Which of ``names`` the engine still has (after a failed removal)."""
-        argv = ["docker", "network", "inspect"] if kind == "network" else ["docker", "inspect"]
-        out = self.runner.run([*argv, "--format", "{{.Name}}", *names], check=False).stdout
-        have = {n.strip().lstrip("/") for n in out.splitlines()}
-        return [n for n in names if n in have]
 
     def resources(self) -> list[Resource]:
         """What this launch created: containers, networks, the state dir."""
@@ -413,8 +447,11 @@ class DockerBackend(Backend):
             if journal is not None:
                 journal(bottle.handle())  # the ident, before the state dir exists
             _bring_up(bottle, progress)
-        except BaseException:
-            bottle.close()
+        except BaseException as exc:
+            try:
+                bottle.close()
+            except Exception as cleanup:  # never mask the launch failure
+                exc.add_note(f"cleanup after failed launch also failed: {cleanup}")
             raise
         return bottle
 
@@ -469,8 +506,10 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
 
     progress("checking images")
     for ref in dict.fromkeys((plan.agent_image_ref, plan.bundle_image_ref)):
-        if not runner.run(["docker", "image", "inspect", ref], check=False).ok:
-            raise DockerError(f"image {ref!r} not found in the docker engine; build or load it first")
+        found = runner.run(["docker", "image", "inspect", ref], check=False)
+        if not found.ok:
+            raise DockerError(image_problem(found, ref, "in the docker engine; build or load "
+                                                        "it first"))
 
     progress("creating networks")
     net = {role: f"{ident}-{role}" for role in ("agent", "bundle", "out")}

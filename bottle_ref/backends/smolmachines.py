@@ -71,6 +71,8 @@ from .docker import (
     DAEMON_READY_TIMEOUT,
     agent_facing_daemons,
     container_addresses,
+    image_problem,
+    remaining,
     wait_for_daemons,
 )
 
@@ -119,6 +121,11 @@ STOP_TIMEOUT = 5  # seconds docker stop waits before SIGKILL (stop_daemon)
 READY_TIMEOUT = 60.0  # seconds to wait for the first successful exec
 READY_PROBE_TIMEOUT = 10.0  # one probe exec may hang on a warming VM
 GUEST_WORKDIR = NODE_HOME
+
+
+def _last_line(result: Completed) -> str:
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return lines[-1].strip() if lines else f"exit {result.returncode}"
 
 
 class LaunchError(RuntimeError):
@@ -482,16 +489,30 @@ class SmolmachinesBottle(Bottle):
 
     def close(self) -> None:
         """Remove exactly what launch names after ``ident``; idempotent, and
-        safe after a failed launch (each step tolerates "not there")."""
+        safe after a failed launch (each step tolerates "not there", but only
+        on proof: smolvm's "vm not found: NAME" (src/error.rs
+        ``Error::VmNotFound``), docker's "No such .../... not found"). A
+        step that fails any other way (engine or smolvm unreachable) is an
+        error naming what may remain; the state dir is then kept and a later
+        close() runs again."""
         if self._closed:
             return
-        for argv in (
-            machine_stop_argv(self.machine),
-            machine_delete_argv(self.machine),
-            [DOCKER, "rm", "-f", f"{self.ident}-bundle"],
-            [DOCKER, "network", "rm", f"{self.ident}-net"],
-        ):
-            self.runner.run(argv, check=False)
+        self.runner.run(machine_stop_argv(self.machine), check=False)
+        left = []
+        deleted = self.runner.run(machine_delete_argv(self.machine), check=False)
+        if not deleted.ok and f"not found: {self.machine}" not in (
+                deleted.stderr + deleted.stdout):
+            left.append(f"machine {self.machine} ({_last_line(deleted)})")
+        for kind, name, argv in (
+                ("container", f"{self.ident}-bundle", [DOCKER, "rm", "-f"]),
+                ("network", f"{self.ident}-net", [DOCKER, "network", "rm"])):
+            result = self.runner.run([*argv, name], check=False)
+            if not result.ok:
+                still, why = remaining(self.runner, kind, [name], result)
+                left += [f"{kind} {n}" + (f" ({why})" if why else "") for n in still]
+        if left:
+            raise LaunchError(f"bottle {self.ident}: cannot prove teardown removed "
+                              + "; ".join(left))
         remove_state(self.plan.state_dir)
         self._closed = True
 
@@ -617,7 +638,8 @@ class SmolmachinesBackend(Backend):
             found = runner.run([DOCKER, "image", "inspect", "--format", "{{.Id}}", ref],
                                check=False)
             if not found.ok:
-                raise LaunchError(f"{role} image {ref!r} not found in docker; build it first")
+                raise LaunchError(image_problem(found, ref, "in docker; build it first")
+                                  .replace("image", f"{role} image", 1))
             image_ids[role] = found.stdout.strip()
 
         archive = artifact_path(plan, image_ids["agent"])

@@ -21,7 +21,11 @@ on stdout for nox/CI to export. Progress goes to stderr: a line when a slow
 step starts, an elapsed-time line at least every 15 s while it runs (a
 ticker thread), one when it ends; never a ``=`` (nox reads stdout and
 stderr merged).
-Full command output of slow steps lands in ``<cache>/logs/``.
+Full command output of slow steps lands in ``<cache>/logs/``; a failed
+``docker build`` is one line naming the line of its output that says why.
+Fetched tarballs and wheels are used only while their recorded hashes
+match (`fetch.usable`); builds run with ``--force-rm`` and remove the
+dangling images of their own inputs.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import re
 import shutil
 import signal
 import sys
@@ -282,13 +287,13 @@ class Builder:
             (ctx / "Dockerfile").write_bytes(inputs.part("Dockerfile"))
             if role == "agent":
                 tarballs = fetch.claude_code_dir(self.cache, self.claude_version, arch)
-                if not tarballs.is_dir():
+                if not fetch.usable(tarballs, self.say):
                     with self.step(f"fetch Claude Code {self.claude_version} (npm pack)"):
                         fetch.claude_code_tarballs(self.runner, self.cache,
                                                    self.claude_version, arch)
                 _link_tree(tarballs, ctx / "npm")
                 codex = fetch.codex_dir(self.cache, self.codex_version, arch)
-                if not codex.is_dir():
+                if not fetch.usable(codex, self.say):
                     with self.step(f"fetch Codex {self.codex_version} (npm pack)"):
                         fetch.codex_tarballs(self.runner, self.cache, self.codex_version, arch)
                 _link_tree(codex, ctx / "codex")
@@ -304,19 +309,32 @@ class Builder:
         argv = ["docker", "build"]
         for key, value in build_args.items():
             argv += ["--build-arg", f"{key}={value}"]
-        argv += ["--label", f"bottle-ref.inputs={inputs.digest}", "--tag", inputs.tag, str(ctx)]
+        # --force-rm: a failed step's intermediate container goes too.
+        argv += ["--force-rm", "--label", f"bottle-ref.inputs={inputs.digest}",
+                 "--tag", inputs.tag, str(ctx)]
         with self.step(what):
             result = self.runner.run(argv, timeout=3600, check=False)
             log.write_text(result.stdout + result.stderr)
+            self._remove_dangling(inputs)
             if not result.ok:
                 raise ImageError(f"docker build of {inputs.tag} failed:"
-                                 f" {_tail(result)} (full log: {log})")
+                                 f" {_cause(result)} (full log: {log})")
+
+    def _remove_dangling(self, inputs: ImageInputs) -> None:
+        """Untagged images of these very inputs (an earlier build of this tag
+        that lost it); best effort, an image still in use stays."""
+        found = self.runner.run(["docker", "image", "ls", "-q", "--filter", "dangling=true",
+                                 "--filter", f"label=bottle-ref.inputs={inputs.digest}"],
+                                timeout=60, check=False)
+        ids = sorted(set(found.stdout.split())) if found.ok else []
+        if ids:
+            self.runner.run(["docker", "image", "rm", *ids], timeout=120, check=False)
 
     def _bundle_context(self, ctx: Path, inputs: ImageInputs, arch: Arch) -> None:
         req = ctx / "requirements.txt"
         req.write_bytes(inputs.part("requirements.txt"))
         wheels = fetch.wheels_dir(self.cache, req, arch)
-        if not wheels.is_dir():
+        if not fetch.usable(wheels, self.say):
             with self.step("fetch bundle wheels (pip download)"):
                 fetch.bundle_wheels(self.runner, self.cache, req, arch)
         _link_tree(wheels, ctx / "wheels")
@@ -354,6 +372,24 @@ def _link_tree(src: Path, dest: Path) -> None:
                 os.link(path, dest / path.name)
             except OSError:
                 shutil.copy2(path, dest / path.name)
+
+
+# docker build's own narration, never the cause of a failure.
+_BUILD_NOISE = re.compile(r"^(Step \d+/\d+|\s*---> |Removing intermediate container|"
+                          r"Sending build context|The command .* returned a non-zero code|"
+                          r"#\d+ (DONE|CACHED|\[)|Successfully )")
+_CAUSE = re.compile(r"\b(ERROR|Error|error|E:|fatal|FATAL|No such|not found|failed|invalid|"
+                    r"denied|No space)\b")
+
+
+def _cause(result) -> str:
+    """The line of a failed ``docker build`` that says why (pip's, apt's,
+    npm's error), not docker's closing "returned a non-zero code"; one line."""
+    lines = [ln.strip() for ln in (result.stdout + result.stderr).splitlines() if ln.strip()]
+    own = [ln for ln in lines if not _BUILD_NOISE.match(ln)]
+    causes = [ln for ln in own if _CAUSE.search(ln)]
+    line = (causes or own or lines or [f"exit {result.returncode}"])[-1]
+    return " ".join(line.split())[:400]
 
 
 def _tail(result) -> str:

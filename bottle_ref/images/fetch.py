@@ -13,10 +13,13 @@ complete, so an interrupted fetch is never mistaken for a finished one.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import os
 import re
 import shutil
 import sys
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,7 +45,7 @@ def claude_code_tarballs(runner: Runner, cache: Path, version: str, arch: Arch) 
     ``npm pack`` (which checks the registry's integrity hash).
     """
     dest = claude_code_dir(cache, version, arch)
-    if dest.is_dir():
+    if usable(dest):
         return dest
     with _staged(dest) as tmp:
         _npm_pack(runner, tmp, version, arch)
@@ -64,7 +67,7 @@ def codex_tarballs(runner: Runner, cache: Path, version: str, arch: Arch) -> Pat
     ``vendor/`` there.
     """
     dest = codex_dir(cache, version, arch)
-    if dest.is_dir():
+    if usable(dest):
         return dest
     with _staged(dest) as tmp:
         _npm_pack_each(runner, tmp, (
@@ -124,7 +127,7 @@ def bundle_wheels(runner: Runner, cache: Path, requirements: Path, arch: Arch,
     result is pure Python, and a compiled-only sdist fails with pip's error.
     """
     dest = wheels_dir(cache, requirements, arch)
-    if dest.is_dir():
+    if usable(dest):
         return dest
     with _staged(dest) as tmp:
         _pip_download(runner, tmp, requirements, arch, python, max_sdists)
@@ -161,7 +164,8 @@ def _pip_download(runner: Runner, tmp: Path, requirements: Path, arch: Arch,
 
 @contextmanager
 def _staged(dest: Path) -> Iterator[Path]:
-    """Fill an empty ``<dest>.tmp``; rename it to ``dest`` only on success."""
+    """Fill an empty ``<dest>.tmp``; rename it to ``dest`` only on success,
+    then record every file's hash (`write_manifest`)."""
     tmp = dest.with_name(dest.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -171,4 +175,90 @@ def _staged(dest: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    manifest_path(dest).unlink(missing_ok=True)
     tmp.rename(dest)
+    write_manifest(dest)
+
+
+# -- content verification (issue 17) -------------------------------------------------
+# A fetched directory (npm tarballs, wheels) is used only when every file
+# still has the hash recorded when it was fetched: a truncated wheel made
+# every later build fail with a generic docker error.
+
+def manifest_path(d: Path) -> Path:
+    return d.with_name(d.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(d: Path) -> None:
+    """Record ``sha256  name`` of every file in ``d`` beside it."""
+    lines = [f"{_sha256(p)}  {p.name}\n" for p in sorted(d.iterdir()) if p.is_file()]
+    tmp = manifest_path(d).with_suffix(".tmp")
+    tmp.write_text("".join(lines))
+    os.replace(tmp, manifest_path(d))
+
+
+def _structure(path: Path) -> str | None:
+    """Why an archive cannot be read to its end (older caches have no hashes)."""
+    try:
+        if path.suffix == ".whl":
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+            return f"{path.name}: corrupt member {bad}" if bad else None
+        if path.suffix in (".tgz", ".gz"):
+            with gzip.open(path, "rb") as g:
+                while g.read(1 << 20):
+                    pass
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        return f"{path.name} is damaged ({type(exc).__name__}: {exc})"
+    return None
+
+
+def damage(d: Path) -> str | None:
+    """Why the fetched directory ``d`` must not be used, or None."""
+    if not d.is_dir():
+        return "missing"
+    files = {p.name: p for p in d.iterdir() if p.is_file()}
+    manifest = manifest_path(d)
+    if not manifest.is_file():  # fetched by an older version: check structure, then record
+        if not files:
+            return "empty"
+        for p in files.values():
+            why = _structure(p)
+            if why:
+                return why
+        write_manifest(d)
+        return None
+    recorded: dict[str, str] = {}
+    for line in manifest.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        recorded[name] = digest
+    if set(recorded) != set(files):
+        return (f"files differ from those fetched "
+                f"({', '.join(sorted(set(recorded) ^ set(files)))})")
+    for name, path in files.items():
+        if path.stat().st_size == 0 or _sha256(path) != recorded[name]:
+            return f"{name} changed since it was fetched (truncated or replaced)"
+    return None
+
+
+def usable(d: Path, say=None) -> bool:
+    """Is the fetched ``d`` sound? A damaged one is deleted here (with a
+    message naming why), so the caller fetches it again."""
+    if not d.exists() and not manifest_path(d).exists():
+        return False
+    why = damage(d)
+    if why is None:
+        return True
+    if say is not None:
+        say(f"images: cached {d.name} is damaged ({why}); fetching it again")
+    shutil.rmtree(d, ignore_errors=True)
+    manifest_path(d).unlink(missing_ok=True)
+    return False

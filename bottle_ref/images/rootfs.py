@@ -9,8 +9,10 @@ A rootfs is built in ``rootfs-<hash12>.partial`` and renamed when complete;
 a half-built one is deleted, after unmounting anything debootstrap left
 mounted inside it (deleting through a live /proc or /sys mount would reach
 the host's). The completion marker ``rootfs-<hash12>.complete`` is written
-LAST; a rootfs is used only with its marker and when `damage` finds every
-`ROOTFS_REQUIRED` file, otherwise it is deleted and rebuilt with a message.
+LAST and records the sha256 of every `ROOTFS_REQUIRED` file (links
+followed inside the rootfs); a rootfs is used only with its marker and when
+`damage` finds each of those files present, non-empty and unchanged,
+otherwise it is deleted and rebuilt with a message.
 The caller holds the cache lock (`build.CacheLock`), so two builds never
 race on one ``.partial``.
 """
@@ -18,6 +20,7 @@ race on one ``.partial``.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -53,9 +56,14 @@ def damage(rootfs: Path) -> str | None:
     marker = marker_path(rootfs)
     if not marker.is_file():
         return "no completion marker"
-    if marker.read_text().strip() != rootfs.name:
+    lines = marker.read_text().splitlines()
+    if not lines or lines[0].strip() != rootfs.name:
         return "completion marker is for another rootfs"
-    return damage_files(rootfs)
+    recorded = {}
+    for line in lines[1:]:
+        digest, _, rel = line.partition("  ")
+        recorded[rel] = digest
+    return damage_files(rootfs, recorded or None)
 
 
 def usable(cache: Path, base: ImageInputs, say=None) -> bool:
@@ -123,18 +131,54 @@ def bootstrap(runner: Runner, cache: Path, base: ImageInputs, arch: Arch,
     return final
 
 
-def damage_files(rootfs: Path) -> str | None:
+def damage_files(rootfs: Path, recorded: dict[str, str] | None = None) -> str | None:
+    """Why the required files of ``rootfs`` are not sound: missing, a link
+    leading nowhere inside the rootfs, empty (a 0-byte python3.11 behind
+    the python3 link), or, with the hashes ``recorded`` at build, changed."""
     for rel in ROOTFS_REQUIRED:
         path = rootfs / rel
         if not (path.is_file() or path.is_symlink()):
             return f"{rel} is missing"
+        target = _inside(rootfs, path)
+        if target is None or not target.is_file():
+            return f"{rel} is a link to nothing in the rootfs"
+        if target.stat().st_size == 0:
+            return f"{rel} is empty ({target.relative_to(rootfs)})"
+        if recorded is not None and recorded.get(rel) != _sha256(target):
+            return f"{rel} changed since the rootfs was built"
     return None
 
 
+def _inside(rootfs: Path, path: Path, hops: int = 16) -> Path | None:
+    """``path`` with its symlinks followed as the image would (absolute
+    targets are rooted at ``rootfs``); None past ``hops`` links."""
+    for _ in range(hops):
+        if not path.is_symlink():
+            return path
+        target = Path(os.readlink(path))
+        path = (rootfs / target.relative_to("/")) if target.is_absolute() else path.parent / target
+    return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _write_marker(rootfs: Path) -> None:
+    """The completion marker: the rootfs's name, then the hash of each
+    required file (checked at every use by `damage`)."""
     marker = marker_path(rootfs)
     tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(rootfs.name + "\n")
+    hashes = []
+    for rel in ROOTFS_REQUIRED:
+        target = _inside(rootfs, rootfs / rel)
+        if target is not None and target.is_file():
+            hashes.append(f"{_sha256(target)}  {rel}\n")
+    tmp.write_text(rootfs.name + "\n" + "".join(hashes))
     os.replace(tmp, marker)
 
 

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from bottle_api.runner import CommandError, Completed, Runner, poll
 from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
 from ..outcomes import ERROR_PREFIX, environment_broken, not_supported
+from .. import watchdog
 from ..results import PROP_STANDINS
 from . import probes, upstream
 from .engine import Engine, FixtureEngineError, environment_error, fixture_engine_cli
@@ -149,6 +151,18 @@ def host_credentials(agent: str, token: str) -> tuple[str, str]:
         "accessToken": token, "refreshToken": TOKEN_PREFIX + "refresh",
         "expiresAt": (int(time.time()) + 30 * 86400) * 1000,
         "scopes": ["user:inference", "user:profile"], "subscriptionType": "max"}})
+
+
+def _result(future: Future, what: str) -> Any:
+    """``future.result()``, bounded by the watchdog's deadline for this test:
+    a background launch that never finishes is ERROR naming ``what``, not a
+    hung run (its backend calls are bounded in their thread too)."""
+    seconds = watchdog.CLOCK.timeout
+    try:
+        return future.result(timeout=seconds)
+    except FutureTimeout:
+        raise watchdog.timeout_error(what, seconds or 0.0,
+                                     "still running in a worker thread; abandoned") from None
 
 
 class TracingRunner(Runner):
@@ -453,7 +467,7 @@ class LiveHarness:
             self.prelaunch_traced(key, staging)
             runs = self._traced[key]
         run = runs.pop(0)
-        run.future.result()
+        _result(run.future, f"the traced launch of {key!r}")
         return run
 
     def fresh(self, key: str) -> LiveBottle:
@@ -461,7 +475,7 @@ class LiveHarness:
         (`prelaunch`) if there is one, else launched now."""
         spares = self._spares.get(key)
         if spares:
-            return spares.pop(0).result()
+            return _result(spares.pop(0), f"launching a fresh {key!r} bottle")
         return self.launch(key)
 
     def skill_dir(self) -> Path:
@@ -532,7 +546,8 @@ class LiveHarness:
         if key not in self._bottles:
             try:
                 pending = self._pending.pop(key, None)
-                self._bottles[key] = pending.result() if pending else self.launch(key)
+                self._bottles[key] = (_result(pending, f"launching the {key!r} bottle")
+                                      if pending else self.launch(key))
             except pytest.skip.Exception as exc:  # ERROR / NOT_SUPPORTED: keep the verdict
                 self._failed[key] = ENV_MARK + str(exc.msg).removeprefix(ERROR_PREFIX).strip()
                 raise

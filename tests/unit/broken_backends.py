@@ -1661,3 +1661,26 @@ class CodexSkillsForClaude(_RunnerDefect, SmolmachinesBackend):
 BROKEN["PROV-CODEX-MCP"] = [CodexMcpViaClaude, CodexMcpAsRoot]
 BROKEN["PROV-CODEX-PROMPT"] = [CodexPromptForClaude, CodexPromptNotPrivate]
 BROKEN["PROV-CODEX-SKILLS"] = [CodexSkillsForClaude]
+
+
+# --- issue 17: faults, round 2 --------------------------------------------------------
+
+
+class _CloseSwallowsEngineErrors(DockerBottle):
+    """Today's bug: an engine that cannot answer is taken for "nothing left"."""
+
+    def close(self):
+        try:
+            super().close()
+        except RuntimeError:
+            self._closed = True
+
+
+class CloseSwallowsUnreachableEngine(_BottleDefect, DockerBackend):
+    """issue 17 item 1: close() returns normally when every engine command
+    fails, so `down` forgets a running bottle."""
+
+    bottle_cls = _CloseSwallowsEngineErrors
+
+
+BROKEN["TEARDOWN-LOUD"] = [CloseSwallowsUnreachableEngine]

@@ -587,7 +587,7 @@ def test_every_resource_is_journaled_before_it_is_created(spec_file, capsys, mon
 
 
 def _cli_proc(env_extra: dict, *args: str, **kw) -> subprocess.Popen:
-    env = {**os.environ, **env_extra, "BOTTLE_BACKEND": f"{HERE}:JournalBackend",
+    env = {**os.environ, "BOTTLE_BACKEND": f"{HERE}:JournalBackend", **env_extra,
            "PYTHONPATH": str(Path(__file__).parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen([sys.executable, "-c",
                              "import sys, bottle_ref.cli as c; sys.exit(c.main(sys.argv[1:]))",
@@ -679,7 +679,7 @@ def test_down_of_a_dead_docker_launch_removes_by_journal_and_label(spec_file, ca
         "networks": [f"{ident}-agent", f"{ident}-bundle", f"{ident}-out"]})
     runner = RecordingRunner()
     runner.reply("docker", "ps", "-aq", "--filter", f"label=bottle-ref.bottle={ident}",
-                 stdout="f00dcafe\n")
+                 stdout="f00dcafe\n", times=1)  # gone once removed (down re-lists to check)
     runner.reply("docker", "network", "ls", "-q", "--filter",
                  f"label=bottle-ref.bottle={ident}", stdout="")
     monkeypatch.setattr(cli, "_runner", lambda args: runner)
@@ -768,3 +768,295 @@ def test_down_of_a_dead_smolmachines_launch_removes_everything_named_by_its_iden
     assert ("docker", "network", "rm", f"{ident}-net") in argvs
     assert ("docker", "ps", "-aq", "--filter", f"label=bottle-ref.bottle={ident}") in argvs
     assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+# -- issue 17: down keeps state until it has proof -------------------------------------
+ENGINE_DOWN = ("Cannot connect to the Docker daemon at unix:///nonexistent.sock. "
+               "Is the docker daemon running?")
+
+
+def _docker_state(tmp_path: Path, spec_file: Path, *, starting: bool) -> tuple[Path, str]:
+    ident = "bottle-demo-abc123"
+    handle = {"ident": ident, "containers": [f"{ident}-pipelock", f"{ident}-egress"],
+              "networks": [f"{ident}-agent", f"{ident}-bundle", f"{ident}-out"]}
+    if starting:
+        return _starting_state(tmp_path, spec_file, _dead_pid(), backend="docker",
+                               journal=handle), ident
+    path = registry_dir(tmp_path) / "demo.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 1, "name": "demo", "backend": "docker",
+                                "spec": str(spec_file), "base_dir": str(spec_file.parent),
+                                "spec_text": spec_file.read_text(), "handle": handle}))
+    return path, ident
+
+
+@pytest.mark.parametrize("starting, force", [(False, False), (False, True), (True, False),
+                                             (True, True)])
+def test_down_with_an_unreachable_engine_keeps_the_bottle(spec_file, capsys, monkeypatch,
+                                                          tmp_path, starting, force):
+    """An engine that cannot answer is no proof the bottle is gone: down
+    exits 1 naming what may remain, and keeps the state file so a later
+    down (engine back) finds it."""
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    path, ident = _docker_state(tmp_path, spec_file, starting=starting)
+    before = path.read_text()
+    runner = RecordingRunner().reply("docker", returncode=1, stderr=ENGINE_DOWN)
+    monkeypatch.setattr(cli, "_runner", lambda args: runner)
+    assert cli.main(["down", *(["--force"] if force else []), "demo"]) == 1
+    err = one_error_line(capsys.readouterr().err)
+    assert f"{ident}-egress" in err and f"{ident}-out" in err
+    assert path.read_text() == before
+    # The engine is back: a later down removes it and forgets it.
+    runner.replies.clear()
+    assert cli.main(["down", "demo"]) == 0 and not path.exists()
+
+
+def test_gc_keeps_a_dead_launch_the_engine_cannot_account_for(spec_file, capsys, monkeypatch,
+                                                              tmp_path):
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    path, ident = _docker_state(tmp_path, spec_file, starting=True)
+    runner = RecordingRunner().reply("docker", returncode=1, stderr=ENGINE_DOWN)
+    monkeypatch.setattr(cli, "_runner", lambda args: runner)
+    assert cli.main(["gc"]) == 1
+    assert path.exists() and ident in capsys.readouterr().err
+
+
+def test_up_with_an_unreachable_engine_says_so(spec_file, capsys, monkeypatch, tmp_path):
+    """Not "image not found": the engine did not answer. Nothing was
+    created, so nothing is kept."""
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    runner = RecordingRunner().reply("docker", returncode=1, stderr=ENGINE_DOWN)
+    monkeypatch.setattr(cli, "_runner", lambda args: runner)
+    assert cli.main(["up", "--backend", "docker", str(spec_file)]) == 1
+    err = one_error_line(capsys.readouterr().err.split("==> ")[-1].split("\n", 1)[-1])
+    assert "unreachable" in err and "Cannot connect" in err and "not found" not in err
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+# -- issue 17: every bad backend import path is one line --------------------------------
+BAD_MODULES = {
+    "i17_raises_at_import": "raise KeyError('boom at import')\n",
+    "i17_syntax_error": "def f(:\n",
+    "i17_factory_raises": "def make():\n    raise LookupError('no engine configured')\n",
+    "i17_attr_raises": "def __getattr__(name):\n    raise KeyError(name)\n",
+}
+
+
+@pytest.mark.parametrize("target, phrase", [
+    ("i17_raises_at_import:make", "cannot import backend module 'i17_raises_at_import'"),
+    ("i17_syntax_error:make", "cannot import backend module 'i17_syntax_error'"),
+    ("i17_factory_raises:make", "cannot create backend 'i17_factory_raises:make'"),
+    ("i17_factory_raises:nothing", "has no attribute 'nothing'"),
+    ("i17_attr_raises:make", "has no attribute 'make'"),
+])
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_backend_import_path_that_fails_is_one_line(spec_file, capsys, monkeypatch, tmp_path,
+                                                     target, phrase, how):
+    for name, text in BAD_MODULES.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    if how == "env":
+        monkeypatch.setenv("BOTTLE_BACKEND", target)
+        argv = ["plan", str(spec_file)]
+    else:
+        argv = ["plan", "--backend", target, str(spec_file)]
+    assert cli.main(argv) == 2
+    assert phrase in one_error_line(capsys.readouterr().err)
+
+
+def test_gc_dry_run_names_what_it_would_remove_and_touches_nothing(spec_file, capsys, tmp_path):
+    dead = _starting_state(tmp_path, spec_file, _dead_pid(), name="gone")
+    alive = _starting_state(tmp_path, spec_file, os.getpid(), name="live")
+    before = dead.read_text()
+    assert cli.main(["gc", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out == "would remove gone\n"
+    assert dead.read_text() == before and alive.exists()
+    assert not [e for e in EVENTS if e[0] in ("close", "attach")]
+
+
+def test_gc_leaves_entries_it_does_not_own(spec_file, capsys, tmp_path, monkeypatch):
+    """Only this user's own state files: a symlinked entry (someone else's
+    file planted in the registry) or one owned by another uid is skipped."""
+    dead = _starting_state(tmp_path, spec_file, _dead_pid(), name="gone")
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(dead.read_text().replace("gone", "other"))
+    link = dead.with_name("other.json")
+    link.symlink_to(elsewhere)
+    real_getuid, owner = os.getuid, os.stat(dead).st_uid
+    monkeypatch.setattr(cli.os, "getuid", lambda: owner + 1)
+    assert cli.main(["gc"]) == 0
+    assert dead.exists() and link.exists() and elsewhere.exists()
+    assert not [e for e in EVENTS if e[0] == "close"]
+    monkeypatch.setattr(cli.os, "getuid", real_getuid)
+    assert cli.main(["gc"]) == 0
+    assert capsys.readouterr().out.endswith("gone\n")
+    assert link.exists() and elsewhere.exists() and not dead.exists()
+
+
+# -- issue 17: the state dir (CA keys) is a resource; Ctrl-C to the process group ---------
+class StateDirBottle(JournalBottle):
+    def __init__(self, plan, ident, runner, resources=()):
+        super().__init__(plan, ident, resources)
+        self.runner = runner
+
+    def close(self):
+        self.runner.run(["true"])  # a teardown command, like `docker rm`
+        super().close()
+        import shutil
+        shutil.rmtree(self.plan.state_dir, ignore_errors=True)
+        _log("state dir removed")
+
+
+class StateDirBackend(FakeBackend):
+    """Writes a CA key into plan.state_dir, then runs a slow create (a real
+    child, in the process group, that a group SIGINT kills)."""
+
+    def launch(self, plan, runner, *, progress=lambda _: None, journal=None):
+        bottle = StateDirBottle(plan, runner.unique(f"bottle-{plan.bottle}"), runner)
+        journal(bottle.handle())
+        try:
+            Path(plan.state_dir).mkdir(parents=True, exist_ok=True)
+            (Path(plan.state_dir) / "ca-key.pem").write_text("KEY")
+            bottle.resources.append("net-a")
+            journal(bottle.handle())
+            runner.run([sys.executable, "-c",
+                        "import os, time; open(os.environ['H11_EVENTS'], 'a')"
+                        ".write('child running\\n'); time.sleep(30)"])
+        except BaseException:
+            bottle.close()
+            raise
+        return bottle
+
+    def attach(self, plan, runner, handle):
+        return StateDirBottle(plan, handle["ident"], runner, handle.get("resources", ()))
+
+
+def test_ctrl_c_to_the_process_group_during_up_leaves_no_state(spec_file, tmp_path):
+    """SIGINT to the whole group (a terminal's Ctrl-C) kills the in-flight
+    child too; its failure must not let the pending interrupt abort the
+    teardown half-way: exit 130, the state dir (CA key) and file are gone."""
+    events = tmp_path / "events"
+    env = {"FAKE_TOKEN": TOKEN, "H11_EVENTS": str(events),
+           "BOTTLE_BACKEND": f"{HERE}:StateDirBackend"}
+    proc = _cli_proc(env, "up", str(spec_file), start_new_session=True)
+    proc_env_backend = env["BOTTLE_BACKEND"]
+    assert proc_env_backend
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if events.exists() and "child running" in events.read_text():
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("up never started its slow create")
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    state_root = tmp_path / "state" / "bottle-ref"
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+    assert not (state_root / "demo").exists(), "the state dir (with the CA key) was left behind"
+    assert "state dir removed" in events.read_text()
+
+
+def test_a_signal_pending_when_a_command_fails_is_raised_at_once():
+    """The child died of the signal (check=True makes that a CommandError):
+    the interrupt is raised then, so teardown runs with signals settled."""
+    guard = cli._SignalGuard()
+
+    class Dying(RecordingRunner):
+        def run(self, argv, **kw):
+            guard.pending = signal.SIGINT
+            return super().run(argv, **kw)
+
+    runner = cli._GuardedRunner(Dying().reply("docker", returncode=130), guard)
+    with pytest.raises(cli.Interrupted):
+        runner.run(["docker", "create", "x"])
+    assert guard.raised
+
+
+def test_the_state_dir_is_journaled_and_down_removes_it(spec_file, capsys, monkeypatch,
+                                                        tmp_path):
+    """up records the plan's state dir before launch; after a kill, down
+    removes it like any journaled resource (even when the backend's close
+    does not), and never anything outside the state root."""
+    monkeypatch.setenv("FAKE_TOKEN", TOKEN)
+    events = tmp_path / "events"
+    proc = _cli_proc({"H11_DIE_AT": "net-a", "H11_EVENTS": str(events)}, "up", str(spec_file))
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    state = _state(tmp_path)
+    state_dir = Path(state["state_dir"])
+    assert state_dir == tmp_path / "state" / "bottle-ref" / "demo"
+    state_dir.mkdir(parents=True)
+    (state_dir / "ca-key.pem").write_text("KEY")
+    assert cli.main(["down", "demo"]) == 0
+    assert not state_dir.exists()
+
+
+def test_a_state_dir_outside_the_state_root_is_never_removed(spec_file, capsys, tmp_path):
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    path = _starting_state(tmp_path, spec_file, _dead_pid())
+    state = json.loads(path.read_text())
+    for bad in (str(outside), str(tmp_path / "state" / "bottle-ref"),
+                str(registry_dir(tmp_path))):
+        state["state_dir"] = bad
+        path.write_text(json.dumps(state))
+        assert cli.main(["down", "demo"]) == 0
+        assert Path(bad).is_dir(), bad
+        _starting_state(tmp_path, spec_file, _dead_pid())
+    assert outside.exists()
+
+
+def test_one_sigterm_during_a_hanging_command_is_honoured(spec_file, tmp_path):
+    """The command in flight hangs (a `docker create` that never answers):
+    the first SIGTERM waits for it only a short grace, then kills it and
+    tears down; a second signal is not needed."""
+    events = tmp_path / "events"
+    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "60", "H11_EVENTS": str(events),
+                      "BOTTLE_REF_SIGNAL_GRACE": "0.5"}, "up", str(spec_file))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if events.exists() and "child running" in events.read_text():
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("up never started its first create")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert time.monotonic() - t0 < 10
+    lines = events.read_text().splitlines()
+    assert "child done" not in lines and lines[-1] == "close net-a"
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+# -- issue 17: a kill while a create is in flight ------------------------------------------
+def test_down_after_a_kill_waits_for_the_create_in_flight(spec_file, capsys, tmp_path,
+                                                          monkeypatch):
+    """SIGKILL `up` while its (slow) create runs, then `down` at once: the
+    orphaned create finishes after up died, so down must wait for it (its
+    pid is journaled) before removing, or the object appears after down."""
+    events = tmp_path / "events"
+    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "1.5", "H11_EVENTS": str(events)},
+                     "up", str(spec_file))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if events.exists() and "child running" in events.read_text():
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("up never started its first create")
+    proc.kill()
+    proc.communicate(timeout=30)
+    state = _state(tmp_path)
+    assert state["inflight"]["pid"] > 0
+    monkeypatch.setenv("H11_EVENTS", str(events))  # our close() logs there too
+    assert cli.main(["down", "demo"]) == 0
+    lines = events.read_text().splitlines()
+    assert "child done" in lines and lines.index("child done") < lines.index("close net-a"), lines

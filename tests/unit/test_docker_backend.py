@@ -646,3 +646,89 @@ def test_write_and_remove_state(host, skill):
     remove_state(plan.state_dir)
     remove_state(plan.state_dir)
     assert not files.dir.exists()
+
+
+# -- issue 17: close() needs proof each resource is gone ------------------------------
+
+UNREACHABLE = ("Cannot connect to the Docker daemon at unix:///nonexistent.sock. "
+               "Is the docker daemon running?")
+
+
+def test_close_against_an_unreachable_engine_raises_and_keeps_state(host, skill):
+    """A failed `docker inspect` is not "none exist": with the engine
+    unreachable, close() names what may still run and keeps the state dir."""
+    bottle, runner, plan = launched(full_spec(skill), host)
+    runner.reply("docker", returncode=1, stderr=UNREACHABLE, first=True)
+    with pytest.raises(DockerError) as info:
+        bottle.close()
+    message = str(info.value)
+    assert ctr("egress") in message and net("out") in message
+    assert "Cannot connect" in message
+    assert Path(plan.state_dir).is_dir()
+    n = len(runner.calls)
+    with pytest.raises(DockerError):
+        bottle.close()
+    assert len(runner.calls) > n, "a failed close() must be retried"
+
+
+def test_close_takes_no_such_object_as_proof(host, skill):
+    """`docker inspect` answering "No such object" for every name proves
+    they are gone, even though inspect itself exits 1."""
+    bottle, runner, plan = launched(full_spec(skill), host)
+    runner.reply("docker", "rm", returncode=1, stderr=UNREACHABLE, first=True)
+    runner.reply("docker", "network", "rm", returncode=1, stderr="boom", first=True)
+    names = [*bottle.containers, *bottle.networks]
+    runner.reply("docker", "inspect", returncode=1,
+                 stderr="".join(f"Error: No such object: {n}\n" for n in bottle.containers))
+    runner.reply("docker", "network", "inspect", returncode=1,
+                 stderr="".join(f"Error response from daemon: network {n} not found\n"
+                                for n in bottle.networks))
+    assert names
+    bottle.close()
+    assert not Path(plan.state_dir).exists()
+
+
+def test_up_with_an_unreachable_engine_says_so_not_image_not_found(host, skill):
+    runner = RecordingRunner().reply("docker", "image", "inspect", returncode=1,
+                                     stderr=UNREACHABLE)
+    with pytest.raises(DockerError) as info:
+        launched(full_spec(skill), host, runner=runner)
+    assert "unreachable" in str(info.value) and "Cannot connect" in str(info.value)
+    assert "not found" not in str(info.value)
+
+
+def test_a_missing_image_is_still_named(host, skill):
+    runner = RecordingRunner().reply(
+        "docker", "image", "inspect", returncode=1,
+        stderr="Error response from daemon: No such image: claude-bottle:latest")
+    with pytest.raises(DockerError, match="not found in the docker engine"):
+        launched(full_spec(skill), host, runner=runner)
+
+
+def test_every_launch_makes_a_fresh_ca_key(host, skill):
+    """A state dir left behind (a kill, an older bug) must not hand its CA
+    private key to the next launch of that name: launch starts from an
+    empty state dir and generates the CA anew."""
+    spec = full_spec(skill)
+    plan = DockerBackend().prepare(spec, host)
+    stale = Path(plan.state_dir) / "pipelock-ca"
+    stale.mkdir(parents=True)
+    (stale / "ca.pem").write_text("OLD CERT")
+    (stale / "ca-key.pem").write_text("OLD KEY")
+    (Path(plan.state_dir) / "leftover").write_text("x")
+    _, runner, _ = launched(spec, host)
+    assert tuple(ca_init_argv(stale, common_name="bottle-ref pipelock CA")) in runner.argvs
+    assert (stale / "ca-key.pem").read_text() != "OLD KEY"
+    assert not (Path(plan.state_dir) / "leftover").exists()
+
+
+def test_a_failed_launch_whose_cleanup_also_fails_keeps_the_launch_error(host, skill):
+    runner = RecordingRunner()
+    runner.reply("docker", "create", "--name", f"{IDENT}-egress", returncode=125,
+                 stderr="docker: Error response from daemon: Conflict.")
+    runner.reply("docker", "rm", returncode=1, stderr=UNREACHABLE)
+    runner.reply("docker", "inspect", returncode=1, stderr=UNREACHABLE)
+    with pytest.raises(CommandError, match="Conflict") as info:
+        launched(full_spec(skill), host, runner=runner)
+    assert any("cleanup after failed launch also failed" in n and ctr("pipelock") in n
+               for n in getattr(info.value, "__notes__", []))

@@ -161,7 +161,7 @@ class FsRecorder(RecordingRunner):
             for rel in inputs.ROOTFS_REQUIRED:
                 path = Path(argv[-2]) / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text("")
+                path.write_text(f"content of {rel}")  # a 0-byte required file is damage
         return result
 
 
@@ -189,6 +189,8 @@ def builder(tmp_path: Path, runner: RecordingRunner, *, euid: int = 0,
     codex.mkdir(parents=True)
     for name in (fetch.CODEX_NATIVE_TGZ, fetch.CODEX_WRAPPER_TGZ):
         (codex / name).write_bytes(b"tgz")
+    fetch.write_manifest(npm)  # as a real fetch records them
+    fetch.write_manifest(codex)
     say = (lines.append if lines is not None else (lambda line: None))
     return Builder(runner, cache=cache, say=say, euid=euid, source_root=pkg,
                    debootstrap=debootstrap, platform="linux", base_ref=base_ref, tick=tick)
@@ -255,7 +257,7 @@ def sound_rootfs(cache: Path, base: ImageInputs) -> Path:
     fs = rootfs.rootfs_dir(cache, base)
     for rel in inputs.ROOTFS_REQUIRED:
         (fs / rel).parent.mkdir(parents=True, exist_ok=True)
-        (fs / rel).write_text("")
+        (fs / rel).write_text(f"content of {rel}")
     rootfs._write_marker(fs)
     return fs
 
@@ -275,7 +277,9 @@ def test_cold_rootfs_gets_its_completion_marker_last(tmp_path):
     b = builder(tmp_path, runner)
     b.ensure(["agent"])
     fs = rootfs.rootfs_dir(b.cache, b.plan(AMD64, ["agent"])["base"])
-    assert rootfs.marker_path(fs).read_text() == fs.name + "\n"
+    marker = rootfs.marker_path(fs).read_text().splitlines()
+    assert marker[0] == fs.name  # then the hash of each required file
+    assert [line.split("  ")[1] for line in marker[1:]] == list(inputs.ROOTFS_REQUIRED)
     assert rootfs.damage(fs) is None
 
 
@@ -873,3 +877,96 @@ def test_agent_tag_follows_both_cli_versions():
     tag = inputs.agent_inputs(base, AMD64).tag
     assert inputs.agent_inputs(base, AMD64, codex_version="0.0.1").tag != tag
     assert inputs.agent_inputs(base, AMD64, claude_version="0.0.1").tag != tag
+
+
+# -- issue 17: the cache verifies content --------------------------------------------------
+import io  # noqa: E402
+import zipfile  # noqa: E402
+
+
+def _wheel_bytes() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("pkg/__init__.py", "x = 1\n" * 200)
+    return buf.getvalue()
+
+
+def test_a_truncated_wheel_is_detected_and_fetched_again(tmp_path):
+    """Hashes recorded at fetch, checked at use: a truncated wheel no longer
+    makes every later build fail with a generic docker error."""
+    runner = recorder(present={"base": True, "agent": True, "bundle": False})
+    lines: list[str] = []
+    b = builder(tmp_path, runner, lines=lines)
+    req = tmp_path / "req.txt"
+    req.write_bytes(b.plan(AMD64, ["bundle"])["bundle"].part("requirements.txt"))
+    wheels = fetch.wheels_dir(b.cache, req, AMD64)
+    wheels.mkdir(parents=True)
+    (wheels / "pkg-1.0-py3-none-any.whl").write_bytes(_wheel_bytes())
+    fetch.write_manifest(wheels)
+    b.ensure(["bundle"])
+    assert runner.find("*", "-m", "pip", "download") == []  # sound: used as is
+    whl = wheels / "pkg-1.0-py3-none-any.whl"
+    whl.write_bytes(whl.read_bytes()[:100])  # truncated
+    runner.reply("*", "-m", "pip", "download")
+    b.ensure(["bundle"])
+    assert any("pkg-1.0-py3-none-any.whl changed since it was fetched" in line
+               for line in lines), lines
+    assert len(runner.find("*", "-m", "pip", "download")) == 1
+
+
+def test_an_older_cache_without_hashes_is_checked_by_structure(tmp_path):
+    d = tmp_path / "wheels" / "abc"
+    d.mkdir(parents=True)
+    (d / "ok-1.0-py3-none-any.whl").write_bytes(_wheel_bytes())
+    assert fetch.damage(d) is None and fetch.manifest_path(d).is_file()  # recorded now
+    fetch.manifest_path(d).unlink()
+    (d / "bad-1.0-py3-none-any.whl").write_bytes(_wheel_bytes()[:50])
+    assert "bad-1.0-py3-none-any.whl is damaged" in fetch.damage(d)
+
+
+def test_a_zero_byte_python_in_the_rootfs_is_damage(tmp_path):
+    """The rootfs check tested only that the files exist: a 0-byte
+    python3.11 behind the python3 symlink passed."""
+    runner = recorder(present=False)
+    lines: list[str] = []
+    b = builder(tmp_path, runner, lines=lines)
+    base = b.plan(AMD64, ["agent"])["base"]
+    fs = sound_rootfs(b.cache, base)
+    (fs / "usr/bin/python3").unlink()
+    (fs / "usr/bin/python3.11").write_bytes(b"\x7fELF" + b"\0" * 100)
+    (fs / "usr/bin/python3").symlink_to("python3.11")
+    rootfs._write_marker(fs)
+    assert rootfs.damage(fs) is None
+    (fs / "usr/bin/python3.11").write_bytes(b"")
+    assert "usr/bin/python3" in rootfs.damage(fs)
+    (fs / "usr/bin/python3.11").write_bytes(b"\x7fELF" + b"\1" * 100)  # same size, other bytes
+    assert "changed since" in rootfs.damage(fs)
+    b.ensure(["agent"])
+    assert len(runner.find("debootstrap")) == 1
+    assert any("is damaged" in line for line in lines)
+
+
+def test_a_failed_build_names_the_real_cause_and_cleans_up(tmp_path):
+    runner = recorder(present={"base": True, "agent": True, "bundle": False})
+    runner.reply("*", "-m", "pip", "download")
+    runner.reply("docker", "build", returncode=1, stdout=(
+        "Step 5/9 : RUN pip install --no-index --find-links /wheels -r requirements.txt\n"
+        " ---> Running in 0a1b2c3d\n"
+        "Processing /wheels/mitmproxy-10.1.5-py3-none-any.whl\n"
+        "ERROR: Wheel 'mitmproxy' located at /wheels/mitmproxy-10.1.5-py3-none-any.whl "
+        "is invalid.\n"
+        "Removing intermediate container 0a1b2c3d\n"
+        "The command '/bin/sh -c pip install' returned a non-zero code: 1\n"))
+    runner.reply("docker", "image", "ls", stdout="deadbeef\n")
+    b = builder(tmp_path, runner)
+    with pytest.raises(ImageError) as info:
+        b.ensure(["bundle"])
+    message = str(info.value)
+    assert "\n" not in message
+    assert "ERROR: Wheel 'mitmproxy'" in message and "is invalid" in message
+    (build,) = builds(runner)
+    assert "--force-rm" in build
+    digest = b.plan(AMD64, ["bundle"])["bundle"].digest
+    (ls,) = runner.find("docker", "image", "ls")
+    assert "dangling=true" in ls.argv and f"label=bottle-ref.inputs={digest}" in ls.argv
+    assert ("docker", "image", "rm", "deadbeef") in runner.argvs

@@ -506,7 +506,7 @@ def test_failing_backend_factory_is_a_clean_usage_error(fake):
     result = fake.runpytest("--bottle-backend=fakebackend:exploding")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
-        "*backend 'fakebackend:exploding': loading failed: RuntimeError: no config file*",
+        "*cannot create backend 'fakebackend:exploding': RuntimeError: no config file*",
     ])
     assert "Traceback" not in result.stderr.str()
 

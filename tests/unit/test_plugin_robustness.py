@@ -263,3 +263,109 @@ def test_live_declared_but_unusable_here_is_named_in_the_header():
     assert "smolvm not available" in absent["live"] and "codex" not in absent
     results[0] = ClauseResult("LIVE-SMOKE", "MUST", ("live",), State.PASSED)
     assert "live" not in dict(absent_capabilities(ident, results))
+
+
+# -- issue 17: every seam method, in any thread --------------------------------------------
+import threading  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+
+class _Blocking:
+    """Each seam method blocks until released (as a hung engine command would)."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def _block(self, *a, **kw):
+        self.release.wait(30)
+        return "late"
+
+    prepare = launch = script = attach = live_unavailable = standins = _block
+    agent_argv = exec = close = handle = internal_endpoints = stop_daemon = _block
+
+
+@pytest.fixture
+def short_deadline():
+    watchdog.set_timeout(0.3)
+    yield
+    watchdog.set_timeout(None)
+
+
+def test_a_hang_in_a_worker_thread_is_error_naming_the_call(short_deadline):
+    """The live tier launches in a ThreadPoolExecutor where SIGALRM cannot
+    fire: the watchdog bounds the call there too, and names it."""
+    b = _Blocking()
+    watchdog.guard_backend(b)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            t0 = time.monotonic()
+            future = pool.submit(b.launch, None, None)
+            with pytest.raises(watchdog.CallTimedOut, match=r"_Blocking.launch\(\) did not "
+                                                            r"return within 0.3 s"):
+                future.result(timeout=10)
+            assert time.monotonic() - t0 < 5
+    finally:
+        b.release.set()
+
+
+@pytest.mark.parametrize("name", ["script", "live_unavailable", "standins", "attach",
+                                  "prepare"])
+def test_every_backend_seam_method_is_bounded(short_deadline, name):
+    b = _Blocking()
+    watchdog.guard_backend(b)
+    try:
+        with pytest.raises(watchdog.CallTimedOut, match=rf"_Blocking.{name}\(\)"):
+            getattr(b, name)(None, None) if name in ("script", "attach", "prepare") else \
+                getattr(b, name)(None)
+    finally:
+        b.release.set()
+
+
+@pytest.mark.parametrize("name", ["agent_argv", "exec", "close", "handle",
+                                  "internal_endpoints", "stop_daemon"])
+def test_every_bottle_seam_method_is_bounded_in_a_thread(short_deadline, name):
+    b = _Blocking()
+    watchdog.guard_bottle(b)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(getattr(b, name))
+            with pytest.raises(watchdog.CallTimedOut, match=rf"_Blocking.{name}\(\)"):
+                future.result(timeout=10)
+    finally:
+        b.release.set()
+
+
+def test_a_guarded_call_in_a_thread_returns_its_value_and_raises_its_error(short_deadline):
+    class Quick:
+        def prepare(self, spec, host):
+            return (spec, host)
+
+        def launch(self, plan, runner):
+            raise ValueError("launch said no")
+
+    q = Quick()
+    watchdog.guard_backend(q)
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(q.prepare, 1, 2).result(timeout=5) == (1, 2)
+        with pytest.raises(ValueError, match="launch said no"):
+            pool.submit(q.launch, 1, 2).result(timeout=5)
+
+
+def test_the_live_harness_never_waits_on_a_launch_without_a_bound(tmp_path, short_deadline):
+    """`future.result()` on a launch that never finishes was unbounded: the
+    wait now ends at the watchdog's deadline with an ERROR naming it."""
+    from concurrent.futures import Future
+
+    from bottle_api.runner import RecordingRunner
+    from bottle_ref.backends.docker import DockerBackend
+    from conformance.live.harness import LiveHarness
+
+    h = LiveHarness(DockerBackend(), RecordingRunner(), tmp_path, timeout=5)
+    h._pending["minimal-claude"] = Future()  # a launch that never returns
+    h._spares["minimal-claude"] = [Future()]
+    t0 = time.monotonic()
+    with pytest.raises(watchdog.CallTimedOut, match="launching the 'minimal-claude' bottle"):
+        h.bottle("minimal-claude")
+    with pytest.raises(watchdog.CallTimedOut, match="launching a fresh 'minimal-claude'"):
+        h.fresh("minimal-claude")
+    assert time.monotonic() - t0 < 5

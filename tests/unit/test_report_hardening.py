@@ -215,3 +215,97 @@ def test_fuzz_loader_on_raw_bytes(tmp_path_factory, raw):
     except ReportError as exc:
         assert "\n" not in str(exc)
 
+
+
+# -- issue 17: control characters cannot forge lines -----------------------------------
+import unicodedata  # noqa: E402
+
+from conformance.report import printable  # noqa: E402
+
+FORGE = "\nFAKE-CLAUSE (MUST): PASSED\r\x1b[2K\x1b]0;owned\x07\u2028\u202e\x85"
+
+
+def _unsafe(text: str) -> list[str]:
+    """Characters a terminal acts on (controls but newline, format
+    characters such as bidi overrides, line and paragraph separators)."""
+    return [c for c in text if c != "\n" and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+
+
+def _write(tmp_path, report: Report):
+    path = tmp_path / "r.json"
+    path.write_text(report.to_json(), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("field", ["reason", "clause_id", "backend", "backend_version"])
+def test_a_newline_in_a_field_cannot_forge_a_line(tmp_path, capsys, field):
+    must = next(c for c in CLAUSES if c.level == "MUST")
+    result = ClauseResult(must.id, "MUST", ("snapshot",), State.FAILED, reason="broken")
+    if field in ("reason", "clause_id"):
+        result = ClauseResult(**{**result.__dict__, field: getattr(result, field) + FORGE})
+    report = _report([result], **({field: "docker" + FORGE} if field.startswith("backend")
+                                  else {}))
+    path = _write(tmp_path, report)
+    for cmd in ("report", "verify"):
+        main([cmd, str(path)])
+        out, err = capsys.readouterr()
+        for stream in (out, err):
+            assert not any(line.startswith("FAKE-CLAUSE") for line in stream.splitlines()), stream
+            assert not _unsafe(stream), (cmd, _unsafe(stream))
+
+
+def test_printable_escapes_only_what_a_terminal_acts_on():
+    assert printable("plain text, ünïcödé — ok") == "plain text, ünïcödé — ok"
+    assert printable("a\nb\r\x1b[0m\u202e") == "a\\nb\\r\\x1b[0m\\u202e"
+
+
+_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(backend=_TEXT, version=_TEXT, rows=st.lists(
+    st.tuples(_TEXT, st.sampled_from(["MUST", "SHOULD"]), st.sampled_from(list(State)), _TEXT),
+    max_size=4, unique_by=lambda r: r[0]))
+def test_fuzz_report_and_verify_print_one_line_per_item(tmp_path, capsys, backend, version,
+                                                         rows):
+    """Crafted but well-typed reports: report prints its header and one
+    table row per clause, verify one line per problem (plus its summary),
+    and nothing a terminal would act on."""
+    results = [ClauseResult(cid, level, ("snapshot",), state, reason=reason)
+               for cid, level, state, reason in rows]
+    report = _report(results, backend=backend, backend_version=version)
+    path = _write(tmp_path, report)
+    assert main(["report", str(path)]) == 0
+    out, _ = capsys.readouterr()
+    assert not _unsafe(out)
+    assert len(out.splitlines()) == len(markdown(Report.from_json(report.to_json())).split("\n")) - 1
+    assert sum(line.startswith("| ") for line in out.splitlines()) == 2 + len(results)
+    code = main(["verify", str(path)])
+    out, _ = capsys.readouterr()
+    assert not _unsafe(out)
+    problems = verify(report)
+    assert len(out.splitlines()) == (1 + len(problems) if code else 1)
+
+
+# -- issue 17: contract --check --output at what cannot be a contract --------------------
+def _fifo(tmp_path):
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("make, phrase", [
+    (_fifo, "FIFO"),
+    (lambda tmp_path: "/dev/zero", "device"),
+    (lambda tmp_path: (tmp_path / "latin1.md").write_bytes(b"caf\xe9\n") and tmp_path / "latin1.md",
+     "not UTF-8"),
+    (lambda tmp_path: tmp_path, "directory"),
+])
+def test_contract_check_refuses_what_cannot_be_a_contract_in_one_line(tmp_path, capsys, make,
+                                                                      phrase):
+    started = time.monotonic()
+    assert main(["contract", "--check", "--output", str(make(tmp_path))]) == 2
+    out, err = capsys.readouterr()
+    assert time.monotonic() - started < 5, "must not block on a FIFO or read /dev/zero forever"
+    assert out == "" and err.count("\n") == 1 and phrase in err, err

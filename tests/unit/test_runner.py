@@ -91,3 +91,20 @@ def test_recording_runner_keeps_the_purpose_a_backend_marks():
 def test_unknown_purpose_is_refused():
     with pytest.raises(ValueError, match="unknown runner purpose 'warmup'"):
         RecordingRunner().run(["true"], purpose="warmup")
+
+
+# -- issue 17: no subprocess without a bound ---------------------------------------------
+def test_every_subprocess_gets_a_timeout_by_default(tmp_path):
+    import time as _time
+
+    from bottle_api.runner import DEFAULT_TIMEOUT, SubprocessRunner
+
+    assert DEFAULT_TIMEOUT and SubprocessRunner().default_timeout == DEFAULT_TIMEOUT
+    runner = SubprocessRunner(default_timeout=0.3)
+    t0 = _time.monotonic()
+    result = runner.run(["sleep", "30"], check=False)
+    assert _time.monotonic() - t0 < 5
+    assert result.returncode == 124 and "timed out after 0.3s" in result.stderr
+    # an explicit timeout still wins; None as the default means unbounded (bottle-ref exec)
+    assert runner.run(["true"], timeout=5).ok
+    assert SubprocessRunner(default_timeout=None).default_timeout is None

@@ -516,7 +516,8 @@ def test_missing_image_is_clear_and_cleans_up(backend, host):
     runner = smol_runner()
     backend.script(runner, plan)
     runner.reply("docker", "image", "inspect", "--format", "{{.Id}}", "bottle-bundle:latest",
-                 returncode=1)
+                 returncode=1, stderr="Error response from daemon: no such image: "
+                                      "bottle-bundle:latest: No such image: bottle-bundle:latest")
     with pytest.raises(LaunchError, match="bundle image 'bottle-bundle:latest' not found"):
         backend.launch(plan, runner)
     assert runner.find("smolvm", "pack") == []
@@ -822,3 +823,49 @@ def test_live_unsupported_only_where_guests_cannot_run(backend, monkeypatch, sys
     monkeypatch.setattr(sm.os.path, "exists", lambda p: kvm and p == sm.KVM_DEVICE)
     got = backend.live_unsupported(RecordingRunner())
     assert (got is None) if unsupported is None else (unsupported in got)
+
+
+# -- issue 17: close() needs proof each resource is gone ------------------------------
+
+def test_close_against_an_unreachable_engine_raises_and_keeps_state(backend, host):
+    """Every teardown command failing (engine and smolvm unreachable) is not
+    "nothing to remove": close() raises naming the machine and the bundle,
+    keeps the state dir, and runs again on the next close()."""
+    plan, runner, bottle = launched(backend, host, spec())
+    runner.reply("docker", returncode=1, stderr="Cannot connect to the Docker daemon",
+                 first=True)
+    runner.reply("smolvm", returncode=1, stderr="database operation failed: open: locked",
+                 first=True)
+    with pytest.raises(RuntimeError) as info:
+        bottle.close()
+    assert IDENT in str(info.value) and f"{IDENT}-bundle" in str(info.value)
+    assert Path(plan.state_dir).is_dir()
+    n = len(runner.calls)
+    with pytest.raises(RuntimeError):
+        bottle.close()
+    assert len(runner.calls) > n
+
+
+def test_close_takes_vm_not_found_as_proof(backend, host):
+    """smolvm src/error.rs (commit 9ab0050f) `Error::VmNotFound`: "vm not
+    found: {name}" proves the machine is gone; docker's "No such" likewise."""
+    plan, runner, bottle = launched(backend, host, spec())
+    runner.reply("smolvm", "machine", returncode=1, stderr=f"Error: vm not found: {IDENT}",
+                 first=True)
+    runner.reply("docker", "rm", returncode=1,
+                 stderr=f"Error response from daemon: No such container: {IDENT}-bundle",
+                 first=True)
+    runner.reply("docker", "network", "rm", returncode=1,
+                 stderr=f"Error response from daemon: network {IDENT}-net not found",
+                 first=True)
+    bottle.close()
+    assert not Path(plan.state_dir).exists()
+
+
+def test_launch_with_an_unreachable_engine_says_so(backend, host):
+    runner = smol_runner().reply("docker", "image", "inspect", returncode=1,
+                                 stderr="Cannot connect to the Docker daemon at unix:///x.sock",
+                                 first=True)
+    with pytest.raises(RuntimeError) as info:
+        launched(backend, host, spec(), runner=runner)
+    assert "unreachable" in str(info.value) and "not found" not in str(info.value)

@@ -1,9 +1,12 @@
 """Snapshot-tier checks for TEARDOWN-OWN and TEARDOWN-IDEMPOTENT: what a
-recorded ``close()`` runs, judged by name (`conformance.teardown`)."""
+recorded ``close()`` runs, judged by name (`conformance.teardown`); and
+TEARDOWN-LOUD: a close() whose engine cannot answer must fail loudly."""
 
 from __future__ import annotations
 
 import pytest
+
+from bottle_api.runner import RecordingRunner
 
 from ...scenarios import Scenario, scenario_params
 from ...teardown import created_names, is_destructive, problems
@@ -42,3 +45,37 @@ class TeardownSnapshots:
         again = [c.argv for c in rec.runner.calls[before:] if c.kind == "run"]
         destroying = [show(rec, a) for a in again if is_destructive(a)]
         assert not destroying, f"a second close() ran destructive commands again: {destroying}"
+
+    @pytest.mark.parametrize("scenario", scenario_params(
+        "TEARDOWN-LOUD", names=("minimal-claude", "supervise-prompt-skills")))
+    def test_close_against_a_dead_engine_fails_loudly(self, backend, scenario: Scenario,
+                                                      tmp_path):
+        """Launch (recorded), then every command fails as if the engine were
+        unreachable: close() must raise naming a resource the launch created,
+        not return as if the bottle were gone."""
+        inputs = scenario.build(tmp_path / "scenario")
+        plan = backend.prepare(inputs.spec, inputs.host)
+        runner = RecordingRunner()
+        backend.script(runner, plan)
+        bottle = backend.launch(plan, runner)
+        created = sorted(r.name for r in created_names(runner.argvs))
+        runner.reply("*", returncode=1, first=True,
+                     stderr="Cannot connect to the engine: dial unix /nonexistent.sock: "
+                            "connect: no such file or directory")
+        try:
+            bottle.close()
+        except Exception as exc:
+            message = str(exc)
+        else:
+            raise AssertionError(
+                "close() returned normally although every engine command failed (engine "
+                "unreachable): it reported the bottle gone with no proof")
+        finally:
+            runner.replies.pop(0)
+            try:
+                bottle.close()  # the engine is back: clean up the recording's state dir
+            except Exception:
+                pass
+        assert not created or any(name in message for name in created), (
+            f"close() failed but named nothing the launch created ({', '.join(created)}): "
+            f"{message}")
