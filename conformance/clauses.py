@@ -278,7 +278,9 @@ PIPELOCK_ENFORCE = Clause(
     "bare or top-level-domain wildcard, tls_interception enabled, and "
     "passthrough_domains exactly the hosts the bottle passes through (route hosts, "
     "the agent's API hosts and *.chatgpt.com for Codex when forwarding, "
-    "tls_passthrough).",
+    "tls_passthrough), and DLP patterns that catch the bottle's own credential "
+    "shapes (a JWT when Codex credentials are forwarded, the Anthropic key for "
+    "Claude; pipelock compiles them with (?i)).",
     INVARIANT, None,
     "issue 9; pipelock source: internal/scanner/scanner.go New and checkAllowlist "
     "(allowlist enforced only in strict mode; an empty list allows every host)",

@@ -93,5 +93,8 @@ class PipelockInvariants:
         listed = {_norm(h) for h in tls.get("passthrough_domains") or []}
         problems = oracle.enforcement_problems(
             {**data, "tls_interception": {**tls, "passthrough_domains": sorted(listed)}},
-            agent_hosts=_api_hosts(spec.agent), passthrough=needed_passthrough(spec))
+            agent_hosts=_api_hosts(spec.agent), passthrough=needed_passthrough(spec),
+            credential_samples=oracle.credential_samples(
+                codex_forwarded=spec.agent == "codex" and spec.forward_host_credentials,
+                agent=spec.agent))
         assert not problems, "pipelock would not enforce this bottle's policy: " + "; ".join(problems)
