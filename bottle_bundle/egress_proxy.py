@@ -126,8 +126,6 @@ def sni_mismatch(target: str, sni: str | None) -> bool:
 
 def decide(injector: EgressInjector, names: Names) -> tuple[tuple[str, str] | None, str | None]:
     """``(header to set, refusal)`` for one request: at most one is set."""
-    if names.scheme != "https":
-        return None, None  # cleartext: never inject; pipelock gates it
     try:
         target = hostnames.canonical(names.target)
         inner_host, inner_port = (hostnames.split_authority(names.host, names.target_port)
@@ -137,6 +135,8 @@ def decide(injector: EgressInjector, names: Names) -> tuple[tuple[str, str] | No
     if sni_mismatch(names.target, names.sni) or (
             inner_host is not None and (inner_host != target or inner_port != names.target_port)):
         return None, REFUSE_MISMATCH
+    if names.scheme != "https":
+        return None, None  # cleartext: never inject; pipelock gates it
     if injector.route_for(target) is None:
         return None, None
     if names.target != target:
