@@ -709,6 +709,8 @@ try:
     if mode == "plain":
         first = "GET http://%s%s HTTP/1.1" % (target, path)
     else:
+        if ":" not in target:
+            target += ":443" if mode == "tls" else ":80"
         sock.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
         data = head(sock)
         out["connect_status"] = status_of(data)
@@ -781,7 +783,7 @@ def front(bottle: Bottle, *, mode: str, target: str, sni: str | None = None,
           extra: str | None = None, log: ProbeLog, name: str = "front",
           timeout: float = 8.0) -> FrontResult:
     """One request through the guest's first hop with every name chosen:
-    ``mode`` ``tls`` (CONNECT ``target``, ClientHello SNI ``sni``, inner
+    ``mode`` ``tls`` (CONNECT ``target``, port 443 unless given; ClientHello SNI ``sni``, inner
     ``Host: host``), ``tunnel`` (CONNECT, then cleartext HTTP inside) or
     ``plain`` (``GET http://target/path`` with ``Host: host``). None omits
     the SNI or the Host header; ``extra`` is one more ``Name: value`` header
