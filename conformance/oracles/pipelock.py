@@ -379,8 +379,7 @@ def dlp_misses(data: Mapping, samples: Mapping[str, str]) -> list[str]:
 
 
 def enforcement_problems(data: Mapping, *, agent_hosts: Iterable[str],
-                         passthrough: Iterable[str],
-                         credential_samples: Mapping[str, str] | None = None) -> list[str]:
+                         passthrough: Iterable[str]) -> list[str]:
     """Why pipelock with ``data`` would not enforce the bottle's policy:
     mode strict (the only mode that enforces api_allowlist), a non-empty
     allowlist that admits the agent's API hosts, no wildcard broader than
@@ -408,8 +407,4 @@ def enforcement_problems(data: Mapping, *, agent_hosts: Iterable[str],
                    f"{sorted(have - want)}")
     if want - have:
         out.append(f"passthrough_domains lacks {sorted(want - have)}")
-    missed = dlp_misses(data, credential_samples or {})
-    if missed:
-        out.append(f"dlp.patterns catch none of the bottle's credential shapes {missed}: "
-                   "pipelock would pass them to any host it decrypts")
     return out
