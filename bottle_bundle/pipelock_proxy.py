@@ -22,36 +22,59 @@ Honoured keys (everything else pipelock accepts is validated, then ignored):
                                             Enforced, a request's destination host must
                                             match an entry with pipelock's MatchDomain
                                             (``*.x.com`` matches the apex too); else 403
-                                            ``X-Pipelock-Reason: host not in api_allowlist``.
-                                            CONNECT is gated on its target host.
+                                            ``blocked: domain not in allowlist: H``
+                                            (CONNECT: ``CONNECT blocked: ...``; no reason
+                                            header, as forward.go http.Error).
     fetch_proxy.monitoring.max_requests_per_minute
-                                            per destination host, sliding 60 s
-                                            window; over it: 429 (0/absent: no limit)
-    request_body_scanning.{enabled,action,scan_headers}, dlp.patterns
-                                            with all three on/block, a request whose
-                                            header value matches a pattern gets 403
-                                            ``request header contains secret``;
-                                            action ``warn`` only logs (pattern name,
-                                            never the value)
+                                            per base domain (scanner.go baseDomain,
+                                            eTLD+1), sliding 60 s window; over it: 429
+                                            ``rate limit exceeded for H``; <= 0 or
+                                            absent is 60 (normalize.go)
+    request_body_scanning.{enabled,action,scan_headers,header_mode,sensitive_headers},
+    dlp.patterns                            with all on and action block, a request whose
+                                            scanned header matches a pattern gets 403
+                                            ``blocked: request header contains secret``;
+                                            header_mode ``sensitive`` (the default) scans
+                                            only the sensitive headers (normalize.go);
+                                            the CONNECT's own headers are scanned too
+                                            (``CONNECT blocked: header DLP match``,
+                                            forward.go); patterns are compiled with
+                                            ``(?i)`` (scanner.go New); action ``warn``
+                                            only logs (pattern name, never the value)
     tls_interception.{enabled,ca_cert,ca_key,passthrough_domains}
                                             decrypt CONNECT tunnels with the CA so the
                                             checks above see the inner requests, except
                                             for passthrough hosts (pipelock's isPassthrough,
                                             internal/proxy/intercept.go: ``*.x.com``
-                                            matches subdomains only; forwarded encrypted,
-                                            still host-gated and rate-limited per
-                                            CONNECT); disabled: nothing is decrypted
+                                            matches subdomains only, no trailing-dot
+                                            handling; forwarded encrypted, still
+                                            host-gated and rate-limited per CONNECT);
+                                            disabled: nothing is decrypted
     forward_proxy.enabled                   must be true (the validator enforces it)
     version                                 validated and logged
 
+One host name per connection (issue 15), as pipelock: a ClientHello whose
+SNI names another host than the CONNECT target closes the tunnel
+(internal/proxy/sni.go verifySNI; no SNI passes), and a decrypted request
+whose Host differs from the CONNECT target gets 403 ``authority mismatch:
+blocked`` (intercept.go). The stand-in's own rule: a plain proxy request
+whose Host header differs from its URI is refused (Go's net/http server
+ignores such a Host; mitmproxy would forward it). mitmproxy's onboarding
+app (``mitm.it``) is off.
+
 Defaults are pipelock's (internal/config/normalize.go): mode balanced;
 request_body_scanning.enabled and .scan_headers true when omitted, action
-warn. The CA key file is refused at startup when its mode has any of the
-bits 0o137 (validate.go validateTLSInterception).
+warn, header_mode sensitive; rate limit 60. The CA key file is refused at
+startup when its mode has any of the bits 0o137 (validate.go
+validateTLSInterception).
 
-Not implemented: pipelock's fetch endpoint, URL and body DLP, response
-scanning, SSRF checks, header_mode ``sensitive`` (every header is scanned). Rate accounting: each plain or decrypted request counts once; a
-tunnel that is not decrypted counts once at its CONNECT.
+Not implemented: pipelock's fetch endpoint, URL and body DLP, built-in DLP
+patterns, scan_env, response scanning, URL length and entropy checks, the
+SSRF guard (hosts resolving to internal addresses; ``ssrf.ip_allowlist``),
+the tunnel limits (max_tunnel_seconds 300, idle_timeout_seconds 120: the
+constants are recorded, not enforced). Rate accounting: each plain or
+decrypted request counts once; a tunnel that is not decrypted counts once
+at its CONNECT.
 """
 
 from __future__ import annotations
