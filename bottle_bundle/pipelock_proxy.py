@@ -58,8 +58,10 @@ SNI names another host than the CONNECT target closes the tunnel
 (internal/proxy/sni.go verifySNI; no SNI passes), and a decrypted request
 whose Host differs from the CONNECT target gets 403 ``authority mismatch:
 blocked`` (intercept.go). The stand-in's own rule: a plain proxy request
-whose Host header differs from its URI is refused (Go's net/http server
-ignores such a Host; mitmproxy would forward it). mitmproxy's onboarding
+whose Host header differs from its URI is refused (Go's net/http server,
+which pipelock runs on, ignores such a Host: net/http/request.go readRequest
+``req.Host = req.URL.Host``, and refuses "too many Host headers";
+mitmproxy would forward the guest's Host). mitmproxy's onboarding
 app (``mitm.it``) is off.
 
 Defaults are pipelock's (internal/config/normalize.go): mode balanced;

@@ -781,16 +781,16 @@ class FrontResult:
 def front(bottle: Bottle, *, mode: str, target: str, sni: str | None = None,
           host: str | None = None, path: str = "/", auth: str | None = None,
           extra: str | None = None, log: ProbeLog, name: str = "front",
-          timeout: float = 8.0) -> FrontResult:
+          timeout: float = 8.0, user: str = "node") -> FrontResult:
     """One request through the guest's first hop with every name chosen:
     ``mode`` ``tls`` (CONNECT ``target``, port 443 unless given; ClientHello SNI ``sni``, inner
     ``Host: host``), ``tunnel`` (CONNECT, then cleartext HTTP inside) or
     ``plain`` (``GET http://target/path`` with ``Host: host``). None omits
     the SNI or the Host header; ``extra`` is one more ``Name: value`` header
-    line. Python stdlib in the guest (raw sockets)."""
+    line. Python stdlib in the guest (raw sockets), as ``user``."""
     argv = ["python3", "-c", _FRONT_SCRIPT, mode, target, sni or "-", host or "-", path,
             auth or "-", f"{timeout:g}", extra or "-"]
-    result = _exec(bottle, argv, log=log, name=name, timeout=timeout)
+    result = _exec(bottle, argv, log=log, name=name, timeout=timeout, user=user)
     data = _json_out(result, "front")
     what = f"{mode} {target} sni={sni} host={host}"
     out = FrontResult(what, int(data.get("connect_status") or 0), int(data.get("status") or 0),

@@ -396,6 +396,20 @@ def test_inner_host_must_name_the_connect_target(authority, mismatch):
         connect=False) == "authority mismatch: blocked"
 
 
+@pytest.mark.parametrize("header, same", [
+    ("allowed.test", True), ("ALLOWED.test:80", True), ("denied.test", False),
+    ("allowed.test:8080", False), ("a@allowed.test", False), ("allowed.test.", True),
+])
+def test_plain_request_host_must_match_its_uri(header, same):
+    """pipelock runs on Go's net/http: for an absolute-form request URI the
+    server ignores the Host line (net/http/request.go readRequest,
+    ``req.Host = req.URL.Host``), so a plain ``GET http://allowed/`` with
+    ``Host: denied`` reaches allowed as allowed. mitmproxy forwards the
+    guest's Host instead, so the stand-in refuses a Host that names another
+    host (issue 15: fronting through a plain request)."""
+    assert proxy.same_authority(header, "allowed.test", 80) is same
+
+
 def test_tunnel_limits_are_pipelocks_defaults():
     """internal/config/normalize.go (~190-194): max_tunnel_seconds 300,
     idle_timeout_seconds 120."""

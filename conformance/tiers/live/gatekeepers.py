@@ -58,8 +58,13 @@ class LiveGatekeepers:
             ("no SNI", dict(target=route, sni=None, host=route)),
             ("CONNECT elsewhere, SNI and Host of the route", dict(target=denied, sni=route, host=route)),
             ("Host of the route on another port", dict(target=route, sni=route, host=f"{route}:8443")),
+            # root in the guest holds no more than node: the same hop, the same names
+            ("as root, SNI and Host of another host", dict(target=route, sni=denied, host=denied,
+                                                           user="root")),
+            ("as root, Host of another host", dict(target=route, sni=route, host=denied,
+                                                   user="root")),
         ]
-        bad = []
+        bad, blind = [], []
         for what, names in attacks:
             marker = _marker("one-name")
             r = probes.front(live.bottle, mode="tls", path=marker, auth=auth, log=probe_log,
@@ -67,6 +72,10 @@ class LiveGatekeepers:
             seen = _seen(live_harness, sites, marker)
             if _leaks(r, token) or seen:
                 bad.append(f"{what}: {r.describe()}; sites logged {len(seen)} request(s)")
+            elif not r.connect_status:
+                blind.append(f"{what}: {r.describe()}")
+        assert not blind, ("control failed: these probes never got an answer from the first "
+                           "hop, so they prove nothing: " + "; ".join(blind))
         assert not bad, ("egress let a request through (and injected the route's token) "
                          "although the CONNECT target, TLS SNI and Host did not all name the "
                          "route host: " + "; ".join(bad))
