@@ -31,8 +31,6 @@ from typing import Any
 
 import yaml
 
-from bottle_api import hostnames
-
 MODES = ("strict", "balanced", "audit")  # validate.go validateMode
 DEFAULT_MODE = "balanced"  # normalize.go ApplyDefaults: mode "" -> balanced
 DEFAULT_CERT_TTL = "24h"  # schema.go DefaultCertTTL
