@@ -30,8 +30,6 @@ from bottle_bundle.pipelock_config import (  # noqa: F401 - re-exported for the 
     PipelockConfigError, _key_of, load_config, validate_config,
 )
 
-from bottle_api import hostnames
-
 from . import yamltext
 
 # Secrets the agent must never send anywhere pipelock decrypts. Patterns are
@@ -79,18 +77,6 @@ def wildcard_breadth_error(pattern: str) -> str | None:
     return None
 
 
-def canonical_host(pattern: str) -> str:
-    """A host or ``*.`` pattern in the one canonical form egress and the
-    suite use (`bottle_api.hostnames`: lower case, no trailing dot, IDNA),
-    so pipelock's lists name exactly what egress matches (issue 15: a
-    ``Host.`` in passthrough_domains would never match egress's ``host``).
-    A name that is not a host is left as written for the validators to refuse."""
-    try:
-        return hostnames.pattern(pattern)
-    except hostnames.HostError:
-        return pattern
-
-
 def _dedupe(items: Sequence[str]) -> list[str]:
     seen: set[str] = set()
     out = []
@@ -111,13 +97,12 @@ def build_config(
     mode: str = "strict",
     max_requests_per_minute: int = 600,
 ) -> dict[str, Any]:
-    """The config as data, in pipelock's key order. Hosts are canonical
-    (`canonical_host`); lists are de-duplicated, first occurrence wins, so
-    the order the caller chose is kept."""
+    """The config as data, in pipelock's key order. Lists are de-duplicated,
+    first occurrence wins, so the order the caller chose is kept."""
     return {
         "version": VERSION,
         "mode": mode,
-        "api_allowlist": _dedupe([canonical_host(h) for h in allow]),
+        "api_allowlist": _dedupe(list(allow)),
         "fetch_proxy": {
             "listen": listen,
             "monitoring": {"max_requests_per_minute": max_requests_per_minute},
@@ -129,7 +114,7 @@ def build_config(
             "enabled": True,
             "ca_cert": ca_cert,
             "ca_key": ca_key,
-            "passthrough_domains": _dedupe([canonical_host(h) for h in passthrough]),
+            "passthrough_domains": _dedupe(list(passthrough)),
         },
     }
 

@@ -8,8 +8,6 @@ a backend's validator.
 
 from __future__ import annotations
 
-from bottle_api import hostnames
-
 from hypothesis import given
 
 from ... import strategies as bst
@@ -30,12 +28,7 @@ def needed_passthrough(spec) -> set[str]:
 
 
 def _norm(host: str) -> str:
-    """The one canonical form (`bottle_api.hostnames`, issue 15), or the
-    lower-cased name without trailing dots when it is not a host."""
-    try:
-        return hostnames.pattern(host)
-    except hostnames.HostError:
-        return host.lower().rstrip(".")
+    return host.lower().rstrip(".")
 
 
 class PipelockInvariants:
