@@ -52,7 +52,7 @@ def _image_env(session: nox.Session) -> dict[str, str]:
 def lint(session: nox.Session) -> None:
     """The layering in pyproject's [tool.importlinter]: bottle_api imports none
     of the others, conformance never bottle_ref or bottle_bundle, and the
-    bundle daemons only bottle_api.conventions."""
+    bundle daemons only bottle_api.conventions and bottle_api.hostnames."""
     _install(session)
     session.run("lint-imports", "--no-cache", *session.posargs)
 

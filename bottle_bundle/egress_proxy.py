@@ -24,9 +24,26 @@ Files and environment:
                            decrypts non-passthrough hosts with it, so egress's
                            upstream TLS sees pipelock-issued certificates
 
-Safety: a token is injected only into HTTPS requests (never onto cleartext)
-and matched on the actual destination host (the CONNECT target), not on the
-Host header the agent wrote. Token values are never logged or put in repr;
+Safety: a token is injected only into HTTPS requests (never onto cleartext).
+One host name per connection (issue 15): egress terminates the guest's TLS,
+so it sees all three names a guest controls, the CONNECT target, the TLS
+ClientHello SNI and the inner Host (or absolute-form URI) header, and
+compares them after `bottle_api.hostnames.canonical`:
+
+- a ClientHello whose SNI names another host than the CONNECT target closes
+  the connection (as pipelock's ``verifySNI``, internal/proxy/sni.go);
+- an HTTPS request whose inner host or port differs from the CONNECT target
+  is refused (403) and never forwarded (as pipelock's intercept authority
+  check, internal/proxy/intercept.go);
+- a token is injected only when the CONNECT target is spelled exactly as
+  the route host (canonical: lower case, no trailing dot, so pipelock's
+  ``isPassthrough``, which does not strip a dot, passes it through rather
+  than decrypting the injected bearer), the SNI is present and names it, and
+  the inner Host names it too; a request that names a route host in any
+  other way is refused, with nothing injected.
+
+Upstream, mitmproxy dials the CONNECT target with the guest's SNI, which is
+then the route host itself. Token values are never logged or put in repr;
 a route whose token slot is unset stops egress at startup.
 """
 
@@ -40,6 +57,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bottle_api import conventions
+from bottle_api import hostnames
 
 from . import routes as egress
 from . import logs, mitm
@@ -84,13 +102,107 @@ class EgressInjector:
         return route.header, egress.header_value(route.scheme, self.__tokens[route.token_env])
 
 
+@dataclass(frozen=True)
+class Names:
+    """The names a guest controls on one request inside a CONNECT tunnel."""
+
+    target: str  # the CONNECT target host, as the guest spelled it
+    target_port: int
+    sni: str | None  # ClientHello SNI (None: none sent)
+    host: str | None  # inner Host header (or absolute-form authority), as sent
+    scheme: str
+
+
+REFUSE_MISMATCH = "egress: one host name per connection: CONNECT target, TLS SNI and Host disagree"
+REFUSE_SPELLING = "egress: a route host must be named exactly as routed (no trailing dot, lower case)"
+REFUSE_NO_SNI = "egress: a route host needs the TLS SNI to name it"
+
+
+def sni_mismatch(target: str, sni: str | None) -> bool:
+    """pipelock verifySNI (internal/proxy/sni.go): an SNI that names another
+    host than the CONNECT target closes the tunnel; no SNI is let through."""
+    return sni is not None and not hostnames.same_host(target, sni)
+
+
+def decide(injector: EgressInjector, names: Names) -> tuple[tuple[str, str] | None, str | None]:
+    """``(header to set, refusal)`` for one request: at most one is set."""
+    try:
+        target = hostnames.canonical(names.target)
+        inner_host, inner_port = (hostnames.split_authority(names.host, names.target_port)
+                                  if names.host is not None else (None, None))
+    except hostnames.HostError:
+        return None, REFUSE_MISMATCH
+    if sni_mismatch(names.target, names.sni) or (
+            inner_host is not None and (inner_host != target or inner_port != names.target_port)):
+        return None, REFUSE_MISMATCH
+    if names.scheme != "https":
+        return None, None  # cleartext: never inject; pipelock gates it
+    if injector.route_for(target) is None:
+        return None, None
+    if names.target != target:
+        return None, REFUSE_SPELLING
+    if names.sni is None or names.host is None:
+        return None, REFUSE_NO_SNI
+    return injector.header_for("https", target), None
+
+
+def inner_authority(req):
+    """The host[:port] a request names inside its connection: the
+    absolute-form/HTTP2 authority and the Host header must agree (False
+    when they do not); None when it names none."""
+    authority = req.authority or None
+    host_header = req.headers.get("Host")
+    if len(req.headers.get_all("Host")) > 1:
+        return False
+    if authority and host_header and authority.lower() != host_header.lower():
+        return False
+    return authority or host_header
+
+
 class EgressAddon:
     def __init__(self, injector: EgressInjector, logger):
         self.injector, self.log = injector, logger
+        self._targets: dict[str, tuple[str, int]] = {}  # client conn id -> CONNECT target
+        self._doomed: set[str] = set()
+
+    def http_connect(self, flow) -> None:
+        self._targets[flow.client_conn.id] = (flow.request.host, flow.request.port)
+
+    def client_disconnected(self, client) -> None:
+        self._targets.pop(client.id, None)
+        self._doomed.discard(client.id)
+
+    def tls_clienthello(self, data) -> None:
+        target = self._targets.get(data.context.client.id)
+        sni = data.client_hello.sni
+        if target is not None and sni_mismatch(target[0], sni):
+            self.log.info(f"closing tunnel to {target[0]}:{target[1]}: TLS SNI names another host")
+            self._doomed.add(data.context.client.id)
+            data.establish_server_tls_first = False  # dial nothing with the guest's SNI
+
+    def tls_start_client(self, data) -> None:
+        if data.context.client.id in self._doomed:
+            data.ssl_conn = None  # mitmproxy closes the client connection
 
     def request(self, flow) -> None:
+        from mitmproxy import http
+
         req = flow.request
-        header = self.injector.header_for(req.scheme, req.host)
+        target = self._targets.get(flow.client_conn.id)
+        inner = inner_authority(req)
+        if inner is False:
+            names = Names(req.host, req.port, None, "", req.scheme)  # two disagreeing names
+        elif target is None:  # no CONNECT: a plain-http proxy request
+            names = Names(req.host, req.port, None, inner, req.scheme)
+        else:
+            names = Names(target[0], target[1], flow.client_conn.sni, inner, req.scheme)
+        header, refusal = decide(self.injector, names)
+        if refusal is not None:
+            self.log.info(f"refused {req.method} {req.scheme}://{names.target}:{names.target_port}: "
+                          f"{refusal}")
+            flow.response = http.Response.make(403, f"{refusal}\n".encode(),
+                                               {"Content-Type": "text/plain; charset=utf-8"})
+            return
         if header is None:
             return
         name, value = header
@@ -159,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "listen_port": listen[1],
         "confdir": str(confdir),
         "ssl_verify_upstream_trusted_ca": str(bundle),
+        **mitm.HARDENED_OPTIONS,
     }
     return mitm.run(NAME, options, [EgressAddon(injector, logger)], logger, listen)
 

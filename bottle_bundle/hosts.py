@@ -13,8 +13,9 @@ and the stand-in follows it list by list (luckyPipewrench/pipelock):
   ``x.com``), and no trailing-dot handling. That is why the planner lists
   API apexes explicitly next to their wildcard.
 
-egress's routes use `host_matches` (its own rule: subdomains only, trailing
-dot and IPv6 brackets ignored).
+egress's routes use `host_matches` (its own rule: subdomains only), on names
+brought to one form by `bottle_api.hostnames.canonical` (case, one trailing
+dot, IDNA, IPv6 brackets), the normaliser every matcher shares (issue 15).
 """
 
 from __future__ import annotations
@@ -22,23 +23,34 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from bottle_api import hostnames
+
 
 def normalize(host: str) -> str:
-    host = host.strip().lower()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host.rstrip(".")
+    """`bottle_api.hostnames.canonical`, or "" for a name that is not a host
+    (which then matches nothing: fail closed)."""
+    try:
+        return hostnames.canonical(host)
+    except hostnames.HostError:
+        return ""
 
 
 def host_matches(host: str, pattern: str) -> bool:
     """``host`` is ``pattern`` exactly, or a proper subdomain of a ``*.`` pattern."""
-    host, pattern = normalize(host), normalize(pattern)
+    host, pattern = normalize(host), _pattern(pattern)
     if not host or not pattern:
         return False
     if pattern.startswith("*."):
         suffix = pattern[1:]  # ".x.com"
         return host.endswith(suffix) and len(host) > len(suffix)
     return host == pattern
+
+
+def _pattern(text: str) -> str:
+    try:
+        return hostnames.pattern(text)
+    except hostnames.HostError:
+        return ""
 
 
 def matches_any(host: str, patterns: Iterable[str]) -> bool:

@@ -39,6 +39,12 @@ SYSTEM_CA_CANDIDATES = (
 )
 
 
+# Options both daemons set. mitmproxy's onboarding app answers ``mitm.it``
+# (its CA download page) itself, before any addon's allowlist check: a host
+# outside every allowlist must not answer (issue 15, LIVE-ALLOWLIST-ONLY).
+HARDENED_OPTIONS: Mapping[str, Any] = {"onboarding": False}
+
+
 class StartupError(RuntimeError):
     """A daemon cannot start; the message is for the user (no traceback)."""
 

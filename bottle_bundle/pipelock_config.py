@@ -264,8 +264,8 @@ def validate_config(data: Mapping) -> list[str]:
     - keys: unknown anywhere is fatal (load.go, KnownFields(true));
     - validateMode: strict|balanced|audit (empty is balanced); strict with an
       empty api_allowlist is refused;
-    - validateFetchProxy: max_requests_per_minute and max_data_per_minute
-      not negative, no empty blocklist entry;
+    - validateFetchProxy: max_data_per_minute not negative (a negative
+      max_requests_per_minute is already 60 by then: normalize.go), no empty blocklist entry;
     - validateLogging: format json|text, output stdout|file|both, a file when
       output is file or both;
     - validateDLP: a pattern needs name and regex; regex compiles as RE2;
@@ -305,7 +305,9 @@ def validate_config(data: Mapping) -> list[str]:
 
     monitoring = _get(data, "fetch_proxy", "monitoring")
     if isinstance(monitoring, Mapping):  # validateFetchProxy
-        for key in ("max_requests_per_minute", "max_data_per_minute"):
+        # max_requests_per_minute <= 0 becomes 60 in normalize.go before
+        # validate.go runs (load.go), so a negative one loads (issue 15).
+        for key in ("max_data_per_minute",):
             value = monitoring.get(key)
             if isinstance(value, int) and not isinstance(value, bool) and value < 0:
                 problems.append(f"fetch_proxy.monitoring.{key}: must be >= 0")

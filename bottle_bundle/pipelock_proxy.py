@@ -22,41 +22,67 @@ Honoured keys (everything else pipelock accepts is validated, then ignored):
                                             Enforced, a request's destination host must
                                             match an entry with pipelock's MatchDomain
                                             (``*.x.com`` matches the apex too); else 403
-                                            ``X-Pipelock-Reason: host not in api_allowlist``.
-                                            CONNECT is gated on its target host.
+                                            ``blocked: domain not in allowlist: H``
+                                            (CONNECT: ``CONNECT blocked: ...``; no reason
+                                            header, as forward.go http.Error).
     fetch_proxy.monitoring.max_requests_per_minute
-                                            per destination host, sliding 60 s
-                                            window; over it: 429 (0/absent: no limit)
-    request_body_scanning.{enabled,action,scan_headers}, dlp.patterns
-                                            with all three on/block, a request whose
-                                            header value matches a pattern gets 403
-                                            ``request header contains secret``;
-                                            action ``warn`` only logs (pattern name,
-                                            never the value)
+                                            per base domain (scanner.go baseDomain,
+                                            eTLD+1), sliding 60 s window; over it: 429
+                                            ``rate limit exceeded for H``; <= 0 or
+                                            absent is 60 (normalize.go)
+    request_body_scanning.{enabled,action,scan_headers,header_mode,sensitive_headers},
+    dlp.patterns                            with all on and action block, a request whose
+                                            scanned header matches a pattern gets 403
+                                            ``blocked: request header contains secret``;
+                                            header_mode ``sensitive`` (the default) scans
+                                            only the sensitive headers (normalize.go);
+                                            the CONNECT's own headers are scanned too
+                                            (``CONNECT blocked: header DLP match``,
+                                            forward.go); patterns are compiled with
+                                            ``(?i)`` (scanner.go New); action ``warn``
+                                            only logs (pattern name, never the value)
     tls_interception.{enabled,ca_cert,ca_key,passthrough_domains}
                                             decrypt CONNECT tunnels with the CA so the
                                             checks above see the inner requests, except
                                             for passthrough hosts (pipelock's isPassthrough,
                                             internal/proxy/intercept.go: ``*.x.com``
-                                            matches subdomains only; forwarded encrypted,
-                                            still host-gated and rate-limited per
-                                            CONNECT); disabled: nothing is decrypted
+                                            matches subdomains only, no trailing-dot
+                                            handling; forwarded encrypted, still
+                                            host-gated and rate-limited per CONNECT);
+                                            disabled: nothing is decrypted
     forward_proxy.enabled                   must be true (the validator enforces it)
     version                                 validated and logged
 
+One host name per connection (issue 15), as pipelock: a ClientHello whose
+SNI names another host than the CONNECT target closes the tunnel
+(internal/proxy/sni.go verifySNI; no SNI passes), and a decrypted request
+whose Host differs from the CONNECT target gets 403 ``authority mismatch:
+blocked`` (intercept.go). The stand-in's own rule: a plain proxy request
+whose Host header differs from its URI is refused (Go's net/http server,
+which pipelock runs on, ignores such a Host: net/http/request.go readRequest
+``req.Host = req.URL.Host``, and refuses "too many Host headers";
+mitmproxy would forward the guest's Host). mitmproxy's onboarding
+app (``mitm.it``) is off.
+
 Defaults are pipelock's (internal/config/normalize.go): mode balanced;
 request_body_scanning.enabled and .scan_headers true when omitted, action
-warn. The CA key file is refused at startup when its mode has any of the
-bits 0o137 (validate.go validateTLSInterception).
+warn, header_mode sensitive; rate limit 60. The CA key file is refused at
+startup when its mode has any of the bits 0o137 (validate.go
+validateTLSInterception).
 
-Not implemented: pipelock's fetch endpoint, URL and body DLP, response
-scanning, SSRF checks, header_mode ``sensitive`` (every header is scanned). Rate accounting: each plain or decrypted request counts once; a
-tunnel that is not decrypted counts once at its CONNECT.
+Not implemented: pipelock's fetch endpoint, URL and body DLP, built-in DLP
+patterns, scan_env, response scanning, URL length and entropy checks, the
+SSRF guard (hosts resolving to internal addresses; ``ssrf.ip_allowlist``),
+the tunnel limits (max_tunnel_seconds 300, idle_timeout_seconds 120: the
+constants are recorded, not enforced). Rate accounting: each plain or
+decrypted request counts once; a tunnel that is not decrypted counts once
+at its CONNECT.
 """
 
 from __future__ import annotations
 
 import collections
+import ipaddress
 import os
 import sys
 import time
@@ -67,15 +93,25 @@ from typing import Any
 
 from . import pipelock_config as pipelock
 from . import logs, mitm
+from bottle_api import hostnames
+
 from .hosts import allowlist_matches, normalize, parse_listen, passthrough_matches
 
 NAME = "pipelock"
 CONFIG_ENV = "PIPELOCK_CONFIG"
 UPSTREAM_CA_ENV = "PIPELOCK_UPSTREAM_CA"
-REASON_HEADER = "X-Pipelock-Reason"
-REASON_ALLOWLIST = "host not in api_allowlist"
+REASON_HEADER = "X-Pipelock-Reason"  # pipelock sends no such header; kept so tests can say so
+REASON_ALLOWLIST = "domain not in allowlist"  # scanner.go checkAllowlist: "domain not in allowlist: H"
 REASON_HEADER_SECRET = "request header contains secret"
-REASON_RATE = "rate limit exceeded"
+REASON_CONNECT_DLP = "header DLP match"  # forward.go: "CONNECT blocked: header DLP match"
+REASON_RATE = "rate limit exceeded"  # scanner.go checkRateLimit: "rate limit exceeded for H"
+REASON_AUTHORITY = "authority mismatch"  # intercept.go: "authority mismatch: blocked"
+REASON_HOST_HEADER = "Host header names another host than the request URI"  # stand-in's own
+DEFAULT_RATE = 60  # normalize.go: max_requests_per_minute <= 0 or absent -> 60
+MAX_TUNNEL_SECONDS, IDLE_TIMEOUT_SECONDS = 300, 120  # normalize.go (forward_proxy defaults)
+# normalize.go (header_mode "sensitive", the default): the headers scanned.
+SENSITIVE_HEADERS = ("Authorization", "Cookie", "X-Api-Key", "X-Token", "Proxy-Authorization",
+                     "X-Goog-Api-Key")
 WINDOW_SECONDS = 60.0
 
 
@@ -87,10 +123,39 @@ class DlpPattern:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Why a request is refused: the status and pipelock's wording."""
+    """Why a request is refused: the status, the reason's kind (one of the
+    ``REASON_*``) and pipelock's response body."""
 
     status: int
     reason: str
+    text: str = field(default="", compare=False)
+
+    def body(self, connect: bool) -> str:
+        """pipelock's wording: ``blocked: <reason>`` for a request,
+        ``CONNECT blocked: <reason>`` for a CONNECT (forward.go http.Error)."""
+        text = self.text or self.reason
+        if self.reason == REASON_AUTHORITY:
+            return text
+        return f"{'CONNECT blocked' if connect else 'blocked'}: {text}"
+
+
+def base_domain(host: str) -> str:
+    """scanner.go baseDomain: IPs and single labels as is, else the
+    registrable domain (publicsuffix.EffectiveTLDPlusOne; an unknown TLD
+    counts as a public suffix of one label, as Go's default ``*`` rule)."""
+    if not host or "." not in host:
+        return host
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    import publicsuffix2  # a mitmproxy dependency: Mozilla's list
+
+    sld = publicsuffix2.get_sld(host) or host
+    if "." not in sld:  # unknown TLD: publicsuffix2 returns it alone
+        sld = ".".join(host.split(".")[-2:])
+    return sld
 
 
 @dataclass(frozen=True)
@@ -100,9 +165,11 @@ class PipelockSettings:
     listen: tuple[str, int]
     mode: str
     allowlist: tuple[str, ...]
-    max_requests_per_minute: int  # 0: no limit
+    max_requests_per_minute: int  # <= 0 or absent: pipelock's 60
     dlp: tuple[DlpPattern, ...]
     scan_headers: bool  # request_body_scanning.enabled and .scan_headers
+    header_mode: str  # sensitive (default) | all
+    sensitive_headers: tuple[str, ...]
     block: bool  # request_body_scanning.action == "block"
     tls_enabled: bool
     ca_cert: str | None
@@ -128,10 +195,12 @@ class PipelockSettings:
                                 what="fetch_proxy.listen"),
             mode=get("mode", default=pipelock.DEFAULT_MODE),
             allowlist=tuple(get("api_allowlist", default=[])),
-            max_requests_per_minute=get("fetch_proxy", "monitoring", "max_requests_per_minute",
-                                        default=0),
+            max_requests_per_minute=_rate(get("fetch_proxy", "monitoring",
+                                              "max_requests_per_minute", default=0)),
             dlp=tuple(DlpPattern(p["name"], _re2_compile(p["regex"]))
                       for p in get("dlp", "patterns", default=[])),
+            header_mode=scanning.get("header_mode") or "sensitive",
+            sensitive_headers=tuple(scanning.get("sensitive_headers") or SENSITIVE_HEADERS),
             # omitted booleans default to true (normalize.go applySecurityDefaults)
             scan_headers=(scanning.get("enabled", True) is not False
                           and scanning.get("scan_headers", True) is not False),
@@ -141,6 +210,11 @@ class PipelockSettings:
             ca_key=tls.get("ca_key"),
             passthrough=tuple(tls.get("passthrough_domains") or ()),
         )
+
+
+def _rate(value: int) -> int:
+    """normalize.go: ``if MaxReqPerMinute <= 0 { = 60 }``, before validation."""
+    return value if isinstance(value, int) and value > 0 else DEFAULT_RATE
 
 
 class RateLimiter:
@@ -194,79 +268,165 @@ class PipelockPolicy:
             passthrough_matches(host, p) for p in self.settings.passthrough)
 
     def secret_header(self, headers: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
-        """``(header name, pattern name)`` of the first header value that
-        matches a DLP pattern, when header scanning is on."""
+        """``(header name, pattern name)`` of the first scanned header value
+        that matches a DLP pattern, when header scanning is on. header_mode
+        ``sensitive`` (pipelock's default) scans only the sensitive headers."""
         if not self.settings.scan_headers:
             return None
+        wanted = {h.lower() for h in self.settings.sensitive_headers}
         for name, value in headers:
+            if self.settings.header_mode != "all" and name.lower() not in wanted:
+                continue
             for pattern in self.settings.dlp:
                 if pattern.regex.search(value):
                     return name, pattern.name
         return None
 
-    def check_connect(self, host: str) -> Verdict | None:
+    def _admit(self, host: str) -> bool:
+        return self.limiter.admit(base_domain(normalize(host) or host))
+
+    def check_connect(self, host: str, headers: Iterable[tuple[str, str]] = ()) -> Verdict | None:
+        """forward.go handleConnect: header DLP on the CONNECT's own headers
+        first, then the scanner (allowlist, rate limit)."""
+        hit = self.secret_header(headers)
+        if hit is not None and self.settings.block:
+            return Verdict(403, REASON_CONNECT_DLP)
         if not self.allowed(host):
-            return Verdict(403, REASON_ALLOWLIST)
-        if not self.decrypts(host) and not self.limiter.admit(normalize(host)):
-            return Verdict(429, REASON_RATE)
+            return Verdict(403, REASON_ALLOWLIST, f"{REASON_ALLOWLIST}: {host}")
+        if not self.decrypts(host) and not self._admit(host):
+            return Verdict(429, REASON_RATE, f"{REASON_RATE} for {host}")
         return None
 
     def check_request(self, host: str, headers: Iterable[tuple[str, str]]) -> tuple[Verdict | None, str | None]:
         """``(verdict, dlp hit description)``; a hit under action ``warn``
         has no verdict but is reported for the log."""
         if not self.allowed(host):
-            return Verdict(403, REASON_ALLOWLIST), None
-        if not self.limiter.admit(normalize(host)):
-            return Verdict(429, REASON_RATE), None
+            return Verdict(403, REASON_ALLOWLIST, f"{REASON_ALLOWLIST}: {host}"), None
+        if not self._admit(host):
+            return Verdict(429, REASON_RATE, f"{REASON_RATE} for {host}"), None
         hit = self.secret_header(headers)
         if hit is None:
             return None, None
         detail = f"header {hit[0]!r} matches dlp pattern {hit[1]!r}"
         return (Verdict(403, REASON_HEADER_SECRET) if self.settings.block else None), detail
 
+    @staticmethod
+    def sni_mismatch(target: str, sni: str | None) -> bool:
+        """forward.go verifySNI (internal/proxy/sni.go): the ClientHello SNI,
+        lower-cased and one trailing dot trimmed, must equal the CONNECT target
+        likewise; no SNI (or not TLS) is let through. Checked on every CONNECT,
+        passthrough or not (sni_verification defaults to true)."""
+        if not sni:
+            return False
+        return _go_host(sni) != _go_host(target)
+
+    @staticmethod
+    def authority_mismatch(target: str, target_port: int, authority: str | None) -> bool:
+        """intercept.go interceptTunnel: the inner Host (default port 443)
+        must equal the CONNECT target and port (strings.EqualFold)."""
+        if authority is None:
+            return True  # Go's server refuses a request without Host (HTTP/1.1)
+        host, sep, port = authority.rpartition(":") if not authority.endswith("]") else ("", "", "")
+        if not sep or not port.isdigit():
+            host, port = authority, "443"
+        return host.lower() != target.lower() or port != str(target_port)
+
+
+def _go_host(name: str) -> str:
+    name = name.lower()
+    return name[:-1] if name.endswith(".") else name
+
 
 class PipelockAddon:
-    """mitmproxy hooks applying `PipelockPolicy`. Never logs header values."""
+    """mitmproxy hooks applying `PipelockPolicy`. Never logs header values.
+
+    The CONNECT target of each client connection is remembered so the
+    inner requests and the ClientHello can be held to it (issue 15)."""
 
     def __init__(self, policy: PipelockPolicy, logger):
         self.policy, self.log = policy, logger
+        self._targets: dict[str, tuple[str, int]] = {}
+        self._doomed: set[str] = set()
 
-    def _refuse(self, flow, verdict: Verdict, what: str) -> None:
+    def _refuse(self, flow, verdict: Verdict, what: str, *, connect: bool = False) -> None:
         from mitmproxy import http
 
-        self.log.info(f"{verdict.status} {what}: {verdict.reason}")
+        body = verdict.body(connect)
+        self.log.info(f"{verdict.status} {what}: {body}")
         flow.response = http.Response.make(
-            verdict.status, f"{verdict.reason}\n".encode(),
-            {"Content-Type": "text/plain; charset=utf-8", REASON_HEADER: verdict.reason},
-        )
+            verdict.status, f"{body}\n".encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
     def http_connect(self, flow) -> None:
         host, port = flow.request.host, flow.request.port
-        verdict = self.policy.check_connect(host)
+        verdict = self.policy.check_connect(host, flow.request.headers.items(multi=True))
         if verdict:
-            self._refuse(flow, verdict, f"CONNECT {host}:{port}")
+            self._refuse(flow, verdict, f"CONNECT {host}:{port}", connect=True)
+            return
+        self._targets[flow.client_conn.id] = (host, port)
+
+    def client_disconnected(self, client) -> None:
+        self._targets.pop(client.id, None)
+        self._doomed.discard(client.id)
 
     def tls_clienthello(self, data) -> None:
+        client = data.context.client
+        target = self._targets.get(client.id)
         address = data.context.server.address
-        if address is None or not self.policy.decrypts(address[0]):
+        host = target[0] if target else (address[0] if address else None)
+        if host is not None and self.policy.sni_mismatch(host, data.client_hello.sni):
+            self.log.info(f"closing tunnel to {host}: SNI mismatch "
+                          f"(ClientHello names {data.client_hello.sni!r})")
+            self._doomed.add(client.id)
+            data.establish_server_tls_first = False
+            return
+        if host is None or not self.policy.decrypts(host):
             data.ignore_connection = True
+
+    def tls_start_client(self, data) -> None:
+        if data.context.client.id in self._doomed:
+            data.ssl_conn = None  # mitmproxy closes the client connection
 
     def request(self, flow) -> None:
         if flow.response is not None or flow.request.method == "CONNECT":
             return
-        host = flow.request.host
-        verdict, dlp_hit = self.policy.check_request(host, flow.request.headers.items(multi=True))
-        what = f"{flow.request.method} {flow.request.scheme}://{host}:{flow.request.port}"
+        req = flow.request
+        what = f"{req.method} {req.scheme}://{req.host}:{req.port}"
+        target = self._targets.get(flow.client_conn.id)
+        hosts = req.headers.get_all("Host")
+        if target is not None:  # inside a decrypted tunnel
+            authority = req.authority or (hosts[0] if len(hosts) == 1 else None)
+            if (len(hosts) > 1 or (req.authority and hosts and req.authority.lower() != hosts[0].lower())
+                    or self.policy.authority_mismatch(target[0], target[1], authority)):
+                self._refuse(flow, Verdict(403, REASON_AUTHORITY, "authority mismatch: blocked"), what)
+                return
+            host = target[0]
+        else:  # a plain proxy request: the URI names the host; Host must agree
+            host = req.host
+            if len(hosts) > 1 or (hosts and not same_authority(hosts[0], req.host, req.port)):
+                self._refuse(flow, Verdict(403, REASON_HOST_HEADER), what)
+                return
+        verdict, dlp_hit = self.policy.check_request(host, req.headers.items(multi=True))
         if dlp_hit:
             self.log.info(f"dlp {what}: {dlp_hit}")
         if verdict:
             self._refuse(flow, verdict, what)
 
 
+def same_authority(header: str, host: str, port: int) -> bool:
+    """A Host header names ``host`` (and ``port``, default 80) exactly."""
+    try:
+        h, p = hostnames.split_authority(header, 80)
+        return h == hostnames.canonical(host) and p == port
+    except hostnames.HostError:
+        return False
+
+
 def _re2_compile(regex: str):
+    """pipelock scanner.go New: every DLP pattern is compiled with ``(?i)``
+    prefixed unless it already starts with it."""
     import re2  # google-re2: the syntax pipelock's Go regexp accepts
 
-    return re2.compile(regex)
+    return re2.compile(regex if regex.startswith("(?i)") else "(?i)" + regex)
 
 
 def load_settings(path: Path) -> PipelockSettings:
@@ -305,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         f"passthrough={len(settings.passthrough)} tls_interception={settings.tls_enabled} "
         f"header_dlp={'block' if settings.block else 'warn'}"
         f"{'' if settings.scan_headers else ' (off)'} "
-        f"rate_limit={settings.max_requests_per_minute or 'none'}/min"
+        f"rate_limit={settings.max_requests_per_minute}/min per base domain"
     )
     options = {
         "mode": ["regular"],
@@ -314,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         "confdir": str(confdir),
         "ssl_verify_upstream_trusted_ca": str(bundle),
         "connection_strategy": "eager",
+        **mitm.HARDENED_OPTIONS,
     }
     addon = PipelockAddon(PipelockPolicy(settings), logger)
     return mitm.run(NAME, options, [addon], logger, settings.listen)

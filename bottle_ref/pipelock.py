@@ -54,8 +54,9 @@ DLP_PATTERNS: tuple[Mapping[str, str], ...] = (
 # a run on pipelock's rules as the stand-in models them, not on pipelock.
 STANDIN: Mapping[str, str] = {
     "pipelock": "stand-in (bottle_bundle.pipelock_proxy: pipelock's config validation, "
-                "strict-only allowlist, per-list wildcards, passthrough, header DLP, 429; "
-                "not pipelock's binary)",
+                "strict-only allowlist, per-list wildcards, passthrough, SNI and authority "
+                "checks, (?i) header DLP, 429 per base domain; no SSRF guard or tunnel "
+                "limits; not pipelock's binary)",
 }
 
 

@@ -278,7 +278,9 @@ PIPELOCK_ENFORCE = Clause(
     "bare or top-level-domain wildcard, tls_interception enabled, and "
     "passthrough_domains exactly the hosts the bottle passes through (route hosts, "
     "the agent's API hosts and *.chatgpt.com for Codex when forwarding, "
-    "tls_passthrough).",
+    "tls_passthrough), and DLP patterns that catch the bottle's own credential "
+    "shapes (a JWT when Codex credentials are forwarded, the Anthropic key for "
+    "Claude; pipelock compiles them with (?i)).",
     INVARIANT, None,
     "issue 9; pipelock source: internal/scanner/scanner.go New and checkAllowlist "
     "(allowlist enforced only in strict mode; an empty list allows every host)",
@@ -655,6 +657,45 @@ TEARDOWN_LOUD = Clause(
     "running bottle (a failed docker inspect read as \"none exist\")",
 )
 
+# --- issue 15: egress and pipelock as real gatekeepers ---------------------------
+
+LIVE_EGRESS_ONE_NAME = Clause(
+    "LIVE-EGRESS-ONE-NAME", MUST,
+    "egress MUST inject a route's token only into a request whose CONNECT target, TLS "
+    "SNI and inner Host all name the route host, and MUST refuse (forwarding nothing) "
+    "a request in which they disagree, whatever names the guest chooses.",
+    LIVE, Capability.LIVE,
+    "issue 15: CONNECT to a route host with SNI and Host of another host delivered the "
+    "real token to that host (a shared CDN edge routes by SNI/Host)",
+)
+LIVE_NO_FRONTING = Clause(
+    "LIVE-NO-FRONTING", MUST,
+    "The first hop MUST NOT forward a request that names a host outside the allowlist "
+    "inside a connection to an allowed host: CONNECT with a mismatched SNI or Host, a "
+    "plain request whose Host differs from its URI, a CONNECT to port 80 with another "
+    "Host inside.",
+    LIVE, Capability.LIVE,
+    "issue 15: domain fronting through pipelock; pipelock source: internal/proxy/sni.go "
+    "verifySNI, internal/proxy/intercept.go authority check",
+)
+LIVE_HOST_CANON = Clause(
+    "LIVE-HOST-CANON", MUST,
+    "A trailing-dot or case variant of a route host MUST NOT put the real token in front "
+    "of pipelock's DLP decrypted, nor deliver it anywhere but the route host: egress and "
+    "pipelock MUST agree on which names are the route host.",
+    LIVE, Capability.LIVE,
+    "issue 15: egress stripped a trailing dot when matching routes, pipelock's "
+    "isPassthrough (internal/proxy/intercept.go) does not, so the token was decrypted",
+)
+LIVE_ALLOWLIST_ONLY = Clause(
+    "LIVE-ALLOWLIST-ONLY", MUST,
+    "No host outside the bottle's allowlist MUST answer through the first hop, over "
+    "http or https, including the proxies' own built-in hosts (mitmproxy's mitm.it).",
+    LIVE, Capability.LIVE,
+    "issue 15: mitmproxy's onboarding app answered mitm.it with the CA before any "
+    "allowlist check",
+)
+
 CLAUSES: tuple[Clause, ...] = tuple(
     value for name, value in list(globals().items())
     if isinstance(value, Clause) and name == value.id.replace("-", "_")
@@ -709,6 +750,10 @@ SEED_MAP: Mapping[str, tuple[str, ...]] = {
         ("EXEC-ABI", "EXEC-RESUME"),
     "every pipelock.yaml was mode balanced: real pipelock would not enforce the allowlist":
         ("PIPELOCK-ENFORCE", "LIVE-PIPELOCK"),
+    "egress routed by CONNECT target only; SNI/Host of another host got the token":
+        ("LIVE-EGRESS-ONE-NAME",),
+    "a trailing dot split egress's route match from pipelock's passthrough match":
+        ("LIVE-HOST-CANON",),
 }
 
 
@@ -810,5 +855,30 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "Codex send the prompt and list the skill, and dials supervise from the guest at "
         "the URL Codex has; it does not see Codex call a supervise tool (the requests "
         "`codex exec` 0.169.0 sent the API stand-in carried no `tools` list at all).",
+    ),
+    (
+        "A route host that echoes request headers (issue 15)",
+        "egress puts the real token into requests to the route host, so a route host that "
+        "echoes request headers (a debugging endpoint, an error page quoting the request) "
+        "hands the token back to the guest; no proxy check can tell. Declare routes only "
+        "for API hosts that never reflect credentials, keep the route's header narrow "
+        "(one header, one host, no wildcard route), and rotate a token a bottle may have "
+        "seen.",
+    ),
+    (
+        "Real pipelock's name checks (issue 15)",
+        "Read in luckyPipewrench/pipelock (HEAD 40865129): pipelock checks the ClientHello "
+        "SNI against the CONNECT target on every CONNECT (internal/proxy/sni.go verifySNI, "
+        "default on) but lets a ClientHello without SNI, or a non-TLS stream, through; for "
+        "a passthrough host it then splices bytes, so cleartext HTTP inside a CONNECT to a "
+        "passthrough host (e.g. port 80) is not host-checked. The inner Host is checked only "
+        "for decrypted tunnels (internal/proxy/intercept.go authority check). isPassthrough "
+        "does not strip a trailing dot, so `host.` is decrypted. egress's own check (all "
+        "three names, canonical spelling, SNI required) carries the weight for route hosts. "
+        "The bundle's stand-in also refuses a plain request whose Host differs from its URI "
+        "(Go's net/http server ignores such a Host; mitmproxy would forward it), and models "
+        "neither pipelock's SSRF guard (hosts resolving to internal addresses; "
+        "ssrf.ip_allowlist exempts), its tunnel limits (300 s / 120 s idle), its built-in "
+        "DLP patterns, scan_env, URL length nor entropy checks.",
     ),
 )

@@ -90,6 +90,11 @@ FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LAUNCH-PROXY-ENV": "the test upstream the first hop must reach (live half)",
     "LIVE-TEARDOWN": "sentinel containers and networks, and a view of what remains",
     "PORT-LOOPBACK": "an inspect of the bottle's containers' published ports (live half)",
+    # issue 15: the sites' logs say whether an attack's request arrived
+    "LIVE-EGRESS-ONE-NAME": "the route-host and denied test upstreams, whose logs it reads",
+    "LIVE-NO-FRONTING": "the allowed and denied test upstreams, whose logs it reads",
+    "LIVE-HOST-CANON": "the route-host test upstream, whose log it reads",
+    "LIVE-ALLOWLIST-ONLY": "the denied test upstream (and names no site answers)",
 }
 
 

@@ -676,3 +676,124 @@ def pty_screen(argv: Sequence[str], *, until: Sequence[str], stop: Mapping[str, 
         os.waitpid(pid, 0)
         os.close(fd)
     return Screen(_squash(raw), reached, stopped_by, time.monotonic() - t0)
+
+
+# -- raw requests with names the guest picks (issue 15) -------------------------------------
+
+_FRONT_SCRIPT = r"""
+import json, os, socket, ssl, sys
+from urllib.parse import urlsplit
+mode, target, sni, host, path, auth, timeout, extra = sys.argv[1:9]
+timeout = float(timeout)
+hop = urlsplit(os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or "")
+out = {"connect_status": 0, "status": 0, "body": "", "error": "", "proxy": hop.netloc}
+
+def head(sock):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+def status_of(data):
+    try:
+        return int(data.split(b"\r\n", 1)[0].split()[1])
+    except (IndexError, ValueError):
+        return 0
+
+try:
+    sock = socket.create_connection((hop.hostname, hop.port), timeout=timeout)
+    lines = []
+    if mode == "plain":
+        first = "GET http://%s%s HTTP/1.1" % (target, path)
+    else:
+        if ":" not in target:
+            target += ":443" if mode == "tls" else ":80"
+        sock.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
+        data = head(sock)
+        out["connect_status"] = status_of(data)
+        if out["connect_status"] != 200:
+            out["body"] = data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace")
+            raise SystemExit
+        if mode == "tls":
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE  # the attacker does not care whose certificate
+            sock = ctx.wrap_socket(sock, server_hostname=None if sni == "-" else sni)
+        first = "GET %s HTTP/1.1" % path
+    req = first + "\r\n"
+    if host != "-":
+        req += "Host: %s\r\n" % host
+    if auth != "-":
+        req += "Authorization: %s\r\n" % auth
+    if extra != "-":
+        req += extra + "\r\n"
+    req += "Connection: close\r\n\r\n"
+    sock.sendall(req.encode())
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (socket.timeout, ssl.SSLError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    out["status"] = status_of(data)
+    out["body"] = data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace")
+except SystemExit:
+    pass
+except (OSError, ssl.SSLError) as e:
+    out["error"] = type(e).__name__ + ": " + str(e)
+print(json.dumps(out))
+"""
+
+
+@dataclass(frozen=True)
+class FrontResult:
+    """A request with the names the guest chose. ``body`` may hold an echoed
+    token: compare, never print."""
+
+    what: str
+    connect_status: int
+    status: int
+    error: str = ""
+    body: str = field(default="", repr=False)
+
+    @property
+    def echo(self) -> dict | None:
+        if self.status != 200:
+            return None
+        try:
+            data = json.loads(self.body.strip().splitlines()[-1] if self.body.strip() else "")
+        except (ValueError, IndexError):
+            return None
+        return data if isinstance(data, dict) and "authorization" in data else None
+
+    def describe(self) -> str:
+        answered = "an upstream echo" if self.echo is not None else "no upstream echo"
+        return (f"{self.what}: CONNECT {self.connect_status or '-'}, status {self.status or '-'}, "
+                f"{answered}{', ' + self.error if self.error else ''}")
+
+
+def front(bottle: Bottle, *, mode: str, target: str, sni: str | None = None,
+          host: str | None = None, path: str = "/", auth: str | None = None,
+          extra: str | None = None, log: ProbeLog, name: str = "front",
+          timeout: float = 8.0, user: str = "node") -> FrontResult:
+    """One request through the guest's first hop with every name chosen:
+    ``mode`` ``tls`` (CONNECT ``target``, port 443 unless given; ClientHello SNI ``sni``, inner
+    ``Host: host``), ``tunnel`` (CONNECT, then cleartext HTTP inside) or
+    ``plain`` (``GET http://target/path`` with ``Host: host``). None omits
+    the SNI or the Host header; ``extra`` is one more ``Name: value`` header
+    line. Python stdlib in the guest (raw sockets), as ``user``."""
+    argv = ["python3", "-c", _FRONT_SCRIPT, mode, target, sni or "-", host or "-", path,
+            auth or "-", f"{timeout:g}", extra or "-"]
+    result = _exec(bottle, argv, log=log, name=name, timeout=timeout, user=user)
+    data = _json_out(result, "front")
+    what = f"{mode} {target} sni={sni} host={host}"
+    out = FrontResult(what, int(data.get("connect_status") or 0), int(data.get("status") or 0),
+                      (data.get("error") or "")[-300:], data.get("body") or "")
+    log.add(f"{name} result", 0.0, out.describe())
+    return out

@@ -253,7 +253,9 @@ def load_problems(data: Any) -> list[str]:
     elif output != "stdout" and not logging.get("file"):
         out.append("logging.file: required when output is file or both")
     monitoring = _section(data, "fetch_proxy", "monitoring")  # validateFetchProxy
-    for key in ("max_requests_per_minute", "max_data_per_minute"):
+    # normalize.go turns max_requests_per_minute <= 0 into 60 before
+    # validate.go sees it (load.go): only max_data_per_minute can be negative.
+    for key in ("max_data_per_minute",):
         v = monitoring.get(key)
         if isinstance(v, int) and not isinstance(v, bool) and v < 0:
             out.append(f"fetch_proxy.monitoring.{key}: must be >= 0")
@@ -336,6 +338,43 @@ def parse(text: str) -> tuple[Any, list[str]]:
 
 
 # -- would pipelock enforce the bottle's policy? ------------------------------------
+
+# Secrets a bottle's own credentials put on the wire, and a sample of each:
+# the rendered DLP patterns MUST catch the sample (pipelock compiles each
+# pattern with (?i) prefixed: scanner.go New), or pipelock would let that
+# credential through any host it decrypts (issue 15).
+CREDENTIAL_SAMPLES: Mapping[str, str] = {
+    # Codex's ChatGPT sign-in: JWT access/id tokens (codex-rs token_data.rs)
+    "codex-jwt": "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLXh5eiJ9.c2lnbmF0dXJlLXNhbXBsZQ",
+    # Anthropic API key / Claude OAuth access token shape
+    "anthropic-key": "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+}
+
+
+def credential_samples(*, codex_forwarded: bool, agent: str) -> dict[str, str]:
+    """The samples a bottle's DLP patterns must catch: a JWT when Codex
+    credentials are forwarded, the Anthropic key for Claude."""
+    out = {}
+    if codex_forwarded:
+        out["codex-jwt"] = CREDENTIAL_SAMPLES["codex-jwt"]
+    if agent == "claude":
+        out["anthropic-key"] = CREDENTIAL_SAMPLES["anthropic-key"]
+    return out
+
+
+def dlp_misses(data: Mapping, samples: Mapping[str, str]) -> list[str]:
+    """Which samples no DLP pattern of ``data`` matches, as pipelock compiles
+    them ((?i) prefixed, RE2 syntax; Python's `re` on the RE2 subset)."""
+    patterns = []
+    for pat in _section(data, "dlp").get("patterns") or []:
+        regex = pat.get("regex") if isinstance(pat, Mapping) else None
+        if isinstance(regex, str) and regex and re2_problem(regex) is None:
+            try:
+                patterns.append(re.compile(regex if regex.startswith("(?i)") else "(?i)" + regex))
+            except re.error:
+                continue
+    return [name for name, sample in samples.items() if not any(p.search(sample) for p in patterns)]
+
 
 def enforcement_problems(data: Mapping, *, agent_hosts: Iterable[str],
                          passthrough: Iterable[str]) -> list[str]:

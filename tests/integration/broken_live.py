@@ -301,3 +301,133 @@ class CodexClaudeWayBackend(DockerBackend):
 
 
 TestCodexClaudeWay = _case(CodexClaudeWayBackend)
+
+
+# --- issue 15: egress and pipelock as real gatekeepers -----------------------------
+# Each bug is the daemon's code as it was (or a matcher that disagrees),
+# loaded into the bundle container at interpreter start: a ``.pth`` file in
+# the bundle venv imports a patch module next to it. The image is untouched.
+
+_PATCH_SITE = "/opt/bundle/lib/python3.11/site-packages"
+
+EGRESS_CONNECT_ONLY = '''
+# issue 15's bug: the route chosen by the CONNECT target alone; the guest's
+# SNI and Host pass on unchanged, nothing is refused.
+m.decide = lambda injector, names: (injector.header_for(names.scheme, names.target), None)
+m.EgressAddon.tls_clienthello = lambda self, data: None
+'''
+
+EGRESS_STRIPS_DOT = '''
+import dataclasses
+from bottle_api import hostnames
+_decide = m.decide
+def decide(injector, names):
+    # matches routes on the normalised name but forwards the spelling the
+    # guest chose (pipelock's isPassthrough does not strip the dot)
+    try:
+        canon = hostnames.canonical(names.target)
+    except hostnames.HostError:
+        return _decide(injector, names)
+    return _decide(injector, dataclasses.replace(
+        names, target=canon, sni=canon if names.sni else None,
+        host=canon if names.host else None))
+m.decide = decide
+'''
+
+PIPELOCK_CONNECT_ONLY = '''
+# a stand-in that checks only the CONNECT (or request-URI) host
+m.PipelockPolicy.sni_mismatch = staticmethod(lambda target, sni: False)
+m.PipelockPolicy.authority_mismatch = staticmethod(lambda target, port, authority: False)
+m.same_authority = lambda header, host, port: True
+'''
+
+ONBOARDING_ON = '''
+from bottle_bundle import mitm
+mitm.HARDENED_OPTIONS = {"onboarding": True}
+'''
+
+# The daemons run as ``python -m bottle_bundle.<daemon>`` (a ``__main__``
+# copy of the module), so the patch takes over runpy: it imports the
+# daemon's module, patches it as ``m``, and runs its main().
+_PATCH_TEMPLATE = '''
+import importlib, runpy, sys
+_orig = runpy._run_module_as_main
+def _run(mod_name, alter_argv=True):
+    if mod_name != {module!r}:
+        return _orig(mod_name, alter_argv)
+    m = importlib.import_module(mod_name)
+{body}
+    sys.exit(m.main())
+runpy._run_module_as_main = _run
+'''
+
+
+class _PatchedDaemonBackend(DockerBackend):
+    """Runs daemon ``DAEMON``'s container with ``PATCH`` imported first."""
+
+    DAEMON: ClassVar[str] = ""
+    PATCH: ClassVar[str] = ""
+
+    def launch(self, plan, runner, **kw):
+        tmp = Path(tempfile.mkdtemp(prefix="bctl-patch-"))
+        from bottle_bundle import DAEMONS
+
+        body = "\n".join("    " + ln for ln in self.PATCH.strip().splitlines())
+        (tmp / "bottle_broken_patch.py").write_text(
+            _PATCH_TEMPLATE.format(module=DAEMONS[self.DAEMON], body=body))
+        (tmp / "zz-bottle-broken.pth").write_text("import bottle_broken_patch\n")
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        tmp.chmod(0o755)
+
+        def rewrite(argv):
+            if _creates(argv, f"-{self.DAEMON}"):
+                i = argv.index("--network")
+                mounts = ["--mount", f"type=bind,source={tmp}/bottle_broken_patch.py,"
+                          f"target={_PATCH_SITE}/bottle_broken_patch.py,readonly",
+                          "--mount", f"type=bind,source={tmp}/zz-bottle-broken.pth,"
+                          f"target={_PATCH_SITE}/zz-bottle-broken.pth,readonly"]
+                return argv[:i] + mounts + argv[i:]
+            return argv
+        try:
+            bottle = super().launch(plan, _Rewriting(runner, rewrite), **kw)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        bottle.__class__ = _SharingBottle
+        bottle.share = tmp
+        return bottle
+
+
+class EgressConnectOnlyBackend(_PatchedDaemonBackend):
+    """egress routes by the CONNECT target only (issue 15's first finding)."""
+
+    name: ClassVar[str] = "broken-egress-connect-only"
+    DAEMON, PATCH = "egress", EGRESS_CONNECT_ONLY
+
+
+class EgressStripsDotBackend(_PatchedDaemonBackend):
+    """egress and pipelock disagree on the trailing dot (issue 15)."""
+
+    name: ClassVar[str] = "broken-egress-dot"
+    DAEMON, PATCH = "egress", EGRESS_STRIPS_DOT
+
+
+class PipelockConnectOnlyBackend(_PatchedDaemonBackend):
+    """The pipelock stand-in checks only the CONNECT / request-URI host."""
+
+    name: ClassVar[str] = "broken-pipelock-connect-only"
+    DAEMON, PATCH = "pipelock", PIPELOCK_CONNECT_ONLY
+
+
+class OnboardingBackend(_PatchedDaemonBackend):
+    """mitmproxy's onboarding app left on in pipelock: mitm.it answers."""
+
+    name: ClassVar[str] = "broken-onboarding"
+    DAEMON, PATCH = "pipelock", ONBOARDING_ON
+
+
+TestEgressConnectOnly = _case(EgressConnectOnlyBackend)
+TestEgressStripsDot = _case(EgressStripsDotBackend)
+TestPipelockConnectOnly = _case(PipelockConnectOnlyBackend)
+TestOnboarding = _case(OnboardingBackend)

@@ -49,6 +49,17 @@ CASES = [
      "broken-codex-claude-way"),
     ("TestCodexClaudeWay", "test_codex_supervise_registered", "PROV-CODEX-MCP",
      "broken-codex-claude-way"),
+
+
+    # issue 15
+    ("TestEgressConnectOnly", "test_token_only_to_the_route_host_whatever_the_names",
+     "LIVE-EGRESS-ONE-NAME", "broken-egress-connect-only"),
+    ("TestPipelockConnectOnly", "test_no_fronting_through_an_allowed_host and unrouted",
+     "LIVE-NO-FRONTING", "broken-pipelock-connect-only"),
+    ("TestEgressStripsDot", "test_route_host_spellings_neither_leak_nor_reach_dlp",
+     "LIVE-HOST-CANON", "broken-egress-dot"),
+    ("TestOnboarding", "test_no_host_outside_the_allowlist_answers and unrouted",
+     "LIVE-ALLOWLIST-ONLY", "broken-onboarding"),
 ]
 
 

@@ -1684,3 +1684,37 @@ class CloseSwallowsUnreachableEngine(_BottleDefect, DockerBackend):
 
 
 BROKEN["TEARDOWN-LOUD"] = [CloseSwallowsUnreachableEngine]
+
+
+# --- issue 15: PIPELOCK-ENFORCE needs the bottle's credential DLP patterns -----------
+
+def _drop_dlp(names: tuple[str, ...]) -> Callable[[dict], None]:
+    def change(data: dict) -> None:
+        dlp = data.get("dlp") or {}
+        dlp["patterns"] = [p for p in dlp.get("patterns") or [] if p.get("name") not in names]
+    return change
+
+
+class PipelockNoAnthropicPattern(Broken, DockerBackend):
+    """Issue 15: no rendered DLP pattern catches an Anthropic key (the
+    Anthropic pattern dropped, and the OpenAI ``sk-...`` one, which matches
+    it too), so pipelock would pass a Claude bottle's key to any host it
+    decrypts."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host),
+                             _drop_dlp(("anthropic-api-key", "openai-api-key")))
+
+
+class PipelockNoJwtPattern(Broken, SmolmachinesBackend):
+    """Issue 15: the rendered DLP patterns lack a JWT pattern, so a Codex
+    bottle's forwarded sign-in tokens (JWTs) would pass any host pipelock
+    decrypts. Also drops the Anthropic one, so a Claude case fails too."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host),
+                             _drop_dlp(("jwt", "anthropic-api-key", "openai-api-key")))
+
+
+BROKEN["PIPELOCK-ENFORCE"] = [*BROKEN["PIPELOCK-ENFORCE"], PipelockNoAnthropicPattern,
+                              PipelockNoJwtPattern]

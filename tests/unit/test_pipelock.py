@@ -166,8 +166,10 @@ class TestValidate:
         (("api_allowlist",), ["a.test", 3], "api_allowlist[1]: expected str"),
         (("fetch_proxy", "monitoring", "max_requests_per_minute"), 1.5,
          "fetch_proxy.monitoring.max_requests_per_minute: expected int"),
-        (("fetch_proxy", "monitoring", "max_requests_per_minute"), -1,
-         "fetch_proxy.monitoring.max_requests_per_minute: must be >= 0"),
+        # a negative max_requests_per_minute loads (normalize.go makes it 60
+        # before validation); a negative max_data_per_minute does not
+        (("fetch_proxy", "monitoring", "max_data_per_minute"), -1,
+         "fetch_proxy.monitoring.max_data_per_minute: must be >= 0"),
         (("request_body_scanning", "scan_headers"), "yes", "request_body_scanning.scan_headers: expected bool"),
         (("request_body_scanning", "action"), "strip", "request_body_scanning.action: invalid 'strip'"),
         (("mode",), "lenient", "mode: invalid mode 'lenient': must be strict, balanced, or audit"),

@@ -103,9 +103,12 @@ LOAD_ROWS = [
          "dlp.action"),
     Load("logging.output file needs logging.file", "internal/config/validate.go validateLogging",
          put("logging", {"output": "file"}), "logging.file"),
-    Load("negative rate limit refused", "internal/config/validate.go validateFetchProxy",
-         put("fetch_proxy.monitoring", {"max_requests_per_minute": -1}),
-         "fetch_proxy.monitoring.max_requests_per_minute"),
+    Load("negative rate limit loads (normalize.go makes it 60 before validation)",
+         "internal/config/normalize.go (~143-144) before validate.go validateFetchProxy (load.go)",
+         put("fetch_proxy.monitoring", {"max_requests_per_minute": -1}), None),
+    Load("negative max_data_per_minute refused", "internal/config/validate.go validateFetchProxy (~372)",
+         put("fetch_proxy.monitoring", {"max_data_per_minute": -1}),
+         "fetch_proxy.monitoring.max_data_per_minute"),
     Load("request_body_scanning.action must be warn or block",
          "internal/config/validate.go validateRequestBodyScanning",
          put("request_body_scanning", {"enabled": True, "action": "strip"}), "request_body_scanning.action"),
@@ -269,3 +272,189 @@ def test_ca_key_mode_rule(tmp_path, mode, refused, impl):
     assert bool(problems) is refused, f"mode {mode:04o}: {impl} said {problems}"
     if refused:
         assert "too permissive" in problems[0]
+
+
+# --- issue 15: the stand-in as strict as pipelock ------------------------------
+# Rows for the stand-in's enforcement rules (pipelock HEAD 40865129, read in
+# luckyPipewrench/pipelock). Each runs against the stand-in's policy; where
+# the suite's oracle models the rule it runs there too.
+
+from bottle_api import hostnames  # noqa: E402
+from bottle_bundle import pipelock_proxy as proxy  # noqa: E402
+from bottle_bundle.egress_proxy import EgressInjector, EgressRoute, Names, decide  # noqa: E402
+
+
+def _policy(edit=None, clock=lambda: 0.0) -> PipelockPolicy:
+    data = copy.deepcopy(BASE)
+    data["dlp"] = {"patterns": [{"name": "anthropic", "regex": r"sk-ant-[a-z0-9]{8,}"}]}
+    data["request_body_scanning"] = {"enabled": True, "action": "block"}
+    if edit:
+        edit(data)
+    return PipelockPolicy(PipelockSettings.from_config(standin.load_config(_dump(data))), clock=clock)
+
+
+def _dump(data):
+    import yaml
+
+    return yaml.safe_dump(data)
+
+
+def test_dlp_patterns_are_case_insensitive():
+    """internal/scanner/scanner.go New (~285-286): ``(?i)`` is prefixed to
+    every DLP pattern that lacks it."""
+    policy = _policy()
+    verdict, _ = policy.check_request("api.example.test", [("Authorization", "SK-ANT-ABCDEF123456")])
+    assert verdict == proxy.Verdict(403, proxy.REASON_HEADER_SECRET)
+    assert oracle.dlp_misses({"dlp": {"patterns": [{"name": "a", "regex": r"sk-ant-[a-z0-9]{8,}"}]}},
+                             {"upper": "SK-ANT-ABCDEF123456"}) == []
+
+
+def test_header_mode_sensitive_is_the_default():
+    """internal/config/normalize.go (~396-412): header_mode "" -> sensitive,
+    scanning only Authorization, Cookie, X-Api-Key, X-Token,
+    Proxy-Authorization, X-Goog-Api-Key; ``all`` scans every header."""
+    secret = "sk-ant-abcdef123456"
+    policy = _policy()
+    assert policy.check_request("api.example.test", [("X-Custom", secret)]) == (None, None)
+    for name in proxy.SENSITIVE_HEADERS:
+        assert policy.check_request("api.example.test", [(name.lower(), secret)])[0] is not None, name
+    every = _policy(put("request_body_scanning.header_mode", "all"))
+    assert every.check_request("api.example.test", [("X-Custom", secret)])[0] is not None
+
+
+def test_connect_headers_are_scanned():
+    """internal/proxy/forward.go (~178-209): the CONNECT request's own headers
+    go through header DLP; a block answers ``CONNECT blocked: header DLP match``."""
+    verdict = _policy().check_connect("api.example.test", [("Proxy-Authorization", "sk-ant-abcdef123456")])
+    assert verdict is not None and verdict.status == 403
+    assert verdict.body(connect=True) == "CONNECT blocked: header DLP match"
+
+
+@pytest.mark.parametrize("configured, effective", [(None, 60), (0, 60), (-5, 60), (7, 7)])
+def test_rate_limit_defaults_to_60(configured, effective):
+    """internal/config/normalize.go (~143-144): max_requests_per_minute <= 0
+    or absent becomes 60."""
+    edit = None if configured is None else put("fetch_proxy.monitoring", {"max_requests_per_minute": configured})
+    assert _policy(edit).settings.max_requests_per_minute == effective
+
+
+def test_rate_limit_counts_per_base_domain():
+    """internal/scanner/scanner.go checkRateLimit (~1189) keys the window on
+    baseDomain (~2229, publicsuffix EffectiveTLDPlusOne): rotating
+    subdomains shares one budget; the 429 reads ``rate limit exceeded for H``."""
+    policy = _policy(lambda d: (put("fetch_proxy.monitoring", {"max_requests_per_minute": 2})(d),
+                                put("mode", "balanced")(d)))
+    assert policy.check_request("a.evil.test", [])[0] is None
+    assert policy.check_request("b.evil.test", [])[0] is None
+    verdict = policy.check_request("c.evil.test", [])[0]
+    assert verdict is not None and verdict.status == 429
+    assert verdict.body(connect=False) == "blocked: rate limit exceeded for c.evil.test"
+    assert policy.check_request("other.test", [])[0] is None
+    assert proxy.base_domain("a.b.chatgpt.com") == "chatgpt.com"
+    assert proxy.base_domain("x.y.co.uk") == "y.co.uk"
+    assert proxy.base_domain("10.0.0.1") == "10.0.0.1"
+
+
+def test_block_text_is_pipelocks_and_has_no_reason_header():
+    """internal/proxy/forward.go (~246 ``CONNECT blocked: `` + reason, ~730
+    ``blocked: `` + reason), scanner.go checkAllowlist (~1046 ``domain not in
+    allowlist: H``); pipelock sets no reason header."""
+    policy = _policy()
+    connect = policy.check_connect("evil.example")
+    assert connect.body(connect=True) == "CONNECT blocked: domain not in allowlist: evil.example"
+    plain = policy.check_request("evil.example", [])[0]
+    assert plain.body(connect=False) == "blocked: domain not in allowlist: evil.example"
+    import inspect
+
+    assert "REASON_HEADER:" not in inspect.getsource(proxy.PipelockAddon._refuse)
+
+
+@pytest.mark.parametrize("target, sni, mismatch", [
+    ("api.example.test", "api.example.test", False),
+    ("api.example.test", "API.Example.Test.", False),  # lower-cased, one dot trimmed
+    ("api.example.test", "denied.example", True),
+    ("api.example.test", None, False),  # no SNI extension: let through
+    ("api.example.test", "api.example.test.evil", True),
+])
+def test_sni_must_name_the_connect_target(target, sni, mismatch):
+    """internal/proxy/sni.go verifySNI (~196-272), called from forward.go
+    handleConnect (~435) for every CONNECT (sni_verification defaults to
+    true: config/schema_receiver_methods.go SNIVerificationEnabled)."""
+    assert PipelockPolicy.sni_mismatch(target, sni) is mismatch
+
+
+@pytest.mark.parametrize("authority, mismatch", [
+    ("api.example.test", False), ("api.example.test:443", False), ("API.example.test", False),
+    ("denied.example", True), ("api.example.test:8443", True), (None, True),
+])
+def test_inner_host_must_name_the_connect_target(authority, mismatch):
+    """internal/proxy/intercept.go interceptTunnel (~362-389): a decrypted
+    request whose Host (default port 443) differs from the CONNECT target
+    gets 403 ``authority mismatch: blocked``."""
+    assert PipelockPolicy.authority_mismatch("api.example.test", 443, authority) is mismatch
+    assert proxy.Verdict(403, proxy.REASON_AUTHORITY, "authority mismatch: blocked").body(
+        connect=False) == "authority mismatch: blocked"
+
+
+@pytest.mark.parametrize("header, same", [
+    ("allowed.test", True), ("ALLOWED.test:80", True), ("denied.test", False),
+    ("allowed.test:8080", False), ("a@allowed.test", False), ("allowed.test.", True),
+])
+def test_plain_request_host_must_match_its_uri(header, same):
+    """pipelock runs on Go's net/http: for an absolute-form request URI the
+    server ignores the Host line (net/http/request.go readRequest,
+    ``req.Host = req.URL.Host``), so a plain ``GET http://allowed/`` with
+    ``Host: denied`` reaches allowed as allowed. mitmproxy forwards the
+    guest's Host instead, so the stand-in refuses a Host that names another
+    host (issue 15: fronting through a plain request)."""
+    assert proxy.same_authority(header, "allowed.test", 80) is same
+
+
+def test_tunnel_limits_are_pipelocks_defaults():
+    """internal/config/normalize.go (~190-194): max_tunnel_seconds 300,
+    idle_timeout_seconds 120."""
+    assert (proxy.MAX_TUNNEL_SECONDS, proxy.IDLE_TIMEOUT_SECONDS) == (300, 120)
+
+
+def test_onboarding_app_is_off_in_both_daemons():
+    """mitmproxy's onboarding addon answers ``mitm.it`` before any addon's
+    allowlist check (mitmproxy/addons/onboarding.py); both daemons turn it off."""
+    from bottle_bundle import mitm
+
+    assert mitm.HARDENED_OPTIONS["onboarding"] is False
+    import inspect
+
+    from bottle_bundle import egress_proxy
+    for module in (proxy, egress_proxy):
+        assert "HARDENED_OPTIONS" in inspect.getsource(module.main), module.__name__
+
+
+# Tricky names: every matcher brings them to one canonical form
+# (bottle_api.hostnames), and egress injects only where BOTH pipelocks (the
+# stand-in and the oracle, which follows real pipelock's isPassthrough with
+# no trailing-dot handling) pass the tunnel through undecrypted.
+TRICKY = [
+    "api.example.test", "API.Example.TEST", "api.example.test.", "api.example.test..",
+    "xn--bcher-kva.example", "b\u00fccher.example", "[::1]", "::1", "127.0.0.1", "0x7f.0.0.1",
+    "a@api.example.test", "api.example.test:443", "api.example.test%00", " api.example.test",
+    "api..example.test", "*.example.test", "", "api.example.test/x",
+]
+
+
+@pytest.mark.parametrize("name", TRICKY)
+def test_one_normaliser_for_every_matcher(name):
+    from bottle_bundle import hosts
+
+    try:
+        want = hostnames.canonical(name)
+    except hostnames.HostError:
+        want = ""
+    assert hosts.normalize(name) == want
+    route = EgressInjector([EgressRoute("api.example.test", "Authorization", "Bearer", "T")], {"T": "t"})
+    names = Names(name, 443, name or None, name, "https")
+    header, _ = decide(route, names)
+    data = _data("strict", ("api.example.test",), ("api.example.test",))
+    if header is not None:  # egress injects: both pipelocks must pass it through
+        assert not PipelockPolicy(PipelockSettings.from_config(data)).decrypts(name), name
+        assert not oracle.intercepts(data, name), name
+        assert name == want == "api.example.test"

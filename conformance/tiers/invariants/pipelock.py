@@ -95,3 +95,20 @@ class PipelockInvariants:
             {**data, "tls_interception": {**tls, "passthrough_domains": sorted(listed)}},
             agent_hosts=_api_hosts(spec.agent), passthrough=needed_passthrough(spec))
         assert not problems, "pipelock would not enforce this bottle's policy: " + "; ".join(problems)
+
+    # issue 15: a separate property (the one above keeps its derandomized examples)
+    @clause("PIPELOCK-ENFORCE")
+    @_PLAN
+    @given(case=bst.bottle_cases(missing_tokens=None, credentials=None))
+    def test_pipelock_dlp_catches_the_bottle_credentials(self, backend, case):
+        case = _fit(backend, case)
+        spec, host = case
+        data = _pipelock_config(backend.prepare(spec, host))
+        samples = oracle.credential_samples(
+            codex_forwarded=spec.agent == "codex" and spec.forward_host_credentials,
+            agent=spec.agent)
+        missed = oracle.dlp_misses(data, samples)
+        assert not missed, (
+            f"the rendered dlp.patterns catch none of the bottle's credential shapes {missed} "
+            "(a JWT when Codex credentials are forwarded, the Anthropic key for Claude): "
+            "pipelock would pass them to any host it decrypts")

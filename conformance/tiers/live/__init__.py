@@ -22,6 +22,7 @@ from ...outcomes import environment_broken
 from .agents import LiveAgents
 from .codex import LiveCodexProvisioning
 from .confinement import LiveConfinement
+from .gatekeepers import LiveGatekeepers
 from .provisioning import LiveProvisioning
 from .support import LiveFixtures
 from .teardown import LiveTeardown
@@ -29,7 +30,7 @@ from .traffic import LiveTraffic
 
 
 class LiveTier(LiveFixtures, LiveTraffic, LiveAgents, LiveConfinement, LiveProvisioning,
-               LiveTeardown, LiveCodexProvisioning):
+               LiveTeardown, LiveCodexProvisioning, LiveGatekeepers):
     """Live tests; mixed into `BackendConformance`. Need capability ``live``."""
 
 
@@ -50,7 +51,7 @@ def _probe_errors_are_environment(fn):
 # Wrapped where each test is defined (never re-set on LiveTier, which would
 # shadow the mixin's own attribute).
 for _mixin in (LiveFixtures, LiveTraffic, LiveAgents, LiveConfinement, LiveProvisioning,
-               LiveTeardown, LiveCodexProvisioning):
+               LiveTeardown, LiveCodexProvisioning, LiveGatekeepers):
     for _name, _fn in list(vars(_mixin).items()):
         if _name.startswith("test_") and callable(_fn):
             setattr(_mixin, _name, _probe_errors_are_environment(_fn))
