@@ -21,6 +21,7 @@ One module per subject; `SnapshotTier` combines their mixins.
 from .ca import CaSnapshots
 from .exec_framing import ExecSnapshots
 from .fixtures import SnapshotFixtures
+from .gaps import GapSnapshots
 from .git import GitSnapshots
 from .launch import LaunchSnapshots
 from .match import SnapshotMatch
@@ -32,7 +33,7 @@ from .teardown import TeardownSnapshots
 
 class SnapshotTier(SnapshotFixtures, SnapshotMatch, ExecSnapshots, PortSnapshots, CaSnapshots,
                    GitSnapshots, PromptSkillSnapshots, McpSnapshots, LaunchSnapshots,
-                   TeardownSnapshots):
+                   TeardownSnapshots, GapSnapshots):
     """Argv-snapshot tests; mixed into `BackendConformance`."""
 
 
