@@ -306,7 +306,11 @@ def reimported(backend) -> Iterator[Any]:
         for part in cls.__qualname__.split("."):
             fresh_cls = getattr(fresh_cls, part)
         fresh = fresh_cls.__new__(fresh_cls)
-        fresh.__dict__.update(getattr(backend, "__dict__", {}))
+        # The instance's state, but not the methods the suite's watchdog
+        # binds on the instance (they would call the old class's code).
+        fresh.__dict__.update({k: v for k, v in getattr(backend, "__dict__", {}).items()
+                               if getattr(v, "__self__", None) is not backend
+                               and not hasattr(v, "_bottle_watchdog_original")})
         yield fresh
     finally:
         for name in [n for n in sys.modules if n.split(".")[0] in tops]:
