@@ -1059,7 +1059,7 @@ class AgentArgvOnlyDockerSpecific(_BottleDefect, DockerBackend):
         ("SNAP-MATCH", "EXEC-USER", "EXEC-TTY", "EXEC-PTY-ABS", "EXEC-RESUME", "PROV-PROMPT",
          "LAUNCH-PROXY-ENV", "PLAN-DAEMONS", "SECRET-ARGV", "PORT-LOOPBACK",
          "PORT-EGRESS-ONLY-WHEN-ROUTED", "CRED-CA", "CRED-CA-CLAUDE", "PROV-CA-SELECT",
-         "PROV-GITUSER", "PROV-GITGATE"),
+         "PROV-GITUSER", "PROV-GITGATE", "PROV-WORKDIR", "SECRET-STDIN"),
         "every recorded launch fails at agent_argv, so nothing after it can be checked")
 
 
