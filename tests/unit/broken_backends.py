@@ -1977,6 +1977,20 @@ class SmolvmOutboundLocalhostOnly(_SmolvmFixed):
         return super().run_through(plan, runner, argv, **kw)
 
 
+class PlanSecretsKeyedByValue(Broken, DockerBackend):
+    """Issue 16: "the secret checks take plan.secrets values as the tokens,
+    so a plan keyed by value reports the wrong leak". Reintroduced: the
+    plan's secrets map each token VALUE to its slot name, so launch finds no
+    slot and egress never gets its tokens; SECRET-ARGV must report the
+    undelivered tokens, not the slot names as "token values"."""
+
+    reason = r"route token\(s\) of the host never reached a child"
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        return dataclasses.replace(plan, secrets={v: k for k, v in plan.secrets.items() if v})
+
+
 # Backends that must PASS a clause they used to FAIL for the wrong reason (or
 # that a hardened backend must not fail): the meta-tests check each PASSES
 # the clause named. Not broken backends (no `Broken`), so BROKEN stays exact.
@@ -2042,7 +2056,7 @@ ISSUE16: dict[str, list[type[Backend]]] = {
     "GUEST-NO-PRIVILEGE": [AgentSeccompUnconfined, AgentApparmorUnconfined, AgentHostDevice],
     "GUEST-NET-INTERNAL": [AgentConnectedNotCreatedOnNetwork],
     "GUEST-NO-HOST-GATEWAY": [AgentAddHostGatewayIp],
-    "SECRET-ARGV": [TokenGzipBase64OnArgv],
+    "SECRET-ARGV": [TokenGzipBase64OnArgv, PlanSecretsKeyedByValue],
     "SECRET-FILES": [TokenEnvFileMountedIntoDaemon],
     "SECRET-STDIN": [TokenOnExecStdin],
     "SECRET-ERRORS": [MissingTokenRefusalListsRoutes, LaunchErrorCarriesDaemonEnv],
