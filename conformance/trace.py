@@ -107,6 +107,14 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "GUEST-NO-HOST-GATEWAY": (f"{_DOCKER}:_bring_up",),
     "PORT-NO-FIXED": (f"{_SMOL}:bundle_run_argv", f"{_SMOL}:machine_create_argv"),
     "TSI-ALLOW-NARROW": (f"{_SMOL}:machine_create_argv",),
+    # issue 16
+    "SECRET-STDIN": (f"{_DOCKER}:_bring_up", f"{_SMOL}:bundle_run_argv"),
+    "SECRET-ERRORS": (f"{_DOCKER}:missing_token_message", "bottle_api.runner:CommandError"),
+    "TEARDOWN-STATE": ("bottle_ref.state:remove_state", f"{_DOCKER}:DockerBottle.close",
+                       f"{_SMOL}:SmolmachinesBottle.close"),
+    "PROV-WORKDIR": (f"{_DOCKER}:DockerBottle.agent_argv", f"{_SMOL}:SmolmachinesBottle.agent_argv"),
+    "PROV-CRED-OWNER": ("bottle_ref.provision:provision_guest_files",),
+    "PROV-CA-KEYS": ("bottle_ref.ca:ensure_ca", f"{_DOCKER}:_bring_up", f"{_SMOL}:bundle_run_argv"),
 }
 
 
