@@ -75,29 +75,28 @@ class PlanInvariants:
         environment and HOME are planted, prepare the plans the already
         imported backend prepares: nothing read from the environment at
         import time (a module-level ``os.environ`` read) reaches a plan."""
+        caps = set(parse_capabilities(getattr(backend, "capabilities", ())))
+        cases = [(s.name, s.build(tmp_path / s.name)) for s in SCENARIOS.values()
+                 if s.needs <= caps]
+        names = {r.token_env: "" for _, inputs in cases for r in inputs.spec.routes}
+        with _decoy_environ(names) as decoys:  # one fresh import for every scenario
+            want = [to_json(backend.prepare(i.spec, i.host)) for _, i in cases]
+            with reimported(backend) as fresh:
+                got = [to_json(fresh.prepare(i.spec, i.host)) for _, i in cases]
+        leaked = redaction.Registry()
+        leaked.plant(*decoys)
         checked = 0
-        for scenario in SCENARIOS.values():
-            if not scenario.needs <= set(parse_capabilities(getattr(backend, "capabilities", ()))):
-                continue
-            inputs = scenario.build(tmp_path / scenario.name)
-            spec, host = inputs.spec, inputs.host
-            names = {r.token_env: "" for r in spec.routes}
-            with _decoy_environ(names) as decoys:
-                want = to_json(backend.prepare(spec, host))
-                with reimported(backend) as fresh:
-                    got = to_json(fresh.prepare(spec, host))
-            leaked = redaction.Registry()
-            leaked.plant(*decoys)
-            found = leaked.find(got)
+        for (name, _), w, g in zip(cases, want, got):
+            found = leaked.find(g)
             assert not found, (
-                f"scenario {scenario.name!r}: the backend imported while decoy values were in "
+                f"scenario {name!r}: the backend imported while decoy values were in "
                 f"the process env and HOME puts {found} of them in its plan: one of its modules "
                 "reads the environment when it is imported")
-            assert got == want, (
-                f"scenario {scenario.name!r}: the backend imported afresh under a decoy "
+            assert g == w, (
+                f"scenario {name!r}: the backend imported afresh under a decoy "
                 "environment prepares another plan than the one imported before: a module "
                 "reads the environment at import time. Differing: "
-                + "; ".join(_json_diff(want, got)[:4]))
+                + "; ".join(_json_diff(w, g)[:4]))
             checked += 1
         assert checked, "no scenario fits the backend's capabilities"
 
