@@ -394,8 +394,6 @@ def security_opt_problem(value: str) -> str | None:
     key, val = key.strip().lower(), val.strip().lower()
     if _UNCONFINED.get(key) == val or (key == "label" and val.startswith("disable")):
         return f"--security-opt {value} switches {key} confinement off"
-    if key == "no-new-privileges" and val == "false":
-        return None
     return None
 
 
