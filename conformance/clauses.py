@@ -71,8 +71,8 @@ PLAN_PURE = Clause(
     "prepare() MUST make no external call (no runner, subprocess, network or "
     "filesystem write), MUST read the host only through its HostContext (decoy "
     "values for every process environment variable and a decoy HOME of credential "
-    "files MUST neither change the plan nor appear in it) and MUST return equal "
-    "plans for equal inputs.",
+    "files, planted also while the backend's modules are imported, MUST neither "
+    "change the plan nor appear in it) and MUST return equal plans for equal inputs.",
     INVARIANT, None,
     "seed: smolmachines prepare ran docker build before the operator confirmed "
     "(launch-boundary fix); DESIGN §3",
@@ -157,7 +157,8 @@ EXEC_RESUME = Clause(
 SECRET_ARGV = Clause(
     "SECRET-ARGV", MUST,
     "No argv a backend runs MUST contain a token value, literally or encoded "
-    "(base64, base64url, hex, URL, JSON), whole or split over words or quotes; a "
+    "(base64, base64url, hex, URL, JSON, or compressed with gzip, zlib, bzip2 or xz "
+    "and then encoded), whole or split over words or quotes; a "
     "token MUST reach a child only through the runner's env, named on argv as a "
     "bare -e NAME.",
     INVARIANT, None,
@@ -407,7 +408,7 @@ LAUNCH_READY = Clause(
     "LAUNCH-READY", MUST,
     "Launch MUST observe the readiness of the guest it then provisions with a "
     "bounded poll (its probe marked purpose=READY on the runner) before any "
-    "provisioning exec, and MUST NOT wait with a fixed sleep.",
+    "provisioning exec or copy into that guest, and MUST NOT wait with a fixed sleep.",
     SNAPSHOT, None,
     "seed: exec warm-up race after machine_start (the 1.5 s sleep this clause "
     "replaces); issue 10 (a probe of another container)",
@@ -570,7 +571,8 @@ SMOLVM_CP_FILE = Clause(
 )
 SMOLVM_VERSION_FIRST = Clause(
     "SMOLVM-VERSION-FIRST", MUST,
-    "A launch MUST run `smolvm --version` before its first `smolvm machine create`.",
+    "A launch MUST run `smolvm --version` before its first `smolvm machine create` "
+    "and refuse, creating no machine, a smolvm older than 1.8.0.",
     SNAPSHOT, None,
     "issue 8: smolvm 0.8.x to 1.7.x drop --allow-cidr for --from (unrestricted "
     "egress); fixed in 1.8.0 (commit f8a6fa62)",
@@ -586,8 +588,9 @@ DOCKER_ARGV = Clause(
 )
 GUEST_NET_INTERNAL = Clause(
     "GUEST-NET-INTERNAL", MUST,
-    "Every network the agent container joins MUST be created --internal by the same "
-    "launch (never the default bridge or a routable network).",
+    "The agent container MUST be created on a network of its launch (never left on "
+    "the default bridge, which a later network connect does not remove) and every "
+    "network it joins MUST be created --internal by the same launch.",
     SNAPSHOT, None,
     "issue 10: a guest with a default route or on the default bridge reaches the host "
     "and the world",
@@ -602,8 +605,10 @@ GUEST_NET_NO_HOST_ADDR = Clause(
 )
 GUEST_NO_PRIVILEGE = Clause(
     "GUEST-NO-PRIVILEGE", MUST,
-    "The agent container and every exec into it MUST run without --privileged and "
-    "without --cap-add.",
+    "The agent container and every exec into it MUST run without --privileged, "
+    "without a capability beyond docker's default set, without a confinement "
+    "switched off (--security-opt seccomp=, apparmor= or systempaths=unconfined, "
+    "label=disable) and without a host device (--device, --device-cgroup-rule, --gpus).",
     SNAPSHOT, None,
     "issue 10: isolation was only checked live",
 )
@@ -616,15 +621,18 @@ GUEST_NO_HOST_NS = Clause(
 )
 GUEST_NO_HOST_MOUNTS = Clause(
     "GUEST-NO-HOST-MOUNTS", MUST,
-    "No engine socket and no host path MUST be mounted into the agent guest (docker "
-    "-v/--mount bind, --volumes-from, --use-api-socket; smolvm -v, --docker-socket, "
+    "No engine socket, and no host path beyond the guest paths the backend declares "
+    "(Bottle.guest_mounts), MUST be mounted into the agent guest (docker -v/--mount "
+    "bind, --volumes-from, --use-api-socket; smolvm -v, --docker-socket, "
     "--mount-socket, --ssh-agent).",
     SNAPSHOT, None,
     "issue 10: nothing looked at an engine socket or host mounts inside the guest",
 )
 GUEST_NO_HOST_GATEWAY = Clause(
     "GUEST-NO-HOST-GATEWAY", MUST,
-    "The agent container MUST NOT be given a name for the host (--add-host NAME:host-gateway).",
+    "The agent container MUST NOT be given a name for the host: every --add-host MUST "
+    "name an address the launch gave one of its own containers (never host-gateway, "
+    "the gateway of a network the launch created, or another host address).",
     SNAPSHOT, None,
     "issue 10: isolation was only checked live",
 )
@@ -642,6 +650,54 @@ TSI_ALLOW_NARROW = Clause(
     SNAPSHOT, None,
     "issue 10: a TSI allow list broader than the published first hop (0.0.0.0/0, "
     "127.0.0.0/8, --outbound-localhost-only) reaches host services",
+)
+
+# --- issue 16: a static clause per contract gap ----------------------------------
+
+SECRET_STDIN = Clause(
+    "SECRET-STDIN", MUST,
+    "No command a backend runs (a guest exec above all) MUST be handed a token value "
+    "on its standard input, literally or encoded; a token MUST reach a child only "
+    "through the runner's env.",
+    INVARIANT, None,
+    "issue 16 (a token piped into the guest over exec stdin passed every static clause)",
+)
+SECRET_ERRORS = Clause(
+    "SECRET-ERRORS", MUST,
+    "No exception prepare(), launch() or close() raises (its message, arguments and "
+    "chained causes) MUST contain a token value, literally or encoded.",
+    INVARIANT, None,
+    "issue 16 (the missing-token refusal listed every route's token; a failed launch "
+    "re-raised with the daemon env)",
+)
+TEARDOWN_STATE = Clause(
+    "TEARDOWN-STATE", MUST,
+    "A normal close() MUST remove the bottle's state dir (its CA keys, configs and "
+    "everything else in it).",
+    SNAPSHOT, None,
+    "issue 16 (a close that left the state dir with the CA keys was caught only live)",
+)
+PROV_WORKDIR = Clause(
+    "PROV-WORKDIR", MUST,
+    "agent_argv MUST set the agent's working directory explicitly to /home/node or a "
+    "directory under it.",
+    SNAPSHOT, None,
+    "issue 16 (no clause covered the agent's workdir); DESIGN §4",
+)
+PROV_CRED_OWNER = Clause(
+    "PROV-CRED-OWNER", MUST,
+    "Each credential placeholder the backend puts in the guest (Codex auth.json, "
+    "Claude .credentials.json) MUST end up owned by node with mode 0600.",
+    SNAPSHOT, None,
+    "issue 16 (no clause covered who owns the credential placeholders)",
+)
+PROV_CA_KEYS = Clause(
+    "PROV-CA-KEYS", MUST,
+    "Each CA private key a launch generates MUST be handed only to the daemon whose CA "
+    "it is (egress's key at egress's key path, pipelock's at pipelock's), and no CA "
+    "private key MUST be copied or mounted into the agent guest.",
+    SNAPSHOT, None,
+    "issue 16 (no clause covered which daemon gets which CA private key)",
 )
 
 

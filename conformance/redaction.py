@@ -11,7 +11,10 @@ value *and its common encodings*:
 - hex (lower and upper case);
 - standard and URL-safe base64 at each of the three byte alignments, so a
   token inside a larger encoded blob (``base64("user:" + token)``, an env
-  file encoded whole) is found too.
+  file encoded whole) is found too;
+- compressed, then encoded: a base64/base64url/hex run that decodes to a
+  gzip, zlib, bzip2 or xz stream is decompressed (bounded) and searched
+  (`compressed_spans`).
 
 The plugin redacts failure text, captured output, user properties (hence
 JUnit XML), the JSON report, the terminal header and pytest's warnings
@@ -29,9 +32,13 @@ Matching is linear in the text: forms are indexed by their first
 from __future__ import annotations
 
 import base64
+import binascii
+import bz2
 import json
+import lzma
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import quote, quote_plus
 
@@ -163,19 +170,20 @@ class Registry:
         """What each match in ``text`` is (``literal``, ``base64``, ``hex``...)."""
         if not isinstance(text, str):
             return []
-        return [self._labels.get(text[a:b], "?") for a, b in self._spans(text)]
+        return ([self._labels.get(text[a:b], "?") for a, b in self._spans(text)]
+                + [label for _, _, label in compressed_spans(text, self)])
 
     def find(self, text: str) -> int:
         """How many places in ``text`` hold a known secret (in some form)."""
         if not isinstance(text, str):
             return 0
-        return len(self._spans(text))
+        return len(self._spans(text)) + len(compressed_spans(text, self))
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret, in every form, replaced by `LABEL`."""
         if not isinstance(text, str):
             return text
-        spans = self._spans(text)
+        spans = sorted(self._spans(text) + [(a, b) for a, b, _ in compressed_spans(text, self)])
         if not spans:
             return text
         out, pos = [], 0
@@ -188,6 +196,63 @@ class Registry:
             pos = end
         out.append(text[pos:])
         return "".join(out)
+
+
+# Encoded compressed streams start with these (the encodings of the gzip,
+# zlib, bzip2 and xz magic bytes), so only such runs are decoded at all.
+_B64_RUN = re.compile(r"(?:H4sI|eJ|eA|eN|eF|eD|QlpoO|/Td6WFo|_Td6WFo)[A-Za-z0-9+/_-]{12,}={0,2}")
+_HEX_RUN = re.compile(r"(?:1f8b|789c|7801|78da|785e|425a68|fd377a585a)[0-9a-fA-F]{16,}",
+                      re.IGNORECASE)
+_MAX_INFLATE = 1 << 20
+
+
+def _inflate(raw: bytes) -> bytes | None:
+    """``raw`` decompressed (gzip, zlib, bzip2 or xz; at most `_MAX_INFLATE`
+    bytes), or None when it is none of them."""
+    try:
+        if raw[:2] == b"\x1f\x8b":
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            return d.decompress(raw, _MAX_INFLATE)
+        if raw[:1] == b"\x78":
+            d = zlib.decompressobj()
+            return d.decompress(raw, _MAX_INFLATE)
+        if raw[:3] == b"BZh":
+            return bz2.BZ2Decompressor().decompress(raw, _MAX_INFLATE)
+        if raw[:6] == b"\xfd7zXZ\x00":
+            return lzma.LZMADecompressor().decompress(raw, _MAX_INFLATE)
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
+        return None
+    return None
+
+
+def _decode_run(run: str, kind: str) -> bytes | None:
+    try:
+        if kind == "hex":
+            return binascii.unhexlify(run[: len(run) // 2 * 2])
+        text = run.rstrip("=").replace("-", "+").replace("_", "/")
+        return base64.b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def compressed_spans(text: str, registry: "Registry") -> list[tuple[int, int, str]]:
+    """``(start, end, label)`` of every encoded compressed stream in ``text``
+    whose decompressed bytes hold a secret ``registry`` knows (in any of its
+    forms): ``gzip+base64`` and the like."""
+    if not isinstance(text, str) or not registry.values:
+        return []
+    out = []
+    for pattern, kind in ((_B64_RUN, "base64"), (_HEX_RUN, "hex")):
+        for m in pattern.finditer(text):
+            raw = _decode_run(m.group(0), kind)
+            inner = _inflate(raw) if raw else None
+            if inner is None:
+                continue
+            body = inner.decode("utf-8", "replace")
+            if registry._spans(body):
+                algo = {0x1f: "gzip", 0x78: "zlib", 0x42: "bzip2", 0xfd: "xz"}.get(raw[0], "?")
+                out.append((m.start(), m.end(), f"{algo}+{kind}"))
+    return out
 
 
 REGISTRY = Registry()

@@ -125,6 +125,16 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
                           "bottle_api.conventions:skills_dir_for"),
     "PROV-CODEX-MCP": ("bottle_ref.provision:provision_supervise",
                        "bottle_ref.supervise:codex_mcp_add_argv"),
+
+
+    # issue 16
+    "SECRET-STDIN": (f"{_DOCKER}:_bring_up", f"{_SMOL}:bundle_run_argv"),
+    "SECRET-ERRORS": (f"{_DOCKER}:missing_token_message", "bottle_api.runner:CommandError"),
+    "TEARDOWN-STATE": ("bottle_ref.state:remove_state", f"{_DOCKER}:DockerBottle.close",
+                       f"{_SMOL}:SmolmachinesBottle.close"),
+    "PROV-WORKDIR": (f"{_DOCKER}:DockerBottle.agent_argv", f"{_SMOL}:SmolmachinesBottle.agent_argv"),
+    "PROV-CRED-OWNER": ("bottle_ref.provision:provision_guest_files",),
+    "PROV-CA-KEYS": ("bottle_ref.ca:ensure_ca", f"{_DOCKER}:_bring_up", f"{_SMOL}:bundle_run_argv"),
 }
 
 

@@ -316,12 +316,16 @@ def check_networks_internal(argvs: Sequence[Argv]) -> Verdict:
     if isinstance(g, Verdict):
         return g
     nets = agent_networks(g)
-    if not nets:
-        return Verdict([f"the agent container {g.name} names no --network: it joins the "
-                        f"engine's default bridge, which routes out: {show(g.create.argv)}"])
+    v = Verdict()
+    if not g.create.values("network", "net"):
+        # docker attaches a container created without --network to the
+        # default bridge; a later `network connect` adds a network, it does
+        # not take the bridge away.
+        v.problems.append(f"the agent container {g.name} is created with no --network, so it "
+                          f"sits on the engine's default bridge (which routes out) whatever "
+                          f"it is connected to later: {show(g.create.argv)}")
     created = {i.positionals[0]: i for i in g.invocations
                if i.tool == g.tool and i.path == ("network", "create") and i.positionals}
-    v = Verdict()
     for net in nets:
         inv = created.get(net)
         if inv is None:
@@ -364,9 +368,40 @@ def _agent_execs(argvs: Sequence[Argv], g: Guest) -> list[Invocation]:
             and i.positionals and i.positionals[0] == g.name]
 
 
+# docker's default capability set (moby oci/defaults.go defaultCapabilities):
+# a --cap-add of one of these only restores what --cap-drop took, so a
+# hardened guest (--cap-drop ALL, then the few provisioning needs) passes.
+DOCKER_DEFAULT_CAPS = frozenset((
+    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+    "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"))
+# --security-opt values that switch a confinement off (docker/cli
+# opts.go parseSecurityOpts; "label:disable" and "seccomp:unconfined" are
+# the legacy colon forms it still accepts).
+_UNCONFINED = {"seccomp": "unconfined", "apparmor": "unconfined",
+               "systempaths": "unconfined", "label": "disable"}
+
+
+def _cap(name: str) -> str:
+    name = name.strip().upper()
+    return name[4:] if name.startswith("CAP_") else name
+
+
+def security_opt_problem(value: str) -> str | None:
+    """Why ``--security-opt value`` weakens the guest, or None."""
+    key, sep, val = value.partition("=")
+    if not sep:
+        key, sep, val = value.partition(":")
+    key, val = key.strip().lower(), val.strip().lower()
+    if _UNCONFINED.get(key) == val or (key == "label" and val.startswith("disable")):
+        return f"--security-opt {value} switches {key} confinement off"
+    return None
+
+
 def check_no_privilege(argvs: Sequence[Argv]) -> Verdict:
-    """GUEST-NO-PRIVILEGE: no --privileged, no --cap-add on the agent container
-    or any exec into it."""
+    """GUEST-NO-PRIVILEGE: no --privileged, no capability beyond docker's
+    default set, no confinement switched off (--security-opt
+    seccomp/apparmor/systempaths=unconfined, label=disable) and no host
+    device on the agent container or any exec into it."""
     g = _container_guest(argvs)
     if isinstance(g, Verdict):
         return g
@@ -374,8 +409,20 @@ def check_no_privilege(argvs: Sequence[Argv]) -> Verdict:
     for inv in [g.create, *_agent_execs(argvs, g)]:
         if inv.has("privileged"):
             v.problems.append(f"--privileged on the agent: {show(inv.argv)}")
-        for cap in inv.values("cap-add"):
-            v.problems.append(f"--cap-add {cap} on the agent: {show(inv.argv)}")
+        for value in inv.values("cap-add"):
+            extra = [c for c in (_cap(x) for x in value.split(",")) if c
+                     and c not in DOCKER_DEFAULT_CAPS]
+            if extra:
+                v.problems.append(f"--cap-add {value} gives the agent {', '.join(extra)}, beyond "
+                                  f"docker's default capability set: {show(inv.argv)}")
+        for value in inv.values("security-opt"):
+            why = security_opt_problem(value)
+            if why:
+                v.problems.append(f"{why} on the agent: {show(inv.argv)}")
+        for flag in ("device", "device-cgroup-rule", "gpus"):
+            for value in inv.values(flag):
+                v.problems.append(f"--{flag} {value} hands a host device to the agent: "
+                                  f"{show(inv.argv)}")
     return v
 
 
@@ -413,6 +460,8 @@ def check_no_host_mounts(argvs: Sequence[Argv], declared: Sequence[str] = ()) ->
             if inv.has(flag):
                 v.problems.append(f"--{flag} hands a host socket to the agent machine: {show(inv.argv)}")
         for value in inv.values("mount-socket"):
+            if value.rpartition(":")[2] in allowed:
+                continue
             v.problems.append(f"--mount-socket {value} mounts a host socket into the agent "
                               f"machine: {show(inv.argv)}")
         for value in inv.values("volume"):
@@ -444,15 +493,69 @@ def check_no_host_mounts(argvs: Sequence[Argv], declared: Sequence[str] = ()) ->
     return v
 
 
+def _own_addresses(g: Guest) -> set[str]:
+    """Addresses the launch gave its own containers (``--ip``/``--ip6``,
+    ``--network name=N,ip=...``, ``network connect --ip``)."""
+    out: set[str] = set()
+    for inv in g.invocations:
+        if inv.tool != g.tool:
+            continue
+        if inv.path in ENGINE_CREATE or inv.path == ("network", "connect"):
+            out |= set(inv.values("ip", "ip6"))
+            for value in inv.values("network", "net"):
+                out |= {v for k, v in docker.parse_network(value, g.tool).options
+                        if k in ("ip", "ip6")}
+    return {a.strip("[]") for a in out}
+
+
+def _gateways(g: Guest) -> set[str]:
+    """Gateway addresses of the networks this launch created (``--gateway``,
+    else the first address of each ``--subnet``, as docker's IPAM picks)."""
+    out: set[str] = set()
+    for inv in g.invocations:
+        if inv.tool != g.tool or inv.path != ("network", "create"):
+            continue
+        out |= set(inv.values("gateway"))
+        for subnet in inv.values("subnet"):
+            try:
+                net = ipaddress.ip_network(subnet, strict=False)
+                out.add(str(net.network_address + 1))
+            except ValueError:
+                continue
+    return out
+
+
 def check_no_host_gateway(argvs: Sequence[Argv]) -> Verdict:
-    """GUEST-NO-HOST-GATEWAY: no ``--add-host NAME:host-gateway`` on the agent."""
+    """GUEST-NO-HOST-GATEWAY: every ``--add-host`` on the agent names an
+    address the launch gave one of its own containers; never
+    ``host-gateway``, a gateway of a network it created (the host's end of
+    the bridge), a loopback or any other address of the host."""
     g = _container_guest(argvs)
     if isinstance(g, Verdict):
         return g
-    bad = [h for h in g.create.values("add-host") if h.rsplit(":", 1)[-1] == "host-gateway"
-           or h.rsplit("=", 1)[-1] == "host-gateway"]
-    return Verdict([f"--add-host {h} gives the agent a name for the host: {show(g.create.argv)}"
-                    for h in bad])
+    own, gateways, v = _own_addresses(g), _gateways(g), Verdict()
+    for value in g.create.values("add-host"):
+        # docker/cli opts/hosts.go ValidateExtraHost: NAME=ADDR, else NAME:ADDR
+        # split at the first ':' (a name holds none; an IPv6 ADDR may).
+        _, _, addr = value.partition("=" if "=" in value else ":")
+        addr = addr.strip().strip("[]")
+        if addr == "host-gateway":
+            why = "host-gateway is the host"
+        elif addr in gateways:
+            why = f"{addr} is the gateway of a network this launch created (the host's end)"
+        elif addr in own:
+            continue
+        else:
+            try:
+                ip = ipaddress.ip_address(addr)
+                why = (f"{addr} is a host loopback address" if ip.is_loopback else
+                       f"{addr} is no address this launch gave one of its containers "
+                       "(a gateway or another address of the host)")
+            except ValueError:
+                why = f"{addr!r} is not an address"
+        v.problems.append(f"--add-host {value} gives the agent a name for the host ({why}): "
+                          f"{show(g.create.argv)}")
+    return v
 
 
 def _publishes(inv: Invocation) -> list[str]:

@@ -92,3 +92,72 @@ def containers(runs: Iterable[Sequence[str]], agent_argvs: Iterable[Sequence[str
         elif agent_image is not None:
             c.is_agent = not c.daemons and docker.image_matches(c.image, agent_image)
     return out
+
+
+# -- a smolvm machine's network ----------------------------------------------------
+
+# Flags that give a smolvm machine a network (1.8.0 and 1.9.3
+# src/network/launch.rs: any of them makes `wants_network` true; without
+# them the VM has only a vsock and no network at all).
+SMOLVM_NET_FLAGS = ("net", "allow-cidr", "allow-host", "outbound-localhost-only", "dns",
+                    "network", "port")
+
+
+@dataclass
+class MachineNet:
+    """What a ``smolvm machine create`` lets the guest reach.
+
+    ``network``: the guest has a network at all. ``everything``: why it
+    reaches every address (no allow list, ``--outbound-localhost-only`` or
+    ``--allow-host``), else None. ``allow_cidrs``: the ``--allow-cidr``
+    entries, which bound what it reaches when ``everything`` is None."""
+
+    name: str
+    network: bool
+    everything: str | None
+    allow_cidrs: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+
+def machine_network(argv: Sequence[str]) -> MachineNet | None:
+    """The network of the machine ``argv`` (a ``smolvm machine create``)
+    creates, every networking flag read; None for any other argv."""
+    words = [str(a) for a in argv]
+    k = tool_index(words)
+    if k is None or posixpath.basename(words[k]) != "smolvm" or words[k + 1:k + 3] != [
+            "machine", "create"]:
+        return None
+    values: dict[str, list[str]] = {}
+    name, i = None, k + 3
+    takes = {"allow-cidr", "allow-host", "dns", "network", "port", "name", "p", "n"}
+    while i < len(words):
+        tok = words[i]
+        if tok == "--":
+            break
+        if tok.startswith("-"):
+            flag, eq, val = tok.lstrip("-").partition("=")
+            flag = {"p": "port", "n": "name"}.get(flag, flag)
+            if flag in takes and not eq and i + 1 < len(words):
+                val, i = words[i + 1], i + 1
+            if flag == "name":
+                name = val
+            else:
+                values.setdefault(flag, []).append(val)
+        elif name is None and not words[i - 1].startswith("-"):
+            name = tok
+        i += 1
+    flags = [f for f in SMOLVM_NET_FLAGS if f in values]
+    cidrs = values.get("allow-cidr", [])
+    everything = None
+    if not flags:
+        return MachineNet(name or "default", False, None, [], [])
+    if "outbound-localhost-only" in values:
+        everything = ("--outbound-localhost-only allows 127.0.0.0/8 and ::1/128: every host "
+                      "loopback service (smolvm machine.rs resolve_egress_flags)")
+    elif "allow-host" in values:
+        everything = (f"--allow-host {values['allow-host'][0]} allows whatever that name "
+                      "resolves to at create time")
+    elif not cidrs:
+        everything = (f"networking ({', '.join('--' + f for f in flags)}) with no --allow-cidr, "
+                      "--allow-host or --outbound-localhost-only: unrestricted outbound network")
+    return MachineNet(name or "default", True, everything, cidrs, flags)

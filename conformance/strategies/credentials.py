@@ -55,9 +55,11 @@ _PLAN_POOL = ("plus", "pro", "team")
 _JWT_DETAILS = _packed(_EMAIL_POOL, _PLAN_POOL)
 _ACCOUNTS = st.uuids().map(lambda u: u.hex)
 # The rest of a Codex file in one packed choice: (last_refresh, JSON indent,
-# how the id token's exp relates to the access token's).
+# how the id token's exp relates to the access token's, whether
+# tokens.account_id is there: Codex's TokenData has it optional, and a host
+# without it has the account only in the id token's chatgpt_account_id).
 _CODEX_DETAILS = _packed(("2025-05-01T12:00:00.000000Z", "1970-01-01T00:00:00Z"), (None, 2),
-                         ("same", "same", "other", "none"))
+                         ("same", "same", "other", "none"), ("key", "key", "no-key"))
 _EXPIRES_AT = st.integers(-2**31, 2**53)
 _SCOPES = st.one_of(st.none(), st.lists(st.sampled_from(
     ["user:inference", "user:profile", "org:create_api_key", "user:sessions:claude_code"]),
@@ -116,7 +118,7 @@ def _codex(exp: st.SearchStrategy[int], id_exp: st.SearchStrategy[int | None] | 
     @st.composite
     def build(draw) -> str:
         access_exp = draw(exp)
-        last_refresh, indent, id_kind = draw(_CODEX_DETAILS)
+        last_refresh, indent, id_kind, account_key = draw(_CODEX_DETAILS)
         if id_exp is not None:
             id_value = draw(id_exp)
         else:
@@ -133,6 +135,8 @@ def _codex(exp: st.SearchStrategy[int], id_exp: st.SearchStrategy[int | None] | 
             },
             "last_refresh": last_refresh,
         }
+        if account_key == "no-key":
+            del data["tokens"]["account_id"]
         return json.dumps(data, indent=indent)
 
     return build()

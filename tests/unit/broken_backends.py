@@ -82,6 +82,9 @@ class Broken:
 
     also: ClassVar[Mapping[str, str]] = {}
     suite_gap: ClassVar[str | None] = None
+    # A regex the FAILED clause's reason must match (issue 16: "fails it for
+    # the named reason"); None checks the clause ID only.
+    reason: ClassVar[str | None] = None
     reference_snapshots: ClassVar[bool] = False
 
 
@@ -1061,7 +1064,8 @@ class AgentArgvOnlyDockerSpecific(_BottleDefect, DockerBackend):
         ("SNAP-MATCH", "EXEC-USER", "EXEC-TTY", "EXEC-PTY-ABS", "EXEC-RESUME", "PROV-PROMPT",
          "LAUNCH-PROXY-ENV", "PLAN-DAEMONS", "SECRET-ARGV", "PORT-LOOPBACK",
          "PORT-EGRESS-ONLY-WHEN-ROUTED", "CRED-CA", "CRED-CA-CLAUDE", "PROV-CA-SELECT",
-         "PROV-GITUSER", "PROV-GITGATE", "PROV-CODEX-PROMPT"),
+         "PROV-GITUSER", "PROV-GITGATE", "PROV-CODEX-PROMPT", "PROV-WORKDIR",
+         "SECRET-STDIN"),
         "every recorded launch fails at agent_argv, so nothing after it can be checked")
 
 
@@ -1718,3 +1722,491 @@ class PipelockNoJwtPattern(Broken, SmolmachinesBackend):
 
 BROKEN["PIPELOCK-ENFORCE"] = [*BROKEN["PIPELOCK-ENFORCE"], PipelockNoAnthropicPattern,
                               PipelockNoJwtPattern]
+
+
+# issue 16: a static clause per contract gap, and the wrong-reason failures
+# (each class names the failing clause's reason: `reason`, a regex the
+# meta-test looks for in the report's reason text)
+# ================================================================================
+
+import os as _os  # noqa: E402
+import tempfile as _tempfile  # noqa: E402
+
+from bottle_api.runner import CommandError  # noqa: E402
+from bottle_api.spec import SpecError  # noqa: E402
+
+
+class AgentSeccompUnconfined(_RunnerDefect, DockerBackend):
+    """Issue 16: "GUEST-NO-PRIVILEGE reads --privileged and --cap-add only:
+    --security-opt seccomp=unconfined passes". Reintroduced on the agent."""
+
+    reason = r"seccomp=unconfined switches seccomp confinement off"
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(argv, ["--security-opt", "seccomp=unconfined"]), **kw)
+
+
+class AgentApparmorUnconfined(_RunnerDefect, DockerBackend):
+    """Issue 16: "... apparmor=unconfined pass". Reintroduced on the agent."""
+
+    reason = r"apparmor=unconfined switches apparmor confinement off"
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(argv, ["--security-opt", "apparmor=unconfined"]), **kw)
+
+
+class AgentHostDevice(_RunnerDefect, DockerBackend):
+    """Issue 16 (the docker flag table: --device). Reintroduced: the agent
+    gets the host's /dev/fuse."""
+
+    reason = r"--device /dev/fuse hands a host device to the agent"
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(argv, ["--device", "/dev/fuse"]), **kw)
+
+
+class AgentConnectedNotCreatedOnNetwork(_RunnerDefect, DockerBackend):
+    """Issue 16: "the agent created without --network, then network
+    connected, also sits on the default bridge: GUEST-NET-INTERNAL passes".
+    Reintroduced: the agent is created with no --network and connected to
+    its internal network afterwards."""
+
+    reason = r"created with no --network, so it sits on the engine's default bridge"
+
+    def run_through(self, plan, runner, argv, **kw):
+        if not _is_agent_create(argv) or "--network" not in argv:
+            return runner.run(argv, **kw)
+        i = argv.index("--network")
+        net, name = argv[i + 1], argv[argv.index("--name") + 1]
+        result = runner.run([*argv[:i], *argv[i + 2:]], **kw)
+        runner.run(["docker", "network", "connect", net, name])
+        return result
+
+
+class AgentAddHostGatewayIp(_RunnerDefect, DockerBackend):
+    """Issue 16: "--add-host NAME:<gateway IP> (an IP, not host-gateway)
+    passes GUEST-NO-HOST-GATEWAY". Reintroduced: the agent network gets
+    --subnet 10.213.7.0/24 and the agent --add-host host.internal:10.213.7.1,
+    the bridge's gateway (the host's end)."""
+
+    reason = r"10\.213\.7\.1 is the gateway of a network this launch created"
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:3] == ["docker", "network", "create"] and argv[-1].endswith("-agent"):
+            argv = [*argv[:3], "--subnet", "10.213.7.0/24", *argv[3:]]
+        return runner.run(_with_agent_flags(argv, ["--add-host", "host.internal:10.213.7.1"]),
+                          **kw)
+
+
+class TokenGzipBase64OnArgv(_RunnerDefect, DockerBackend):
+    """Issue 16: "gzip-then-base64 on argv passes SECRET-ARGV". Reintroduced:
+    the bundle's create carries base64(gzip("Bearer " + token)) in a label."""
+
+    also = _ENCODED_SNAPSHOT
+    reason = r"a token value is on argv \(gzip\+base64"
+
+    def run_through(self, plan, runner, argv, **kw):
+        if _gets_tokens(argv, kw):
+            import gzip
+
+            blob = base64.b64encode(gzip.compress(
+                f"Bearer {_route_tokens(kw)[0]}".encode(), mtime=0)).decode()
+            argv = argv[:2] + ["--label", f"bottle.debug-auth={blob}"] + argv[2:]
+        return runner.run(argv, **kw)
+
+
+_OUTSIDE = []
+
+
+def _outside_dir() -> Path:
+    """A host directory outside any scratch root the suite hands a launch."""
+    if not _OUTSIDE:
+        import atexit
+        import shutil
+
+        path = _tempfile.mkdtemp(prefix="bottle-broken-")
+        atexit.register(shutil.rmtree, path, True)
+        _OUTSIDE.append(Path(path))
+    return _OUTSIDE[0]
+
+
+class TokenEnvFileMountedIntoDaemon(_RunnerDefect, DockerBackend):
+    """Issue 16: "a token env file bind-mounted into a daemon passes
+    SECRET-FILES". Reintroduced: egress's tokens are written to an env file
+    outside the state dir and bind-mounted into egress at /run/bottle/egress.env."""
+
+    reason = r"egress\.env holds a token value"
+
+    def run_through(self, plan, runner, argv, **kw):
+        env = {k: v for k, v in (kw.get("env") or {}).items() if v}
+        if _gets_tokens(argv, kw):
+            path = _outside_dir() / f"{Path(plan.state_dir).name}-egress.env"
+            path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+            argv = argv[:2] + ["--mount", f"type=bind,source={path},"
+                               "target=/run/bottle/egress.env,readonly"] + argv[2:]
+        return runner.run(argv, **kw)
+
+
+class TokenOnExecStdin(_RunnerDefect, DockerBackend):
+    """Issue 16: "a token piped into the guest over exec stdin passes
+    everything static". Reintroduced: after the readiness probe the first
+    route's token is piped into the agent (``docker exec -i ... cat >
+    /home/node/.token``), as a debugging aid would."""
+
+    reason = r"piped into the standard input of"
+
+    def run_through(self, plan, runner, argv, **kw):
+        result = runner.run(argv, **kw)
+        if kw.get("purpose") == READY and plan.secrets and result.ok:
+            token = next(iter(v for v in plan.secrets.values() if v), None)
+            if token:
+                runner.run(["docker", "exec", "-i", argv[2], "sh", "-c",
+                            "cat > /home/node/.token"], input=token)
+        return result
+
+
+class MissingTokenRefusalListsRoutes(Broken, DockerBackend):
+    """Issue 16: "the missing-token refusal listing every route" (with the
+    values of the tokens that are set). Reintroduced: the SpecError keeps
+    its file, key and line but appends every route's slot and value."""
+
+    reason = r"the refusal of a launch with a missing token raised SpecError holding a token"
+
+    def launch(self, plan, runner, *, progress: Progress = _quiet):
+        try:
+            return super().launch(plan, runner, progress=progress)
+        except SpecError as exc:
+            routes = ", ".join(f"{k}={v}" for k, v in plan.secrets.items())
+            raise SpecError(f"{exc.message} (routes: {routes})", file=exc.file, key=exc.key,
+                            line=exc.line) from None
+
+
+class LaunchErrorCarriesDaemonEnv(_RunnerDefect, DockerBackend):
+    """Issue 16: "a failed launch re-raised with the daemon env". Reintroduced:
+    a command that fails is re-raised with the env it was given."""
+
+    reason = r"token-carrying command failed raised RuntimeError holding a token"
+
+    def run_through(self, plan, runner, argv, **kw):
+        try:
+            return runner.run(argv, **kw)
+        except CommandError as exc:
+            raise RuntimeError(f"{exc} (env: {kw.get('env')})") from exc
+
+
+class ReadinessProbeUnmarked(_RunnerDefect, SmolmachinesBackend):
+    """Issue 16: "LAUNCH-READY: an unmarked probe passes". Reintroduced: the
+    probe runs without purpose=READY."""
+
+    reason = r"no command of the launch is marked purpose=READY"
+
+    def run_through(self, plan, runner, argv, **kw):
+        if kw.get("purpose") == READY:
+            kw = {**kw, "purpose": None}
+        return runner.run(argv, **kw)
+
+
+class CaCopiedBeforeReady(_RunnerDefect, DockerBackend):
+    """Issue 16: "a guest copy (the CA step) before the first probe passes".
+    Reintroduced: the CA is copied into the agent as soon as it starts,
+    before the readiness probe (and the later copy is skipped)."""
+
+    reason = r"commands reach the guest before its first readiness probe"
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:2] == ["docker", "start"] and argv[-1].endswith("-agent"):
+            result = runner.run(argv, **kw)
+            ca = Path(plan.state_dir) / ("egress-ca" if plan.routed else "pipelock-ca") / "ca.pem"
+            runner.run(["docker", "cp", str(ca), f"{argv[-1]}:{CA_GUEST_PATH}"])
+            return result
+        if argv[:2] == ["docker", "cp"] and argv[-1].endswith(CA_GUEST_PATH):
+            return ok(argv)
+        return runner.run(argv, **kw)
+
+
+class SmolvmVersionMajorOnly(Broken, SmolmachinesBackend):
+    """Issue 16: "a smolvm version parsed by major only (accepting 1.0-1.7)
+    passes SMOLVM-VERSION-FIRST". Reintroduced: only the major is compared."""
+
+    reason = r"was not refused"
+
+    def launch(self, plan, runner, *, progress: Progress = _quiet):
+        import bottle_ref.backends.smolmachines as smol
+
+        real = smol.smolvm_version_problem
+
+        def major_only(result):
+            version = smol.parse_smolvm_version(result.stdout) if result.ok else None
+            if version is not None and version[0] >= smol.MIN_SMOLVM[0]:
+                return None
+            return real(result)
+
+        smol.smolvm_version_problem = major_only
+        try:
+            return super().launch(plan, runner, progress=progress)
+        finally:
+            smol.smolvm_version_problem = real
+
+
+# Read when this module is imported, as a backend reading its settings at
+# import time would (PrepareReadsEnvAtImport).
+_CPUS_AT_IMPORT = _os.environ.get("BOTTLE_SMOL_CPUS")
+
+
+class PrepareReadsEnvAtImport(Broken, SmolmachinesBackend):
+    """Issue 16: "PLAN-PURE misses an import-time environment read".
+    Reintroduced: BOTTLE_SMOL_CPUS is read when the module is imported and
+    sizes the VM."""
+
+    reason = r"reads the environment at import time"
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        if _CPUS_AT_IMPORT and _CPUS_AT_IMPORT.isdigit():
+            plan = dataclasses.replace(plan, cpus=int(_CPUS_AT_IMPORT))
+        return plan
+
+
+class PrepareReadsCodexAuth(Broken, DockerBackend):
+    """Issue 16: "a prepare that reads the real ~/.codex/auth.json (the ci
+    profile never draws a codex bottle forwarding credentials)". Reintroduced:
+    a codex bottle forwarding credentials reads ~/.codex/auth.json itself."""
+
+    reason = r"decoy value"
+
+    def prepare(self, spec, host):
+        real = Path.home() / CODEX_AUTH
+        if spec.agent == "codex" and spec.forward_host_credentials and real.is_file():
+            host = dataclasses.replace(host, home_files={**host.home_files,
+                                                         CODEX_AUTH: real.read_text()})
+        return super().prepare(spec, host)
+
+
+class CodexAccountIdTokensOnly(Broken, DockerBackend):
+    """Issue 16: "CRED-SHAPE never sees a host auth.json without
+    tokens.account_id". Reintroduced: the placeholder's account_id is the
+    host's tokens.account_id only (None without it), never the id token's
+    chatgpt_account_id claim."""
+
+    reason = r"tokens\.account_id is None, the host's is"
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        text = host.home_files.get(CODEX_AUTH)
+        if not text:
+            return plan
+        try:
+            account = (json.loads(text).get("tokens") or {}).get("account_id")
+        except ValueError:
+            return plan
+
+        def change(data: dict) -> None:
+            data["tokens"]["account_id"] = account if isinstance(account, str) else None
+
+        return with_guest_file(plan, CODEX_AUTH_GUEST, change)
+
+
+class _KeepStateBottle(DockerBottle):
+    def close(self):
+        import bottle_ref.backends.docker as mod
+
+        real = mod.remove_state
+        mod.remove_state = lambda path: None
+        try:
+            super().close()
+        finally:
+            mod.remove_state = real
+
+
+class StateDirLeftOnClose(_BottleDefect, DockerBackend):
+    """Issue 16: "a normal close that leaves the state dir (with CA keys) is
+    caught only live". Reintroduced: close() removes the engine objects and
+    keeps the state dir."""
+
+    bottle_cls = _KeepStateBottle
+    reason = r"after close\(\) the state dir .* is still there"
+
+
+class _WorkdirRootBottle(DockerBottle):
+    def agent_argv(self, argv=(), *, tty=True):
+        out = list(super().agent_argv(argv, tty=tty))
+        i = out.index("-w")
+        out[i + 1] = "/"
+        return out
+
+
+class AgentWorkdirRoot(_BottleDefect, DockerBackend):
+    """Issue 16: "no clause covers the agent's workdir". Reintroduced: the
+    agent runs in /."""
+
+    bottle_cls = _WorkdirRootBottle
+    reason = r"runs the agent in /, outside /home/node"
+
+
+class PlaceholderMode0644(_RunnerDefect, DockerBackend):
+    """Issue 16: "who owns the credential placeholders (node, 0600)".
+    Reintroduced: the Codex placeholder is made 0644 (world-readable)."""
+
+    reason = r"auth\.json is put in the guest .* its mode is set to 0644, not 0600"
+
+    def run_through(self, plan, runner, argv, **kw):
+        script = sh_script(argv)
+        if script and CODEX_AUTH_GUEST in script:
+            argv = with_tail(argv, ["sh", "-c", script.replace("chmod 0600", "chmod 0644")])
+        return runner.run(argv, **kw)
+
+
+class PlaceholderOwnedByRoot(_RunnerDefect, DockerBackend):
+    """Issue 16: the same, owner: the Codex placeholder stays root's."""
+
+    reason = r"auth\.json is put in the guest .* chowned to root, not owned by node"
+
+    def run_through(self, plan, runner, argv, **kw):
+        script = sh_script(argv)
+        if script and CODEX_AUTH_GUEST in script:
+            argv = with_tail(argv, ["sh", "-c", script.replace("chown node:node",
+                                                               "chown root:root")])
+        return runner.run(argv, **kw)
+
+
+class EgressGetsPipelockKey(_RunnerDefect, DockerBackend):
+    """Issue 16: "which daemon gets which CA private key (egress only its
+    own)". Reintroduced: egress is also handed pipelock's CA key."""
+
+    reason = r"pipelock's CA key path /etc/pipelock/ca-key\.pem is mounted into .*-egress"
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:2] == ["docker", "create"] and any(a.endswith("-egress") for a in argv[:4]):
+            key = Path(plan.state_dir) / "pipelock-ca" / "ca-key.pem"
+            argv = argv[:2] + ["--mount", f"type=bind,source={key},"
+                               "target=/etc/pipelock/ca-key.pem,readonly"] + argv[2:]
+        return runner.run(argv, **kw)
+
+
+class GuestGetsCaKey(_RunnerDefect, SmolmachinesBackend):
+    """Issue 16: "... the guest none". Reintroduced: the CA's private key is
+    copied into the machine beside its certificate."""
+
+    reason = r"CA private key copied into guest"
+
+    def run_through(self, plan, runner, argv, **kw):
+        result = runner.run(argv, **kw)
+        if argv[:3] == ["smolvm", "machine", "cp"] and argv[-1].endswith(CA_GUEST_PATH):
+            key = str(Path(argv[3]).with_name("ca-key.pem"))
+            machine = argv[-1].split(":", 1)[0]
+            runner.run(["smolvm", "machine", "cp", key, f"{machine}:/root/ca-key.pem"])
+        return result
+
+
+class SmolvmOutboundLocalhostOnly(_SmolvmFixed):
+    """Issue 16: "the topology model reads only --allow-cidr, so missing or
+    --outbound-localhost-only lists are reported as 'cannot reach egress'
+    instead of 'reaches everything'". Reintroduced: --allow-cidr replaced by
+    --outbound-localhost-only; PORT-EGRESS-ONLY-WHEN-ROUTED must say why."""
+
+    also = {"TSI-ALLOW-NARROW": "--outbound-localhost-only is broader than the first hop",
+            "PROV-MCP": "no --allow-cidr, so no supervise address is shown reachable"}
+    reason = r"reaches everything: --outbound-localhost-only"
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"] and "--allow-cidr" in argv:
+            i = argv.index("--allow-cidr")
+            argv = [*argv[:i], "--outbound-localhost-only", *argv[i + 2:]]
+        return super().run_through(plan, runner, argv, **kw)
+
+
+class PlanSecretsKeyedByValue(Broken, DockerBackend):
+    """Issue 16: "the secret checks take plan.secrets values as the tokens,
+    so a plan keyed by value reports the wrong leak". Reintroduced: the
+    plan's secrets map each token VALUE to its slot name, so launch finds no
+    slot and egress never gets its tokens; SECRET-ARGV must report the
+    undelivered tokens, not the slot names as "token values"."""
+
+    reason = r"route token\(s\) of the host never reached a child"
+
+    def prepare(self, spec, host):
+        plan = super().prepare(spec, host)
+        return dataclasses.replace(plan, secrets={v: k for k, v in plan.secrets.items() if v})
+
+
+# Backends that must PASS a clause they used to FAIL for the wrong reason (or
+# that a hardened backend must not fail): the meta-tests check each PASSES
+# the clause named. Not broken backends (no `Broken`), so BROKEN stays exact.
+
+
+class _RunnerTweak:
+    """The runner seam of `_RunnerDefect`, for a backend that is not broken."""
+
+    def launch(self, plan, runner, *, progress: Progress = _quiet):
+        return super().launch(plan, _DefectRunner(self, plan, runner), progress=progress)
+
+    def run_through(self, plan: Plan, runner: Runner, argv: list[str], **kw: Any) -> Completed:
+        return runner.run(argv, **kw)
+
+
+class CaPathEnvOnCreate(_RunnerTweak, DockerBackend):
+    """PROV-CA counted ``-e VAR=<a path in the CA dir>`` on the agent's
+    create as a copy of the CA. Here the agent gets such a variable."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(
+            argv, ["-e", f"BOTTLE_AGENT_CA={CA_GUEST_PATH}"]), **kw)
+
+
+class _DeclaredMountBottle(DockerBottle):
+    def guest_mounts(self):
+        return ("/home/node/work",)
+
+
+class DeclaredWorkspaceMount(_RunnerTweak, DockerBackend):
+    """GUEST-NO-HOST-MOUNTS ignored Bottle.guest_mounts() (LIVE-CONFINE
+    honours it). Here the agent gets a declared workspace bind mount."""
+
+    def launch(self, plan, runner, *, progress: Progress = _quiet):
+        bottle = super().launch(plan, runner, progress=progress)
+        bottle.__class__ = _DeclaredMountBottle
+        return bottle
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(
+            argv, ["--mount", f"type=bind,source={_outside_dir()},target=/home/node/work"]), **kw)
+
+
+class HardenedAgent(_RunnerTweak, DockerBackend):
+    """What issue 16's hardened reference runs: --cap-drop ALL with a few of
+    docker's default capabilities added back, no-new-privileges, limits."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        return runner.run(_with_agent_flags(argv, [
+            "--cap-drop", "ALL", "--cap-add", "CHOWN", "--cap-add", "DAC_OVERRIDE,FOWNER",
+            "--security-opt", "no-new-privileges", "--pids-limit", "512",
+            "--memory", "2g", "--cpus", "2"]), **kw)
+
+
+PASSING: dict[str, list[type[Backend]]] = {
+    "PROV-CA": [CaPathEnvOnCreate],
+    "GUEST-NO-HOST-MOUNTS": [DeclaredWorkspaceMount],
+    "GUEST-NO-PRIVILEGE": [HardenedAgent],
+}
+
+
+ISSUE16: dict[str, list[type[Backend]]] = {
+    "GUEST-NO-PRIVILEGE": [AgentSeccompUnconfined, AgentApparmorUnconfined, AgentHostDevice],
+    "GUEST-NET-INTERNAL": [AgentConnectedNotCreatedOnNetwork],
+    "GUEST-NO-HOST-GATEWAY": [AgentAddHostGatewayIp],
+    "SECRET-ARGV": [TokenGzipBase64OnArgv, PlanSecretsKeyedByValue],
+    "SECRET-FILES": [TokenEnvFileMountedIntoDaemon],
+    "SECRET-STDIN": [TokenOnExecStdin],
+    "SECRET-ERRORS": [MissingTokenRefusalListsRoutes, LaunchErrorCarriesDaemonEnv],
+    "LAUNCH-READY": [ReadinessProbeUnmarked, CaCopiedBeforeReady],
+    "SMOLVM-VERSION-FIRST": [SmolvmVersionMajorOnly],
+    "PLAN-PURE": [PrepareReadsEnvAtImport, PrepareReadsCodexAuth],
+    "CRED-SHAPE": [CodexAccountIdTokensOnly],
+    "TEARDOWN-STATE": [StateDirLeftOnClose],
+    "PROV-WORKDIR": [AgentWorkdirRoot],
+    "PROV-CRED-OWNER": [PlaceholderMode0644, PlaceholderOwnedByRoot],
+    "PROV-CA-KEYS": [EgressGetsPipelockKey, GuestGetsCaKey],
+    "PORT-EGRESS-ONLY-WHEN-ROUTED": [SmolvmOutboundLocalhostOnly],
+}
+for _cid, _classes in ISSUE16.items():
+    BROKEN.setdefault(_cid, []).extend(_classes)

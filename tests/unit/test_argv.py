@@ -462,3 +462,98 @@ def test_docker_long_network_syntax_names_the_network():
     from conformance.argv import topology
     found = topology.containers([A("docker create --name ag --network name=a,alias=x img")])
     assert found["ag"].networks == {"a"} and found["ag"].aliases == {"x"}
+
+
+# -- issue 16: the widened guest clauses and the smolvm network model ---------------
+
+
+@pytest.mark.parametrize(("opts", "why"), [
+    ("--security-opt seccomp=unconfined", "seccomp confinement off"),
+    ("--security-opt seccomp:unconfined", "seccomp confinement off"),
+    ("--security-opt apparmor=unconfined", "apparmor confinement off"),
+    ("--security-opt systempaths=unconfined", "systempaths confinement off"),
+    ("--security-opt label=disable", "label confinement off"),
+    ("--security-opt label:disable", "label confinement off"),
+    ("--device /dev/kvm", "host device"),
+    ("--device-cgroup-rule c\\ 1:3\\ mr", "host device"),
+    ("--gpus all", "host device"),
+    ("--cap-add ALL", "ALL"),
+    ("--cap-drop ALL --cap-add CHOWN,NET_ADMIN", "NET_ADMIN"),
+    ("--cap-add cap_sys_ptrace", "SYS_PTRACE"),
+])
+def test_no_privilege_reads_every_weakening_flag(opts, why):
+    verdict = checks.check_no_privilege(docker_launch(agent_opts=opts))
+    assert any(why in p for p in verdict.problems), verdict
+
+
+def test_no_privilege_accepts_a_hardened_agent():
+    """What a hardened backend runs: --cap-drop ALL, docker default
+    capabilities added back (moby oci/defaults.go defaultCapabilities),
+    no-new-privileges, limits."""
+    opts = ("--cap-drop ALL --cap-add CHOWN --cap-add DAC_OVERRIDE,FOWNER,SETUID,SETGID "
+            "--cap-add CAP_NET_BIND_SERVICE --security-opt no-new-privileges "
+            "--security-opt seccomp=/etc/docker/seccomp.json --pids-limit 256 --memory 2g "
+            "--cpus 2")
+    assert checks.check_no_privilege(docker_launch(agent_opts=opts)).ok
+
+
+def test_agent_connected_later_still_sits_on_the_default_bridge():
+    runs = docker_launch()
+    runs[4] = A("docker create --name b-agent --entrypoint sleep claude-bottle:latest infinity")
+    runs.insert(5, A("docker network connect b-agent b-agent"))
+    problems = checks.check_networks_internal(runs).problems
+    assert len(problems) == 1 and "created with no --network" in problems[0], problems
+
+
+@pytest.mark.parametrize(("net_create", "add_host", "why"), [
+    ("--internal --subnet 10.9.8.0/24", "h:10.9.8.1", "gateway of a network this launch"),
+    ("--internal --subnet 10.9.8.0/24 --gateway 10.9.8.254", "h:10.9.8.254", "gateway"),
+    ("--internal", "h=127.0.0.1", "loopback"),
+    ("--internal", "h:192.168.1.10", "no address this launch gave"),
+    ("--internal", "h:fe80::1", "no address this launch gave"),
+    ("--internal", "h:host-gateway", "host-gateway"),
+])
+def test_add_host_to_any_host_address_fails(net_create, add_host, why):
+    runs = docker_launch(net_create=net_create, agent_opts=f"--add-host {add_host}")
+    problems = checks.check_no_host_gateway(runs).problems
+    assert any(why in p for p in problems), problems
+
+
+def test_add_host_to_a_container_of_the_launch_passes():
+    runs = docker_launch(agent_opts="--add-host egress:10.9.8.7")
+    runs[2] = A("docker run -d --name b-bundle --network b-out --ip 10.9.8.7 -p 127.0.0.1::9099 "
+                "bundle bottle-bundle egress")
+    assert checks.check_no_host_gateway(runs).ok
+
+
+def test_declared_guest_mounts_are_allowed_but_never_an_engine_socket():
+    runs = docker_launch(agent_opts="-v /srv/work:/home/node/work")
+    assert checks.check_no_host_mounts(runs).problems
+    assert checks.check_no_host_mounts(runs, ("/home/node/work",)).ok
+    sock = docker_launch(agent_opts="-v /var/run/docker.sock:/var/run/docker.sock")
+    assert checks.check_no_host_mounts(sock, ("/var/run/docker.sock",)).problems
+
+
+@pytest.mark.parametrize(("flags", "network", "everything"), [
+    ("", False, None),
+    ("--net", True, "unrestricted"),
+    ("--dns 10.0.0.1", True, "unrestricted"),
+    ("-p 8080:80", True, "unrestricted"),
+    ("--network n", True, "unrestricted"),
+    ("--net --outbound-localhost-only", True, "outbound-localhost-only"),
+    ("--net --allow-host example.invalid", True, "allow-host"),
+    ("--net --allow-cidr 127.77.1.2/32", True, None),
+    ("--allow-cidr 127.77.1.2/32", True, None),
+])
+def test_machine_network_reads_every_networking_flag(flags, network, everything):
+    """smolvm 1.8.0/1.9.3 src/network/launch.rs: any of these flags gives the
+    VM a network; without an allow list it is unrestricted (facts file)."""
+    from conformance.argv import topology
+
+    net = topology.machine_network(A(f"smolvm machine create --name m -I /a.tar {flags} -- x"))
+    assert net is not None and net.name == "m" and net.network is network
+    if everything is None:
+        assert net.everything is None
+    else:
+        assert everything in net.everything
+    assert topology.machine_network(A("smolvm machine start --name m")) is None

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from conformance.report import Report
 from conformance.settings import hypothesis_profile_name, register_hypothesis_profiles
 
 import broken_backends
-from broken_backends import BROKEN, PENDING_REFERENCE_FIXES, Broken, broken_cases
+from broken_backends import BROKEN, PASSING, PENDING_REFERENCE_FIXES, Broken, broken_cases
 
 pytest_plugins = ["pytester"]
 
@@ -130,6 +131,10 @@ class MetaRun:
 
     def with_state(self, state: State) -> set[str]:
         return {cid for cid, s in self.states().items() if s == state}
+
+    def reasons(self, clause_id: str) -> list[str]:
+        """The reason text of every result reported for ``clause_id``."""
+        return [r.reason or "" for r in self.report.results if r.clause_id == clause_id]
 
     def explain(self) -> str:
         rows = [f"  {r.clause_id}: {r.state} {r.reason}" for r in self.report.results
@@ -272,11 +277,30 @@ def test_broken_backend_fails_intended_clause(pytester, clause_id, broken):
     assert clause_id in failed, (
         f"suite gap: {broken.__name__} ({broken.__doc__.splitlines()[0]}) "
         f"was not failed with {clause_id}\n{run.explain()}")
+    if broken.reason:
+        reasons = run.reasons(clause_id)
+        assert any(re.search(broken.reason, r, re.S) for r in reasons), (
+            f"{broken.__name__} failed {clause_id}, but not for the named reason "
+            f"(/{broken.reason}/):\n{run.explain()}")
     pending = set(PENDING_REFERENCE_FIXES.get(_reference_of(broken), {}))
     unexpected = failed - {clause_id} - set(broken.also) - pending
     assert not unexpected, (
         f"{broken.__name__} also failed {sorted(unexpected)}, not on its `also` "
         f"allow-list\n{run.explain()}")
+    assert not run.with_state(State.ERROR), run.explain()
+
+
+# -- backends that must pass (issue 16: the wrong-reason failures) -----------------
+
+
+@pytest.mark.parametrize(("clause_id", "backend"), [
+    pytest.param(cid, cls, id=f"{cid}-{cls.__name__}")
+    for cid, classes in PASSING.items() for cls in classes])
+def test_backend_passes_clause_it_used_to_fail(pytester, clause_id, backend):
+    """A clause that failed for the wrong reason (or would fail a hardened
+    backend) PASSES a backend that only does what the clause allows."""
+    run = run_static_suite(pytester, backend, invariants_of=[clause_id])
+    assert run.states().get(clause_id) == State.PASSED, run.explain()
     assert not run.with_state(State.ERROR), run.explain()
 
 

@@ -292,3 +292,28 @@ def test_warnings_header_and_earlier_plants_are_redacted_everywhere(pytester, mo
         for form, kind in forms.items():
             assert form not in text, f"{where} holds a secret ({kind}) {form[:12]}..."
     assert "<REDACTED>" in written["terminal"] and "REDACTED" in written["junit"]
+
+
+# -- issue 16: compressed, then encoded ------------------------------------------------
+
+
+@pytest.mark.parametrize(("encode", "label"), [
+    (lambda b: __import__("base64").b64encode(__import__("gzip").compress(b)).decode(),
+     "gzip+base64"),
+    (lambda b: __import__("base64").urlsafe_b64encode(__import__("zlib").compress(b)).decode(),
+     "zlib+base64"),
+    (lambda b: __import__("base64").b64encode(__import__("bz2").compress(b)).decode(),
+     "bzip2+base64"),
+    (lambda b: __import__("gzip").compress(b).hex(), "gzip+hex"),
+])
+def test_compressed_then_encoded_token_is_found(encode, label):
+    from conformance import redaction
+
+    known = redaction.Registry()
+    token = "tok~compressed-secret-0123456789"
+    known.plant(token)
+    text = f"sh -c 'echo {encode(('Bearer ' + token).encode())} | base64 -d | gunzip'"
+    assert label in known.kinds(text)
+    assert token not in known.redact(text) and redaction.LABEL in known.redact(text)
+    other = f"echo {encode(b'nothing secret in here at all, just words')}"
+    assert known.kinds(other) == []

@@ -25,9 +25,13 @@ from .purity import (
     _plain_data_problems,
     no_external_calls,
 )
+from ...capabilities import parse_capabilities
+from ...scenarios import SCENARIOS
+from .purity import reimported
 from .support import (
     _LAUNCH,
     _PLAN,
+    _budget,
     _expected_daemons,
     _fit,
     _launched,
@@ -37,6 +41,9 @@ from .support import (
     _show,
 )
 from .topology import _daemons_in
+
+
+_PURE_CODEX = _budget(0.25)  # codex forwarding credentials: a plan property
 
 
 class PlanInvariants:
@@ -50,29 +57,48 @@ class PlanInvariants:
     def test_prepare_is_pure_and_deterministic(self, backend, case):
         """No process, socket, DNS, file write or runner while preparing, and
         equal inputs give equal plans whatever the process env holds."""
-        case = _fit(backend, case)
-        spec, host = case
-        with no_external_calls(backend) as seen:
-            try:
-                first = backend.prepare(spec, host)
-            except ExternalCall:
-                first = None  # recorded in ``seen``
-        assert not seen, f"prepare() reached outside the process: {seen}"
-        with _decoy_environ({r.token_env: "" for r in spec.routes}) as decoys:
-            second = backend.prepare(spec, host)
+        _check_pure(backend, case)
+
+    @clause("PLAN-PURE")
+    @_PURE_CODEX
+    @given(case=bst.bottle_cases(agent="codex", forward_host_credentials=True,
+                                 missing_tokens=None, credentials=None))
+    def test_prepare_is_pure_forwarding_codex_credentials(self, backend, case):
+        """The same, for a codex bottle forwarding the host's sign-in: the
+        case that would read ~/.codex/auth.json behind the HostContext's
+        back, drawn under every profile (ci too)."""
+        _check_pure(backend, case)
+
+    @clause("PLAN-PURE")
+    def test_prepare_is_pure_when_imported_under_decoys(self, backend, tmp_path):
+        """The backend's own modules, imported afresh while the decoy
+        environment and HOME are planted, prepare the plans the already
+        imported backend prepares: nothing read from the environment at
+        import time (a module-level ``os.environ`` read) reaches a plan."""
+        caps = set(parse_capabilities(getattr(backend, "capabilities", ())))
+        cases = [(s.name, s.build(tmp_path / s.name)) for s in SCENARIOS.values()
+                 if s.needs <= caps]
+        names = {r.token_env: "" for _, inputs in cases for r in inputs.spec.routes}
+        with _decoy_environ(names) as decoys:  # one fresh import for every scenario
+            want = [to_json(backend.prepare(i.spec, i.host)) for _, i in cases]
+            with reimported(backend) as fresh:
+                got = [to_json(fresh.prepare(i.spec, i.host)) for _, i in cases]
         leaked = redaction.Registry()
         leaked.plant(*decoys)
-        for what, text in (("to_json(plan)", to_json(second)), ("repr(plan)", repr(second))):
-            found = leaked.find(text)
+        checked = 0
+        for (name, _), w, g in zip(cases, want, got):
+            found = leaked.find(g)
             assert not found, (
-                f"{what} holds {found} decoy value(s) (or an encoding of one) that were only in "
-                "the process environment or in a decoy HOME (~/.codex/auth.json, "
-                "~/.claude/.credentials.json, ...): prepare() read the host behind the "
-                "HostContext's back")
-        assert first == second, (
-            "two prepare() calls on equal inputs (the second with decoy values in the "
-            f"process env) gave different plans; differing fields: {_differing(first, second)}")
-        assert to_json(first) == to_json(second), "equal plans serialise differently"
+                f"scenario {name!r}: the backend imported while decoy values were in "
+                f"the process env and HOME puts {found} of them in its plan: one of its modules "
+                "reads the environment when it is imported")
+            assert g == w, (
+                f"scenario {name!r}: the backend imported afresh under a decoy "
+                "environment prepares another plan than the one imported before: a module "
+                "reads the environment at import time. Differing: "
+                + "; ".join(_json_diff(w, g)[:4]))
+            checked += 1
+        assert checked, "no scenario fits the backend's capabilities"
 
     # -- PLAN-HOP / PLAN-DAEMONS --------------------------------------------------------
 
@@ -186,3 +212,41 @@ class PlanInvariants:
                 f"refusing, e.g. {rec.normalise(_show(started[0]))}")
             assert not state_root.exists(), (
                 f"launch created {state_root} (the state dir) before refusing")
+
+
+
+def _json_diff(a: str, b: str) -> list[str]:
+    import json
+
+    x, y = json.loads(a), json.loads(b)
+    if not (isinstance(x, dict) and isinstance(y, dict)):
+        return ["the plans differ"]
+    return [f"{k}: {str(x.get(k))[:80]!r} vs {str(y.get(k))[:80]!r}"
+            for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)] or ["the plans differ"]
+
+
+def _check_pure(backend, case) -> None:
+    case = _fit(backend, case)
+    spec, host = case
+    with no_external_calls(backend) as seen:
+        try:
+            first = backend.prepare(spec, host)
+        except ExternalCall:
+            first = None  # recorded in ``seen``
+    assert not seen, f"prepare() reached outside the process: {seen}"
+    with _decoy_environ({r.token_env: "" for r in spec.routes}) as decoys:
+        second = backend.prepare(spec, host)
+    leaked = redaction.Registry()
+    leaked.plant(*decoys)
+    for what, text in (("to_json(plan)", to_json(second)), ("repr(plan)", repr(second))):
+        found = leaked.find(text)
+        assert not found, (
+            f"{what} holds {found} decoy value(s) (or an encoding of one) that were only in "
+            "the process environment or in a decoy HOME (~/.codex/auth.json, "
+            "~/.claude/.credentials.json, ...): prepare() read the host behind the "
+            "HostContext's back")
+    assert first == second, (
+        "two prepare() calls on equal inputs (the second with decoy values in the "
+        f"process env) gave different plans; differing fields: {_differing(first, second)}")
+    assert to_json(first) == to_json(second), "equal plans serialise differently"
+

@@ -280,3 +280,39 @@ def _differing(a: Any, b: Any) -> list[str]:
 
 
 _ARTIFACT_SUFFIXES = (".smolmachine", ".tar", ".tar.gz", ".oci", ".img", ".qcow2", ".raw")
+
+
+@contextlib.contextmanager
+def reimported(backend) -> Iterator[Any]:
+    """A copy of ``backend`` whose own package's modules (the top-level
+    package its class lives in; not the third-party packages it uses, whose
+    extension modules cannot be loaded twice) were imported afresh just
+    now, under whatever environment the caller planted. Its class is
+    looked up by module and qualified name in the fresh modules and the
+    instance's attributes are copied over (no constructor arguments needed).
+    Every module is put back as it was afterwards."""
+    import importlib
+
+    from ...recording.packages import own_package
+
+    cls = type(backend)
+    tops = {own_package(backend)}
+    saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] in tops}
+    for name in saved:
+        del sys.modules[name]
+    try:
+        mod = importlib.import_module(cls.__module__)
+        fresh_cls: Any = mod
+        for part in cls.__qualname__.split("."):
+            fresh_cls = getattr(fresh_cls, part)
+        fresh = fresh_cls.__new__(fresh_cls)
+        # The instance's state, but not the methods the suite's watchdog
+        # binds on the instance (they would call the old class's code).
+        fresh.__dict__.update({k: v for k, v in getattr(backend, "__dict__", {}).items()
+                               if getattr(v, "__self__", None) is not backend
+                               and not hasattr(v, "_bottle_watchdog_original")})
+        yield fresh
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] in tops]:
+            del sys.modules[name]
+        sys.modules.update(saved)

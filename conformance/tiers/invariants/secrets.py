@@ -66,6 +66,12 @@ def _named_files(argv, root: Path) -> set[Path]:
                     cands.append(part.split("=", 1)[1])
         if word.startswith("/"):
             cands.append(word.split(":", 1)[0])
+        mounted = set()
+        if word in ("-v", "--volume"):
+            mounted.add(nxt.split(":", 1)[0])
+        if word.startswith("--mount") or (i and argv[i - 1] == "--mount"):
+            mounted |= {p.split("=", 1)[1] for p in word.split(",")
+                        if p.startswith(("src=", "source="))}
         for c in cands:
             if not c:
                 continue
@@ -73,10 +79,25 @@ def _named_files(argv, root: Path) -> set[Path]:
             try:
                 if path.is_file() and (word in _FILE_FLAGS or any(
                         word.startswith(f + "=") for f in _FILE_FLAGS)
-                        or root in path.resolve().parents):
+                        or c in mounted or root in path.resolve().parents):
+                    # A file mounted into a container is handed to it
+                    # wherever on the host it lives.
                     out.add(path)
+                elif c in mounted and path.is_dir() and path.is_absolute():
+                    out |= _files_under(path)
             except OSError:
                 continue
+    return out
+
+
+def _files_under(top: Path, limit: int = 200) -> set[Path]:
+    """Up to ``limit`` regular files under a mounted host directory."""
+    out: set[Path] = set()
+    for dirpath, _, names in os.walk(top):
+        for name in names:
+            out.add(Path(dirpath) / name)
+            if len(out) >= limit:
+                return out
     return out
 
 
@@ -132,7 +153,6 @@ class SecretInvariants:
             with _files_at_each_command(root) as seen:
                 rec = record(backend, (mspec, mhost), tmp=root)
             _launched(rec)
-            secrets |= {v for v in rec.plan.secrets.values() if v}
             known = redaction.Registry()
             known.plant(*secrets)
             for path, texts in sorted(seen.items()):
@@ -155,8 +175,10 @@ class SecretInvariants:
         with _recorded(backend, case) as rec:
             _launched(rec)
             plan = rec.plan
-            secrets |= {v for v in plan.secrets.values() if v}
-            slots = set(plan.secrets)
+            # The real token VALUES are the ones the suite planted in the
+            # HostContext, never whatever the plan maps: a plan keyed by
+            # value would otherwise make slot names count as tokens.
+            slots = {k for k in plan.secrets if k not in secrets}
             known = redaction.Registry()
             known.plant(*secrets)
             for argv in rec.all_argvs():
@@ -179,10 +201,11 @@ class SecretInvariants:
                         assert name in named, (
                             f"{name} travels in the runner's env but is not named bare "
                             f"(-e {name}) on argv: {rec.normalise(_show(argv))}")
-            undelivered = {v for v in plan.secrets.values() if v} - set(rec.runner.secret_values)
+            routed = {host.env[r.token_env] for r in spec.routes if host.env.get(r.token_env)}
+            undelivered = routed - set(rec.runner.secret_values)
             assert not undelivered, (
-                f"{len(undelivered)} token(s) of plan.secrets never reached a child through the "
-                "runner's env=")
+                f"{len(undelivered)} route token(s) of the host never reached a child through "
+                "the runner's env=")
 
     @clause("SECRET-PLAN")
     @_PLAN
@@ -191,10 +214,115 @@ class SecretInvariants:
         case = _fit(backend, case)
         spec, host = case
         plan = backend.prepare(spec, host)
-        secrets = set(bst.secret_values(spec, host)) | {v for v in plan.secrets.values() if v}
+        secrets = set(bst.secret_values(spec, host))
         for what, text in (("repr(plan)", repr(plan)), ("str(plan)", str(plan)),
                            ("to_json(plan)", to_json(plan))):
             leaked = [s for s in secrets if s in text]
             assert not leaked, (
                 f"{what} contains {len(leaked)} secret value(s), e.g. one starting "
                 f"{leaked[0][:6]!r}")
+
+    # -- SECRET-STDIN / SECRET-ERRORS (issue 16) -------------------------------------------
+
+    @clause("SECRET-STDIN")
+    @_FILES
+    @given(case=bst.bottle_cases(max_routes=3, max_upstreams=1))
+    def test_no_token_value_on_any_stdin(self, backend, case):
+        """No command is handed a token on its standard input (the recording
+        would show ``<SECRET>`` there)."""
+        case = _fit(backend, case)
+        spec, host = case
+        known = redaction.Registry()
+        known.plant(*bst.secret_values(spec, host))
+        with _recorded(backend, case) as rec:
+            _launched(rec)
+            for call in rec.runner.calls:
+                if call.kind != "run" or not call.input:
+                    continue
+                data = call.input
+                text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+                kinds = known.kinds(text)
+                assert not kinds, (
+                    f"a token value ({kinds[0]}) is piped into the standard input of "
+                    f"{rec.normalise(_show(call.argv))}; a token must reach a child only "
+                    "through the runner's env")
+
+    @clause("SECRET-ERRORS")
+    @_FILES
+    @given(case=bst.bottle_cases(routed=True, missing_tokens=True, credentials=None,
+                                 skills=False, cwd=False, max_upstreams=1))
+    def test_refusal_holds_no_token(self, backend, case):
+        """The missing-token refusal names what is missing, never the value
+        of a token that is set."""
+        case = _fit(backend, case)
+        spec, host = case
+        known = redaction.Registry()
+        known.plant(*bst.secret_values(spec, host))
+        with _recorded(backend, case) as rec:
+            _error_holds_no_token(rec, known, "the refusal of a launch with a missing token")
+
+    @clause("SECRET-ERRORS")
+    @_FILES
+    @given(case=bst.bottle_cases(routed=True, max_routes=3, max_upstreams=1))
+    def test_failed_launch_error_holds_no_token(self, backend, case):
+        """A launch whose token-carrying command fails raises an error that
+        holds no token (no daemon env in the message, args or causes)."""
+        case = _fit(backend, case)
+        spec, host = case
+        known = redaction.Registry()
+        known.plant(*bst.secret_values(spec, host))
+        with _scratch() as tmp:
+            root = Path(tmp)
+            mspec, mhost = bst.materialise(spec, host, root)
+            rec = record(backend, (mspec, mhost), tmp=root, script=_fail_token_commands)
+            if not rec.runner.secret_values:
+                return  # no command carried a token: nothing failed with one
+            assert rec.error is not None, (
+                "every command handed a token failed, yet launch succeeded")
+            _error_holds_no_token(rec, known, "a launch whose token-carrying command failed")
+
+
+def _fail_token_commands(runner, plan) -> None:
+    """Make every command the runner is handed a token for (``env=``) fail,
+    as a daemon that does not start would."""
+    from bottle_api.runner import CommandError, Completed
+
+    inner = runner.run
+
+    def run(argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
+        result = inner(argv, env=env, input=input, timeout=timeout, check=False,
+                       purpose=purpose)
+        if env and any(env.values()):
+            result = Completed(result.argv, 1, "", "scripted failure: the daemon did not start")
+            if check:
+                raise CommandError(result)
+        elif check and not result.ok:
+            raise CommandError(result)
+        return result
+
+    runner.run = run
+
+
+def _exception_texts(exc: BaseException) -> list[str]:
+    """The message, repr, args and notes of ``exc`` and of every exception
+    chained to it (cause and context)."""
+    out, seen, todo = [], set(), [exc]
+    while todo and len(seen) < 16:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        out += [str(e), repr(e), *(repr(a) for a in getattr(e, "args", ())),
+                *(str(n) for n in getattr(e, "__notes__", ()))]
+        todo += [e.__cause__, e.__context__]
+    return out
+
+
+def _error_holds_no_token(rec, known: redaction.Registry, what: str) -> None:
+    if rec.error is None:
+        return
+    for text in _exception_texts(rec.error):
+        kinds = known.kinds(text)
+        assert not kinds, (
+            f"{what} raised {type(rec.error).__name__} holding a token value ({kinds[0]}): "
+            f"{_show_redacted(known, text)}")

@@ -66,7 +66,10 @@ def _topology(rec: Recording) -> tuple[dict[str, _Container], dict | None]:
     for argv in launch:
         res = created_resource(argv)
         if res is not None and res.kind == "machine":
-            machine = {"name": res.name, "allow_cidrs": _flag_values(argv, "--allow-cidr")}
+            net = argv_topology.machine_network(argv)
+            machine = {"name": res.name, "allow_cidrs": _flag_values(argv, "--allow-cidr"),
+                       "network": net is None or net.network,
+                       "everything": net.everything if net is not None else None}
     return containers, machine
 
 
@@ -83,6 +86,11 @@ def _reaches(containers: Mapping[str, _Container], machine: dict | None, daemon:
                 return True, f"{c.name} runs {daemon} on the agent's network(s) {sorted(shared)}"
         return False, f"no container running {daemon} shares a network with the agent"
     if machine is not None:
+        if machine.get("everything"):
+            return True, f"the guest reaches everything: {machine['everything']}"
+        if not machine.get("network", True):
+            return False, ("the guest has no network at all (no --net, --allow-cidr, "
+                           "--allow-host, --outbound-localhost-only, --dns, --network or -p)")
         nets = []
         for cidr in machine["allow_cidrs"]:
             with contextlib.suppress(ValueError):

@@ -22,6 +22,7 @@ from .ca import CaSnapshots
 from .codex import CodexSnapshots
 from .exec_framing import ExecSnapshots
 from .fixtures import SnapshotFixtures
+from .gaps import GapSnapshots
 from .git import GitSnapshots
 from .launch import LaunchSnapshots
 from .match import SnapshotMatch
@@ -33,7 +34,7 @@ from .teardown import TeardownSnapshots
 
 class SnapshotTier(SnapshotFixtures, SnapshotMatch, ExecSnapshots, PortSnapshots, CaSnapshots,
                    GitSnapshots, PromptSkillSnapshots, McpSnapshots, LaunchSnapshots,
-                   TeardownSnapshots, CodexSnapshots):
+                   TeardownSnapshots, CodexSnapshots, GapSnapshots):
     """Argv-snapshot tests; mixed into `BackendConformance`."""
 
 

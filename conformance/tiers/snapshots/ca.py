@@ -11,6 +11,7 @@ from ...recording import (
     RunawayLaunch,
     created_resource,
     is_guest_copy,
+    is_guest_exec,
     mentions,
     mount_pairs,
     removed_resources,
@@ -49,8 +50,11 @@ class CaSnapshots:
                 f"belong in the one round trip): {script!r}")
         assert not as_node(argv, sh), (
             f"update-ca-certificates must run as root, not node: {show(rec, argv)}")
+        # Only commands that reach into the guest count: an `-e VAR=<CA path>`
+        # on the guest's create names the path, it copies nothing.
         touching = [(i, c.argv) for i, c in rec.indexed()
                     if c.kind == "run" and i != at
+                    and (is_guest_copy(c.argv) or is_guest_exec(c.argv))
                     and any(CA_GUEST_DIR in tok for tok in c.argv)]
         before = [a for i, a in touching if i < at]
         assert len(before) == 1, (

@@ -47,10 +47,10 @@ class LaunchSnapshots:
     @staticmethod
     def _ready_probe(rec: Recording) -> tuple[str, ...]:
         """The launch's readiness probe: the command the backend marked
-        ``purpose=READY`` (`bottle_api.runner.READY`). A backend that marks
-        none is read the old way, as its first guest exec (docker, podman,
-        nerdctl, smolvm argv only); with neither, the suite cannot tell
-        which command waits for the guest: NOT_SUPPORTED, never PASSED."""
+        ``purpose=READY`` (`bottle_api.runner.READY`). The clause asks for
+        the mark, so a launch that marks none fails (an unmarked probe
+        cannot be told from a provisioning exec); with no guest command of
+        a tool the suite reads either, NOT_SUPPORTED, never PASSED."""
         marked = [c.argv for _, c in rec.indexed("launch")
                   if c.kind == "run" and c.purpose == READY]
         if marked:
@@ -63,11 +63,27 @@ class LaunchSnapshots:
             not_supported("no command is marked purpose=READY and no guest exec of a known "
                           "tool (docker, podman, nerdctl, smolvm) was recorded: mark the "
                           "readiness probe with runner.run(..., purpose=READY)")
-        probe = rec.runner.calls[i].argv
-        assert is_guest_exec(probe), (
-            f"nothing is marked purpose=READY and the first guest command is a copy, not a "
-            f"readiness probe: {show(rec, probe)}")
-        return probe
+        raise AssertionError(
+            f"no command of the launch is marked purpose=READY, so nothing shows the guest "
+            f"was polled for readiness before provisioning (the first guest command is "
+            f"{show(rec, rec.runner.calls[i].argv)}): mark the readiness probe with "
+            "runner.run(..., purpose=READY)")
+
+    @pytest.mark.parametrize("scenario", scenario_params("LAUNCH-READY"))
+    def test_nothing_reaches_the_guest_before_ready(self, backend, scenario: Scenario,
+                                                   bottle_recorder):
+        """No exec or copy into the probed guest (the CA copy above all)
+        runs before the first readiness probe."""
+        rec = launched(bottle_recorder(scenario))
+        probe = self._ready_probe(rec)
+        target = guest_target(probe)
+        start = next(i for i, c in rec.indexed("launch") if c.kind == "run" and c.argv == probe)
+        early = [c.argv for i, c in rec.indexed("launch") if i < start and c.kind == "run"
+                 and (is_guest_exec(c.argv) or is_guest_copy(c.argv))
+                 and (target is None or guest_target(c.argv) == target)]
+        assert not early, (
+            "commands reach the guest before its first readiness probe "
+            f"({show(rec, probe)}): " + "; ".join(show(rec, a) for a in early))
 
     @pytest.mark.parametrize("scenario", scenario_params(
         "LAUNCH-READY", names=("minimal-claude", "supervise-prompt-skills")))
