@@ -441,9 +441,13 @@ LIVE_AUTH = Clause(
     "A routed HTTPS request MUST arrive upstream carrying the real token, a cleartext "
     "http:// request to a route host MUST arrive with the placeholder unchanged, and "
     "the guest MUST only ever hold the placeholder (no real token, raw or base64-, "
-    "hex- or percent-encoded, in any file or process of the guest).",
+    "hex- or percent-encoded, in any file of the guest or in the environment or command "
+    "line of any process the guest can read, as node or as root, its own helper "
+    "processes included).",
     LIVE, Capability.LIVE,
-    "seed: auth chain fix (placeholder reached the API verbatim: 401)",
+    "seed: auth chain fix (placeholder reached the API verbatim: 401); issue 20 (a "
+    "credential helper of node's with the real token in its environment: root without "
+    "CAP_SYS_PTRACE cannot read it, node can)",
 )
 LIVE_CA_TRUST = Clause(
     "LIVE-CA-TRUST", MUST,
@@ -490,6 +494,46 @@ LIVE_CONFINE = Clause(
     LIVE, Capability.LIVE,
     "issue 10 (engine socket or host paths mounted into the guest)",
 )
+# --- issue 20: the live tier's blind spots (DNS, exact endpoints, CA keys, bottles apart) ---
+
+LIVE_DNS = Clause(
+    "LIVE-DNS", MUST,
+    "A name lookup from the guest MUST NOT leave the bottle: a unique name under the "
+    "harness's canary zone, asked through getaddrinfo and over UDP and TCP port 53 of "
+    "every resolver the guest names (resolv.conf, its gateways, neighbours and "
+    "endpoints), MUST get no answer and MUST never reach the harness's resolver canary.",
+    LIVE, Capability.LIVE,
+    "issue 20 and issue 14 item 4 (a DNS forwarder the guest reaches: lookups and "
+    "exfiltration in query names that no proxy sees)",
+)
+LIVE_ENDPOINTS = Clause(
+    "LIVE-ENDPOINTS", MUST,
+    "The guest MUST reach exactly its declared agent-facing endpoints (the first hop "
+    "in HTTPS_PROXY, the git insteadOf targets, the MCP URLs), each on its declared "
+    "port: no other TCP port of any address the guest names (endpoints, gateways, "
+    "neighbours, resolv.conf and hosts entries) may accept a connection.",
+    LIVE, Capability.LIVE,
+    "issue 20, issue 16 item 2 (pipelock's metrics listener on 0.0.0.0:9090, reachable "
+    "where pipelock is the first hop)",
+)
+LIVE_CA_KEY = Clause(
+    "LIVE-CA-KEY", MUST,
+    "No private key of a CA the bottle's proxies sign with (Bottle.ca_certificates) may "
+    "be anywhere in the guest's filesystem: every PEM private key in the guest is "
+    "compared with each CA certificate's public key.",
+    LIVE, Capability.LIVE,
+    "issue 20 (provisioning copied the CA directory, key included, into ~/.config: "
+    "anything in the guest could mint certificates its own TLS stack accepts)",
+)
+LIVE_APART = Clause(
+    "LIVE-APART", MUST,
+    "Two bottles launched side by side MUST NOT reach each other: from each guest, no "
+    "TCP port of any of the other guest's addresses may answer (accept or reset).",
+    LIVE, Capability.LIVE,
+    "issue 20 (every bottle of a project also joined one shared network: each guest "
+    "reached the others around both first hops)",
+)
+
 TEARDOWN_OWN = Clause(
     "TEARDOWN-OWN", MUST,
     "close() MUST remove only what its launch created, each by its exact name: no "

@@ -79,6 +79,7 @@ FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LAUNCH-PROXY-ENV": "the test upstream the first hop must reach (live half)",
     "LIVE-TEARDOWN": "sentinel containers and networks, and a view of what remains",
     "PORT-LOOPBACK": "an inspect of the bottle's containers' published ports (live half)",
+    "LIVE-DNS": "the resolver canary beside the test upstream",
 }
 
 
