@@ -31,12 +31,18 @@ from .probes import ProbeLog, _exec, _json_out
 SWEEP_BATCH = 2048
 SWEEP_BATCH_S = 1.5
 
+# Ports still tried on a dark address (one whose first batch drew no answer
+# at all): the bundle's own and the usual service and admin ports.
+WELL_KNOWN_PORTS = (22, 53, 80, 443, 2375, 2376, 3000, 5000, 6443, 8000, 8080, 8443, 8888,
+                    9090, 9091, 9099, 9100, 9418, 10250)
+
 # Shared by the scripts below: the guest's routes, own addresses,
 # neighbours, resolvers and declared endpoints, read from files (never
 # from a tool the image may lack), and a port sweeper.
 _COMMON = r"""
 import errno, ipaddress, json, os, re, resource, select, socket, sys, time
 from urllib.parse import urlsplit
+WELL_KNOWN = set(__WELL_KNOWN__)
 def v4(h):
     return socket.inet_ntoa(bytes.fromhex(h)[::-1])
 def routes():
@@ -157,9 +163,9 @@ def onlink(addr, rs):
             return True
     return False
 def sweep(addr, ports, batch, batch_s, retry=True):
-    # -> (open ports, refused count, other errors {errno name: count}, silent count)
-    # epoll tells the outcome by its flags: OUT alone is a connection, ERR/HUP
-    # a refusal or an error (SO_ERROR read only then).
+    # -> (open ports, refused count, other errors {errno name: count},
+    #     silent count, dark). epoll tells the outcome by its flags: OUT
+    # alone is a connection, ERR/HUP a refusal or an error (SO_ERROR then).
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < batch + 64:
@@ -184,9 +190,11 @@ def sweep(addr, ports, batch, batch_s, retry=True):
         else:
             n = errno.errorcode.get(e, str(e)); other[n] = other.get(n, 0) + 1
         s.close()
-    for i in range(0, len(ports), batch):
+    todo, dark, first = list(ports), False, True
+    while todo:
+        chunk, todo = todo[:batch], todo[batch:]
         pending, ep = {}, select.epoll()
-        for p in ports[i:i + batch]:
+        for p in chunk:
             s = socket.socket(fam, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
             e = s.connect_ex((addr, p))
             if e in (errno.EINPROGRESS, errno.EAGAIN):
@@ -206,24 +214,34 @@ def sweep(addr, ports, batch, batch_s, retry=True):
             silent.append(p)
             s.close()
         ep.close()
-    if silent and retry:  # a SYN lost on a busy host: once more, with twice the bound
-        o, r, oth, silent = sweep(addr, silent, batch, 2 * batch_s, retry=False)
+        if first and todo and len(chunk) == batch and not opened and not refused:
+            # A whole first batch with neither a connection nor a reset
+            # (dropped, or unreachable): the address is dark. Only the well-known ports left are tried; the rest
+            # count as silent.
+            dark = True
+            silent += [p for p in todo if p not in WELL_KNOWN]
+            todo = [p for p in todo if p in WELL_KNOWN]
+        first = False
+    if silent and retry and not dark and len(silent) <= 256:  # SYNs lost on a busy host
+        o, r, oth, silent, _ = sweep(addr, silent, batch, 2 * batch_s, retry=False)
         opened += o
         refused += r
         for k, v in oth.items():
             other[k] = other.get(k, 0) + v
-        return sorted(opened), refused, other, silent
-    return sorted(opened), refused, other, len(silent)
+        return sorted(opened), refused, other, silent, dark
+    return sorted(opened), refused, other, len(silent), dark
 def sweep_all(addrs, ports, batch, batch_s):
     # one address after another: concurrent sweeps only contend for the CPU
     res = {}
     for a in addrs:
         t = time.monotonic()
-        o, refused, other, silent = sweep(a, ports, batch, batch_s)
+        o, refused, other, silent, dark = sweep(a, ports, batch, batch_s)
         res[a] = {"open": o, "refused": refused, "other": other, "silent": silent,
-                  "seconds": round(time.monotonic() - t, 3)}
+                  "dark": dark, "seconds": round(time.monotonic() - t, 3)}
     return res
 """
+
+_COMMON = _COMMON.replace("__WELL_KNOWN__", repr(WELL_KNOWN_PORTS))
 
 _SURFACE_SCRIPT = _COMMON + r"""
 args = json.loads(sys.argv[1])
@@ -305,6 +323,7 @@ class Swept:
     other: Mapping[str, int]  # errno name -> count (ENETUNREACH, EHOSTUNREACH, ...)
     silent: int  # no answer within the batch bound
     seconds: float
+    dark: bool = False  # the first batch drew no answer: only well-known ports tried after
 
     @property
     def reachable(self) -> bool:
@@ -349,7 +368,8 @@ def _surface(data: dict) -> Surface:
         tuple(Endpoint(c["host"], c["port"], c["where"], c["ok"], c["error"], tuple(c["addrs"]))
               for c in data["control"]),
         {a: tuple(h) for a, h in data["found"].items()}, dict(data["skipped"]),
-        {a: Swept(tuple(s["open"]), s["refused"], dict(s["other"]), s["silent"], s["seconds"])
+        {a: Swept(tuple(s["open"]), s["refused"], dict(s["other"]), s["silent"], s["seconds"],
+               s.get("dark", False))
          for a, s in data["swept"].items()},
         data["ports"], data.get("seconds", 0.0))
 
@@ -369,7 +389,8 @@ def surface(bottle: Bottle, *, log: ProbeLog, all_ports: bool = True,
     s = _surface(_json_out(result, "surface"))
     for a, sw in s.swept.items():
         log.add(f"{name} sweep {a}", sw.seconds,
-                f"open {list(sw.open)}, {sw.refused} refused, {sw.silent} silent, {dict(sw.other)}")
+                f"open {list(sw.open)}, {sw.refused} refused, {sw.silent} silent"
+                f"{' (dark)' if sw.dark else ''}, {dict(sw.other)}")
     for a, why in s.skipped.items():
         log.add(f"{name} skip {a}", 0.0, why)
     return s
@@ -379,24 +400,32 @@ def surface(bottle: Bottle, *, log: ProbeLog, all_ports: bool = True,
 
 _SWEEP_SCRIPT = _COMMON + r"""
 args = json.loads(sys.argv[1])
-print(json.dumps(sweep_all(args["addrs"], list(range(1, 65536)), args["batch"], args["batch_s"])))
+out = sweep_all(args["addrs"], list(range(1, 65536)), args["batch"], args["batch_s"])
+if args["control"]:  # the sweeper must see resets somewhere: 1024 ports of its own
+    out.update(sweep_all([args["control"]], list(range(1, 1025)), args["batch"], args["batch_s"]))
+print(json.dumps(out))
 """
 
 
-def sweep(bottle: Bottle, addrs: Sequence[str], *, log: ProbeLog,
+def sweep(bottle: Bottle, addrs: Sequence[str], *, log: ProbeLog, control: str = "",
           name: str = "sweep") -> dict[str, Swept]:
     """Every TCP port of each of ``addrs`` (the project's own guests'
-    addresses, named by the harness), from inside ``bottle``."""
-    args = {"addrs": list(addrs), "batch": SWEEP_BATCH, "batch_s": SWEEP_BATCH_S}
+    addresses, named by the harness), from inside ``bottle``; ``control``
+    (an address of the guest's own) on ports 1-1024, to show the sweeper
+    sees resets."""
+    args = {"addrs": list(addrs), "batch": SWEEP_BATCH, "batch_s": SWEEP_BATCH_S,
+            "control": control}
     bound = len(addrs) * 33 * SWEEP_BATCH_S + 30.0
     result = _exec(bottle, ["python3", "-c", _SWEEP_SCRIPT, json.dumps(args)], log=log,
                    name=name, timeout=bound)
     data = _json_out(result, "sweep")
-    out = {a: Swept(tuple(s["open"]), s["refused"], dict(s["other"]), s["silent"], s["seconds"])
+    out = {a: Swept(tuple(s["open"]), s["refused"], dict(s["other"]), s["silent"], s["seconds"],
+               s.get("dark", False))
            for a, s in data.items()}
     for a, sw in out.items():
         log.add(f"{name} {a}", sw.seconds,
-                f"open {list(sw.open)}, {sw.refused} refused, {sw.silent} silent, {dict(sw.other)}")
+                f"open {list(sw.open)}, {sw.refused} refused, {sw.silent} silent"
+                f"{' (dark)' if sw.dark else ''}, {dict(sw.other)}")
     return out
 
 
@@ -428,7 +457,10 @@ def own_addresses(bottle: Bottle, *, log: ProbeLog) -> list[str]:
 # -- DNS ---------------------------------------------------------------------------------
 
 _DNS_SCRIPT = _COMMON + r"""
-import random, struct
+import random, struct, threading
+# glibc's own retries would only make a silent resolver cost more: one try,
+# one second, for each server it asks (it still asks every one).
+os.environ["RES_OPTIONS"] = "timeout:1 attempts:1"
 args = json.loads(sys.argv[1])
 zone, timeout = args["zone"], args["timeout"]
 rs = routes()
@@ -489,7 +521,7 @@ if not out["routes_out"]:
     for host, port, where in declared():
         for a in resolve(host):
             servers.setdefault(a, "endpoint " + host)
-    n = 0
+    jobs = []
     for a, how in servers.items():
         ip = ipaddress.ip_address(a)
         if ip.is_loopback and not args["ask_loopback"]:
@@ -499,19 +531,27 @@ if not out["routes_out"]:
             out["not_asked"][a] = how + ": not on the guest's own subnets (never dialled)"
             continue
         for proto in ("udp", "tcp"):
-            n += 1
-            r = ask(a, proto, "p%d-%s.%s" % (n, args["label"], zone))
-            r["how"] = how
-            out["asked"].append(r)
-    name = "gai-%s.%s" % (args["label"], zone)
-    t = time.monotonic()
-    try:
-        got = sorted({ai[4][0] for ai in socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM)})
-        err = ""
-    except OSError as e:
-        got, err = [], type(e).__name__ + ": " + str(e)
-    out["getaddrinfo"] = {"name": name, "addrs": got, "error": err,
-                          "seconds": round(time.monotonic() - t, 3)}
+            jobs.append((a, proto, "p%d-%s.%s" % (len(jobs) + 1, args["label"], zone), how))
+    def one(job):
+        r = ask(*job[:3])
+        r["how"] = job[3]
+        out["asked"].append(r)
+    def gai():
+        name = "gai-%s.%s" % (args["label"], zone)
+        t = time.monotonic()
+        try:
+            got = sorted({ai[4][0] for ai in socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM)})
+            err = ""
+        except OSError as e:
+            got, err = [], type(e).__name__ + ": " + str(e)
+        out["getaddrinfo"] = {"name": name, "addrs": got, "error": err,
+                              "seconds": round(time.monotonic() - t, 3)}
+    threads = [threading.Thread(target=one, args=(j,)) for j in jobs]
+    threads.append(threading.Thread(target=gai))
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
 print(json.dumps(out))
 """
 

@@ -147,7 +147,7 @@ class LiveExposure:
             # The guest's own address (or loopback) is the control: the sweeper
             # must see its RSTs, or a silent sweep proves nothing.
             mine = (addrs[me] or ["127.0.0.1"])[0]
-            swept = exposure.sweep(pair[me], [*addrs[peer], mine], log=probe_log,
+            swept = exposure.sweep(pair[me], addrs[peer], control=mine, log=probe_log,
                                    name=f"sweep {me}->{peer}")
             assert swept[mine].reachable, (
                 f"control failed: the {me} guest's sweep saw nothing answer on its own address "
