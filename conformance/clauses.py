@@ -748,8 +748,11 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "than the bridge) and rootless docker (networking through slirp4netns or "
         "pasta, where the bridge option may not apply). LIVE-HOST and LIVE-ROUTES "
         "show on such an engine whether it holds. docker's embedded DNS (127.0.0.11) "
-        "answers the guest and may forward names it does not know to the host's "
-        "resolvers; the live tier never sends such a query.",
+        "answers the guest and forwards names it does not know to the engine's resolvers, "
+        "dialled from the guest's own network namespace (libnetwork resolver.go ServeDNS, "
+        "20.10), where the agent has no route; a host resolver on loopback is dialled from "
+        "the host's namespace instead, and on such a host LIVE-DNS is NOT_SUPPORTED (the "
+        "live tier then sends the guest's resolver no lookup).",
     ),
     (
         "Secrets scanned by shape",
@@ -794,5 +797,20 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "The reference git-gate is git's own daemon over bare repositories in the "
         "bundle; mirroring them to the real upstreams with the declared identities is "
         "outside the reference implementation.",
+    ),
+    # --- issue 20 ---
+    (
+        "What the exposure probes see (LIVE-DNS, LIVE-ENDPOINTS, LIVE-CA-KEY, LIVE-APART)",
+        "The probes find addresses the way the guest names them: its routes' gateways, its "
+        "ARP neighbours, resolv.conf and /etc/hosts entries and the hosts of its declared "
+        "endpoints; a peer the guest never talked to and nothing names is not found (no "
+        "address range is ever scanned). Each address is swept on every TCP port unless its "
+        "first 2048 ports draw neither a connection nor a reset (then only well-known ports "
+        "are tried); UDP ports and IPv6 neighbours are not swept. LIVE-DNS sees a lookup "
+        "leave only where a path answers for the canary zone or ends at the harness's "
+        "canary: a forwarder to some other resolver that answers NXDOMAIN is not told apart "
+        "from a local refusal. LIVE-CA-KEY matches RSA moduli and EC points of PEM keys in "
+        "files of up to 1 MiB changed since the run began; a key encrypted, in DER, or in "
+        "a larger file is not found.",
     ),
 )
