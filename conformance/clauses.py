@@ -518,9 +518,9 @@ LIVE_ENDPOINTS = Clause(
 )
 LIVE_CA_KEY = Clause(
     "LIVE-CA-KEY", MUST,
-    "No private key of a CA the bottle's proxies sign with (Bottle.ca_certificates) may "
-    "be anywhere in the guest's filesystem: every PEM private key in the guest is "
-    "compared with each CA certificate's public key.",
+    "The private key of a CA the bottle's proxies sign with (Bottle.ca_certificates) "
+    "MUST NOT be anywhere in the guest's filesystem: every PEM private key in the guest "
+    "is compared with each CA certificate's public key.",
     LIVE, Capability.LIVE,
     "issue 20 (provisioning copied the CA directory, key included, into ~/.config: "
     "anything in the guest could mint certificates its own TLS stack accepts)",
