@@ -30,6 +30,7 @@ from .probes import ProbeLog, _exec, _json_out
 # bridge answers RST at once, an address with no route fails at once.
 SWEEP_BATCH = 2048
 SWEEP_BATCH_S = 1.5
+SURFACE_BOUND_S = 300.0  # the whole surface probe, in the guest
 
 # Ports still tried on a dark address (one whose first batch drew no answer
 # at all): the bundle's own and the usual service and admin ports.
@@ -383,7 +384,9 @@ def surface(bottle: Bottle, *, log: ProbeLog, all_ports: bool = True,
     harness adds (another guest's own addresses)."""
     args = {"timeout": timeout, "all_ports": all_ports, "ports": list(ports),
             "batch": SWEEP_BATCH, "batch_s": SWEEP_BATCH_S, "extra": list(extra)}
-    bound = 30 * SWEEP_BATCH_S + 60.0
+    # Unknown until the guest has named its addresses: each reachable one
+    # costs 5-20 s on a loaded 2-core host, a dark one a few seconds.
+    bound = SURFACE_BOUND_S
     result = _exec(bottle, ["python3", "-c", _SURFACE_SCRIPT, json.dumps(args)], log=log,
                    name=name, timeout=bound, user=user)
     s = _surface(_json_out(result, "surface"))
@@ -429,20 +432,7 @@ def sweep(bottle: Bottle, addrs: Sequence[str], *, log: ProbeLog, control: str =
     return out
 
 
-# -- a listener in the guest (what another guest would reach) ----------------------------
-
-_LISTEN_SCRIPT = r"""
-import os, socket, sys
-s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen(64)
-print(s.getsockname()[1], flush=True)
-os.close(1)
-s.settimeout(float(sys.argv[1]))
-try:
-    while True:
-        c, _ = s.accept(); c.close()
-except OSError:
-    pass
-"""
+# -- the guest's own addresses --------------------------------------------------------
 
 
 def own_addresses(bottle: Bottle, *, log: ProbeLog) -> list[str]:
