@@ -122,6 +122,13 @@ class Bottle(ABC):
         in the guest. Default: none."""
         return ()
 
+    def ca_certificates(self) -> Sequence[str]:
+        """PEM certificates of every CA this bottle's daemons sign with (the
+        proxies' TLS interception), whose private keys the guest MUST NOT
+        hold: LIVE-CA-KEY looks for those keys in the guest's files. Public
+        material only; never a key."""
+        raise NotImplementedError
+
     def stop_daemon(self, name: str) -> None:
         """Fault injection: stop bundle daemon ``name`` (e.g. "pipelock") and
         return once it no longer serves. For LIVE-FAILCLOSED."""

@@ -73,3 +73,14 @@ def ensure_ca(runner: Runner, dir: str | Path, *, common_name: str = "bottle-ref
     if ca.key.exists():
         os.chmod(ca.key, 0o600)
     return ca
+
+
+def bottle_ca_certificates(plan) -> list[str]:
+    """The PEM certificate of each CA a launched bottle made (pipelock's,
+    and egress's when routed), read from its state dir: what
+    `Bottle.ca_certificates` reports (LIVE-CA-KEY). Certificates only."""
+    from .state import state_files
+
+    files = state_files(plan)
+    return [CaFiles(d).cert.read_text() for d in (files.pipelock_ca_dir, files.egress_ca_dir)
+            if CaFiles(d).cert.is_file()]

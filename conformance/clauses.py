@@ -480,9 +480,13 @@ LIVE_AUTH = Clause(
     "A routed HTTPS request MUST arrive upstream carrying the real token, a cleartext "
     "http:// request to a route host MUST arrive with the placeholder unchanged, and "
     "the guest MUST only ever hold the placeholder (no real token, raw or base64-, "
-    "hex- or percent-encoded, in any file or process of the guest).",
+    "hex- or percent-encoded, in any file of the guest or in the environment or command "
+    "line of any process the guest can read, as node or as root, its own helper "
+    "processes included).",
     LIVE, Capability.LIVE,
-    "seed: auth chain fix (placeholder reached the API verbatim: 401)",
+    "seed: auth chain fix (placeholder reached the API verbatim: 401); issue 20 (a "
+    "credential helper of node's with the real token in its environment: root without "
+    "CAP_SYS_PTRACE cannot read it, node can)",
 )
 LIVE_CA_TRUST = Clause(
     "LIVE-CA-TRUST", MUST,
@@ -529,6 +533,46 @@ LIVE_CONFINE = Clause(
     LIVE, Capability.LIVE,
     "issue 10 (engine socket or host paths mounted into the guest)",
 )
+# --- issue 20: the live tier's blind spots (DNS, exact endpoints, CA keys, bottles apart) ---
+
+LIVE_DNS = Clause(
+    "LIVE-DNS", MUST,
+    "A name lookup from the guest MUST NOT leave the bottle: a unique name under the "
+    "harness's canary zone, asked through getaddrinfo and over UDP and TCP port 53 of "
+    "every resolver the guest names (resolv.conf, its gateways, neighbours and "
+    "endpoints), MUST get no answer and MUST never reach the harness's resolver canary.",
+    LIVE, Capability.LIVE,
+    "issue 20 and issue 14 item 4 (a DNS forwarder the guest reaches: lookups and "
+    "exfiltration in query names that no proxy sees)",
+)
+LIVE_ENDPOINTS = Clause(
+    "LIVE-ENDPOINTS", MUST,
+    "The guest MUST reach exactly its declared agent-facing endpoints (the first hop "
+    "in HTTPS_PROXY, the git insteadOf targets, the MCP URLs), each on its declared "
+    "port: no other TCP port of any address the guest names (endpoints, gateways, "
+    "neighbours, resolv.conf and hosts entries) may accept a connection.",
+    LIVE, Capability.LIVE,
+    "issue 20, issue 16 item 2 (pipelock's metrics listener on 0.0.0.0:9090, reachable "
+    "where pipelock is the first hop)",
+)
+LIVE_CA_KEY = Clause(
+    "LIVE-CA-KEY", MUST,
+    "The private key of a CA the bottle's proxies sign with (Bottle.ca_certificates) "
+    "MUST NOT be anywhere in the guest's filesystem: every PEM private key in the guest "
+    "is compared with each CA certificate's public key.",
+    LIVE, Capability.LIVE,
+    "issue 20 (provisioning copied the CA directory, key included, into ~/.config: "
+    "anything in the guest could mint certificates its own TLS stack accepts)",
+)
+LIVE_APART = Clause(
+    "LIVE-APART", MUST,
+    "Two bottles launched side by side MUST NOT reach each other: from each guest, no "
+    "TCP port of any of the other guest's addresses may answer (accept or reset).",
+    LIVE, Capability.LIVE,
+    "issue 20 (every bottle of a project also joined one shared network: each guest "
+    "reached the others around both first hops)",
+)
+
 TEARDOWN_OWN = Clause(
     "TEARDOWN-OWN", MUST,
     "close() MUST remove only what its launch created, each by its exact name: no "
@@ -853,8 +897,11 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "than the bridge) and rootless docker (networking through slirp4netns or "
         "pasta, where the bridge option may not apply). LIVE-HOST and LIVE-ROUTES "
         "show on such an engine whether it holds. docker's embedded DNS (127.0.0.11) "
-        "answers the guest and may forward names it does not know to the host's "
-        "resolvers; the live tier never sends such a query.",
+        "answers the guest and forwards names it does not know to the engine's resolvers, "
+        "dialled from the guest's own network namespace (libnetwork resolver.go ServeDNS, "
+        "20.10), where the agent has no route; a host resolver on loopback is dialled from "
+        "the host's namespace instead, and on such a host LIVE-DNS is NOT_SUPPORTED (the "
+        "live tier then sends the guest's resolver no lookup).",
     ),
     (
         "Secrets scanned by shape",
@@ -936,5 +983,20 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "neither pipelock's SSRF guard (hosts resolving to internal addresses; "
         "ssrf.ip_allowlist exempts), its tunnel limits (300 s / 120 s idle), its built-in "
         "DLP patterns, scan_env, URL length nor entropy checks.",
+    ),
+    # --- issue 20 ---
+    (
+        "What the exposure probes see (LIVE-DNS, LIVE-ENDPOINTS, LIVE-CA-KEY, LIVE-APART)",
+        "The probes find addresses the way the guest names them: its routes' gateways, its "
+        "ARP neighbours, resolv.conf and /etc/hosts entries and the hosts of its declared "
+        "endpoints; a peer the guest never talked to and nothing names is not found (no "
+        "address range is ever scanned). Each address is swept on every TCP port unless its "
+        "first 2048 ports draw neither a connection nor a reset (then only well-known ports "
+        "are tried); UDP ports and IPv6 neighbours are not swept. LIVE-DNS sees a lookup "
+        "leave only where a path answers for the canary zone or ends at the harness's "
+        "canary: a forwarder to some other resolver that answers NXDOMAIN is not told apart "
+        "from a local refusal. LIVE-CA-KEY matches RSA moduli and EC points of PEM keys in "
+        "files of up to 1 MiB changed since the run began; a key encrypted, in DER, or in "
+        "a larger file is not found.",
     ),
 )

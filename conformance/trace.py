@@ -99,6 +99,11 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "LIVE-HOST": (f"{_DOCKER}:_bring_up",),
     "LIVE-ROUTES": (f"{_DOCKER}:_bring_up",),
     "LIVE-CONFINE": (f"{_DOCKER}:_bring_up",),
+    # --- issue 20 ---
+    "LIVE-DNS": (f"{_DOCKER}:_bring_up",),
+    "LIVE-ENDPOINTS": (f"{_DOCKER}:_bring_up", f"{_DOCKER}:docker_addresses"),
+    "LIVE-CA-KEY": ("bottle_ref.provision:provision_ca", "bottle_ref.ca:bottle_ca_certificates"),
+    "LIVE-APART": (f"{_DOCKER}:_bring_up",),
     "TEARDOWN-OWN": (f"{_DOCKER}:DockerBottle.close", f"{_SMOL}:SmolmachinesBottle.close"),
     "TEARDOWN-IDEMPOTENT": (f"{_DOCKER}:DockerBottle.close",
                             f"{_SMOL}:SmolmachinesBottle.close"),

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .. import egress, pipelock
-from ..ca import ensure_ca
+from ..ca import bottle_ca_certificates, ensure_ca
 from bottle_api.host import HostContext
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from ..provision import (
@@ -409,6 +409,10 @@ class DockerBottle(Bottle):
         daemon = PIPELOCK if self.plan.routed else EGRESS
         port = self.plan.pipelock.port if daemon == PIPELOCK else self.plan.egress.port
         return {daemon: container_addresses(self.runner, f"{self.ident}-{daemon}", port)}
+
+    def ca_certificates(self) -> list[str]:
+        """The bottle's CA certificates, from its state dir (`bottle_ca_certificates`)."""
+        return bottle_ca_certificates(self.plan)
 
     def stop_daemon(self, name: str) -> None:
         """``docker stop`` the daemon's container (returns once it exited)."""

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import egress, pipelock, pty_resize, tar_pipe
-from ..ca import CaFiles, ensure_ca
+from ..ca import CaFiles, bottle_ca_certificates, ensure_ca
 from bottle_api.host import HostContext
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from ..planning import auto_routes, build_plan, first_hop_for
@@ -526,6 +526,10 @@ class SmolmachinesBottle(Bottle):
         hop (the guest may reach only ``publish_host``, so these must fail)."""
         daemon = PIPELOCK if self.plan.routed else EGRESS
         return {daemon: container_addresses(self.runner, f"{self.ident}-bundle", PORTS[daemon])}
+
+    def ca_certificates(self) -> list[str]:
+        """The bottle's CA certificates, from its state dir (`bottle_ca_certificates`)."""
+        return bottle_ca_certificates(self.plan)
 
     def stop_daemon(self, name: str) -> None:
         """All daemons share one bundle container whose supervisor stops the

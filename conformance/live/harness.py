@@ -95,6 +95,9 @@ FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LIVE-NO-FRONTING": "the allowed and denied test upstreams, whose logs it reads",
     "LIVE-HOST-CANON": "the route-host test upstream, whose log it reads",
     "LIVE-ALLOWLIST-ONLY": "the denied test upstream (and names no site answers)",
+
+
+    "LIVE-DNS": "the resolver canary beside the test upstream",
 }
 
 

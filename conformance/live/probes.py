@@ -362,13 +362,16 @@ for root in roots:
                 files += 1
                 scan_file(p)
 me = str(os.getpid())
-procs = 0
+procs = unreadable = 0
 for pid in os.listdir("/proc"):
     if pid.isdigit() and pid != me:
         procs += 1
+        if not os.access("/proc/%s/environ" % pid, os.R_OK):
+            unreadable += 1
         for part in ("environ", "cmdline"):
             scan_file("/proc/%s/%s" % (pid, part))
-print(json.dumps({"files": files, "older": older, "procs": procs, "sockets": sorted(sockets)[:200],
+print(json.dumps({"files": files, "older": older, "procs": procs, "unreadable": unreadable,
+                  "sockets": sorted(sockets)[:200],
                   "found": {h: {e: sorted(w)[:5] for e, w in encs.items()}
                             for h, encs in found.items()}}))
 """
@@ -384,6 +387,7 @@ class ScanResult:
     found: Mapping[str, Mapping[str, tuple[str, ...]]]
     sockets: tuple[str, ...] = ()
     older: int = 0  # files skipped: unchanged since before the value existed
+    unreadable: int = 0  # processes whose environ this user could not read
 
     def where(self, digest: str) -> dict[str, tuple[str, ...]]:
         return dict(self.found.get(digest, {}))
@@ -391,10 +395,14 @@ class ScanResult:
 
 def scan(bottle: Bottle, prefix: str, body: str, roots: Sequence[str] = ("/",), *,
          log: ProbeLog, prune: Sequence[str] = SCAN_PRUNE, changed_within: float = 0.0,
-         timeout: float = 60.0) -> ScanResult:
-    """As root: every regular file under ``roots`` (but ``prune``) and every
-    process's environ and cmdline, searched for ``prefix`` + regex ``body``,
-    raw and encoded (see `_SCAN_SCRIPT`); only hashes come back.
+         timeout: float = 60.0, user: str = "root") -> ScanResult:
+    """As ``user`` (root by default): every regular file under ``roots``
+    (but ``prune``) and every process's environ and cmdline it can read,
+    searched for ``prefix`` + regex ``body``, raw and encoded (see
+    `_SCAN_SCRIPT`); only hashes come back. Root without CAP_SYS_PTRACE
+    cannot read another user's ``/proc/<pid>/environ`` (ptrace access
+    mode), so a caller that wants every process scans as each user too
+    (``roots=()``: processes only).
 
     ``changed_within`` > 0 reads only files whose ctime or mtime is at most
     that many seconds old by the guest's own clock (the rest are stat-ed
@@ -404,15 +412,16 @@ def scan(bottle: Bottle, prefix: str, body: str, roots: Sequence[str] = ("/",), 
     then not re-read on every run."""
     result = _exec(bottle, ["python3", "-c", _SCAN_SCRIPT, prefix, body, json.dumps(list(prune)),
                             f"{changed_within:.3f}", *roots],
-                   log=log, name="scan", timeout=timeout, user="root")
+                   log=log, name=f"scan as {user}", timeout=timeout, user=user)
     data = _json_out(result, "scan")
     log.add("scan result", 0.0, f"{data['files']} files read, {data['older']} older skipped, "
-            f"{data['procs']} processes, {len(data['found'])} distinct matches, "
+            f"{data['procs']} processes ({data.get('unreadable', 0)} environ unreadable), "
+            f"{len(data['found'])} distinct matches, "
             f"{len(data['sockets'])} sockets")
     return ScanResult(data["files"], data["procs"],
                       {h: {e: tuple(w) for e, w in encs.items()}
                        for h, encs in data["found"].items()},
-                      tuple(data["sockets"]), data["older"])
+                      tuple(data["sockets"]), data["older"], data.get("unreadable", 0))
 
 
 def encodings(value: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import shutil
 import socket
 import tempfile
@@ -21,6 +22,7 @@ import yaml
 
 from bottle_api.runner import Completed, Runner
 from bottle_ref.backends.docker import DockerBackend, DockerBottle, docker_exec_argv
+from conformance.live import dns_canary
 from conformance.live.canary import host_addresses
 from conformance.tiers.live import LiveTier
 
@@ -431,3 +433,167 @@ TestEgressConnectOnly = _case(EgressConnectOnlyBackend)
 TestEgressStripsDot = _case(EgressStripsDotBackend)
 TestPipelockConnectOnly = _case(PipelockConnectOnlyBackend)
 TestOnboarding = _case(OnboardingBackend)
+
+
+# --- issue 20: the live tier's blind spots ---------------------------------------------
+
+def _bundle_exec_detached(runner: Runner, container: str, code: str, *args: str) -> None:
+    """Start ``python3 -c CODE ARGS`` in a bundle container, detached."""
+    runner.run(["docker", "exec", "-d", container, "python3", "-c", code, *args])
+
+
+# A DNS forwarder: every UDP/TCP query on port 53 relayed to the harness's
+# resolver canary (found by its alias on the outbound network, per query).
+DNS_FORWARDER = r"""
+import socket, sys, threading
+target = sys.argv[1]
+def upstream():
+    return socket.getaddrinfo(target, 53, socket.AF_INET, socket.SOCK_DGRAM)[0][4]
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 53))
+    while True:
+        q, peer = s.recvfrom(4096)
+        def relay(q=q, peer=peer):
+            try:
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(3)
+                u.sendto(q, upstream()); s.sendto(u.recv(4096), peer)
+            except OSError:
+                pass
+        threading.Thread(target=relay, daemon=True).start()
+def tcp_one(c):
+    try:
+        c.settimeout(5)
+        q = c.recv(4096)
+        u = socket.create_connection(upstream(), timeout=3); u.sendall(q)
+        c.sendall(u.recv(4096))
+    except OSError:
+        pass
+    finally:
+        c.close()
+def tcp():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 53)); s.listen(16)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=tcp_one, args=(c,), daemon=True).start()
+threading.Thread(target=udp, daemon=True).start()
+tcp()
+"""
+
+
+class DnsForwarderBackend(DockerBackend):
+    """A ``dns`` sidecar on the agent network (alias ``dns``, also on the
+    outbound network) forwards every query to the resolver the guest's
+    resolv.conf now also names: here the harness's canary, standing in for
+    the engine's resolver (NETWORK RULE: nothing is forwarded outside). The
+    sidecar's own lookups go to 127.0.0.2 (``--dns``), where nothing
+    listens, so not even the canary's alias can leave through docker's
+    embedded DNS before the canary exists."""
+
+    name: ClassVar[str] = "broken-dns"
+
+    def launch(self, plan, runner, **kw):
+        bottle = super().launch(plan, runner, **kw)
+        dns = f"{bottle.ident}-dns"
+        bottle.will_create("container", dns)
+        runner.run(["docker", "create", "--name", dns, "--network", f"{bottle.ident}-agent",
+                    "--network-alias", "dns", "--dns", "127.0.0.2", "--entrypoint", "python3",
+                    plan.bundle_image_ref, "-c", DNS_FORWARDER, dns_canary.CANARY_HOST])
+        runner.run(["docker", "network", "connect", bottle.outbound_network(), dns])
+        runner.run(["docker", "start", dns])
+        ip = json.loads(runner.run(["docker", "inspect", "--format",
+                                    "{{json .NetworkSettings.Networks}}", dns]).stdout)
+        addr = ip[f"{bottle.ident}-agent"]["IPAddress"]
+        bottle.exec(["sh", "-c", f"echo 'nameserver {addr}' >> /etc/resolv.conf"], user="root",
+                    check=True)
+        return bottle
+
+
+# What real pipelock's `metrics_listen` would serve: a second listener.
+METRICS_LISTENER = r"""
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9090)); s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"HTTP/1.0 200 OK\r\n\r\npipelock_requests_total 0\n"); c.close()
+"""
+
+
+class MetricsPortBackend(DockerBackend):
+    """pipelock also listens on 0.0.0.0:9090 (its metrics listener), which
+    the guest reaches wherever pipelock is the first hop."""
+
+    name: ClassVar[str] = "broken-metrics-port"
+
+    def launch(self, plan, runner, **kw):
+        bottle = super().launch(plan, runner, **kw)
+        _bundle_exec_detached(runner, f"{bottle.ident}-pipelock", METRICS_LISTENER)
+        return bottle
+
+
+class HelperTokenBackend(DockerBackend):
+    """A credential-helper process runs in the guest as node with the
+    route's real token in its environment (passed by name, never on argv)."""
+
+    name: ClassVar[str] = "broken-helper-token"
+
+    def launch(self, plan, runner, **kw):
+        bottle = super().launch(plan, runner, **kw)
+        token = next(v for v in plan.secrets.values() if v)
+        runner.run(["docker", "exec", "-d", "-u", "node", "-e", "BOTTLE_CREDENTIAL_HELPER_TOKEN",
+                    bottle.agent, "sleep", "infinity"],
+                   env={"BOTTLE_CREDENTIAL_HELPER_TOKEN": token})
+        return bottle
+
+
+class CaKeyCopyBackend(DockerBackend):
+    """Provisioning copies the CA's directory, key included, into ~/.config."""
+
+    name: ClassVar[str] = "broken-ca-key"
+
+    def launch(self, plan, runner, **kw):
+        from bottle_ref.state import state_files
+
+        bottle = super().launch(plan, runner, **kw)
+        files = state_files(plan)
+        ca_dir = files.egress_ca_dir if plan.routed else files.pipelock_ca_dir
+        bottle.exec(["mkdir", "-p", "/home/node/.config"], check=True)
+        runner.run(["docker", "cp", str(ca_dir), f"{bottle.agent}:/home/node/.config/bottle-ca"])
+        bottle.exec(["chown", "-R", "node:node", "/home/node/.config/bottle-ca"], user="root",
+                    check=True)
+        return bottle
+
+
+class _SharedNetBottle(DockerBottle):
+    def close(self):
+        super().close()
+        # the last bottle off the shared network removes it; the others fail quietly
+        self.runner.run(["docker", "network", "rm", self.shared], check=False)
+
+
+class SharedNetworkBackend(DockerBackend):
+    """Every bottle of a project (here: of one harness run) also joins one
+    shared internal network, so each guest reaches the others directly."""
+
+    name: ClassVar[str] = "broken-shared-net"
+
+    def launch(self, plan, runner, **kw):
+        bottle = super().launch(plan, runner, **kw)
+        shared = plan.bottle.rsplit("-", 1)[0] + "-shared"
+        made = runner.run(["docker", "network", "create", "--internal", "-o",
+                           "com.docker.network.bridge.inhibit_ipv4=true", shared], check=False)
+        if not made.ok and "already exists" not in made.stderr:
+            bottle.close()
+            raise RuntimeError(f"could not create {shared}: {made.stderr.strip()}")
+        bottle.__class__ = _SharedNetBottle
+        bottle.shared = shared
+        runner.run(["docker", "network", "connect", shared, bottle.agent])
+        return bottle
+
+
+TestDnsForwarder = _case(DnsForwarderBackend)
+TestMetricsPort = _case(MetricsPortBackend)
+TestHelperToken = _case(HelperTokenBackend)
+TestCaKeyCopy = _case(CaKeyCopyBackend)
+TestSharedNetwork = _case(SharedNetworkBackend)

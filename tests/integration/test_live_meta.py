@@ -62,6 +62,28 @@ CASES = [
      "LIVE-ALLOWLIST-ONLY", "broken-onboarding"),
 ]
 
+# --- issue 20: the live tier's blind spots. Each also names the reason its
+# clause must give (substrings of the FAILED result's reason).
+REASONS = {
+    ("LIVE-DNS", "broken-dns"): ("a lookup left the guest", "canary was asked"),
+    ("LIVE-ENDPOINTS", "broken-metrics-port"): ("nothing declares", "9090"),
+    ("LIVE-AUTH", "broken-helper-token"): ("the real token is inside the guest", "/environ"),
+    ("LIVE-CA-KEY", "broken-ca-key"): ("a private key of the bottle's CA is in the guest",
+                                       "/home/node/.config/"),
+    ("LIVE-APART", "broken-shared-net"): ("the two bottles reach each other",),
+}
+CASES += [
+    ("TestDnsForwarder", "test_dns_answers_nothing_outside and unrouted", "LIVE-DNS",
+     "broken-dns"),
+    ("TestMetricsPort", "test_guest_reaches_exactly_declared_endpoints and unrouted",
+     "LIVE-ENDPOINTS", "broken-metrics-port"),
+    ("TestHelperToken", "test_real_token_only_upstream", "LIVE-AUTH", "broken-helper-token"),
+    ("TestCaKeyCopy", "test_no_ca_private_key_in_guest and unrouted", "LIVE-CA-KEY",
+     "broken-ca-key"),
+    ("TestSharedNetwork", "test_bottles_cannot_reach_each_other", "LIVE-APART",
+     "broken-shared-net"),
+]
+
 
 @pytest.fixture(scope="module")
 def nested(tmp_path_factory):
@@ -100,4 +122,8 @@ def test_live_clause_fails_on_its_bug(nested, cls, selection, clause_id, backend
     assert result is not None, f"{clause_id} did not run against {backend}: {reports[backend]}"
     assert result["state"] == "FAILED", (
         f"{clause_id} against {backend} ({cls}) was {result['state']}, not FAILED: "
+        f"{result.get('reason')}")
+    why = REASONS.get((clause_id, backend), ())
+    assert all(w in (result.get("reason") or "") for w in why), (
+        f"{clause_id} against {backend} FAILED for another reason than {why!r}: "
         f"{result.get('reason')}")

@@ -5,10 +5,11 @@ containers (the "internet" is a test upstream, see `conformance.live`).
 A test that cannot run because the environment lacks something (no engine,
 no image) ends as ERROR via `environment_broken`; a backend without an
 optional live hook (`Bottle.outbound_network`, `internal_endpoints`,
-`stop_daemon`, `Backend.live_unsupported`) gets NOT_SUPPORTED. Never PASSED.
+`stop_daemon`, `ca_certificates`, `Backend.live_unsupported`) gets NOT_SUPPORTED. Never PASSED.
 
 One bottle per scenario per test class (and xdist worker) is shared by the
-probes that only look; LIVE-FAILCLOSED and LIVE-TEARDOWN launch their own.
+probes that only look; LIVE-FAILCLOSED and LIVE-TEARDOWN launch their own,
+LIVE-APART a second one beside the shared one.
 
 One module per subject; `LiveTier` combines their mixins.
 """
@@ -22,6 +23,7 @@ from ...outcomes import environment_broken
 from .agents import LiveAgents
 from .codex import LiveCodexProvisioning
 from .confinement import LiveConfinement
+from .exposure import LiveExposure
 from .gatekeepers import LiveGatekeepers
 from .provisioning import LiveProvisioning
 from .support import LiveFixtures
@@ -30,7 +32,7 @@ from .traffic import LiveTraffic
 
 
 class LiveTier(LiveFixtures, LiveTraffic, LiveAgents, LiveConfinement, LiveProvisioning,
-               LiveTeardown, LiveCodexProvisioning, LiveGatekeepers):
+               LiveTeardown, LiveCodexProvisioning, LiveGatekeepers, LiveExposure):
     """Live tests; mixed into `BackendConformance`. Need capability ``live``."""
 
 
@@ -51,7 +53,7 @@ def _probe_errors_are_environment(fn):
 # Wrapped where each test is defined (never re-set on LiveTier, which would
 # shadow the mixin's own attribute).
 for _mixin in (LiveFixtures, LiveTraffic, LiveAgents, LiveConfinement, LiveProvisioning,
-               LiveTeardown, LiveCodexProvisioning, LiveGatekeepers):
+               LiveTeardown, LiveCodexProvisioning, LiveGatekeepers, LiveExposure):
     for _name, _fn in list(vars(_mixin).items()):
         if _name.startswith("test_") and callable(_fn):
             setattr(_mixin, _name, _probe_errors_are_environment(_fn))

@@ -37,7 +37,8 @@ def _call_hook(fn, what: str):
 
 
 # Tests that take a fresh bottle of the scenario in their "scenario" param.
-FRESH_BOTTLE_TESTS = ("test_no_egress_with_pipelock_down",)
+FRESH_BOTTLE_TESTS = ("test_no_egress_with_pipelock_down",
+                      "test_bottles_cannot_reach_each_other")  # issue 20: LIVE-APART
 
 
 # Tests that judge a traced launch of their own, by their "how" param.

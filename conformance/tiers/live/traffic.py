@@ -177,19 +177,42 @@ class LiveTraffic:
             f" > {places[enc]}" for enc, d in decoys.items())
         planted = live.bottle.exec(["sh", "-c", plant], user="root")
         assert planted.ok, f"could not plant the decoys: {planted.stderr}"
-        result = probes.scan(live.bottle, TOKEN_PREFIX, TOKEN_BODY, log=probe_log,
-                             changed_within=live_harness.token_age())
+        # Issue 20: a helper process of node's with a token in its
+        # environment only (root without CAP_SYS_PTRACE cannot read it), so
+        # the processes are scanned as node too.
+        decoys["environ"] = new_token()
+        places["environ"] = "the environment of a helper process of node's"
+        helper = live.bottle.exec(
+            ["sh", "-c", "nohup sleep 300 >/dev/null 2>&1 </dev/null & echo $!"],
+            env={"BOTTLE_LIVE_HELPER_DECOY": decoys["environ"]})
+        assert helper.ok and helper.stdout.strip().isdigit(), (
+            f"could not start the helper decoy: {helper.stderr}")
+        try:
+            as_root, as_node = probes.concurrently(
+                lambda: probes.scan(live.bottle, TOKEN_PREFIX, TOKEN_BODY, log=probe_log,
+                                    changed_within=live_harness.token_age()),
+                lambda: probes.scan(live.bottle, TOKEN_PREFIX, TOKEN_BODY, (), log=probe_log,
+                                    user="node"))
+        finally:
+            live.bottle.exec(["kill", helper.stdout.strip()])
+        found: dict[str, dict[str, tuple[str, ...]]] = {}
+        for result in (as_root, as_node):
+            for k, encs in result.found.items():
+                for enc, where in encs.items():
+                    found.setdefault(k, {})[enc] = tuple(sorted(set(found.get(k, {}).get(enc, ())) | set(where)))
 
         def h(v: str) -> str:
             return hashlib.sha256(v.encode()).hexdigest()
 
-        missed = [f"{enc} at {places[enc]}" for enc, d in decoys.items() if not result.where(h(d))]
+        missed = [f"{enc} at {places[enc]}" for enc, d in decoys.items() if h(d) not in found]
         assert not missed, (
-            f"control failed: the scan ({result.files} files read, {result.older} unchanged, "
-            f"{result.procs} processes) did not find the planted decoys {missed}")
-        assert h(live_harness.token) not in result.found, (
-            f"the real token is inside the guest: {result.where(h(live_harness.token))}")
-        extra = {k: v for k, v in result.found.items() if k not in {h(d) for d in decoys.values()}}
+            f"control failed: the scan ({as_root.files} files read, {as_root.older} unchanged, "
+            f"{as_root.procs} processes as root ({as_root.unreadable} environ unreadable), "
+            f"{as_node.procs} as node ({as_node.unreadable} unreadable)) did not find the "
+            f"planted decoys {missed}")
+        assert h(live_harness.token) not in found, (
+            f"the real token is inside the guest: {found[h(live_harness.token)]}")
+        extra = {k: v for k, v in found.items() if k not in {h(d) for d in decoys.values()}}
         assert not extra, f"unexpected token-shaped values in the guest: {extra}"
 
     # -- LIVE-CA-TRUST --------------------------------------------------------------------
