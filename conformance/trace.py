@@ -107,6 +107,7 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "GUEST-NO-HOST-GATEWAY": (f"{_DOCKER}:_bring_up",),
     "PORT-NO-FIXED": (f"{_SMOL}:bundle_run_argv", f"{_SMOL}:machine_create_argv"),
     "TSI-ALLOW-NARROW": (f"{_SMOL}:machine_create_argv",),
+    "PROFILE-DECLARED": (f"{_DOCKER}:DockerBackend", f"{_SMOL}:SmolmachinesBackend"),
 }
 
 

@@ -388,6 +388,7 @@ class DockerBackend(Backend):
     version: ClassVar[str] = "1"
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"live", "tty", "git_gate", "supervise", "codex", "claude"})
+    profiles: ClassVar[frozenset[str]] = frozenset({"docker-cli", "container-guest"})
 
     # -- prepare: pure --------------------------------------------------
     def prepare(self, spec: BottleSpec, host: HostContext) -> DockerPlan:

@@ -536,6 +536,8 @@ class SmolmachinesBackend(Backend):
     version: ClassVar[str] = "0.1"
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"live", "tty", "git_gate", "supervise", "codex", "claude"})
+    # The guest is a smolvm machine; the bundle runs on the docker engine.
+    profiles: ClassVar[frozenset[str]] = frozenset({"docker-cli", "smolvm"})
 
     ready_timeout: float = READY_TIMEOUT
     daemon_timeout: float = DAEMON_READY_TIMEOUT

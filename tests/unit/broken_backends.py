@@ -1580,3 +1580,35 @@ PENDING_REFERENCE_FIXES: dict[str, dict[str, str]] = {}  # issue 8 fixed (H8b)
 def broken_cases() -> list[tuple[str, type[Backend]]]:
     """``(intended clause, broken backend class)`` for every table entry."""
     return [(cid, cls) for cid, classes in BROKEN.items() for cls in classes]
+
+
+# --- issue 18: profiles -------------------------------------------------------------
+
+
+class SmolvmProfileUndeclared(Broken, SmolmachinesBackend):
+    """Runs smolvm (its guest is a smolvm machine) but declares only docker-cli,
+    so every SMOLVM-* clause would be NOT_APPLICABLE: the dodge PROFILE-DECLARED
+    exists to catch."""
+
+    name = "smolmachines"
+    profiles = frozenset({"docker-cli"})
+
+
+class DockerProfileUndeclared(Broken, DockerBackend):
+    """Drives docker for its agent container but declares no profile at all
+    (GUEST-* and DOCKER-ARGV would be NOT_APPLICABLE)."""
+
+    name = "docker"
+    profiles = frozenset()
+
+
+class SmolvmProfileOverDeclared(Broken, DockerBackend):
+    """Declares the smolvm profile though no launch runs smolvm (its clauses
+    would have nothing to read)."""
+
+    name = "docker"
+    profiles = frozenset({"docker-cli", "container-guest", "smolvm"})
+
+
+BROKEN["PROFILE-DECLARED"] = [SmolvmProfileUndeclared, DockerProfileUndeclared,
+                              SmolvmProfileOverDeclared]
