@@ -59,6 +59,18 @@ def _parsed(argvs: Sequence[Argv], tools) -> list[tuple[Argv, Invocation | None,
     return out
 
 
+def unreadable(argvs: Sequence[Argv], tools) -> str | None:
+    """Why the launch cannot be read whole: the first argv of ``tools`` that
+    does not parse, with the parser's reason (it names the flag). A clause
+    that must read every such argv is then NOT_SUPPORTED with this reason,
+    never judged on the rest (a dropped ``network create`` would make the
+    agent's network look uncreated, a FAILED for the wrong reason)."""
+    for argv, inv, err in _parsed(argvs, tools):
+        if inv is None:
+            return f"cannot read `{show(argv)}`: {err}"
+    return None
+
+
 # -- SMOLVM-* ---------------------------------------------------------------------
 
 
@@ -352,6 +364,9 @@ def _container_guest(argvs: Sequence[Argv]) -> Guest | Verdict:
         return Verdict(na=g)
     if g.kind != "container":
         return Verdict(na=f"the agent runs in a smolvm machine ({g.name}), not an engine container")
+    why = unreadable(argvs, docker.ENGINES)
+    if why:
+        return Verdict(na=why)
     if g.create is None:
         return Verdict([f"no `{g.tool} run/create --name {g.name}` in the launch creates the agent "
                         "container the agent exec targets"])
@@ -463,6 +478,9 @@ def check_no_host_mounts(argvs: Sequence[Argv], declared: Sequence[str] = ()) ->
     g = agent_guest(argvs)
     if isinstance(g, str):
         return Verdict(na=g)
+    why = unreadable(argvs, docker.ENGINES if g.kind == "container" else {smolvm.TOOL})
+    if why and g.kind == "container":
+        return Verdict(na=why)
     if g.create is None:
         return Verdict(na=f"no invocation of the launch creates the agent guest {g.name}")
     inv, v = g.create, Verdict()
@@ -524,6 +542,9 @@ def check_publish_ephemeral_loopback(argvs: Sequence[Argv]) -> Verdict:
     rows = _parsed(argvs, docker.ENGINES | {smolvm.TOOL})
     if not rows:
         return Verdict(na="the backend runs no docker-family or smolvm command")
+    why = unreadable(argvs, docker.ENGINES)
+    if why:
+        return Verdict(na=why)
     from ..recording import parse_publish  # the suite's one -p reader
     v = Verdict()
     for argv, inv, _ in rows:

@@ -1612,3 +1612,20 @@ class SmolvmProfileOverDeclared(Broken, DockerBackend):
 
 BROKEN["PROFILE-DECLARED"] = [SmolvmProfileUndeclared, DockerProfileUndeclared,
                               SmolvmProfileOverDeclared]
+
+
+class AgentNetworkFlagOutsideGrammar(_RunnerDefect, DockerBackend):
+    """Issue 18: a `network create` the argv library cannot parse was silently
+    dropped, so GUEST-NET-INTERNAL FAILED with "which this launch did not
+    create". Reintroduced: podman's `--disable-dns` (containers/podman
+    cmd/podman/networks/create.go:83) on a docker `network create`, which
+    docker refuses (DOCKER-ARGV); the guest clauses that must read it are
+    NOT_SUPPORTED naming the flag (test_meta checks), never FAILED."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:3] == ["docker", "network", "create"] and argv[-1].endswith("-agent"):
+            argv = [*argv[:3], "--disable-dns", *argv[3:]]
+        return runner.run(argv, **kw)
+
+
+BROKEN["DOCKER-ARGV"] = [*BROKEN["DOCKER-ARGV"], AgentNetworkFlagOutsideGrammar]

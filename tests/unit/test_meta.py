@@ -308,3 +308,15 @@ def test_broken_table_is_well_formed():
                 if isinstance(obj, type) and issubclass(obj, Broken) and issubclass(obj, Backend)
                 and not obj.__name__.startswith("_") and obj.__module__ == broken_backends.__name__}
     assert declared == set(classes), f"broken backends missing from BROKEN: {declared - set(classes)}"
+
+
+# -- issue 18: an unparseable argv is NOT_SUPPORTED naming the flag ----------------
+
+
+def test_unparseable_network_create_is_not_supported_naming_the_flag(pytester):
+    run = run_static_suite(pytester, broken_backends.AgentNetworkFlagOutsideGrammar,
+                           invariants_of=[])
+    assert run.states()["DOCKER-ARGV"] == State.FAILED, run.explain()
+    for cid in ("GUEST-NET-INTERNAL", "GUEST-NO-PRIVILEGE", "GUEST-NO-HOST-NS"):
+        r = run.report.result(cid)
+        assert r.state == State.NOT_SUPPORTED and "--disable-dns" in r.reason, run.explain()
