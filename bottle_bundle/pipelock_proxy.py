@@ -65,13 +65,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bottle_api import conventions
+
 from . import pipelock_config as pipelock
 from . import logs, mitm
 from .hosts import allowlist_matches, normalize, parse_listen, passthrough_matches
 
 NAME = "pipelock"
 CONFIG_ENV = "PIPELOCK_CONFIG"
-UPSTREAM_CA_ENV = "PIPELOCK_UPSTREAM_CA"
+UPSTREAM_CA_ENV = conventions.PIPELOCK_UPSTREAM_CA_ENV
 REASON_HEADER = "X-Pipelock-Reason"
 REASON_ALLOWLIST = "host not in api_allowlist"
 REASON_HEADER_SECRET = "request header contains secret"

@@ -60,10 +60,13 @@ def _layout() -> list[str]:
         "`bottle_api.conventions` |",
         "| `bottle_ref` | the reference backends `docker` and `smolmachines` | "
         "`bottle_api`, `bottle_bundle` |",
+        "| `bottle_kit` | the author's toolkit: a versioned API over the reference's "
+        "backend-neutral helpers (planning, CA, state, provisioning; CHANGELOG.md) | "
+        "`bottle_api`, `bottle_ref` (never its backends, CLI or images) |",
         "| `conformance` | this suite | `bottle_api` |",
         "",
         "`nox -s lint` (import-linter, `[tool.importlinter]` in pyproject.toml) enforces",
-        "the last column for `bottle_api`, `bottle_bundle` and `conformance`.",
+        "the last column for `bottle_api`, `bottle_bundle`, `bottle_kit` and `conformance`.",
         "",
     ]
 

@@ -112,7 +112,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--bottle-snapshot-dir", dest="bottle_snapshot_dir", metavar="DIR", default=None,
-        help="argv snapshot directory (default snapshots/<backend>) [env BOTTLE_SNAPSHOT_DIR]",
+        help="the backend's own argv snapshot folder, holding <scenario>.txt directly "
+             "(default snapshots/<backend name> under pytest's rootdir) [env BOTTLE_SNAPSHOT_DIR]",
     )
     group.addoption(
         "--bottle-hypothesis-profile", dest="bottle_hypothesis_profile", choices=PROFILES,

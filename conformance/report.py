@@ -353,8 +353,9 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").strip()
 
 
-def markdown(report: Report) -> str:
-    """A markdown summary: run facts, then one table row per clause."""
+def markdown(report: Report, *, tiers: Iterable[str] | None = None) -> str:
+    """A markdown summary: run facts, each declared profile's certification
+    verdict (over ``tiers`` only, when given), then one row per clause."""
     caps = ", ".join(report.capabilities) or "none"
     absent = "; ".join(f"{c}: {why}" for c, why in report.capabilities_absent)
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
@@ -369,7 +370,8 @@ def markdown(report: Report) -> str:
         f"- started: {report.started_at}",
         f"- clauses: {len(report.results)}" + (f" ({counts})" if counts else ""),
         *[f"- {tool}: {_cell(what)}" for tool, what in sorted(report.standins.items())],
-        *[f"- profile {_cell(v.line())}" for v in profile_verdicts(report)],
+        *[f"- profile {_cell(v.line())}" + (f" (tiers {'+'.join(sorted(tiers))})" if tiers else "")
+          for v in profile_verdicts(report, tiers=tiers)],
         *([f"- profiles not declared (their clauses NOT_APPLICABLE): "
            f"{', '.join(p.value for p in Profile if p.value not in report.profiles)}"]
           if set(Profile) - set(report.profiles) else []),
