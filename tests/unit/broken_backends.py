@@ -59,7 +59,7 @@ from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from bottle_ref.provision import CA_GUEST_PATH, NODE, NODE_HOME, PROMPT_PATH, ROOT, ProvisionError
 from bottle_api.conventions import LABEL_KEY
-from bottle_api.runner import READY, Completed, Runner
+from bottle_api.runner import READY, Completed, DelegatingRunner, Runner
 from bottle_ref.state import state_files, write_state
 
 # A fixed "now" for the Codex exp defect: the seed's now+1h, but computed once
@@ -88,26 +88,16 @@ class Broken:
 # -- seams ----------------------------------------------------------------------
 
 
-class _DefectRunner(Runner):
+class _DefectRunner(DelegatingRunner):
     """Delegates to the suite's runner, except that `run` goes through the
     broken backend's `run_through` (which may alter, add or drop commands)."""
 
     def __init__(self, backend: "_RunnerDefect", plan: Plan, inner: Runner):
-        self.backend, self.plan, self.inner = backend, plan, inner
+        super().__init__(inner)
+        self.backend, self.plan = backend, plan
 
-    def run(self, argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
-        return self.backend.run_through(self.plan, self.inner, [str(a) for a in argv],
-                                        env=env, input=input, timeout=timeout, check=check,
-                                        purpose=purpose)
-
-    def sleep(self, seconds):
-        self.inner.sleep(seconds)
-
-    def monotonic(self):
-        return self.inner.monotonic()
-
-    def unique(self, prefix):
-        return self.inner.unique(prefix)
+    def run(self, argv, **kw):
+        return self.backend.run_through(self.plan, self.inner, [str(a) for a in argv], **kw)
 
 
 class _RunnerDefect(Broken):
