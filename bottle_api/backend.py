@@ -148,6 +148,13 @@ class Backend(ABC):
     version: ClassVar[str] = "0"
     # Capabilities this backend declares (see conformance.capabilities).
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    # Profiles of the contract this backend is in, besides core (see
+    # conformance.capabilities.Profile): one per tool family it drives,
+    # e.g. {"docker-cli", "container-guest"} for a docker-engine backend,
+    # {"docker-cli", "smolvm"} for smolvm guests beside a docker bundle.
+    # Clauses of other profiles are NOT_APPLICABLE; PROFILE-DECLARED fails a
+    # backend that drives a profile's tool without declaring it.
+    profiles: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def prepare(self, spec: BottleSpec, host: HostContext) -> Plan:

@@ -83,6 +83,11 @@ SUPERVISE_LISTEN_ENV = "SUPERVISE_LISTEN"
 # Host env var naming a PEM bundle the bottle's proxies must trust for
 # upstream TLS on top of the system store (the live tier's test upstream).
 UPSTREAM_CA_ENV = "BOTTLE_UPSTREAM_CA_FILE"
+# ... and the bundle env vars through which each proxy reads that bundle
+# (os.pathsep-separated paths inside the bundle): a backend that implements
+# `Bottle.outbound_network` MUST set both to the file it mounts or copies in.
+PIPELOCK_UPSTREAM_CA_ENV = "PIPELOCK_UPSTREAM_CA"
+EGRESS_UPSTREAM_CA_ENV = "EGRESS_UPSTREAM_CA"
 
 # -- engine resources ---------------------------------------------------------
 # Every engine object a reference bottle makes carries LABEL_KEY=<bottle ident>.
@@ -108,6 +113,12 @@ def _rows() -> list[tuple[str, str, str]]:
         ("pipelock config", PIPELOCK_CONFIG_PATH, "pipelock's own keys"),
         ("egress routes", EGRESS_ROUTES_PATH, f"tokens from `{EGRESS_TOKEN_SLOT_PREFIX}<i>`"),
         ("egress upstream", EGRESS_UPSTREAM_PROXY, f"`{EGRESS_UPSTREAM_ENV}`: pipelock"),
+        ("upstream CA (host)", UPSTREAM_CA_ENV,
+         "host env var: a PEM bundle both proxies trust upstream (outbound_network MUST honour)"),
+        ("pipelock upstream CA", PIPELOCK_UPSTREAM_CA_ENV,
+         "bundle env var: paths of that bundle as pipelock reads it"),
+        ("egress upstream CA", EGRESS_UPSTREAM_CA_ENV,
+         "bundle env var: paths of that bundle as egress reads it"),
         ("supervise MCP path", SUPERVISE_MCP_PATH, f"server name `{SUPERVISE_SERVER_NAME}`"),
         ("label key", LABEL_KEY, "on every engine object a reference bottle makes"),
     ]

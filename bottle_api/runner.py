@@ -294,3 +294,25 @@ def poll(
             raise TimeoutError(f"{what} not ready after {timeout:g}s")
         runner.sleep(delay)
         delay = min(delay * 2, max_interval)
+
+
+class DelegatingRunner(Runner):
+    """A `Runner` that hands everything to ``inner``: subclass it and
+    override only what differs (e.g. ``run`` to watch, rewrite or guard
+    commands). Keyword arguments of ``run`` pass through untouched, so a
+    wrapper keeps working when `Runner.run` grows one."""
+
+    def __init__(self, inner: Runner):
+        self.inner = inner
+
+    def run(self, argv, **kw) -> Completed:
+        return self.inner.run(argv, **kw)
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+    def monotonic(self) -> float:
+        return self.inner.monotonic()
+
+    def unique(self, prefix: str) -> str:
+        return self.inner.unique(prefix)

@@ -66,7 +66,7 @@ from .hosts import host_matches, parse_listen
 NAME = "egress"
 ROUTES_ENV = "EGRESS_ROUTES"
 CA_DIR_ENV = "EGRESS_CA_DIR"
-UPSTREAM_CA_ENV = "EGRESS_UPSTREAM_CA"
+UPSTREAM_CA_ENV = conventions.EGRESS_UPSTREAM_CA_ENV
 DEFAULT_CA_DIR = str(Path(egress.CA_CERT).parent)
 
 

@@ -91,6 +91,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bottle_api import conventions
+
 from . import pipelock_config as pipelock
 from . import logs, mitm
 from bottle_api import hostnames
@@ -99,7 +101,7 @@ from .hosts import allowlist_matches, normalize, parse_listen, passthrough_match
 
 NAME = "pipelock"
 CONFIG_ENV = "PIPELOCK_CONFIG"
-UPSTREAM_CA_ENV = "PIPELOCK_UPSTREAM_CA"
+UPSTREAM_CA_ENV = conventions.PIPELOCK_UPSTREAM_CA_ENV
 REASON_HEADER = "X-Pipelock-Reason"  # pipelock sends no such header; kept so tests can say so
 REASON_ALLOWLIST = "domain not in allowlist"  # scanner.go checkAllowlist: "domain not in allowlist: H"
 REASON_HEADER_SECRET = "request header contains secret"

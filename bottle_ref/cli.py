@@ -45,8 +45,8 @@ from bottle_api.backend import Backend, Bottle
 from bottle_api.host import HostContext
 from bottle_api.plan import Plan, to_json
 from bottle_api.conventions import LABEL_KEY
-from bottle_api.runner import (DEFAULT_TIMEOUT, CommandError, Completed, Runner,
-                               SubprocessRunner, poll)
+from bottle_api.runner import (DEFAULT_TIMEOUT, CommandError, Completed, DelegatingRunner,
+                               Runner, SubprocessRunner, poll)
 from bottle_api.spec import (NAME_RE, BottleSpec, SpecError, load_spec, load_spec_with_text,
                              parse_spec)
 
@@ -157,20 +157,19 @@ class _SignalGuard:
             signal.signal(sig, previous)
 
 
-class _GuardedRunner(Runner):
+class _GuardedRunner(DelegatingRunner):
     """Delegates to ``inner``; a signal noted during a command is raised
     right after it (see `_SignalGuard`)."""
 
     def __init__(self, inner: Runner, guard: _SignalGuard):
-        self.inner, self.guard = inner, guard
+        super().__init__(inner)
+        self.guard = guard
 
-    def run(self, argv, *, env=None, input=None, timeout=None, check=True,
-            purpose=None) -> Completed:
+    def run(self, argv, **kw) -> Completed:
         self.guard.check()
         try:
             with self.guard.child():
-                result = self.inner.run(argv, env=env, input=input, timeout=timeout,
-                                        check=check, purpose=purpose)
+                result = self.inner.run(argv, **kw)
         except Exception:
             # The command failed while a signal was noted (a Ctrl-C to the
             # process group kills the child too): raise the interrupt now, so
@@ -185,12 +184,6 @@ class _GuardedRunner(Runner):
         self.guard.check()
         self.inner.sleep(seconds)
         self.guard.check()
-
-    def monotonic(self) -> float:
-        return self.inner.monotonic()
-
-    def unique(self, prefix: str) -> str:
-        return self.inner.unique(prefix)
 
 
 class _SpawnReportingRunner(SubprocessRunner):

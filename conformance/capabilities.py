@@ -56,6 +56,75 @@ class Capability(StrEnum):
     )
 
 
+class Profile(StrEnum):
+    """A part of the contract tied to what a backend drives (compare Gateway
+    API's conformance profiles). Every backend meets ``core``; a backend also
+    declares (``Backend.profiles``) each profile whose tools it drives, and
+    a clause of a profile it does not declare is NOT_APPLICABLE: neither
+    passed nor failed. PROFILE-DECLARED checks the declaration against the
+    recorded argv, so declaring fewer profiles cannot dodge their clauses.
+    ``.description`` says when a backend is in the profile."""
+
+    def __new__(cls, value: str, description: str) -> "Profile":
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.description = description
+        member.__doc__ = description
+        return member
+
+    CORE = (
+        "core",
+        "Every backend: the plan, exec framing, credentials, pipelock, provisioning, "
+        "launch, teardown and the live probes. Always in force; never declared.",
+    )
+    DOCKER_CLI = (
+        "docker-cli",
+        "The backend runs a container engine through the docker CLI grammar (docker, "
+        "podman, nerdctl) for any part of a bottle (bundle or guest).",
+    )
+    CONTAINER_GUEST = (
+        "container-guest",
+        "The agent's guest is a container of such an engine (the agent exec is a "
+        "docker/podman/nerdctl exec). Implies docker-cli.",
+    )
+    SMOLVM = (
+        "smolvm",
+        "The backend runs smolvm (smol-machines/smolvm): microVM guests, packs.",
+    )
+
+
+class UnknownProfileError(ValueError):
+    """A profile name outside the vocabulary; the message lists the valid ones."""
+
+
+def parse_profile(name: str) -> Profile:
+    """One name (``"docker-cli"``, ``"DOCKER_CLI"``, a `Profile`) to a member."""
+    key = str(name).strip().lower().replace("_", "-")
+    for member in Profile:
+        if member.value == key:
+            return member
+    valid = ", ".join(m.value for m in Profile if m is not Profile.CORE)
+    raise UnknownProfileError(f"unknown profile {str(name)!r} (known: {valid})")
+
+
+def parse_profiles(names: Iterable[str]) -> frozenset[Profile]:
+    """Declared names (iterable or comma-separated string) to members, core
+    always included. Empty entries are ignored."""
+    if isinstance(names, str):
+        names = names.split(",")
+    out = {Profile.CORE}
+    for name in names:
+        if str(name).strip():
+            out.add(parse_profile(name))
+    return frozenset(out)
+
+
+def sorted_profiles(profiles: Iterable[str]) -> tuple[str, ...]:
+    """Profiles in vocabulary order (core first), unknown names last."""
+    order = {p.value: i for i, p in enumerate(Profile)}
+    return tuple(sorted({str(p) for p in profiles}, key=lambda p: (order.get(p, len(order)), p)))
+
+
 class UnknownCapabilityError(ValueError):
     """A capability name outside the vocabulary; the message lists the valid ones."""
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .capabilities import Capability
+from .capabilities import Capability, Profile
 
 MUST: Literal["MUST"] = "MUST"
 SHOULD: Literal["SHOULD"] = "SHOULD"
@@ -25,6 +25,10 @@ LEVELS = (MUST, SHOULD)
 
 SNAPSHOT, INVARIANT, LIVE = "snapshot", "invariant", "live"
 TIERS = (SNAPSHOT, INVARIANT, LIVE)
+
+# Profiles (see conformance.capabilities.Profile), for ``Clause(profile=...)``.
+CORE, DOCKER_CLI, CONTAINER_GUEST, SMOLVM = (
+    Profile.CORE, Profile.DOCKER_CLI, Profile.CONTAINER_GUEST, Profile.SMOLVM)
 
 ID_PATTERN = re.compile(r"^[A-Z]+(-[A-Z0-9]+)+$")
 
@@ -35,7 +39,11 @@ class Clause:
 
     ``tier`` is the tier (or tuple of tiers) whose tests check it;
     ``capability`` is the capability a backend must declare for the clause
-    to apply (None: every backend).
+    to apply (None: every backend). ``profile`` is the part of the contract
+    the clause belongs to (`Profile`): ``core`` (every backend) or one a
+    backend declares because it drives that tool; outside its profiles a
+    clause is NOT_APPLICABLE. A new clause joins a profile with one keyword:
+    ``Clause(..., profile=SMOLVM)``.
     """
 
     id: str
@@ -44,8 +52,11 @@ class Clause:
     tier: str | tuple[str, ...]
     capability: str | None = None
     source: str = ""
+    profile: str = Profile.CORE
 
     def __post_init__(self) -> None:
+        if self.profile not in set(Profile):
+            raise ValueError(f"{self.id}: unknown profile {self.profile!r}")
         if not ID_PATTERN.match(self.id):
             raise ValueError(f"clause id {self.id!r} does not match {ID_PATTERN.pattern}")
         if self.level not in LEVELS:
@@ -596,6 +607,7 @@ SMOLVM_ARGV = Clause(
     SNAPSHOT, None,
     "issue 8: machine create/delete take -n/--name since 1.0.2 and create's workload "
     "needs '--' (smolvm src/cli/machine.rs CreateCmd, DeleteCmd)",
+    profile=SMOLVM,
 )
 SMOLVM_FROM_SIDECAR = Clause(
     "SMOLVM-FROM-SIDECAR", MUST,
@@ -604,6 +616,7 @@ SMOLVM_FROM_SIDECAR = Clause(
     SNAPSHOT, None,
     "issue 8: pack create -o X writes the executable stub at X and the artifact at "
     "X.smolmachine (smolvm src/cli/pack.rs:189-203); --from checks a SMOLPACK footer",
+    profile=SMOLVM,
 )
 SMOLVM_CP_FILE = Clause(
     "SMOLVM-CP-FILE", MUST,
@@ -612,6 +625,7 @@ SMOLVM_CP_FILE = Clause(
     SNAPSHOT, None,
     "issue 8: machine cp opens SRC with File::open and streams it (smolvm "
     "src/cli/machine.rs:4973); directories must travel another way",
+    profile=SMOLVM,
 )
 SMOLVM_VERSION_FIRST = Clause(
     "SMOLVM-VERSION-FIRST", MUST,
@@ -620,6 +634,7 @@ SMOLVM_VERSION_FIRST = Clause(
     SNAPSHOT, None,
     "issue 8: smolvm 0.8.x to 1.7.x drop --allow-cidr for --from (unrestricted "
     "egress); fixed in 1.8.0 (commit f8a6fa62)",
+    profile=SMOLVM,
 )
 DOCKER_ARGV = Clause(
     "DOCKER-ARGV", MUST,
@@ -629,6 +644,7 @@ DOCKER_ARGV = Clause(
     SNAPSHOT, None,
     "issue 8: a flag that takes a value is never misparsed (docker/cli flag tables; "
     "`-e -u node` sets the env entry -u)",
+    profile=DOCKER_CLI,
 )
 GUEST_NET_INTERNAL = Clause(
     "GUEST-NET-INTERNAL", MUST,
@@ -638,6 +654,7 @@ GUEST_NET_INTERNAL = Clause(
     SNAPSHOT, None,
     "issue 10: a guest with a default route or on the default bridge reaches the host "
     "and the world",
+    profile=CONTAINER_GUEST,
 )
 GUEST_NET_NO_HOST_ADDR = Clause(
     "GUEST-NET-NO-HOST-ADDR", SHOULD,
@@ -646,6 +663,7 @@ GUEST_NET_NO_HOST_ADDR = Clause(
     SNAPSHOT, None,
     "issue 10: on docker 20.10 an --internal network's gateway is a host address; a "
     "guest reached host services bound to 0.0.0.0 through it (facts file, docker)",
+    profile=CONTAINER_GUEST,
 )
 GUEST_NO_PRIVILEGE = Clause(
     "GUEST-NO-PRIVILEGE", MUST,
@@ -655,6 +673,7 @@ GUEST_NO_PRIVILEGE = Clause(
     "label=disable) and without a host device (--device, --device-cgroup-rule, --gpus).",
     SNAPSHOT, None,
     "issue 10: isolation was only checked live",
+    profile=CONTAINER_GUEST,
 )
 GUEST_NO_HOST_NS = Clause(
     "GUEST-NO-HOST-NS", MUST,
@@ -662,6 +681,7 @@ GUEST_NO_HOST_NS = Clause(
     "--network, --pid, --ipc, --userns, --uts or --cgroupns).",
     SNAPSHOT, None,
     "issue 10: isolation was only checked live",
+    profile=CONTAINER_GUEST,
 )
 GUEST_NO_HOST_MOUNTS = Clause(
     "GUEST-NO-HOST-MOUNTS", MUST,
@@ -679,6 +699,7 @@ GUEST_NO_HOST_GATEWAY = Clause(
     "the gateway of a network the launch created, or another host address).",
     SNAPSHOT, None,
     "issue 10: isolation was only checked live",
+    profile=CONTAINER_GUEST,
 )
 PORT_NO_FIXED = Clause(
     "PORT-NO-FIXED", MUST,
@@ -694,6 +715,21 @@ TSI_ALLOW_NARROW = Clause(
     SNAPSHOT, None,
     "issue 10: a TSI allow list broader than the published first hop (0.0.0.0/0, "
     "127.0.0.0/8, --outbound-localhost-only) reaches host services",
+    profile=SMOLVM,
+)
+
+# --- issue 18: profiles (what a backend drives decides which clauses apply) -----
+
+PROFILE_DECLARED = Clause(
+    "PROFILE-DECLARED", MUST,
+    "A backend MUST declare (Backend.profiles) exactly the profiles whose tools its "
+    "recorded launches drive: docker-cli iff a command runs docker, podman or "
+    "nerdctl, container-guest iff the agent exec targets a container of such an "
+    "engine, smolvm iff a command runs smolvm.",
+    SNAPSHOT, None,
+    "issue 18: clauses about a tool a backend does not drive are NOT_APPLICABLE, so "
+    "declaring fewer profiles must not dodge them (Gateway API conformance profiles; "
+    "csi-test capability gating)",
 )
 
 # --- issue 16: a static clause per contract gap ----------------------------------

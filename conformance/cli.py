@@ -1,10 +1,12 @@
 """``bottle-conformance``: read reports and keep CONTRACT.md in sync.
 
+    bottle-conformance run --backend NAME [--tier T,...] [--certify] [--report F] [-- PYTEST ARGS]
     bottle-conformance report PATH            markdown table of a JSON report
     bottle-conformance verify PATH [--strict] [--tier TIERS]  exit 1 listing problems
     bottle-conformance contract [--check] [--output FILE]
 
-Exit codes: 0 fine, 1 problems / out of date, 2 unusable input.
+Exit codes: 0 fine, 1 problems / out of date / failed clauses, 2 unusable
+input (``run``: otherwise pytest's own exit status).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from .contract import DEFAULT_PATH, render_contract
 from .clauses import TIERS
-from .report import MAX_REPORT_CHARS, Report, ReportError, markdown, printable, verify
+from .report import (MAX_REPORT_CHARS, Report, ReportError, markdown, printable,
+                     profile_verdicts, verify)
 
 
 def read_report_text(path: Path, limit: int = MAX_REPORT_CHARS, *, what: str = "a report") -> str:
@@ -70,6 +73,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     report = _load(args.path)
     problems = verify(report, strict=args.strict, tiers=args.tier)
+    for v in profile_verdicts(report, strict=args.strict, tiers=args.tier):
+        print(f"profile {v.line()}")
     if problems:
         print(f"{printable(args.path)}: {len(problems)} problem(s):")
         for p in problems:
@@ -79,6 +84,60 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     print(f"{printable(args.path)}: OK ({printable(report.backend)} "
           f"{printable(report.backend_version)}, {len(report.results)} clauses{scope})")
     return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """Run the shipped suite against one backend in a pytest subprocess (so
+    the author's own pytest configuration and plugins apply as they would to
+    ``pytest --pyargs conformance``), then print the report table and, with
+    --certify, each profile's verdict."""
+    import subprocess
+    import tempfile
+
+    from .capabilities import UnknownCapabilityError
+    from .selection import BackendSelectionError, identify, load_backend
+
+    try:
+        identify(load_backend(args.backend))
+    except (BackendSelectionError, UnknownCapabilityError) as exc:
+        print(f"bottle-conformance run: {exc}", file=sys.stderr)
+        return 2
+    extra = list(args.pytest_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    with tempfile.TemporaryDirectory(prefix="bottle-conformance-") as tmp:
+        report_path = args.report or Path(tmp) / "report.json"
+        if not report_path.parent.is_dir():
+            print(f"bottle-conformance run: --report {report_path}: directory "
+                  f"{report_path.parent} does not exist", file=sys.stderr)
+            return 2
+        # --rootdir: the author's directory, not the installed package's, so
+        # snapshots/<backend> and pyproject's [tool.bottle-conformance] are theirs.
+        cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance",
+               "--rootdir", str(Path.cwd()),
+               "--bottle-backend", args.backend, "--bottle-report", str(report_path),
+               *(["--bottle-tier", ",".join(sorted(args.tier))] if args.tier else []),
+               *(["--bottle-certify"] if args.certify else []),
+               *extra]
+        print("bottle-conformance run: " + " ".join(cmd[1:]), flush=True)
+        status = subprocess.call(cmd)
+        if not report_path.is_file():
+            print(f"bottle-conformance run: pytest exited {status} and wrote no report",
+                  file=sys.stderr)
+            return status or 1
+        report = _load(report_path)
+        sys.stdout.write("\n" + markdown(report, tiers=args.tier))
+        if args.report:
+            print(f"\nreport: {report_path}")
+    if args.certify:
+        problems = verify(report, strict=True, tiers=args.tier)
+        print(f"certify: {'PASSED' if not problems else 'FAILED'}"
+              + (f" (tiers {'+'.join(sorted(args.tier))} only)" if args.tier else ""))
+        for p in problems:
+            print(f"  {p}")
+        if problems and status == 0:
+            status = 1
+    return status
 
 
 def _cmd_contract(args: argparse.Namespace) -> int:
@@ -146,6 +205,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bottle-conformance", description="Bottle backend conformance: reports and contract.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "run", help="run the suite against a backend (pytest underneath), print the table",
+        description="Run the shipped suite (pytest --pyargs conformance) against one backend "
+                    "and print the report table. Arguments after -- go to pytest.")
+    p.add_argument("--backend", required=True, metavar="NAME",
+                   help="entry point of the bottle.backends group, or package.module:factory")
+    p.add_argument("--tier", type=_tiers, default=None, metavar="TIER[,TIER...]",
+                   help="only these tiers (snapshot, invariant, live); certification then asks "
+                        "only for their clauses")
+    p.add_argument("--certify", action="store_true",
+                   help="fail unless every MUST clause of core and of each declared profile "
+                        "PASSED")
+    p.add_argument("--report", type=Path, default=None, metavar="FILE",
+                   help="keep the JSON report here (its directory must exist)")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER,
+                   help="after --: more pytest arguments (e.g. -x, -k EXPR, -n 2)")
+    p.set_defaults(func=_cmd_run)
     p = sub.add_parser("report", help="print a JSON report as a markdown table")
     p.add_argument("path", type=Path)
     p.set_defaults(func=_cmd_report)
@@ -169,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ReportError as exc:
-        print(f"bottle-conformance: {printable(args.path)}: {printable(exc)}", file=sys.stderr)
+        where = getattr(args, "path", None) or getattr(args, "report", None) or "report"
+        print(f"bottle-conformance: {printable(where)}: {printable(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"bottle-conformance: {printable(exc)}", file=sys.stderr)

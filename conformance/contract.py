@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bottle_api.conventions import TABLE as CONVENTIONS
 
-from .capabilities import Capability
+from .capabilities import Capability, Profile
 from .clauses import CLAUSES, RESIDUAL_RISKS, SEED_MAP, TIERS, Clause
 from .live.harness import FIXTURE_ENGINE_CLAUSES
 from .outcomes import State
@@ -22,6 +22,9 @@ DEFAULT_PATH = Path("CONTRACT.md")
 
 _STATE_DOCS = {
     State.PASSED: "the backend met the clause in every test that checks it",
+    State.NOT_APPLICABLE: "the clause belongs to a profile the backend does not declare "
+                          "(it drives no such tool): neither passed nor failed, and not asked "
+                          "for by verify or certification",
     State.FAILED: "a test showed the backend violating the clause (the failure names the ID)",
     State.NOT_SUPPORTED: "the clause needs a capability the backend does not declare; "
                          "never counts as passed (`--bottle-require CAP` makes it a failure)",
@@ -57,10 +60,13 @@ def _layout() -> list[str]:
         "`bottle_api.conventions` |",
         "| `bottle_ref` | the reference backends `docker` and `smolmachines` | "
         "`bottle_api`, `bottle_bundle` |",
+        "| `bottle_kit` | the author's toolkit: a versioned API over the reference's "
+        "backend-neutral helpers (planning, CA, state, provisioning; CHANGELOG.md) | "
+        "`bottle_api`, `bottle_ref` (never its backends, CLI or images) |",
         "| `conformance` | this suite | `bottle_api` |",
         "",
         "`nox -s lint` (import-linter, `[tool.importlinter]` in pyproject.toml) enforces",
-        "the last column for `bottle_api`, `bottle_bundle` and `conformance`.",
+        "the last column for `bottle_api`, `bottle_bundle`, `bottle_kit` and `conformance`.",
         "",
     ]
 
@@ -144,9 +150,10 @@ def render_contract(clauses: Sequence[Clause] = CLAUSES,
         "",
         "Each clause is one requirement with a stable ID. The key words MUST, MUST NOT",
         "and SHOULD are to be read as in RFC 2119. A clause lists the tier(s) whose",
-        "tests check it, the capability a backend must declare for it to apply (none:",
-        "every backend), and where it was learned. Failure messages start with",
-        "`[ID] sentence`, and the JUnit XML of a run carries `clause` properties.",
+        "tests check it, the profile it belongs to (core: every backend), the",
+        "capability a backend must declare for it to apply (none: every backend), and",
+        "where it was learned. Failure messages start with `[ID] sentence`, and the",
+        "JUnit XML of a run carries `clause` and `clause_profile` properties.",
         "",
         *_layout(),
         "## Result states",
@@ -160,8 +167,23 @@ def render_contract(clauses: Sequence[Clause] = CLAUSES,
         "A clause checked by several tests takes the worst state among the tests",
         "that ran (FAILED > ERROR > XFAIL > PASSED); it is NOT_SUPPORTED only when",
         "none could run, so a scenario needing an undeclared capability does not",
-        "demote a clause other scenarios passed. `--bottle-certify` fails the run",
-        "unless every MUST clause PASSED.",
+        "demote a clause other scenarios passed. `--bottle-certify` and",
+        "`bottle-conformance verify --strict` pass when every MUST clause of core and of",
+        "each declared profile PASSED; the report gives each profile's verdict.",
+        "",
+        "## Profiles",
+        "",
+        "The contract is a core every backend meets plus profiles tied to what a",
+        "backend drives. A backend declares its profiles next to its capabilities",
+        "(`Backend.profiles`); a clause of a profile it does not declare is",
+        "NOT_APPLICABLE. PROFILE-DECLARED checks the declaration against the recorded",
+        "argv, so a backend cannot dodge a profile's clauses by leaving it out.",
+        "",
+        "| Profile | A backend is in it when |",
+        "| --- | --- |",
+    ]
+    out += [f"| `{p.value}` | {_cell(p.description)} |" for p in Profile]
+    out += [
         "",
         "## Capabilities",
         "",
@@ -175,11 +197,11 @@ def render_contract(clauses: Sequence[Clause] = CLAUSES,
         out += [
             f"## {_TIER_TITLES[tier]}",
             "",
-            "| ID | Level | Clause | Capability | Source |",
-            "| --- | --- | --- | --- | --- |",
+            "| ID | Level | Clause | Profile | Capability | Source |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         out += [
-            f"| {c.id} | {c.level} | {_cell(c.sentence)} | "
+            f"| {c.id} | {c.level} | {_cell(c.sentence)} | `{c.profile}` | "
             f"{f'`{c.capability}`' if c.capability else '-'} | {_cell(c.source)} |"
             for c in rows
         ]

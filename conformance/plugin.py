@@ -9,6 +9,7 @@ imported (importing it alone adds a header line to every run).
 Result mapping for a clause test:
     pass                               PASSED
     fail                               FAILED, message prefixed ``[ID] sentence``
+    clause of an undeclared profile    skipped ``NOT_APPLICABLE: clause of the P profile ...``
     capability not declared            skipped ``NOT_SUPPORTED: capability X not declared``
       ... but named in --bottle-require   setup failure (FAILED)
     `environment_broken(reason)`       skipped ``ERROR: reason``
@@ -29,17 +30,20 @@ from . import redaction, watchdog
 from .capabilities import UnknownCapabilityError
 from .clauses import LIVE, TIERS, by_id
 from .markers import MARKER_HELP, ClauseMarkError, clause_marks
-from .outcomes import NOT_SUPPORTED_PREFIX, environment_broken
+from .outcomes import NOT_SUPPORTED_PREFIX, environment_broken, not_applicable
 from .results import (
     PROP_BACKEND,
     PROP_BACKEND_VERSION,
     PROP_BROKEN,
     PROP_CAPABILITIES,
     PROP_CLAUSE,
+    PROP_PROFILE,
+    PROP_PROFILES,
     PROP_SENTENCE,
     PROP_TIER,
     annotate_failure,
     clause_ids,
+    not_applicable_reason,
 )
 from .selection import BackendIdentity, BackendSelectionError, identify, load_backend
 from .settings import (
@@ -110,7 +114,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--bottle-snapshot-dir", dest="bottle_snapshot_dir", metavar="DIR", default=None,
-        help="argv snapshot directory (default snapshots/<backend>) [env BOTTLE_SNAPSHOT_DIR]",
+        help="the backend's own argv snapshot folder, holding <scenario>.txt directly "
+             "(default snapshots/<backend name> under pytest's rootdir) [env BOTTLE_SNAPSHOT_DIR]",
     )
     group.addoption(
         "--bottle-hypothesis-profile", dest="bottle_hypothesis_profile", choices=PROFILES,
@@ -242,6 +247,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.user_properties.append((PROP_CLAUSE, m.clause.id))
             item.user_properties.append((PROP_SENTENCE, m.clause.sentence))
             item.user_properties.append((PROP_TIER, f"{m.clause.id}={m.tier}"))
+            item.user_properties.append((PROP_PROFILE, f"{m.clause.id}={m.clause.profile}"))
         _enforce_strict_xfail(item)
         names = getattr(item, "fixturenames", None)
         if names is None:
@@ -283,14 +289,16 @@ def _record_identity(item: pytest.Item, ident: BackendIdentity) -> None:
     item.user_properties.append((PROP_BACKEND, ident.name))
     item.user_properties.append((PROP_BACKEND_VERSION, ident.version))
     item.user_properties.append((PROP_CAPABILITIES, ",".join(sorted(ident.capabilities))))
+    item.user_properties.append((PROP_PROFILES, ",".join(sorted(ident.profiles))))
     if ident.broken:
         item.user_properties.append((PROP_BROKEN, ident.broken))
 
 
 @pytest.fixture
 def _bottle_clause_gate(request: pytest.FixtureRequest) -> None:
-    """Skip (NOT_SUPPORTED) or fail (--bottle-require) a clause test whose
-    backend lacks a capability it needs; record the backend's identity."""
+    """Skip (NOT_APPLICABLE) a clause test whose clauses are all outside the
+    backend's profiles; skip (NOT_SUPPORTED) or fail (--bottle-require) one
+    whose backend lacks a capability it needs; record the backend's identity."""
     item = request.node
     marks = clause_marks(item)
     if not marks:
@@ -303,6 +311,9 @@ def _bottle_clause_gate(request: pytest.FixtureRequest) -> None:
     _record_identity(item, ident)
     if ident.broken:
         environment_broken(ident.broken)
+    outside = [m.clause for m in marks if m.clause.profile not in ident.profiles]
+    if outside and len(outside) == len(marks):
+        not_applicable(not_applicable_reason(outside[0], ident))
     needed = frozenset().union(*(m.required for m in marks))
     missing = sorted(needed - ident.capabilities)
     if not missing:

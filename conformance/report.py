@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .capabilities import Profile, sorted_profiles
 from .clauses import CLAUSES, LEVELS, MUST, TIERS, Clause
 from .outcomes import State, clause_state
 
@@ -59,6 +60,9 @@ class Report:
     # Test-only stand-ins the run used, tool -> description (e.g. smolvm):
     # a run on a stand-in is never a run on the real tool.
     standins: dict[str, str] = field(default_factory=dict)
+    # The profiles the backend declared, core first (core always). Clauses
+    # of any other profile are NOT_APPLICABLE and not asked for by verify.
+    profiles: tuple[str, ...] = (Profile.CORE.value,)
 
     def result(self, clause_id: str) -> ClauseResult | None:
         return self._by_id().get(clause_id)
@@ -122,6 +126,9 @@ class Report:
             if not isinstance(absent, dict) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in absent.items()):
                 raise ReportError("not a report: capabilities_absent is not an object of strings")
+            profiles = data.get("profiles", [Profile.CORE.value])
+            if not isinstance(profiles, list) or not all(isinstance(p, str) for p in profiles):
+                raise ReportError("not a report: profiles must be a list of strings")
             standins = data.get("standins", {})
             if not isinstance(standins, dict) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in standins.items()):
@@ -137,6 +144,7 @@ class Report:
                 results=results,
                 capabilities_absent=tuple(sorted(absent.items())),
                 standins=dict(sorted(standins.items())),
+                profiles=sorted_profiles([Profile.CORE.value, *profiles]),
             )
         except KeyError as exc:
             raise ReportError(f"not a report: missing field {_short_repr(exc.args[0])}") from None
@@ -248,20 +256,76 @@ def aggregate(results: Iterable[ClauseResult]) -> tuple[ClauseResult, ...]:
     return tuple(sorted(merged.values(), key=lambda r: (order.get(r.clause_id, len(order)), r.clause_id)))
 
 
+@dataclass(frozen=True)
+class ProfileVerdict:
+    """How one declared profile fared: its MUST clauses and the problems."""
+
+    profile: str
+    must: int
+    problems: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def line(self) -> str:
+        if self.passed:
+            return f"{self.profile}: PASSED ({self.must} MUST clauses)"
+        ids = ", ".join(p.split(" ", 1)[0] for p in self.problems[:6])
+        more = f" and {len(self.problems) - 6} more" if len(self.problems) > 6 else ""
+        return (f"{self.profile}: FAILED ({len(self.problems)} of {self.must} MUST clauses "
+                f"not acceptable: {ids}{more})")
+
+
+def profile_verdicts(report: Report, *, strict: bool = True,
+                     clauses: Sequence[Clause] = CLAUSES,
+                     tiers: Iterable[str] | None = None) -> list[ProfileVerdict]:
+    """One verdict per profile the report declares (core first), by the
+    rules of `verify` (``strict``: certification, every MUST clause PASSED)."""
+    problems = verify(report, strict=strict, clauses=clauses, tiers=tiers)
+    by_profile = {c.id: str(c.profile) for c in clauses}
+    scoped = _scoped(clauses, tiers)
+    out = []
+    for prof in report.profiles:
+        must = sum(1 for c in scoped if c.level == MUST and c.profile == prof)
+        mine = tuple(p for p in problems if by_profile.get(p.split(" ", 1)[0]) == prof)
+        out.append(ProfileVerdict(prof, must, mine))
+    return out
+
+
+def _scoped(clauses: Sequence[Clause], tiers: Iterable[str] | None) -> list[Clause]:
+    if tiers is None:
+        return list(clauses)
+    scope = set(tiers)
+    unknown = scope - set(TIERS)
+    if unknown:
+        raise ValueError(f"unknown tier(s) {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(TIERS)}")
+    return [c for c in clauses if scope & set(c.tiers)]
+
+
 def verify(report: Report, *, strict: bool = False,
            clauses: Sequence[Clause] = CLAUSES,
            tiers: Iterable[str] | None = None) -> list[str]:
     """Problems that make ``report`` unacceptable; empty means it passes.
 
-    Always: a MUST clause missing from the report, or FAILED or ERROR; a
-    result for a clause the registry does not know. With ``strict`` (what
-    ``--bottle-certify`` applies): a MUST clause NOT_SUPPORTED or XFAIL too.
-    SHOULD clauses are never problems. With ``tiers`` (e.g. the static
-    ``snapshot, invariant`` of a run on every save), only clauses checked by
-    one of those tiers must be in the report; the others are not asked for.
+    Only clauses of core and of the profiles the report declares are asked
+    for; a clause of another profile is NOT_APPLICABLE and never a problem.
+    Always: a MUST clause of those profiles missing from the report, or
+    FAILED, ERROR or NOT_APPLICABLE (its profile is declared); a profile
+    outside the vocabulary; a result for a clause the registry does not
+    know. With ``strict`` (what ``--bottle-certify`` applies): a MUST clause
+    NOT_SUPPORTED or XFAIL too. SHOULD clauses are never problems. With
+    ``tiers`` (e.g. the static ``snapshot, invariant`` of a run on every
+    save), only clauses checked by one of those tiers must be in the report;
+    the others are not asked for.
     """
     problems = []
     known = {c.id for c in clauses}
+    declared = set(report.profiles) | {Profile.CORE.value}
+    for prof in sorted(declared - {p.value for p in Profile}):
+        problems.append(f"profile {prof}: not a profile of this suite version")
+    clauses = [c for c in clauses if c.profile in declared]
     if tiers is not None:
         scope = set(tiers)
         unknown = scope - set(TIERS)
@@ -269,7 +333,7 @@ def verify(report: Report, *, strict: bool = False,
             raise ValueError(f"unknown tier(s) {', '.join(sorted(unknown))}; "
                              f"choose from {', '.join(TIERS)}")
         clauses = [c for c in clauses if scope & set(c.tiers)]
-    bad = {State.FAILED, State.ERROR}
+    bad = {State.FAILED, State.ERROR, State.NOT_APPLICABLE}
     if strict:
         bad |= {State.NOT_SUPPORTED, State.XFAIL}
     for c in clauses:
@@ -316,8 +380,9 @@ def _cell(text: Any) -> str:
     return printable(str(text).replace("\n", " ").strip()).replace("|", "\\|")
 
 
-def markdown(report: Report) -> str:
-    """A markdown summary: run facts, then one table row per clause."""
+def markdown(report: Report, *, tiers: Iterable[str] | None = None) -> str:
+    """A markdown summary: run facts, each declared profile's certification
+    verdict (over ``tiers`` only, when given), then one row per clause."""
     caps = ", ".join(report.capabilities) or "none"
     absent = "; ".join(f"{c}: {why}" for c, why in report.capabilities_absent)
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
@@ -333,6 +398,11 @@ def markdown(report: Report) -> str:
         f"- started: {printable(report.started_at)}",
         f"- clauses: {len(report.results)}" + (f" ({counts})" if counts else ""),
         *[f"- {printable(tool)}: {_cell(what)}" for tool, what in sorted(report.standins.items())],
+        *[f"- profile {_cell(v.line())}" + (f" (tiers {'+'.join(sorted(tiers))})" if tiers else "")
+          for v in profile_verdicts(report, tiers=tiers)],
+        *([f"- profiles not declared (their clauses NOT_APPLICABLE): "
+           f"{', '.join(p.value for p in Profile if p.value not in report.profiles)}"]
+          if set(Profile) - set(report.profiles) else []),
         "",
         "| Clause | Level | Tier | State | Duration (s) | Reason |",
         "| --- | --- | --- | --- | ---: | --- |",

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capabilities import Capability, parse_capabilities
+from .capabilities import Capability, Profile, parse_capabilities, parse_profiles, sorted_profiles
 from .clauses import Clause, by_id
-from .outcomes import State, state_of_skip, worst
+from .outcomes import NOT_APPLICABLE_PREFIX, State, state_of_skip, worst
 from .report import ClauseResult, Report, aggregate
 from .selection import BackendIdentity
 
@@ -25,6 +25,9 @@ PROP_TIER = "clause_tier"  # "ID=tier": the tier this test checks the clause in
 PROP_BACKEND = "bottle_backend"
 PROP_BACKEND_VERSION = "bottle_backend_version"
 PROP_CAPABILITIES = "bottle_capabilities"
+PROP_PROFILES = "bottle_profiles"  # comma-separated declared profiles (core included)
+# Per clause of a test, "ID=profile": JUnit readers see which profile it is in.
+PROP_PROFILE = "clause_profile"
 PROP_BROKEN = "bottle_backend_broken"
 # JSON {tool: description} of the test-only stand-ins a live test ran on
 # (`Backend.standins`, set by the live harness); merged into the report.
@@ -151,9 +154,13 @@ class ResultCollector:
             name = str(props[PROP_BACKEND])
             rec.backend = name
             caps = str(props.get(PROP_CAPABILITIES, ""))
+            try:
+                profiles = parse_profiles(str(props.get(PROP_PROFILES, "")))
+            except ValueError:
+                profiles = frozenset({Profile.CORE})
             self._identities.setdefault(name, BackendIdentity(
                 name, str(props.get(PROP_BACKEND_VERSION, "0")), parse_capabilities(caps),
-                str(props.get(PROP_BROKEN, "")),
+                str(props.get(PROP_BROKEN, "")), profiles,
             ))
         if PROP_STANDINS in props:
             try:
@@ -187,6 +194,8 @@ class ResultCollector:
     def results(self, backend: str, default: str | None) -> tuple[ClauseResult, ...]:
         """Aggregated clause results of the tests run against ``backend``."""
         per_test = []
+        ident = self._identities.get(backend)
+        declared = ident.profiles if ident else frozenset(Profile)
         for rec in self._tests.values():
             if (rec.backend or default or UNKNOWN_BACKEND) != backend or rec.state is None:
                 continue
@@ -197,11 +206,23 @@ class ResultCollector:
                 # The tier THIS test checks the clause in (never the
                 # clause's other tiers: their tests report for themselves).
                 tier = rec.tiers.get(cid)
+                state = rec.state
+                if c.profile not in declared and state is not State.NOT_APPLICABLE:
+                    # A test shared with a clause of a declared profile ran;
+                    # what it showed does not count for this one.
+                    state = State.NOT_APPLICABLE
+                    reason = f"{short}: {NOT_APPLICABLE_PREFIX} {not_applicable_reason(c, ident)}"
                 per_test.append(ClauseResult(
-                    cid, c.level, (tier,) if tier else c.tiers[:1], rec.state, reason,
+                    cid, c.level, (tier,) if tier else c.tiers[:1], state, reason,
                     round(rec.duration, 6),
                 ))
         return aggregate(per_test)
+
+
+def not_applicable_reason(c: Clause, ident: BackendIdentity | None) -> str:
+    """Why ``c`` is NOT_APPLICABLE to the backend ``ident``."""
+    who = f"backend {ident.name}" if ident else "the backend"
+    return f"clause of the {c.profile} profile, which {who} does not declare (Backend.profiles)"
 
 
 def build_reports(
@@ -229,6 +250,7 @@ def build_reports(
             backend=name,
             backend_version=ident.version if ident else "unknown",
             capabilities=tuple(sorted(str(c) for c in ident.capabilities)) if ident else (),
+            profiles=sorted_profiles(ident.profiles) if ident else (Profile.CORE.value,),
             hypothesis_profile=hypothesis_profile,
             hypothesis_seed=hypothesis_seed,
             started_at=started_at,

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from bottle_api.registry import get_backend
 from bottle_api.backend import Backend
 
-from .capabilities import Capability, UnknownCapabilityError, parse_capabilities
+from .capabilities import (
+    Capability,
+    Profile,
+    UnknownCapabilityError,
+    UnknownProfileError,
+    parse_capabilities,
+    parse_profiles,
+)
 
 
 class BackendSelectionError(ValueError):
@@ -50,6 +57,8 @@ class BackendIdentity:
     version: str
     capabilities: frozenset[Capability]
     broken: str = ""
+    # Declared profiles, core always included (`Backend.profiles`).
+    profiles: frozenset[Profile] = frozenset({Profile.CORE})
 
 
 def _read(backend: Backend, attr: str, default: object, problems: list[str]) -> object:
@@ -65,8 +74,9 @@ def _read(backend: Backend, attr: str, default: object, problems: list[str]) -> 
 def identify(backend: Backend) -> BackendIdentity:
     """Name, version and parsed capabilities of ``backend``.
 
-    Raises `UnknownCapabilityError` if the backend declares a name outside the
-    vocabulary (a typo there would silently turn clauses NOT_SUPPORTED). A
+    Raises `UnknownCapabilityError` if the backend declares a capability or
+    profile outside the vocabulary (a typo there would silently turn clauses
+    NOT_SUPPORTED or NOT_APPLICABLE). A
     property that raises is not an exception here: it is recorded in
     ``broken`` (the name falls back to the class name, capabilities to none).
     """
@@ -83,4 +93,13 @@ def identify(backend: Backend) -> BackendIdentity:
         problems.append(f"backend property 'capabilities' is unusable: {type(exc).__name__}: "
                         f"{str(exc)[:200]}")
         caps = frozenset()
-    return BackendIdentity(name, version, caps, "; ".join(problems))
+    raw_profiles = _read(backend, "profiles", (), problems) or ()
+    try:
+        profiles = parse_profiles(raw_profiles)
+    except UnknownProfileError as exc:
+        raise UnknownCapabilityError(f"backend {name} declares an {exc}") from None
+    except Exception as exc:
+        problems.append(f"backend property 'profiles' is unusable: {type(exc).__name__}: "
+                        f"{str(exc)[:200]}")
+        profiles = frozenset({Profile.CORE})
+    return BackendIdentity(name, version, caps, "; ".join(problems), profiles)

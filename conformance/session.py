@@ -18,7 +18,7 @@ import pytest
 from .version import __version__
 from . import redaction
 from .clauses import CLAUSES
-from .report import Report, printable, verify
+from .report import Report, printable, profile_verdicts, verify
 from .results import ResultCollector, build_reports, summary_line
 
 
@@ -34,6 +34,15 @@ class RunSession:
         self.written: list[Path] = []
         self.certify_problems: list[str] = []
         self.write_error = ""
+
+    @property
+    def tiers(self) -> frozenset[str] | None:
+        """The tiers --bottle-tier chose (certification then asks only for
+        their clauses, as `verify --tier` does), or None for all."""
+        raw = self.config.getoption("bottle_tier", None)
+        if not raw:
+            return None
+        return frozenset(t.strip() for chunk in raw for t in chunk.split(",") if t.strip())
 
     @property
     def active(self) -> bool:
@@ -88,9 +97,10 @@ class RunSession:
                 if session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if settings.certify:
+            tiers = self.tiers
             self.certify_problems = [
                 f"{r.backend}: {p}" if len(self.reports) > 1 else p
-                for r in self.reports for p in verify(r, strict=True)
+                for r in self.reports for p in verify(r, strict=True, tiers=tiers)
             ]
             if not self.reports:
                 self.certify_problems.append("no clause test ran")
@@ -107,6 +117,9 @@ class RunSession:
         tr.write_sep("-", "bottle-conformance")
         for report in self.reports:
             tr.write_line(summary_line(report, CLAUSES))
+            if self.state.settings.certify:
+                for v in profile_verdicts(report, tiers=self.tiers):
+                    tr.write_line(f"  profile {v.line()}")
         for path in self.written:
             tr.write_line(f"report written to {path}")
         if self.write_error:
@@ -121,8 +134,9 @@ class RunSession:
                 for problem in self.certify_problems:
                     tr.write_line(f"  {problem}", red=True)
             else:
-                tr.write_line("bottle-conformance certify: PASSED (every MUST clause passed)",
-                              green=True, bold=True)
+                scope = (f"; tiers {'+'.join(sorted(self.tiers))} only" if self.tiers else "")
+                tr.write_line("bottle-conformance certify: PASSED (every MUST clause of core and "
+                              f"of each declared profile passed{scope})", green=True, bold=True)
 
 
 def redact_report(report: Report) -> Report:

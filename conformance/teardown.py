@@ -20,7 +20,15 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .recording import ENGINES, Resource, created_resource, prog, removed_resources, subcommand
+from .recording import (
+    ENGINES,
+    Resource,
+    created_resource,
+    prog,
+    read,
+    removed_resources,
+    subcommand,
+)
 
 # Engine subcommands that destroy or stop something.
 _DESTROY = {
@@ -55,6 +63,9 @@ def created_names(argvs: Iterable[Sequence[str]]) -> set[Resource]:
 
 
 def _filters(argv: Sequence[str]) -> list[str]:
+    inv = read(argv)
+    if inv is not None:
+        return inv.values("filter")
     vals = []
     for i, tok in enumerate(argv):
         if tok in ("--filter", "-f") and i + 1 < len(argv):
@@ -115,6 +126,9 @@ def problems(close_argvs: Iterable[Sequence[str]], created: set[Resource]) -> li
 
 
 def _stop_targets(argv: Sequence[str]) -> list[str]:
+    inv = read(argv)
+    if inv is not None:
+        return list(inv.positionals)
     start = 3 if len(argv) > 1 and argv[1] == "container" else 2
     out, i = [], start
     while i < len(argv):
@@ -130,6 +144,10 @@ def _stop_targets(argv: Sequence[str]) -> list[str]:
 
 def _smol_names(argv: Sequence[str]) -> list[str]:
     """``-n/--name NAME`` of a smolvm machine command, else its positionals."""
+    inv = read(argv)
+    if inv is not None:
+        name = inv.last("name")
+        return [name] if name else list(inv.positionals)
     for i, tok in enumerate(argv):
         if tok in ("-n", "--name") and i + 1 < len(argv):
             return [argv[i + 1]]

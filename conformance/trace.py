@@ -140,6 +140,9 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "PROV-WORKDIR": (f"{_DOCKER}:DockerBottle.agent_argv", f"{_SMOL}:SmolmachinesBottle.agent_argv"),
     "PROV-CRED-OWNER": ("bottle_ref.provision:provision_guest_files",),
     "PROV-CA-KEYS": ("bottle_ref.ca:ensure_ca", f"{_DOCKER}:_bring_up", f"{_SMOL}:bundle_run_argv"),
+
+
+    "PROFILE-DECLARED": (f"{_DOCKER}:DockerBackend", f"{_SMOL}:SmolmachinesBackend"),
 }
 
 

@@ -51,7 +51,12 @@ from ..state import remove_state, write_state
 from ..supervise import mcp_url
 from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle, Progress, Resource, _quiet
 
-from bottle_api.conventions import BUNDLE_ENTRY, LABEL_KEY  # noqa: E402
+from bottle_api.conventions import (  # noqa: E402
+    BUNDLE_ENTRY,
+    EGRESS_UPSTREAM_CA_ENV,
+    LABEL_KEY,
+    PIPELOCK_UPSTREAM_CA_ENV,
+)
 READY_TIMEOUT = 30.0
 Journal = Callable[[Mapping], None]  # gets the bottle's handle before each create
 
@@ -69,7 +74,7 @@ EGRESS_MOUNTS = (egress.ROUTES_PATH, egress.CA_CERT, egress.CA_KEY)
 # An extra CA bundle both proxies trust for upstream TLS (UPSTREAM_CA_ENV),
 # and the env vars through which the bundle's proxies read it.
 UPSTREAM_CA_MOUNT = "/etc/bottle/upstream-ca.pem"
-UPSTREAM_CA_VARS = {PIPELOCK: "PIPELOCK_UPSTREAM_CA", EGRESS: "EGRESS_UPSTREAM_CA"}
+UPSTREAM_CA_VARS = {PIPELOCK: PIPELOCK_UPSTREAM_CA_ENV, EGRESS: EGRESS_UPSTREAM_CA_ENV}
 STOP_TIMEOUT = 5  # seconds docker stop waits before SIGKILL (stop_daemon)
 
 AGENT_BINARIES = {"claude": "claude", "codex": "codex"}
@@ -426,6 +431,7 @@ class DockerBackend(Backend):
     version: ClassVar[str] = "1"
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"live", "tty", "git_gate", "supervise", "codex", "claude"})
+    profiles: ClassVar[frozenset[str]] = frozenset({"docker-cli", "container-guest"})
 
     # -- prepare: pure --------------------------------------------------
     def prepare(self, spec: BottleSpec, host: HostContext) -> DockerPlan:

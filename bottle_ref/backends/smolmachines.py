@@ -79,7 +79,12 @@ from .docker import (
 KVM_DEVICE = "/dev/kvm"
 SMOLVM = "smolvm"
 DOCKER = "docker"
-from bottle_api.conventions import BUNDLE_ENTRY, LABEL_KEY  # noqa: E402
+from bottle_api.conventions import (  # noqa: E402
+    BUNDLE_ENTRY,
+    EGRESS_UPSTREAM_CA_ENV,
+    LABEL_KEY,
+    PIPELOCK_UPSTREAM_CA_ENV,
+)
 LABEL = LABEL_KEY
 
 # The resize wrapper, run by absolute path (a tmux pane has its own cwd, so
@@ -115,7 +120,7 @@ PIPELOCK_LISTEN_PUBLISHED = "0.0.0.0:8888"  # unrouted: docker's port forward di
 
 # An extra CA bundle both proxies trust for upstream TLS (UPSTREAM_CA_ENV).
 UPSTREAM_CA_MOUNT = "/etc/bottle/upstream-ca.pem"
-UPSTREAM_CA_VARS = ("PIPELOCK_UPSTREAM_CA", "EGRESS_UPSTREAM_CA")
+UPSTREAM_CA_VARS = (PIPELOCK_UPSTREAM_CA_ENV, EGRESS_UPSTREAM_CA_ENV)
 STOP_TIMEOUT = 5  # seconds docker stop waits before SIGKILL (stop_daemon)
 
 READY_TIMEOUT = 60.0  # seconds to wait for the first successful exec
@@ -561,6 +566,8 @@ class SmolmachinesBackend(Backend):
     version: ClassVar[str] = "0.1"
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"live", "tty", "git_gate", "supervise", "codex", "claude"})
+    # The guest is a smolvm machine; the bundle runs on the docker engine.
+    profiles: ClassVar[frozenset[str]] = frozenset({"docker-cli", "smolvm"})
 
     ready_timeout: float = READY_TIMEOUT
     daemon_timeout: float = DAEMON_READY_TIMEOUT

@@ -39,7 +39,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,6 +357,42 @@ class Builder:
             raise
         self.say(f"images: {what}: done in {self.runner.monotonic() - start:.1f}s")
 
+    # -- handing the images to an author's engine ---------------------------
+    def export(self, tags: Mapping[str, str], dest: Path) -> list[Path]:
+        """``docker save`` each image to ``dest/<repo>-<tag>.tar`` (an
+        archive ``podman load -i``, ``nerdctl load -i`` or smolvm's ``-I``
+        takes); an archive already there for that content-hash tag is kept."""
+        out = []
+        for role in sorted(tags):
+            tag = tags[role]
+            path = dest / (tag.replace("/", "_").replace(":", "-") + ".tar")
+            if not path.is_file():
+                tmp = path.with_name(f".{path.name}.partial")
+                with self.step(f"docker save {tag} -> {path}"):
+                    result = self.runner.run(["docker", "save", "-o", str(tmp), tag],
+                                             timeout=3600, check=False)
+                    if not result.ok:
+                        raise ImageError(f"docker save {tag} failed: {_tail(result)}")
+                    os.replace(tmp, path)
+            out.append(path)
+        return out
+
+    def load_into(self, tags: Mapping[str, str], engine: str) -> None:
+        """Load the images into another engine's store (``podman load -i``):
+        through archives in the cache, so nothing is piped through a shell."""
+        archives = self.export(tags, self._exports())
+        for path in archives:
+            with self.step(f"{engine} load -i {path.name}"):
+                result = self.runner.run([engine, "load", "-i", str(path)], timeout=3600,
+                                         check=False)
+                if not result.ok:
+                    raise ImageError(f"{engine} load -i {path} failed: {_tail(result)}")
+
+    def _exports(self) -> Path:
+        d = self.cache / "exports"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
     def _logs(self) -> Path:
         logs = self.cache / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -409,7 +445,20 @@ def main(argv: Sequence[str] | None = None, *, builder: Builder | None = None) -
                         help=f"build the base FROM this registry image (default: debootstrap "
                              f"as root on Linux, else {DEFAULT_REGISTRY_BASE}; env "
                              f"{BASE_IMAGE_ENV})")
+    parser.add_argument("--export", metavar="DIR", type=Path, default=None,
+                        help="also write each image as a `docker save` archive into DIR "
+                             "(an existing directory), for `podman load -i` and the like")
+    parser.add_argument("--engine", metavar="CLI", default=None,
+                        help="also load the images into this engine (e.g. podman), through "
+                             "`docker save` archives and `CLI load -i`")
     args = parser.parse_args(argv)
+    if args.export is not None and not args.export.is_dir():
+        print(f"images: error: --export {args.export}: not an existing directory", file=sys.stderr)
+        return 2
+    if args.engine is not None and (not args.engine.strip() or args.engine == "docker"):
+        print(f"images: error: --engine {args.engine!r}: name another engine's CLI (the images "
+              "are built with docker already)", file=sys.stderr)
+        return 2
     roles = ROLES if args.which == "all" else (args.which,)
     builder = builder or Builder(SubprocessRunner(), base_ref=args.base)
     # CI cancels with SIGTERM: turn it into KeyboardInterrupt so a half-built
@@ -417,6 +466,11 @@ def main(argv: Sequence[str] | None = None, *, builder: Builder | None = None) -
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         tags = builder.ensure(roles)
+        if args.export is not None:
+            for path in builder.export(tags, args.export):
+                print(f"images: archive {path}", file=sys.stderr)
+        if args.engine is not None:
+            builder.load_into(tags, args.engine)
     except (ImageError, CommandError, OSError) as exc:
         print(f"images: error: {exc}", file=sys.stderr)
         return 1

@@ -59,6 +59,18 @@ def _parsed(argvs: Sequence[Argv], tools) -> list[tuple[Argv, Invocation | None,
     return out
 
 
+def unreadable(argvs: Sequence[Argv], tools) -> str | None:
+    """Why the launch cannot be read whole: the first argv of ``tools`` that
+    does not parse, with the parser's reason (it names the flag). A clause
+    that must read every such argv is then NOT_SUPPORTED with this reason,
+    never judged on the rest (a dropped ``network create`` would make the
+    agent's network look uncreated, a FAILED for the wrong reason)."""
+    for argv, inv, err in _parsed(argvs, tools):
+        if inv is None:
+            return f"cannot read `{show(argv)}`: {err}"
+    return None
+
+
 # -- SMOLVM-* ---------------------------------------------------------------------
 
 
@@ -221,6 +233,65 @@ def check_cp_regular_file(argvs: Sequence[Argv], kinds: Mapping[str, str]) -> Ve
     return v
 
 
+# -- PROFILE-DECLARED ---------------------------------------------------------------
+
+# Profile names (conformance.capabilities.Profile values; kept as strings here
+# so the argv library stays free of the suite's vocabulary module).
+DOCKER_CLI, CONTAINER_GUEST, SMOLVM = "docker-cli", "container-guest", "smolvm"
+
+
+def driven_profiles(argvs: Sequence[Argv]) -> dict[str, Argv]:
+    """Profile -> the first argv that shows the backend driving its tool
+    (a docker-family command; an agent exec into an engine container; a
+    smolvm command), looked for behind wrappers as everywhere else."""
+    out: dict[str, Argv] = {}
+    for argv in argvs:
+        k = tool_index(argv)
+        if k is None:
+            continue
+        tool = prog(argv[k:])
+        if tool in docker.ENGINES:
+            out.setdefault(DOCKER_CLI, argv)
+        elif tool == smolvm.TOOL:
+            out.setdefault(SMOLVM, argv)
+    g = agent_guest(argvs)
+    if not isinstance(g, str) and g.kind == "container":
+        ae = next((a for a in reversed(argvs) if _is_agent_exec(a)), None)
+        out.setdefault(CONTAINER_GUEST, ae or (g.create.argv if g.create else ()))
+    return out
+
+
+def _is_agent_exec(argv: Argv) -> bool:
+    try:
+        return agent_exec(argv) is not None
+    except (UnknownTool, ArgvError):
+        return False
+
+
+def check_profiles_declared(launches: Mapping[str, Sequence[Argv]],
+                            declared: Sequence[str]) -> Verdict:
+    """PROFILE-DECLARED: the profiles ``declared`` (core left out) equal those
+    the recorded ``launches`` (scenario -> argvs) drive, taken together: a
+    profile driven but not declared would make its clauses NOT_APPLICABLE (a
+    dodge); one declared but never driven leaves its clauses nothing to read."""
+    known = (DOCKER_CLI, CONTAINER_GUEST, SMOLVM)
+    driven: dict[str, tuple[str, Argv]] = {}
+    for scenario, argvs in launches.items():
+        for prof, argv in driven_profiles(argvs).items():
+            driven.setdefault(prof, (scenario, argv))
+    want = {p for p in declared if p in known}
+    v = Verdict()
+    for prof in known:
+        if prof in driven and prof not in want:
+            scenario, argv = driven[prof]
+            v.problems.append(f"the backend drives the {prof} profile's tool but does not declare "
+                              f"it (scenario {scenario!r}: {show(argv)})")
+        elif prof in want and prof not in driven:
+            v.problems.append(f"the backend declares the {prof} profile but no recorded launch "
+                              f"({', '.join(sorted(launches)) or 'none'}) drives its tool")
+    return v
+
+
 # -- DOCKER-ARGV ------------------------------------------------------------------------
 
 
@@ -293,6 +364,9 @@ def _container_guest(argvs: Sequence[Argv]) -> Guest | Verdict:
         return Verdict(na=g)
     if g.kind != "container":
         return Verdict(na=f"the agent runs in a smolvm machine ({g.name}), not an engine container")
+    why = unreadable(argvs, docker.ENGINES)
+    if why:
+        return Verdict(na=why)
     if g.create is None:
         return Verdict([f"no `{g.tool} run/create --name {g.name}` in the launch creates the agent "
                         "container the agent exec targets"])
@@ -451,6 +525,9 @@ def check_no_host_mounts(argvs: Sequence[Argv], declared: Sequence[str] = ()) ->
     g = agent_guest(argvs)
     if isinstance(g, str):
         return Verdict(na=g)
+    why = unreadable(argvs, docker.ENGINES if g.kind == "container" else {smolvm.TOOL})
+    if why and g.kind == "container":
+        return Verdict(na=why)
     if g.create is None:
         return Verdict(na=f"no invocation of the launch creates the agent guest {g.name}")
     inv, v = g.create, Verdict()
@@ -568,6 +645,9 @@ def check_publish_ephemeral_loopback(argvs: Sequence[Argv]) -> Verdict:
     rows = _parsed(argvs, docker.ENGINES | {smolvm.TOOL})
     if not rows:
         return Verdict(na="the backend runs no docker-family or smolvm command")
+    why = unreadable(argvs, docker.ENGINES)
+    if why:
+        return Verdict(na=why)
     from ..recording import parse_publish  # the suite's one -p reader
     v = Verdict()
     for argv, inv, _ in rows:

@@ -3,9 +3,12 @@
 Flags come from `docker_table` (generated from docker/cli's own flag
 definitions, each row citing its file and line). podman and nerdctl accept
 docker's flags for the subcommands the suite reads (both are
-docker-compatible CLIs by design); their own extra flags are NOT modelled:
-a podman/nerdctl argv using one fails to parse, and the clauses that read
-it say NOT_SUPPORTED with that reason (`vocabulary_gap`), never PASSED.
+docker-compatible CLIs by design). podman's own flags for ``run``,
+``create`` and ``network create`` (e.g. ``network create --disable-dns``,
+``run --no-hosts``) come from `podman_table`, read from podman's source;
+nerdctl's, and podman's for other subcommands, are NOT modelled: an argv
+using one fails to parse, and the clauses that read it say NOT_SUPPORTED
+naming the flag (`vocabulary_gap`), never PASSED.
 
 Value semantics, each from the tool's source:
 
@@ -27,6 +30,7 @@ import re
 from dataclasses import dataclass
 
 from . import docker_table as T
+from . import podman_table as P
 from .grammar import Command, Flag, Grammar, flags_from_rows
 
 ENGINES = frozenset({"docker", "podman", "nerdctl"})
@@ -40,7 +44,10 @@ _REPEATABLE = {"env", "env-file", "label", "label-file", "publish", "volume", "m
                "group-add", "sysctl", "ulimit", "log-opt", "storage-opt", "attach",
                "annotation", "opt", "filter", "subnet", "ip-range", "gateway", "aux-address", "ipam-opt",
                "alias", "driver-opt", "tag", "build-arg", "cache-from", "platform",
-               "network", "net", "gpus"}
+               "network", "net", "gpus",
+               # podman's StringArray/StringSlice flags (podman_table)
+               "route", "secret", "unsetenv", "uidmap", "gidmap", "requires", "env-merge",
+               "chrootdirs", "hostuser", "cgroup-conf", "decryption-key", "preserve-fd"}
 
 # (positionals min, max) and trailing shape per subcommand, from each
 # command's cobra Args (cli.RequiresMinArgs / ExactArgs ...) in the same files.
@@ -89,9 +96,13 @@ _BARE = (Flag("version", "v", False, source="cmd/docker/docker.go:180"),
          Flag("help", "", False))
 
 
-def _command(path: tuple[str, ...]) -> Command:
+def _command(path: tuple[str, ...], tool: str = "docker") -> Command:
     (lo, hi), trailing, head = _SHAPE[path]
-    flags = flags_from_rows(T.COMMAND_FLAGS[path], repeatable=_REPEATABLE)
+    rows = T.COMMAND_FLAGS[path]
+    if tool == "podman":
+        rows = rows + tuple((long, short, takes, f"{P.PODMAN} {src}")
+                            for long, short, takes, src in P.EXTRA_FLAGS.get(path, ()))
+    flags = flags_from_rows(rows, repeatable=_REPEATABLE)
     if not any(f.long == "help" for f in flags):
         flags += (Flag("help", "", False),)
     return Command(path, flags, (lo, hi), trailing, head, trailing_required=path == ("exec",),
@@ -101,7 +112,7 @@ def _command(path: tuple[str, ...]) -> Command:
 
 def _grammar(tool: str) -> Grammar:
     return Grammar(tool, f"{tool} (docker CLI vocabulary, {T.DOCKER_CLI})", "pflag",
-                   {p: _command(p) for p in _SHAPE},
+                   {p: _command(p, tool) for p in _SHAPE},
                    global_flags=flags_from_rows(T.GLOBAL_FLAGS), aliases=_ALIASES, bare=_BARE)
 
 
@@ -112,7 +123,11 @@ def vocabulary_gap(tool: str) -> str | None:
     """Why a parse failure of ``tool`` may be the suite's gap, not the
     backend's: podman and nerdctl have flags of their own the suite does
     not model."""
-    if tool in ("podman", "nerdctl"):
+    if tool == "podman":
+        return ("the suite models docker's vocabulary for podman, plus podman's own flags "
+                "for run, create and network create only (podman_table); this podman-only "
+                "flag is not readable here")
+    if tool == "nerdctl":
         return (f"the suite models only docker's vocabulary for {tool}; a {tool}-only "
                 "flag is not readable here")
     return None

@@ -17,7 +17,9 @@ import pytest
 
 from ..recording import Recording, reply_when
 from ..outcomes import not_supported
-from ..scenarios import Scenario, scenario_params
+from ..markers import clause
+from ..scenarios import SCENARIOS, Scenario, scenario_params
+from ..selection import identify
 from . import checks
 from .checks import Verdict
 
@@ -41,6 +43,13 @@ def _judge(rec: Recording, verdict: Verdict) -> None:
     assert not verdict.problems, (
         f"scenario {rec.scenario!r}: " + "; ".join(rec.normalise(p) for p in verdict.problems[:4])
         + (f" (and {len(verdict.problems) - 4} more)" if len(verdict.problems) > 4 else ""))
+
+
+def _judge_all(verdict: Verdict) -> None:
+    __tracebackhide__ = True
+    if verdict.na is not None:
+        not_supported(verdict.na)
+    assert not verdict.problems, "; ".join(verdict.problems)
 
 
 def _kind(path: str) -> str:
@@ -90,6 +99,22 @@ class ArgvTier:
         rec = _launched(bottle_recorder(scenario, script=lambda runner, plan: reply_when(
             runner, observe)))
         _judge(rec, checks.check_cp_regular_file(_argvs(rec), kinds))
+
+    # -- profiles (issue 18) -----------------------------------------------------
+
+    @clause("PROFILE-DECLARED")
+    def test_declared_profiles_are_the_driven_ones(self, backend, bottle_recorder):
+        # Every scenario the backend's capabilities admit, taken together:
+        # one that drives a tool in only some scenarios still drives it.
+        declared = identify(backend).profiles
+        caps = identify(backend).capabilities
+        launches = {}
+        for scenario in SCENARIOS.values():
+            if scenario.needs <= caps:
+                launches[scenario.name] = _argvs(_launched(bottle_recorder(scenario)))
+        if not launches:
+            not_supported("no scenario applies to the backend's capabilities")
+        _judge_all(checks.check_profiles_declared(launches, sorted(declared)))
 
     # -- docker family ----------------------------------------------------------
 

@@ -35,7 +35,7 @@ import pytest
 from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle
 from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
 from bottle_api.plan import Plan
-from bottle_api.runner import CommandError, Completed, Runner, poll
+from bottle_api.runner import CommandError, Completed, DelegatingRunner, Runner, poll
 from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
 from ..outcomes import ERROR_PREFIX, environment_broken, not_supported
@@ -173,28 +173,17 @@ def _result(future: Future, what: str) -> Any:
                                      "still running in a worker thread; abandoned") from None
 
 
-class TracingRunner(Runner):
+class TracingRunner(DelegatingRunner):
     """Runs through ``inner`` and keeps every argv (to see how far a failed
     launch got)."""
 
     def __init__(self, inner: Runner):
-        self.inner = inner
+        super().__init__(inner)
         self.argvs: list[tuple[str, ...]] = []
 
-    def run(self, argv, *, env=None, input=None, timeout=None, check=True,
-            purpose=None) -> Completed:
+    def run(self, argv, **kw) -> Completed:
         self.argvs.append(tuple(str(a) for a in argv))
-        return self.inner.run(argv, env=env, input=input, timeout=timeout, check=check,
-                              purpose=purpose)
-
-    def sleep(self, seconds: float) -> None:
-        self.inner.sleep(seconds)
-
-    def monotonic(self) -> float:
-        return self.inner.monotonic()
-
-    def unique(self, prefix: str) -> str:
-        return self.inner.unique(prefix)
+        return self.inner.run(argv, **kw)
 
 
 @dataclass(frozen=True)

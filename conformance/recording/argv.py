@@ -1,6 +1,12 @@
 """Reading recorded argv the way a backend-agnostic test must: guest commands,
-user framing, published ports, created and removed resources. It knows
-docker/podman/nerdctl and smolvm argv shapes and the bundle interface."""
+user framing, published ports, created and removed resources.
+
+Every reader parses through the argv library (`conformance.argv`: each
+tool's grammar, so ``--label k=v NAME`` or ``-p`` clustered with other
+flags read as the tool reads them). Only an argv the library cannot parse
+(its tool would refuse it, or a vocabulary gap DOCKER-ARGV / SMOLVM-ARGV
+report) falls back to the token-level reading below, so such an argv is
+still seen by what judges teardown and ports, never silently skipped."""
 
 from __future__ import annotations
 
@@ -18,6 +24,17 @@ from pathlib import PurePosixPath
 ENGINES = frozenset({"docker", "podman", "nerdctl"})
 
 
+def read(argv: Sequence[str]):
+    """The argv library's `Invocation` of ``argv``, or None when its tool is
+    unknown or the argv does not parse (see the module docstring)."""
+    from ..argv import ArgvError, UnknownTool, parse_any
+
+    try:
+        return parse_any([str(a) for a in argv])[0]
+    except (ArgvError, UnknownTool):
+        return None
+
+
 def prog(argv: Sequence[str]) -> str:
     """The program's basename (``/usr/bin/docker`` -> ``docker``)."""
     return PurePosixPath(argv[0]).name if argv else ""
@@ -26,6 +43,9 @@ def prog(argv: Sequence[str]) -> str:
 def subcommand(argv: Sequence[str]) -> tuple[str, ...]:
     """``("exec",)`` for ``docker exec``/``docker container exec``,
     ``("machine", "exec")`` for smolvm; () for anything else."""
+    inv = read(argv)
+    if inv is not None:
+        return inv.path
     p = prog(argv)
     if p in ENGINES and len(argv) > 1:
         if argv[1] in ("container", "network", "volume", "image") and len(argv) > 2:
@@ -145,6 +165,9 @@ def publish_values(argv: Sequence[str], *, stop_at: Iterable[str] = ()) -> list[
     if subcommand(argv) not in (("run",), ("create",), ("container", "run"),
                                 ("container", "create"), ("machine", "create")):
         return []
+    inv = read(argv)
+    if inv is not None:  # the grammar knows where the image ends the options
+        return inv.values("port") if inv.tool == "smolvm" else inv.values("publish")
     stops = set(stop_at)
     out = []
     i = 0
@@ -184,6 +207,17 @@ def publish_all_flags(argv: Sequence[str], *, stop_at: Iterable[str] = ()) -> li
 def mount_pairs(argv: Sequence[str]) -> list[tuple[str, str]]:
     """``(host source, container target)`` of ``--mount type=bind,...`` and
     ``-v SRC:DST[:opts]`` in an argv."""
+    inv = read(argv)
+    if inv is not None and inv.tool != "smolvm":
+        out = []
+        for spec in inv.values("mount"):
+            kv = dict(p.split("=", 1) for p in spec.split(",") if "=" in p)
+            src = kv.get("source") or kv.get("src")
+            dst = kv.get("target") or kv.get("destination") or kv.get("dst")
+            if src and dst:
+                out.append((src, dst))
+        out += [tuple(v.split(":")[:2]) for v in inv.values("volume") if v.count(":") >= 1]
+        return out
     out = []
     for i, tok in enumerate(argv):
         nxt = argv[i + 1] if i + 1 < len(argv) else ""
@@ -231,6 +265,17 @@ def _positionals(argv: Sequence[str], start: int, with_value: set[str]) -> list[
 def created_resource(argv: Sequence[str]) -> Resource | None:
     """The engine resource (container, network, volume) or smolvm machine an
     argv creates, if any."""
+    inv = read(argv)
+    if inv is not None:
+        if inv.tool in ENGINES and inv.path in (("run",), ("create",)):
+            name = inv.last("name")
+            return Resource("container", name) if name else None
+        if inv.tool in ENGINES and inv.path in (("network", "create"), ("volume", "create")):
+            return Resource(inv.path[0], inv.positionals[-1]) if inv.positionals else None
+        if inv.tool == "smolvm" and inv.path == ("machine", "create"):
+            name = inv.last("name") or (inv.positionals[0] if inv.positionals else None)
+            return Resource("machine", name) if name else None
+        return None
     sub = subcommand(argv)
     if prog(argv) in ENGINES:
         if sub in (("run",), ("create",), ("container", "run"), ("container", "create")):
@@ -251,6 +296,16 @@ def created_resource(argv: Sequence[str]) -> Resource | None:
 def removed_resources(argv: Sequence[str]) -> list[Resource]:
     """Resources an argv removes: engine ``rm`` (containers), ``network rm``,
     ``volume rm``, smolvm ``machine delete``."""
+    inv = read(argv)
+    if inv is not None:
+        if inv.tool in ENGINES and inv.path == ("rm",):
+            return [Resource("container", n) for n in inv.positionals]
+        if inv.tool in ENGINES and inv.path in (("network", "rm"), ("volume", "rm")):
+            return [Resource(inv.path[0], n) for n in inv.positionals]
+        if inv.tool == "smolvm" and inv.path in (("machine", "delete"), ("machine", "rm")):
+            name = inv.last("name")
+            return [Resource("machine", n) for n in ([name] if name else inv.positionals)]
+        return []
     sub = subcommand(argv)
     if prog(argv) in ENGINES:
         if sub in (("rm",), ("container", "rm")):

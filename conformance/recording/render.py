@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 from bottle_api.runner import Call
 
 from .tracing import DIRECT_SLEEP, PHASES
 
-if TYPE_CHECKING:  # render() is called by Recording.text()
-    from .recorder import Recording
+
+class Renderable(Protocol):
+    """What `render` reads of a recording (`recorder.Recording` is one); a
+    protocol, so this module does not import the recorder that calls it."""
+
+    backend_name: str
+    scenario: str | None
+    spans: Mapping[str, tuple[int, int]]
+    agent_args: tuple[str, ...]
+    agent_argvs: Mapping[bool, tuple[str, ...]]
+    error: BaseException | None
+    error_phase: str | None
+
+    def phase_calls(self, phase: str) -> tuple[Call, ...]: ...
 
 # -- rendering -------------------------------------------------------------------
 
@@ -43,7 +56,7 @@ def _render_call(call: Call) -> list[str]:
     return lines
 
 
-def render(rec: Recording) -> str:
+def render(rec: Renderable) -> str:
     """Un-normalised text of ``rec`` (`Recording.text` normalises it)."""
     out = [
         "# bottle-conformance argv recording",

@@ -20,34 +20,26 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from bottle_api.runner import Completed, Runner
+from bottle_api.runner import Completed, DelegatingRunner, Runner
 from bottle_ref.backends.docker import DockerBackend, DockerBottle, docker_exec_argv
 from conformance.live import dns_canary
 from conformance.live.canary import host_addresses
 from conformance.tiers.live import LiveTier
 
 
-class _Rewriting(Runner):
+class _Rewriting(DelegatingRunner):
     """Runs through ``inner``, letting ``rewrite(argv)`` alter an argv or
     drop it (None: not run, reported as success)."""
 
     def __init__(self, inner: Runner, rewrite):
-        self.inner, self.rewrite = inner, rewrite
+        super().__init__(inner)
+        self.rewrite = rewrite
 
     def run(self, argv, **kw):
         new = self.rewrite(list(argv))
         if new is None:
             return Completed(tuple(argv), 0, "", "")
         return self.inner.run(new, **kw)
-
-    def sleep(self, seconds):
-        self.inner.sleep(seconds)
-
-    def monotonic(self):
-        return self.inner.monotonic()
-
-    def unique(self, prefix):
-        return self.inner.unique(prefix)
 
 
 def _creates(argv, suffix: str) -> bool:

@@ -59,7 +59,7 @@ from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from bottle_ref.provision import CA_GUEST_PATH, NODE, NODE_HOME, PROMPT_PATH, ROOT, ProvisionError
 from bottle_api.conventions import LABEL_KEY
-from bottle_api.runner import READY, Completed, Runner
+from bottle_api.runner import READY, Completed, DelegatingRunner, Runner
 from bottle_ref.state import state_files, write_state
 
 # A fixed "now" for the Codex exp defect: the seed's now+1h, but computed once
@@ -91,26 +91,16 @@ class Broken:
 # -- seams ----------------------------------------------------------------------
 
 
-class _DefectRunner(Runner):
+class _DefectRunner(DelegatingRunner):
     """Delegates to the suite's runner, except that `run` goes through the
     broken backend's `run_through` (which may alter, add or drop commands)."""
 
     def __init__(self, backend: "_RunnerDefect", plan: Plan, inner: Runner):
-        self.backend, self.plan, self.inner = backend, plan, inner
+        super().__init__(inner)
+        self.backend, self.plan = backend, plan
 
-    def run(self, argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
-        return self.backend.run_through(self.plan, self.inner, [str(a) for a in argv],
-                                        env=env, input=input, timeout=timeout, check=check,
-                                        purpose=purpose)
-
-    def sleep(self, seconds):
-        self.inner.sleep(seconds)
-
-    def monotonic(self):
-        return self.inner.monotonic()
-
-    def unique(self, prefix):
-        return self.inner.unique(prefix)
+    def run(self, argv, **kw):
+        return self.backend.run_through(self.plan, self.inner, [str(a) for a in argv], **kw)
 
 
 class _RunnerDefect(Broken):
@@ -1153,7 +1143,13 @@ class TokenSplitOverWords(_RunnerDefect, DockerBackend):
     """SECRET-ARGV: ... "or split/quoted". Reintroduced: the token rides in
     two argv words of a label (``--label x=<first half> <second half>``)."""
 
-    also = {"SNAP-MATCH": "a recorded argv word is then the image, so the snapshot differs"}
+    also = {"SNAP-MATCH": "a recorded argv word is then the image, so the snapshot differs",
+            # issue 18: the suite reads argv as docker does (conformance/argv), so
+            # --name and the CA --mounts after that word are the container's command
+            "PROV-CA-SELECT": "docker reads the second half as the image: no CA is mounted",
+            "LAUNCH-CA-WHEN-ROUTED": "docker reads the second half as the image: no CA is mounted",
+            "TEARDOWN-OWN": "docker reads the second half as the image: the egress container "
+                            "is created without its --name, so close removes a name it never made"}
 
     def run_through(self, plan, runner, argv, **kw):
         if _gets_tokens(argv, kw):
@@ -2210,3 +2206,52 @@ ISSUE16: dict[str, list[type[Backend]]] = {
 }
 for _cid, _classes in ISSUE16.items():
     BROKEN.setdefault(_cid, []).extend(_classes)
+
+
+# --- issue 18: profiles -------------------------------------------------------------
+
+
+class SmolvmProfileUndeclared(Broken, SmolmachinesBackend):
+    """Runs smolvm (its guest is a smolvm machine) but declares only docker-cli,
+    so every SMOLVM-* clause would be NOT_APPLICABLE: the dodge PROFILE-DECLARED
+    exists to catch."""
+
+    name = "smolmachines"
+    profiles = frozenset({"docker-cli"})
+
+
+class DockerProfileUndeclared(Broken, DockerBackend):
+    """Drives docker for its agent container but declares no profile at all
+    (GUEST-* and DOCKER-ARGV would be NOT_APPLICABLE)."""
+
+    name = "docker"
+    profiles = frozenset()
+
+
+class SmolvmProfileOverDeclared(Broken, DockerBackend):
+    """Declares the smolvm profile though no launch runs smolvm (its clauses
+    would have nothing to read)."""
+
+    name = "docker"
+    profiles = frozenset({"docker-cli", "container-guest", "smolvm"})
+
+
+BROKEN["PROFILE-DECLARED"] = [SmolvmProfileUndeclared, DockerProfileUndeclared,
+                              SmolvmProfileOverDeclared]
+
+
+class AgentNetworkFlagOutsideGrammar(_RunnerDefect, DockerBackend):
+    """Issue 18: a `network create` the argv library cannot parse was silently
+    dropped, so GUEST-NET-INTERNAL FAILED with "which this launch did not
+    create". Reintroduced: podman's `--disable-dns` (containers/podman
+    cmd/podman/networks/create.go:83) on a docker `network create`, which
+    docker refuses (DOCKER-ARGV); the guest clauses that must read it are
+    NOT_SUPPORTED naming the flag (test_meta checks), never FAILED."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[:3] == ["docker", "network", "create"] and argv[-1].endswith("-agent"):
+            argv = [*argv[:3], "--disable-dns", *argv[3:]]
+        return runner.run(argv, **kw)
+
+
+BROKEN["DOCKER-ARGV"] = [*BROKEN["DOCKER-ARGV"], AgentNetworkFlagOutsideGrammar]

@@ -421,9 +421,47 @@ def test_named_volume_is_not_a_host_mount():
 
 
 def test_podman_only_flag_is_a_vocabulary_gap_not_a_failure():
-    runs = docker_launch("podman", agent_opts="--pod p1")
+    # `podman exec --preserve-fds N` (containers/podman@c6580b4a52
+    # cmd/podman/containers/exec.go:88-89) is real; the suite models podman's
+    # own flags for run/create/network create only.
+    runs = docker_launch("podman", exec_opts="--preserve-fds 1 -u node -e HOME=/home/node")
     verdict = checks.check_docker_grammar(runs)
     assert verdict.na and "podman" in verdict.na and not verdict.problems
+    assert "--preserve-fds" in verdict.na
+
+
+def test_podman_own_flags_are_read_from_podmans_source():
+    """A correct podman launch: `network create --internal --disable-dns`
+    (containers/podman@c6580b4a52 cmd/podman/networks/create.go:56, :83) and
+    `create --no-hosts --pod P` (cmd/podman/common/netflags.go:102,
+    common/create.go:915) parse, and every guest clause holds."""
+    runs = docker_launch("podman", net_create="--internal --disable-dns",
+                         agent_opts="--no-hosts --pod p1")
+    for check in (checks.check_docker_grammar, checks.check_networks_internal,
+                  checks.check_no_privilege, checks.check_no_host_namespaces,
+                  checks.check_no_host_mounts, checks.check_no_host_gateway,
+                  checks.check_publish_ephemeral_loopback):
+        verdict = check(runs)
+        assert verdict.ok, (check.__name__, verdict)
+    create = parse_any(runs[0])[0]
+    assert create.has("disable-dns") and create.has("internal")
+    # a value flag of podman's takes the next token (pflag): --route VALUE
+    inv = parse_any(A("podman network create --route 10.0.0.0/8,10.1.0.1 --internal n"))[0]
+    assert inv.values("route") == ["10.0.0.0/8,10.1.0.1"] and inv.positionals == ("n",)
+
+
+def test_unparseable_network_create_is_not_supported_naming_the_flag():
+    """A `network create` the suite cannot parse is never silently dropped
+    (which made GUEST-NET-INTERNAL FAIL with "which this launch did not
+    create"): every clause that must read it is NOT_SUPPORTED naming it."""
+    runs = docker_launch("podman", net_create="--internal --frobnicate")
+    for check in (checks.check_networks_internal, checks.check_no_privilege,
+                  checks.check_no_host_namespaces, checks.check_no_host_mounts,
+                  checks.check_no_host_gateway, checks.check_publish_ephemeral_loopback):
+        verdict = check(runs)
+        assert not verdict.problems and verdict.na and "--frobnicate" in verdict.na, (
+            check.__name__, verdict)
+    assert "--frobnicate" in checks.check_docker_grammar(runs).na
 
 
 def test_podman_network_alias_form_is_read():

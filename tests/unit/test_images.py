@@ -970,3 +970,51 @@ def test_a_failed_build_names_the_real_cause_and_cleans_up(tmp_path):
     (ls,) = runner.find("docker", "image", "ls")
     assert "dangling=true" in ls.argv and f"label=bottle-ref.inputs={digest}" in ls.argv
     assert ("docker", "image", "rm", "deadbeef") in runner.argvs
+
+
+# -- issue 18: images for another engine -----------------------------------------------
+
+
+def test_export_writes_docker_save_archives_and_load_into_uses_them(tmp_path):
+    from bottle_api.runner import RecordingRunner
+    from bottle_ref.images.build import Builder
+
+    class Saving(RecordingRunner):
+        """Records; a `docker save -o F` leaves F behind as docker would."""
+
+        def run(self, argv, **kw):
+            result = super().run(argv, **kw)
+            if list(argv[:3]) == ["docker", "save", "-o"]:
+                Path(argv[3]).write_text("archive")
+            return result
+
+    runner = Saving()
+    builder = Builder(runner, cache=tmp_path / "cache", say=lambda line: None)
+    tags = {"agent": "bottle-agent:74b42fd9ab66", "bundle": "bottle-bundle:07d750eddf53"}
+    out = tmp_path / "out"
+    out.mkdir()
+    paths = builder.export(tags, out)
+    assert [p.name for p in paths] == ["bottle-agent-74b42fd9ab66.tar",
+                                       "bottle-bundle-07d750eddf53.tar"]
+    saves = [a for a in runner.argvs if a[:2] == ("docker", "save")]
+    assert [a[-1] for a in saves] == list(tags.values())
+    assert all(a[2] == "-o" and a[3].endswith(".partial") for a in saves)
+    runner.calls.clear()
+    (out / "bottle-bundle-07d750eddf53.tar").unlink()  # the agent's is kept: not redone
+    builder.export(tags, out)
+    assert [a[-1] for a in runner.argvs] == ["bottle-bundle:07d750eddf53"]
+    runner.calls.clear()
+    builder.load_into(tags, "podman")
+    loads = [a for a in runner.argvs if a[0] == "podman"]
+    assert [a[:3] for a in loads] == [("podman", "load", "-i")] * 2
+    assert all(a[3].startswith(str(tmp_path / "cache" / "exports")) for a in loads)
+
+
+def test_images_cli_refuses_a_missing_export_dir_and_docker_as_engine(tmp_path, capsys):
+    from bottle_ref.images.build import main
+
+    assert main(["all", "--export", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not an existing directory" in err[0]
+    assert main(["all", "--engine", "docker"]) == 2
+    assert "another engine" in capsys.readouterr().err

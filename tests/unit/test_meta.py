@@ -213,20 +213,24 @@ def _isolated(monkeypatch):
 
 # -- the reference backends pass -------------------------------------------------
 
-# Clauses about a tool a reference backend does not drive for its agent
-# guest: the argv cannot show them, so they are NOT_SUPPORTED (never PASSED).
-NOT_APPLICABLE: dict[str, dict[str, str]] = {
-    "docker": dict.fromkeys(("SMOLVM-ARGV", "SMOLVM-FROM-SIDECAR", "SMOLVM-CP-FILE",
-                             "SMOLVM-VERSION-FIRST", "TSI-ALLOW-NARROW"),
-                            "the docker backend runs no smolvm"),
-    "smolmachines": dict.fromkeys(("GUEST-NET-INTERNAL", "GUEST-NET-NO-HOST-ADDR",
-                                   "GUEST-NO-PRIVILEGE", "GUEST-NO-HOST-NS",
-                                   "GUEST-NO-HOST-GATEWAY"),
-                                  "the agent is a smolvm machine, not an engine container"),
-}
+# Clauses of a profile a reference backend does not declare (it drives no
+# such tool): NOT_APPLICABLE, a state of its own (never PASSED, never FAILED).
+def not_applicable(backend: type[Backend]) -> set[str]:
+    return {c.id for c in CLAUSES if c.profile != "core" and c.profile not in backend.profiles}
+
 
 def _reference_of(backend: type[Backend]) -> str:
     return next(ref.name for ref in REFERENCES if issubclass(backend, ref))
+
+
+def test_reference_backends_profiles():
+    """docker drives the engine for its agent container; smolmachines runs its
+    guest in smolvm and its bundle on the engine. Neither is in the other's
+    guest profile, so each has clauses NOT_APPLICABLE."""
+    assert DockerBackend.profiles == {"docker-cli", "container-guest"}
+    assert SmolmachinesBackend.profiles == {"docker-cli", "smolvm"}
+    assert not_applicable(DockerBackend) >= {"SMOLVM-ARGV", "TSI-ALLOW-NARROW"}
+    assert not_applicable(SmolmachinesBackend) >= {"GUEST-NET-INTERNAL", "GUEST-NO-HOST-NS"}
 
 
 @pytest.mark.parametrize("backend", REFERENCES, ids=lambda b: b.name)
@@ -238,23 +242,20 @@ def test_reference_backend_passes_every_static_clause(pytester, backend):
         f"(remove it from PENDING_REFERENCE_FIXES):\n{run.explain()}")
     missing = [cid for cid in static_clauses() if cid not in run.states()]
     assert not missing, f"static clauses no test reported: {missing}"
-    na = NOT_APPLICABLE.get(backend.name, {})
-    assert run.with_state(State.NOT_SUPPORTED) == set(na), run.explain()
-    assert run.with_state(State.PASSED) == set(run.states()) - set(na) - set(pending), run.explain()
-
-
-def test_noxfile_accepts_exactly_these_not_applicable_clauses():
-    """The integration session's strict check (noxfile.NOT_APPLICABLE) and
-    this test agree on which clauses cannot apply to each reference backend."""
-    import ast
-    from pathlib import Path
-
-    tree = ast.parse((Path(__file__).parents[2] / "noxfile.py").read_text())
-    node = next(n for n in tree.body if isinstance(n, ast.AnnAssign)
-                and getattr(n.target, "id", "") == "NOT_APPLICABLE")
-    nox_table = ast.literal_eval(node.value)
-    assert {k: set(v) for k, v in nox_table.items()} == {
-        k: set(v) for k, v in NOT_APPLICABLE.items()}
+    na = not_applicable(backend) & set(static_clauses())
+    assert run.with_state(State.NOT_APPLICABLE) == na, run.explain()
+    assert not run.with_state(State.NOT_SUPPORTED), run.explain()
+    assert run.with_state(State.PASSED) == set(run.states()) - na - set(pending), run.explain()
+    assert tuple(run.report.profiles) == ("core", *sorted(backend.profiles, key=[
+        "docker-cli", "container-guest", "smolvm"].index)), run.report.profiles
+    # Certification of the static tiers passes per profile: nothing asked of
+    # an undeclared profile, every MUST of the declared ones PASSED.
+    if not pending:
+        from conformance.report import profile_verdicts, verify
+        assert verify(run.report, strict=True, tiers=("snapshot", "invariant")) == []
+        verdicts = profile_verdicts(run.report, tiers=("snapshot", "invariant"))
+        assert [v.profile for v in verdicts] == list(run.report.profiles)
+        assert all(v.passed and v.must for v in verdicts), [v.line() for v in verdicts]
 
 
 # -- each broken backend fails its clause ----------------------------------------
@@ -331,3 +332,15 @@ def test_broken_table_is_well_formed():
                 if isinstance(obj, type) and issubclass(obj, Broken) and issubclass(obj, Backend)
                 and not obj.__name__.startswith("_") and obj.__module__ == broken_backends.__name__}
     assert declared == set(classes), f"broken backends missing from BROKEN: {declared - set(classes)}"
+
+
+# -- issue 18: an unparseable argv is NOT_SUPPORTED naming the flag ----------------
+
+
+def test_unparseable_network_create_is_not_supported_naming_the_flag(pytester):
+    run = run_static_suite(pytester, broken_backends.AgentNetworkFlagOutsideGrammar,
+                           invariants_of=[])
+    assert run.states()["DOCKER-ARGV"] == State.FAILED, run.explain()
+    for cid in ("GUEST-NET-INTERNAL", "GUEST-NO-PRIVILEGE", "GUEST-NO-HOST-NS"):
+        r = run.report.result(cid)
+        assert r.state == State.NOT_SUPPORTED and "--disable-dns" in r.reason, run.explain()

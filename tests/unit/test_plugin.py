@@ -65,6 +65,17 @@ class FakeBackend(Backend):
 class AllCaps(FakeBackend):
     name = "allcaps"
     capabilities = frozenset({"live", "tty", "git-gate", "supervise", "codex", "claude"})
+    profiles = frozenset({"docker-cli", "container-guest", "smolvm"})
+
+
+class CoreOnly(AllCaps):
+    name = "coreonly"
+    profiles = frozenset()
+
+
+class ProfileTypo(FakeBackend):
+    name = "proftypo"
+    profiles = frozenset({"dokcer-cli"})
 
 
 def exploding():
@@ -380,6 +391,63 @@ def test_certify_passes_when_every_must_clause_passed(fake):
         f"allcaps 1.2: {len(ids)} clauses: {len(ids)} PASSED",
         "bottle-conformance certify: PASSED*",
     ])
+
+
+def test_clauses_of_undeclared_profiles_are_not_applicable_and_not_asked_for(fake):
+    """A core-only backend: the smolvm, docker-cli and container-guest
+    clauses are NOT_APPLICABLE (never PASSED, never FAILED), the report and
+    the JUnit XML say so, and certification asks only for core."""
+    import json
+
+    ids = [c.id for c in CLAUSES if c.level == "MUST"]
+    fake.makepyfile(test_all=f'''
+        import pytest
+
+        @pytest.mark.parametrize("cid", [
+            pytest.param(cid, marks=pytest.mark.clause(cid)) for cid in {ids!r}
+        ])
+        def test_clause(cid):
+            pass
+    ''')
+    result = fake.runpytest("--bottle-backend=fakebackend:CoreOnly", "--bottle-certify",
+                            "--bottle-report=r.json", "--junitxml=j.xml")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    data = json.loads((fake.path / "r.json").read_text())
+    assert data["profiles"] == ["core"]
+    states = {r["clause_id"]: r["state"] for r in data["results"]}
+    outside = {c.id for c in CLAUSES if c.level == "MUST" and c.profile != "core"}
+    assert outside and {states[i] for i in outside} == {"NOT_APPLICABLE"}
+    assert {s for i, s in states.items() if i not in outside} == {"PASSED"}
+    assert "smolvm profile, which backend coreonly does not declare" in json.dumps(data)
+    junit = (fake.path / "j.xml").read_text()
+    assert 'name="clause_profile" value="SMOLVM-ARGV=smolvm"' in junit
+    assert 'name="bottle_profiles" value="core"' in junit
+    result.stdout.fnmatch_lines(["coreonly 1.2: * NOT_APPLICABLE*"])
+
+
+def test_a_failed_clause_of_an_undeclared_profile_is_still_not_applicable(fake):
+    """A test shared by a core clause and a smolvm clause ran and failed: the
+    core clause FAILED, the smolvm one stays NOT_APPLICABLE."""
+    import json
+
+    fake.makepyfile(test_c='''
+        from conformance.markers import clause
+
+        @clause("PROV-CA")
+        @clause("SMOLVM-ARGV")
+        def test_both():
+            assert False, "boom"
+    ''')
+    fake.runpytest("--bottle-backend=fakebackend:CoreOnly", "--bottle-report=r.json")
+    states = {r["clause_id"]: r["state"]
+              for r in json.loads((fake.path / "r.json").read_text())["results"]}
+    assert states == {"PROV-CA": "FAILED", "SMOLVM-ARGV": "NOT_APPLICABLE"}
+
+
+def test_unknown_profile_is_a_usage_error(fake):
+    result = fake.runpytest("--bottle-backend=fakebackend:ProfileTypo")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*backend proftypo declares an unknown profile 'dokcer-cli'*"])
 
 
 def test_certify_without_flag_does_not_change_exit_status(fake):

@@ -266,3 +266,66 @@ def test_standins_round_trip_show_in_markdown_and_merge_per_backend():
         hypothesis_seed=None, started_at="now")}
     assert reports["smol"].standins == {"pipelock": "stand-in", "smolvm": "stand-in"}
     assert reports["dock"].standins == {}
+
+
+# -- profiles (issue 18) -------------------------------------------------------------
+
+
+def _profiled(profiles, state_of=lambda c: State.PASSED) -> Report:
+    from dataclasses import replace
+    declared = {"core", *profiles}
+    rows = [result(c, state_of(c) if c.profile in declared else State.NOT_APPLICABLE,
+                   "" if c.profile in declared else "NOT_APPLICABLE: not declared")
+            for c in CLAUSES]
+    return replace(make_report(rows), profiles=("core", *profiles))
+
+
+def test_verify_asks_only_for_core_and_declared_profiles():
+    from conformance.report import profile_verdicts
+    report = _profiled(("docker-cli", "container-guest"))
+    assert verify(report, strict=True) == []
+    verdicts = profile_verdicts(report)
+    assert [v.profile for v in verdicts] == ["core", "docker-cli", "container-guest"]
+    assert all(v.passed for v in verdicts)
+    assert "- profile smolvm" not in markdown(report)
+    assert "- profile core: PASSED (" in markdown(report)
+    assert "- profiles not declared (their clauses NOT_APPLICABLE): smolvm" in markdown(report)
+
+
+def test_a_not_applicable_clause_of_a_declared_profile_is_a_problem():
+    from dataclasses import replace
+    report = _profiled(("docker-cli", "container-guest"))
+    report = replace(report, profiles=("core", "docker-cli", "container-guest", "smolvm"))
+    problems = verify(report)
+    smolvm_must = {c.id for c in MUSTS if c.profile == "smolvm"}
+    assert smolvm_must and {p.split(" ")[0] for p in problems} == smolvm_must
+    assert all("NOT_APPLICABLE" in p for p in problems)
+
+
+def test_profile_verdict_names_the_failing_profile():
+    from conformance.report import profile_verdicts
+    report = _profiled(("docker-cli", "smolvm"),
+                       lambda c: State.NOT_SUPPORTED if c.id == "SMOLVM-ARGV" else State.PASSED)
+    assert verify(report) == []
+    assert verify(report, strict=True) == [
+        "SMOLVM-ARGV (MUST): NOT_SUPPORTED"]
+    lines = {v.profile: v.line() for v in profile_verdicts(report)}
+    assert lines["core"].startswith("core: PASSED")
+    assert lines["smolvm"].startswith("smolvm: FAILED (1 of ") and "SMOLVM-ARGV" in lines["smolvm"]
+
+
+def test_profiles_round_trip_and_default_to_core():
+    report = _profiled(("smolvm",))
+    assert Report.from_json(report.to_json()).profiles == ("core", "smolvm")
+    data = json.loads(report.to_json())
+    del data["profiles"]
+    assert Report.from_json(json.dumps(data)).profiles == ("core",)
+    data["profiles"] = "smolvm"
+    with pytest.raises(ReportError, match="profiles must be a list of strings"):
+        Report.from_json(json.dumps(data))
+
+
+def test_unknown_profile_in_a_report_is_a_problem():
+    from dataclasses import replace
+    report = replace(all_passed(), profiles=("core", "k8s"))
+    assert "profile k8s: not a profile of this suite version" in verify(report)

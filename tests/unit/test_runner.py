@@ -108,3 +108,44 @@ def test_every_subprocess_gets_a_timeout_by_default(tmp_path):
     # an explicit timeout still wins; None as the default means unbounded (bottle-ref exec)
     assert runner.run(["true"], timeout=5).ok
     assert SubprocessRunner(default_timeout=None).default_timeout is None
+
+
+# -- DelegatingRunner (issue 18) -------------------------------------------------------
+
+
+def test_delegating_runner_forwards_everything_it_does_not_override():
+    from bottle_api.runner import READY, DelegatingRunner, RecordingRunner
+
+    class Upper(DelegatingRunner):
+        def run(self, argv, **kw):
+            return self.inner.run([a.upper() for a in argv], **kw)
+
+    inner = RecordingRunner()
+    inner.reply("ECHO", returncode=3)
+    runner = Upper(inner)
+    result = runner.run(["echo", "x"], env={"T": "v"}, check=False, purpose=READY, timeout=4)
+    assert result.returncode == 3 and inner.argvs == [("ECHO", "X")]
+    call = inner.calls[-1]
+    assert call.purpose == READY and call.timeout == 4 and call.env_names == ("T",)
+    runner.sleep(2.5)
+    assert runner.monotonic() == inner.monotonic() == 2.5
+    assert runner.unique("b") == "b-0001" and inner.unique("b") == "b-0002"
+
+
+def test_the_wrappers_are_delegating_runners():
+    import sys
+    from pathlib import Path
+
+    from bottle_api.runner import DelegatingRunner
+    from bottle_ref.cli import _GuardedRunner
+    from conformance.live.harness import TracingRunner
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+    import broken_backends
+    import broken_live
+    import test_snapshot_tier
+
+    for cls in (_GuardedRunner, TracingRunner, broken_backends._DefectRunner,
+                test_snapshot_tier._BundleExecFirst, broken_live._Rewriting):
+        assert issubclass(cls, DelegatingRunner), cls
+        assert not {"monotonic", "unique"} & set(vars(cls)), cls  # only what differs

@@ -254,17 +254,18 @@ def test_reference_snapshots_are_checked_in(backend_name):
 
 # -- LAUNCH-READY judges the marked probe ---------------------------------------------
 
-from bottle_api.runner import READY, Runner  # noqa: E402
+from bottle_api.runner import READY, DelegatingRunner, Runner  # noqa: E402
 from conformance.tiers.snapshots.launch import LaunchSnapshots  # noqa: E402
 
 
-class _BundleExecFirst(Runner):
+class _BundleExecFirst(DelegatingRunner):
     """Runs a bundle-container `docker exec` before the first marked probe:
     the old rule ("the first docker exec of a launch is the readiness
     probe") would have judged that one."""
 
     def __init__(self, inner: Runner):
-        self.inner, self.done = inner, False
+        super().__init__(inner)
+        self.done = False
 
     def run(self, argv, **kw):
         if kw.get("purpose") == READY and not self.done:
@@ -272,15 +273,6 @@ class _BundleExecFirst(Runner):
             self.inner.run(["docker", "exec", argv[-2].removesuffix("-agent") + "-pipelock",
                             "true"], check=False)
         return self.inner.run(argv, **kw)
-
-    def sleep(self, seconds):
-        self.inner.sleep(seconds)
-
-    def monotonic(self):
-        return self.inner.monotonic()
-
-    def unique(self, prefix):
-        return self.inner.unique(prefix)
 
 
 class BundleProbeFirstDocker(DockerBackend):

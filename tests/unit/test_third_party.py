@@ -86,11 +86,13 @@ def test_umbrella_subclass_in_the_authors_own_tests(author):
     assert result.ret == 0, result.stdout.str()[-2000:]
     states, data = _report(author.path / "r.json")
     assert data["backend"] == "mybottle"
-    # a docker-based backend runs no smolvm: those argv clauses cannot be read
+    # a docker-based backend declares no smolvm profile: those clauses are
+    # NOT_APPLICABLE (a state of their own, neither passed nor failed)
     smolvm_only = {"SMOLVM-ARGV", "SMOLVM-FROM-SIDECAR", "SMOLVM-CP-FILE",
                    "SMOLVM-VERSION-FIRST", "TSI-ALLOW-NARROW"}
+    assert data["profiles"] == ["core", "docker-cli", "container-guest"]
     assert states and {c for c, s in states.items() if s != "PASSED"} <= smolvm_only, states
-    assert all(states[c] == "NOT_SUPPORTED" for c in smolvm_only if c in states), states
+    assert all(states[c] == "NOT_APPLICABLE" for c in smolvm_only if c in states), states
 
 
 def test_unknown_entry_point_is_a_clear_usage_error(author):

@@ -172,6 +172,7 @@ class PodlikeBackend(Backend):
     version: ClassVar[str] = "0.1"
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"tty", "git_gate", "supervise", "codex", "claude"})
+    profiles: ClassVar[frozenset[str]] = frozenset({"docker-cli", "container-guest"})
 
     def prepare(self, spec: BottleSpec, host: HostContext) -> Plan:
         return build_plan(spec, host, backend=self.name, pipelock_url=PIPELOCK_URL,
