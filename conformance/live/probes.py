@@ -676,3 +676,219 @@ def pty_screen(argv: Sequence[str], *, until: Sequence[str], stop: Mapping[str, 
         os.waitpid(pid, 0)
         os.close(fd)
     return Screen(_squash(raw), reached, stopped_by, time.monotonic() - t0)
+
+
+# -- issue 16: the host from root, with raw sockets where the guest allows them ----------
+
+# Run as node AND as root (``python3 -I``: nothing node planted is imported).
+# 1. Neighbour discovery on every guest interface: an ICMPv6 echo to ff02::1
+#    (all nodes) framed by hand on an AF_PACKET socket where the guest has
+#    NET_RAW (works even with the guest's own IPv6 off), else through the
+#    kernel (raw ICMPv6, then an unprivileged ping socket). Every answer is a
+#    neighbour: its link-local address and MAC. The guest's own are dropped.
+# 2. TCP through the guest's kernel to each neighbour's link-local address
+#    (scoped to the interface) and to each host address given: a handshake
+#    with a host service on ``::`` would complete here.
+# 3. Where AF_PACKET is allowed: one-way UDP datagrams to every host address
+#    given (IPv4 and IPv6) and to each neighbour, framed for the neighbours'
+#    MACs and for the broadcast MAC (a host accepts a unicast IP packet in a
+#    link-layer broadcast unless drop_unicast_in_l2_multicast is set), so no
+#    route, ARP or address on the guest's side is needed.
+# Only the addresses given (this host's own) and neighbours that answered on
+# the guest's own links are ever sent to.
+_HOST_RAW_SCRIPT = r"""
+import json, os, select, socket, struct, sys, time
+port, v4s, v6s, token, timeout = int(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4].encode(), float(sys.argv[5])
+out = {"uid": os.getuid(), "packet": "", "ifaces": [], "neighbours": [], "tcp": [], "udp": [], "errors": []}
+def err(what, e):
+    out["errors"].append("%s: %s: %s" % (what, type(e).__name__, e))
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+ifaces = []
+for name in sorted(os.listdir("/sys/class/net")):
+    if name == "lo":
+        continue
+    try:
+        mac = bytes.fromhex(open("/sys/class/net/%s/address" % name).read().strip().replace(":", ""))
+        idx = socket.if_nametoindex(name)
+    except (OSError, ValueError) as e:
+        err(name, e); continue
+    v4 = ""
+    try:
+        import fcntl
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        v4 = socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))[20:24])
+        s.close()
+    except OSError:
+        pass
+    if len(mac) == 6:
+        ifaces.append((name, idx, mac, v4))
+        out["ifaces"].append({"name": name, "mac": mac.hex(":"), "v4": v4})
+own_ll = {}
+try:
+    for line in open("/proc/net/if_inet6"):
+        f = line.split()
+        a = bytes.fromhex(f[0])
+        if a[:2] == b"\xfe\x80":
+            own_ll[f[5]] = a
+except OSError:
+    pass
+def lladdr(iface, mac):
+    if iface in own_ll:
+        return own_ll[iface]
+    eui = bytes([mac[0] ^ 2]) + mac[1:3] + b"\xff\xfe" + mac[3:]
+    return b"\xfe\x80" + b"\0" * 6 + eui
+def eth(dst, src, kind, payload):
+    return dst + src + struct.pack("!H", kind) + payload
+def ip6(src, dst, nh, payload, hop=255):
+    return struct.pack("!IHBB", 6 << 28, len(payload), nh, hop) + src + dst + payload
+def ip6_csum(src, dst, nh, payload):
+    return csum(src + dst + struct.pack("!IxxxB", len(payload), nh) + payload)
+def ip4(src, dst, proto, payload):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0, src, dst)
+    h = h[:10] + struct.pack("!H", csum(h)) + h[12:]
+    return h + payload
+def udp(sport, dport, payload, pseudo=None):
+    u = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    if pseudo is not None:
+        c = pseudo(u) or 0xffff
+        u = u[:6] + struct.pack("!H", c) + u[8:]
+    return u
+neigh = {}  # (iface, ll) -> mac hex
+ALL_NODES = socket.inet_pton(socket.AF_INET6, "ff02::1")
+pk = None
+try:
+    pk = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
+    out["packet"] = "yes"
+except OSError as e:
+    out["packet"] = "%s: %s" % (type(e).__name__, e)
+if pk is not None:
+    for name, idx, mac, v4 in ifaces:
+        src = lladdr(name, mac)
+        icmp = struct.pack("!BBHHH", 128, 0, 0, 0x4242, 1) + token
+        icmp = icmp[:2] + struct.pack("!H", ip6_csum(src, ALL_NODES, 58, icmp)) + icmp[4:]
+        try:
+            pk.sendto(eth(b"\x33\x33\x00\x00\x00\x01", mac, 0x86DD, ip6(src, ALL_NODES, 58, icmp)), (name, 0x86DD))
+        except OSError as e:
+            err("nd %s" % name, e)
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        r, _, _ = select.select([pk], [], [], max(0.0, end - time.monotonic()))
+        if not r:
+            break
+        data, addr = pk.recvfrom(65535)
+        if len(data) < 62 or data[12:14] != b"\x86\xdd" or data[20] != 58 or data[54] != 129:
+            continue
+        mine = [i for i in ifaces if i[0] == addr[0]]
+        if not mine or data[6:12] == mine[0][2]:
+            continue
+        neigh[(addr[0], socket.inet_ntop(socket.AF_INET6, data[22:38]))] = data[6:12].hex(":")
+else:
+    for kind, proto in (("raw", socket.SOCK_RAW), ("ping", socket.SOCK_DGRAM)):
+        try:
+            s = socket.socket(socket.AF_INET6, proto, socket.IPPROTO_ICMPV6)
+        except OSError as e:
+            err("icmpv6 %s socket" % kind, e); continue
+        try:
+            for name, idx, mac, v4 in ifaces:
+                try:
+                    s.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x4242, 1) + token, ("ff02::1", 0, 0, idx))
+                except OSError as e:
+                    err("nd %s %s" % (kind, name), e)
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
+                if not r:
+                    break
+                data, addr = s.recvfrom(65535)
+                if data[:1] == b"\x81":
+                    name = socket.if_indextoname(addr[3]) if addr[3] else ""
+                    if addr[0].split("%")[0] != socket.inet_ntop(socket.AF_INET6, own_ll.get(name, b"\0" * 16)):
+                        neigh[(name, addr[0].split("%")[0])] = ""
+        finally:
+            s.close()
+        break
+out["neighbours"] = ["%s%%%s %s" % (a, i, m) for (i, a), m in neigh.items()]
+def dial(host, scope=0):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    t0 = time.monotonic()
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port, 0, scope) if fam == socket.AF_INET6 else (host, port))
+        ok, e = True, ""
+    except OSError as x:
+        ok, e = False, "%s: %s" % (type(x).__name__, x)
+    finally:
+        s.close()
+    return {"target": "%s%s:%d" % (host, "%%%d" % scope if scope else "", port), "connected": ok, "error": e, "seconds": round(time.monotonic() - t0, 3)}
+targets = [(a, 0) for a in v4s + v6s] + [(a, socket.if_nametoindex(i)) for (i, a) in neigh]
+import threading
+res = [None] * len(targets)
+def go(n):
+    res[n] = dial(*targets[n])
+ts = [threading.Thread(target=go, args=(n,)) for n in range(len(targets))]
+[t.start() for t in ts]
+[t.join() for t in ts]
+out["tcp"] = res
+if pk is not None:
+    for name, idx, mac, v4 in ifaces:
+        macs = [b"\xff" * 6] + [bytes.fromhex(m.replace(":", "")) for (i, a), m in neigh.items() if i == name and m]
+        src4 = socket.inet_aton(v4) if v4 else b"\0" * 4
+        src6 = lladdr(name, mac)
+        dsts = [(4, a) for a in v4s] + [(6, a) for a in v6s] + [(6, a) for (i, a) in neigh if i == name]
+        for dmac in macs:
+            for fam, a in dsts:
+                try:
+                    if fam == 4:
+                        frame = eth(dmac, mac, 0x0800, ip4(src4, socket.inet_aton(a), 17, udp(40000, port, token)))
+                    else:
+                        d = socket.inet_pton(socket.AF_INET6, a)
+                        frame = eth(dmac, mac, 0x86DD, ip6(src6, d, 17, udp(40000, port, token, lambda u: ip6_csum(src6, d, 17, u)), 64))
+                    pk.sendto(frame, (name, 0))
+                    out["udp"].append("%s via %s to %s" % (a, name, dmac.hex(":")))
+                except OSError as e:
+                    err("udp %s %s" % (a, name), e)
+print(json.dumps(out))
+"""
+
+
+@dataclass(frozen=True)
+class HostRawResult:
+    """What one `host_raw` run did as ``uid``."""
+
+    uid: int
+    packet: str  # "yes" when AF_PACKET was allowed, else the error
+    neighbours: tuple[str, ...]
+    tcp: tuple[TcpResult, ...]
+    udp_sent: tuple[str, ...]
+    errors: tuple[str, ...]
+
+    @property
+    def raw(self) -> bool:
+        return self.packet == "yes"
+
+
+def host_raw(bottle: Bottle, v4: Sequence[str], v6: Sequence[str], port: int, token: str, *,
+             user: str, log: ProbeLog, timeout: float = 2.0) -> HostRawResult:
+    """Run `_HOST_RAW_SCRIPT` in the guest as ``user`` against this host's
+    addresses ``v4``/``v6`` and the canary ``port`` (TCP dials, and UDP
+    datagrams carrying ``token`` where raw frames are allowed)."""
+    result = _exec(bottle, ["python3", "-I", "-c", _HOST_RAW_SCRIPT, str(int(port)),
+                            json.dumps(list(v4)), json.dumps(list(v6)), token, f"{timeout:g}"],
+                   log=log, name=f"host-raw ({user})", timeout=timeout + 5, user=user)
+    data = _json_out(result, "host-raw")
+    tcp_rows = tuple(TcpResult(r["target"], r["connected"], r["error"], r["seconds"])
+                     for r in data["tcp"])
+    out = HostRawResult(int(data["uid"]), data["packet"], tuple(data["neighbours"]), tcp_rows,
+                        tuple(data["udp"]), tuple(data["errors"]))
+    log.add(f"host-raw ({user}) result", 0.0,
+            f"uid {out.uid}, AF_PACKET {out.packet}, neighbours {list(out.neighbours)}, "
+            f"{len(out.udp_sent)} udp frames, tcp connected "
+            f"{[r.target for r in tcp_rows if r.connected]}")
+    return out
