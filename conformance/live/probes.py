@@ -693,13 +693,17 @@ def pty_screen(argv: Sequence[str], *, until: Sequence[str], stop: Mapping[str, 
 #    given (IPv4 and IPv6) and to each neighbour, framed for the neighbours'
 #    MACs and for the broadcast MAC (a host accepts a unicast IP packet in a
 #    link-layer broadcast unless drop_unicast_in_l2_multicast is set), so no
-#    route, ARP or address on the guest's side is needed.
+#    route, ARP or address on the guest's side is needed; then a TCP
+#    handshake made by hand (SYN, ACK of the SYN-ACK) to every IPv6 host
+#    address and neighbour through each neighbour's MAC, answering the
+#    host's neighbour solicitations for the guest's link-local address on
+#    the way (so it works with the guest's own IPv6 off).
 # Only the addresses given (this host's own) and neighbours that answered on
 # the guest's own links are ever sent to.
 _HOST_RAW_SCRIPT = r"""
 import json, os, select, socket, struct, sys, time
 port, v4s, v6s, token, timeout = int(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4].encode(), float(sys.argv[5])
-out = {"uid": os.getuid(), "packet": "", "ifaces": [], "neighbours": [], "tcp": [], "udp": [], "errors": []}
+out = {"uid": os.getuid(), "packet": "", "ifaces": [], "neighbours": [], "tcp": [], "udp": [], "raw_tcp": [], "raw_tcp_tried": 0, "errors": []}
 def err(what, e):
     out["errors"].append("%s: %s: %s" % (what, type(e).__name__, e))
 def csum(data):
@@ -767,6 +771,39 @@ try:
     out["packet"] = "yes"
 except OSError as e:
     out["packet"] = "%s: %s" % (type(e).__name__, e)
+def na(name, mac, src6, dmac, dst6):
+    body = struct.pack("!BBHI", 136, 0, 0, 0x60000000) + src6 + struct.pack("!BB", 2, 1) + mac
+    body = body[:2] + struct.pack("!H", ip6_csum(src6, dst6, 58, body)) + body[4:]
+    pk.sendto(eth(dmac, mac, 0x86DD, ip6(src6, dst6, 58, body)), (name, 0))
+def tcp6(src6, dst6, sport, dport, seq, ack, flags):
+    h = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+    return h[:16] + struct.pack("!H", ip6_csum(src6, dst6, 6, h)) + h[18:]
+by_name = {i[0]: i for i in ifaces}
+def frames(until, on_frame):
+    # Every IPv6 frame another host sends us until `until`; answer neighbour
+    # solicitations for our (hand-made) link-local address on the way, so a
+    # host can answer us even though the guest's own IPv6 is off.
+    while time.monotonic() < until:
+        r, _, _ = select.select([pk], [], [], max(0.0, until - time.monotonic()))
+        if not r:
+            return
+        data, addr = pk.recvfrom(65535)
+        me = by_name.get(addr[0])
+        if me is None or addr[2] == 4 or data[6:12] == me[2] or len(data) < 58 or data[12:14] != b"\x86\xdd":
+            continue
+        name, idx, mac, v4 = me
+        src6 = lladdr(name, mac)
+        nh, s6, d6, pl = data[20], data[22:38], data[38:54], data[54:]
+        if nh == 58 and pl[:1] == b"\x87" and pl[8:24] == src6 and s6 != b"\0" * 16:
+            neigh.setdefault((name, socket.inet_ntop(socket.AF_INET6, s6)), data[6:12].hex(":"))
+            try:
+                na(name, mac, src6, data[6:12], s6)
+            except OSError as e:
+                err("na %s" % name, e)
+        elif nh == 58 and pl[:1] == b"\x81" and d6 == src6:
+            neigh.setdefault((name, socket.inet_ntop(socket.AF_INET6, s6)), data[6:12].hex(":"))
+        if on_frame(name, mac, src6, data, nh, s6, d6, pl):
+            return
 if pk is not None:
     for name, idx, mac, v4 in ifaces:
         src = lladdr(name, mac)
@@ -776,18 +813,7 @@ if pk is not None:
             pk.sendto(eth(b"\x33\x33\x00\x00\x00\x01", mac, 0x86DD, ip6(src, ALL_NODES, 58, icmp)), (name, 0x86DD))
         except OSError as e:
             err("nd %s" % name, e)
-    end = time.monotonic() + 1.0
-    while time.monotonic() < end:
-        r, _, _ = select.select([pk], [], [], max(0.0, end - time.monotonic()))
-        if not r:
-            break
-        data, addr = pk.recvfrom(65535)
-        if len(data) < 62 or data[12:14] != b"\x86\xdd" or data[20] != 58 or data[54] != 129:
-            continue
-        mine = [i for i in ifaces if i[0] == addr[0]]
-        if not mine or data[6:12] == mine[0][2]:
-            continue
-        neigh[(addr[0], socket.inet_ntop(socket.AF_INET6, data[22:38]))] = data[6:12].hex(":")
+    frames(time.monotonic() + 1.0, lambda *a: False)
 else:
     for kind, proto in (("raw", socket.SOCK_RAW), ("ping", socket.SOCK_DGRAM)):
         try:
@@ -854,6 +880,38 @@ if pk is not None:
                     out["udp"].append("%s via %s to %s" % (a, name, dmac.hex(":")))
                 except OSError as e:
                     err("udp %s %s" % (a, name), e)
+    # TCP handshakes by hand, to every IPv6 host address and neighbour
+    # through each neighbour's MAC: SYN, then ACK the SYN-ACK (the canary
+    # accepts, which it counts). The guest's kernel, IPv6 off, never RSTs.
+    import random
+    pending = {}
+    for name, idx, mac, v4 in ifaces:
+        src6 = lladdr(name, mac)
+        for (i, a), m in list(neigh.items()):
+            if i != name or not m:
+                continue
+            for d in dict.fromkeys([a] + list(v6s)):
+                sport, seq = 41000 + len(pending), random.getrandbits(32)
+                d6 = socket.inet_pton(socket.AF_INET6, d)
+                pending[(name, sport)] = (d, d6, bytes.fromhex(m.replace(":", "")), seq)
+                try:
+                    pk.sendto(eth(pending[(name, sport)][2], mac, 0x86DD, ip6(src6, d6, 6, tcp6(src6, d6, sport, port, seq, 0, 0x02), 64)), (name, 0))
+                except OSError as e:
+                    err("syn %s" % d, e)
+    done = {}
+    def on_frame(name, mac, src6, data, nh, s6, d6, pl):
+        if nh == 6 and d6 == src6 and len(pl) >= 20:
+            sp, dp, sseq = struct.unpack("!HHI", pl[:8])
+            key = (name, dp)
+            if sp == port and key in pending and pl[13] & 0x12 == 0x12 and key not in done:
+                d, dd6, dmac, seq = pending[key]
+                pk.sendto(eth(data[6:12], mac, 0x86DD, ip6(src6, s6, 6, tcp6(src6, s6, dp, port, (seq + 1) & 0xffffffff, (sseq + 1) & 0xffffffff, 0x10), 64)), (name, 0))
+                done[key] = "%s%%%s:%d" % (d, name, port)
+        return len(done) == len(pending)
+    if pending:
+        frames(time.monotonic() + timeout, on_frame)
+    out["raw_tcp"] = sorted(done.values())
+    out["raw_tcp_tried"] = len(pending)
 print(json.dumps(out))
 """
 
@@ -868,6 +926,8 @@ class HostRawResult:
     tcp: tuple[TcpResult, ...]
     udp_sent: tuple[str, ...]
     errors: tuple[str, ...]
+    raw_tcp: tuple[str, ...] = ()  # hand-made handshakes that got a SYN-ACK (and were ACKed)
+    raw_tcp_tried: int = 0
 
     @property
     def raw(self) -> bool:
@@ -886,9 +946,11 @@ def host_raw(bottle: Bottle, v4: Sequence[str], v6: Sequence[str], port: int, to
     tcp_rows = tuple(TcpResult(r["target"], r["connected"], r["error"], r["seconds"])
                      for r in data["tcp"])
     out = HostRawResult(int(data["uid"]), data["packet"], tuple(data["neighbours"]), tcp_rows,
-                        tuple(data["udp"]), tuple(data["errors"]))
+                        tuple(data["udp"]), tuple(data["errors"]), tuple(data["raw_tcp"]),
+                        int(data["raw_tcp_tried"]))
     log.add(f"host-raw ({user}) result", 0.0,
             f"uid {out.uid}, AF_PACKET {out.packet}, neighbours {list(out.neighbours)}, "
-            f"{len(out.udp_sent)} udp frames, tcp connected "
+            f"{len(out.udp_sent)} udp frames, raw handshakes {list(out.raw_tcp)} of "
+            f"{out.raw_tcp_tried}, tcp connected "
             f"{[r.target for r in tcp_rows if r.connected]}")
     return out

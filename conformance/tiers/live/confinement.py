@@ -74,6 +74,10 @@ class LiveConfinement:
             f"the guest reached a host service listening on 0.0.0.0/:: (port "
             f"{host_canary.port}) through a host or neighbour address: {reached} "
             f"(neighbours: {list(root.neighbours or node.neighbours)})")
+        raw = [f"{'node' if r.uid else 'root'}: {t}" for r in runs for t in r.raw_tcp]
+        assert not raw, (
+            f"root in the guest completed a TCP handshake by hand (AF_PACKET: {root.packet}) "
+            f"with a host service listening on :: (port {host_canary.port}): {raw}")
         got = host_canary.udp_carrying(marker.encode())
         assert not got, (
             f"the host received {len(got)} UDP datagram(s) framed by root in the guest "
