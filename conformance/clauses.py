@@ -470,10 +470,15 @@ LIVE_TEARDOWN = Clause(
 LIVE_HOST = Clause(
     "LIVE-HOST", MUST,
     "A host service listening on every host address (0.0.0.0 and ::) MUST be "
-    "unreachable from the guest, through each of its gateways and each host "
-    "address.",
+    "unreachable from the guest, as node and as root, through each of its gateways, "
+    "each host address and each IPv6 neighbour (link-local, found by neighbour "
+    "discovery), with ordinary sockets and, where the guest may open them, raw ones "
+    "(no hand-framed UDP datagram to any host address and no hand-made TCP handshake "
+    "may arrive).",
     LIVE, Capability.LIVE,
-    "issue 10 (an --internal docker network still gives the host an address: the gateway)",
+    "issue 10 (an --internal docker network still gives the host an address: the "
+    "gateway); issue 16 (root with NET_RAW framed UDP to every host address and "
+    "completed a TCP handshake via the bridge's IPv6 link-local)",
 )
 LIVE_ROUTES = Clause(
     "LIVE-ROUTES", MUST,
@@ -565,7 +570,9 @@ GUEST_NET_NO_HOST_ADDR = Clause(
 GUEST_NO_PRIVILEGE = Clause(
     "GUEST-NO-PRIVILEGE", MUST,
     "The agent container and every exec into it MUST run without --privileged and "
-    "without --cap-add.",
+    "without --cap-add, except capabilities added back after --cap-drop ALL, none of "
+    "them one of the forbidden set (NET_RAW, NET_ADMIN, SYS_ADMIN, ...: "
+    "bottle_api.conventions.FORBIDDEN_CAPS).",
     SNAPSHOT, None,
     "issue 10: isolation was only checked live",
 )
@@ -604,6 +611,30 @@ TSI_ALLOW_NARROW = Clause(
     SNAPSHOT, None,
     "issue 10: a TSI allow list broader than the published first hop (0.0.0.0/0, "
     "127.0.0.0/8, --outbound-localhost-only) reaches host services",
+)
+
+
+# --- issue 16: guest hardening (live) --------------------------------------------
+
+LIVE_PRIVS = Clause(
+    "LIVE-PRIVS", MUST,
+    "The backend MUST declare the guest's privileges (Bottle.guest_privileges): root's "
+    "capabilities, none of them forbidden (NET_RAW, NET_ADMIN, SYS_ADMIN, ...), "
+    "NoNewPrivs set, and finite memory, pids and CPU limits; and inside the guest, "
+    "/proc/self/status of a root and a node exec and the guest's cgroup limits MUST "
+    "match that declaration (node holding no capability at all).",
+    LIVE, Capability.LIVE,
+    "issue 16 (the reference guest kept docker's default capabilities, NET_RAW "
+    "included, without no-new-privileges or any memory, pids or CPU limit)",
+)
+LIVE_ROOT_EXEC_CLEAN = Clause(
+    "LIVE-ROOT-EXEC-CLEAN", MUST,
+    "A root exec into the guest (plain `python3 -c`, from a shell, and the suite's own "
+    "root probes) MUST NOT import a module node planted (json.py, sitecustomize.py, "
+    "usercustomize.py in node's workdir, HOME or user site-packages).",
+    LIVE, Capability.LIVE,
+    "issue 16 (root execs started in /home/node/work, the image's WORKDIR, and "
+    "`python3 -c` imported a planted json.py as uid 0)",
 )
 
 

@@ -87,7 +87,7 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
                         f"{_SMOL}:SmolmachinesBottle.stop_daemon"),
     "LIVE-TEARDOWN": (f"{_DOCKER}:DockerBottle.close", f"{_DOCKER}:DockerBottle.resources",
                       f"{_SMOL}:SmolmachinesBottle.close"),
-    "LIVE-HOST": (f"{_DOCKER}:_bring_up",),
+    "LIVE-HOST": (f"{_DOCKER}:_bring_up", f"{_DOCKER}:agent_hardening_args"),
     "LIVE-ROUTES": (f"{_DOCKER}:_bring_up",),
     "LIVE-CONFINE": (f"{_DOCKER}:_bring_up",),
     "TEARDOWN-OWN": (f"{_DOCKER}:DockerBottle.close", f"{_SMOL}:SmolmachinesBottle.close"),
@@ -107,6 +107,9 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "GUEST-NO-HOST-GATEWAY": (f"{_DOCKER}:_bring_up",),
     "PORT-NO-FIXED": (f"{_SMOL}:bundle_run_argv", f"{_SMOL}:machine_create_argv"),
     "TSI-ALLOW-NARROW": (f"{_SMOL}:machine_create_argv",),
+    # issue 16
+    "LIVE-PRIVS": (f"{_DOCKER}:agent_hardening_args", f"{_DOCKER}:DockerBottle.guest_privileges"),
+    "LIVE-ROOT-EXEC-CLEAN": (f"{_DOCKER}:docker_exec_argv",),
 }
 
 

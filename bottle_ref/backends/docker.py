@@ -60,7 +60,8 @@ from bottle_api.runner import READY, Completed, RecordingRunner, Runner, poll
 from bottle_api.spec import BottleSpec, SpecError
 from ..state import remove_state, write_state
 from ..supervise import mcp_url
-from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle, Progress, Resource, _quiet
+from bottle_api.backend import (UPSTREAM_CA_ENV, Backend, Bottle, GuestPrivileges, Progress,
+                                Resource, _quiet)
 
 from bottle_api.conventions import (  # noqa: E402
     BUNDLE_ENTRY, GUEST_CAPS, LABEL_KEY, ROOT, ROOT_EXEC_WORKDIR)
@@ -416,6 +417,13 @@ class DockerBottle(Bottle):
         port = self.plan.pipelock.port if daemon == PIPELOCK else self.plan.egress.port
         return {daemon: container_addresses(self.runner, f"{self.ident}-{daemon}", port)}
 
+    def guest_privileges(self) -> GuestPrivileges:
+        """What `agent_hardening_args` gives the agent container."""
+        limits = self.plan.limits
+        return GuestPrivileges(root_caps=frozenset(GUEST_CAPS), no_new_privs=True,
+                               memory_bytes=limits.memory_mib << 20, pids=limits.pids,
+                               cpus=float(limits.cpus))
+
     def stop_daemon(self, name: str) -> None:
         """``docker stop`` the daemon's container (returns once it exited)."""
         if name not in self.plan.daemons:
@@ -466,7 +474,8 @@ class DockerBackend(Backend):
             prompt_path=(plan.prompt_path if plan.prompt else None))
 
     def script(self, runner: RecordingRunner, plan: Plan) -> None:
-        runner.reply("docker", "exec", "-u", "root", "-e", "HOME=/root", "*-agent",
+        runner.reply("docker", "exec", "-u", "root", "-e", "HOME=/root", "-w", ROOT_EXEC_WORKDIR,
+                     "*-agent",
                      "sh", "-c", "*update-ca-certificates*",
                      stdout="Updating certificates in /etc/ssl/certs...\n"
                             "1 added, 0 removed; done.\n")

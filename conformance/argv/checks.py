@@ -365,8 +365,11 @@ def _agent_execs(argvs: Sequence[Argv], g: Guest) -> list[Invocation]:
 
 
 def check_no_privilege(argvs: Sequence[Argv]) -> Verdict:
-    """GUEST-NO-PRIVILEGE: no --privileged, no --cap-add on the agent container
-    or any exec into it."""
+    """GUEST-NO-PRIVILEGE: no --privileged on the agent container or any exec
+    into it; --cap-add only after --cap-drop ALL, and never a forbidden
+    capability (`FORBIDDEN_CAPS`, e.g. NET_RAW) or ALL (issue 16)."""
+    from bottle_api.conventions import FORBIDDEN_CAPS
+
     g = _container_guest(argvs)
     if isinstance(g, Verdict):
         return g
@@ -374,8 +377,15 @@ def check_no_privilege(argvs: Sequence[Argv]) -> Verdict:
     for inv in [g.create, *_agent_execs(argvs, g)]:
         if inv.has("privileged"):
             v.problems.append(f"--privileged on the agent: {show(inv.argv)}")
+        dropped_all = any(c.strip().upper() in ("ALL", "CAP_ALL") for c in inv.values("cap-drop"))
         for cap in inv.values("cap-add"):
-            v.problems.append(f"--cap-add {cap} on the agent: {show(inv.argv)}")
+            name = cap.strip().upper().removeprefix("CAP_")
+            if not dropped_all:
+                v.problems.append(f"--cap-add {cap} on the agent without --cap-drop ALL: "
+                                  f"{show(inv.argv)}")
+            elif name == "ALL" or name in FORBIDDEN_CAPS:
+                v.problems.append(f"--cap-add {cap} on the agent (a forbidden capability): "
+                                  f"{show(inv.argv)}")
     return v
 
 

@@ -139,7 +139,7 @@ def tcp(bottle: Bottle, targets: Sequence[tuple[str, int]], *, log: ProbeLog,
     the first hop's host on the given port, `GATEWAY_TARGET` its default
     gateway."""
     spec = json.dumps([[h, int(p), timeout] for h, p in targets])
-    result = _exec(bottle, ["python3", "-c", _TCP_SCRIPT, spec], log=log, name=name,
+    result = _exec(bottle, ["python3", "-I", "-c", _TCP_SCRIPT, spec], log=log, name=name,
                    timeout=timeout)
     rows = _json_out(result, "tcp")
     out = [TcpResult(r["target"], r["connected"], r["error"], r["seconds"]) for r in rows]
@@ -256,7 +256,7 @@ def tls(bottle: Bottle, host: str, path: str, *, trust: str, log: ProbeLog,
     certificate with ``trust``: ``system`` (the guest's default store),
     ``none`` (no CA at all: a negative control), or an env var name / path
     of a CA file (e.g. ``NODE_EXTRA_CA_CERTS``)."""
-    result = _exec(bottle, ["python3", "-c", _TLS_SCRIPT, host, path, trust, f"{timeout:g}"],
+    result = _exec(bottle, ["python3", "-I", "-c", _TLS_SCRIPT, host, path, trust, f"{timeout:g}"],
                    log=log, name=f"{name} ({trust})", timeout=timeout)
     data = _json_out(result, "tls")
     out = TlsResult(data["ok"], data["status"], data["issuer"], data["error"], data["proxy"])
@@ -402,7 +402,7 @@ def scan(bottle: Bottle, prefix: str, body: str, roots: Sequence[str] = ("/",), 
     written since, and ctime cannot be set back from user space. Pass the
     age of the searched value plus slack; the image's untouched files are
     then not re-read on every run."""
-    result = _exec(bottle, ["python3", "-c", _SCAN_SCRIPT, prefix, body, json.dumps(list(prune)),
+    result = _exec(bottle, ["python3", "-I", "-c", _SCAN_SCRIPT, prefix, body, json.dumps(list(prune)),
                             f"{changed_within:.3f}", *roots],
                    log=log, name="scan", timeout=timeout, user="root")
     data = _json_out(result, "scan")
@@ -543,7 +543,7 @@ def guest_net(bottle: Bottle, *, log: ProbeLog, timeout: float = 10.0) -> GuestN
     """Read (never dial) the guest's route tables and mountinfo."""
     import ipaddress
 
-    result = _exec(bottle, ["python3", "-c", _NET_SCRIPT], log=log, name="routes+mounts",
+    result = _exec(bottle, ["python3", "-I", "-c", _NET_SCRIPT], log=log, name="routes+mounts",
                    timeout=timeout)
     data = _json_out(result, "routes")
     routes = []
@@ -954,3 +954,169 @@ def host_raw(bottle: Bottle, v4: Sequence[str], v6: Sequence[str], port: int, to
             f"{out.raw_tcp_tried}, tcp connected "
             f"{[r.target for r in tcp_rows if r.connected]}")
     return out
+
+
+# -- issue 16: what the guest's processes hold (LIVE-PRIVS) ------------------------------
+
+# Linux capability numbers (include/uapi/linux/capability.h).
+CAP_NAMES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE")
+
+
+def cap_names(mask: int) -> frozenset[str]:
+    """Names of the capability bits set in ``mask`` (unknown bits as ``CAP_<n>``)."""
+    return frozenset(CAP_NAMES[i] if i < len(CAP_NAMES) else f"CAP_{i}"
+                     for i in range(64) if mask >> i & 1)
+
+
+# /proc/self/status and the cgroup's limits, cgroup v2 or v1 (whichever the
+# guest has), read by the process itself: nothing is dialled.
+_PRIVS_SCRIPT = r"""
+import json, os
+st = {}
+for line in open("/proc/self/status"):
+    k, _, v = line.partition(":")
+    st[k] = v.strip()
+def read(*paths):
+    for p in paths:
+        try:
+            return open(p).read().strip()
+        except OSError:
+            pass
+    return None
+cg = {"memory": read("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+      "pids": read("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"),
+      "cpu_max": read("/sys/fs/cgroup/cpu.max"),
+      "cfs_quota": read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us"),
+      "cfs_period": read("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us")}
+print(json.dumps({"uid": os.getuid(), "CapEff": st.get("CapEff"), "CapPrm": st.get("CapPrm"),
+                  "CapBnd": st.get("CapBnd"), "CapAmb": st.get("CapAmb"),
+                  "NoNewPrivs": st.get("NoNewPrivs"), "cgroup": cg}))
+"""
+
+
+@dataclass(frozen=True)
+class Privileges:
+    """One process's view of itself (``uid``), and of its cgroup's limits."""
+
+    uid: int
+    effective: frozenset[str]
+    permitted: frozenset[str]
+    bounding: frozenset[str]
+    ambient: frozenset[str]
+    no_new_privs: bool | None
+    memory_bytes: int | None  # None: "max" (no limit) or unreadable
+    pids: int | None
+    cpus: float | None
+    raw: Mapping[str, object]
+
+
+def _limit(text: str | None) -> int | None:
+    if text is None or text == "max":
+        return None
+    value = int(text)
+    return None if value >= 1 << 62 else value  # cgroup v1's "unlimited"
+
+
+def privileges(bottle: Bottle, *, user: str, log: ProbeLog, timeout: float = 10.0) -> Privileges:
+    """Read ``/proc/self/status`` (capabilities, NoNewPrivs) and the cgroup
+    limits (memory, pids, CPU quota) as ``user`` in the guest."""
+    result = _exec(bottle, ["python3", "-I", "-c", _PRIVS_SCRIPT], log=log,
+                   name=f"privileges ({user})", timeout=timeout, user=user)
+    d = _json_out(result, "privileges")
+    cg = d["cgroup"]
+    cpus = None
+    if cg.get("cpu_max"):
+        quota, _, period = cg["cpu_max"].partition(" ")
+        cpus = None if quota == "max" else int(quota) / int(period or 100000)
+    elif cg.get("cfs_quota") and cg.get("cfs_period") and int(cg["cfs_quota"]) > 0:
+        cpus = int(cg["cfs_quota"]) / int(cg["cfs_period"])
+    nnp = d.get("NoNewPrivs")
+    out = Privileges(
+        uid=int(d["uid"]), effective=cap_names(int(d["CapEff"] or "0", 16)),
+        permitted=cap_names(int(d["CapPrm"] or "0", 16)),
+        bounding=cap_names(int(d["CapBnd"] or "0", 16)),
+        ambient=cap_names(int(d["CapAmb"] or "0", 16)),
+        no_new_privs=None if nnp is None else nnp == "1",
+        memory_bytes=_limit(cg.get("memory")), pids=_limit(cg.get("pids")), cpus=cpus, raw=d)
+    log.add(f"privileges ({user}) result", 0.0,
+            f"uid {out.uid}, CapEff {sorted(out.effective)}, CapBnd {sorted(out.bounding)}, "
+            f"NoNewPrivs {nnp}, memory {out.memory_bytes}, pids {out.pids}, cpus {out.cpus}")
+    return out
+
+
+# -- issue 16: modules node plants for root to import (LIVE-ROOT-EXEC-CLEAN) ----------------
+
+# Modules a Python run imports from sys.path before the standard library
+# (``json``), or on start-up (``sitecustomize``, ``usercustomize``). Each
+# planted copy, when imported, drops ``<marker>-<name>-<uid>`` into /tmp and
+# then steps aside (``json`` loads the real one), so node's own Python keeps
+# working while the plant is in place.
+PLANTED_MODULES = ("json", "sitecustomize", "usercustomize")
+
+_PLANT_BODY = r'''
+import os as _os, sys as _sys
+try:
+    open("/tmp/%(marker)s-%%s-%%d" %% (__name__, _os.getuid()), "w").close()
+except OSError:
+    pass
+if __name__ == "json":
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    _sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _here]
+    del _sys.modules["json"]
+    import json as _real
+    _sys.modules["json"] = _real
+    globals().update({k: v for k, v in vars(_real).items() if not k.startswith("__")})
+'''
+
+_PLANT_SCRIPT = r"""
+import os, site, sys, json
+marker, body, dirs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+user_site = site.getusersitepackages()
+out = []
+for d in dirs + [user_site]:
+    try:
+        os.makedirs(d, exist_ok=True)
+        for name in json.loads(sys.argv[4]):
+            p = os.path.join(d, name + ".py")
+            if not os.path.exists(p):
+                with open(p, "w") as f:
+                    f.write(body)
+                out.append(p)
+    except OSError as e:
+        print("cannot plant in %s: %s" % (d, e), file=sys.stderr)
+print(json.dumps(out))
+"""
+
+
+def plant_modules(bottle: Bottle, dirs: Sequence[str], marker: str, *,
+                  log: ProbeLog) -> list[str]:
+    """As node: write `PLANTED_MODULES` into each of ``dirs`` and node's
+    user site-packages (never over an existing file). Returns the paths
+    written (for `unplant_modules`)."""
+    body = _PLANT_BODY % {"marker": marker}
+    result = _exec(bottle, ["python3", "-I", "-c", _PLANT_SCRIPT, marker, body,
+                            json.dumps(list(dirs)), json.dumps(list(PLANTED_MODULES))],
+                   log=log, name="plant modules (node)", timeout=10.0)
+    return list(_json_out(result, "plant"))
+
+
+def unplant_modules(bottle: Bottle, paths: Sequence[str], marker: str, *, log: ProbeLog) -> None:
+    """Remove what `plant_modules` wrote, and the markers (as root: root's
+    own markers are root's files in sticky /tmp)."""
+    if paths:
+        _exec(bottle, ["rm", "-f", *paths], log=log, name="unplant modules", timeout=10.0)
+    _exec(bottle, ["sh", "-c", f'rm -f /tmp/{marker}-*'], log=log, name="remove markers",
+          timeout=10.0, user="root")
+
+
+def root_markers(bottle: Bottle, marker: str, *, log: ProbeLog) -> list[str]:
+    """Markers the planted modules left while running as uid 0."""
+    result = _exec(bottle, ["sh", "-c", f'ls /tmp 2>/dev/null | grep -e "^{marker}-.*-0$" || true'],
+                   log=log, name="root markers", timeout=10.0)
+    return sorted(result.stdout.split())

@@ -21,6 +21,7 @@ from ...live import probes
 from ...outcomes import environment_broken
 from .agents import LiveAgents
 from .confinement import LiveConfinement
+from .hardening import LiveHardening
 from .provisioning import LiveProvisioning
 from .support import LiveFixtures
 from .teardown import LiveTeardown
@@ -28,7 +29,7 @@ from .traffic import LiveTraffic
 
 
 class LiveTier(LiveFixtures, LiveTraffic, LiveAgents, LiveConfinement, LiveProvisioning,
-               LiveTeardown):
+               LiveTeardown, LiveHardening):
     """Live tests; mixed into `BackendConformance`. Need capability ``live``."""
 
 
@@ -49,7 +50,7 @@ def _probe_errors_are_environment(fn):
 # Wrapped where each test is defined (never re-set on LiveTier, which would
 # shadow the mixin's own attribute).
 for _mixin in (LiveFixtures, LiveTraffic, LiveAgents, LiveConfinement, LiveProvisioning,
-               LiveTeardown):
+               LiveTeardown, LiveHardening):
     for _name, _fn in list(vars(_mixin).items()):
         if _name.startswith("test_") and callable(_fn):
             setattr(_mixin, _name, _probe_errors_are_environment(_fn))
