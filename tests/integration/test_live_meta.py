@@ -42,6 +42,16 @@ CASES = [
      "broken-labelkey"),
     ("TestBalancedPipelock", "test_pipelock_answers_and_denies and unrouted", "LIVE-PIPELOCK",
      "broken-balanced"),
+    # issue 16
+    ("TestDefaultCaps", "test_host_services_unreachable and unrouted", "LIVE-HOST",
+     "broken-default-caps"),
+    ("TestDefaultCaps", "test_guest_privileges_as_declared", "LIVE-PRIVS",
+     "broken-default-caps"),
+    ("TestIPv6On", "test_host_services_unreachable and unrouted", "LIVE-HOST",
+     "broken-ipv6-on"),
+    ("TestWorkdirRootExec", "test_root_execs_ignore_planted_modules", "LIVE-ROOT-EXEC-CLEAN",
+     "broken-root-workdir"),
+    ("TestNoLimits", "test_guest_privileges_as_declared", "LIVE-PRIVS", "broken-no-limits"),
 ]
 
 
