@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 import platform
 import re
@@ -77,7 +78,7 @@ from .docker import (
 KVM_DEVICE = "/dev/kvm"
 SMOLVM = "smolvm"
 DOCKER = "docker"
-from bottle_api.conventions import BUNDLE_ENTRY, LABEL_KEY  # noqa: E402
+from bottle_api.conventions import BUNDLE_ENTRY, LABEL_KEY, ROOT_EXEC_WORKDIR  # noqa: E402
 LABEL = LABEL_KEY
 
 # The resize wrapper, run by absolute path (a tmux pane has its own cwd, so
@@ -275,6 +276,8 @@ class SmolvmChannel(GuestChannel):
             # `claude mcp add --scope user` would write root's files.
             argv += ["-e", f"HOME={NODE_HOME}", "-e", f"USER={NODE}"]
         argv += _env_flags(env or {})
+        if user == ROOT and workdir is None:
+            workdir = ROOT_EXEC_WORKDIR  # never node's workdir (issue 16)
         if workdir:
             argv += ["-w", workdir]
         if tty:
@@ -547,8 +550,11 @@ class SmolmachinesBackend(Backend):
         extra: dict[str, Any] = dict(
             publish_host=publish_host,
             allow_cidr=f"{publish_host}/32",
-            cpus=_positive_int(host.env, CPUS_ENV, DEFAULT_CPUS),
-            mem_mib=_positive_int(host.env, MEM_ENV, DEFAULT_MEM_MIB),
+            # The spec's limits (issue 16); the host env knobs override them.
+            # smolvm's --cpus is a whole number (u8, 1.9.3 src/cli/machine.rs
+            # RunCmd.cpus): a fractional limit rounds up.
+            cpus=_positive_int(host.env, CPUS_ENV, min(255, math.ceil(spec.limits.cpus))),
+            mem_mib=_positive_int(host.env, MEM_ENV, spec.limits.memory_mib),
             upstream_ca_file=host.env.get(UPSTREAM_CA_ENV) or None,
             cache_dir=host.env.get(CACHE_ENV, "").strip() or None,
         )
