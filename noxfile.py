@@ -91,7 +91,7 @@ NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
     "docker": ("SMOLVM-ARGV", "SMOLVM-FROM-SIDECAR", "SMOLVM-CP-FILE",
                "SMOLVM-VERSION-FIRST", "TSI-ALLOW-NARROW"),
     "smolmachines": ("GUEST-NET-INTERNAL", "GUEST-NET-NO-HOST-ADDR", "GUEST-NO-PRIVILEGE",
-                     "GUEST-NO-HOST-NS", "GUEST-NO-HOST-GATEWAY"),
+                     "GUEST-NO-HOST-NS", "GUEST-NO-HOST-GATEWAY", "LIVE-PRIVS"),
 }
 
 

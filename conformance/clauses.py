@@ -782,4 +782,14 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "bundle; mirroring them to the real upstreams with the declared identities is "
         "outside the reference implementation.",
     ),
+    (
+        "Guest hardening: what root keeps, and the microVM",
+        "The docker reference guest keeps CHOWN, FOWNER and DAC_OVERRIDE for root execs "
+        "(provisioning, and root reading node's 0600 files); root in the guest can still "
+        "read and rewrite every file of node's. The bundle containers are not hardened "
+        "the same way (they hold the real tokens but not the agent). A smolmachines "
+        "guest declares no Bottle.guest_privileges(): root in the machine holds its own "
+        "kernel's capabilities (NET_RAW included) and its limits are the machine's "
+        "--cpus/--mem, so LIVE-PRIVS is NOT_SUPPORTED there (issue 16).",
+    ),
 )

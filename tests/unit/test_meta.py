@@ -214,10 +214,14 @@ NOT_APPLICABLE: dict[str, dict[str, str]] = {
     "docker": dict.fromkeys(("SMOLVM-ARGV", "SMOLVM-FROM-SIDECAR", "SMOLVM-CP-FILE",
                              "SMOLVM-VERSION-FIRST", "TSI-ALLOW-NARROW"),
                             "the docker backend runs no smolvm"),
-    "smolmachines": dict.fromkeys(("GUEST-NET-INTERNAL", "GUEST-NET-NO-HOST-ADDR",
-                                   "GUEST-NO-PRIVILEGE", "GUEST-NO-HOST-NS",
-                                   "GUEST-NO-HOST-GATEWAY"),
-                                  "the agent is a smolvm machine, not an engine container"),
+    "smolmachines": {
+        **dict.fromkeys(("GUEST-NET-INTERNAL", "GUEST-NET-NO-HOST-ADDR", "GUEST-NO-PRIVILEGE",
+                         "GUEST-NO-HOST-NS", "GUEST-NO-HOST-GATEWAY"),
+                        "the agent is a smolvm machine, not an engine container"),
+        # live (issue 16): a machine's root holds its own kernel's capabilities and its
+        # limits are the machine's --cpus/--mem, not a cgroup; no declaration yet
+        "LIVE-PRIVS": "the agent is a smolvm machine: no Bottle.guest_privileges()",
+    },
 }
 
 def _reference_of(backend: type[Backend]) -> str:
@@ -233,7 +237,8 @@ def test_reference_backend_passes_every_static_clause(pytester, backend):
         f"(remove it from PENDING_REFERENCE_FIXES):\n{run.explain()}")
     missing = [cid for cid in static_clauses() if cid not in run.states()]
     assert not missing, f"static clauses no test reported: {missing}"
-    na = NOT_APPLICABLE.get(backend.name, {})
+    na = {c: why for c, why in NOT_APPLICABLE.get(backend.name, {}).items()
+          if c in static_clauses()}  # the live ones are the integration run's
     assert run.with_state(State.NOT_SUPPORTED) == set(na), run.explain()
     assert run.with_state(State.PASSED) == set(run.states()) - set(na) - set(pending), run.explain()
 
