@@ -109,7 +109,7 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "TSI-ALLOW-NARROW": (f"{_SMOL}:machine_create_argv",),
     # issue 16
     "LIVE-PRIVS": (f"{_DOCKER}:agent_hardening_args", f"{_DOCKER}:DockerBottle.guest_privileges"),
-    "LIVE-ROOT-EXEC-CLEAN": (f"{_DOCKER}:docker_exec_argv",),
+    "LIVE-ROOT-EXEC-CLEAN": (f"{_DOCKER}:docker_exec_argv", f"{_SMOL}:SmolvmChannel.exec_argv"),
 }
 
 
