@@ -173,24 +173,35 @@ class Canary:
         with self._lock:
             return [p for p, d in zip(self._udp_hits, self._udp_data) if marker in d]
 
-    def udp_self_test(self, via: tuple[str, ...], timeout: float = 5.0) -> None:
+    def udp_self_test(self, via: tuple[str, ...], timeout: float = 5.0) -> list[str]:
         """Send one datagram from the host to the canary on each of ``via``
-        and wait until each was counted: proof a guest datagram would be."""
+        and wait until each was counted: proof a guest datagram would be.
+        Each is sent FROM the address it is sent to (bound first), so a
+        datagram never leaves the host: an address that is no longer the
+        host's (another user's bridge, gone meanwhile) fails the bind and is
+        skipped. Returns the addresses tested."""
+        tested = []
         for target in via:
             before = self.udp_hits
             family = socket.AF_INET6 if ":" in target else socket.AF_INET
             with socket.socket(family, socket.SOCK_DGRAM) as s:
                 try:
+                    s.bind((target, 0))
+                except OSError:
+                    continue  # not (or no longer) an address of this host
+                try:
                     s.sendto(b"self-test", (target, self.port))
                 except OSError as exc:
                     raise RuntimeError(f"canary UDP port {self.port} not reachable from the "
                                        f"host via {target}: {exc}") from None
+            tested.append(target)
             deadline = time.monotonic() + timeout
             while self.udp_hits <= before:
                 if time.monotonic() > deadline or not self.running:
                     raise RuntimeError(f"canary did not count a UDP datagram from the host "
                                        f"via {target}")
                 self._stop.wait(0.01)
+        return tested
 
     @property
     def peers(self) -> list[tuple[str, int]]:

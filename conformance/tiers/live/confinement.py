@@ -56,16 +56,20 @@ class LiveConfinement:
         and, where the guest may open AF_PACKET sockets (NET_RAW), with
         hand-framed UDP to every host address (`probes.host_raw`). Every
         datagram carries a fresh marker the canary looks for."""
+        addrs = host_addresses()  # again: other users' bridges come and go on a shared host
         v4 = [a for a in addrs if ":" not in a and not a.startswith("127.")]
         v6 = [a for a in addrs if ":" in a and a != "::1"]
-        host_canary.udp_self_test(via=tuple(v4 + v6))
+        tested = host_canary.udp_self_test(via=tuple(v4 + v6))
+        assert tested, f"control failed: the UDP canary was reached via none of {v4 + v6}"
+        v4, v6 = [a for a in v4 if a in tested], [a for a in v6 if a in tested]
         marker = "bottle-live-raw-" + secrets.token_hex(6)
         before = host_canary.hits
         runs = probes.concurrently(*(
             (lambda u=u: probes.host_raw(live.bottle, v4, v6, host_canary.port, marker,
                                          user=u, log=probe_log, timeout=HOST_DIAL_S))
             for u in ("node", "root")))
-        host_canary.udp_self_test(via=tuple(v4 + v6))  # a barrier: earlier datagrams are counted
+        # a barrier: the datagrams sent before it (same sockets) are counted
+        host_canary.udp_self_test(via=tuple(a for a in ("127.0.0.1", "::1") if a in addrs))
         node, root = runs
         assert root.uid == 0, f"control failed: the root probe ran as uid {root.uid}"
         reached = [f"{r.uid and 'node' or 'root'}: {t.target}" for r in runs for t in r.tcp
