@@ -55,6 +55,25 @@ class Resource:
         return f"{self.kind} {self.name}"
 
 
+@dataclass(frozen=True)
+class GuestPrivileges:
+    """What the guest's processes hold, as the backend declares it
+    (`Bottle.guest_privileges`; LIVE-PRIVS checks it from inside the guest).
+
+    ``root_caps``: the capability names (``CHOWN``, no ``CAP_`` prefix) a
+    root exec holds, effective and bounding; a node exec holds none
+    effective and at most these in its bounding set. ``no_new_privs``: every
+    exec runs with NoNewPrivs set. ``memory_bytes``, ``pids``, ``cpus``: the
+    guest cgroup's memory limit, process limit and CPU quota (in CPUs);
+    None declares no limit (which LIVE-PRIVS refuses)."""
+
+    root_caps: frozenset[str]
+    no_new_privs: bool
+    memory_bytes: int | None
+    pids: int | None
+    cpus: float | None
+
+
 class Bottle(ABC):
     """A running bottle. Closing is idempotent and safe after a failed launch."""
 
@@ -127,6 +146,13 @@ class Bottle(ABC):
         proxies' TLS interception), whose private keys the guest MUST NOT
         hold: LIVE-CA-KEY looks for those keys in the guest's files. Public
         material only; never a key."""
+        raise NotImplementedError
+
+    def guest_privileges(self) -> GuestPrivileges:
+        """What the guest's root and node processes hold: capabilities,
+        NoNewPrivs, cgroup limits (`GuestPrivileges`). LIVE-PRIVS reads the
+        guest's /proc/self/status and cgroup files and compares. Default:
+        not declared (NOT_SUPPORTED)."""
         raise NotImplementedError
 
     def stop_daemon(self, name: str) -> None:

@@ -62,6 +62,37 @@ def skills_dir_for(agent: str) -> str:
     return CODEX_SKILLS_DIR if agent == "codex" else SKILLS_DIR
 
 
+# -- guest hardening (issue 16) ------------------------------------------------
+# Capabilities a container guest keeps after ``--cap-drop ALL``. Only root
+# execs ever hold them (`docker exec -u node` starts node with none):
+#   CHOWN         provisioning's `chown` of the CA, the credential
+#                 placeholders, the prompt file, skills and the workdir;
+#   FOWNER        provisioning's `chmod` of those files once node owns them;
+#   DAC_OVERRIDE  root execs that read or repair node's 0600/0700 files (the
+#                 suite's secret scan and ownership checks, an operator's
+#                 `bottle-ref exec --user root`).
+# No SETUID/SETGID: docker exec switches user itself (runc), and nothing in
+# a docker guest runs runuser/su. A guest whose root execs need runuser
+# (smolvm: `machine exec` is always root) adds SETUID and SETGID. Never
+# NET_RAW (raw frames reach the host past every route: issue 16), NET_ADMIN
+# or SYS_ADMIN.
+GUEST_CAPS: tuple[str, ...] = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
+# Capabilities no guest may hold (LIVE-PRIVS, GUEST-NO-PRIVILEGE).
+FORBIDDEN_CAPS: frozenset[str] = frozenset({
+    "NET_RAW", "NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE", "SYS_MODULE", "SYS_RAWIO",
+    "SYS_BOOT", "SYS_TIME", "DAC_READ_SEARCH", "MAC_ADMIN", "MAC_OVERRIDE", "BPF",
+    "PERFMON", "SYSLOG", "NET_BROADCAST", "MKNOD", "SETFCAP", "SETPCAP", "LINUX_IMMUTABLE",
+    "IPC_OWNER", "SYS_RESOURCE", "AUDIT_CONTROL", "WAKE_ALARM", "BLOCK_SUSPEND",
+    "CHECKPOINT_RESTORE", "SYS_PACCT", "SYS_NICE", "SYS_TTY_CONFIG", "LEASE", "IPC_LOCK",
+    "AUDIT_READ"})
+# Default guest limits when the spec's `limits` leaves them out.
+DEFAULT_MEMORY_MIB = 4096
+DEFAULT_PIDS = 4096
+DEFAULT_CPUS = 2.0
+# Root execs start here (never node's workdir or HOME) and run python as
+# ``python3 -I`` (no cwd, no PYTHON* env, no user site on sys.path).
+ROOT_EXEC_WORKDIR = "/"
+
 # -- the bundle image interface (mounted config, env) ------------------------
 PIPELOCK_CONFIG_PATH = "/etc/pipelock/pipelock.yaml"
 PIPELOCK_CA_CERT = "/etc/pipelock/ca.pem"
@@ -121,6 +152,14 @@ def _rows() -> list[tuple[str, str, str]]:
          "bundle env var: paths of that bundle as egress reads it"),
         ("supervise MCP path", SUPERVISE_MCP_PATH, f"server name `{SUPERVISE_SERVER_NAME}`"),
         ("label key", LABEL_KEY, "on every engine object a reference bottle makes"),
+        ("guest capabilities", ", ".join(GUEST_CAPS),
+         "all a container guest keeps after `--cap-drop ALL`, with no-new-privileges: "
+         "CHOWN/FOWNER for provisioning's chown/chmod, DAC_OVERRIDE for root execs that "
+         "read node's 0600 files; never NET_RAW"),
+        ("guest limits", f"{DEFAULT_MEMORY_MIB} MiB, {DEFAULT_PIDS} pids, {DEFAULT_CPUS:g} CPUs",
+         "defaults of the spec's `limits` (memory_mib, pids, cpus)"),
+        ("root exec workdir", ROOT_EXEC_WORKDIR,
+         "root execs never start in node's workdir; python as `python3 -I`"),
     ]
     return rows
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .spec import AgentKind, GitUser, Route, Upstream
+from .spec import AgentKind, GitUser, Limits, Route, Upstream
 
 # Bundle daemon names and their container ports (DESIGN §1).
 from .conventions import EGRESS, GIT_GATE, PIPELOCK, PORTS, PROMPT_PATH, SUPERVISE  # noqa: E402,F401
@@ -88,6 +88,7 @@ class Plan:
     skills: tuple[tuple[str, str], ...] = ()  # (host dir, skill name)
     cwd: str | None = None
     git_user: GitUser = field(default_factory=GitUser)
+    limits: Limits = field(default_factory=Limits)  # the guest's memory/pids/CPU limits
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     missing_tokens: tuple[str, ...] = ()  # key paths of routes whose token_env is unset
     spec_source: str = "<spec>"

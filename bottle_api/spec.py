@@ -21,6 +21,8 @@ import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .conventions import DEFAULT_CPUS, DEFAULT_MEMORY_MIB, DEFAULT_PIDS
+
 AgentKind = Literal["claude", "codex"]
 DEFAULT_IMAGE = "claude-bottle:latest"
 IMAGE_ENV = "CLAUDE_BOTTLE_IMAGE"
@@ -69,6 +71,21 @@ class GitUser:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """The guest's resource limits (spec key ``limits``; issue 16): memory in
+    MiB, the number of processes/threads, CPUs (may be fractional)."""
+
+    memory_mib: int = DEFAULT_MEMORY_MIB
+    pids: int = DEFAULT_PIDS
+    cpus: float = DEFAULT_CPUS
+
+
+# Bounds a spec's limits must stay within (a typo like 4 for 4096 MiB or a
+# pids limit too low to start the agent is refused, never run).
+LIMIT_BOUNDS = {"memory_mib": (256, 1 << 20), "pids": (64, 1 << 22), "cpus": (0.1, 1024.0)}
+
+
+@dataclass(frozen=True)
 class BottleSpec:
     name: str
     agent: AgentKind = "claude"
@@ -83,6 +100,7 @@ class BottleSpec:
     tls_passthrough: tuple[str, ...] = ()
     forward_host_credentials: bool = False
     supervise: bool = False
+    limits: Limits = field(default_factory=Limits)
     # Where the spec came from, for error messages raised after loading
     # (e.g. an undefined token_env at launch). Not part of equality.
     source: str = field(default="<spec>", compare=False)
@@ -115,7 +133,8 @@ _HTTP_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 
 AGENTS = ("claude", "codex")
 TOP_KEYS = ("name", "agent", "image", "prompt", "skills", "cwd", "git_user", "git",
-            "egress", "forward_host_credentials", "supervise")
+            "egress", "forward_host_credentials", "supervise", "limits")
+LIMIT_KEYS = ("memory_mib", "pids", "cpus")
 GIT_USER_KEYS = ("name", "email")
 GIT_KEYS = ("upstreams",)
 UPSTREAM_KEYS = ("name", "url", "identity")
@@ -669,6 +688,28 @@ class _SpecReader:
 
     def _top_supervise(self, node, path):
         return {"supervise": self.boolean(node, path)}
+
+    def _top_limits(self, node, path):
+        if self.is_null(node):
+            return {}
+        values = {}
+        for key, _, value in self.mapping(node, path, LIMIT_KEYS):
+            here = _join(path, key)
+            lo, hi = LIMIT_BOUNDS[key]
+            tags = (_TAG + "int", _TAG + "float") if key == "cpus" else (_TAG + "int",)
+            if not isinstance(value, ScalarNode) or value.tag not in tags:
+                want = "a number" if key == "cpus" else "an integer"
+                shown = f" {value.value!r}" if isinstance(value, ScalarNode) else ""
+                raise self.fail(here, f"must be {want}, got {_kind(value)}{shown}", value)
+            try:
+                number = float(value.value) if key == "cpus" else int(value.value, 0)
+            except ValueError:
+                raise self.fail(here, f"{_one_line(value.value)[:40]!r} is not a number",
+                                value) from None
+            if not lo <= number <= hi:
+                raise self.fail(here, f"{value.value} is out of range ({lo} to {hi})", value)
+            values[key] = number
+        return {"limits": Limits(**values)}
 
 
 # Linux limits: one path component (NAME_MAX) and a whole path (PATH_MAX - 1).

@@ -50,6 +50,8 @@ from bottle_api.runner import (DEFAULT_TIMEOUT, CommandError, Completed, Delegat
 from bottle_api.spec import (NAME_RE, BottleSpec, SpecError, load_spec, load_spec_with_text,
                              parse_spec)
 
+from .termsafe import strip_controls
+
 PROG = "bottle-ref"
 EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
 BACKEND_ENV = "BOTTLE_BACKEND"
@@ -634,9 +636,11 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if engine_error:
         raise RuntimeFailure(f"bottle {args.name} is not running ({engine_error}); "
                              f"`{PROG} down {args.name}` removes it")
-    sys.stdout.write(result.stdout)
+    # Never the guest's control sequences on the operator's terminal (OSC 52
+    # clipboard writes, titles, cursor moves): issue 16, `termsafe`.
+    sys.stdout.write(strip_controls(result.stdout))
     sys.stdout.flush()
-    sys.stderr.write(result.stderr)
+    sys.stderr.write(strip_controls(result.stderr))
     sys.stderr.flush()
     return _exit_status(result.returncode)
 

@@ -191,6 +191,7 @@ def build_plan(
         skills=tuple((str(p), p.name) for p in spec.skills),
         cwd=str(spec.cwd) if spec.cwd is not None else None,
         git_user=spec.git_user,
+        limits=spec.limits,
         secrets=secrets,
         missing_tokens=tuple(missing),
         spec_source=spec.source,

@@ -524,10 +524,15 @@ LIVE_TEARDOWN = Clause(
 LIVE_HOST = Clause(
     "LIVE-HOST", MUST,
     "A host service listening on every host address (0.0.0.0 and ::) MUST be "
-    "unreachable from the guest, through each of its gateways and each host "
-    "address.",
+    "unreachable from the guest, as node and as root, through each of its gateways, "
+    "each host address and each IPv6 neighbour (link-local, found by neighbour "
+    "discovery), with ordinary sockets and, where the guest may open them, raw ones "
+    "(no hand-framed UDP datagram to any host address and no hand-made TCP handshake "
+    "may arrive).",
     LIVE, Capability.LIVE,
-    "issue 10 (an --internal docker network still gives the host an address: the gateway)",
+    "issue 10 (an --internal docker network still gives the host an address: the "
+    "gateway); issue 16 (root with NET_RAW framed UDP to every host address and "
+    "completed a TCP handshake via the bridge's IPv6 link-local)",
 )
 LIVE_ROUTES = Clause(
     "LIVE-ROUTES", MUST,
@@ -668,9 +673,11 @@ GUEST_NET_NO_HOST_ADDR = Clause(
 GUEST_NO_PRIVILEGE = Clause(
     "GUEST-NO-PRIVILEGE", MUST,
     "The agent container and every exec into it MUST run without --privileged, "
-    "without a capability beyond docker's default set, without a confinement "
-    "switched off (--security-opt seccomp=, apparmor= or systempaths=unconfined, "
-    "label=disable) and without a host device (--device, --device-cgroup-rule, --gpus).",
+    "without --cap-add except capabilities of docker's default set added back after "
+    "--cap-drop ALL, none of them in the forbidden set (NET_RAW, NET_ADMIN, SYS_ADMIN, "
+    "...: bottle_api.conventions.FORBIDDEN_CAPS), without a confinement switched off "
+    "(--security-opt seccomp=, apparmor= or systempaths=unconfined, label=disable) and "
+    "without a host device (--device, --device-cgroup-rule, --gpus).",
     SNAPSHOT, None,
     "issue 10: isolation was only checked live",
     profile=CONTAINER_GUEST,
@@ -831,6 +838,31 @@ LIVE_ALLOWLIST_ONLY = Clause(
     "issue 15: mitmproxy's onboarding app answered mitm.it with the CA before any "
     "allowlist check",
 )
+
+# --- issue 16: guest hardening (live) --------------------------------------------
+
+LIVE_PRIVS = Clause(
+    "LIVE-PRIVS", MUST,
+    "The backend MUST declare the guest's privileges (Bottle.guest_privileges): root's "
+    "capabilities, none of them forbidden (NET_RAW, NET_ADMIN, SYS_ADMIN, ...), "
+    "NoNewPrivs set, and finite memory, pids and CPU limits; and inside the guest, "
+    "/proc/self/status of a root and a node exec and the guest's cgroup limits MUST "
+    "match that declaration (node holding no capability at all).",
+    LIVE, Capability.LIVE,
+    "issue 16 (the reference guest kept docker's default capabilities, NET_RAW "
+    "included, without no-new-privileges or any memory, pids or CPU limit)",
+    profile=CONTAINER_GUEST,
+)
+LIVE_ROOT_EXEC_CLEAN = Clause(
+    "LIVE-ROOT-EXEC-CLEAN", MUST,
+    "A root exec into the guest (plain `python3 -c`, from a shell, and the suite's own "
+    "root probes) MUST NOT import a module node planted (json.py, sitecustomize.py, "
+    "usercustomize.py in node's workdir, HOME or user site-packages).",
+    LIVE, Capability.LIVE,
+    "issue 16 (root execs started in /home/node/work, the image's WORKDIR, and "
+    "`python3 -c` imported a planted json.py as uid 0)",
+)
+
 
 CLAUSES: tuple[Clause, ...] = tuple(
     value for name, value in list(globals().items())
@@ -1034,5 +1066,16 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "from a local refusal. LIVE-CA-KEY matches RSA moduli and EC points of PEM keys in "
         "files of up to 1 MiB changed since the run began; a key encrypted, in DER, or in "
         "a larger file is not found.",
+    ),
+    (
+        "Guest hardening: what root keeps, and the microVM",
+        "The docker reference guest keeps CHOWN, FOWNER and DAC_OVERRIDE for root execs "
+        "(provisioning, and root reading node's 0600 files); root in the guest can still "
+        "read and rewrite every file of node's. The bundle containers are not hardened "
+        "the same way (they hold the real tokens but not the agent). A smolmachines "
+        "guest declares no Bottle.guest_privileges(): root in the machine holds its own "
+        "kernel's capabilities (NET_RAW included) and its limits are the machine's "
+        "--cpus/--mem; LIVE-PRIVS (capabilities and cgroup limits shared with the host "
+        "kernel) is a container-guest clause, NOT_APPLICABLE to a microVM (issue 16).",
     ),
 )

@@ -96,7 +96,7 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
                         f"{_SMOL}:SmolmachinesBottle.stop_daemon"),
     "LIVE-TEARDOWN": (f"{_DOCKER}:DockerBottle.close", f"{_DOCKER}:DockerBottle.resources",
                       f"{_SMOL}:SmolmachinesBottle.close"),
-    "LIVE-HOST": (f"{_DOCKER}:_bring_up",),
+    "LIVE-HOST": (f"{_DOCKER}:_bring_up", f"{_DOCKER}:agent_hardening_args"),
     "LIVE-ROUTES": (f"{_DOCKER}:_bring_up",),
     "LIVE-CONFINE": (f"{_DOCKER}:_bring_up",),
     # --- issue 20 ---
@@ -143,6 +143,11 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
 
 
     "PROFILE-DECLARED": (f"{_DOCKER}:DockerBackend", f"{_SMOL}:SmolmachinesBackend"),
+
+
+    # issue 16
+    "LIVE-PRIVS": (f"{_DOCKER}:agent_hardening_args", f"{_DOCKER}:DockerBottle.guest_privileges"),
+    "LIVE-ROOT-EXEC-CLEAN": (f"{_DOCKER}:docker_exec_argv", f"{_SMOL}:SmolvmChannel.exec_argv"),
 }
 
 

@@ -16,6 +16,17 @@ container runs, a short-lived helper in its network namespace (with
 NET_ADMIN, which the agent never gets) deletes the default routes docker
 still installs, so the guest's routes cover only its own subnet.
 
+The agent container is hardened (issue 16, `agent_hardening_args`):
+``--cap-drop ALL`` with only `GUEST_CAPS` added back (CHOWN and FOWNER for
+provisioning's chown/chmod, DAC_OVERRIDE for root execs that read node's
+0600 files; no NET_RAW, so no raw frame reaches the host past the routes),
+``--security-opt no-new-privileges``, the spec's memory/pids/CPU limits,
+and IPv6 off in its network namespace (``--sysctl
+net.ipv6.conf.{all,default}.disable_ipv6=1``: the host end of the agent
+bridge keeps an IPv6 link-local address docker does not let us remove, so
+the guest gets no IPv6 at all). Root execs start in ``/`` (never node's
+workdir, whence ``python3 -c`` would import a module node planted).
+
 Docker API 1.41 takes one ``--network`` at create, so each container is
 ``docker create``-d on one network, ``docker network connect``-ed to the
 rest, then ``docker start``-ed. Every resource is named ``{ident}-<role>``
@@ -49,13 +60,17 @@ from bottle_api.runner import READY, Completed, RecordingRunner, Runner, poll
 from bottle_api.spec import BottleSpec, SpecError
 from ..state import remove_state, write_state
 from ..supervise import mcp_url
-from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle, Progress, Resource, _quiet
+from bottle_api.backend import (UPSTREAM_CA_ENV, Backend, Bottle, GuestPrivileges, Progress,
+                                Resource, _quiet)
 
 from bottle_api.conventions import (  # noqa: E402
     BUNDLE_ENTRY,
     EGRESS_UPSTREAM_CA_ENV,
+    GUEST_CAPS,
     LABEL_KEY,
     PIPELOCK_UPSTREAM_CA_ENV,
+    ROOT,
+    ROOT_EXEC_WORKDIR,
 )
 READY_TIMEOUT = 30.0
 Journal = Callable[[Mapping], None]  # gets the bottle's handle before each create
@@ -117,6 +132,30 @@ except OSError:
 if left:
     sys.exit("default route(s) left: %r" % left)
 """
+
+
+# The agent's namespace gets no IPv6 (issue 16): "all" for the interfaces
+# already there, "default" for any added later.
+NO_IPV6_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+
+
+def agent_hardening_args(plan: Plan) -> list[str]:
+    """``docker create`` flags that harden the agent container (issue 16):
+    every capability dropped but `GUEST_CAPS` (what root execs need:
+    provisioning's chown/chmod and reading node's 0600 files; docker exec
+    -u node switches user itself, so no SETUID/SETGID), no-new-privileges
+    (no setuid binary elevates node), the spec's limits (swap capped at the
+    memory limit, so the limit is the limit), and no IPv6."""
+    limits = plan.limits
+    argv = ["--cap-drop", "ALL"]
+    for cap in GUEST_CAPS:
+        argv += ["--cap-add", cap]
+    argv += ["--security-opt", "no-new-privileges",
+             "--memory", f"{limits.memory_mib}m", "--memory-swap", f"{limits.memory_mib}m",
+             "--pids-limit", str(limits.pids), "--cpus", f"{limits.cpus:g}"]
+    for sysctl in NO_IPV6_SYSCTLS:
+        argv += ["--sysctl", sysctl]
+    return argv
 
 
 class DockerError(RuntimeError):
@@ -198,8 +237,12 @@ def docker_exec_argv(
     """``docker exec`` framing: ``-u USER -e HOME=<home>`` always (docker exec
     keeps the image's HOME otherwise). ``env`` values go on argv as
     ``-e K=V`` (non-secret only); ``env_names`` become bare ``-e NAME`` whose
-    values the caller passes through the runner's ``env=``."""
+    values the caller passes through the runner's ``env=``. A root exec
+    starts in ``/`` unless told otherwise: the image's WORKDIR is node's
+    workdir, and ``python3 -c`` there would import what node planted."""
     interactive = tty if interactive is None else interactive
+    if user == ROOT and workdir is None:
+        workdir = ROOT_EXEC_WORKDIR
     argv = ["docker", "exec"]
     if interactive:
         argv.append("-i")
@@ -419,6 +462,13 @@ class DockerBottle(Bottle):
         """The bottle's CA certificates, from its state dir (`bottle_ca_certificates`)."""
         return bottle_ca_certificates(self.plan)
 
+    def guest_privileges(self) -> GuestPrivileges:
+        """What `agent_hardening_args` gives the agent container."""
+        limits = self.plan.limits
+        return GuestPrivileges(root_caps=frozenset(GUEST_CAPS), no_new_privs=True,
+                               memory_bytes=limits.memory_mib << 20, pids=limits.pids,
+                               cpus=float(limits.cpus))
+
     def stop_daemon(self, name: str) -> None:
         """``docker stop`` the daemon's container (returns once it exited)."""
         if name not in self.plan.daemons:
@@ -473,7 +523,8 @@ class DockerBackend(Backend):
             prompt_path=(plan.prompt_path if plan.prompt else None))
 
     def script(self, runner: RecordingRunner, plan: Plan) -> None:
-        runner.reply("docker", "exec", "-u", "root", "-e", "HOME=/root", "*-agent",
+        runner.reply("docker", "exec", "-u", "root", "-e", "HOME=/root", "-w", ROOT_EXEC_WORKDIR,
+                     "*-agent",
                      "sh", "-c", "*update-ca-certificates*",
                      stdout="Updating certificates in /etc/ssl/certs...\n"
                             "1 added, 0 removed; done.\n")
@@ -580,7 +631,8 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
     env_args: list[str] = []
     for key, value in agent_env(plan).items():
         env_args += ["-e", f"{key}={value}"]
-    agent = container("agent", net["agent"], None, [*env_args, "--entrypoint", "sleep"],
+    agent = container("agent", net["agent"], None,
+                      [*env_args, *agent_hardening_args(plan), "--entrypoint", "sleep"],
                       plan.agent_image_ref, ["infinity"])
 
     progress("waiting for the agent container")

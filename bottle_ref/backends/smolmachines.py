@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 import platform
 import re
@@ -84,6 +85,7 @@ from bottle_api.conventions import (  # noqa: E402
     EGRESS_UPSTREAM_CA_ENV,
     LABEL_KEY,
     PIPELOCK_UPSTREAM_CA_ENV,
+    ROOT_EXEC_WORKDIR,
 )
 LABEL = LABEL_KEY
 
@@ -287,6 +289,8 @@ class SmolvmChannel(GuestChannel):
             # `claude mcp add --scope user` would write root's files.
             argv += ["-e", f"HOME={NODE_HOME}", "-e", f"USER={NODE}"]
         argv += _env_flags(env or {})
+        if user == ROOT and workdir is None:
+            workdir = ROOT_EXEC_WORKDIR  # never node's workdir (issue 16)
         if workdir:
             argv += ["-w", workdir]
         if tty:
@@ -579,8 +583,11 @@ class SmolmachinesBackend(Backend):
         extra: dict[str, Any] = dict(
             publish_host=publish_host,
             allow_cidr=f"{publish_host}/32",
-            cpus=_positive_int(host.env, CPUS_ENV, DEFAULT_CPUS),
-            mem_mib=_positive_int(host.env, MEM_ENV, DEFAULT_MEM_MIB),
+            # The spec's limits (issue 16); the host env knobs override them.
+            # smolvm's --cpus is a whole number (u8, 1.9.3 src/cli/machine.rs
+            # RunCmd.cpus): a fractional limit rounds up.
+            cpus=_positive_int(host.env, CPUS_ENV, min(255, math.ceil(spec.limits.cpus))),
+            mem_mib=_positive_int(host.env, MEM_ENV, spec.limits.memory_mib),
             upstream_ca_file=host.env.get(UPSTREAM_CA_ENV) or None,
             cache_dir=host.env.get(CACHE_ENV, "").strip() or None,
         )

@@ -472,10 +472,14 @@ def security_opt_problem(value: str) -> str | None:
 
 
 def check_no_privilege(argvs: Sequence[Argv]) -> Verdict:
-    """GUEST-NO-PRIVILEGE: no --privileged, no capability beyond docker's
-    default set, no confinement switched off (--security-opt
-    seccomp/apparmor/systempaths=unconfined, label=disable) and no host
-    device on the agent container or any exec into it."""
+    """GUEST-NO-PRIVILEGE: no --privileged; --cap-add only after --cap-drop
+    ALL, only within docker's default set and never a forbidden capability
+    (`FORBIDDEN_CAPS`, e.g. NET_RAW) or ALL (issue 16); no confinement
+    switched off (--security-opt seccomp/apparmor/systempaths=unconfined,
+    label=disable) and no host device, on the agent container or any exec
+    into it."""
+    from bottle_api.conventions import FORBIDDEN_CAPS
+
     g = _container_guest(argvs)
     if isinstance(g, Verdict):
         return g
@@ -483,9 +487,18 @@ def check_no_privilege(argvs: Sequence[Argv]) -> Verdict:
     for inv in [g.create, *_agent_execs(argvs, g)]:
         if inv.has("privileged"):
             v.problems.append(f"--privileged on the agent: {show(inv.argv)}")
+        dropped_all = any(_cap(c) == "ALL" for value in inv.values("cap-drop")
+                          for c in value.split(","))
         for value in inv.values("cap-add"):
-            extra = [c for c in (_cap(x) for x in value.split(",")) if c
-                     and c not in DOCKER_DEFAULT_CAPS]
+            caps = [c for c in (_cap(x) for x in value.split(",")) if c]
+            if not dropped_all:
+                v.problems.append(f"--cap-add {value} on the agent without --cap-drop ALL: "
+                                  f"{show(inv.argv)}")
+            forbidden = [c for c in caps if c == "ALL" or c in FORBIDDEN_CAPS]
+            if forbidden:
+                v.problems.append(f"--cap-add {value} gives the agent a forbidden capability "
+                                  f"({', '.join(forbidden)}): {show(inv.argv)}")
+            extra = [c for c in caps if c not in DOCKER_DEFAULT_CAPS and c not in forbidden]
             if extra:
                 v.problems.append(f"--cap-add {value} gives the agent {', '.join(extra)}, beyond "
                                   f"docker's default capability set: {show(inv.argv)}")

@@ -9,7 +9,9 @@ probe must fail AND the canary must have counted no new connection.
 `Canary()` listens on host loopback only. `Canary(WILDCARD)` listens on
 every host address, IPv4 ``0.0.0.0`` and IPv6 ``::`` (v6-only, same port),
 as a careless host service does; `host_addresses` lists the host's own
-addresses to dial it through. Listening is not traffic: only the guest and
+addresses to dial it through. With ``udp=True`` it also counts UDP
+datagrams on the same port number and addresses (`udp_hits`): what a guest
+with raw sockets can send one way (LIVE-HOST). Listening is not traffic: only the guest and
 the host itself ever dial a canary.
 """
 
@@ -57,8 +59,13 @@ def host_addresses() -> tuple[str, ...]:
 
 
 class Canary:
-    def __init__(self, host: str | tuple[str, ...] = LOOPBACK, *, lifetime: float = 600.0):
+    def __init__(self, host: str | tuple[str, ...] = LOOPBACK, *, lifetime: float = 600.0,
+                 udp: bool = False):
         self.hosts = (host,) if isinstance(host, str) else tuple(host)
+        self.udp = udp
+        self._udp_socks: list[socket.socket] = []
+        self._udp_hits: list[tuple[str, int]] = []
+        self._udp_data: list[bytes] = []
         self.host = self.hosts[0]
         self.lifetime = lifetime
         self._socks: list[socket.socket] = []
@@ -103,6 +110,20 @@ class Canary:
             self._socks.append(sock)
             self._port = self._port or sock.getsockname()[1]
         self._sock = self._socks[0]
+        for sock in list(self._socks) if self.udp else ():
+            family = sock.family
+            u = socket.socket(family, socket.SOCK_DGRAM)
+            if family == socket.AF_INET6:
+                u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                u.bind((sock.getsockname()[0], self._port))
+            except OSError:
+                u.close()
+                for x in self._socks + self._udp_socks:
+                    x.close()
+                raise
+            u.setblocking(False)
+            self._udp_socks.append(u)
         self._thread = threading.Thread(target=self._serve, name=f"canary-{self.port}",
                                         daemon=True)
         self._thread.start()
@@ -113,8 +134,19 @@ class Canary:
         with selectors.DefaultSelector() as sel:
             for sock in self._socks:
                 sel.register(sock, selectors.EVENT_READ)
+            for sock in self._udp_socks:
+                sel.register(sock, selectors.EVENT_READ, "udp")
             while not self._stop.is_set() and time.monotonic() < deadline:
                 for key, _ in sel.select(timeout=0.2):
+                    if key.data == "udp":
+                        try:
+                            data, peer = key.fileobj.recvfrom(65535)
+                        except (BlockingIOError, InterruptedError):
+                            continue
+                        with self._lock:
+                            self._udp_hits.append(peer[:2])
+                            self._udp_data.append(data[:256])
+                        continue
                     try:
                         conn, peer = key.fileobj.accept()
                     except (BlockingIOError, InterruptedError):
@@ -122,8 +154,54 @@ class Canary:
                     with self._lock:
                         self._hits.append(peer[:2])
                     conn.close()
-        for sock in self._socks:
+        for sock in self._socks + self._udp_socks:
             sock.close()
+
+    @property
+    def udp_hits(self) -> int:
+        """UDP datagrams counted (``udp=True`` only)."""
+        with self._lock:
+            return len(self._udp_hits)
+
+    @property
+    def udp_peers(self) -> list[tuple[str, int]]:
+        with self._lock:
+            return list(self._udp_hits)
+
+    def udp_carrying(self, marker: bytes) -> list[tuple[str, int]]:
+        """Peers of the datagrams counted whose payload holds ``marker``."""
+        with self._lock:
+            return [p for p, d in zip(self._udp_hits, self._udp_data) if marker in d]
+
+    def udp_self_test(self, via: tuple[str, ...], timeout: float = 5.0) -> list[str]:
+        """Send one datagram from the host to the canary on each of ``via``
+        and wait until each was counted: proof a guest datagram would be.
+        Each is sent FROM the address it is sent to (bound first), so a
+        datagram never leaves the host: an address that is no longer the
+        host's (another user's bridge, gone meanwhile) fails the bind and is
+        skipped. Returns the addresses tested."""
+        tested = []
+        for target in via:
+            before = self.udp_hits
+            family = socket.AF_INET6 if ":" in target else socket.AF_INET
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                try:
+                    s.bind((target, 0))
+                except OSError:
+                    continue  # not (or no longer) an address of this host
+                try:
+                    s.sendto(b"self-test", (target, self.port))
+                except OSError as exc:
+                    raise RuntimeError(f"canary UDP port {self.port} not reachable from the "
+                                       f"host via {target}: {exc}") from None
+            tested.append(target)
+            deadline = time.monotonic() + timeout
+            while self.udp_hits <= before:
+                if time.monotonic() > deadline or not self.running:
+                    raise RuntimeError(f"canary did not count a UDP datagram from the host "
+                                       f"via {target}")
+                self._stop.wait(0.01)
+        return tested
 
     @property
     def peers(self) -> list[tuple[str, int]]:

@@ -139,7 +139,7 @@ def tcp(bottle: Bottle, targets: Sequence[tuple[str, int]], *, log: ProbeLog,
     the first hop's host on the given port, `GATEWAY_TARGET` its default
     gateway."""
     spec = json.dumps([[h, int(p), timeout] for h, p in targets])
-    result = _exec(bottle, ["python3", "-c", _TCP_SCRIPT, spec], log=log, name=name,
+    result = _exec(bottle, ["python3", "-I", "-c", _TCP_SCRIPT, spec], log=log, name=name,
                    timeout=timeout)
     rows = _json_out(result, "tcp")
     out = [TcpResult(r["target"], r["connected"], r["error"], r["seconds"]) for r in rows]
@@ -256,7 +256,7 @@ def tls(bottle: Bottle, host: str, path: str, *, trust: str, log: ProbeLog,
     certificate with ``trust``: ``system`` (the guest's default store),
     ``none`` (no CA at all: a negative control), or an env var name / path
     of a CA file (e.g. ``NODE_EXTRA_CA_CERTS``)."""
-    result = _exec(bottle, ["python3", "-c", _TLS_SCRIPT, host, path, trust, f"{timeout:g}"],
+    result = _exec(bottle, ["python3", "-I", "-c", _TLS_SCRIPT, host, path, trust, f"{timeout:g}"],
                    log=log, name=f"{name} ({trust})", timeout=timeout)
     data = _json_out(result, "tls")
     out = TlsResult(data["ok"], data["status"], data["issuer"], data["error"], data["proxy"])
@@ -410,7 +410,7 @@ def scan(bottle: Bottle, prefix: str, body: str, roots: Sequence[str] = ("/",), 
     written since, and ctime cannot be set back from user space. Pass the
     age of the searched value plus slack; the image's untouched files are
     then not re-read on every run."""
-    result = _exec(bottle, ["python3", "-c", _SCAN_SCRIPT, prefix, body, json.dumps(list(prune)),
+    result = _exec(bottle, ["python3", "-I", "-c", _SCAN_SCRIPT, prefix, body, json.dumps(list(prune)),
                             f"{changed_within:.3f}", *roots],
                    log=log, name=f"scan as {user}", timeout=timeout, user=user)
     data = _json_out(result, "scan")
@@ -552,7 +552,7 @@ def guest_net(bottle: Bottle, *, log: ProbeLog, timeout: float = 10.0) -> GuestN
     """Read (never dial) the guest's route tables and mountinfo."""
     import ipaddress
 
-    result = _exec(bottle, ["python3", "-c", _NET_SCRIPT], log=log, name="routes+mounts",
+    result = _exec(bottle, ["python3", "-I", "-c", _NET_SCRIPT], log=log, name="routes+mounts",
                    timeout=timeout)
     data = _json_out(result, "routes")
     routes = []
@@ -760,6 +760,244 @@ print(json.dumps(out))
 """
 
 
+# -- issue 16: the host from root, with raw sockets where the guest allows them ----------
+
+# Run as node AND as root (``python3 -I``: nothing node planted is imported).
+# 1. Neighbour discovery on every guest interface: an ICMPv6 echo to ff02::1
+#    (all nodes) framed by hand on an AF_PACKET socket where the guest has
+#    NET_RAW (works even with the guest's own IPv6 off), else through the
+#    kernel (raw ICMPv6, then an unprivileged ping socket). Every answer is a
+#    neighbour: its link-local address and MAC. The guest's own are dropped.
+# 2. TCP through the guest's kernel to each neighbour's link-local address
+#    (scoped to the interface) and to each host address given: a handshake
+#    with a host service on ``::`` would complete here.
+# 3. Where AF_PACKET is allowed: one-way UDP datagrams to every host address
+#    given (IPv4 and IPv6) and to each neighbour, framed for the neighbours'
+#    MACs and for the broadcast MAC (a host accepts a unicast IP packet in a
+#    link-layer broadcast unless drop_unicast_in_l2_multicast is set), so no
+#    route, ARP or address on the guest's side is needed; then a TCP
+#    handshake made by hand (SYN, ACK of the SYN-ACK) to every IPv6 host
+#    address and neighbour through each neighbour's MAC, answering the
+#    host's neighbour solicitations for the guest's link-local address on
+#    the way (so it works with the guest's own IPv6 off).
+# Only the addresses given (this host's own) and neighbours that answered on
+# the guest's own links are ever sent to.
+_HOST_RAW_SCRIPT = r"""
+import json, os, select, socket, struct, sys, time
+port, v4s, v6s, token, timeout = int(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4].encode(), float(sys.argv[5])
+out = {"uid": os.getuid(), "packet": "", "ifaces": [], "neighbours": [], "tcp": [], "udp": [], "raw_tcp": [], "raw_tcp_tried": 0, "errors": []}
+def err(what, e):
+    out["errors"].append("%s: %s: %s" % (what, type(e).__name__, e))
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+ifaces = []
+for name in sorted(os.listdir("/sys/class/net")):
+    if name == "lo":
+        continue
+    try:
+        mac = bytes.fromhex(open("/sys/class/net/%s/address" % name).read().strip().replace(":", ""))
+        idx = socket.if_nametoindex(name)
+    except (OSError, ValueError) as e:
+        err(name, e); continue
+    v4 = ""
+    try:
+        import fcntl
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        v4 = socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))[20:24])
+        s.close()
+    except OSError:
+        pass
+    if len(mac) == 6:
+        ifaces.append((name, idx, mac, v4))
+        out["ifaces"].append({"name": name, "mac": mac.hex(":"), "v4": v4})
+own_ll = {}
+try:
+    for line in open("/proc/net/if_inet6"):
+        f = line.split()
+        a = bytes.fromhex(f[0])
+        if a[:2] == b"\xfe\x80":
+            own_ll[f[5]] = a
+except OSError:
+    pass
+def lladdr(iface, mac):
+    if iface in own_ll:
+        return own_ll[iface]
+    eui = bytes([mac[0] ^ 2]) + mac[1:3] + b"\xff\xfe" + mac[3:]
+    return b"\xfe\x80" + b"\0" * 6 + eui
+def eth(dst, src, kind, payload):
+    return dst + src + struct.pack("!H", kind) + payload
+def ip6(src, dst, nh, payload, hop=255):
+    return struct.pack("!IHBB", 6 << 28, len(payload), nh, hop) + src + dst + payload
+def ip6_csum(src, dst, nh, payload):
+    return csum(src + dst + struct.pack("!IxxxB", len(payload), nh) + payload)
+def ip4(src, dst, proto, payload):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0, src, dst)
+    h = h[:10] + struct.pack("!H", csum(h)) + h[12:]
+    return h + payload
+def udp(sport, dport, payload, pseudo=None):
+    u = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    if pseudo is not None:
+        c = pseudo(u) or 0xffff
+        u = u[:6] + struct.pack("!H", c) + u[8:]
+    return u
+neigh = {}  # (iface, ll) -> mac hex
+ALL_NODES = socket.inet_pton(socket.AF_INET6, "ff02::1")
+pk = None
+try:
+    pk = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
+    out["packet"] = "yes"
+except OSError as e:
+    out["packet"] = "%s: %s" % (type(e).__name__, e)
+def na(name, mac, src6, dmac, dst6):
+    body = struct.pack("!BBHI", 136, 0, 0, 0x60000000) + src6 + struct.pack("!BB", 2, 1) + mac
+    body = body[:2] + struct.pack("!H", ip6_csum(src6, dst6, 58, body)) + body[4:]
+    pk.sendto(eth(dmac, mac, 0x86DD, ip6(src6, dst6, 58, body)), (name, 0))
+def tcp6(src6, dst6, sport, dport, seq, ack, flags):
+    h = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+    return h[:16] + struct.pack("!H", ip6_csum(src6, dst6, 6, h)) + h[18:]
+by_name = {i[0]: i for i in ifaces}
+def frames(until, on_frame):
+    # Every IPv6 frame another host sends us until `until`; answer neighbour
+    # solicitations for our (hand-made) link-local address on the way, so a
+    # host can answer us even though the guest's own IPv6 is off.
+    while time.monotonic() < until:
+        r, _, _ = select.select([pk], [], [], max(0.0, until - time.monotonic()))
+        if not r:
+            return
+        data, addr = pk.recvfrom(65535)
+        me = by_name.get(addr[0])
+        if me is None or addr[2] == 4 or data[6:12] == me[2] or len(data) < 58 or data[12:14] != b"\x86\xdd":
+            continue
+        name, idx, mac, v4 = me
+        src6 = lladdr(name, mac)
+        nh, s6, d6, pl = data[20], data[22:38], data[38:54], data[54:]
+        if nh == 58 and pl[:1] == b"\x87" and pl[8:24] == src6 and s6 != b"\0" * 16:
+            neigh.setdefault((name, socket.inet_ntop(socket.AF_INET6, s6)), data[6:12].hex(":"))
+            try:
+                na(name, mac, src6, data[6:12], s6)
+            except OSError as e:
+                err("na %s" % name, e)
+        elif nh == 58 and pl[:1] == b"\x81" and d6 == src6:
+            neigh.setdefault((name, socket.inet_ntop(socket.AF_INET6, s6)), data[6:12].hex(":"))
+        if on_frame(name, mac, src6, data, nh, s6, d6, pl):
+            return
+if pk is not None:
+    for name, idx, mac, v4 in ifaces:
+        src = lladdr(name, mac)
+        icmp = struct.pack("!BBHHH", 128, 0, 0, 0x4242, 1) + token
+        icmp = icmp[:2] + struct.pack("!H", ip6_csum(src, ALL_NODES, 58, icmp)) + icmp[4:]
+        try:
+            pk.sendto(eth(b"\x33\x33\x00\x00\x00\x01", mac, 0x86DD, ip6(src, ALL_NODES, 58, icmp)), (name, 0x86DD))
+        except OSError as e:
+            err("nd %s" % name, e)
+    frames(time.monotonic() + 1.0, lambda *a: False)
+else:
+    for kind, proto in (("raw", socket.SOCK_RAW), ("ping", socket.SOCK_DGRAM)):
+        try:
+            s = socket.socket(socket.AF_INET6, proto, socket.IPPROTO_ICMPV6)
+        except OSError as e:
+            err("icmpv6 %s socket" % kind, e); continue
+        try:
+            for name, idx, mac, v4 in ifaces:
+                try:
+                    s.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x4242, 1) + token, ("ff02::1", 0, 0, idx))
+                except OSError as e:
+                    err("nd %s %s" % (kind, name), e)
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
+                if not r:
+                    break
+                data, addr = s.recvfrom(65535)
+                if data[:1] == b"\x81":
+                    name = socket.if_indextoname(addr[3]) if addr[3] else ""
+                    if addr[0].split("%")[0] != socket.inet_ntop(socket.AF_INET6, own_ll.get(name, b"\0" * 16)):
+                        neigh[(name, addr[0].split("%")[0])] = ""
+        finally:
+            s.close()
+        break
+out["neighbours"] = ["%s%%%s %s" % (a, i, m) for (i, a), m in neigh.items()]
+def dial(host, scope=0):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    t0 = time.monotonic()
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port, 0, scope) if fam == socket.AF_INET6 else (host, port))
+        ok, e = True, ""
+    except OSError as x:
+        ok, e = False, "%s: %s" % (type(x).__name__, x)
+    finally:
+        s.close()
+    return {"target": "%s%s:%d" % (host, "%%%d" % scope if scope else "", port), "connected": ok, "error": e, "seconds": round(time.monotonic() - t0, 3)}
+targets = [(a, 0) for a in v4s + v6s] + [(a, socket.if_nametoindex(i)) for (i, a) in neigh]
+import threading
+res = [None] * len(targets)
+def go(n):
+    res[n] = dial(*targets[n])
+ts = [threading.Thread(target=go, args=(n,)) for n in range(len(targets))]
+[t.start() for t in ts]
+[t.join() for t in ts]
+out["tcp"] = res
+if pk is not None:
+    for name, idx, mac, v4 in ifaces:
+        macs = [b"\xff" * 6] + [bytes.fromhex(m.replace(":", "")) for (i, a), m in neigh.items() if i == name and m]
+        src4 = socket.inet_aton(v4) if v4 else b"\0" * 4
+        src6 = lladdr(name, mac)
+        dsts = [(4, a) for a in v4s] + [(6, a) for a in v6s] + [(6, a) for (i, a) in neigh if i == name]
+        for dmac in macs:
+            for fam, a in dsts:
+                try:
+                    if fam == 4:
+                        frame = eth(dmac, mac, 0x0800, ip4(src4, socket.inet_aton(a), 17, udp(40000, port, token)))
+                    else:
+                        d = socket.inet_pton(socket.AF_INET6, a)
+                        frame = eth(dmac, mac, 0x86DD, ip6(src6, d, 17, udp(40000, port, token, lambda u: ip6_csum(src6, d, 17, u)), 64))
+                    pk.sendto(frame, (name, 0))
+                    out["udp"].append("%s via %s to %s" % (a, name, dmac.hex(":")))
+                except OSError as e:
+                    err("udp %s %s" % (a, name), e)
+    # TCP handshakes by hand, to every IPv6 host address and neighbour
+    # through each neighbour's MAC: SYN, then ACK the SYN-ACK (the canary
+    # accepts, which it counts). The guest's kernel, IPv6 off, never RSTs.
+    import random
+    pending = {}
+    for name, idx, mac, v4 in ifaces:
+        src6 = lladdr(name, mac)
+        for (i, a), m in list(neigh.items()):
+            if i != name or not m:
+                continue
+            for d in dict.fromkeys([a] + list(v6s)):
+                sport, seq = 41000 + len(pending), random.getrandbits(32)
+                d6 = socket.inet_pton(socket.AF_INET6, d)
+                pending[(name, sport)] = (d, d6, bytes.fromhex(m.replace(":", "")), seq)
+                try:
+                    pk.sendto(eth(pending[(name, sport)][2], mac, 0x86DD, ip6(src6, d6, 6, tcp6(src6, d6, sport, port, seq, 0, 0x02), 64)), (name, 0))
+                except OSError as e:
+                    err("syn %s" % d, e)
+    done = {}
+    def on_frame(name, mac, src6, data, nh, s6, d6, pl):
+        if nh == 6 and d6 == src6 and len(pl) >= 20:
+            sp, dp, sseq = struct.unpack("!HHI", pl[:8])
+            key = (name, dp)
+            if sp == port and key in pending and pl[13] & 0x12 == 0x12 and key not in done:
+                d, dd6, dmac, seq = pending[key]
+                pk.sendto(eth(data[6:12], mac, 0x86DD, ip6(src6, s6, 6, tcp6(src6, s6, dp, port, (seq + 1) & 0xffffffff, (sseq + 1) & 0xffffffff, 0x10), 64)), (name, 0))
+                done[key] = "%s%%%s:%d" % (d, name, port)
+        return len(done) == len(pending)
+    if pending:
+        frames(time.monotonic() + timeout, on_frame)
+    out["raw_tcp"] = sorted(done.values())
+    out["raw_tcp_tried"] = len(pending)
+print(json.dumps(out))
+"""
+
+
 @dataclass(frozen=True)
 class FrontResult:
     """A request with the names the guest chose. ``body`` may hold an echoed
@@ -806,3 +1044,209 @@ def front(bottle: Bottle, *, mode: str, target: str, sni: str | None = None,
                       (data.get("error") or "")[-300:], data.get("body") or "")
     log.add(f"{name} result", 0.0, out.describe())
     return out
+
+
+@dataclass(frozen=True)
+class HostRawResult:
+    """What one `host_raw` run did as ``uid``."""
+
+    uid: int
+    packet: str  # "yes" when AF_PACKET was allowed, else the error
+    neighbours: tuple[str, ...]
+    tcp: tuple[TcpResult, ...]
+    udp_sent: tuple[str, ...]
+    errors: tuple[str, ...]
+    raw_tcp: tuple[str, ...] = ()  # hand-made handshakes that got a SYN-ACK (and were ACKed)
+    raw_tcp_tried: int = 0
+
+    @property
+    def raw(self) -> bool:
+        return self.packet == "yes"
+
+
+def host_raw(bottle: Bottle, v4: Sequence[str], v6: Sequence[str], port: int, token: str, *,
+             user: str, log: ProbeLog, timeout: float = 2.0) -> HostRawResult:
+    """Run `_HOST_RAW_SCRIPT` in the guest as ``user`` against this host's
+    addresses ``v4``/``v6`` and the canary ``port`` (TCP dials, and UDP
+    datagrams carrying ``token`` where raw frames are allowed)."""
+    result = _exec(bottle, ["python3", "-I", "-c", _HOST_RAW_SCRIPT, str(int(port)),
+                            json.dumps(list(v4)), json.dumps(list(v6)), token, f"{timeout:g}"],
+                   log=log, name=f"host-raw ({user})", timeout=timeout + 5, user=user)
+    data = _json_out(result, "host-raw")
+    tcp_rows = tuple(TcpResult(r["target"], r["connected"], r["error"], r["seconds"])
+                     for r in data["tcp"])
+    out = HostRawResult(int(data["uid"]), data["packet"], tuple(data["neighbours"]), tcp_rows,
+                        tuple(data["udp"]), tuple(data["errors"]), tuple(data["raw_tcp"]),
+                        int(data["raw_tcp_tried"]))
+    log.add(f"host-raw ({user}) result", 0.0,
+            f"uid {out.uid}, AF_PACKET {out.packet}, neighbours {list(out.neighbours)}, "
+            f"{len(out.udp_sent)} udp frames, raw handshakes {list(out.raw_tcp)} of "
+            f"{out.raw_tcp_tried}, tcp connected "
+            f"{[r.target for r in tcp_rows if r.connected]}")
+    return out
+
+
+# -- issue 16: what the guest's processes hold (LIVE-PRIVS) ------------------------------
+
+# Linux capability numbers (include/uapi/linux/capability.h).
+CAP_NAMES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE")
+
+
+def cap_names(mask: int) -> frozenset[str]:
+    """Names of the capability bits set in ``mask`` (unknown bits as ``CAP_<n>``)."""
+    return frozenset(CAP_NAMES[i] if i < len(CAP_NAMES) else f"CAP_{i}"
+                     for i in range(64) if mask >> i & 1)
+
+
+# /proc/self/status and the cgroup's limits, cgroup v2 or v1 (whichever the
+# guest has), read by the process itself: nothing is dialled.
+_PRIVS_SCRIPT = r"""
+import json, os
+st = {}
+for line in open("/proc/self/status"):
+    k, _, v = line.partition(":")
+    st[k] = v.strip()
+def read(*paths):
+    for p in paths:
+        try:
+            return open(p).read().strip()
+        except OSError:
+            pass
+    return None
+cg = {"memory": read("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+      "pids": read("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"),
+      "cpu_max": read("/sys/fs/cgroup/cpu.max"),
+      "cfs_quota": read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us"),
+      "cfs_period": read("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us")}
+print(json.dumps({"uid": os.getuid(), "CapEff": st.get("CapEff"), "CapPrm": st.get("CapPrm"),
+                  "CapBnd": st.get("CapBnd"), "CapAmb": st.get("CapAmb"),
+                  "NoNewPrivs": st.get("NoNewPrivs"), "cgroup": cg}))
+"""
+
+
+@dataclass(frozen=True)
+class Privileges:
+    """One process's view of itself (``uid``), and of its cgroup's limits."""
+
+    uid: int
+    effective: frozenset[str]
+    permitted: frozenset[str]
+    bounding: frozenset[str]
+    ambient: frozenset[str]
+    no_new_privs: bool | None
+    memory_bytes: int | None  # None: "max" (no limit) or unreadable
+    pids: int | None
+    cpus: float | None
+    raw: Mapping[str, object]
+
+
+def _limit(text: str | None) -> int | None:
+    if text is None or text == "max":
+        return None
+    value = int(text)
+    return None if value >= 1 << 62 else value  # cgroup v1's "unlimited"
+
+
+def privileges(bottle: Bottle, *, user: str, log: ProbeLog, timeout: float = 10.0) -> Privileges:
+    """Read ``/proc/self/status`` (capabilities, NoNewPrivs) and the cgroup
+    limits (memory, pids, CPU quota) as ``user`` in the guest."""
+    result = _exec(bottle, ["python3", "-I", "-c", _PRIVS_SCRIPT], log=log,
+                   name=f"privileges ({user})", timeout=timeout, user=user)
+    d = _json_out(result, "privileges")
+    cg = d["cgroup"]
+    cpus = None
+    if cg.get("cpu_max"):
+        quota, _, period = cg["cpu_max"].partition(" ")
+        cpus = None if quota == "max" else int(quota) / int(period or 100000)
+    elif cg.get("cfs_quota") and cg.get("cfs_period") and int(cg["cfs_quota"]) > 0:
+        cpus = int(cg["cfs_quota"]) / int(cg["cfs_period"])
+    nnp = d.get("NoNewPrivs")
+    out = Privileges(
+        uid=int(d["uid"]), effective=cap_names(int(d["CapEff"] or "0", 16)),
+        permitted=cap_names(int(d["CapPrm"] or "0", 16)),
+        bounding=cap_names(int(d["CapBnd"] or "0", 16)),
+        ambient=cap_names(int(d["CapAmb"] or "0", 16)),
+        no_new_privs=None if nnp is None else nnp == "1",
+        memory_bytes=_limit(cg.get("memory")), pids=_limit(cg.get("pids")), cpus=cpus, raw=d)
+    log.add(f"privileges ({user}) result", 0.0,
+            f"uid {out.uid}, CapEff {sorted(out.effective)}, CapBnd {sorted(out.bounding)}, "
+            f"NoNewPrivs {nnp}, memory {out.memory_bytes}, pids {out.pids}, cpus {out.cpus}")
+    return out
+
+
+# -- issue 16: modules node plants for root to import (LIVE-ROOT-EXEC-CLEAN) ----------------
+
+# Modules a Python run imports from sys.path before the standard library
+# (``json``), or on start-up (``sitecustomize``, ``usercustomize``). Each
+# planted copy, when imported, drops ``<marker>-<name>-<uid>`` into /tmp and
+# then steps aside (``json`` loads the real one), so node's own Python keeps
+# working while the plant is in place.
+PLANTED_MODULES = ("json", "sitecustomize", "usercustomize")
+
+_PLANT_BODY = r'''
+import os as _os, sys as _sys
+try:
+    open("/tmp/%(marker)s-%%s-%%d" %% (__name__, _os.getuid()), "w").close()
+except OSError:
+    pass
+if __name__ == "json":
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    _sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _here]
+    del _sys.modules["json"]
+    import json as _real
+    _sys.modules["json"] = _real
+    globals().update({k: v for k, v in vars(_real).items() if not k.startswith("__")})
+'''
+
+_PLANT_SCRIPT = r"""
+import os, site, sys, json
+marker, body, dirs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+user_site = site.getusersitepackages()
+out = []
+for d in dirs + [user_site]:
+    try:
+        os.makedirs(d, exist_ok=True)
+        for name in json.loads(sys.argv[4]):
+            p = os.path.join(d, name + ".py")
+            if not os.path.exists(p):
+                with open(p, "w") as f:
+                    f.write(body)
+                out.append(p)
+    except OSError as e:
+        print("cannot plant in %s: %s" % (d, e), file=sys.stderr)
+print(json.dumps(out))
+"""
+
+
+def plant_modules(bottle: Bottle, dirs: Sequence[str], marker: str, *,
+                  log: ProbeLog) -> list[str]:
+    """As node: write `PLANTED_MODULES` into each of ``dirs`` and node's
+    user site-packages (never over an existing file). Returns the paths
+    written (for `unplant_modules`)."""
+    body = _PLANT_BODY % {"marker": marker}
+    result = _exec(bottle, ["python3", "-I", "-c", _PLANT_SCRIPT, marker, body,
+                            json.dumps(list(dirs)), json.dumps(list(PLANTED_MODULES))],
+                   log=log, name="plant modules (node)", timeout=10.0)
+    return list(_json_out(result, "plant"))
+
+
+def unplant_modules(bottle: Bottle, paths: Sequence[str], marker: str, *, log: ProbeLog) -> None:
+    """Remove what `plant_modules` wrote, and the markers (as root: root's
+    own markers are root's files in sticky /tmp)."""
+    if paths:
+        _exec(bottle, ["rm", "-f", *paths], log=log, name="unplant modules", timeout=10.0)
+    _exec(bottle, ["sh", "-c", f'rm -f /tmp/{marker}-*'], log=log, name="remove markers",
+          timeout=10.0, user="root")
+
+
+def root_markers(bottle: Bottle, marker: str, *, log: ProbeLog) -> list[str]:
+    """Markers the planted modules left while running as uid 0."""
+    result = _exec(bottle, ["sh", "-c", f'ls /tmp 2>/dev/null | grep -e "^{marker}-.*-0$" || true'],
+                   log=log, name="root markers", timeout=10.0)
+    return sorted(result.stdout.split())

@@ -589,3 +589,103 @@ TestMetricsPort = _case(MetricsPortBackend)
 TestHelperToken = _case(HelperTokenBackend)
 TestCaKeyCopy = _case(CaKeyCopyBackend)
 TestSharedNetwork = _case(SharedNetworkBackend)
+
+
+# --- issue 16: guest hardening (LIVE-HOST from root, LIVE-PRIVS, LIVE-ROOT-EXEC-CLEAN) ---
+
+from bottle_ref.backends.docker import NO_IPV6_SYSCTLS  # noqa: E402
+
+
+def _agent_create(argv) -> bool:
+    return (argv[:2] == ["docker", "create"] and "--name" in argv
+            and argv[argv.index("--name") + 1].endswith("-agent"))
+
+
+def _without(argv, flags: dict[str, tuple[str, ...] | None]) -> list[str]:
+    """``argv`` less each ``--flag value`` pair whose flag is in ``flags``
+    (and whose value is in ``flags[flag]``, when that is not None)."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in flags and i + 1 < len(argv) and (
+                flags[argv[i]] is None or argv[i + 1] in flags[argv[i]]):
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
+class DefaultCapsBackend(DockerBackend):
+    """The agent keeps docker's default capabilities (NET_RAW included) and
+    no no-new-privileges, while declaring the hardened set."""
+
+    name: ClassVar[str] = "broken-default-caps"
+
+    def launch(self, plan, runner, **kw):
+        def rewrite(argv):
+            if _agent_create(argv):
+                return _without(argv, {"--cap-drop": None, "--cap-add": None,
+                                       "--security-opt": ("no-new-privileges",)})
+            return argv
+        return super().launch(plan, _Rewriting(runner, rewrite), **kw)
+
+
+class IPv6OnBackend(DockerBackend):
+    """The agent's IPv6 is left on (explicitly: docker 20.10 turns it off on
+    a network without IPv6), capabilities still dropped: node can reach the
+    host bridge's link-local address."""
+
+    name: ClassVar[str] = "broken-ipv6-on"
+
+    def launch(self, plan, runner, **kw):
+        on = ["--sysctl", "net.ipv6.conf.all.disable_ipv6=0",
+              "--sysctl", "net.ipv6.conf.default.disable_ipv6=0",
+              "--sysctl", "net.ipv6.conf.eth0.disable_ipv6=0"]
+
+        def rewrite(argv):
+            if _agent_create(argv):
+                argv = _without(argv, {"--sysctl": NO_IPV6_SYSCTLS})
+                i = argv.index("--entrypoint")
+                return argv[:i] + on + argv[i:]
+            return argv
+        return super().launch(plan, _Rewriting(runner, rewrite), **kw)
+
+
+class _WorkdirRootBottle(DockerBottle):
+    def exec(self, cmd, *, user="node", env=None, timeout=None, check=False):
+        env = dict(env or {})
+        argv = docker_exec_argv(self.agent, cmd, user=user, env_names=env,
+                                workdir="/home/node/work" if user == "root" else None)
+        return self.run(argv, env=env or None, timeout=timeout, check=check)
+
+
+class WorkdirRootExecBackend(DockerBackend):
+    """Root execs start in node's workdir (the image's WORKDIR), where plain
+    ``python3 -c`` imports a module node planted."""
+
+    name: ClassVar[str] = "broken-root-workdir"
+
+    def launch(self, plan, runner, **kw):
+        bottle = super().launch(plan, runner, **kw)
+        bottle.__class__ = _WorkdirRootBottle
+        return bottle
+
+
+class NoLimitsBackend(DockerBackend):
+    """The agent gets no memory, pids or CPU limit, while declaring the spec's."""
+
+    name: ClassVar[str] = "broken-no-limits"
+
+    def launch(self, plan, runner, **kw):
+        def rewrite(argv):
+            if _agent_create(argv):
+                return _without(argv, {"--memory": None, "--memory-swap": None,
+                                       "--pids-limit": None, "--cpus": None})
+            return argv
+        return super().launch(plan, _Rewriting(runner, rewrite), **kw)
+
+
+TestDefaultCaps = _case(DefaultCapsBackend)
+TestIPv6On = _case(IPv6OnBackend)
+TestWorkdirRootExec = _case(WorkdirRootExecBackend)
+TestNoLimits = _case(NoLimitsBackend)

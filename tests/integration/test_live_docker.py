@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from bottle_api.conventions import GUEST_CAPS
 from bottle_ref.backends.docker import LABEL_KEY, DockerBackend
 from conformance.base import BackendConformance
 from conformance.live.harness import GIT_UPSTREAM
@@ -68,6 +69,14 @@ class TestDockerConformance(BackendConformance):
                     c["HostConfig"]["NetworkMode"].startswith("container:")
                 continue
             assert c["State"]["Running"], f"{c['Name']} is not running"
+            if c["Name"].lstrip("/") == lb.bottle.agent:  # issue 16: hardened
+                host = c["HostConfig"]
+                assert host.get("CapDrop") == ["ALL"], host.get("CapDrop")
+                added = sorted(c.removeprefix("CAP_") for c in host.get("CapAdd") or ())
+                assert added == sorted(GUEST_CAPS), host.get("CapAdd")
+                assert "no-new-privileges" in (host.get("SecurityOpt") or ()), host
+                assert host.get("Memory") and host.get("PidsLimit") and host.get("NanoCpus"), host
+                continue
             assert not c["HostConfig"].get("CapAdd"), f"{c['Name']} has added capabilities"
 
     @pytest.mark.parametrize("scenario", ["routed"])

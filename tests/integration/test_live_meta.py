@@ -82,6 +82,18 @@ CASES += [
      "broken-ca-key"),
     ("TestSharedNetwork", "test_bottles_cannot_reach_each_other", "LIVE-APART",
      "broken-shared-net"),
+
+
+    # issue 16
+    ("TestDefaultCaps", "test_host_services_unreachable and unrouted", "LIVE-HOST",
+     "broken-default-caps"),
+    ("TestDefaultCaps", "test_guest_privileges_as_declared", "LIVE-PRIVS",
+     "broken-default-caps"),
+    ("TestIPv6On", "test_host_services_unreachable and unrouted", "LIVE-HOST",
+     "broken-ipv6-on"),
+    ("TestWorkdirRootExec", "test_root_execs_ignore_planted_modules", "LIVE-ROOT-EXEC-CLEAN",
+     "broken-root-workdir"),
+    ("TestNoLimits", "test_guest_privileges_as_declared", "LIVE-PRIVS", "broken-no-limits"),
 ]
 
 

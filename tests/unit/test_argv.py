@@ -391,6 +391,12 @@ def test_docker_checks_pass_on_a_conformant_launch():
     (dict(exec_opts="--privileged -u node -e HOME=/home/node"), checks.check_no_privilege,
      "--privileged"),
     (dict(agent_opts="--cap-add SYS_ADMIN"), checks.check_no_privilege, "--cap-add"),
+    (dict(agent_opts="--cap-add CHOWN"), checks.check_no_privilege, "without --cap-drop ALL"),
+    (dict(agent_opts="--cap-drop ALL --cap-add NET_RAW"), checks.check_no_privilege,
+     "forbidden"),
+    (dict(agent_opts="--cap-drop all --cap-add cap_sys_admin"), checks.check_no_privilege,
+     "forbidden"),
+    (dict(agent_opts="--cap-drop ALL --cap-add ALL"), checks.check_no_privilege, "forbidden"),
     (dict(agent_opts="--pid host"), checks.check_no_host_namespaces, "--pid host"),
     (dict(agent_opts="--userns=host"), checks.check_no_host_namespaces, "--userns host"),
     (dict(agent_opts="--network host"), checks.check_no_host_namespaces, "--network host"),
@@ -414,6 +420,13 @@ def test_agent_on_the_default_bridge_fails_internal():
     runs = docker_launch()
     runs[4] = A("docker create --name b-agent claude-bottle:latest sleep infinity")
     assert "default bridge" in checks.check_networks_internal(runs).problems[0]
+
+
+def test_capabilities_added_back_after_dropping_all_pass():
+    """Issue 16: the hardened reference adds CHOWN, FOWNER, DAC_OVERRIDE back
+    after --cap-drop ALL; that is not a privilege (a forbidden one would be)."""
+    opts = "--cap-drop ALL --cap-add CHOWN --cap-add FOWNER --cap-add DAC_OVERRIDE"
+    assert checks.check_no_privilege(docker_launch(agent_opts=opts)).ok
 
 
 def test_named_volume_is_not_a_host_mount():

@@ -1060,3 +1060,32 @@ def test_down_after_a_kill_waits_for_the_create_in_flight(spec_file, capsys, tmp
     assert cli.main(["down", "demo"]) == 0
     lines = events.read_text().splitlines()
     assert "child done" in lines and lines.index("child done") < lines.index("close net-a"), lines
+
+
+# -- issue 16: guest output is stripped of terminal control sequences -----------------
+
+HOSTILE = ("a\x1b]52;c;ZXZpbA==\x07b"          # OSC 52: write the operator's clipboard
+           "\x1b]0;owned\x1b\\c"                # OSC 0: window title, ST-terminated
+           "\x1b[2J\x1b[1;1Hd"                  # CSI: clear screen, move cursor
+           "\x1bPq#0;2;0;0;0\x1b\\e"            # DCS (sixel)
+           "\x1b_apc\x9cf"                      # APC, 8-bit ST
+           "\x9b31mg\x9d8;;http://x\x07h"       # 8-bit CSI and OSC
+           "\x1bci\x07\x08\x00j\r\nk\rl\tm\x7fn é✓\n")
+
+
+def test_exec_strips_control_sequences_from_guest_output(running, capsys, monkeypatch):
+    monkeypatch.setattr(FakeBottle, "exec", lambda self, cmd, **kw: Completed(
+        tuple(cmd), 0, HOSTILE, "warn\x1b]52;c;eA==\x07ing\n"))
+    assert cli.main(["exec", "demo", "--", "cat", "x"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "abcdefghij\nkl\tmn é✓\n"
+    assert err == "warning\n"
+
+
+def test_strip_controls_keeps_plain_text_and_drops_an_unterminated_osc():
+    from bottle_ref.termsafe import strip_controls
+
+    text = "line 1\n\tindented — ünïcode ✓\n"
+    assert strip_controls(text) == text
+    assert strip_controls("ok\x1b]52;c;never-terminated") == "ok"
+    assert strip_controls("\x1b[") == "" and strip_controls("\x1b") == ""

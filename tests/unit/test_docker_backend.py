@@ -288,7 +288,8 @@ def test_ca_round_trip_is_one_cp_and_one_sh(host, skill):
     cps = runner.find("docker", "cp", "*", f"{AGENT}:{CA_GUEST_PATH}")
     assert len(cps) == 1
     assert cps[0].argv[2] == str(Path(plan.state_dir) / "egress-ca" / "ca.pem")
-    shs = runner.find("docker", "exec", "-u", "root", "-e", "HOME=/root", AGENT, "sh", "-c",
+    shs = runner.find("docker", "exec", "-u", "root", "-e", "HOME=/root", "-w", "/", AGENT,
+                      "sh", "-c",
                       "*update-ca-certificates*")
     assert len(shs) == 1
     assert shs[0].argv[-1] == (f"chown root:root {CA_GUEST_PATH} && chmod 0644 "
@@ -345,7 +346,7 @@ def test_prompt_contract(host, skill):
 def test_skills_copied_and_chowned(host, skill):
     _, runner, _ = launched(full_spec(skill), host)
     assert ("docker", "cp", str(skill), f"{AGENT}:{SKILLS_DIR}/review") in runner.argvs
-    assert ("docker", "exec", "-u", "root", "-e", "HOME=/root", AGENT, "chown", "-R",
+    assert ("docker", "exec", "-u", "root", "-e", "HOME=/root", "-w", "/", AGENT, "chown", "-R",
             "node:node", f"{SKILLS_DIR}/review") in runner.argvs
 
 
@@ -511,7 +512,7 @@ def test_exec_frames_user_and_keeps_env_values_off_argv(host, skill):
     bottle.exec(["id", "-u"], user="root", env={"PROBE": "value-xyz"}, timeout=5)
     call = runner.calls[-1]
     assert call.argv == ("docker", "exec", "-u", "root", "-e", "HOME=/root", "-e", "PROBE",
-                         AGENT, "id", "-u")
+                         "-w", "/", AGENT, "id", "-u")
     assert call.env_names == ("PROBE",) and call.timeout == 5
     bottle.exec(["true"])
     assert runner.argvs[-1][:6] == ("docker", "exec", "-u", "node", "-e", "HOME=/home/node")
@@ -566,8 +567,14 @@ def test_agent_networks_give_the_host_no_address_and_no_default_route(host, skil
     routes = [a for a in runner.argvs if a[:2] == ("docker", "run") and ctr("routes") in a]
     assert len(routes) == 1 and f"container:{ctr('agent')}" in routes[0]
     assert "NET_ADMIN" in routes[0]
-    agent = [a for a in runner.argvs if a[:2] == ("docker", "create") and ctr("agent") in a]
-    assert agent and "--cap-add" not in agent[0], "the agent itself must get no capability"
+    agent = [a for a in runner.argvs if a[:2] == ("docker", "create")
+             and a[a.index("--name") + 1] == ctr("agent")]
+    assert agent, "no agent container created"
+    # issue 16: every capability dropped, only GUEST_CAPS added back, never NET_ADMIN
+    a = list(agent[0])
+    added = [a[i + 1] for i, x in enumerate(a) if x == "--cap-add"]
+    assert a[a.index("--cap-drop") + 1] == "ALL" and a.index("--cap-drop") < a.index("--cap-add")
+    assert added == ["CHOWN", "DAC_OVERRIDE", "FOWNER"], added
 
 
 def test_handle_and_attach_round_trip(host, skill):
@@ -588,7 +595,8 @@ def test_channel_framing():
     assert ch.exec_argv(["ls"]) == ["docker", "exec", "-u", "node", "-e", "HOME=/home/node",
                                     "c1", "ls"]
     assert ch.exec_argv(["sh"], user="root", tty=True, env={"A": "1"}) == [
-        "docker", "exec", "-i", "-t", "-u", "root", "-e", "HOME=/root", "-e", "A=1", "c1", "sh"]
+        "docker", "exec", "-i", "-t", "-u", "root", "-e", "HOME=/root", "-e", "A=1", "-w", "/",
+        "c1", "sh"]
     assert ch.copy_argv("/h/f", "/g/f") == ["docker", "cp", "/h/f", "c1:/g/f"]
 
 
@@ -732,3 +740,39 @@ def test_a_failed_launch_whose_cleanup_also_fails_keeps_the_launch_error(host, s
         launched(full_spec(skill), host, runner=runner)
     assert any("cleanup after failed launch also failed" in n and ctr("pipelock") in n
                for n in getattr(info.value, "__notes__", []))
+
+
+# -- issue 16: the hardened agent container -------------------------------------------
+
+
+def test_agent_container_is_hardened_with_the_spec_limits(host, skill):
+    import dataclasses
+
+    from bottle_api.spec import Limits
+
+    spec = dataclasses.replace(full_spec(skill), limits=Limits(memory_mib=1024, pids=300,
+                                                                 cpus=1.5))
+    bottle, runner, _ = launched(spec, host)
+    agent = next(list(a) for a in runner.argvs
+                 if a[:2] == ("docker", "create") and a[a.index("--name") + 1].endswith("-agent"))
+
+    def value(flag):
+        return [agent[i + 1] for i, x in enumerate(agent) if x == flag]
+
+    assert value("--security-opt") == ["no-new-privileges"]
+    assert value("--memory") == ["1024m"] and value("--memory-swap") == ["1024m"]
+    assert value("--pids-limit") == ["300"] and value("--cpus") == ["1.5"]
+    assert value("--sysctl") == ["net.ipv6.conf.all.disable_ipv6=1",
+                                 "net.ipv6.conf.default.disable_ipv6=1"]
+    declared = bottle.guest_privileges()
+    assert declared.root_caps == {"CHOWN", "DAC_OVERRIDE", "FOWNER"} and declared.no_new_privs
+    assert (declared.memory_bytes, declared.pids, declared.cpus) == (1024 << 20, 300, 1.5)
+
+
+def test_root_execs_start_in_slash_node_execs_do_not():
+    from bottle_ref.backends.docker import docker_exec_argv
+
+    root = docker_exec_argv("c", ["python3", "-c", "import json"], user="root")
+    assert root[root.index("-w") + 1] == "/" and root.index("-w") < root.index("c")
+    assert "-w" not in docker_exec_argv("c", ["true"], user="node")
+    assert docker_exec_argv("c", ["true"], user="root", workdir="/tmp")[-3:-1] == ["/tmp", "c"]

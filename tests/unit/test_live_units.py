@@ -190,3 +190,64 @@ def test_teardown_oracle():
     assert not problems([["docker", "ps", "-aq", "--filter", "label=k=a"]], made)
     assert is_destructive(["docker", "container", "rm", "a"])
     assert not is_destructive(["docker", "inspect", "a"])
+
+
+# -- issue 16 ----------------------------------------------------------------------------
+
+
+def test_wildcard_canary_counts_udp_by_marker():
+    addrs = tuple(a for a in host_addresses() if a in ("127.0.0.1", "::1")) or ("127.0.0.1",)
+    with Canary(WILDCARD, lifetime=30, udp=True) as c:
+        c.udp_self_test(via=addrs)
+        assert c.udp_hits == len(addrs) and c.hits == 0  # datagrams are not connections
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"xx bottle-live-raw-abc xx", ("127.0.0.1", c.port))
+        c.udp_self_test(via=("127.0.0.1",))  # a barrier: the datagram before it is counted
+        assert [p[0] for p in c.udp_carrying(b"bottle-live-raw-abc")] == ["127.0.0.1"]
+        assert c.udp_carrying(b"bottle-live-raw-other") == []
+
+
+def test_cap_names_reads_docker_default_and_hardened_masks():
+    assert probes.cap_names(0xA80425FB) == frozenset({
+        "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+        "NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT", "MKNOD", "AUDIT_WRITE", "SETFCAP"})
+    assert probes.cap_names(0b1011) == {"CHOWN", "DAC_OVERRIDE", "FOWNER"}
+    assert probes.cap_names(1 << 45) == {"CAP_45"}
+
+
+def test_privileges_script_reads_this_process(tmp_path):
+    """The LIVE-PRIVS script, run here: it reports this process's own uid and
+    capability masks, and None for a cgroup limit of "max"."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-I", "-c", probes._PRIVS_SCRIPT],
+                         capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    assert data["uid"] == os.getuid() and data["CapBnd"] and data["NoNewPrivs"] in ("0", "1")
+    assert probes._limit("max") is None and probes._limit("9223372036854771712") is None
+    assert probes._limit("4294967296") == 4 << 30
+
+
+def test_planted_json_steps_aside_for_the_real_one(tmp_path):
+    """The module LIVE-ROOT-EXEC-CLEAN plants marks its import and then
+    behaves as the real json (node's own python keeps working)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    marker = f"bottle-live-plant-unit{os.getpid()}"
+    (tmp_path / "json.py").write_text(probes._PLANT_BODY % {"marker": marker})
+    try:
+        r = subprocess.run([sys.executable, "-c", "import json; print(json.dumps({'a': 1}))"],
+                           cwd=tmp_path, capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout.strip() == '{"a": 1}', r.stderr
+        mark = Path(f"/tmp/{marker}-json-{os.getuid()}")
+        assert mark.exists()
+        mark.unlink()
+        r = subprocess.run([sys.executable, "-I", "-c", "import json"], cwd=tmp_path)
+        assert r.returncode == 0 and not mark.exists(), "python3 -I imported from its cwd"
+    finally:
+        for p in Path("/tmp").glob(f"{marker}-*"):
+            p.unlink()

@@ -207,7 +207,7 @@ def test_launch_argv_for_a_plain_bottle(backend, host):
     ]
     assert ("docker", "port", f"{IDENT}-bundle", "8888/tcp") in argvs
     proxy = f"http://{h}:41000"
-    assert ("smolvm", "machine", "create", "--name", IDENT, "-I", art, "--cpus", "2", "--mem", "2048",
+    assert ("smolvm", "machine", "create", "--name", IDENT, "-I", art, "--cpus", "2", "--mem", "4096",
             "--net", "--allow-cidr", f"{h}/32",
             "-e", "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
             "-e", f"HTTPS_PROXY={proxy}", "-e", f"https_proxy={proxy}",
@@ -220,8 +220,8 @@ def test_launch_argv_for_a_plain_bottle(backend, host):
     assert ("smolvm", "machine", "cp", str(state / "pipelock-ca" / "ca.pem"),
             f"{IDENT}:{CA_GUEST_PATH}") in argvs
     ca_exec = next(a for a in argvs if any("update-ca-certificates" in t for t in a))
-    assert list(ca_exec[:6]) == ["smolvm", "machine", "exec", "--name", IDENT, "--"]
-    assert ca_exec[6:8] == ("sh", "-c") and len(ca_exec) == 9
+    assert list(ca_exec[:8]) == ["smolvm", "machine", "exec", "--name", IDENT, "-w", "/", "--"]
+    assert ca_exec[8:10] == ("sh", "-c") and len(ca_exec) == 11
     # ordering: image -> pack -> bundle -> port -> create -> start -> probe -> provision
     order = [index_of(runner, "smolvm", "--version"),
              index_of(runner, "docker", "image", "inspect"), index_of(runner, "docker", "save"),
@@ -632,9 +632,11 @@ def test_channel_exec_and_copy_argv():
     ch = SmolvmChannel("m1")
     assert ch.exec_argv(["id"]) == ["smolvm", "machine", "exec", "--name", "m1", *NODE_PREFIX,
                                     "--", *RUNUSER, "id"]
-    assert ch.exec_argv(["id"], user="root") == ["smolvm", "machine", "exec", "--name", "m1", "--", "id"]
+    # issue 16: a root exec starts in / (never node's workdir)
+    assert ch.exec_argv(["id"], user="root") == ["smolvm", "machine", "exec", "--name", "m1",
+                                                 "-w", "/", "--", "id"]
     assert ch.exec_argv(["id"], user="root", env={"A": "1"}) == [
-        "smolvm", "machine", "exec", "--name", "m1", "-e", "A=1", "--", "id"]
+        "smolvm", "machine", "exec", "--name", "m1", "-e", "A=1", "-w", "/", "--", "id"]
     assert ch.exec_argv(["sh"], env={"A": "1"}, tty=True) == [
         "smolvm", "machine", "exec", "--name", "m1", *NODE_PREFIX, "-e", "A=1", "-i", "-t",
         "--", *RUNUSER, "sh"]
@@ -869,3 +871,19 @@ def test_launch_with_an_unreachable_engine_says_so(backend, host):
     with pytest.raises(RuntimeError) as info:
         launched(backend, host, spec(), runner=runner)
     assert "unreachable" in str(info.value) and "not found" not in str(info.value)
+
+
+# -- issue 16: limits from the spec ---------------------------------------------------------
+
+
+def test_spec_limits_size_the_machine_and_the_env_overrides(host):
+    import dataclasses
+
+    from bottle_api.spec import Limits
+
+    spec = dataclasses.replace(BottleSpec(name="demo"), limits=Limits(memory_mib=1536, cpus=2.5))
+    plan = SmolmachinesBackend().prepare(spec, host)
+    assert (plan.cpus, plan.mem_mib) == (3, 1536)  # smolvm --cpus is a whole number: round up
+    env = dict(host.env, BOTTLE_SMOL_CPUS="1", BOTTLE_SMOL_MEM_MIB="512")
+    plan = SmolmachinesBackend().prepare(spec, dataclasses.replace(host, env=env))
+    assert (plan.cpus, plan.mem_mib) == (1, 512)

@@ -357,6 +357,7 @@ def test_full_example_has_every_feature():
     assert not spec.git_user.is_empty()
     assert spec.skills == ((EXAMPLES / "skills" / "review").resolve(),)
     assert spec.cwd == EXAMPLES.parent.resolve()  # the checkout the example lives in
+    assert spec.limits.memory_mib == 4096 and spec.limits.pids == 4096
 
 
 def test_codex_example_forwards_host_credentials():
@@ -617,3 +618,32 @@ def test_bad_codex_skill_is_one_line_exit_2(tmp_path: Path, capsys):
     assert main(["validate", str(spec)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "agent codex cannot load skill 's'" in err, err
+
+
+# -- issue 16: limits -----------------------------------------------------------
+
+
+def test_limits_default_and_override():
+    from bottle_api.spec import Limits, parse_spec
+
+    assert parse_spec("name: a\n").limits == Limits(4096, 4096, 2.0)
+    spec = parse_spec("name: a\nlimits: {memory_mib: 1024, pids: 256, cpus: 0.5}\n")
+    assert spec.limits == Limits(memory_mib=1024, pids=256, cpus=0.5)
+    assert parse_spec("name: a\nlimits: {cpus: 3}\n").limits == Limits(cpus=3.0)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("limits: {memory_mib: 4}", "limits.memory_mib: 4 is out of range (256 to 1048576)"),
+    ("limits: {pids: 1.5}", "limits.pids: must be an integer, got a number '1.5'"),
+    ("limits: {cpus: lots}", "limits.cpus: must be a number, got a string 'lots'"),
+    ("limits: {cpus: .nan}", "limits.cpus: '.nan' is not a number"),
+    ("limits: {cpus: 0}", "limits.cpus: 0 is out of range"),
+    ("limits: {pid: 64}", "unknown key 'pid' (did you mean 'pids'?)"),
+    ("limits: [1]", "limits: this must be a mapping, got a list"),
+])
+def test_bad_limits_are_one_line_errors(text, needle):
+    from bottle_api.spec import SpecError, parse_spec
+
+    with pytest.raises(SpecError) as err:
+        parse_spec(f"name: a\n{text}\n")
+    assert needle in str(err.value) and "\n" not in str(err.value)

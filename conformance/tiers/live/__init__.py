@@ -25,6 +25,7 @@ from .codex import LiveCodexProvisioning
 from .confinement import LiveConfinement
 from .exposure import LiveExposure
 from .gatekeepers import LiveGatekeepers
+from .hardening import LiveHardening
 from .provisioning import LiveProvisioning
 from .support import LiveFixtures
 from .teardown import LiveTeardown
@@ -32,7 +33,8 @@ from .traffic import LiveTraffic
 
 
 class LiveTier(LiveFixtures, LiveTraffic, LiveAgents, LiveConfinement, LiveProvisioning,
-               LiveTeardown, LiveCodexProvisioning, LiveGatekeepers, LiveExposure):
+               LiveTeardown, LiveCodexProvisioning, LiveGatekeepers, LiveExposure,
+               LiveHardening):
     """Live tests; mixed into `BackendConformance`. Need capability ``live``."""
 
 
@@ -53,7 +55,8 @@ def _probe_errors_are_environment(fn):
 # Wrapped where each test is defined (never re-set on LiveTier, which would
 # shadow the mixin's own attribute).
 for _mixin in (LiveFixtures, LiveTraffic, LiveAgents, LiveConfinement, LiveProvisioning,
-               LiveTeardown, LiveCodexProvisioning, LiveGatekeepers, LiveExposure):
+               LiveTeardown, LiveCodexProvisioning, LiveGatekeepers, LiveExposure,
+               LiveHardening):
     for _name, _fn in list(vars(_mixin).items()):
         if _name.startswith("test_") and callable(_fn):
             setattr(_mixin, _name, _probe_errors_are_environment(_fn))

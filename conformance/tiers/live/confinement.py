@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import secrets
 
 from ...live import probes
 from ...live.canary import host_addresses
@@ -46,6 +47,49 @@ class LiveConfinement:
         assert host_canary.hits == before, (
             f"the host canary counted {host_canary.hits - before} connection(s) from the "
             f"guest: {host_canary.peers[before:]}")
+        self._host_from_root_and_raw(live, host_canary, addrs, probe_log)
+
+    @staticmethod
+    def _host_from_root_and_raw(live, host_canary, addrs, probe_log):
+        """Issue 16: the same host service, tried as node AND root, over the
+        guest's IPv6 neighbours (link-local, found by neighbour discovery)
+        and, where the guest may open AF_PACKET sockets (NET_RAW), with
+        hand-framed UDP to every host address (`probes.host_raw`). Every
+        datagram carries a fresh marker the canary looks for."""
+        addrs = host_addresses()  # again: other users' bridges come and go on a shared host
+        v4 = [a for a in addrs if ":" not in a and not a.startswith("127.")]
+        v6 = [a for a in addrs if ":" in a and a != "::1"]
+        tested = host_canary.udp_self_test(via=tuple(v4 + v6))
+        assert tested, f"control failed: the UDP canary was reached via none of {v4 + v6}"
+        v4, v6 = [a for a in v4 if a in tested], [a for a in v6 if a in tested]
+        marker = "bottle-live-raw-" + secrets.token_hex(6)
+        before = host_canary.hits
+        runs = probes.concurrently(*(
+            (lambda u=u: probes.host_raw(live.bottle, v4, v6, host_canary.port, marker,
+                                         user=u, log=probe_log, timeout=HOST_DIAL_S))
+            for u in ("node", "root")))
+        # a barrier: the datagrams sent before it (same sockets) are counted
+        host_canary.udp_self_test(via=tuple(a for a in ("127.0.0.1", "::1") if a in addrs))
+        node, root = runs
+        assert root.uid == 0, f"control failed: the root probe ran as uid {root.uid}"
+        reached = [f"{r.uid and 'node' or 'root'}: {t.target}" for r in runs for t in r.tcp
+                   if t.connected]
+        assert not reached, (
+            f"the guest reached a host service listening on 0.0.0.0/:: (port "
+            f"{host_canary.port}) through a host or neighbour address: {reached} "
+            f"(neighbours: {list(root.neighbours or node.neighbours)})")
+        raw = [f"{'node' if r.uid else 'root'}: {t}" for r in runs for t in r.raw_tcp]
+        assert not raw, (
+            f"root in the guest completed a TCP handshake by hand (AF_PACKET: {root.packet}) "
+            f"with a host service listening on :: (port {host_canary.port}): {raw}")
+        got = host_canary.udp_carrying(marker.encode())
+        assert not got, (
+            f"the host received {len(got)} UDP datagram(s) framed by root in the guest "
+            f"with a raw socket (AF_PACKET: {root.packet}) from {sorted(set(got))[:5]}; "
+            f"sent {list(root.udp_sent)[:6]}")
+        assert host_canary.hits == before, (
+            f"the host canary counted {host_canary.hits - before} connection(s) from root "
+            f"or node in the guest: {host_canary.peers[before:]}")
 
     # -- LIVE-ROUTES --------------------------------------------------------------------
     @clause("LIVE-ROUTES")

@@ -117,8 +117,8 @@ class LiveFixtures:
     @pytest.fixture(scope="class")
     @classmethod
     def host_canary(cls, bottle_settings):
-        """A canary on every host address (0.0.0.0 and ::), as a careless
-        host service listens (LIVE-HOST)."""
-        with Canary(WILDCARD, lifetime=bottle_settings.live_timeout * 10) as c:
+        """A canary on every host address (0.0.0.0 and ::), TCP and UDP, as a
+        careless host service listens (LIVE-HOST)."""
+        with Canary(WILDCARD, lifetime=bottle_settings.live_timeout * 10, udp=True) as c:
             yield c
 
