@@ -212,8 +212,9 @@ def provision_codex_prompt(runner: Runner, channel: GuestChannel, plan: Plan) ->
     the global instructions (codex-rs core/src/agents_md.rs
     ``AgentsMdManager::load_global_instructions``: ``AGENTS.override.md``,
     else ``AGENTS.md``, in CODEX_HOME, first non-empty one). The directory
-    is made as node so ``~/.codex`` stays node's."""
-    if not plan.prompt:
+    is made as node so ``~/.codex`` stays node's. A prompt of white space
+    only is no prompt (Codex skips an AGENTS.md that trims to nothing)."""
+    if not (plan.prompt or "").strip():
         return None
     guest_path = plan.prompt_path if plan.prompt_path != PROMPT_PATH else CODEX_PROMPT_PATH
     local = write_private(plan.state_path("AGENTS.md"), plan.prompt)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from conformance.cli import main
 from conformance.clauses import CLAUSES
 from conformance.outcomes import State
-from conformance.report import ClauseResult, Report, ReportError, markdown, verify
+from conformance.report import ClauseResult, Report, ReportError, markdown, profile_verdicts, verify
 
 
 def _report(results=(), **kw) -> Report:
@@ -285,7 +285,8 @@ def test_fuzz_report_and_verify_print_one_line_per_item(tmp_path, capsys, backen
     out, _ = capsys.readouterr()
     assert not _unsafe(out)
     problems = verify(report)
-    assert len(out.splitlines()) == (1 + len(problems) if code else 1)
+    verdicts = profile_verdicts(report)  # one "profile ..." line each, before the rest
+    assert len(out.splitlines()) == len(verdicts) + (1 + len(problems) if code else 1)
 
 
 # -- issue 17: contract --check --output at what cannot be a contract --------------------
