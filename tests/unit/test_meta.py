@@ -202,7 +202,7 @@ def _isolated(monkeypatch):
     """The outer shell's BOTTLE_* settings must not reach the inner runs."""
     for name in ("BOTTLE_BACKEND", "BOTTLE_REQUIRE", "BOTTLE_CERTIFY", "BOTTLE_REPORT",
                  "BOTTLE_SNAPSHOT_DIR", "BOTTLE_HYPOTHESIS_PROFILE", "BOTTLE_LIVE_TIMEOUT",
-                 "BOTTLE_SMOL_PUBLISH_HOST", "CLAUDE_BOTTLE_IMAGE", "BOTTLE_BUNDLE_IMAGE"):
+                 "BOTTLE_SMOL_SOCKET_ROUTE", "CLAUDE_BOTTLE_IMAGE", "BOTTLE_BUNDLE_IMAGE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -212,7 +212,7 @@ def _isolated(monkeypatch):
 # guest: the argv cannot show them, so they are NOT_SUPPORTED (never PASSED).
 NOT_APPLICABLE: dict[str, dict[str, str]] = {
     "docker": dict.fromkeys(("SMOLVM-ARGV", "SMOLVM-FROM-SIDECAR", "SMOLVM-CP-FILE",
-                             "SMOLVM-VERSION-FIRST", "TSI-ALLOW-NARROW"),
+                             "SMOLVM-VERSION-FIRST", "SMOLVM-NO-NET", "SMOLVM-SOCKETS"),
                             "the docker backend runs no smolvm"),
     "smolmachines": dict.fromkeys(("GUEST-NET-INTERNAL", "GUEST-NET-NO-HOST-ADDR",
                                    "GUEST-NO-PRIVILEGE", "GUEST-NO-HOST-NS",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import ipaddress
 from collections.abc import Mapping, Sequence
 
 from ...argv import topology as argv_topology
@@ -14,6 +12,7 @@ from ...recording import (
     created_resource,
     parse_publish,
 )
+from ...argv.checks import socket_daemon
 from .facts import BUNDLE_ENTRY
 
 # -- topology (PORT-EGRESS-ONLY-WHEN-ROUTED, PROV-GITGATE) ---------------------------
@@ -52,7 +51,8 @@ def _flag_values(argv: Sequence[str], *flags: str) -> list[str]:
 def _topology(rec: Recording) -> tuple[dict[str, _Container], dict | None]:
     """Containers the launch made (networks, aliases, daemons, publishes;
     the agent found by role, `conformance.argv.topology`) and the smolvm
-    agent machine, if any (``{"name", "allow_cidrs"}``)."""
+    agent machine, if any (``{"name", "sockets"}``: its ``--mount-socket``
+    ``(HOST_PATH, GUEST_PATH)`` pairs)."""
     launch = rec.runs("launch")
     found = argv_topology.containers(
         launch, [rec.agent_argvs[t] for t in (False, True) if t in rec.agent_argvs],
@@ -66,7 +66,8 @@ def _topology(rec: Recording) -> tuple[dict[str, _Container], dict | None]:
     for argv in launch:
         res = created_resource(argv)
         if res is not None and res.kind == "machine":
-            machine = {"name": res.name, "allow_cidrs": _flag_values(argv, "--allow-cidr")}
+            sockets = [tuple(v.partition(":")[::2]) for v in _flag_values(argv, "--mount-socket")]
+            machine = {"name": res.name, "sockets": sockets}
     return containers, machine
 
 
@@ -83,19 +84,13 @@ def _reaches(containers: Mapping[str, _Container], machine: dict | None, daemon:
                 return True, f"{c.name} runs {daemon} on the agent's network(s) {sorted(shared)}"
         return False, f"no container running {daemon} shares a network with the agent"
     if machine is not None:
-        nets = []
-        for cidr in machine["allow_cidrs"]:
-            with contextlib.suppress(ValueError):
-                nets.append(ipaddress.ip_network(cidr, strict=False))
-        for c in hosting:
-            for p in c.publishes:
-                if str(p.container_port) != str(port) or p.host_ip is None:
-                    continue
-                with contextlib.suppress(ValueError):
-                    ip = ipaddress.ip_address(p.host_ip.strip("[]"))
-                    if any(ip in n for n in nets):
-                        return True, (f"{c.name} publishes {daemon}'s port {port} on {p.host_ip}, "
-                                      f"inside the guest's --allow-cidr {machine['allow_cidrs']}")
-        return False, f"{daemon}'s port {port} is not published where the guest may dial"
+        # A smolvm guest has no network (SMOLVM-NO-NET): it reaches a daemon
+        # only through a --mount-socket whose host end is <daemon>.sock
+        # (SMOLVM-SOCKETS), served by a container running that daemon.
+        for host, guest in machine["sockets"]:
+            if socket_daemon(host) == daemon and hosting:
+                return True, (f"--mount-socket {host}:{guest} reaches {daemon} "
+                              f"(run by {hosting[0].name})")
+        return False, f"no --mount-socket of the guest serves {daemon} (<...>/{daemon}.sock)"
     not_supported("cannot find the agent in the recorded launch (no container from the "
                   "agent image, no smolvm machine): topology not readable from argv")
