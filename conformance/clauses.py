@@ -580,7 +580,7 @@ GUEST_NO_HOST_MOUNTS = Clause(
     "GUEST-NO-HOST-MOUNTS", MUST,
     "No engine socket and no host path MUST be mounted into the agent guest (docker "
     "-v/--mount bind, --volumes-from, --use-api-socket; smolvm -v, --docker-socket, "
-    "--mount-socket, --ssh-agent).",
+    "--ssh-agent, and any --mount-socket but the bundle daemons' own, SMOLVM-SOCKETS).",
     SNAPSHOT, None,
     "issue 10: nothing looked at an engine socket or host mounts inside the guest",
 )

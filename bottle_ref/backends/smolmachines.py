@@ -68,6 +68,7 @@ import hashlib
 import os
 import platform
 import re
+import select
 import shlex
 import signal
 import stat
@@ -168,7 +169,7 @@ STOP_TIMEOUT = 5  # seconds docker stop waits before SIGKILL (stop_daemon)
 READY_TIMEOUT = 60.0  # seconds to wait for the first successful exec
 READY_PROBE_TIMEOUT = 10.0  # one probe exec may hang on a warming VM
 RELAY_TIMEOUT = 30.0  # seconds for the guest relay (and sockets) to answer
-HOST_RELAY_TIMEOUT = 10.0  # seconds for the host relay to bind its sockets
+HOST_RELAY_TIMEOUT = 30.0  # seconds for the host relay to bind its sockets (a loaded host)
 GUEST_WORKDIR = NODE_HOME
 
 
@@ -251,9 +252,9 @@ def smolvm_version_problem(result: Completed) -> str | None:
                 f"smolvm >= {MIN_SMOLVM_TEXT} is required")
     if version < MIN_SMOLVM:
         have = ".".join(map(str, version))
-        return (f"smolvm {have} is too old: before {MIN_SMOLVM_TEXT}, `machine create --from` "
-                "drops --allow-cidr, so the guest gets unrestricted outbound network "
-                f"(fixed in smolvm {MIN_SMOLVM_TEXT}, f8a6fa62); upgrade to smolvm >= "
+        return (f"smolvm {have} is too old: this backend runs on smolvm >= {MIN_SMOLVM_TEXT} "
+                "only (the releases its argv is checked against; before it `machine create "
+                "--from` also dropped --allow-cidr, f8a6fa62); upgrade to smolvm >= "
                 f"{MIN_SMOLVM_TEXT}")
     return None
 
@@ -582,16 +583,20 @@ def make_socket_dir(plan: Plan, ident: str) -> Path:
     launch; an existing one that is not a private folder of ours is refused)."""
     path = socket_dir(plan, ident)
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.mkdir(mode=0o700)
     except FileExistsError:
-        st = path.lstat()
+        try:
+            st = path.lstat()
+        except FileNotFoundError:  # another recording of the same ident just removed it
+            path.mkdir(mode=0o700)
+            st = path.lstat()
         if not (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
                 and stat.S_IMODE(st.st_mode) == 0o700):
             raise LaunchError(f"{path} exists and is not a private folder of this user; "
                               "refusing to put the bottle's sockets there") from None
-    except FileNotFoundError:
-        raise LaunchError(f"socket folder root {path.parent} does not exist "
-                          f"(set {SOCKET_ROOT_ENV} to an existing folder)") from None
+    except OSError as exc:
+        raise LaunchError(f"cannot make the socket folder {path}: {exc.strerror}") from None
     os.chmod(path, 0o700)
     return path
 
@@ -625,20 +630,27 @@ def start_host_relay(plan: Plan, ident: str, hostports: Mapping[int, int]) -> in
     log = open(Path(plan.state_dir) / "host-relay.log", "ab")
     try:
         proc = subprocess.Popen([sys.executable, SOCKET_RELAY_SCRIPT, *mappings],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                                 start_new_session=True)
     finally:
         log.close()
     host_relay_pidfile(plan).write_text(f"{proc.pid}\n")
-    # A real process whatever the runner: wait for it in real time (bounded,
-    # polled), so a recorded launch sees the same sockets a real one does.
+    # A real process whatever the runner: the relay prints one line per
+    # socket once every socket is bound; read them (select, bounded), so a
+    # recorded launch waits exactly as a real one does, with no sleep.
     deadline = time.monotonic() + HOST_RELAY_TIMEOUT
-    sockets = [host_socket(plan, ident, d) for d in socket_daemons(plan)]
-    while not all(p.exists() for p in sockets):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise LaunchError(f"the host socket relay did not serve {sockets[0].parent} "
-                              f"(see {Path(plan.state_dir) / 'host-relay.log'})")
-        time.sleep(0.05)
+    lines = 0
+    assert proc.stdout is not None
+    with proc.stdout:
+        while lines < len(mappings):
+            left = deadline - time.monotonic()
+            ready = select.select([proc.stdout], [], [], max(left, 0))[0] if left > 0 else []
+            line = proc.stdout.readline() if ready else b""
+            if not line:
+                raise LaunchError(f"the host socket relay did not serve {socket_dir(plan, ident)} "
+                                  f"within {HOST_RELAY_TIMEOUT:g}s (see "
+                                  f"{Path(plan.state_dir) / 'host-relay.log'})")
+            lines += 1
     return proc.pid
 
 
@@ -651,8 +663,9 @@ def stop_host_relay(plan: Plan, ident: str) -> None:
     except (OSError, ValueError):
         return
     try:
+        # No timeout=: subprocess would poll with time.sleep; ps returns at once.
         cmd = subprocess.run(["ps", "-ww", "-o", "command=", "-p", str(pid)], capture_output=True,
-                             text=True, timeout=10).stdout
+                             text=True).stdout
     except (OSError, subprocess.SubprocessError):
         cmd = ""
     if SOCKET_RELAY_SCRIPT in cmd and f"{socket_dir(plan, ident)}/" in cmd:
@@ -665,18 +678,20 @@ def stop_host_relay(plan: Plan, ident: str) -> None:
 
 
 def _wait_gone(pid: int, timeout: float) -> None:
-    """Until ``pid`` has exited (reaped, if it is our child), bounded."""
+    """Until ``pid`` has exited: reaped at once if it is our child (the
+    usual case, close() in the process that launched), else polled (a later
+    `bottle-ref down`), bounded."""
+    try:
+        os.waitpid(pid, 0)
+        return
+    except ChildProcessError:
+        pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return
-        except ChildProcessError:  # not our child: gone once kill(0) fails
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
         time.sleep(0.05)
 
 

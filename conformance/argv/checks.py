@@ -413,6 +413,10 @@ def check_no_host_mounts(argvs: Sequence[Argv], declared: Sequence[str] = ()) ->
             if inv.has(flag):
                 v.problems.append(f"--{flag} hands a host socket to the agent machine: {show(inv.argv)}")
         for value in inv.values("mount-socket"):
+            # A bundle daemon's own socket is the guest's only way to its
+            # daemons (issue 14); SMOLVM-SOCKETS judges which ones.
+            if socket_daemon(str(value).partition(":")[0]) in BUNDLE_SOCKET_DAEMONS:
+                continue
             v.problems.append(f"--mount-socket {value} mounts a host socket into the agent "
                               f"machine: {show(inv.argv)}")
         for value in inv.values("volume"):
@@ -538,6 +542,10 @@ def check_smolvm_no_net(argvs: Sequence[Argv]) -> Verdict:
                               f"plan_launch_network: TSI or virtio-net, DNS forwarded for any "
                               f"name, no port filter): {show(argv)}")
     return v
+
+
+# Daemons whose socket (<daemon>.sock) a smolvm guest may be given (issue 14).
+BUNDLE_SOCKET_DAEMONS = ("egress", "pipelock", "git-gate", "supervise")
 
 
 def _agent_facing(plan) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import dataclasses
 from collections.abc import Mapping, Sequence
 
@@ -94,3 +96,25 @@ def _reaches(containers: Mapping[str, _Container], machine: dict | None, daemon:
         return False, f"no --mount-socket of the guest serves {daemon} (<...>/{daemon}.sock)"
     not_supported("cannot find the agent in the recorded launch (no container from the "
                   "agent image, no smolvm machine): topology not readable from argv")
+
+
+# A guest relay mapping (bottle_bundle.socket_relay): loopback TCP -> a mounted socket.
+_RELAY_MAPPING = re.compile(r"tcp:(?P<host>[0-9.]+|localhost):(?P<port>\d+)=unix:(?P<guest>/\S+)")
+
+
+def relay_addresses(rec: Recording, machine: dict | None, daemon: str) -> set[str]:
+    """``host:port`` addresses at which a smolvm guest (no network,
+    SMOLVM-NO-NET) reaches ``daemon``: those of a relay the launch started
+    with ``tcp:HOST:PORT=unix:GUEST`` where GUEST is the guest end of the
+    ``--mount-socket`` whose host end is ``<daemon>.sock``."""
+    if machine is None:
+        return set()
+    guests = {g for h, g in machine["sockets"] if socket_daemon(h) == daemon}
+    out: set[str] = set()
+    for _, call in rec.indexed("launch"):
+        for tok in call.argv:
+            m = _RELAY_MAPPING.fullmatch(str(tok))
+            if m and m["guest"] in guests:
+                out.add(f"{m['host']}:{int(m['port'])}")
+    return out
+

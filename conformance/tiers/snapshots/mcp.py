@@ -12,16 +12,14 @@ from bottle_api.runner import RecordingRunner
 from bottle_api.conventions import PORTS
 
 from ...recording import Recording, contains_seq, reply_when, subcommand
-from ...argv.checks import socket_daemon
-from ..invariants.topology import _topology
+from ..invariants.topology import _topology, relay_addresses
 from ...scenarios import Scenario, scenario_params
 from .facts import _SUPERVISED
 from .readers import command_at, joined, launch_failed, launched, node_problem, show
 
 
 SUPERVISE_PORT = PORTS["supervise"]
-# A guest relay mapping (bottle_bundle.socket_relay): loopback TCP -> a mounted socket.
-_RELAY_MAPPING = re.compile(r"tcp:(?P<host>[0-9.]+|localhost):(?P<port>\d+)=unix:(?P<guest>/\S+)")
+
 
 
 class McpSnapshots:
@@ -87,12 +85,7 @@ class McpSnapshots:
                 out |= {f"{alias}:{SUPERVISE_PORT}" for alias in c.aliases | {c.name}}
         if machine is None:
             return out
-        guests = {g for h, g in machine["sockets"] if socket_daemon(h) == "supervise"}
-        for _, call in rec.indexed("launch"):
-            for tok in call.argv:
-                m = _RELAY_MAPPING.fullmatch(str(tok))
-                if m and m["guest"] in guests:
-                    out.add(f"{m['host']}:{int(m['port'])}")
+        out |= relay_addresses(rec, machine, "supervise")
         return out
 
     @pytest.mark.parametrize("scenario", scenario_params("PROV-MCP", tier="snapshot",
