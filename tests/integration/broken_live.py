@@ -267,3 +267,28 @@ TestEncodedToken = _case(EncodedTokenBackend)
 TestPublishWide = _case(PublishWideBackend)
 TestLabelKeyTeardown = _case(LabelKeyTeardownBackend)
 TestBalancedPipelock = _case(BalancedPipelockBackend)
+
+
+# --- issue 14: smolmachines, no network but its mounted sockets ---
+
+from bottle_ref.backends.smolmachines import SmolmachinesBackend  # noqa: E402
+
+
+class SmolEngineSocketBackend(SmolmachinesBackend):
+    """Issue 14: the guest must reach exactly its daemons' mounted sockets.
+    Reintroduced: the engine's socket mounted into the machine too
+    (``--mount-socket /var/run/docker.sock:/run/docker.sock``), which on the
+    stand-in is the same bind mount real smolvm's vsock bridge stands for."""
+
+    name: ClassVar[str] = "broken-smol-socket"
+
+    def launch(self, plan, runner, **kw):
+        def rewrite(argv):
+            if argv[:3] == ["smolvm", "machine", "create"]:
+                return [*argv[:5], "--mount-socket", "/var/run/docker.sock:/run/docker.sock",
+                        *argv[5:]]
+            return argv
+        return super().launch(plan, _Rewriting(runner, rewrite), **kw)
+
+
+TestSmolEngineSocket = _case(SmolEngineSocketBackend)
