@@ -929,7 +929,7 @@ class SmolmachinesBackend(Backend):
                 out = runner.run([DOCKER, "port", f"{ident}-bundle", f"{port}/tcp"]).stdout
                 hostports[port] = parse_port(out, container=f"{ident}-bundle", port=port)
             progress("starting the host socket relay")
-            start_host_relay(plan, ident, hostports)
+            self.start_host_relay(plan, ident, hostports)
         wait_for_sockets(runner, bottle, timeout=self.daemon_timeout)
 
         addresses = guest_addresses(plan)
@@ -968,6 +968,11 @@ class SmolmachinesBackend(Backend):
                          timeout=self.daemon_timeout)
         progress("waiting for the guest relay")
         wait_for_guest_relay(runner, bottle.channel, plan, timeout=RELAY_TIMEOUT)
+
+    def start_host_relay(self, plan: SmolmachinesPlan, ident: str,
+                         hostports: Mapping[int, int]) -> None:
+        """Route host-relay: start the host relay (`start_host_relay`)."""
+        start_host_relay(plan, ident, hostports)
 
     def attach(self, plan: Plan, runner: Runner, handle: Mapping) -> SmolmachinesBottle:
         if not isinstance(plan, SmolmachinesPlan):
