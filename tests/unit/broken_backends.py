@@ -1444,9 +1444,10 @@ class AgentHostGateway(_RunnerDefect, DockerBackend):
             argv, ["--add-host", "host.docker.internal:host-gateway"]), **kw)
 
 
-class BundleFixedHostPort(_SmolvmFixed):
+class BundleFixedHostPort(_RunnerDefect, _SmolHostRelay):
     """Issue 10: "fixed host ports (-p 8080:...)". Reintroduced: the bundle's
-    first hop is published on host port 18080 (still on loopback)."""
+    first hop is published on host port 18080 (still on loopback), on the
+    host-relay route (issue 14: the only one on which the bundle publishes)."""
 
     also = _SMOLVM_FIX_ALSO
 
