@@ -292,3 +292,21 @@ class SmolEngineSocketBackend(SmolmachinesBackend):
 
 
 TestSmolEngineSocket = _case(SmolEngineSocketBackend)
+
+
+class SmolNetBackend(SmolmachinesBackend):
+    """Issue 14: the old design, ``--net --allow-cidr 127.77.1.2/32``, on top
+    of the sockets. The stand-in refuses smolvm networking as not modelled,
+    so there the live clauses must come out NOT_SUPPORTED, never PASSED."""
+
+    name: ClassVar[str] = "broken-smol-net"
+
+    def launch(self, plan, runner, **kw):
+        def rewrite(argv):
+            if argv[:3] == ["smolvm", "machine", "create"]:
+                return [*argv[:5], "--net", "--allow-cidr", "127.77.1.2/32", *argv[5:]]
+            return argv
+        return super().launch(plan, _Rewriting(runner, rewrite), **kw)
+
+
+TestSmolNet = _case(SmolNetBackend)
