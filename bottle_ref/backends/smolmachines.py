@@ -381,9 +381,9 @@ def machine_create_argv(plan: SmolmachinesPlan, machine: str, archive: Path,
                         env: Mapping[str, str]) -> list[str]:
     """``-I`` a ``docker save`` archive (absolute path: a local source, no
     registry). No network flag at all; one ``--mount-socket`` per
-    agent-facing daemon (`mount_socket_specs`). ``-w`` is honoured on this path (it is ignored only with
-    ``--from``, 0.8.2 machine.rs ~1545). No ``--``: the image's CMD is the
-    workload."""
+    agent-facing daemon (`mount_socket_specs`). ``-w`` is honoured on this
+    path (it is ignored only with ``--from``, 0.8.2 machine.rs ~1545). No
+    ``--``: the image's CMD is the workload."""
     return [
         SMOLVM, "machine", "create", "--name", machine,
         "-I", str(archive),
@@ -573,7 +573,8 @@ def wait_for_guest_relay(runner: Runner, channel: GuestChannel, plan: Plan, *,
         poll(runner, lambda: runner.run(argv, check=False, timeout=READY_PROBE_TIMEOUT).ok,
              timeout=timeout, what="guest socket relay")
     except TimeoutError:
-        raise LaunchError(f"the guest relay on 127.0.0.1 ({', '.join(map(str, published_ports(plan)))}) "
+        ports = ", ".join(map(str, published_ports(plan)))
+        raise LaunchError(f"the guest relay on 127.0.0.1 ({ports}) "
                           f"did not answer within {timeout:g}s; see {GUEST_RELAY_LOG} in the guest"
                           ) from None
 

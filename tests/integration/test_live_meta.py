@@ -71,7 +71,8 @@ def nested(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("meta")
     tag = "meta" + secrets.token_hex(3)
     engine = Engine(SubprocessRunner())
-    selection = " or ".join(f"({cls} and {sel})" for cls, sel, _, _ in CASES + NOT_SUPPORTED_CASES)
+    selection = " or ".join(f"({cls} and {sel})"
+                            for cls, sel, _, _ in CASES + NOT_SUPPORTED_CASES)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOTTLE_REPORT", "PYTEST_"))}
     env["BOTTLE_LIVE_TAG"] = tag
     try:
