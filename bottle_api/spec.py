@@ -552,6 +552,13 @@ class _SpecReader:
             raise self.fail(path, f"{_one_line(value)[:60]!r} is not a valid bottle name "
                                   "(lowercase letters, digits and '-', starting with a "
                                   "letter or digit, at most 40 characters)", node)
+        if value.endswith("-") or "--" in value:
+            # smolmachines names its machine bottle-<name>-<suffix>, and smolvm
+            # refuses a trailing hyphen or two in a row (1.9.3 src/data/mod.rs
+            # validate_vm_name); NAME_RE already excludes '.' and caps the length.
+            raise self.fail(path, f"'{value}' is not a valid bottle name: it may not end with "
+                                  "'-' or contain '--' (smolvm machine names may not, "
+                                  "validate_vm_name)", node)
         if value in RESERVED_NAMES:
             raise self.fail(path, f"'{value}' is reserved (the CLI keeps its registry "
                                   "under that name); pick another name", node)

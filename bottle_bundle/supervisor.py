@@ -22,6 +22,8 @@ import time
 from collections.abc import Sequence
 
 from . import DAEMONS
+from .socket_relay import ENV as SOCKET_RELAY_ENV
+from .socket_relay import PROG as SOCKET_RELAY
 
 PROG = "bottle-bundle"
 STOP_GRACE = 10.0
@@ -88,10 +90,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ProcessLookupError:
                 pass
 
+    # The smolmachines bundle also serves its daemons on Unix sockets
+    # (`socket_relay`, mappings in BOTTLE_SOCKET_RELAYS); it is supervised
+    # like a daemon: if it dies, the bundle stops.
+    commands = [(name, [sys.executable, "-m", DAEMONS[name]]) for name in names]
+    if os.environ.get(SOCKET_RELAY_ENV, "").strip():
+        commands.append((SOCKET_RELAY, [sys.executable, "-m", "bottle_bundle.socket_relay"]))
     try:
-        for name in names:
+        for name, command in commands:
             proc = subprocess.Popen(
-                [sys.executable, "-m", DAEMONS[name]],
+                command,
                 preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, old_mask),
             )
             procs.append(proc)

@@ -2,7 +2,7 @@
 
 The guest's ``~/.gitconfig`` rewrites each upstream URL to the gate with
 ``insteadOf``; the gate address differs per backend (``git://git-gate:9418``
-on docker, ``git://<publish_host>:<port>`` on smolmachines), so it is a
+on docker, ``git://127.0.0.1:9418``, a guest relay, on smolmachines), so it is a
 parameter here (seed chunk 4d: one neutral renderer, two addresses).
 """
 

@@ -694,8 +694,8 @@ GUEST_NO_HOST_MOUNTS = Clause(
     "GUEST-NO-HOST-MOUNTS", MUST,
     "No engine socket, and no host path beyond the guest paths the backend declares "
     "(Bottle.guest_mounts), MUST be mounted into the agent guest (docker -v/--mount "
-    "bind, --volumes-from, --use-api-socket; smolvm -v, --docker-socket, "
-    "--mount-socket, --ssh-agent).",
+    "bind, --volumes-from, --use-api-socket; smolvm -v, --docker-socket, --ssh-agent, "
+    "and any --mount-socket but the bundle daemons' own, SMOLVM-SOCKETS).",
     SNAPSHOT, None,
     "issue 10: nothing looked at an engine socket or host mounts inside the guest",
 )
@@ -715,15 +715,35 @@ PORT_NO_FIXED = Clause(
     SNAPSHOT, None,
     "issue 10: fixed host ports clash and any publish off loopback exposes the bundle",
 )
-TSI_ALLOW_NARROW = Clause(
-    "TSI-ALLOW-NARROW", MUST,
-    "A smolvm machine MUST NOT get --net without an allow list, and its --allow-cidr/"
-    "--allow-host entries MUST be exactly the first hop's published address (/32).",
+# --- issue 14: smolmachines with no network; the first hop through mounted sockets ---
+# (smolvm-only clauses: NOT_APPLICABLE to a backend that creates no smolvm machine.)
+# TSI-ALLOW-NARROW (issue 10) is retired, its ID never reused: no allow list
+# is narrow enough (no port filter, DNS forwarded for any name, virtio-net's
+# guest `lo` never reaches the host: smolvm 1.9.3 crates/smolvm-network).
+SMOLVM_NO_NET = Clause(
+    "SMOLVM-NO-NET", MUST,
+    "No smolvm command MUST give the guest networking: none of --net, --net-backend, "
+    "--allow-cidr, --allow-host, --outbound-localhost-only, --dns, --network or -p/--port "
+    "on machine create/run/start.",
     SNAPSHOT, None,
-    "issue 10: a TSI allow list broader than the published first hop (0.0.0.0/0, "
-    "127.0.0.0/8, --outbound-localhost-only) reaches host services",
+    "issue 14: any of them makes smolvm attach TSI or virtio-net (1.9.3 "
+    "src/network/launch.rs plan_launch_network, wants_network); virtio-net forwards DNS "
+    "for any name and its CIDR policy has no port filter",
     profile=SMOLVM,
 )
+SMOLVM_SOCKETS = Clause(
+    "SMOLVM-SOCKETS", MUST,
+    "A smolvm machine MUST get exactly one --mount-socket per agent-facing daemon of the "
+    "plan (the first hop: egress when routed, else pipelock; git-gate iff upstreams; "
+    "supervise iff enabled), the host end named <daemon>.sock, each guest path distinct "
+    "and absolute, and no other socket.",
+    SNAPSHOT, None,
+    "issue 14: a guest with no network reaches its daemons only through sockets (smolvm "
+    "1.9.3 src/cli/machine.rs parse_published_sockets); an extra one is a path around "
+    "the first hop, a missing one a dead daemon",
+    profile=SMOLVM,
+)
+
 
 # --- issue 18: profiles (what a backend drives decides which clauses apply) -----
 
@@ -929,20 +949,6 @@ SEED_MAP: Mapping[str, tuple[str, ...]] = {
 # Rendered into CONTRACT.md so a backend author reads the limits beside the rules.
 RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
     (
-        "smolmachines: TSI cannot filter ports",
-        "smolvm's `--allow-cidr` admits whole addresses, not ports, and a guest's "
-        "127.0.0.1 is the host's loopback. The reference backend therefore publishes "
-        "the bundle's agent-facing ports on a dedicated loopback address per bottle "
-        "(127.77.x.y, derived from the bottle name) and allows only `<that address>/32`, "
-        "so LIVE-LOOPBACK holds for host services bound to 127.0.0.1. It does NOT hold "
-        "for host services bound to the wildcard address (0.0.0.0 or ::), which accept "
-        "connections on every loopback address, nor for anything else published on the "
-        "same dedicated address. On macOS only 127.0.0.1 exists until an alias is added "
-        "(`ifconfig lo0 alias 127.77.x.y`); setting BOTTLE_SMOL_PUBLISH_HOST=127.0.0.1 "
-        "restores the seeds' topology, in which every host loopback service is "
-        "reachable from the guest.",
-    ),
-    (
         "The reference pipelock is pipelock-compatible, not pipelock",
         "The bundle's proxy loads pipelock.yaml by pipelock's rules (known keys, its "
         "validators, RE2 regexes, the CA key mode) and enforces as pipelock does: the "
@@ -986,9 +992,8 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
     ),
     (
         "smolmachines: the guest is created from a `docker save` archive",
-        "The reference backend targets smolvm >= 1.8.0 and refuses older ones at launch: "
-        "on 0.8.x..1.7.x `machine create --from` dropped `--allow-cidr` (open egress; "
-        "fixed by f8a6fa62 in v1.8.0). It creates the machine with `-I <absolute path>.tar`, "
+        "The reference backend targets smolvm >= 1.8.0 and refuses older ones at launch "
+        "(every flag it uses exists there; --mount-socket since v1.6.4). It creates the machine with `-I <absolute path>.tar`, "
         "a `docker save` of the local agent image, which smolvm (since v1.1.0, eb6aecfd; "
         "src/data/image_source.rs `classify`) takes as a local archive: no registry. It does "
         "not use `pack create`, which pulls its `-I` from a registry inside a temporary VM "
@@ -1002,12 +1007,12 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "smolmachines on the CI stand-in",
         "Where no smolvm is on PATH, `nox -s integration` runs the smolmachines guest half "
         "on a test-only stand-in (tests/standins/smolvm) that enforces smolvm 1.9.3's "
-        "grammar and file semantics and runs each machine as a container of the engine. It "
-        "does not model TSI: its machines have no network, so the network probes "
-        "(LIVE-LOOPBACK, LIVE-HOST, LIVE-ROUTES, LIVE-BYPASS, LIVE-PIPELOCK, LIVE-AUTH, LIVE-CA-TRUST, "
-        "LIVE-FAILCLOSED, the live half of LAUNCH-PROXY-ENV) are NOT_SUPPORTED there, and "
-        "the report says `smolvm: stand-in`. Only a run on real smolvm certifies the guest's "
-        "network confinement.",
+        "grammar, machine names and file semantics and runs each machine as a container of "
+        "the engine with no network (`--network none`, what smolvm gives a machine without "
+        "--net), each `--mount-socket` a bind mount of the host socket. The live clauses run "
+        "there against the real relays and bundle, and the report says `smolvm: stand-in`. "
+        "The stand-in refuses smolvm networking (--net, --allow-cidr, -p, ...) as not "
+        "modelled, so a backend that uses it is NOT_SUPPORTED there, never PASSED.",
     ),
     (
         "git-gate serves local bare repositories",
@@ -1077,5 +1082,33 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "kernel's capabilities (NET_RAW included) and its limits are the machine's "
         "--cpus/--mem; LIVE-PRIVS (capabilities and cgroup limits shared with the host "
         "kernel) is a container-guest clause, NOT_APPLICABLE to a microVM (issue 16).",
+    ),
+    # --- issue 14 ---
+    (
+        "smolmachines: the sockets' routes, and what only real smolvm shows",
+        "The smolmachines guest has no network: no smolvm flag that implies one (SMOLVM-NO-NET), "
+        "so smolvm attaches no network backend (src/network/launch.rs, "
+        "EffectiveNetworkBackend::None) and the guest has only `lo` and no DNS path. Each "
+        "agent-facing daemon reaches it through one `--mount-socket <root>/<ident>/"
+        "<daemon>.sock:/run/bottle/<daemon>.sock` (SMOLVM-SOCKETS; root is $XDG_RUNTIME_DIR, "
+        "else /tmp, since a socket path is limited to 104-108 bytes; the folder is 0700 "
+        "and removed by close()); in the guest a root-owned "
+        "relay (/usr/local/lib/bottle/socket_relay.py, stdlib only, restarted by a shell "
+        "loop) listens on 127.0.0.1:<daemon port> and forwards to the socket. On Linux "
+        "(route `bind-mount`) the bundle container mounts that folder and its own "
+        "relay listens on the sockets, forwarding to the daemons' 127.0.0.1 ports: the bundle "
+        "publishes no port. On macOS (route `host-relay`; Docker Desktop's engine runs in a "
+        "VM and does not pass Unix sockets through bind mounts) the bundle publishes each "
+        "agent-facing port on host 127.0.0.1 with an engine-chosen port and a host relay "
+        "the launch starts (pid file in the state dir, stopped by close()) serves the "
+        "sockets; any local process can dial those published ports, as on docker. "
+        "`BOTTLE_SMOL_SOCKET_ROUTE` overrides the choice. Only a run on real smolvm shows "
+        "the vsock bridge itself (libkrun dialling the host socket per guest connection, "
+        "src/agent/launcher.rs), the guest agent's socket at GUEST_PATH, the relay surviving "
+        "`machine exec` and a VM restart (it is started at provisioning, not by `--init`), "
+        "and the macOS route end to end: CI has no hardware virtualization and runs the "
+        "stand-in, whose bind mount stands for the vsock bridge. While the guest relay "
+        "restarts (one second), a process of node's could bind its port first and see "
+        "node's own traffic to the first hop.",
     ),
 )

@@ -40,9 +40,8 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "SECRET-ARGV": ("bottle_ref.egress:token_slot", f"{_SMOL}:token_slots"),
     "SECRET-FILES": ("bottle_ref.state:write_state", f"{_DOCKER}:_bring_up"),
     "SECRET-PLAN": ("bottle_api.plan:to_json", "bottle_api.plan:to_dict"),
-    "PORT-LOOPBACK": (f"{_DOCKER}:_bring_up", f"{_SMOL}:bundle_run_argv",
-                      f"{_SMOL}:resolve_publish_host"),
-    "PORT-EGRESS-ONLY-WHEN-ROUTED": (f"{_DOCKER}:agent_facing_daemons", f"{_SMOL}:published_ports"),
+    "PORT-LOOPBACK": (f"{_DOCKER}:_bring_up", f"{_SMOL}:bundle_run_argv"),
+    "PORT-EGRESS-ONLY-WHEN-ROUTED": (f"{_DOCKER}:agent_facing_daemons", f"{_SMOL}:socket_daemons"),
     "LAUNCH-PROXY-ENV": (f"{_DOCKER}:agent_env", f"{_SMOL}:agent_env"),
     "CRED-EXP": ("bottle_ref.credentials:codex_placeholder", "bottle_ref.jwt:exp_of"),
     "CRED-SHAPE": ("bottle_ref.credentials:codex_placeholder",
@@ -122,7 +121,6 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "GUEST-NO-HOST-MOUNTS": (f"{_DOCKER}:_bring_up", f"{_SMOL}:machine_create_argv"),
     "GUEST-NO-HOST-GATEWAY": (f"{_DOCKER}:_bring_up",),
     "PORT-NO-FIXED": (f"{_SMOL}:bundle_run_argv", f"{_SMOL}:machine_create_argv"),
-    "TSI-ALLOW-NARROW": (f"{_SMOL}:machine_create_argv",),
     # issue 14 item 5
     "PROV-CODEX-PROMPT": ("bottle_ref.provision:provision_codex_prompt",
                           "bottle_api.conventions:prompt_path_for"),
@@ -148,6 +146,11 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     # issue 16
     "LIVE-PRIVS": (f"{_DOCKER}:agent_hardening_args", f"{_DOCKER}:DockerBottle.guest_privileges"),
     "LIVE-ROOT-EXEC-CLEAN": (f"{_DOCKER}:docker_exec_argv", f"{_SMOL}:SmolvmChannel.exec_argv"),
+
+
+    # --- issue 14 ---
+    "SMOLVM-NO-NET": (f"{_SMOL}:machine_create_argv", f"{_SMOL}:machine_start_argv"),
+    "SMOLVM-SOCKETS": (f"{_SMOL}:mount_socket_specs", f"{_SMOL}:socket_daemons"),
 }
 
 

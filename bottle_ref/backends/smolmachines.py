@@ -1,17 +1,36 @@
 """The reference ``smolmachines`` backend: the agent in a smolvm microVM.
 
-Topology (BRIEF "smolmachines topology"): one bundle container runs every
-daemon on the bridge ``{ident}-net``; only the agent-facing ports are
-published, on a dedicated host loopback address (``publish_host``):
-egress 9099 iff routed else pipelock 8888, git-gate 9418 iff upstreams,
-supervise 9100 iff enabled. The guest reaches them through TSI (its sockets
-open on the host), allowed only to ``<publish_host>/32``.
+Topology (issue 14): the guest has NO network. No smolvm command gets
+``--net`` or any flag that implies it (``--allow-cidr``, ``--allow-host``,
+``--outbound-localhost-only``, ``--dns``, ``--network``, ``-p``): without
+them smolvm attaches no network backend (1.8.0 and 1.9.3
+``src/network/launch.rs`` ``plan_launch_network``: ``wants_network`` false
+-> ``EffectiveNetworkBackend::None``; ``src/agent/launcher.rs``
+``krun_add_vsock(ctx, 0)``, no INET hijack), so the guest has only ``lo``
+and no DNS path at all. Each agent-facing daemon (egress iff routed else
+pipelock; git-gate iff upstreams; supervise iff enabled) reaches the guest
+through its own ``machine create --mount-socket HOST_PATH:GUEST_PATH``
+(since v1.6.4, b310083f; 1.9.3 ``src/cli/machine.rs``
+``parse_published_sockets`` ~138-240, ``src/agent/launcher.rs`` ~1445-1500:
+libkrun dials HOST_PATH for each guest connection over vsock).
 
-WHY loopback, not the bundle's bridge IP: on Docker Desktop the bridge lives
-in the daemon's VM and is unreachable from the host, but loopback is what
-Docker Desktop forwards. WHY a per-bottle loopback address: ``--allow-cidr``
-has no port filter, so a /32 on 127.0.0.1 would let the guest dial every
-loopback service on the host; 127.77.x.y carries only this bottle's ports.
+- In the guest, `bottle_bundle.socket_relay` (stdlib only), copied in at
+  provisioning to a root-owned absolute path and run as root under a
+  restart loop, listens on ``127.0.0.1:<daemon port>`` and forwards to the
+  mounted socket, so HTTPS_PROXY, git's insteadOf URLs and the MCP URL are
+  plain loopback TCP, the same on every host.
+- On the host, HOST_PATH is ``<socket_root>/<ident>/<daemon>.sock``
+  (socket_root: $XDG_RUNTIME_DIR, else /tmp: sun_path is short). Route
+  ``bind-mount`` (Linux, where the engine shares Unix sockets through bind
+  mounts): the bundle container mounts that folder and its own relay
+  (``BOTTLE_SOCKET_RELAYS``) listens there, forwarding to the daemon's
+  ``127.0.0.1`` port; the bundle publishes no port at all. Route
+  ``host-relay`` (macOS: Docker Desktop does not pass Unix sockets through
+  bind mounts): the bundle publishes each agent-facing port on host
+  ``127.0.0.1`` (ephemeral) and a host relay the launch starts (its pid file
+  in the state dir, which the journaled handle names) listens on the
+  sockets; close() stops it. ``BOTTLE_SMOL_SOCKET_ROUTE`` overrides the
+  choice.
 
 ``smolvm machine exec`` runs as the image's USER (smolvm 1.9.3
 ``src/cli/machine.rs`` ``ExecCmd::run`` -> ``resolve_image_runtime_defaults``
@@ -46,29 +65,38 @@ smolvm as it really is (each fact read in smol-machines/smolvm at v1.9.3):
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 import os
 import platform
 import re
+import select
+import shlex
+import signal
+import stat
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+import bottle_bundle.socket_relay as socket_relay
 
 from .. import egress, pipelock, pty_resize, tar_pipe
 from ..ca import CaFiles, bottle_ca_certificates, ensure_ca
 from bottle_api.host import HostContext
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from ..planning import auto_routes, build_plan, first_hop_for
-from ..provision import NODE, NODE_HOME, ROOT, Addresses, GuestChannel, provision
+from ..provision import NODE, NODE_HOME, ROOT, Addresses, GuestChannel, guest_copy, provision
 from bottle_api.runner import READY, Completed, RecordingRunner, Runner, poll
 from bottle_api.spec import BottleSpec, SpecError
 from ..state import remove_state, state_files, write_state
 from ..supervise import MCP_PATH
 from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle, Progress, _quiet
 from .docker import (
+    DAEMON_PROBE_TIMEOUT,
     DAEMON_READY_TIMEOUT,
     agent_facing_daemons,
     container_addresses,
@@ -94,10 +122,14 @@ LABEL = LABEL_KEY
 PTY_RESIZE_SCRIPT = str(Path(pty_resize.__file__).resolve())
 # The directory copier, by absolute path for the same reason.
 TAR_PIPE_SCRIPT = str(Path(tar_pipe.__file__).resolve())
+# The socket relay (stdlib only): copied into the guest, run by the bundle
+# as a module, and on a host-relay host run from here.
+SOCKET_RELAY_SCRIPT = str(Path(socket_relay.__file__).resolve())
 
-# The oldest smolvm whose `machine create` keeps --allow-cidr on every path
-# (f8a6fa62, v1.8.0) and that has every flag used here (-n/--name on
-# create/delete: v1.0.2; -I <archive>: v1.1.0).
+# The oldest smolvm this backend runs on: every flag used here exists from
+# it on (-n/--name on create/delete: v1.0.2; -I <archive>: v1.1.0;
+# --mount-socket: v1.6.4, b310083f), and 0.8.x..1.7.x also dropped
+# --allow-cidr on `create --from` (f8a6fa62, v1.8.0) should anyone add it.
 MIN_SMOLVM = (1, 8, 0)
 MIN_SMOLVM_TEXT = "1.8.0"
 SCRIPTED_SMOLVM = "1.9.3"  # what a recorded launch's `smolvm --version` answers
@@ -106,7 +138,10 @@ _VERSION_RE = re.compile(r"\bsmolvm\s+v?(\d+)\.(\d+)\.(\d+)")
 # What the test-only stand-in prints after its version line (tests/standins/smolvm).
 STANDIN_MARKER = "bottle-conformance stand-in"
 
-PUBLISH_HOST_ENV = "BOTTLE_SMOL_PUBLISH_HOST"
+SOCKET_ROUTE_ENV = "BOTTLE_SMOL_SOCKET_ROUTE"
+ROUTE_BIND_MOUNT = "bind-mount"  # the bundle listens on the sockets (Linux)
+ROUTE_HOST_RELAY = "host-relay"  # a host relay the launch starts (macOS)
+SOCKET_ROUTES = (ROUTE_BIND_MOUNT, ROUTE_HOST_RELAY)
 CPUS_ENV = "BOTTLE_SMOL_CPUS"
 # Where the agent image's `docker save` archive is cached (default: beside
 # the state root); a cache dir that outlives the run saves one `docker save`.
@@ -117,8 +152,23 @@ DEFAULT_MEM_MIB = 2048
 
 # pipelock is reached by egress on the bundle's own loopback (same netns).
 PIPELOCK_URL = "http://127.0.0.1:8888"
-PIPELOCK_LISTEN_INTERNAL = "127.0.0.1:8888"  # routed: only egress may dial it
-PIPELOCK_LISTEN_PUBLISHED = "0.0.0.0:8888"  # unrouted: docker's port forward dials it
+PIPELOCK_LISTEN_INTERNAL = "127.0.0.1:8888"  # only egress or the bundle's relay dial it
+PIPELOCK_LISTEN_PUBLISHED = "0.0.0.0:8888"  # host-relay route, unrouted: docker's forward
+
+# Where the sockets live: the host's per-launch folder ``<root>/<ident>``
+# (root: $XDG_RUNTIME_DIR, else /tmp; short, since sun_path is 104-108
+# bytes; made 0700 by launch, removed by close), the bundle's view of it
+# (bind-mount route), and the guest path of each mounted socket. A socket
+# is named after its daemon.
+SOCKET_ROOT_ENV = "XDG_RUNTIME_DIR"
+DEFAULT_SOCKET_ROOT = "/tmp"
+BUNDLE_SOCKET_DIR = "/run/bottle/sockets"
+GUEST_SOCKET_DIR = "/run/bottle"
+GUEST_RELAY = "/usr/local/lib/bottle/socket_relay.py"  # root-owned, run as root
+GUEST_RELAY_LOG = "/var/log/bottle-socket-relay.log"
+HOST_RELAY_PIDFILE = "host-relay.pid"
+# sun_path is 108 bytes on Linux, 104 on macOS: a longer host path cannot be bound.
+SOCKET_PATH_MAX = 103
 
 # An extra CA bundle both proxies trust for upstream TLS (UPSTREAM_CA_ENV).
 UPSTREAM_CA_MOUNT = "/etc/bottle/upstream-ca.pem"
@@ -127,6 +177,8 @@ STOP_TIMEOUT = 5  # seconds docker stop waits before SIGKILL (stop_daemon)
 
 READY_TIMEOUT = 60.0  # seconds to wait for the first successful exec
 READY_PROBE_TIMEOUT = 10.0  # one probe exec may hang on a warming VM
+RELAY_TIMEOUT = 30.0  # seconds for the guest relay (and sockets) to answer
+HOST_RELAY_TIMEOUT = 30.0  # seconds for the host relay to bind its sockets (a loaded host)
 GUEST_WORKDIR = NODE_HOME
 
 
@@ -144,39 +196,30 @@ class LaunchError(RuntimeError):
 
 @dataclass(frozen=True, kw_only=True)
 class SmolmachinesPlan(Plan):
-    """`Plan` plus where the bundle's ports are published and the VM's size."""
+    """`Plan` plus how the guest's sockets reach the bundle and the VM's size."""
 
-    publish_host: str  # dedicated host loopback address for this bottle
-    allow_cidr: str  # the guest's only TSI destination: <publish_host>/32
+    socket_route: str = ROUTE_BIND_MOUNT  # ROUTE_BIND_MOUNT or ROUTE_HOST_RELAY
+    socket_root: str = DEFAULT_SOCKET_ROOT  # the host folder of <ident>/<daemon>.sock
     cpus: int = DEFAULT_CPUS
     mem_mib: int = DEFAULT_MEM_MIB
     upstream_ca_file: str | None = None  # host PEM both proxies trust upstream
     cache_dir: str | None = None  # where the agent image archive is cached
 
 
-def default_publish_host(bottle: str) -> str:
-    """127.77.X.Y with X, Y in 1..254 from a stable hash of the bottle name."""
-    digest = hashlib.sha256(bottle.encode("utf-8")).digest()
-    return f"127.77.{digest[0] % 254 + 1}.{digest[1] % 254 + 1}"
+def default_socket_route(system: str) -> str:
+    """Docker Desktop on macOS does not pass Unix sockets through bind
+    mounts (its engine runs in a VM), so there a host relay serves them;
+    everywhere else the bundle listens on them through a bind mount."""
+    return ROUTE_HOST_RELAY if system == "Darwin" else ROUTE_BIND_MOUNT
 
 
-def resolve_publish_host(bottle: str, env: Mapping[str, str]) -> str:
-    """The env override (e.g. 127.0.0.1 on macOS, where only that loopback
-    address exists by default) or the derived address. Must be IPv4 loopback:
-    the bundle's ports may never be published anywhere else."""
-    raw = env.get(PUBLISH_HOST_ENV, "").strip()
+def resolve_socket_route(env: Mapping[str, str], system: str) -> str:
+    raw = env.get(SOCKET_ROUTE_ENV, "").strip()
     if not raw:
-        return default_publish_host(bottle)
-    try:
-        addr = ipaddress.ip_address(raw)
-    except ValueError:
-        raise ValueError(f"{PUBLISH_HOST_ENV}={raw!r} is not an IP address") from None
-    if addr.version != 4 or not addr.is_loopback:
-        raise ValueError(
-            f"{PUBLISH_HOST_ENV}={raw!r} must be an IPv4 loopback address (127.x.y.z): "
-            "bundle ports are published on host loopback only"
-        )
-    return str(addr)
+        return default_socket_route(system)
+    if raw not in SOCKET_ROUTES:
+        raise ValueError(f"{SOCKET_ROUTE_ENV}={raw!r} must be one of {', '.join(SOCKET_ROUTES)}")
+    return raw
 
 
 def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -223,38 +266,75 @@ def smolvm_version_problem(result: Completed) -> str | None:
                 f"smolvm >= {MIN_SMOLVM_TEXT} is required")
     if version < MIN_SMOLVM:
         have = ".".join(map(str, version))
-        return (f"smolvm {have} is too old: before {MIN_SMOLVM_TEXT}, `machine create --from` "
-                "drops --allow-cidr, so the guest gets unrestricted outbound network "
-                f"(fixed in smolvm {MIN_SMOLVM_TEXT}, f8a6fa62); upgrade to smolvm >= "
+        return (f"smolvm {have} is too old: this backend runs on smolvm >= {MIN_SMOLVM_TEXT} "
+                "only (the releases its argv is checked against; before it `machine create "
+                "--from` also dropped --allow-cidr, f8a6fa62); upgrade to smolvm >= "
                 f"{MIN_SMOLVM_TEXT}")
     return None
 
 
-def loopback_alias_problem(publish_host: str, uname: str, ifconfig: str) -> str | None:
-    """On macOS only 127.0.0.1 is configured on lo0 by default (Linux routes
-    all of 127/8 to lo): a dedicated 127.77.x.y must be added by hand. One
-    line saying so, the command that adds it, and what the fallback costs."""
-    if uname.strip() != "Darwin" or publish_host == "127.0.0.1":
-        return None
-    if re.search(rf"\binet {re.escape(publish_host)}\b", ifconfig):
-        return None
-    return (f"the bottle's loopback address {publish_host} is not configured on lo0 "
-            f"(macOS has only 127.0.0.1 by default): add it with "
-            f"`sudo ifconfig lo0 alias {publish_host} up`, or set "
-            f"{PUBLISH_HOST_ENV}=127.0.0.1 to publish on 127.0.0.1 instead, which lets the "
-            "guest reach every service listening on the host's 127.0.0.1 "
-            "(--allow-cidr has no port filter)")
+def socket_daemons(plan: Plan) -> tuple[str, ...]:
+    """The agent-facing daemons, one socket each, in order: egress iff
+    routed, else pipelock (never both: the agent has exactly one first
+    hop), then git-gate iff upstreams, supervise iff enabled."""
+    out = [EGRESS if plan.routed else PIPELOCK]
+    out += [d for d in (GIT_GATE, SUPERVISE) if d in plan.daemons]
+    return tuple(out)
 
 
 def published_ports(plan: Plan) -> tuple[int, ...]:
-    """Agent-facing container ports, in publish order. Egress iff routed,
-    else pipelock (never both: the agent has exactly one first hop)."""
-    ports = [PORTS[EGRESS] if plan.routed else PORTS[PIPELOCK]]
-    if GIT_GATE in plan.daemons:
-        ports.append(PORTS[GIT_GATE])
-    if SUPERVISE in plan.daemons:
-        ports.append(PORTS[SUPERVISE])
-    return tuple(ports)
+    """The agent-facing daemons' container ports, in `socket_daemons` order:
+    what the guest relay listens on, and (host-relay route only) what the
+    bundle publishes on host 127.0.0.1."""
+    return tuple(PORTS[d] for d in socket_daemons(plan))
+
+
+def socket_root(env: Mapping[str, str]) -> str:
+    """$XDG_RUNTIME_DIR (per user, 0700) when set and absolute, else /tmp."""
+    raw = env.get(SOCKET_ROOT_ENV, "").strip().rstrip("/")
+    return raw if raw.startswith("/") else DEFAULT_SOCKET_ROOT
+
+
+def socket_dir(plan: Plan, ident: str) -> Path:
+    """``<socket_root>/<ident>``: this launch's sockets, and nothing else."""
+    return Path(getattr(plan, "socket_root", DEFAULT_SOCKET_ROOT)) / ident
+
+
+def host_socket(plan: Plan, ident: str, daemon: str) -> Path:
+    """``<socket_root>/<ident>/<daemon>.sock``."""
+    return socket_dir(plan, ident) / f"{daemon}.sock"
+
+
+def guest_socket(daemon: str) -> str:
+    return f"{GUEST_SOCKET_DIR}/{daemon}.sock"
+
+
+def mount_socket_specs(plan: Plan, ident: str) -> list[str]:
+    """One ``HOST_PATH:GUEST_PATH`` per agent-facing daemon."""
+    return [f"{host_socket(plan, ident, d)}:{guest_socket(d)}" for d in socket_daemons(plan)]
+
+
+def guest_relay_mappings(plan: Plan) -> list[str]:
+    """The guest relay's ``tcp:127.0.0.1:PORT=unix:GUEST_SOCKET`` mappings."""
+    return [f"tcp:127.0.0.1:{PORTS[d]}=unix:{guest_socket(d)}" for d in socket_daemons(plan)]
+
+
+def bundle_relay_mappings(plan: Plan) -> list[str]:
+    """The bundle relay's ``unix:<bundle socket>=tcp:127.0.0.1:PORT`` mappings."""
+    return [f"unix:{BUNDLE_SOCKET_DIR}/{d}.sock=tcp:127.0.0.1:{PORTS[d]}"
+            for d in socket_daemons(plan)]
+
+
+def guest_addresses(plan: Plan) -> Addresses:
+    """Plain loopback TCP in the guest, where the relay listens (known
+    before launch: the daemon's own port)."""
+    first = EGRESS if plan.routed else PIPELOCK
+    return Addresses(
+        proxy_url=f"http://127.0.0.1:{PORTS[first]}",
+        git_gate_url=(f"git://127.0.0.1:{PORTS[GIT_GATE]}" if GIT_GATE in plan.daemons else None),
+        supervise_url=(f"http://127.0.0.1:{PORTS[SUPERVISE]}{MCP_PATH}"
+                       if SUPERVISE in plan.daemons else None),
+    )
 
 
 # -- argv builders (pure) -----------------------------------------------------
@@ -316,16 +396,16 @@ class SmolvmChannel(GuestChannel):
 def machine_create_argv(plan: SmolmachinesPlan, machine: str, archive: Path,
                         env: Mapping[str, str]) -> list[str]:
     """``-I`` a ``docker save`` archive (absolute path: a local source, no
-    registry). ``-w`` is honoured on this path (it is ignored only with
-    ``--from``, 0.8.2 machine.rs ~1545). No ``--``: the image's CMD is the
-    workload."""
+    registry). No network flag at all; one ``--mount-socket`` per
+    agent-facing daemon (`mount_socket_specs`). ``-w`` is honoured on this
+    path (it is ignored only with ``--from``, 0.8.2 machine.rs ~1545). No
+    ``--``: the image's CMD is the workload."""
     return [
         SMOLVM, "machine", "create", "--name", machine,
         "-I", str(archive),
         "--cpus", str(plan.cpus),
         "--mem", str(plan.mem_mib),
-        "--net",
-        "--allow-cidr", plan.allow_cidr,
+        *(a for spec in mount_socket_specs(plan, machine) for a in ("--mount-socket", spec)),
         *_env_flags(env),
         "-w", GUEST_WORKDIR,
     ]
@@ -381,15 +461,23 @@ def token_slots(plan: Plan) -> list[str]:
 
 
 def bundle_run_argv(plan: SmolmachinesPlan, ident: str) -> list[str]:
-    """One container, every daemon; only agent-facing ports published, and
-    only on ``publish_host``. Token slots are bare ``-e NAME``: their values
-    come from the runner's ``env=``, never argv."""
+    """One container, every daemon. Route bind-mount: no port published;
+    the bundle's relay serves the agent-facing daemons on Unix sockets in
+    the mounted `socket_dir`. Route host-relay: each agent-facing
+    port published on host ``127.0.0.1`` (ephemeral), for the host relay.
+    Token slots are bare ``-e NAME``: their values come from the runner's
+    ``env=``, never argv."""
     argv = [DOCKER, "run", "-d", "--name", f"{ident}-bundle",
             "--network", f"{ident}-net", "--label", f"{LABEL}={ident}"]
-    for port in published_ports(plan):
-        argv += ["-p", f"{plan.publish_host}::{port}"]
+    if plan.socket_route == ROUTE_HOST_RELAY:
+        for port in published_ports(plan):
+            argv += ["-p", f"127.0.0.1::{port}"]
     for source, target in bundle_mounts(plan):
         argv += _mount(source, target)
+    if plan.socket_route == ROUTE_BIND_MOUNT:
+        argv += ["--mount", f"type=bind,source={socket_dir(plan, ident)},"
+                            f"target={BUNDLE_SOCKET_DIR}"]
+        argv += ["-e", f"{socket_relay.ENV}={' '.join(bundle_relay_mappings(plan))}"]
     argv += ["-e", f"{egress.UPSTREAM_ENV}={plan.egress.upstream_proxy}"]
     if plan.git_gate and plan.git_gate.upstreams:
         # git-gate serves (and creates) exactly these bare repos.
@@ -418,16 +506,16 @@ def parse_port(stdout: str, *, container: str, port: int) -> int:
 
 def agent_env(plan: SmolmachinesPlan, addresses: Addresses | None) -> dict[str, str]:
     """The guest's environment: the plan's guest_env, then the proxy
-    variables (launch owns the hop; its port is known only after `docker
-    port`). Lower-case twins too, since curl honours only ``http_proxy`` for
-    plain http. git-gate and supervise share ``publish_host`` and are
-    dialled directly, hence NO_PROXY."""
+    variables (the first hop's guest relay on 127.0.0.1). Lower-case twins
+    too, since curl honours only ``http_proxy`` for plain http. git-gate
+    and supervise are guest-loopback relays too, dialled directly, hence
+    NO_PROXY."""
     env = dict(plan.guest_env)
     if addresses is None:
         return env
     for key, value in (("HTTPS_PROXY", addresses.proxy_url),
                        ("HTTP_PROXY", addresses.proxy_url),
-                       ("NO_PROXY", plan.publish_host)):
+                       ("NO_PROXY", "127.0.0.1,localhost")):
         env[key] = value
         env[key.lower()] = value
     return env
@@ -440,6 +528,188 @@ def _missing_token_error(plan: Plan) -> SpecError:
         f"token environment variable is not set on the host{extra}",
         file=plan.spec_source, key=key, line=plan.spec_lines.get(key),
     )
+
+
+# -- the socket relays ---------------------------------------------------------
+
+
+def bundle_socket_probe_argv(plan: Plan, ident: str) -> list[str]:
+    """One ``docker exec``: every agent-facing socket exists in the bundle."""
+    checks = " && ".join(f"test -S {shlex.quote(f'{BUNDLE_SOCKET_DIR}/{d}.sock')}"
+                         for d in socket_daemons(plan))
+    return [DOCKER, "exec", f"{ident}-bundle", "sh", "-c", checks]
+
+
+def wait_for_sockets(runner: Runner, bottle: "SmolmachinesBottle", *, timeout: float) -> None:
+    """Poll (bounded) until every host socket exists: before the machine is
+    created, so no guest connection ever meets a missing socket."""
+    plan = bottle.plan
+    if plan.socket_route == ROUTE_BIND_MOUNT:
+        argv = bundle_socket_probe_argv(plan, bottle.ident)
+        check = lambda: runner.run(argv, check=False, timeout=DAEMON_PROBE_TIMEOUT).ok  # noqa: E731
+    else:
+        check = lambda: all(host_socket(plan, bottle.ident, d).exists()  # noqa: E731
+                            for d in socket_daemons(plan))
+    try:
+        poll(runner, check, timeout=timeout, what="bundle sockets")
+    except TimeoutError:
+        raise LaunchError(f"the bundle's sockets under {socket_dir(plan, bottle.ident)} did "
+                          f"not appear within {timeout:g}s ({plan.socket_route} route); see "
+                          f"`docker logs {bottle.ident}-bundle`") from None
+
+
+def guest_relay_argv(plan: Plan) -> list[str]:
+    """The guest relay, as root, detached, restarted if it ever exits (a
+    one-second pause between restarts, so a broken relay does not spin)."""
+    loop = 'while :; do python3 "$0" "$@"; sleep 1; done'
+    return ["sh", "-c",
+            f'exec setsid -f sh -c {shlex.quote(loop)} "$@" </dev/null >>{GUEST_RELAY_LOG} 2>&1',
+            "sh", GUEST_RELAY, *guest_relay_mappings(plan)]
+
+
+def start_guest_relay(runner: Runner, channel: GuestChannel, plan: Plan) -> None:
+    """Copy the relay in (``machine cp`` makes it root's, parents too) and
+    start it as root: node can neither replace nor stop it."""
+    guest_copy(runner, channel, SOCKET_RELAY_SCRIPT, GUEST_RELAY)
+    runner.run(channel.exec_argv(["chmod", "0755", GUEST_RELAY], user=ROOT))
+    runner.run(channel.exec_argv(guest_relay_argv(plan), user=ROOT))
+
+
+def guest_relay_probe_argv(plan: Plan) -> list[str]:
+    script = ("import socket,sys\n"
+              "for p in sys.argv[1:]:\n"
+              "    socket.create_connection(('127.0.0.1', int(p)), 3).close()\n")
+    return ["python3", "-c", script, *map(str, published_ports(plan))]
+
+
+def wait_for_guest_relay(runner: Runner, channel: GuestChannel, plan: Plan, *,
+                         timeout: float) -> None:
+    argv = channel.exec_argv(guest_relay_probe_argv(plan), user=ROOT)
+    try:
+        poll(runner, lambda: runner.run(argv, check=False, timeout=READY_PROBE_TIMEOUT).ok,
+             timeout=timeout, what="guest socket relay")
+    except TimeoutError:
+        ports = ", ".join(map(str, published_ports(plan)))
+        raise LaunchError(f"the guest relay on 127.0.0.1 ({ports}) "
+                          f"did not answer within {timeout:g}s; see {GUEST_RELAY_LOG} in the guest"
+                          ) from None
+
+
+def make_socket_dir(plan: Plan, ident: str) -> Path:
+    """``<socket_root>/<ident>``, new and 0700 (the ident is unique per
+    launch; an existing one that is not a private folder of ours is refused)."""
+    path = socket_dir(plan, ident)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        try:
+            st = path.lstat()
+        except FileNotFoundError:  # another recording of the same ident just removed it
+            path.mkdir(mode=0o700)
+            st = path.lstat()
+        if not (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+                and stat.S_IMODE(st.st_mode) == 0o700):
+            raise LaunchError(f"{path} exists and is not a private folder of this user; "
+                              "refusing to put the bottle's sockets there") from None
+    except OSError as exc:
+        raise LaunchError(f"cannot make the socket folder {path}: {exc.strerror}") from None
+    os.chmod(path, 0o700)
+    return path
+
+
+def remove_socket_dir(plan: Plan, ident: str) -> None:
+    """Remove the launch's socket folder (its sockets and the relay's
+    files only; idempotent)."""
+    path = socket_dir(plan, ident)
+    try:
+        if path.is_symlink() or not path.is_dir():
+            return
+        for entry in path.iterdir():
+            if entry.is_socket() or entry.is_file():
+                entry.unlink(missing_ok=True)
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def host_relay_pidfile(plan: Plan) -> Path:
+    return Path(plan.state_dir) / HOST_RELAY_PIDFILE
+
+
+def start_host_relay(plan: Plan, ident: str, hostports: Mapping[int, int]) -> int:
+    """Route host-relay: ``<socket_dir>/<daemon>.sock`` ->
+    ``127.0.0.1:<published port>``, a detached process whose pid file is in
+    the state dir (the journaled handle names the state dir, so a crashed
+    `up` can still stop it; close() does)."""
+    mappings = [f"unix:{host_socket(plan, ident, d)}=tcp:127.0.0.1:{hostports[PORTS[d]]}"
+                for d in socket_daemons(plan)]
+    log = open(Path(plan.state_dir) / "host-relay.log", "ab")
+    try:
+        proc = subprocess.Popen([sys.executable, SOCKET_RELAY_SCRIPT, *mappings],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                                start_new_session=True)
+    finally:
+        log.close()
+    host_relay_pidfile(plan).write_text(f"{proc.pid}\n")
+    # A real process whatever the runner: the relay prints one line per
+    # socket once every socket is bound; read them (select, bounded), so a
+    # recorded launch waits exactly as a real one does, with no sleep.
+    deadline = time.monotonic() + HOST_RELAY_TIMEOUT
+    lines = 0
+    assert proc.stdout is not None
+    with proc.stdout:
+        while lines < len(mappings):
+            left = deadline - time.monotonic()
+            ready = select.select([proc.stdout], [], [], max(left, 0))[0] if left > 0 else []
+            line = proc.stdout.readline() if ready else b""
+            if not line:
+                raise LaunchError(f"the host socket relay did not serve {socket_dir(plan, ident)} "
+                                  f"within {HOST_RELAY_TIMEOUT:g}s (see "
+                                  f"{Path(plan.state_dir) / 'host-relay.log'})")
+            lines += 1
+    return proc.pid
+
+
+def stop_host_relay(plan: Plan, ident: str) -> None:
+    """Stop the host relay named in the pid file, if it is still ours (its
+    command line names our relay and this state dir); idempotent."""
+    pidfile = host_relay_pidfile(plan)
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        # No timeout=: subprocess would poll with time.sleep; ps returns at once.
+        cmd = subprocess.run(["ps", "-ww", "-o", "command=", "-p", str(pid)], capture_output=True,
+                             text=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        cmd = ""
+    if SOCKET_RELAY_SCRIPT in cmd and f"{socket_dir(plan, ident)}/" in cmd:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        _wait_gone(pid, HOST_RELAY_TIMEOUT)
+    pidfile.unlink(missing_ok=True)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Until ``pid`` has exited: reaped at once if it is our child (the
+    usual case, close() in the process that launched), else polled (a later
+    `bottle-ref down`), bounded."""
+    try:
+        os.waitpid(pid, 0)
+        return
+    except ChildProcessError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 # -- bottle -------------------------------------------------------------------
@@ -519,11 +789,17 @@ class SmolmachinesBottle(Bottle):
             if not result.ok:
                 still, why = remaining(self.runner, kind, [name], result)
                 left += [f"{kind} {n}" + (f" ({why})" if why else "") for n in still]
+        stop_host_relay(self.plan, self.ident)
+        remove_socket_dir(self.plan, self.ident)
         if left:
             raise LaunchError(f"bottle {self.ident}: cannot prove teardown removed "
                               + "; ".join(left))
         remove_state(self.plan.state_dir)
         self._closed = True
+
+    def guest_mounts(self) -> tuple[str, ...]:
+        """The mounted sockets: the only host files the guest sees."""
+        return tuple(guest_socket(d) for d in socket_daemons(self.plan))
 
     # -- live-tier hooks ---------------------------------------------------
     def outbound_network(self) -> str:
@@ -532,7 +808,7 @@ class SmolmachinesBottle(Bottle):
 
     def internal_endpoints(self) -> dict[str, tuple[str, ...]]:
         """The bundle's bridge addresses of the daemon that is not the first
-        hop (the guest may reach only ``publish_host``, so these must fail)."""
+        hop (the guest has no network, so these must fail)."""
         daemon = PIPELOCK if self.plan.routed else EGRESS
         return {daemon: container_addresses(self.runner, f"{self.ident}-bundle", PORTS[daemon])}
 
@@ -554,7 +830,9 @@ class SmolmachinesBottle(Bottle):
             "backend": SmolmachinesBackend.name,
             "ident": self.ident,
             "machine": self.machine,
-            "publish_host": self.plan.publish_host,
+            "socket_route": self.plan.socket_route,
+            "sockets": [str(host_socket(self.plan, self.ident, d))
+                        for d in socket_daemons(self.plan)],
             "proxy_url": a.proxy_url if a else None,
             "git_gate_url": a.git_gate_url if a else None,
             "supervise_url": a.supervise_url if a else None,
@@ -579,10 +857,10 @@ class SmolmachinesBackend(Backend):
     def prepare(self, spec: BottleSpec, host: HostContext) -> SmolmachinesPlan:
         """Pure: resolves refs and addresses; never builds or packs an image
         (that is launch's job, after the operator has confirmed)."""
-        publish_host = resolve_publish_host(spec.name, host.env)
+        route = resolve_socket_route(host.env, platform.system())
         extra: dict[str, Any] = dict(
-            publish_host=publish_host,
-            allow_cidr=f"{publish_host}/32",
+            socket_route=route,
+            socket_root=socket_root(host.env),
             # The spec's limits (issue 16); the host env knobs override them.
             # smolvm's --cpus is a whole number (u8, 1.9.3 src/cli/machine.rs
             # RunCmd.cpus): a fractional limit rounds up.
@@ -596,11 +874,13 @@ class SmolmachinesBackend(Backend):
             return build_plan(spec, host, backend=self.name, plan_cls=SmolmachinesPlan,
                               pipelock_url=PIPELOCK_URL, pipelock_listen=listen, **extra)
 
-        # Routed: only egress (same netns) dials pipelock, so it binds the
-        # bundle's loopback. Unrouted: docker's port forward must reach it.
+        # pipelock binds the bundle's loopback (egress and the bundle's
+        # socket relay dial it there), except where docker's port forward
+        # must reach it: the host-relay route, unrouted.
         routed = first_hop_for(tuple(spec.routes) + auto_routes(spec)) == EGRESS
-        plan = build(PIPELOCK_LISTEN_INTERNAL if routed else PIPELOCK_LISTEN_PUBLISHED)
-        if plan.routed != routed:  # planning's hop rule moved; never publish the wrong hop
+        published = route == ROUTE_HOST_RELAY and not routed
+        plan = build(PIPELOCK_LISTEN_PUBLISHED if published else PIPELOCK_LISTEN_INTERNAL)
+        if plan.routed != routed:  # planning's hop rule moved; never serve the wrong hop
             raise RuntimeError("smolmachines prepare: pipelock listen/hop mismatch")
         return plan
 
@@ -614,19 +894,18 @@ class SmolmachinesBackend(Backend):
             raise TypeError(f"smolmachines cannot launch a {type(plan).__name__}")
         if plan.missing_tokens:
             raise _missing_token_error(plan)
-        # First, before anything exists: an old smolvm would run the guest
-        # with open egress, a macOS host without the alias cannot publish.
+        # First, before anything exists: a smolvm without --mount-socket
+        # cannot reach the bundle at all.
         progress("checking smolvm")
         problem = smolvm_version_problem(runner.run(version_argv(), check=False))
         if problem:
             raise LaunchError(problem)
-        uname = runner.run(["uname", "-s"], check=False).stdout
-        if uname.strip() == "Darwin" and plan.publish_host != "127.0.0.1":
-            lo0 = runner.run(["ifconfig", "lo0"], check=False).stdout
-            problem = loopback_alias_problem(plan.publish_host, uname, lo0)
-            if problem:
-                raise LaunchError(problem)
         ident = runner.unique(f"bottle-{plan.bottle}")
+        too_long = [str(p) for p in (host_socket(plan, ident, d) for d in socket_daemons(plan))
+                    if len(str(p).encode()) > SOCKET_PATH_MAX]
+        if too_long:
+            raise LaunchError(f"socket path {too_long[0]} is longer than {SOCKET_PATH_MAX} bytes "
+                              f"(the Unix socket limit); set {SOCKET_ROOT_ENV} to a shorter folder")
         bottle = SmolmachinesBottle(plan, runner, ident)
         if journal is not None:
             journal(bottle.handle())
@@ -678,23 +957,23 @@ class SmolmachinesBackend(Backend):
                 raise
 
         progress("starting bundle")
+        make_socket_dir(plan, ident)
         runner.run([DOCKER, "network", "create", "--label", f"{LABEL}={ident}", f"{ident}-net"])
         bottle.run(bundle_run_argv(plan, ident),
                    env={s: plan.secrets[s] for s in token_slots(plan)} or None)
-        hostports = {}
-        for port in published_ports(plan):
-            out = runner.run([DOCKER, "port", f"{ident}-bundle", f"{port}/tcp"]).stdout
-            hostports[port] = parse_port(out, container=f"{ident}-bundle", port=port)
+        # The daemons start while the VM boots and is provisioned (they are
+        # waited for last); the sockets, which the bundle's relay binds at
+        # once, must exist before the machine (the stand-in bind-mounts them).
+        if plan.socket_route == ROUTE_HOST_RELAY:
+            hostports = {}
+            for port in published_ports(plan):
+                out = runner.run([DOCKER, "port", f"{ident}-bundle", f"{port}/tcp"]).stdout
+                hostports[port] = parse_port(out, container=f"{ident}-bundle", port=port)
+            progress("starting the host socket relay")
+            self.start_host_relay(plan, ident, hostports)
+        wait_for_sockets(runner, bottle, timeout=self.daemon_timeout)
 
-        h = plan.publish_host
-        first = PORTS[EGRESS] if plan.routed else PORTS[PIPELOCK]
-        addresses = Addresses(
-            proxy_url=f"http://{h}:{hostports[first]}",
-            git_gate_url=(f"git://{h}:{hostports[PORTS[GIT_GATE]]}"
-                          if PORTS[GIT_GATE] in hostports else None),
-            supervise_url=(f"http://{h}:{hostports[PORTS[SUPERVISE]]}{MCP_PATH}"
-                           if PORTS[SUPERVISE] in hostports else None),
-        )
+        addresses = guest_addresses(plan)
         bottle.addresses = addresses
 
         progress(f"creating machine {ident}")
@@ -714,16 +993,27 @@ class SmolmachinesBackend(Backend):
         bottle.prompt_path = provision(plan, bottle.channel, runner, addresses,
                                        ca_pem_host_path=str(ca.cert), log=progress)
 
-        # Probed inside the bundle: docker's port forward accepts TCP before
-        # a daemon listens, and egress answers 502 while pipelock is still
-        # starting. Last, before launch returns (provisioning only writes
-        # guest files, so the guest's first request comes after this). The
+        # Provisioning only writes guest files; the relay comes last, and
+        # launch returns once the guest's loopback relays answer (each
+        # connect goes guest relay -> mounted socket -> bundle -> daemon).
+        progress("starting the guest socket relay")
+        start_guest_relay(runner, bottle.channel, plan)
+
+        # Probed inside the bundle: a socket accepts before a daemon listens,
+        # and egress answers 502 while pipelock is still starting. The
         # machine's readiness probe is marked purpose=READY, so these bundle
-        # probes cannot pose as it. The daemons start while the VM boots.
+        # probes cannot pose as it.
         progress("waiting for bundle daemons")
         wait_for_daemons(runner, [(d, f"{ident}-bundle", PORTS[d])
                                   for d in agent_facing_daemons(plan)],
                          timeout=self.daemon_timeout)
+        progress("waiting for the guest relay")
+        wait_for_guest_relay(runner, bottle.channel, plan, timeout=RELAY_TIMEOUT)
+
+    def start_host_relay(self, plan: SmolmachinesPlan, ident: str,
+                         hostports: Mapping[int, int]) -> None:
+        """Route host-relay: start the host relay (`start_host_relay`)."""
+        start_host_relay(plan, ident, hostports)
 
     def attach(self, plan: Plan, runner: Runner, handle: Mapping) -> SmolmachinesBottle:
         if not isinstance(plan, SmolmachinesPlan):
@@ -731,6 +1021,8 @@ class SmolmachinesBackend(Backend):
         if handle.get("backend", self.name) != self.name or not handle.get("ident"):
             raise ValueError(f"not a smolmachines bottle handle: {dict(handle)!r}")
         addresses = None
+        if handle.get("socket_route", plan.socket_route) != plan.socket_route:
+            plan = dataclasses.replace(plan, socket_route=handle["socket_route"])
         if handle.get("proxy_url"):
             addresses = Addresses(proxy_url=handle["proxy_url"],
                                   git_gate_url=handle.get("git_gate_url"),
@@ -741,12 +1033,11 @@ class SmolmachinesBackend(Backend):
 
     def script(self, runner: RecordingRunner, plan: Plan) -> None:
         """``smolvm --version`` (the newest release line), ``docker port``
-        answers on ``publish_host`` and the CA's ``1 added``."""
+        answers on 127.0.0.1 (host-relay route) and the CA's ``1 added``."""
         runner.reply(SMOLVM, "--version", stdout=f"smolvm {SCRIPTED_SMOLVM}\n")
-        host = getattr(plan, "publish_host", "127.0.0.1")
         for i, port in enumerate(published_ports(plan)):
             runner.reply(DOCKER, "port", "*-bundle", f"{port}/tcp",
-                         stdout=f"{host}:{41000 + i}\n")
+                         stdout=f"127.0.0.1:{41000 + i}\n")
         runner.reply(SMOLVM, "machine", "exec", contains="update-ca-certificates",
                      stdout="Updating certificates in /etc/ssl/certs...\n"
                             "1 added, 0 removed; done.\n")
@@ -782,16 +1073,6 @@ class SmolmachinesBackend(Backend):
             if not result.ok:
                 detail = (result.stderr or result.stdout).strip().splitlines()
                 return f"{what}: " + (detail[-1] if detail else f"exit {result.returncode}")
-        return None
-
-    def live_network_unsupported(self, runner: Runner) -> str | None:
-        """On the stand-in, machines are containers with no network: TSI
-        (``--net``/``--allow-cidr``) is not modelled, so a network probe there
-        would say nothing about smolvm's confinement."""
-        if SMOLVM in self.standins(runner):
-            return ("smolvm here is the test-only stand-in, which does not model TSI "
-                    "networking (--net, --allow-cidr): its machines have no network, so "
-                    "the guest's network confinement can only be probed on real smolvm")
         return None
 
     def standins(self, runner: Runner) -> dict[str, str]:

@@ -550,7 +550,10 @@ def check_no_host_mounts(argvs: Sequence[Argv], declared: Sequence[str] = ()) ->
             if inv.has(flag):
                 v.problems.append(f"--{flag} hands a host socket to the agent machine: {show(inv.argv)}")
         for value in inv.values("mount-socket"):
-            if value.rpartition(":")[2] in allowed:
+            # A bundle daemon's own socket is the guest's only way to its
+            # daemons (issue 14); SMOLVM-SOCKETS judges which ones.
+            if (value.rpartition(":")[2] in allowed
+                    or socket_daemon(str(value).partition(":")[0]) in BUNDLE_SOCKET_DAEMONS):
                 continue
             v.problems.append(f"--mount-socket {value} mounts a host socket into the agent "
                               f"machine: {show(inv.argv)}")
@@ -698,38 +701,102 @@ def published_hosts(argvs: Sequence[Argv]) -> set[str]:
     return out
 
 
-def check_tsi_allow_list(argvs: Sequence[Argv]) -> Verdict:
-    """TSI-ALLOW-NARROW: a smolvm machine with network gets an allow list of
-    exactly the published first hop's address (``/32`` or ``/128``)."""
-    creates = [inv for _, _, inv in _smolvm_invocations(argvs)
+NETWORK_PATHS = (("machine", "create"), ("machine", "run"), ("machine", "start"))
+
+
+def _raw_network_flags(argv: Argv) -> list[str]:
+    """Network flags in an argv the grammar could not parse (up to ``--``)."""
+    found = []
+    for tok in [str(a) for a in argv][3:]:
+        if tok == "--":
+            break
+        name = tok.split("=", 1)[0]
+        if name == "-p" or (name.startswith("-p") and not name.startswith("--")):
+            found.append("port")
+        elif name.startswith("--") and name[2:] in smolvm.NETWORK_FLAGS:
+            found.append(name[2:])
+    return found
+
+
+def check_smolvm_no_net(argvs: Sequence[Argv]) -> Verdict:
+    """SMOLVM-NO-NET: no machine create/run/start carries a flag that gives
+    the guest networking (`smolvm.NETWORK_FLAGS`; 1.9.3 src/network/launch.rs
+    ``plan_launch_network``: any of them sets ``wants_network``)."""
+    invs = [(argv, inv) for _, argv, inv in _smolvm_invocations(argvs)
+            if tuple(str(a) for a in argv[1:3]) in NETWORK_PATHS
+            or (inv is not None and inv.path in NETWORK_PATHS)]
+    if not invs:
+        return Verdict(na="the backend creates, runs or starts no smolvm machine")
+    v = Verdict()
+    for argv, inv in invs:
+        flags = ([o.name for o in inv.options if o.name in smolvm.NETWORK_FLAGS]
+                 if inv is not None else _raw_network_flags(argv))
+        for name in dict.fromkeys(flags):
+            shown = "-p/--port" if name == "port" else f"--{name}"
+            v.problems.append(f"{shown} gives the guest networking (smolvm src/network/launch.rs "
+                              f"plan_launch_network: TSI or virtio-net, DNS forwarded for any "
+                              f"name, no port filter): {show(argv)}")
+    return v
+
+
+# Daemons whose socket (<daemon>.sock) a smolvm guest may be given (issue 14).
+BUNDLE_SOCKET_DAEMONS = ("egress", "pipelock", "git-gate", "supervise")
+
+
+def _agent_facing(plan) -> list[str]:
+    """The plan's agent-facing daemons: the first hop, git-gate, supervise."""
+    daemons = list(getattr(plan, "daemons", ()))
+    out = ["egress" if getattr(plan, "routed", False) else "pipelock"]
+    return out + [d for d in ("git-gate", "supervise") if d in daemons]
+
+
+def mount_sockets(inv: Invocation) -> list[tuple[str, str]]:
+    """``(HOST_PATH, GUEST_PATH)`` of each ``--mount-socket`` (split at the
+    first ``:``, as smolvm's parse_published_sockets does)."""
+    out = []
+    for spec in inv.values("mount-socket"):
+        host, _, guest = str(spec).partition(":")
+        out.append((host, guest))
+    return out
+
+
+def socket_daemon(host_path: str) -> str | None:
+    """The daemon a host socket serves, by the convention ``<daemon>.sock``."""
+    base = host_path.rstrip("/").rsplit("/", 1)[-1]
+    return base[:-len(".sock")] if base.endswith(".sock") else None
+
+
+def check_smolvm_sockets(argvs: Sequence[Argv], plan) -> Verdict:
+    """SMOLVM-SOCKETS: each machine create mounts exactly one socket per
+    agent-facing daemon of the plan (host end ``<daemon>.sock``), guest
+    paths absolute and distinct, nothing else."""
+    creates = [(argv, inv) for _, argv, inv in _smolvm_invocations(argvs)
                if inv is not None and inv.path == ("machine", "create")]
     if not creates:
         return Verdict(na="the backend creates no smolvm machine")
-    hosts = published_hosts(argvs)
+    want = _agent_facing(plan)
     v = Verdict()
-    for inv in creates:
-        cidrs, names = inv.values("allow-cidr"), inv.values("allow-host")
-        if inv.has("outbound-localhost-only"):
-            v.problems.append("--outbound-localhost-only allows 127.0.0.0/8 and ::1/128 (every "
-                              f"host loopback service; machine.rs:96-98): {show(inv.argv)}")
-        if inv.has("net") and not cidrs and not names and not inv.has("outbound-localhost-only"):
-            v.problems.append(f"--net without --allow-cidr/--allow-host: unrestricted outbound "
-                              f"network for the guest: {show(inv.argv)}")
-        for c in cidrs:
-            try:
-                net = ipaddress.ip_network(c if "/" in c else c + ("/128" if ":" in c else "/32"),
-                                           strict=False)
-            except ValueError:
-                v.problems.append(f"--allow-cidr {c} is not a CIDR: {show(inv.argv)}")
-                continue
-            if net.num_addresses != 1 or str(net.network_address) not in hosts:
-                v.problems.append(
-                    f"--allow-cidr {c} is broader than the first hop's published address "
-                    f"({', '.join(sorted(h + '/32' for h in hosts)) or 'no published address'}): "
-                    f"{show(inv.argv)}")
-        for h in names:
-            if h not in hosts:
-                v.problems.append(f"--allow-host {h}: a name resolves to whatever DNS says at "
-                                  f"create time (parsers.rs resolve_host_to_cidrs), not to the "
-                                  f"published first hop: {show(inv.argv)}")
+    for argv, inv in creates:
+        pairs = mount_sockets(inv)
+        got = [socket_daemon(h) for h, _ in pairs]
+        for (host, guest), daemon in zip(pairs, got):
+            if not host or not guest:
+                v.problems.append(f"--mount-socket {host}:{guest} lacks a path: {show(argv)}")
+            elif not guest.startswith("/"):
+                v.problems.append(f"--mount-socket guest path {guest!r} is not absolute "
+                                  f"(machine.rs parse_published_sockets refuses it): {show(argv)}")
+            if daemon not in want:
+                v.problems.append(f"--mount-socket {host}:{guest} serves "
+                                  f"{daemon or 'no daemon named <daemon>.sock'}, not one of the "
+                                  f"agent-facing daemons {want}: a way around the first hop: "
+                                  f"{show(argv)}")
+        guests = [g for _, g in pairs]
+        if len(set(guests)) != len(guests):
+            v.problems.append(f"a guest path is mounted twice (the later bind mount shadows "
+                              f"the first): {show(argv)}")
+        for daemon in want:
+            n = got.count(daemon)
+            if n != 1:
+                v.problems.append(f"{daemon} has {n} --mount-socket (want exactly one "
+                                  f"<...>/{daemon}.sock): {show(argv)}")
     return v

@@ -36,6 +36,13 @@ Facts the table encodes (and `tests/unit/test_argv.py` checks one by one):
   parsers.rs:173-176), ``--allow-host`` names are resolved to CIDRs, and
   ``--outbound-localhost-only`` adds 127.0.0.0/8 and ::1/128; any allow
   entry implies ``--net`` (machine.rs:82-100 ``resolve_egress_flags``).
+- ``machine create --mount-socket HOST_PATH:GUEST_PATH`` (machine.rs:3038,
+  repeatable; since v1.6.4, commit b310083f) bridges a guest Unix socket to
+  a host one over vsock (``parse_published_sockets``, machine.rs:138-240).
+- Networking: ``--net``, ``--net-backend``, ``--dns``, ``--network``,
+  ``-p/--port`` and every allow entry make smolvm attach a network backend
+  (src/network/launch.rs ``plan_launch_network``, ``wants_network``);
+  `NETWORK_FLAGS` lists them (SMOLVM-NO-NET).
 """
 
 from __future__ import annotations
@@ -54,6 +61,13 @@ NEWEST = SUPPORTED[-1]
 # --allow-cidr C` parses --allow-cidr and drops it (unrestricted outbound);
 # fixed by commit f8a6fa62 "preserve egress policy for --from", first in v1.8.0.
 EGRESS_FIX = ("1.8.0", "f8a6fa62")
+# Flags that give a machine networking (1.9.3 src/network/launch.rs:102
+# `wants_network = resources.network || has_ports || has_cidr_policy ||
+# has_dns_filter || has_fabric`; --dns and --net-backend imply --net,
+# machine.rs:2988-2998). SMOLVM-NO-NET refuses every one.
+NETWORK_FLAGS = ("net", "net-backend", "dns", "network", "allow-cidr", "allow-host",
+                 "outbound-localhost-only", "port")
+MOUNT_SOCKET_SINCE = ("1.6.4", "b310083f")
 
 
 def _v(text: str) -> tuple[int, ...]:
@@ -104,6 +118,8 @@ ROWS: dict[tuple[str, ...], tuple[Row, ...]] = {
         Row("gpu-vram", "", True, False, f"{M}:3018-3023"),
         Row("rosetta", "", False, False, f"{M}:3027"),
         Row("expose-socket", "", True, True, f"{M}:3033"),
+        # HOST_PATH:GUEST_PATH, repeatable; since v1.6.4 (b310083f, "add
+        # --expose-socket and --mount-socket"), so in every supported version.
         Row("mount-socket", "", True, True, f"{M}:3038"),
         Row("init", "", True, True, f"{M}:3042"),
         Row("env", "e", True, True, f"{M}:3046"),

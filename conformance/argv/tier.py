@@ -1,5 +1,5 @@
 """Snapshot-tier tests of the static argv clauses (SMOLVM-*, DOCKER-ARGV,
-GUEST-*, PORT-NO-FIXED, TSI-ALLOW-NARROW).
+GUEST-*, PORT-NO-FIXED, SMOLVM-NO-NET, SMOLVM-SOCKETS).
 
 Each test records every scenario the backend supports (the snapshot tier's
 ``bottle_recorder``) and hands the argvs to one `conformance.argv.checks`
@@ -164,8 +164,14 @@ class ArgvTier:
         rec = _launched(bottle_recorder(scenario))
         _judge(rec, checks.check_publish_ephemeral_loopback(_argvs(rec)))
 
-    @pytest.mark.parametrize("scenario", scenario_params("TSI-ALLOW-NARROW"))
-    def test_tsi_allow_list_is_the_first_hop(self, backend, scenario: Scenario, bottle_recorder):
+    @pytest.mark.parametrize("scenario", scenario_params("SMOLVM-NO-NET"))
+    def test_smolvm_guest_has_no_network(self, backend, scenario: Scenario, bottle_recorder):
         rec = _launched(bottle_recorder(scenario))
-        _judge(rec, checks.check_tsi_allow_list(_argvs(rec)))
+        _judge(rec, checks.check_smolvm_no_net(_argvs(rec)))
+
+    @pytest.mark.parametrize("scenario", scenario_params("SMOLVM-SOCKETS"))
+    def test_smolvm_sockets_are_the_agent_facing_daemons(self, backend, scenario: Scenario,
+                                                         bottle_recorder):
+        rec = _launched(bottle_recorder(scenario))
+        _judge(rec, checks.check_smolvm_sockets(_argvs(rec), rec.plan))
 

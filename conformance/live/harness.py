@@ -49,7 +49,7 @@ from .tls import TestPki, make_pki
 # Host variables a live launch may need (engine address, image refs,
 # backend knobs); never credentials.
 PASS_ENV = ("PATH", "DOCKER_HOST", "DOCKER_CONFIG", "CONTAINER_HOST", "CLAUDE_BOTTLE_IMAGE",
-            "BOTTLE_BUNDLE_IMAGE", "BOTTLE_SMOL_PUBLISH_HOST", "BOTTLE_SMOL_CPUS",
+            "BOTTLE_BUNDLE_IMAGE", "BOTTLE_SMOL_SOCKET_ROUTE", "BOTTLE_SMOL_CPUS",
             "BOTTLE_SMOL_MEM_MIB", "BOTTLE_SMOL_CACHE")
 TOKEN_ENV = "BOTTLE_LIVE_TOKEN"
 PRELAUNCH_WORKERS = 2  # bottles launched at once in the background
@@ -102,6 +102,10 @@ FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
 
 
 ENV_MARK = "\0env:"
+# What a test-only stand-in of a real tool (tests/standins/smolvm) says when
+# it is asked for something it does not model (smolvm networking): a launch
+# that fails with it is NOT_SUPPORTED there, not FAILED, and never PASSED.
+STANDIN_NOT_MODELLED = "not modelled by the stand-in"
 
 
 @contextmanager
@@ -560,7 +564,15 @@ class LiveHarness:
         plan = self.prepare(scenario)
         t0 = time.monotonic()
         with environment_errors(f"launching the {key!r} bottle"):
-            bottle = self.backend.launch(plan, self.runner)
+            try:
+                bottle = self.backend.launch(plan, self.runner)
+            except Exception as exc:
+                if self.standins and STANDIN_NOT_MODELLED in str(exc):
+                    line = next((ln for ln in str(exc).splitlines()
+                                 if STANDIN_NOT_MODELLED in ln), str(exc))
+                    not_supported(f"the backend asks a stand-in for what it does not model, "
+                                  f"so this host cannot run its guest: {line.strip()}")
+                raise
         seconds = time.monotonic() - t0
         self.res.bottle(f"bottle {plan.bottle}", bottle.close)
         live = LiveBottle(self, scenario, plan, bottle, seconds)

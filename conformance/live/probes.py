@@ -464,7 +464,9 @@ for line in open("/proc/self/mountinfo").read().splitlines():
     a, b = left.split(), right.split()
     mounts.append({"root": a[3], "point": a[4], "fstype": b[0] if b else "",
                    "source": b[1] if len(b) > 1 else ""})
-print(json.dumps({"routes4": routes4, "routes6": routes6, "mounts": mounts}))
+ifaces = [line.split(":", 1)[0].strip()
+          for line in open("/proc/net/dev").read().splitlines()[2:] if ":" in line]
+print(json.dumps({"routes4": routes4, "routes6": routes6, "mounts": mounts, "ifaces": ifaces}))
 """
 
 RTF_GATEWAY, RTF_REJECT = 0x2, 0x200
@@ -500,10 +502,19 @@ class Mount:
 
 @dataclass(frozen=True)
 class GuestNet:
-    """The guest's routes (rejecting ones dropped) and its mount table."""
+    """The guest's routes (rejecting ones dropped), its mount table and its
+    network interfaces (``/proc/net/dev``)."""
 
     routes: tuple[Route, ...]
     mounts: tuple[Mount, ...]
+    interfaces: tuple[str, ...] = ()
+
+    @property
+    def loopback_only(self) -> bool:
+        """No interface but ``lo``: a guest with no network at all (e.g. a
+        smolvm machine without --net), whose empty route table is the
+        answer, not a failed read."""
+        return bool(self.interfaces) and set(self.interfaces) <= {"lo"}
 
 
 # Filesystems that are no host storage when mounted whole (root "/").
@@ -571,8 +582,10 @@ def guest_net(bottle: Bottle, *, log: ProbeLog, timeout: float = 10.0) -> GuestN
         gw = r["gateway"] if r["flags"] & RTF_GATEWAY else ""
         routes.append(Route(6, r["dst"], r["len"], gw, r["iface"]))
     mounts = tuple(Mount(m["root"], m["point"], m["fstype"], m["source"]) for m in data["mounts"])
-    log.add("routes", 0.0, "; ".join(map(str, routes)) or "none")
-    return GuestNet(tuple(routes), mounts)
+    interfaces = tuple(data.get("ifaces", ()))
+    log.add("routes", 0.0, ("; ".join(map(str, routes)) or "none")
+            + f" (interfaces: {', '.join(interfaces) or '?'})")
+    return GuestNet(tuple(routes), mounts, interfaces)
 
 
 def concurrently(*calls: Callable[[], T]) -> list[T]:

@@ -28,7 +28,7 @@ from .pools import (
 # far cheaper than composing a string character by character; each pool is
 # mixed with a composed strategy so values outside it still turn up.
 
-_NAME_POOL = ("a", "0", "9-", "a--b", "demo", "claude", "codex", "x" * 40, "0" + "-" * 39,
+_NAME_POOL = ("a", "0", "9a", "a-b", "demo", "claude", "codex", "x" * 40, "0-" * 19 + "01",
               "bottle-1", "my-bottle", "b0ttl3", "z-z-z", "1234567890", "api-anthropic-com")
 _LABEL_POOL = ("x" * 63, "a" + "-" * 61 + "z", "0", "xn--bcher-kva", "API", "localhost", "a-b",
                "Z9", "internal", "git", "eu-west-1", "s3")
@@ -66,10 +66,11 @@ def _mostly(pooled: st.SearchStrategy, composed: st.SearchStrategy,
 @functools.cache
 def names() -> st.SearchStrategy[str]:
     """Bottle names the loader accepts: ``[a-z0-9][a-z0-9-]{0,39}``, not
-    ``bottles``; the odd ones (1 and 40 characters, digits only, trailing
-    or doubled hyphens) and random short ones."""
+    ``bottles``, no trailing or doubled hyphen (smolvm's validate_vm_name,
+    issue 14); the odd ones (1 and 40 characters, digits only, alternating
+    hyphens) and random short ones."""
     short = st.text(alphabet=_LOWER_DIGITS + "-", min_size=1, max_size=12).filter(
-        lambda n: n[0] != "-" and n != "bottles")
+        lambda n: n[0] != "-" and n[-1] != "-" and "--" not in n and n != "bottles")
     return _mostly(st.sampled_from(_NAME_POOL), short, 3)
 
 

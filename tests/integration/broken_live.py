@@ -689,3 +689,46 @@ TestDefaultCaps = _case(DefaultCapsBackend)
 TestIPv6On = _case(IPv6OnBackend)
 TestWorkdirRootExec = _case(WorkdirRootExecBackend)
 TestNoLimits = _case(NoLimitsBackend)
+
+
+# --- issue 14: smolmachines, no network but its mounted sockets ---
+
+from bottle_ref.backends.smolmachines import SmolmachinesBackend  # noqa: E402
+
+
+class SmolEngineSocketBackend(SmolmachinesBackend):
+    """Issue 14: the guest must reach exactly its daemons' mounted sockets.
+    Reintroduced: the engine's socket mounted into the machine too
+    (``--mount-socket /var/run/docker.sock:/run/docker.sock``), which on the
+    stand-in is the same bind mount real smolvm's vsock bridge stands for."""
+
+    name: ClassVar[str] = "broken-smol-socket"
+
+    def launch(self, plan, runner, **kw):
+        def rewrite(argv):
+            if argv[:3] == ["smolvm", "machine", "create"]:
+                return [*argv[:5], "--mount-socket", "/var/run/docker.sock:/run/docker.sock",
+                        *argv[5:]]
+            return argv
+        return super().launch(plan, _Rewriting(runner, rewrite), **kw)
+
+
+TestSmolEngineSocket = _case(SmolEngineSocketBackend)
+
+
+class SmolNetBackend(SmolmachinesBackend):
+    """Issue 14: the old design, ``--net --allow-cidr 127.77.1.2/32``, on top
+    of the sockets. The stand-in refuses smolvm networking as not modelled,
+    so there the live clauses must come out NOT_SUPPORTED, never PASSED."""
+
+    name: ClassVar[str] = "broken-smol-net"
+
+    def launch(self, plan, runner, **kw):
+        def rewrite(argv):
+            if argv[:3] == ["smolvm", "machine", "create"]:
+                return [*argv[:5], "--net", "--allow-cidr", "127.77.1.2/32", *argv[5:]]
+            return argv
+        return super().launch(plan, _Rewriting(runner, rewrite), **kw)
+
+
+TestSmolNet = _case(SmolNetBackend)

@@ -1,9 +1,10 @@
 """smolmachines, live where it can run.
 
 Bundle half (any Linux with docker): the smolmachines bundle container is
-started with the backend's own argv helpers; its agent-facing ports must be
-published on the bottle's dedicated loopback address only, discovered with
-``docker port``, and the first hop must answer there from the host.
+started with the backend's own argv helpers (bind-mount route); it must
+publish no port at all and serve each agent-facing daemon on its Unix
+socket in the launch's socket folder, which the host can dial like a guest
+through its --mount-socket would.
 
 Guest half (needs smolvm >= 1.8.0, or the CI stand-in that `nox -s
 integration` puts on PATH when no real smolvm is there): the whole contract
@@ -26,13 +27,15 @@ import pytest
 from bottle_ref.backends.smolmachines import (
     SmolmachinesBackend,
     bundle_run_argv,
-    parse_port,
-    published_ports,
+    host_socket,
+    make_socket_dir,
+    remove_socket_dir,
+    socket_daemons,
     token_slots,
 )
 from bottle_ref.ca import CaFiles, ensure_ca
 from bottle_api.plan import PORTS
-from bottle_api.runner import SubprocessRunner
+from bottle_api.runner import SubprocessRunner, poll
 from bottle_ref.state import remove_state, state_files, write_state
 from conformance.base import BackendConformance
 from conformance.live import upstream
@@ -53,19 +56,37 @@ def harness(tmp_path_factory):
         h.cleanup()
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP (to a proxy) over a Unix socket: what the guest relay forwards."""
+
+    def __init__(self, path: str, timeout: float = 10):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+        if self._tunnel_host:
+            self._tunnel()
+
+
 class Bundle:
     """A smolmachines bundle started the way launch starts it (no guest)."""
 
     def __init__(self, harness: LiveHarness, key: str):
         self.harness = harness
         self.plan = harness.prepare(SCENARIOS[key])
+        assert self.plan.socket_route == "bind-mount"
         self.ident = harness.runner.unique(f"bottle-{self.plan.bottle}")
         runner, eng, res = harness.runner, harness.engine, harness.res
         res.defer("state dir", lambda: remove_state(self.plan.state_dir))
+        res.defer("socket dir", lambda: remove_socket_dir(self.plan, self.ident))
         files = write_state(self.plan)
         ensure_ca(runner, files.pipelock_ca_dir, common_name="bottle-ref pipelock CA")
         if self.plan.routed:
             ensure_ca(runner, files.egress_ca_dir, common_name="bottle-ref egress CA")
+        make_socket_dir(self.plan, self.ident)
         self.network = res.network(f"{self.ident}-net")
         eng.run("network", "create", "--label", f"bottle-ref.bottle={self.ident}", self.network)
         argv = bundle_run_argv(self.plan, self.ident)
@@ -73,33 +94,28 @@ class Bundle:
         runner.run(argv, env={s: self.plan.secrets[s] for s in token_slots(self.plan)} or None)
         self.sites = upstream.start_sites(eng, res, self.network, self.plan.bundle_image_ref,
                                           harness.pki, timeout=harness.timeout)
-        self.hostports = {}
-        for port in published_ports(self.plan):
-            out = eng.run("port", f"{self.ident}-bundle", f"{port}/tcp").stdout
-            self.hostports[port] = parse_port(out, container=f"{self.ident}-bundle", port=port)
-            assert out.split(":")[0] == self.plan.publish_host, out
 
-    def wait_listening(self, port: int) -> None:
-        """Until a request through the hop reaches the test upstream. Neither
-        a TCP connect (docker's port forward accepts before the daemon
-        listens) nor any HTTP answer (egress answers 502 while pipelock
-        behind it is still starting) proves the chain is up."""
-        from bottle_api.runner import poll
+    def sock(self, daemon: str) -> str:
+        return str(host_socket(self.plan, self.ident, daemon))
+
+    def wait_listening(self, daemon: str) -> None:
+        """Until a request through the hop's socket reaches the test upstream
+        (a socket accepts before the daemon behind it listens)."""
 
         def answers() -> bool:
             try:
-                status, _ = _proxy_get(self.plan.publish_host, self.hostports[port],
+                status, _ = _proxy_get(self.sock(daemon),
                                        f"http://{upstream.UPSTREAM_HOST}/ready", timeout=3)
                 return status == 200
             except (OSError, http.client.HTTPException):
                 return False
 
         poll(self.harness.runner, answers, timeout=self.harness.timeout,
-             what=f"bundle port {port} on {self.plan.publish_host}")
+             what=f"bundle socket {self.sock(daemon)}")
 
 
-def _proxy_get(host: str, port: int, url: str, timeout: float = 10) -> tuple[int, str]:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def _proxy_get(path: str, url: str, timeout: float = 10) -> tuple[int, str]:
+    conn = UnixHTTPConnection(path, timeout=timeout)
     try:
         conn.request("GET", url)
         r = conn.getresponse()
@@ -108,13 +124,17 @@ def _proxy_get(host: str, port: int, url: str, timeout: float = 10) -> tuple[int
         conn.close()
 
 
-def _proxy_tls_get(host: str, port: int, target: str, path: str, cafile: str,
+def _proxy_tls_get(path: str, target: str, url_path: str, cafile: str,
                    headers: dict[str, str]) -> tuple[int, str]:
+    raw = UnixHTTPConnection(path)
+    raw.set_tunnel(target, 443)
+    raw.connect()
     ctx = ssl.create_default_context(cafile=cafile)
-    conn = http.client.HTTPSConnection(host, port, timeout=10, context=ctx)
+    tls = ctx.wrap_socket(raw.sock, server_hostname=target)
+    conn = http.client.HTTPConnection(target, 443, timeout=10)
+    conn.sock = tls
     try:
-        conn.set_tunnel(target, 443)
-        conn.request("GET", path, headers=headers)
+        conn.request("GET", url_path, headers=headers)
         r = conn.getresponse()
         return r.status, r.read().decode(errors="replace")
     finally:
@@ -122,42 +142,51 @@ def _proxy_tls_get(host: str, port: int, target: str, path: str, cafile: str,
 
 
 @pytest.mark.parametrize("key", ["unrouted", "routed"])
-def test_bundle_ports_only_on_the_dedicated_loopback(harness, key):
+def test_bundle_publishes_nothing_and_serves_each_daemon_on_its_socket(harness, key):
+    """Issue 14, bind-mount route: no port published; one socket per
+    agent-facing daemon (egress iff routed, else pipelock; git-gate iff
+    upstreams) and no other; the first hop answers through its socket."""
     b = Bundle(harness, key)
-    hop = PORTS["egress"] if b.plan.routed else PORTS["pipelock"]
-    assert published_ports(b.plan)[0] == hop
+    hop = "egress" if b.plan.routed else "pipelock"
+    assert socket_daemons(b.plan)[0] == hop
     info = json.loads(harness.engine.run("inspect", f"{b.ident}-bundle").stdout)[0]
-    bindings = info["HostConfig"]["PortBindings"]
-    assert set(bindings) == {f"{p}/tcp" for p in published_ports(b.plan)}, bindings
-    for key_, binds in bindings.items():
-        assert all(x["HostIp"] == b.plan.publish_host for x in binds), (key_, binds)
-    assert b.plan.publish_host.startswith("127.") and b.plan.publish_host != "127.0.0.1"
-    other = "pipelock" if b.plan.routed else "egress"
-    assert f"{PORTS[other]}/tcp" not in bindings, f"{other} must not be published"
+    assert not info["HostConfig"].get("PortBindings"), info["HostConfig"].get("PortBindings")
     b.wait_listening(hop)
-    # The first hop answers from the host, on the dedicated loopback address.
-    status, body = _proxy_get(b.plan.publish_host, b.hostports[hop],
-                              f"http://{upstream.UPSTREAM_HOST}/smol-allowed")
+    present = sorted(p.name for p in host_socket(b.plan, b.ident, hop).parent.iterdir())
+    assert present == sorted(f"{d}.sock" for d in socket_daemons(b.plan)), present
+    other = "pipelock" if b.plan.routed else "egress"
+    assert f"{other}.sock" not in present, f"{other} must not be served to the guest"
+    status, body = _proxy_get(b.sock(hop), f"http://{upstream.UPSTREAM_HOST}/smol-allowed")
     assert status == 200 and json.loads(body)["host"] == upstream.UPSTREAM_HOST
-    status, _ = _proxy_get(b.plan.publish_host, b.hostports[hop],
-                           f"http://{upstream.DENIED_HOST}/smol-denied")
+    status, _ = _proxy_get(b.sock(hop), f"http://{upstream.DENIED_HOST}/smol-denied")
     assert status == 403
-    # Nothing listens for the bottle on the host's main loopback address.
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", b.hostports[hop]), 1).close()
     if b.plan.routed:
         # Through egress the route host gets the real token (egress CA trusted).
         cafile = str(CaFiles(state_files(b.plan).egress_ca_dir).cert)
-        status, body = _proxy_tls_get(b.plan.publish_host, b.hostports[hop],
-                                      upstream.UPSTREAM_HOST, "/smol-auth", cafile,
+        status, body = _proxy_tls_get(b.sock(hop), upstream.UPSTREAM_HOST, "/smol-auth", cafile,
                                       {"Authorization": f"Bearer {PLACEHOLDER}"})
         assert status == 200
         assert json.loads(body)["authorization"] == f"Bearer {harness.token}", \
             "egress did not inject the real token"
-        # git-gate answers on its published port and serves the declared repo.
-        gate = f"git://{b.plan.publish_host}:{b.hostports[PORTS['git-gate']]}/{GIT_UPSTREAM.name}.git"
-        ls = subprocess.run(["git", "ls-remote", gate], capture_output=True, text=True, timeout=30)
-        assert ls.returncode == 0, f"git-gate does not serve {GIT_UPSTREAM.name}: {ls.stderr}"
+        # git-gate answers on its socket and serves the declared repo (git's
+        # own client, through a one-connection TCP forwarder of ours).
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        srv.close()
+        relay = subprocess.Popen([sys.executable, "-m", "bottle_bundle.socket_relay",
+                                  f"tcp:127.0.0.1:{port}=unix:{b.sock('git-gate')}"],
+                                 stdout=subprocess.PIPE)
+        try:
+            assert relay.stdout.readline().startswith(b"socket-relay:")
+            gate = f"git://127.0.0.1:{port}/{GIT_UPSTREAM.name}.git"
+            ls = subprocess.run(["git", "ls-remote", gate], capture_output=True, text=True,
+                                timeout=30)
+            assert ls.returncode == 0, f"git-gate does not serve {GIT_UPSTREAM.name}: {ls.stderr}"
+        finally:
+            relay.terminate()
+            relay.wait(timeout=10)
         # pipelock binds the bundle's loopback only: its bridge address refuses.
         ip = harness.engine.container_ips(f"{b.ident}-bundle")[b.network]
         with pytest.raises(OSError):
@@ -175,7 +204,8 @@ if _guest_half_reason() is None:
     class TestSmolmachinesConformance(BackendConformance):
         """The whole contract against smolmachines, guest half live: on real
         smolvm, or on the stand-in (tests/standins/smolvm), where the report
-        says `smolvm: stand-in` and the network probes are NOT_SUPPORTED."""
+        says `smolvm: stand-in` and the guest, as on real smolvm, has no
+        network but its mounted sockets."""
 
         @pytest.fixture(scope="class")
         @classmethod

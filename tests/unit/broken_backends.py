@@ -46,6 +46,10 @@ from bottle_ref import jwt as _jwt
 from bottle_api.backend import Backend, Bottle, Progress, _quiet
 from bottle_ref.backends.docker import DockerBackend, DockerBottle, DockerPlan, docker_exec_argv
 from bottle_ref.backends.smolmachines import (
+    ROUTE_HOST_RELAY,
+    SOCKET_ROUTE_ENV,
+    host_socket,
+    socket_daemons,
     SmolmachinesBackend,
     SmolmachinesBottle,
     SmolmachinesPlan,
@@ -528,21 +532,37 @@ class PlanReprLeaksSecret(Broken, DockerBackend):
         return _LeakyPlan(**fields, tokens=dict(plan.secrets))
 
 
-class PublishHostNotLoopback(Broken, SmolmachinesBackend):
-    """Seed port pivot: publish "-p 127.0.0.1::PORT". Reintroduced: the
-    bundle's ports are published on every interface (publish_host 0.0.0.0)."""
-
-    also = {"PORT-EGRESS-ONLY-WHEN-ROUTED": "the first hop is then not published on the "
-                                            "address the guest may dial (its --allow-cidr)",
-            "PROV-MCP": "supervise is then published outside the guest's --allow-cidr, so the "
-                        "URL it is registered at is not one the agent reaches",
-            "PROV-CODEX-MCP": "the same, for the codex bottle's registration",
-            "PORT-NO-FIXED": "a publish off loopback is what PORT-NO-FIXED forbids too",
-            "TSI-ALLOW-NARROW": "the guest's --allow-cidr then names no loopback publish "
-                                "of the first hop"}
+class _SmolHostRelay(SmolmachinesBackend):
+    """The smolmachines reference on its host-relay route (macOS's: the
+    bundle publishes its agent-facing ports on host loopback for a host
+    relay), the one route on which the bundle publishes ports at all."""
 
     def prepare(self, spec, host):
-        return dataclasses.replace(super().prepare(spec, host), publish_host="0.0.0.0")
+        # A socket root of its own: two of these recorded at once (xdist)
+        # would otherwise start host relays on the same <root>/<ident>.
+        host = dataclasses.replace(host, env={**host.env, SOCKET_ROUTE_ENV: ROUTE_HOST_RELAY,
+                                              "XDG_RUNTIME_DIR": f"/tmp/bc-{type(self).__name__}"})
+        return super().prepare(spec, host)
+
+    def start_host_relay(self, plan, ident, hostports):
+        """No real relay process in a recorded launch (the static tiers judge
+        argv; a process start on a loaded CI host outlasts the call timeout):
+        placeholders where its sockets would be, which close() removes."""
+        for daemon in socket_daemons(plan):
+            host_socket(plan, ident, daemon).touch()
+
+
+class PublishHostNotLoopback(_RunnerDefect, _SmolHostRelay):
+    """Seed port pivot: publish "-p 127.0.0.1::PORT". Reintroduced: the
+    bundle's ports are published on every interface (0.0.0.0::PORT)."""
+
+    also = {"PORT-NO-FIXED": "a publish off loopback is what PORT-NO-FIXED forbids too"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        if is_bundle_run(argv):
+            argv = [a.replace("127.0.0.1::", "0.0.0.0::") if i and argv[i - 1] == "-p" else a
+                    for i, a in enumerate(argv)]
+        return runner.run(argv, **kw)
 
 
 # ================================================================================
@@ -563,15 +583,11 @@ class TokenOnArgv(_RunnerDefect, DockerBackend):
         return runner.run(out, **kw)
 
 
-class PublishAllInterfaces(_RunnerDefect, SmolmachinesBackend):
+class PublishAllInterfaces(_RunnerDefect, _SmolHostRelay):
     """Seed port pivot ("-p 127.0.0.1::PORT ... on host loopback").
     Reintroduced: ``-p PORT`` (docker binds every interface)."""
 
-    also = {"PORT-EGRESS-ONLY-WHEN-ROUTED": "the first hop is then not published on the "
-                                            "address the guest may dial (its --allow-cidr)",
-            "PORT-NO-FIXED": "a publish off loopback is what PORT-NO-FIXED forbids too",
-            "TSI-ALLOW-NARROW": "the guest's --allow-cidr then names no loopback publish "
-                                "of the first hop"}
+    also = {"PORT-NO-FIXED": "a publish off loopback is what PORT-NO-FIXED forbids too"}
 
     def run_through(self, plan, runner, argv, **kw):
         if is_bundle_run(argv):
@@ -580,26 +596,39 @@ class PublishAllInterfaces(_RunnerDefect, SmolmachinesBackend):
         return runner.run(argv, **kw)
 
 
+def _extra_socket(argv: list[str], daemon: str) -> list[str]:
+    """``argv`` (a smolvm machine create) with one more --mount-socket, for
+    ``daemon``, in the folder of the machine's own sockets (issue 14)."""
+    first = next(a for i, a in enumerate(argv) if i and argv[i - 1] == "--mount-socket")
+    folder = first.partition(":")[0].rsplit("/", 1)[0]
+    return [*argv[:5], "--mount-socket", f"{folder}/{daemon}.sock:/run/bottle/{daemon}.sock",
+            *argv[5:]]
+
+
 class EgressPublishedWhenNotRouted(_RunnerDefect, SmolmachinesBackend):
     """Seed auth-chain fix: "when the bottle declares egress.routes, the
     agent's first hop is egress (publish egress port 9099 ...)"; without
-    routes, egress must not be reachable. Reintroduced: 9099 published always."""
+    routes, egress must not be reachable. Reintroduced (issue 14 topology):
+    egress's socket is mounted into the guest always."""
+
+    also = {"SMOLVM-SOCKETS": "an unrouted guest then has a socket past its first hop"}
 
     def run_through(self, plan, runner, argv, **kw):
-        if is_bundle_run(argv) and not plan.routed:
-            argv = insert_after(argv, lambda i, t: t == "-p",
-                                [f"{plan.publish_host}::{PORTS[EGRESS]}", "-p"])
+        if argv[1:3] == ["machine", "create"] and not plan.routed:
+            argv = _extra_socket(argv, EGRESS)
         return runner.run(argv, **kw)
 
 
 class PipelockPublishedWhenRouted(_RunnerDefect, SmolmachinesBackend):
     """Seed auth-chain fix: "publish egress port 9099 to host loopback, leave
-    pipelock bundle-internal". Reintroduced: pipelock 8888 is published too."""
+    pipelock bundle-internal". Reintroduced (issue 14 topology): pipelock's
+    socket is mounted into a routed guest too."""
+
+    also = {"SMOLVM-SOCKETS": "a routed guest then has a socket past egress"}
 
     def run_through(self, plan, runner, argv, **kw):
-        if is_bundle_run(argv) and plan.routed:
-            argv = insert_after(argv, lambda i, t: t == "-p",
-                                [f"{plan.publish_host}::{PORTS[PIPELOCK]}", "-p"])
+        if argv[1:3] == ["machine", "create"] and plan.routed:
+            argv = _extra_socket(argv, PIPELOCK)
         return runner.run(argv, **kw)
 
 
@@ -1331,39 +1360,6 @@ class SmolvmNoVersionCheck(_SmolvmFixed):
         return runner.run(argv, **kw)
 
 
-class SmolvmAllowLoopbackRange(_SmolvmFixed):
-    """Issue 10: "a TSI allow-list broader than the first hop's published
-    address (0.0.0.0/0, 127.0.0.0/8)". Reintroduced: --allow-cidr 127.0.0.0/8."""
-
-    also = {**_SMOLVM_FIX_ALSO,
-            "PORT-EGRESS-ONLY-WHEN-ROUTED": "the guest may then dial every loopback "
-                                            "publish, pipelock's too"}
-
-    def run_through(self, plan, runner, argv, **kw):
-        if argv[1:3] == ["machine", "create"] and "--allow-cidr" in argv:
-            argv = list(argv)
-            argv[argv.index("--allow-cidr") + 1] = "127.0.0.0/8"
-        return super().run_through(plan, runner, argv, **kw)
-
-
-class SmolvmNetWithoutAllowList(_SmolvmFixed):
-    """Issue 10 / smolvm machine.rs resolve_egress_flags: ``--net`` with no
-    allow entry is unrestricted outbound. Reintroduced: the allow list dropped."""
-
-    also = {**_SMOLVM_FIX_ALSO,
-            "PORT-EGRESS-ONLY-WHEN-ROUTED": "without an allow list the guest reaches "
-                                            "everything, pipelock included",
-            "PROV-MCP": "with no --allow-cidr no supervise address is shown reachable "
-                        "from the guest",
-            "PROV-CODEX-MCP": "the same, for the codex bottle's registration"}
-
-    def run_through(self, plan, runner, argv, **kw):
-        if argv[1:3] == ["machine", "create"] and "--allow-cidr" in argv:
-            i = argv.index("--allow-cidr")
-            argv = [*argv[:i], *argv[i + 2:]]
-        return super().run_through(plan, runner, argv, **kw)
-
-
 class SmolvmSshAgent(_SmolvmFixed):
     """Issue 10: "no engine socket or host paths mounted into the guest".
     Reintroduced: the machine gets the host's ssh-agent socket (--ssh-agent)."""
@@ -1452,9 +1448,10 @@ class AgentHostGateway(_RunnerDefect, DockerBackend):
             argv, ["--add-host", "host.docker.internal:host-gateway"]), **kw)
 
 
-class BundleFixedHostPort(_SmolvmFixed):
+class BundleFixedHostPort(_RunnerDefect, _SmolHostRelay):
     """Issue 10: "fixed host ports (-p 8080:...)". Reintroduced: the bundle's
-    first hop is published on host port 18080 (still on loopback)."""
+    first hop is published on host port 18080 (still on loopback), on the
+    host-relay route (issue 14: the only one on which the bundle publishes)."""
 
     also = _SMOLVM_FIX_ALSO
 
@@ -1510,6 +1507,7 @@ class CloseNotIdempotent(_BottleDefect, DockerBackend):
     by names that may belong to a new bottle by then."""
 
     bottle_cls = _CloseTwice
+
 
 
 BROKEN: dict[str, list[type[Backend]]] = {
@@ -1572,7 +1570,6 @@ BROKEN: dict[str, list[type[Backend]]] = {
     "GUEST-NO-HOST-MOUNTS": [AgentEngineSocket, SmolvmSshAgent],
     "GUEST-NO-HOST-GATEWAY": [AgentHostGateway],
     "PORT-NO-FIXED": [BundleFixedHostPort],
-    "TSI-ALLOW-NARROW": [SmolvmAllowLoopbackRange, SmolvmNetWithoutAllowList],
 }
 
 
@@ -2097,17 +2094,16 @@ class GuestGetsCaKey(_RunnerDefect, SmolmachinesBackend):
 class SmolvmOutboundLocalhostOnly(_SmolvmFixed):
     """Issue 16: "the topology model reads only --allow-cidr, so missing or
     --outbound-localhost-only lists are reported as 'cannot reach egress'
-    instead of 'reaches everything'". Reintroduced: --allow-cidr replaced by
-    --outbound-localhost-only; PORT-EGRESS-ONLY-WHEN-ROUTED must say why."""
+    instead of 'reaches everything'". Reintroduced: the machine is created
+    with --outbound-localhost-only (smolvm: 127.0.0.0/8 and ::1/128, no port
+    filter); PORT-EGRESS-ONLY-WHEN-ROUTED must say why."""
 
-    also = {"TSI-ALLOW-NARROW": "--outbound-localhost-only is broader than the first hop",
-            "PROV-MCP": "no --allow-cidr, so no supervise address is shown reachable"}
+    also = {"SMOLVM-NO-NET": "--outbound-localhost-only gives the guest networking"}
     reason = r"reaches everything: --outbound-localhost-only"
 
     def run_through(self, plan, runner, argv, **kw):
-        if argv[1:3] == ["machine", "create"] and "--allow-cidr" in argv:
-            i = argv.index("--allow-cidr")
-            argv = [*argv[:i], "--outbound-localhost-only", *argv[i + 2:]]
+        if argv[1:3] == ["machine", "create"]:
+            argv = [*argv[:3], "--outbound-localhost-only", *argv[3:]]
         return super().run_through(plan, runner, argv, **kw)
 
 
@@ -2255,3 +2251,98 @@ class AgentNetworkFlagOutsideGrammar(_RunnerDefect, DockerBackend):
 
 
 BROKEN["DOCKER-ARGV"] = [*BROKEN["DOCKER-ARGV"], AgentNetworkFlagOutsideGrammar]
+
+
+# issue 14: smolmachines with no network; the first hop through mounted sockets
+# ================================================================================
+
+
+class SmolvmOldNetDesign(_SmolvmFixed):
+    """Issue 14: the old design, ``--net --allow-cidr 127.77.x.y/32``: virtio-net
+    (smolvm src/network/launch.rs plan_launch_network), so the guest's 127/8
+    stays inside it, DNS is forwarded for any name and the CIDR has no port
+    filter. Reintroduced on top of the sockets."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"]:
+            argv = [*argv[:5], "--net", "--allow-cidr", "127.77.1.2/32", *argv[5:]]
+        return super().run_through(plan, runner, argv, **kw)
+
+
+class SmolvmDnsFlag(_SmolvmFixed):
+    """Issue 14: ``--dns IP`` "implies --net" (smolvm 1.9.3 machine.rs ~2990).
+    Reintroduced: a custom resolver for the guest."""
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"]:
+            argv = [*argv[:5], "--dns", "10.0.0.53", *argv[5:]]
+        return super().run_through(plan, runner, argv, **kw)
+
+
+class SmolvmPublishedGuestPort(_SmolvmFixed):
+    """Issue 14: a published port makes smolvm attach virtio-net
+    (plan_launch_network: has_ports). Reintroduced: ``-p 127.0.0.1::8080``-style
+    ``-p 18080:8080`` on the machine."""
+
+    also = {"PORT-NO-FIXED": "a fixed host port on the machine is PORT-NO-FIXED's too",
+            "PORT-LOOPBACK": "-p HOST:GUEST binds every host interface"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"]:
+            argv = [*argv[:5], "-p", "18080:8080", *argv[5:]]
+        return super().run_through(plan, runner, argv, **kw)
+
+
+class SmolvmEngineSocket(_SmolvmFixed):
+    """Issue 14: "one socket each, none extra". Reintroduced: the docker
+    engine's socket mounted beside the daemons' (a way around every hop)."""
+
+    also = {"GUEST-NO-HOST-MOUNTS": "an engine socket in the guest is a host mount too"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"]:
+            argv = [*argv[:5], "--mount-socket", "/var/run/docker.sock:/run/docker.sock",
+                    *argv[5:]]
+        return super().run_through(plan, runner, argv, **kw)
+
+
+class SmolvmSocketMissing(_SmolvmFixed):
+    """Issue 14: each agent-facing daemon gets its socket. Reintroduced: the
+    last --mount-socket (supervise's, git-gate's, or the first hop's) dropped."""
+
+    also = {"PROV-MCP": "supervise, when its socket is the one dropped, is registered at an "
+                        "address the guest cannot reach",
+            "PORT-EGRESS-ONLY-WHEN-ROUTED": "when the first hop's socket is the one dropped, "
+                                            "a routed guest cannot reach egress",
+            "PROV-GITGATE": "when git-gate's socket is the one dropped, its insteadOf leads "
+                            "nowhere"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"] and "--mount-socket" in argv:
+            i = len(argv) - 1 - argv[::-1].index("--mount-socket")
+            argv = [*argv[:i], *argv[i + 2:]]
+        return super().run_through(plan, runner, argv, **kw)
+
+
+class SmolvmSocketsShareAPath(_SmolvmFixed):
+    """Issue 14 / smolvm parse_published_sockets: "guest path is mounted more
+    than once" (the later bind mount shadows the first). Reintroduced: every
+    socket at one guest path."""
+
+    also = {"PROV-MCP": "supervise's relay then points at a guest path no socket of its own "
+                        "is mounted at",
+            "PROV-GITGATE": "git-gate's relay then points at a guest path no socket of its "
+                            "own is mounted at"}
+
+    def run_through(self, plan, runner, argv, **kw):
+        if argv[1:3] == ["machine", "create"]:
+            argv = [a.rsplit(":", 1)[0] + ":/run/bottle/hop.sock"
+                    if i and argv[i - 1] == "--mount-socket" else a for i, a in enumerate(argv)]
+            if argv.count("--mount-socket") < 2:  # one daemon only: add a twin
+                first = argv[argv.index("--mount-socket") + 1]
+                argv = [*argv[:5], "--mount-socket", first, *argv[5:]]
+        return super().run_through(plan, runner, argv, **kw)
+
+
+BROKEN["SMOLVM-NO-NET"] = [SmolvmOldNetDesign, SmolvmDnsFlag, SmolvmPublishedGuestPort]
+BROKEN["SMOLVM-SOCKETS"] = [SmolvmEngineSocket, SmolvmSocketMissing, SmolvmSocketsShareAPath]

@@ -286,6 +286,14 @@ def test_agent_found_by_role_not_by_image():
 # -- the static checks, on small recorded fixtures ----------------------------------------
 
 PUB = "127.77.1.2"
+SOCK = "--mount-socket /tmp/b-1/egress.sock:/run/bottle/egress.sock"
+
+
+class _Plan:
+    """The two plan fields SMOLVM-SOCKETS reads."""
+
+    def __init__(self, routed=True, daemons=("egress", "pipelock")):
+        self.routed, self.daemons = routed, daemons
 
 
 def smol_launch(*, version=True, create=None, cp_src="/s/ca.pem", from_="/t/x.smolmachine",
@@ -294,9 +302,10 @@ def smol_launch(*, version=True, create=None, cp_src="/s/ca.pem", from_="/t/x.sm
     if version:
         runs.append(A("smolvm --version"))
     runs.append(A(f"smolvm pack create -I img {pack}"))
-    runs.append(A(f"docker run -d --name b --network n -p {PUB}::9099 bundle bottle-bundle egress"))
-    runs.append(A(create or f"smolvm machine create -n m --from {from_} --net "
-                             f"--allow-cidr {PUB}/32 -e HOME=/home/node"))
+    runs.append(A("docker run -d --name b --network n --mount type=bind,source=/tmp/b-1,"
+                  "target=/run/bottle/sockets bundle bottle-bundle egress,pipelock"))
+    runs.append(A(create or f"smolvm machine create -n m --from {from_} {SOCK} "
+                             "-e HOME=/home/node"))
     runs.append(A("smolvm machine start -n m"))
     runs.append(A(f"smolvm machine cp {cp_src} m:/usr/local/share/ca-certificates/x.crt"))
     runs.append(A("smolvm machine exec --name m -e HOME=/home/node -e USER=node -- "
@@ -310,7 +319,8 @@ def test_smolvm_checks_pass_on_a_conformant_launch():
     for verdict in (checks.check_smolvm_grammar(runs), checks.check_from_sidecar(runs),
                     checks.check_version_first(runs),
                     checks.check_cp_regular_file(runs, {"/s/ca.pem": "file"}),
-                    checks.check_tsi_allow_list(runs), checks.check_no_host_mounts(runs),
+                    checks.check_smolvm_no_net(runs), checks.check_smolvm_sockets(runs, _Plan()),
+                    checks.check_no_host_mounts(runs),
                     checks.check_publish_ephemeral_loopback(runs)):
         assert verdict.ok, verdict
 
@@ -321,21 +331,31 @@ def test_smolvm_checks_pass_on_a_conformant_launch():
     (dict(from_="/t/x"), checks.check_from_sidecar, "executable stub"),
     (dict(pack="-o /t/y"), checks.check_from_sidecar, "not the sidecar"),
     (dict(version=False), checks.check_version_first, "no `smolvm --version`"),
-    (dict(create="smolvm machine create -n m --from /t/x.smolmachine --net"),
-     checks.check_tsi_allow_list, "unrestricted outbound"),
-    (dict(create="smolvm machine create -n m --from /t/x.smolmachine --allow-cidr 127.0.0.0/8"),
-     checks.check_tsi_allow_list, "broader"),
-    (dict(create="smolvm machine create -n m --from /t/x.smolmachine --allow-cidr 0.0.0.0/0"),
-     checks.check_tsi_allow_list, "broader"),
+    (dict(create=f"smolvm machine create -n m --from /t/x.smolmachine {SOCK} --net"),
+     checks.check_smolvm_no_net, "--net gives the guest networking"),
+    (dict(create=f"smolvm machine create -n m --from /t/x.smolmachine {SOCK} --net "
+                 f"--allow-cidr {PUB}/32"),
+     checks.check_smolvm_no_net, "--allow-cidr gives the guest networking"),
     (dict(create="smolvm machine create -n m --from /t/x.smolmachine --outbound-localhost-only"),
-     checks.check_tsi_allow_list, "127.0.0.0/8"),
+     checks.check_smolvm_no_net, "--outbound-localhost-only"),
     (dict(create="smolvm machine create -n m --from /t/x.smolmachine --allow-host example.test"),
-     checks.check_tsi_allow_list, "resolves"),
-    (dict(create=f"smolvm machine create -n m --from /t/x.smolmachine --allow-cidr {PUB}/32 "
+     checks.check_smolvm_no_net, "--allow-host"),
+    (dict(create="smolvm machine create -n m --from /t/x.smolmachine --dns 10.0.0.1"),
+     checks.check_smolvm_no_net, "--dns"),
+    (dict(create="smolvm machine create -n m --from /t/x.smolmachine --network fab"),
+     checks.check_smolvm_no_net, "--network"),
+    (dict(create="smolvm machine create -n m --from /t/x.smolmachine -p 8080:80"),
+     checks.check_smolvm_no_net, "-p/--port"),
+    (dict(create="smolvm machine create m --from /t/x.smolmachine --net"),  # unparsable
+     checks.check_smolvm_no_net, "--net"),
+    (dict(create=f"smolvm machine create -n m --from /t/x.smolmachine {SOCK} "
                  "--docker-socket"), checks.check_no_host_mounts, "docker-socket"),
-    (dict(create=f"smolvm machine create -n m --from /t/x.smolmachine --allow-cidr {PUB}/32 "
+    (dict(create=f"smolvm machine create -n m --from /t/x.smolmachine {SOCK} "
                  "-v /home/me:/work"), checks.check_no_host_mounts, "host path"),
-    (dict(create=f"smolvm machine create -n m --from /t/x.smolmachine --allow-cidr {PUB}/32 "
+    (dict(create=f"smolvm machine create -n m --from /t/x.smolmachine {SOCK} "
+                 "--mount-socket /var/run/docker.sock:/run/d.sock"),
+     checks.check_no_host_mounts, "mounts a host socket"),
+    (dict(create=f"smolvm machine create -n m --from /t/x.smolmachine {SOCK} "
                  "-p 8080:80"), checks.check_publish_ephemeral_loopback, "fixed host port"),
 ])
 def test_smolvm_checks_fail_each_defect(launch, check, why):
@@ -353,8 +373,29 @@ def test_cp_check_reads_what_the_source_was():
 def test_smolvm_checks_are_not_supported_without_smolvm():
     runs = docker_launch()
     for check in (checks.check_smolvm_grammar, checks.check_from_sidecar,
-                  checks.check_version_first, checks.check_tsi_allow_list):
+                  checks.check_version_first, checks.check_smolvm_no_net):
         assert check(runs).na, check
+    assert checks.check_smolvm_sockets(runs, _Plan()).na
+
+
+@pytest.mark.parametrize("sockets,plan,why", [
+    ("", _Plan(), "egress has 0 --mount-socket"),
+    (f"{SOCK} --mount-socket /tmp/b-1/pipelock.sock:/run/bottle/pipelock.sock", _Plan(),
+     "serves pipelock, not one of the agent-facing daemons"),
+    (f"{SOCK} --mount-socket /var/run/docker.sock:/run/d.sock", _Plan(),
+     "serves docker, not one of the agent-facing daemons"),
+    (f"{SOCK} --mount-socket /var/run/podman.socket:/run/p", _Plan(),
+     "no daemon named <daemon>.sock"),
+    (f"{SOCK} --mount-socket /tmp/b-1/egress.sock:/run/bottle/e2.sock", _Plan(),
+     "egress has 2 --mount-socket"),
+    ("--mount-socket /tmp/b-1/egress.sock:run/egress.sock", _Plan(), "not absolute"),
+    (SOCK, _Plan(daemons=("egress", "pipelock", "supervise")), "supervise has 0"),
+    (SOCK, _Plan(routed=False, daemons=("egress", "pipelock")), "pipelock has 0"),
+])
+def test_smolvm_sockets_check_fails_each_defect(sockets, plan, why):
+    runs = smol_launch(create=f"smolvm machine create -n m --from /t/x.smolmachine {sockets}")
+    verdict = checks.check_smolvm_sockets(runs, plan)
+    assert verdict.problems and any(why in p for p in verdict.problems), verdict
 
 
 def docker_launch(tool="docker", *, agent_opts="", net_create="--internal -o "

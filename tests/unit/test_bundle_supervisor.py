@@ -3,8 +3,11 @@ with the first daemon that dies (a dead daemon must be visible)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +72,36 @@ def test_runs_as_module(tmp_path):
     done = subprocess.run([sys.executable, "-m", "bottle_bundle"], capture_output=True,
                           text=True, timeout=30)
     assert done.returncode == 2 and "usage: bottle-bundle" in done.stderr
+
+
+# --- issue 14: the smolmachines bundle's socket relay is supervised too ---
+
+def test_socket_relay_runs_beside_the_daemons_and_its_death_stops_the_bundle(tmp_path):
+    """With BOTTLE_SOCKET_RELAYS set, the supervisor starts the relay (the
+    smolmachines guest's only way to its daemons); a relay that dies takes
+    the bundle down (fail closed), as any daemon does."""
+    import tempfile
+
+    short = Path(tempfile.mkdtemp(prefix="sup", dir="/tmp"))
+    http_port = free_port()
+    sock = short / "upstream.sock"
+    env = {"UPSTREAM_HOST": LOOPBACK, "UPSTREAM_HTTP_PORT": str(http_port),
+           "BOTTLE_SOCKET_RELAYS": f"unix:{sock}=tcp:{LOOPBACK}:{http_port}"}
+    try:
+        with running("upstream", env, tmp_path / "log", ports=(http_port,)) as d:
+            deadline = time.monotonic() + 30
+            while not sock.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sock.exists(), d.output()
+            started = [ln.split()[2] for ln in d.output().splitlines()
+                       if ln.startswith("bottle-bundle: started ")]
+            assert started == ["upstream", "socket-relay"]
+            relay_pid = int(next(ln for ln in d.output().splitlines()
+                                 if "started socket-relay" in ln).split("pid ")[1].rstrip(")"))
+            os.kill(relay_pid, signal.SIGKILL)
+            code = d.wait_exit()
+        assert code != 0 and "socket-relay killed by SIGKILL; stopping the bundle" in d.output()
+        assert not port_open(LOOPBACK, http_port)
+    finally:
+        import shutil
+        shutil.rmtree(short, ignore_errors=True)

@@ -207,7 +207,7 @@ def _isolated(monkeypatch):
     """The outer shell's BOTTLE_* settings must not reach the inner runs."""
     for name in ("BOTTLE_BACKEND", "BOTTLE_REQUIRE", "BOTTLE_CERTIFY", "BOTTLE_REPORT",
                  "BOTTLE_SNAPSHOT_DIR", "BOTTLE_HYPOTHESIS_PROFILE", "BOTTLE_LIVE_TIMEOUT",
-                 "BOTTLE_SMOL_PUBLISH_HOST", "CLAUDE_BOTTLE_IMAGE", "BOTTLE_BUNDLE_IMAGE"):
+                 "BOTTLE_SMOL_SOCKET_ROUTE", "CLAUDE_BOTTLE_IMAGE", "BOTTLE_BUNDLE_IMAGE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -229,7 +229,7 @@ def test_reference_backends_profiles():
     guest profile, so each has clauses NOT_APPLICABLE."""
     assert DockerBackend.profiles == {"docker-cli", "container-guest"}
     assert SmolmachinesBackend.profiles == {"docker-cli", "smolvm"}
-    assert not_applicable(DockerBackend) >= {"SMOLVM-ARGV", "TSI-ALLOW-NARROW"}
+    assert not_applicable(DockerBackend) >= {"SMOLVM-ARGV", "SMOLVM-NO-NET"}
     assert not_applicable(SmolmachinesBackend) >= {"GUEST-NET-INTERNAL", "GUEST-NO-HOST-NS"}
 
 

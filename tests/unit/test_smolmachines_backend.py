@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import subprocess
@@ -26,7 +25,10 @@ from bottle_ref.backends.smolmachines import (
     SmolmachinesPlan,
     SmolvmChannel,
     artifact_path,
-    default_publish_host,
+    guest_addresses,
+    mount_socket_specs,
+    resolve_socket_route,
+    socket_daemons,
     parse_port,
 )
 from bottle_ref.backends.docker import DaemonNotReady
@@ -122,30 +124,39 @@ def test_prepare_carries_an_image_ref_never_an_artifact(backend, host):
     assert ".smolmachine" not in to_json(plan)
 
 
-def test_publish_host_is_a_stable_dedicated_loopback(backend, host):
-    plan = backend.prepare(spec(), host)
-    addr = ipaddress.ip_address(plan.publish_host)
-    assert addr.is_loopback and plan.publish_host.startswith("127.77.")
-    x, y = map(int, plan.publish_host.split(".")[2:])
-    assert 1 <= x <= 254 and 1 <= y <= 254
-    assert plan.publish_host == default_publish_host("demo")
-    assert plan.allow_cidr == f"{plan.publish_host}/32"
-    hosts = {default_publish_host(f"b{i}") for i in range(50)}
-    assert len(hosts) > 40  # derived per bottle, not one shared address
-    for h in hosts:
-        _, _, x, y = map(int, h.split("."))
-        assert 1 <= x <= 254 and 1 <= y <= 254
+def test_sockets_are_one_per_agent_facing_daemon(backend, host):
+    """Issue 14: one --mount-socket per agent-facing daemon, host end
+    <state_dir>/sockets/<daemon>.sock, guest end /run/bottle/<daemon>.sock."""
+    plain = backend.prepare(spec(), host)
+    full = backend.prepare(spec(routes=(ROUTE,), supervise=True,
+                                upstreams=(Upstream("app", "https://example.invalid/app.git"),)),
+                           host)
+    assert socket_daemons(plain) == ("pipelock",)
+    assert socket_daemons(full) == ("egress", "git-gate", "supervise")
+    assert full.socket_root == "/tmp"
+    assert mount_socket_specs(full, "bottle-x-1") == [
+        f"/tmp/bottle-x-1/{d}.sock:/run/bottle/{d}.sock" for d in ("egress", "git-gate", "supervise")]
+    run = backend.prepare(spec(), replace(host, env={"XDG_RUNTIME_DIR": "/run/user/7/"}))
+    assert mount_socket_specs(run, "b-1") == ["/run/user/7/b-1/pipelock.sock:/run/bottle/pipelock.sock"]
+    a = guest_addresses(full)
+    assert (a.proxy_url, a.git_gate_url, a.supervise_url) == (
+        "http://127.0.0.1:9099", "git://127.0.0.1:9418", "http://127.0.0.1:9100/mcp")
+    assert guest_addresses(plain).proxy_url == "http://127.0.0.1:8888"
 
 
-def test_publish_host_env_override(backend, host):
-    plan = backend.prepare(spec(), replace(host, env={"BOTTLE_SMOL_PUBLISH_HOST": "127.0.0.1"}))
-    assert plan.publish_host == "127.0.0.1" and plan.allow_cidr == "127.0.0.1/32"
+@pytest.mark.parametrize("system,env,want", [
+    ("Linux", {}, "bind-mount"), ("Darwin", {}, "host-relay"),
+    ("Linux", {"BOTTLE_SMOL_SOCKET_ROUTE": "host-relay"}, "host-relay"),
+    ("Darwin", {"BOTTLE_SMOL_SOCKET_ROUTE": "bind-mount"}, "bind-mount"),
+])
+def test_socket_route_by_host_and_override(system, env, want):
+    """Docker Desktop on macOS does not pass Unix sockets through bind mounts."""
+    assert resolve_socket_route(env, system) == want
 
 
-@pytest.mark.parametrize("bad", ["10.0.0.5", "0.0.0.0", "::1", "localhost", "127.0.0.1/8"])
-def test_publish_host_override_must_be_ipv4_loopback(backend, host, bad):
-    with pytest.raises(ValueError, match="BOTTLE_SMOL_PUBLISH_HOST"):
-        backend.prepare(spec(), replace(host, env={"BOTTLE_SMOL_PUBLISH_HOST": bad}))
+def test_socket_route_override_is_checked(backend, host):
+    with pytest.raises(ValueError, match="BOTTLE_SMOL_SOCKET_ROUTE"):
+        backend.prepare(spec(), replace(host, env={"BOTTLE_SMOL_SOCKET_ROUTE": "tsi"}))
 
 
 def test_vm_size_from_env_and_validated(backend, host):
@@ -163,7 +174,8 @@ def test_pipelock_stays_bundle_internal_when_routed(backend, host):
     routed = backend.prepare(spec(routes=(ROUTE,)), host)
     plain = backend.prepare(spec(), host)
     assert routed.routed and fetch_listen(routed) == "127.0.0.1:8888"
-    assert not plain.routed and fetch_listen(plain) == "0.0.0.0:8888"
+    # the bundle's socket relay dials pipelock on loopback: nothing published
+    assert not plain.routed and fetch_listen(plain) == "127.0.0.1:8888"
     assert routed.egress.upstream_proxy == "http://127.0.0.1:8888"
 
 
@@ -179,7 +191,6 @@ def test_auto_routes_count_as_routed_for_pipelock_listen(backend, host):
 
 def test_launch_argv_for_a_plain_bottle(backend, host):
     plan, runner, bottle = launched(backend, host, spec())
-    h = plan.publish_host
     art = str(artifact_path(plan))
     state = Path(plan.state_dir)
     assert bottle.ident == IDENT and bottle.machine == IDENT
@@ -197,22 +208,24 @@ def test_launch_argv_for_a_plain_bottle(backend, host):
     assert list(run) == [
         "docker", "run", "-d", "--name", f"{IDENT}-bundle", "--network", f"{IDENT}-net",
         "--label", f"bottle-ref.bottle={IDENT}",
-        "-p", f"{h}::8888",
         "--mount", f"type=bind,source={state}/pipelock.yaml,target=/etc/pipelock/pipelock.yaml,readonly",
         "--mount", f"type=bind,source={state}/pipelock-ca/ca.pem,target=/etc/pipelock/ca.pem,readonly",
         "--mount", f"type=bind,source={state}/pipelock-ca/ca-key.pem,target=/etc/pipelock/ca-key.pem,readonly",
         "--mount", f"type=bind,source={state}/egress-routes.yaml,target=/etc/egress/routes.yaml,readonly",
+        "--mount", f"type=bind,source=/tmp/{IDENT},target=/run/bottle/sockets",
+        "-e", "BOTTLE_SOCKET_RELAYS=unix:/run/bottle/sockets/pipelock.sock=tcp:127.0.0.1:8888",
         "-e", "EGRESS_UPSTREAM_PROXY=http://127.0.0.1:8888",
         "bottle-bundle:latest", "bottle-bundle", "egress,pipelock",
     ]
-    assert ("docker", "port", f"{IDENT}-bundle", "8888/tcp") in argvs
-    proxy = f"http://{h}:41000"
+    assert not runner.find("docker", "port")
+    proxy = "http://127.0.0.1:8888"
+    no_proxy = "127.0.0.1,localhost"
     assert ("smolvm", "machine", "create", "--name", IDENT, "-I", art, "--cpus", "2", "--mem", "4096",
-            "--net", "--allow-cidr", f"{h}/32",
+            "--mount-socket", f"/tmp/{IDENT}/pipelock.sock:/run/bottle/pipelock.sock",
             "-e", "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
             "-e", f"HTTPS_PROXY={proxy}", "-e", f"https_proxy={proxy}",
             "-e", f"HTTP_PROXY={proxy}", "-e", f"http_proxy={proxy}",
-            "-e", f"NO_PROXY={h}", "-e", f"no_proxy={h}",
+            "-e", f"NO_PROXY={no_proxy}", "-e", f"no_proxy={no_proxy}",
             "-w", "/home/node") in argvs
     assert ("smolvm", "machine", "start", "--name", IDENT) in argvs
     assert ("smolvm", "machine", "exec", "--name", IDENT, "--", "true") in argvs
@@ -226,7 +239,7 @@ def test_launch_argv_for_a_plain_bottle(backend, host):
     order = [index_of(runner, "smolvm", "--version"),
              index_of(runner, "docker", "image", "inspect"), index_of(runner, "docker", "save"),
              index_of(runner, "docker", "network", "create"), index_of(runner, "docker", "run"),
-             index_of(runner, "docker", "port"), index_of(runner, "smolvm", "machine", "create"),
+             index_of(runner, "docker", "exec"), index_of(runner, "smolvm", "machine", "create"),
              index_of(runner, "smolvm", "machine", "start"),
              index_of(runner, "smolvm", "machine", "exec", "--name", IDENT, "--", "true"),
              index_of(runner, "smolvm", "machine", "cp")]
@@ -323,50 +336,116 @@ def test_failed_save_leaves_no_cached_archive_and_cleans_up(backend, host):
 
 # -- ports ----------------------------------------------------------------------
 
+FULL = dict(routes=(ROUTE,), supervise=True,
+            upstreams=(Upstream("app", "https://example.invalid/app.git"),))
+
+
 def published(runner):
     run = runner.find("docker", "run")[0].argv
     return [run[i + 1] for i, a in enumerate(run) if a == "-p"]
 
 
-@pytest.mark.parametrize("kw,ports", [
-    ({}, [8888]),
-    ({"routes": (ROUTE,)}, [9099]),
-    ({"upstreams": (Upstream("app", "https://example.invalid/app.git"),)}, [8888, 9418]),
-    ({"supervise": True}, [8888, 9100]),
-    ({"routes": (ROUTE,), "supervise": True,
-      "upstreams": (Upstream("app", "https://example.invalid/app.git"),)}, [9099, 9418, 9100]),
+def mounted_sockets(runner):
+    create = runner.find("smolvm", "machine", "create")[0].argv
+    return [create[i + 1] for i, a in enumerate(create) if a == "--mount-socket"]
+
+
+@pytest.mark.parametrize("kw,daemons", [
+    ({}, ["pipelock"]),
+    ({"routes": (ROUTE,)}, ["egress"]),
+    ({"upstreams": (Upstream("app", "https://example.invalid/app.git"),)},
+     ["pipelock", "git-gate"]),
+    ({"supervise": True}, ["pipelock", "supervise"]),
+    (FULL, ["egress", "git-gate", "supervise"]),
 ])
-def test_ports_published_only_on_publish_host(backend, host, kw, ports):
+def test_one_socket_per_agent_facing_daemon_and_no_port(backend, host, kw, daemons):
+    """Issue 14 (bind-mount route): the bundle publishes nothing; the guest
+    gets one --mount-socket per agent-facing daemon and no network flag."""
     plan, runner, _ = launched(backend, host, spec(**kw))
-    assert published(runner) == [f"{plan.publish_host}::{p}" for p in ports]
-    queried = [a[3] for a in runner.argvs if a[:2] == ("docker", "port")]
-    assert queried == [f"{p}/tcp" for p in ports]
-    # egress iff routed, pipelock iff not: never both, never the other
-    assert (f"{plan.publish_host}::9099" in published(runner)) == plan.routed
-    assert (f"{plan.publish_host}::8888" in published(runner)) == (not plan.routed)
+    assert plan.socket_route == "bind-mount"
+    assert published(runner) == [] and not runner.find("docker", "port")
+    assert mounted_sockets(runner) == [f"/tmp/{IDENT}/{d}.sock:/run/bottle/{d}.sock"
+                                       for d in daemons]
+    run = runner.find("docker", "run")[0].argv
+    assert f"type=bind,source=/tmp/{IDENT},target=/run/bottle/sockets" in run
+    relays = next(a for a in run if a.startswith("BOTTLE_SOCKET_RELAYS="))
+    from bottle_api.plan import PORTS
+    assert relays.split("=", 1)[1].split() == [
+        f"unix:/run/bottle/sockets/{d}.sock=tcp:127.0.0.1:{PORTS[d]}" for d in daemons]
+    create = runner.find("smolvm", "machine", "create")[0].argv
+    for flag in ("--net", "--allow-cidr", "--allow-host", "--outbound-localhost-only",
+                 "--dns", "--network", "-p", "--port", "--net-backend"):
+        assert flag not in create
 
 
-def test_port_discovery_feeds_the_guest_addresses(backend, host):
-    s = spec(routes=(ROUTE,), supervise=True,
-             upstreams=(Upstream("app", "https://example.invalid/app.git"),))
-    plan = backend.prepare(s, host)
-    h = plan.publish_host
-    runner = smol_runner()
-    backend.script(runner, plan)
-    runner.reply("docker", "port", "*", "9099/tcp", stdout=f"{h}:49153\n[::1]:49153\n", first=True)
-    runner.reply("docker", "port", "*", "9418/tcp", stdout=f"{h}:49154\n", first=True)
-    runner.reply("docker", "port", "*", "9100/tcp", stdout=f"{h}:49155\n", first=True)
-    bottle = backend.launch(plan, runner)
+def test_guest_addresses_are_loopback_relays(backend, host):
+    plan, runner, bottle = launched(backend, host, spec(**FULL))
     create = runner.find("smolvm", "machine", "create")[0].argv
     env = dict(create[i + 1].split("=", 1) for i, a in enumerate(create) if a == "-e")
-    assert env["HTTPS_PROXY"] == env["HTTP_PROXY"] == f"http://{h}:49153"
-    assert bottle.addresses.git_gate_url == f"git://{h}:49154"
-    assert bottle.addresses.supervise_url == f"http://{h}:49155/mcp"
-    insteadof = [a for a in smol_execs(runner) if "url.git://" + h + ":49154/app.git.insteadOf" in a]
-    assert len(insteadof) == 1
-    assert after_dashdash(insteadof[0])[:4] == RUNUSER
+    assert env["HTTPS_PROXY"] == env["HTTP_PROXY"] == "http://127.0.0.1:9099"
+    assert env["NO_PROXY"] == "127.0.0.1,localhost"
+    assert bottle.addresses.git_gate_url == "git://127.0.0.1:9418"
+    assert bottle.addresses.supervise_url == "http://127.0.0.1:9100/mcp"
+    insteadof = [a for a in smol_execs(runner) if "url.git://127.0.0.1:9418/app.git.insteadOf" in a]
+    assert len(insteadof) == 1 and after_dashdash(insteadof[0])[:4] == RUNUSER
     mcp = [a for a in smol_execs(runner) if "mcp" in a]
-    assert mcp and mcp[0][-1] == f"http://{h}:49155/mcp"
+    assert mcp and mcp[0][-1] == "http://127.0.0.1:9100/mcp"
+
+
+def test_guest_relay_is_copied_as_root_and_started_as_root(backend, host):
+    """The relay: stdlib-only file copied to a root-owned absolute path
+    (machine cp writes as root), started as root (no runuser) under a
+    restart loop, mapping each daemon port to its mounted socket; launch
+    returns once the guest's loopback ports answer."""
+    from bottle_ref.backends.smolmachines import GUEST_RELAY, SOCKET_RELAY_SCRIPT
+    plan, runner, _ = launched(backend, host, spec(**FULL))
+    argvs = runner.argvs
+    cp = ("smolvm", "machine", "cp", SOCKET_RELAY_SCRIPT, f"{IDENT}:{GUEST_RELAY}")
+    assert cp in argvs and GUEST_RELAY.startswith("/usr/local/")
+    start = next(a for a in argvs if "setsid" in " ".join(a))
+    assert "runuser" not in start and "while :; do python3" in " ".join(start)
+    assert list(start[-4:]) == [GUEST_RELAY, "tcp:127.0.0.1:9099=unix:/run/bottle/egress.sock",
+                                "tcp:127.0.0.1:9418=unix:/run/bottle/git-gate.sock",
+                                "tcp:127.0.0.1:9100=unix:/run/bottle/supervise.sock"]
+    probe = argvs[-1]
+    assert probe[:3] == ("smolvm", "machine", "exec") and probe[-3:] == ("9099", "9418", "9100")
+    assert argvs.index(cp) < argvs.index(start) < len(argvs) - 1
+    text = Path(SOCKET_RELAY_SCRIPT).read_text()
+    imports = {m.split()[1].split(".")[0] for m in text.splitlines()
+               if m.startswith(("import ", "from ")) and "__future__" not in m}
+    assert imports <= {"os", "socket", "stat", "sys", "threading", "collections"}, imports
+
+
+def test_host_relay_route_publishes_loopback_and_runs_a_host_relay(backend, host):
+    """macOS route: the bundle publishes the agent-facing ports on host
+    127.0.0.1 (engine-chosen) and a host relay serves the sockets; its pid
+    file is in the state dir and close() stops it and removes the sockets."""
+    h = replace(host, env={**host.env, "BOTTLE_SMOL_SOCKET_ROUTE": "host-relay"})
+    plan, runner, bottle = launched(backend, h, spec(supervise=True))
+    try:
+        assert published(runner) == ["127.0.0.1::8888", "127.0.0.1::9100"]
+        assert fetch_listen(plan) == "0.0.0.0:8888"  # docker's forward dials it
+        pid = int((Path(plan.state_dir) / "host-relay.pid").read_text())
+        os.kill(pid, 0)  # alive
+        for d in ("pipelock", "supervise"):
+            assert Path(f"/tmp/{IDENT}/{d}.sock").is_socket()
+    finally:
+        bottle.close()
+    with pytest.raises((ProcessLookupError, ChildProcessError)):
+        os.kill(pid, 0)  # close() stopped and reaped it
+    assert not Path(f"/tmp/{IDENT}").exists()
+
+
+def test_missing_bundle_sockets_fail_launch_clearly_and_clean_up(backend, host):
+    plan = backend.prepare(spec(), host)
+    runner = smol_runner()
+    backend.script(runner, plan)
+    runner.reply("docker", "exec", f"{IDENT}-bundle", "sh", "-c", returncode=1)
+    with pytest.raises(LaunchError, match="sockets"):
+        backend.launch(plan, runner)
+    assert runner.find("smolvm", "machine", "create") == []
+    assert runner.find("docker", "rm", "-f", f"{IDENT}-bundle")
+    assert not Path(plan.state_dir).exists() and not Path(f"/tmp/{IDENT}").exists()
 
 
 @pytest.mark.parametrize("out", ["", "garbage", "127.77.1.1:", "127.77.1.1:http", "127.0.0.1:70000"])
@@ -377,15 +456,6 @@ def test_unparsable_docker_port_is_a_clear_error(out):
 
 def test_parse_port_takes_the_first_line():
     assert parse_port("127.77.3.4:40001\n[::]:40002\n", container="c", port=1) == 40001
-
-
-def test_unscripted_port_fails_launch_and_cleans_up(backend, host):
-    plan, runner = backend.prepare(spec(), host), smol_runner()
-    with pytest.raises(LaunchError, match="8888/tcp"):
-        backend.launch(plan, runner)
-    assert runner.find("smolvm", "machine", "create") == []
-    assert runner.find("docker", "rm", "-f", f"{IDENT}-bundle")
-    assert not Path(plan.state_dir).exists()
 
 
 # -- readiness ------------------------------------------------------------------
@@ -428,30 +498,32 @@ def bundle_probe(port):
             f"import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()")
 
 
-def test_daemon_probes_after_port_discovery_before_launch_returns(backend, host):
+def test_socket_probe_before_the_machine_daemon_probes_last(backend, host):
+    """The bundle's sockets exist before the machine is created (the stand-in
+    bind-mounts them); the daemons start while the VM boots and are probed
+    after provisioning; the guest relay's probe is the last command."""
     seen: list[str] = []
-    _, runner, _ = launched(backend, host, spec(routes=(ROUTE,), upstreams=(
-        Upstream(name="app", url="https://example.org/app.git"),), supervise=True),
-        progress=seen.append)
+    _, runner, _ = launched(backend, host, spec(**FULL), progress=seen.append)
     argvs = runner.argvs
     expected = [bundle_probe(p) for p in (9099, 8888, 9418, 9100)]
     at = [argvs.index(p) for p in expected]
     assert at == sorted(at)  # egress, pipelock behind it, git-gate, supervise
-    last_port = max(i for i, a in enumerate(argvs) if a[:2] == ("docker", "port"))
-    assert last_port < at[0]
-    # the VM's readiness probe stays the first guest exec, provisioning
-    # (guest files only) comes next, and launch returns only once every
-    # daemon answered: the probes are its last commands
+    sockets = next(i for i, a in enumerate(argvs)
+                   if a[:3] == ("docker", "exec", f"{IDENT}-bundle") and "test -S" in a[-1])
+    assert argvs[sockets][-1] == " && ".join(
+        f"test -S /run/bottle/sockets/{d}.sock" for d in ("egress", "git-gate", "supervise"))
+    create = argvs.index(runner.find("smolvm", "machine", "create")[0].argv)
+    assert sockets < create
     assert argvs.index(("smolvm", "machine", "exec", "--name", IDENT, "--", "true")) < at[0]
-    last_provision = max(i for i, a in enumerate(argvs) if a[:3] in (
-        ("smolvm", "machine", "cp"), ("smolvm", "machine", "exec")))
-    assert last_provision < at[0] and at[-1] == len(argvs) - 1
-    assert "waiting for bundle daemons" in seen
+    last_provision = max(i for i, a in enumerate(argvs) if a[:3] == ("smolvm", "machine", "cp"))
+    assert last_provision < at[0] and at[-1] == len(argvs) - 2
+    assert argvs[-1][-3:] == ("9099", "9418", "9100")  # the guest relay answers
+    assert seen.index("waiting for bundle daemons") < seen.index("waiting for the guest relay")
 
 
 def test_unrouted_bundle_probes_only_pipelock(backend, host):
     _, runner, _ = launched(backend, host, spec())
-    probes = [a for a in runner.argvs if a[:2] == ("docker", "exec")]
+    probes = [a for a in runner.argvs if a[:2] == ("docker", "exec") and "test -S" not in a[-1]]
     assert probes == [bundle_probe(8888)]
 
 
@@ -463,7 +535,6 @@ def test_bundle_probe_failures_are_retried_with_runner_sleep(backend, host):
     assert [calls[i].returncode for i in tries] == [1, 1, 0]
     for a, b in zip(tries, tries[1:]):
         assert [c.kind for c in calls[a + 1:b]] == ["sleep"]
-    assert runner.argvs[-1] == bundle_probe(8888)  # then pipelock, and launch returned
 
 
 def test_never_ready_daemon_fails_launch_and_cleans_up(backend, host):
@@ -577,9 +648,9 @@ def test_every_node_exec_sets_home_and_user(backend, host, tmp_path):
     for argv in node:
         assert list(argv[5:9]) == NODE_PREFIX, argv
         assert "runuser" not in before_dashdash(argv)
-    for argv in root:  # root execs: the probe and chown/chmod/update-ca steps only
+    for argv in root:  # root: the probe, chown/chmod/update-ca, the relay's chmod, start, probe
         assert "HOME=/home/node" not in argv
-        assert after_dashdash(argv)[0] in ("true", "sh", "chown"), argv
+        assert after_dashdash(argv)[0] in ("true", "sh", "chown", "chmod", "python3"), argv
 
 
 @pytest.mark.parametrize("git_user,expected", [
@@ -600,7 +671,7 @@ def test_git_user_runs_as_node_via_runuser(backend, host, git_user, expected):
 def test_mcp_add_runs_as_node(backend, host):
     plan, runner, bottle = launched(backend, host, spec(supervise=True))
     (mcp,) = [a for a in smol_execs(runner) if "mcp" in a]
-    url = f"http://{plan.publish_host}:41001/mcp"
+    url = "http://127.0.0.1:9100/mcp"
     assert list(mcp) == ["smolvm", "machine", "exec", "--name", IDENT, *NODE_PREFIX, "--", *RUNUSER,
                          "claude", "mcp", "add", "--scope", "user", "--transport", "http",
                          "supervise", url]
@@ -659,7 +730,7 @@ def test_agent_argv_runs_the_agent_as_node(backend, host, agent, tty):
     assert inner[:5] == ["smolvm", "machine", "exec", "--name", IDENT]
     assert inner[5:9] == NODE_PREFIX
     env = env_flags(inner)
-    assert env["HTTPS_PROXY"] == f"http://{plan.publish_host}:41000"
+    assert env["HTTPS_PROXY"] == "http://127.0.0.1:8888"
     for key, value in plan.guest_env.items():
         assert env[key] == value
     head = before_dashdash(inner)
@@ -712,7 +783,7 @@ def test_exec_frames_user_and_env(backend, host):
     assert after_dashdash(call.argv) == [*RUNUSER, "whoami"]
     env = env_flags(call.argv)
     assert env["HOME"] == "/home/node" and env["X"] == "1"
-    assert env["HTTPS_PROXY"] == f"http://{plan.publish_host}:41000"
+    assert env["HTTPS_PROXY"] == "http://127.0.0.1:8888"
     root = bottle.exec(["id", "-u"], user="root")
     assert after_dashdash(root.argv) == ["id", "-u"] and "HOME=/home/node" not in root.argv
 
@@ -750,12 +821,12 @@ def test_handle_round_trips_through_attach(backend, host):
 
 # -- script, live_unavailable, identity ------------------------------------------------
 
-def test_script_answers_on_publish_host(backend, host):
+def test_script_answers_on_host_loopback(backend, host):
     plan = backend.prepare(spec(routes=(ROUTE,), supervise=True), host)
     runner = smol_runner()
     backend.script(runner, plan)
     out = runner.run(["docker", "port", f"{IDENT}-bundle", "9099/tcp"]).stdout
-    assert out.startswith(f"{plan.publish_host}:")
+    assert out.startswith("127.0.0.1:")
     ca = runner.run(["smolvm", "machine", "exec", "--name", IDENT, "--", "sh", "-c",
                      "chown x && update-ca-certificates"]).stdout
     assert "1 added" in ca
@@ -764,7 +835,6 @@ def test_script_answers_on_publish_host(backend, host):
 def test_launch_without_script_ca_reply_fails(backend, host):
     plan = backend.prepare(spec(), host)
     runner = smol_runner()
-    runner.reply("docker", "port", stdout=f"{plan.publish_host}:40000\n")
     with pytest.raises(ProvisionError):
         backend.launch(plan, runner)
 

@@ -32,7 +32,6 @@ from bottle_ref.backends.smolmachines import (
     SmolmachinesBackend,
     SmolvmChannel,
     artifact_path,
-    loopback_alias_problem,
     parse_smolvm_version,
 )
 
@@ -194,16 +193,115 @@ def test_launch_without_a_readable_version_refuses_before_anything(tmp_path):
     assert runner.argvs == [("smolvm", "--version")]
 
 
-def test_standin_models_the_dropped_cidr_below_1_8(tmp_path):
-    for version, want in (("1.7.7", []), ("1.8.0", ["127.77.1.2/32"])):
-        (tmp_path / version).mkdir(exist_ok=True)
-        sm = Smolvm(tmp_path / version, version=version)
-        sm("pack", "create", "-I", "claude-bottle:latest", "-o", str(tmp_path / version / "p"),
-           SMOLVM_STANDIN_REGISTRY="claude-bottle:latest")
-        r = sm("machine", "create", "--name", "m", "--from", str(tmp_path / version / "p.smolmachine"),
-               "--net", "--allow-cidr", "127.77.1.2/32")
+# -- fact: without --net (and without --allow-cidr/--allow-host/
+#    --outbound-localhost-only/--dns/--network/-p, which each imply networking)
+#    the VM gets no network at all. 1.8.0 and 1.9.3 src/network/launch.rs
+#    plan_launch_network (~89-110: `wants_network = resources.network ||
+#    has_ports || has_cidr_policy || has_dns_filter || has_fabric`, false ->
+#    EffectiveNetworkBackend::None); src/agent/launcher.rs krun_add_vsock(ctx, 0).
+#    The stand-in's machines are `--network none`; it refuses smolvm networking
+#    as not modelled (a guest given one cannot be run, never PASSED).
+
+@pytest.mark.parametrize("flags", [["--net"], ["--allow-cidr", "127.77.1.2/32"],
+                                   ["--net", "--allow-cidr", "127.77.1.2/32"],
+                                   ["--allow-host", "example.invalid"],
+                                   ["--outbound-localhost-only"], ["--dns", "10.0.0.1"],
+                                   ["--network", "fabric"], ["-p", "8080:80"],
+                                   ["--port", "8080:80"], ["--net-backend", "tsi"]])
+def test_standin_refuses_networking_as_not_modelled(smolvm, flags):
+    r = smolvm("machine", "create", "--name", "m", "-I", str(smolvm.archive()), *flags)
+    assert r.returncode == 1 and "not modelled by the stand-in" in err(r), err(r)
+    assert not (smolvm.tmp / "smolvm-home" / "machines" / "m.json").exists()
+
+
+def test_standin_machine_has_no_network_and_sockets_are_bind_mounts(smolvm, tmp_path):
+    """--mount-socket HOST:GUEST (1.9.3 src/cli/machine.rs ~3037, since v1.6.4
+    b310083f) is modelled as a bind mount of the host socket; the machine
+    keeps --network none."""
+    import socket as so
+
+    host = tmp_path / "s" / "pipelock.sock"
+    host.parent.mkdir()
+    srv = so.socket(so.AF_UNIX)
+    srv.bind(str(host))
+    try:
+        r = smolvm("machine", "create", "--name", "m", "-I", str(smolvm.archive()),
+                   "--mount-socket", f"{host}:/run/bottle/pipelock.sock")
         assert r.returncode == 0, err(r)
-        assert sm.record("m")["allowed_cidrs"] == want
+        assert smolvm.record("m")["mount_sockets"] == [[str(host), "/run/bottle/pipelock.sock"]]
+        assert smolvm("machine", "start", "--name", "m").returncode == 0
+        run = next(c for c in smolvm.docker_calls() if c[:1] == ["run"])
+        assert run[run.index("--network") + 1] == "none"
+        assert f"type=bind,source={host},target=/run/bottle/pipelock.sock" in run
+    finally:
+        srv.close()
+
+
+def test_standin_needs_the_host_socket_when_the_machine_starts(smolvm, tmp_path):
+    r = smolvm("machine", "create", "--name", "m", "-I", str(smolvm.archive()),
+               "--mount-socket", f"{tmp_path}/nope.sock:/run/x.sock")
+    assert r.returncode == 0, err(r)
+    r = smolvm("machine", "start", "--name", "m")
+    assert r.returncode == 1 and "does not exist" in err(r)
+
+
+# -- fact: --mount-socket rules, 1.9.3 src/cli/machine.rs parse_published_sockets
+#    (~138-240): split at the first ':'; both halves required; the guest path
+#    absolute, without ';' or '|'; no guest path mounted twice; at most 64
+#    (crates/smolvm-protocol/src/lib.rs PUBLISH_SOCKET_MAX). Since v1.6.4.
+
+@pytest.mark.parametrize("specs,why", [
+    (["/h.sock"], "expected HOST_PATH:GUEST_PATH"),
+    ([":/g.sock"], "both HOST_PATH and GUEST_PATH are required"),
+    (["/h.sock:"], "both HOST_PATH and GUEST_PATH are required"),
+    (["/h.sock:g.sock"], "must be absolute"),
+    (["/h.sock:/g;x"], "unsupported character"),
+    (["/h.sock:/g|x"], "unsupported character"),
+    (["/a.sock:/g.sock", "/b.sock:/g.sock"], "mounted more than once"),
+    ([f"/h{i}.sock:/g{i}.sock" for i in range(65)], "too many published sockets"),
+])
+def test_mount_socket_rules(smolvm, specs, why):
+    args = [a for spec in specs for a in ("--mount-socket", spec)]
+    r = smolvm("machine", "create", "--name", "m", "-I", str(smolvm.archive()), *args)
+    assert r.returncode == 1 and why in err(r), err(r)
+
+
+def test_mount_socket_exists_from_1_6_4(tmp_path):
+    sm = Smolvm(tmp_path, version="1.6.3")
+    r = sm("machine", "create", "--name", "m", "-I", str(sm.archive()),
+           "--mount-socket", "/h.sock:/g.sock")
+    assert r.returncode == 2 and "unexpected argument '--mount-socket'" in err(r)
+
+
+# -- fact: machine names, 1.9.3 src/data/mod.rs validate_vm_name (~58-100),
+#    MAX_VM_NAME_LENGTH 128, enforced in src/agent/manager.rs (~774; 1.8.0 ~659).
+
+@pytest.mark.parametrize("name,ok,why", [
+    ("bottle-demo-0001", True, ""), ("a_b", True, ""), ("x" * 128, True, ""),
+    ("x" * 129, False, "too long"), ("bottle.demo", False, "invalid character: '.'"),
+    ("a--b", False, "consecutive hyphens"), ("ab-", False, "cannot end with a hyphen"),
+    ("-ab", False, "must start with a letter or digit"), ("a/b", False, "path separators"),
+])
+def test_machine_names(smolvm, name, ok, why):
+    r = smolvm("machine", "create", "--name", name, "-I", str(smolvm.archive()))
+    assert (r.returncode == 0) == ok, err(r)
+    assert why in err(r)
+
+
+def test_the_spec_loader_refuses_names_smolvm_would_refuse(tmp_path):
+    """bottle-<name>-<suffix> must pass validate_vm_name: the loader refuses a
+    trailing or doubled hyphen (NAME_RE already excludes '.' and caps at 40)."""
+    from bottle_api.spec import SpecError, load_spec
+
+    for bad in ("demo-", "de--mo", "de.mo"):
+        f = tmp_path / f"{len(bad)}-{bad.count('-')}.yaml"
+        f.write_text(f"name: {bad}\n")
+        with pytest.raises(SpecError) as exc:
+            load_spec(f)
+        assert "name" in str(exc.value) and "\n" not in str(exc.value)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("name: de-mo\n")
+    assert load_spec(ok).name == "de-mo"
 
 
 def test_version_parsing():
@@ -348,16 +446,21 @@ def test_tar_pipe_streams_the_tree(tmp_path):
 
 
 # -- fact: --allow-cidr, --allow-host and --outbound-localhost-only resolve to
-#    one CIDR list; localhost-only means 127.0.0.0/8 and ::1/128.
-#    1.9.3 src/cli/machine.rs resolve_egress_flags (~35-98).
+#    one CIDR list and each implies --net (1.9.3 src/cli/machine.rs
+#    resolve_egress_flags ~35-98): SMOLVM-NO-NET refuses every one of them.
 
-def test_egress_flags_resolve_to_one_list(smolvm):
-    r = smolvm("machine", "create", "--name", "m", "-I", str(smolvm.archive()),
-               "--allow-cidr", "127.77.1.2/32", "--outbound-localhost-only")
-    assert r.returncode == 0, err(r)
-    rec = smolvm.record("m")
-    assert rec["allowed_cidrs"] == ["127.77.1.2/32", "127.0.0.0/8", "::1/128"]
-    assert rec["net"] is True  # each implies --net
+def test_no_net_check_names_every_networking_flag():
+    from conformance.argv import checks
+
+    for flags in (["--net"], ["--allow-cidr", "127.77.1.2/32"], ["--outbound-localhost-only"],
+                  ["--allow-host", "h.invalid"], ["--dns", "10.0.0.1"], ["--network", "n"],
+                  ["-p", "1:2"], ["--net-backend", "tsi"]):
+        argv = ("smolvm", "machine", "create", "--name", "m", "-I", "/a.tar", *flags)
+        v = checks.check_smolvm_no_net([argv])
+        assert not v.ok and "gives the guest networking" in v.problems[0], (flags, v)
+    assert checks.check_smolvm_no_net(
+        [("smolvm", "machine", "create", "--name", "m", "-I", "/a.tar",
+          "--mount-socket", "/h/pipelock.sock:/run/bottle/pipelock.sock")]).ok
 
 
 # -- fact: --cpus/--mem are honoured; defaults 4 CPUs / 8192 MiB.
@@ -387,7 +490,7 @@ def test_workdir_is_ignored_with_from(smolvm, tmp_path):
     assert smolvm.record("i")["workdir"] == "/elsewhere"
 
 
-# -- stand-in identity and the macOS loopback alias ---------------------------------
+# -- stand-in identity; no host network question ------------------------------------
 
 def test_standin_says_it_is_one(smolvm):
     out = smolvm("--version").stdout.decode()
@@ -396,31 +499,23 @@ def test_standin_says_it_is_one(smolvm):
     backend = SmolmachinesBackend()
     runner = RecordingRunner().reply("smolvm", "--version", stdout=out)
     assert "stand-in" in backend.standins(runner)["smolvm"]
-    assert "stand-in" in backend.live_network_unsupported(runner)
+    # Issue 14: the guest has no network anywhere, which the stand-in models:
+    # the network probes run on it.
+    assert backend.live_network_unsupported(runner) is None
     real = RecordingRunner().reply("smolvm", "--version", stdout="smolvm 1.9.3\n")
     # Real smolvm: only the bundle's pipelock stand-in is left to report.
     assert set(backend.standins(real)) == {"pipelock"}
     assert backend.live_network_unsupported(real) is None
 
 
-def test_macos_without_the_alias_is_refused_once_with_the_command(tmp_path):
-    backend, plan = _plan(tmp_path)
-    runner = (RecordingRunner().reply("smolvm", "--version", stdout="smolvm 1.9.3\n")
-              .reply("uname", "-s", stdout="Darwin\n")
-              .reply("ifconfig", "lo0", stdout="lo0: flags=8049<UP,LOOPBACK>\n\tinet 127.0.0.1 "
-                     "netmask 0xff000000\n"))
-    with pytest.raises(LaunchError) as exc:
-        backend.launch(plan, runner)
-    msg = str(exc.value)
-    assert "\n" not in msg
-    assert f"sudo ifconfig lo0 alias {plan.publish_host} up" in msg
-    assert "127.0.0.1" in msg and "every service" in msg
-    assert not [a for a in runner.argvs if a[:2] in (("docker", "run"), ("docker", "network"))]
-    # With the alias present (or on Linux) there is nothing to say.
-    assert loopback_alias_problem(plan.publish_host, "Darwin",
-                                  f"\tinet {plan.publish_host} netmask 0xff000000\n") is None
-    assert loopback_alias_problem(plan.publish_host, "Linux", "") is None
-    assert loopback_alias_problem("127.0.0.1", "Darwin", "") is None
+def test_launch_asks_no_host_network_question(tmp_path):
+    """The 127.77.x.y address and its macOS lo0 alias are gone (issue 14):
+    a launch runs no uname/ifconfig and no smolvm networking flag."""
+    _, runner = _launched(tmp_path)
+    assert not [a for a in runner.argvs if a[0] in ("uname", "ifconfig")]
+    create = next(a for a in runner.argvs if a[:3] == ("smolvm", "machine", "create"))
+    assert "--mount-socket" in create
+    assert not {"--net", "--allow-cidr", "--allow-host", "-p", "--dns"} & set(create)
 
 
 def test_channel_copy_argv_picks_cp_for_files_only(tmp_path):

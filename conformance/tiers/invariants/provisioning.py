@@ -20,7 +20,7 @@ from .support import (
     _show,
     _node_problem,
 )
-from .topology import _topology
+from .topology import _topology, relay_addresses
 
 
 class ProvisionInvariants:
@@ -103,7 +103,8 @@ class ProvisionInvariants:
     def _gate_addresses(rec: Recording) -> set[str]:
         """git:// addresses at which the agent reaches git-gate: a network
         alias of the git-gate container on the agent's network (port 9418),
-        or the host address and port `docker port` reported for 9418."""
+        or the host address and port `docker port` reported for 9418, or a
+        smolvm guest's loopback relay to git-gate's mounted socket."""
         containers, machine = _topology(rec)
         out: set[str] = set()
         agent_nets = set().union(*(c.networks for c in containers.values() if c.is_agent))
@@ -117,4 +118,5 @@ class ProvisionInvariants:
                 line = rec.runner.stdout_of(i).strip().splitlines()
                 if line:
                     out.add(f"git://{line[0].strip()}")
+        out |= {f"git://{a}" for a in relay_addresses(rec, machine, "git-gate")}
         return out

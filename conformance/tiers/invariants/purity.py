@@ -136,7 +136,7 @@ def no_external_calls(backend=None) -> Iterator[list[str]]:
 
 _DECOY_ENV = {
     "CLAUDE_BOTTLE_IMAGE": "decoy-from-os-environ:1", "BOTTLE_BUNDLE_IMAGE": "decoy-bundle:1",
-    "BOTTLE_SMOL_PUBLISH_HOST": "127.0.0.99", "BOTTLE_SMOL_CPUS": "7",
+    "BOTTLE_SMOL_SOCKET_ROUTE": "host-relay", "BOTTLE_SMOL_CPUS": "7",
     "BOTTLE_SMOL_MEM_MIB": "777", "XDG_STATE_HOME": "/decoy/state",
 }
 # Every decoy secret holds this; nothing a backend derives from its inputs does.

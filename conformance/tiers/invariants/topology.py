@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ipaddress
+import re
+
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from ...argv import topology as argv_topology
@@ -14,6 +16,7 @@ from ...recording import (
     created_resource,
     parse_publish,
 )
+from ...argv.checks import socket_daemon
 from .facts import BUNDLE_ENTRY
 
 # -- topology (PORT-EGRESS-ONLY-WHEN-ROUTED, PROV-GITGATE) ---------------------------
@@ -52,7 +55,8 @@ def _flag_values(argv: Sequence[str], *flags: str) -> list[str]:
 def _topology(rec: Recording) -> tuple[dict[str, _Container], dict | None]:
     """Containers the launch made (networks, aliases, daemons, publishes;
     the agent found by role, `conformance.argv.topology`) and the smolvm
-    agent machine, if any (``{"name", "allow_cidrs"}``)."""
+    agent machine, if any (``{"name", "sockets"}``: its ``--mount-socket``
+    ``(HOST_PATH, GUEST_PATH)`` pairs)."""
     launch = rec.runs("launch")
     found = argv_topology.containers(
         launch, [rec.agent_argvs[t] for t in (False, True) if t in rec.agent_argvs],
@@ -67,7 +71,9 @@ def _topology(rec: Recording) -> tuple[dict[str, _Container], dict | None]:
         res = created_resource(argv)
         if res is not None and res.kind == "machine":
             net = argv_topology.machine_network(argv)
-            machine = {"name": res.name, "allow_cidrs": _flag_values(argv, "--allow-cidr"),
+            sockets = [tuple(v.partition(":")[::2]) for v in _flag_values(argv, "--mount-socket")]
+            machine = {"name": res.name, "sockets": sockets,
+                       "allow_cidrs": _flag_values(argv, "--allow-cidr"),
                        "network": net is None or net.network,
                        "everything": net.everything if net is not None else None}
     return containers, machine
@@ -88,9 +94,15 @@ def _reaches(containers: Mapping[str, _Container], machine: dict | None, daemon:
     if machine is not None:
         if machine.get("everything"):
             return True, f"the guest reaches everything: {machine['everything']}"
+        # A smolvm guest has no network (SMOLVM-NO-NET): it reaches a daemon
+        # only through a --mount-socket whose host end is <daemon>.sock
+        # (SMOLVM-SOCKETS), served by a container running that daemon.
+        for host, guest in machine["sockets"]:
+            if socket_daemon(host) == daemon and hosting:
+                return True, (f"--mount-socket {host}:{guest} reaches {daemon} "
+                              f"(run by {hosting[0].name})")
         if not machine.get("network", True):
-            return False, ("the guest has no network at all (no --net, --allow-cidr, "
-                           "--allow-host, --outbound-localhost-only, --dns, --network or -p)")
+            return False, f"no --mount-socket of the guest serves {daemon} (<...>/{daemon}.sock)"
         nets = []
         for cidr in machine["allow_cidrs"]:
             with contextlib.suppress(ValueError):
@@ -107,3 +119,25 @@ def _reaches(containers: Mapping[str, _Container], machine: dict | None, daemon:
         return False, f"{daemon}'s port {port} is not published where the guest may dial"
     not_supported("cannot find the agent in the recorded launch (no container from the "
                   "agent image, no smolvm machine): topology not readable from argv")
+
+
+# A guest relay mapping (bottle_bundle.socket_relay): loopback TCP -> a mounted socket.
+_RELAY_MAPPING = re.compile(r"tcp:(?P<host>[0-9.]+|localhost):(?P<port>\d+)=unix:(?P<guest>/\S+)")
+
+
+def relay_addresses(rec: Recording, machine: dict | None, daemon: str) -> set[str]:
+    """``host:port`` addresses at which a smolvm guest (no network,
+    SMOLVM-NO-NET) reaches ``daemon``: those of a relay the launch started
+    with ``tcp:HOST:PORT=unix:GUEST`` where GUEST is the guest end of the
+    ``--mount-socket`` whose host end is ``<daemon>.sock``."""
+    if machine is None:
+        return set()
+    guests = {g for h, g in machine["sockets"] if socket_daemon(h) == daemon}
+    out: set[str] = set()
+    for _, call in rec.indexed("launch"):
+        for tok in call.argv:
+            m = _RELAY_MAPPING.fullmatch(str(tok))
+            if m and m["guest"] in guests:
+                out.add(f"{m['host']}:{int(m['port'])}")
+    return out
+

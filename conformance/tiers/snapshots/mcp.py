@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -14,13 +12,14 @@ from bottle_api.runner import RecordingRunner
 from bottle_api.conventions import PORTS
 
 from ...recording import Recording, contains_seq, reply_when, subcommand
-from ..invariants.topology import _topology
+from ..invariants.topology import _topology, relay_addresses
 from ...scenarios import Scenario, scenario_params
 from .facts import _CLAUDE_ONLY, _SUPERVISED
 from .readers import command_at, joined, launch_failed, launched, node_problem, show
 
 
 SUPERVISE_PORT = PORTS["supervise"]
+
 
 
 class McpSnapshots:
@@ -75,9 +74,10 @@ class McpSnapshots:
     def _supervise_addresses(rec: Recording) -> set[str]:
         """``host:port`` addresses at which the agent reaches supervise: an
         alias (or the name) of a container running supervise on the agent's
-        network, at its port 9100; or, for a guest behind an allow-list (a
-        smolvm machine), the host address `docker port` reported for 9100
-        when that address is inside the guest's --allow-cidr."""
+        network, at its port 9100; or, for a smolvm guest (no network,
+        SMOLVM-NO-NET), the guest loopback address of a relay started with
+        ``tcp:HOST:PORT=unix:GUEST`` where GUEST is the guest end of the
+        ``--mount-socket`` whose host end is ``supervise.sock``."""
         containers, machine = _topology(rec)
         out: set[str] = set()
         agent_nets = set().union(*(c.networks for c in containers.values() if c.is_agent))
@@ -86,18 +86,7 @@ class McpSnapshots:
                 out |= {f"{alias}:{SUPERVISE_PORT}" for alias in c.aliases | {c.name}}
         if machine is None:
             return out
-        nets = []
-        for cidr in machine["allow_cidrs"]:
-            with contextlib.suppress(ValueError):
-                nets.append(ipaddress.ip_network(cidr, strict=False))
-        for i, call in rec.indexed("launch"):
-            if call.kind == "run" and subcommand(call.argv) == ("port",) and any(
-                    t.split("/")[0] == str(SUPERVISE_PORT) for t in call.argv[3:]):
-                for line in rec.runner.stdout_of(i).strip().splitlines()[:1]:
-                    host, _, hport = line.strip().rpartition(":")
-                    with contextlib.suppress(ValueError):
-                        if any(ipaddress.ip_address(host.strip("[]")) in n for n in nets):
-                            out.add(f"{host.strip('[]')}:{int(hport)}")
+        out |= relay_addresses(rec, machine, "supervise")
         return out
 
     @pytest.mark.parametrize("scenario", scenario_params("PROV-MCP", tier="snapshot",
