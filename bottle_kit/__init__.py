@@ -64,7 +64,7 @@ from bottle_ref.supervise import mcp_add_argv, mcp_url
 # Semantic version of this surface (not of the distribution). Bump it, and
 # add a CHANGELOG.md line under "bottle_kit", when a name, a signature or the
 # argv a helper runs changes.
-KIT_VERSION = "1.0.0"
+KIT_VERSION = "1.1.0"
 
 __all__ = [
     "KIT_VERSION",

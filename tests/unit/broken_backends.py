@@ -2312,6 +2312,7 @@ class SmolvmSocketMissing(_SmolvmFixed):
 
     also = {"PROV-MCP": "supervise, when its socket is the one dropped, is registered at an "
                         "address the guest cannot reach",
+            "PROV-CODEX-MCP": "the same, for the codex bottle's registration",
             "PORT-EGRESS-ONLY-WHEN-ROUTED": "when the first hop's socket is the one dropped, "
                                             "a routed guest cannot reach egress",
             "PROV-GITGATE": "when git-gate's socket is the one dropped, its insteadOf leads "
@@ -2331,6 +2332,7 @@ class SmolvmSocketsShareAPath(_SmolvmFixed):
 
     also = {"PROV-MCP": "supervise's relay then points at a guest path no socket of its own "
                         "is mounted at",
+            "PROV-CODEX-MCP": "the same, for the codex bottle's registration",
             "PROV-GITGATE": "git-gate's relay then points at a guest path no socket of its "
                             "own is mounted at"}
 

@@ -156,12 +156,23 @@ class OutsideBottle(Bottle):
                                env=env or None, timeout=timeout, check=check)
 
     def close(self) -> None:
+        """Remove by name; a failed removal counts as done only where the
+        engine said the object does not exist (TEARDOWN-LOUD): otherwise
+        raise naming what may remain, and keep the state dir."""
         if self._closed:
             return
-        if self.containers:
-            self.runner.run([PODMAN, "rm", "-f", "-v", *reversed(self.containers)], check=False)
-        if self.networks:
-            self.runner.run([PODMAN, "network", "rm", *reversed(self.networks)], check=False)
+        left = []
+        for names, argv in ((self.containers, [PODMAN, "rm", "-f", "-v"]),
+                            (self.networks, [PODMAN, "network", "rm"])):
+            if not names:
+                continue
+            result = self.runner.run([*argv, *reversed(names)], check=False)
+            if not result.ok:
+                said = (result.stderr + result.stdout).lower()
+                left += [n for n in names if not (n.lower() in said and (
+                    "no such" in said or "not found" in said))]
+        if left:
+            raise RuntimeError(f"outside: cannot confirm removal of {', '.join(left)}")
         remove_state(self.plan.state_dir)
         self._closed = True
 
