@@ -33,6 +33,11 @@ SOURCES = ("pyproject.toml", "README.md", "bottle_api", "bottle_bundle", "bottle
            "bottle_ref", "conformance")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "*.egg-info", ".hypothesis")
 
+# Under xdist (`nox -s unit`: -n auto --dist loadgroup) these tests share one
+# worker, so the session-scoped venv and its wheels are built once, not once
+# per worker.
+pytestmark = pytest.mark.xdist_group("author-path")
+
 
 def _run(argv, **kw) -> subprocess.CompletedProcess:
     kw.setdefault("capture_output", True)
