@@ -61,13 +61,14 @@ def lint(session: nox.Session) -> None:
 def unit(session: nox.Session) -> None:
     """Everything that needs no engine: seam, backends recorded, suite, meta-tests.
 
-    On every core (pytest-xdist, ``-n auto``); ``--dist loadgroup`` keeps
-    the tests of one ``xdist_group`` on one worker (the author's path builds
-    its wheels once). Pass your own ``-n``/``-p no:xdist`` to override."""
+    On every core (pytest-xdist, ``-n auto``). ``--dist worksteal``: the
+    meta-tests take seconds each, and with plain ``load`` one worker ends
+    up holding a long queue while the other idles. Pass your own
+    ``-n``/``-p no:xdist`` to override."""
     _install(session, "-r", BUNDLE_REQUIREMENTS)
     own = any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist"
               for a in session.posargs)
-    parallel = [] if own else ["-n", "auto", "--dist", "loadgroup"]
+    parallel = [] if own else ["-n", "auto", "--dist", "worksteal"]
     session.run("pytest", "tests/unit", *parallel, *session.posargs)
 
 
