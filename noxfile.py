@@ -59,9 +59,17 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def unit(session: nox.Session) -> None:
-    """Everything that needs no engine: seam, backends recorded, suite, meta-tests."""
+    """Everything that needs no engine: seam, backends recorded, suite, meta-tests.
+
+    On every core (pytest-xdist, ``-n auto``). ``--dist worksteal``: the
+    meta-tests take seconds each, and with plain ``load`` one worker ends
+    up holding a long queue while the other idles. Pass your own
+    ``-n``/``-p no:xdist`` to override."""
     _install(session, "-r", BUNDLE_REQUIREMENTS)
-    session.run("pytest", "tests/unit", *session.posargs)
+    own = any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist"
+              for a in session.posargs)
+    parallel = [] if own else ["-n", "auto", "--dist", "worksteal"]
+    session.run("pytest", "tests/unit", *parallel, *session.posargs)
 
 
 def _smolvm_env(session: nox.Session) -> dict[str, str]:

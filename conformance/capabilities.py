@@ -129,6 +129,9 @@ class UnknownCapabilityError(ValueError):
     """A capability name outside the vocabulary; the message lists the valid ones."""
 
 
+_CAPABILITY_BY_VALUE = {m.value: m for m in Capability}
+
+
 def _normalise(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
@@ -136,9 +139,9 @@ def _normalise(name: str) -> str:
 def parse_capability(name: str) -> Capability:
     """One name (``"git-gate"``, ``"GIT_GATE"``, a `Capability`) to a member."""
     key = _normalise(str(name))
-    for member in Capability:
-        if member.value == key:
-            return member
+    member = _CAPABILITY_BY_VALUE.get(key)  # a dict, not a scan: called per example
+    if member is not None:
+        return member
     valid = ", ".join(m.value for m in Capability)
     raise UnknownCapabilityError(f"unknown capability {str(name)!r} (known: {valid})")
 

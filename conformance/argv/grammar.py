@@ -24,6 +24,7 @@ in the argv, so callers never re-derive where it starts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+import functools
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Literal
@@ -132,7 +133,18 @@ class Invocation:
 
 def prog(argv: Sequence[str]) -> str:
     """The program's basename (``/usr/bin/docker`` -> ``docker``)."""
-    return PurePosixPath(str(argv[0])).name if argv else ""
+    return _basename(str(argv[0])) if argv else ""
+
+
+@functools.lru_cache(maxsize=256)
+def _basename(path: str) -> str:
+    # Memoised: the tiers ask for the same few programs hundreds of
+    # thousands of times per run, and PurePosixPath is costly to build.
+    return PurePosixPath(path).name
+
+
+# How many parsed argvs each grammar remembers (`Grammar.parse`).
+_MEMO_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -149,9 +161,29 @@ class Grammar:
     global_flags: tuple[Flag, ...] = ()
     aliases: Mapping[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
     bare: tuple[Flag, ...] = ()
+    # Parsed argvs: the result (an immutable `Invocation`) or the refusal
+    # (its class and message). The tiers read the same recorded argvs many
+    # times over (every property, every oracle); parsing is a pure function
+    # of the grammar and the argv, so each argv is parsed once.
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def parse(self, argv: Sequence[str]) -> Invocation:
         argv = tuple(str(a) for a in argv)
+        hit = self._memo.get(argv)
+        if hit is None:
+            try:
+                hit = self._parse(argv)
+            except ArgvError as exc:
+                hit = (type(exc), exc.args)
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[argv] = hit
+        if isinstance(hit, Invocation):
+            return hit
+        cls, args = hit
+        raise cls(*args)
+
+    def _parse(self, argv: tuple[str, ...]) -> Invocation:
         tool = prog(argv)
         i, options = 1, []
         globals_cmd = Command((), self.global_flags + self.bare)

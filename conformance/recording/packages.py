@@ -36,8 +36,9 @@ def backend_packages(backend: Any) -> tuple[str, ...]:
     """``(own package, packages its modules import from...)``, own first."""
     own = own_package(backend)
     found: dict[str, None] = {own: None}
+    below = own + "."  # `_top(name) == own`, without splitting every loaded module's name
     for name, mod in list(sys.modules.items()):
-        if mod is None or _top(name) != own:
+        if mod is None or not (name == own or name.startswith(below)):
             continue
         for value in list(vars(mod).values()):
             if isinstance(value, ModuleType):

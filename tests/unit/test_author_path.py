@@ -88,7 +88,28 @@ def _build_wheel(src: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def author_venv(tmp_path_factory) -> Path:
-    """A fresh venv outside the checkout with the two wheels installed."""
+    """A fresh venv outside the checkout with the two wheels installed.
+
+    Built once per run: under pytest-xdist (`nox -s unit`) the workers share
+    one, in the run's common temp root, built by whichever worker asks first
+    while the others wait on a lock (a build that failed is redone)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _make_author_venv(tmp_path_factory.mktemp("author"))
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp().parent
+    base, done = root / "author-shared", root / "author-shared.done"
+    with open(root / "author-shared.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(base, ignore_errors=True)
+            base.mkdir()
+            venv = _make_author_venv(base)
+            done.write_text(str(venv))
+        return Path(done.read_text())
+
+
+def _make_author_venv(base: Path) -> Path:
     try:
         import setuptools
     except ImportError:  # pragma: no cover
@@ -96,7 +117,6 @@ def author_venv(tmp_path_factory) -> Path:
     major = int(setuptools.__version__.split(".")[0])
     assert major >= 70, (f"setuptools {setuptools.__version__} cannot build this wheel offline; "
                          "install the dev extras (setuptools>=70.1)")
-    base = tmp_path_factory.mktemp("author")
     src = base / "src"
     src.mkdir()
     for name in SOURCES:
