@@ -113,6 +113,16 @@ MAX_TUNNEL_SECONDS, IDLE_TIMEOUT_SECONDS = 300, 120  # normalize.go (forward_pro
 SENSITIVE_HEADERS = ("Authorization", "Cookie", "X-Api-Key", "X-Token", "Proxy-Authorization",
                      "X-Goog-Api-Key")
 WINDOW_SECONDS = 60.0
+REASON_SSRF = "SSRF blocked"  # scanner.go checkSSRF
+REASON_CORE_SSRF = "core SSRF"  # core.go checkCoreSSRFLiteral
+# normalize.go (~222-236, HEAD 40865129): ``internal`` when absent or null.
+DEFAULT_INTERNAL = ("0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                    "169.254.0.0/16", "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10",
+                    "224.0.0.0/4", "ff00::/8")
+# internal/scanner/core.go coreInternalCIDRDefs (~149-162): always checked when
+# the guard is on (mergedSSRFCIDRs), and for IP literals when it is off.
+CORE_INTERNAL = ("0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                 "169.254.0.0/16", "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10")
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,11 @@ class PipelockSettings:
     ca_cert: str | None
     ca_key: str | None
     passthrough: tuple[str, ...]
+    # The SSRF guard: ``internal`` (absent/null: DEFAULT_INTERNAL; an empty
+    # list turns the resolving guard off), ``ssrf.ip_allowlist``, ``trusted_domains``.
+    internal: tuple[Any, ...] = ()
+    ip_allowlist: tuple[Any, ...] = ()
+    trusted_domains: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> PipelockSettings:
@@ -209,7 +224,72 @@ class PipelockSettings:
             ca_cert=tls.get("ca_cert"),
             ca_key=tls.get("ca_key"),
             passthrough=tuple(tls.get("passthrough_domains") or ()),
+            internal=_networks(DEFAULT_INTERNAL if data.get("internal") is None
+                               else data["internal"]),
+            ip_allowlist=_networks(get("ssrf", "ip_allowlist", default=[])),
+            # validate.go ValidateTrustedDomains stores them lower-cased, trimmed, no dot
+            trusted_domains=tuple(d.strip().lower().removesuffix(".")
+                                  for d in get("trusted_domains", default=[])),
         )
+
+
+def _networks(cidrs) -> tuple[Any, ...]:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def parse_alternative_ip(hostname: str):
+    """scanner.go parseAlternativeIP (~845-890): hex, octal and decimal-integer
+    IPv4 spellings (``0x7f000001``, ``0177.0.0.1``, ``2130706433``) that Go's
+    net.ParseIP does not read; None for anything else (standard dotted-decimal
+    included: that is ParseIP's)."""
+    hostname = hostname.strip()
+    if not hostname:
+        return None
+
+    def go_uint(part: str, bits: int):
+        # strconv.ParseUint(part, 0, bits): 0x hex, leading-0 octal, else decimal
+        try:
+            if part[:2] in ("0x", "0X"):
+                val = int(part[2:], 16) if part[2:] else None
+            elif len(part) > 1 and part[0] == "0":
+                val = int(part[1:], 8) if part[1:].isdigit() else None
+            else:
+                val = int(part, 10) if part.isdigit() else None
+        except ValueError:
+            return None
+        return val if val is not None and val < (1 << bits) else None
+
+    if "." in hostname:
+        parts = hostname.split(".")
+        if len(parts) != 4:
+            return None
+        octets = [go_uint(p, 16) for p in parts]
+        if any(o is None or o > 255 for o in octets):
+            return None
+        if not any(p[:2] in ("0x", "0X") or (len(p) > 1 and p[0] == "0" and p != "0") for p in parts):
+            return None
+        return ipaddress.IPv4Address(bytes(octets))
+    val = go_uint(hostname, 32)
+    return None if val is None else ipaddress.IPv4Address(val)
+
+
+def _ip(text: str):
+    """net.ParseIP with the zone stripped, IPv4-mapped IPv6 made IPv4."""
+    text = text.split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def system_resolve(host: str) -> list[str]:
+    """net.DefaultResolver.LookupHost: the host's addresses (OSError when none)."""
+    import socket
+
+    return sorted({info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)})
 
 
 def _rate(value: int) -> int:
@@ -246,9 +326,68 @@ class PipelockPolicy:
     """The decisions, free of mitmproxy so they can be tested directly."""
 
     def __init__(self, settings: PipelockSettings, *,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 resolve: Callable[[str], Iterable[str]] = system_resolve):
         self.settings = settings
         self.limiter = RateLimiter(settings.max_requests_per_minute, clock=clock)
+        self.resolve = resolve
+
+    # -- the SSRF guard (scanner.go checkSSRF ~895-1025, core.go ~548-620) ----------
+    def _in(self, ip, networks) -> bool:
+        return any(ip.version == n.version and ip in n for n in networks)
+
+    def trusted(self, host: str) -> bool:
+        """scanner.go IsTrustedDomain (~500-514): never an IP literal; the host
+        lower-cased, one trailing dot trimmed, matched with MatchDomain."""
+        if _ip(host) is not None:
+            return False
+        return any(allowlist_matches(host.lower().removesuffix("."), p)
+                   for p in self.settings.trusted_domains)
+
+    def needs_dns(self, host: str) -> bool:
+        """Whether `ssrf` resolves ``host`` (the guard on and not an alternative
+        IP spelling): the mitmproxy addon resolves it off the event loop first."""
+        return bool(self.settings.internal) and parse_alternative_ip(host) is None
+
+    def ssrf(self, host: str, resolved: Iterable[str] | OSError | None = None) -> Verdict | None:
+        """pipelock's SSRF guard, on by default. With ``internal`` non-empty
+        (default: normalize.go's list) every host, allowlisted or not, is
+        resolved and refused when an address falls in ``internal`` plus the
+        core ranges, unless the address is in ``ssrf.ip_allowlist`` or the
+        host is in ``trusted_domains``; an alternative IP spelling is decoded
+        and checked without DNS; a resolution failure refuses (fail closed).
+        With ``internal: []`` only IP literals in the core ranges are refused
+        (checkCoreSSRFLiteral). ``resolved``: the addresses the caller looked
+        up (else `self.resolve` is called)."""
+        cfg = self.settings
+        core = _networks(CORE_INTERNAL)
+        if not cfg.internal:
+            ip = _ip(host) or parse_alternative_ip(host.split("%", 1)[0])
+            if ip is None or self._in(ip, cfg.ip_allowlist) or not self._in(ip, core):
+                return None
+            return Verdict(403, REASON_CORE_SSRF, f"core SSRF: {host} is a private/internal IP address")
+        every = core + cfg.internal
+        alt = parse_alternative_ip(host)
+        if alt is not None:
+            if self._in(alt, every):
+                return Verdict(403, REASON_SSRF, f"SSRF blocked: {host} decodes to internal IP {alt}")
+            return None
+        if resolved is None:
+            try:
+                resolved = list(self.resolve(host))
+            except OSError as exc:
+                resolved = exc
+        if isinstance(resolved, OSError):
+            return Verdict(403, REASON_SSRF, f"SSRF check failed: DNS resolution error for {host}: "
+                           f"{resolved.strerror or resolved}")
+        if self.trusted(host):
+            return None
+        for text in resolved:
+            ip = _ip(text)
+            if ip is not None and self._in(ip, every) and not self._in(ip, cfg.ip_allowlist):
+                return Verdict(403, REASON_SSRF,
+                               f"SSRF blocked: {host} resolves to internal IP {text.split('%', 1)[0]}")
+        return None
 
     @property
     def enforced_allowlist(self) -> tuple[str, ...]:
@@ -285,23 +424,32 @@ class PipelockPolicy:
     def _admit(self, host: str) -> bool:
         return self.limiter.admit(base_domain(normalize(host) or host))
 
-    def check_connect(self, host: str, headers: Iterable[tuple[str, str]] = ()) -> Verdict | None:
+    def check_connect(self, host: str, headers: Iterable[tuple[str, str]] = (), *,
+                      resolved: Iterable[str] | OSError | None = None) -> Verdict | None:
         """forward.go handleConnect: header DLP on the CONNECT's own headers
-        first, then the scanner (allowlist, rate limit)."""
+        first, then the scanner (allowlist, SSRF guard, rate limit: the order
+        of scanner.go Scan), on every CONNECT, passthrough or not."""
         hit = self.secret_header(headers)
         if hit is not None and self.settings.block:
             return Verdict(403, REASON_CONNECT_DLP)
         if not self.allowed(host):
             return Verdict(403, REASON_ALLOWLIST, f"{REASON_ALLOWLIST}: {host}")
+        if (verdict := self.ssrf(host, resolved)) is not None:
+            return verdict
         if not self.decrypts(host) and not self._admit(host):
             return Verdict(429, REASON_RATE, f"{REASON_RATE} for {host}")
         return None
 
-    def check_request(self, host: str, headers: Iterable[tuple[str, str]]) -> tuple[Verdict | None, str | None]:
+    def check_request(self, host: str, headers: Iterable[tuple[str, str]], *, ssrf: bool = True,
+                      resolved: Iterable[str] | OSError | None = None
+                      ) -> tuple[Verdict | None, str | None]:
         """``(verdict, dlp hit description)``; a hit under action ``warn``
-        has no verdict but is reported for the log."""
+        has no verdict but is reported for the log. ``ssrf`` false: the host
+        was checked at its CONNECT (a decrypted tunnel's inner request)."""
         if not self.allowed(host):
             return Verdict(403, REASON_ALLOWLIST, f"{REASON_ALLOWLIST}: {host}"), None
+        if ssrf and (verdict := self.ssrf(host, resolved)) is not None:
+            return verdict, None
         if not self._admit(host):
             return Verdict(429, REASON_RATE, f"{REASON_RATE} for {host}"), None
         hit = self.secret_header(headers)
@@ -356,9 +504,24 @@ class PipelockAddon:
         flow.response = http.Response.make(
             verdict.status, f"{body}\n".encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
-    def http_connect(self, flow) -> None:
+    async def _lookup(self, host: str) -> list[str] | OSError | None:
+        """The host's addresses for the SSRF guard, looked up off the event
+        loop (only when the host passed the allowlist and the guard resolves)."""
+        if not self.policy.allowed(host) or not self.policy.needs_dns(host):
+            return None
+        import asyncio
+
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError as exc:
+            return exc
+        return sorted({info[4][0] for info in infos})
+
+    async def http_connect(self, flow) -> None:
         host, port = flow.request.host, flow.request.port
-        verdict = self.policy.check_connect(host, flow.request.headers.items(multi=True))
+        resolved = await self._lookup(host)
+        verdict = self.policy.check_connect(host, flow.request.headers.items(multi=True),
+                                            resolved=resolved)
         if verdict:
             self._refuse(flow, verdict, f"CONNECT {host}:{port}", connect=True)
             return
@@ -386,7 +549,7 @@ class PipelockAddon:
         if data.context.client.id in self._doomed:
             data.ssl_conn = None  # mitmproxy closes the client connection
 
-    def request(self, flow) -> None:
+    async def request(self, flow) -> None:
         if flow.response is not None or flow.request.method == "CONNECT":
             return
         req = flow.request
@@ -405,7 +568,10 @@ class PipelockAddon:
             if len(hosts) > 1 or (hosts and not same_authority(hosts[0], req.host, req.port)):
                 self._refuse(flow, Verdict(403, REASON_HOST_HEADER), what)
                 return
-        verdict, dlp_hit = self.policy.check_request(host, req.headers.items(multi=True))
+        inner = target is not None  # its host passed the guard at the CONNECT
+        resolved = None if inner else await self._lookup(host)
+        verdict, dlp_hit = self.policy.check_request(host, req.headers.items(multi=True),
+                                                     ssrf=not inner, resolved=resolved)
         if dlp_hit:
             self.log.info(f"dlp {what}: {dlp_hit}")
         if verdict:

@@ -64,7 +64,10 @@ def write_config(tmp_path: Path, pki, *, rate: int = 600, edit=None) -> tuple[Pa
     cert, key = pki["ca"]
     text = render_config(allow=[LOOPBACK, "localhost"], passthrough=["localhost"],
                          listen=f"{LOOPBACK}:{port}", ca_cert=str(cert), ca_key=str(key),
-                         max_requests_per_minute=rate)
+                         max_requests_per_minute=rate,
+                         # the test upstream is on loopback, which pipelock's SSRF
+                         # guard refuses: exempt exactly that address (ssrf.ip_allowlist)
+                         ssrf_ip_allowlist=[f"{LOOPBACK}/32"], trusted_domains=["localhost"])
     if edit is not None:
         data = yaml.safe_load(text)
         edit(data)
@@ -178,3 +181,32 @@ def test_refuses_to_start_with_an_unreadable_ca(tmp_path, pki):
     out = daemon.output()
     assert code != 0 and "CA key not found" in out and "missing-key.pem" in out, out
     assert "Traceback" not in out
+
+
+# --- issue 15 (second pass): the SSRF guard in the running process ---------------
+
+def test_ssrf_guard_refuses_loopback_without_an_exemption(tmp_path, pki, upstream):
+    """pipelock's SSRF guard is on by default (internal/config/normalize.go
+    ~222-236; internal/scanner/scanner.go checkSSRF ~895-1025): an allowlisted
+    host that resolves to loopback is refused, plain and CONNECT, with
+    pipelock's text; the same daemon with exactly that address in
+    ``ssrf.ip_allowlist`` reaches it (test_allowlist_gates_plain_http_and_connect)."""
+    def edit(data):
+        data.pop("ssrf")
+        data.pop("trusted_domains")
+
+    path, port = write_config(tmp_path, pki, edit=edit)
+    proxy = (LOOPBACK, port)
+    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)):
+        plain = via_proxy(proxy, "localhost", upstream["http"], "/x")
+        assert plain.status == 403
+        assert plain.body.decode().startswith(
+            "blocked: SSRF blocked: localhost resolves to internal IP "), plain.body
+        ip_literal = via_proxy(proxy, LOOPBACK, upstream["http"], "/x")
+        assert ip_literal.status == 403
+        assert ip_literal.body.decode().strip() == \
+            f"blocked: SSRF blocked: {LOOPBACK} resolves to internal IP {LOOPBACK}"
+        tunnel = via_proxy(proxy, "localhost", upstream["https"], "/tls", https=True,
+                           cafile=pki["server"][0])
+        assert tunnel.status == 403
+        assert tunnel.body.decode().startswith("CONNECT blocked: SSRF blocked: localhost "), tunnel.body
