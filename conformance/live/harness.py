@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle
+from bottle_api.backend import PIPELOCK_TRUSTED_HOSTS_ENV, UPSTREAM_CA_ENV, Backend, Bottle
 from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
 from bottle_api.plan import Plan
 from bottle_api.runner import CommandError, Completed, Runner, poll
@@ -399,6 +399,10 @@ class LiveHarness:
         env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
         env[TOKEN_ENV] = self.token
         env[UPSTREAM_CA_ENV] = str(self.pki.ca_cert)
+        # The test upstream lives on a private docker network, which pipelock's
+        # SSRF guard refuses; exempt exactly its names (never the denied site's,
+        # never a range), as an operator would for an internal service.
+        env[PIPELOCK_TRUSTED_HOSTS_ENV] = ",".join(upstream.TRUSTED_HOSTS)
         env.update(extra_env)
         home_files = {}
         if scenario is not None and scenario.forward:

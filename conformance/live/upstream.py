@@ -40,6 +40,10 @@ PLAIN_HOST = "plain.bottle-live.test"
 DENIED_HOST = "denied.bottle-live.test"
 API_HOSTS = ("api.anthropic.com", "chatgpt.com", "api.openai.com")
 HOSTS = (UPSTREAM_HOST, PLAIN_HOST, DENIED_HOST, *API_HOSTS)
+# The names the harness asks the bottle's pipelock to reach although they
+# resolve to the private test network (`PIPELOCK_TRUSTED_HOSTS_ENV`): not the
+# denied site, which the allowlist must refuse on its own.
+TRUSTED_HOSTS = (UPSTREAM_HOST, PLAIN_HOST, *API_HOSTS)
 ANSWER_ENV = "UPSTREAM_AGENT_ANSWER"  # the site's canned API answer
 PKI_MOUNT = "/etc/upstream"
 READY_MARK = "https on"

@@ -182,6 +182,44 @@ def ssrf_exemptions(data: Mapping) -> list[str]:
     return out
 
 
+def asked_trusted_hosts(env: Mapping[str, str]) -> set[str]:
+    """The names a host context asks to exempt from the SSRF guard
+    (`bottle_api.conventions.PIPELOCK_TRUSTED_HOSTS_ENV`), canonical."""
+    from bottle_api import conventions, hostnames
+
+    out = set()
+    for raw in (env.get(conventions.PIPELOCK_TRUSTED_HOSTS_ENV) or "").split(","):
+        if raw.strip():
+            try:
+                out.add(hostnames.canonical(raw.strip()))
+            except hostnames.HostError:
+                out.add(raw.strip())
+    return out
+
+
+def ssrf_exemption_problems(data: Mapping, asked: set[str]) -> list[str]:
+    """Why the config's SSRF guard is weaker than pipelock's default beyond
+    what the host context asked: any ``ssrf.ip_allowlist`` or narrowed
+    ``internal`` (never asked for), and ``trusted_domains`` other than the
+    ``asked`` names. pipelock lower-cases, trims and drops one trailing dot
+    of each trusted domain (validate.go ValidateTrustedDomains ~34) and
+    matches with MatchDomain, so names compare in canonical form
+    (`bottle_api.hostnames`)."""
+    from bottle_api import hostnames
+
+    out = [f"{e} (nobody asked for it)" for e in ssrf_exemptions(data)
+           if not e.startswith("trusted_domains: ")]
+    for d in data.get("trusted_domains") or []:
+        try:
+            name = hostnames.canonical(d)
+        except hostnames.HostError:
+            name = d
+        if name not in asked:
+            out.append(f"trusted_domains: {d} exempts a host the host context did not name "
+                       f"(asked: {sorted(asked)})")
+    return out
+
+
 def _section(data: Any, *keys: str) -> Mapping:
     for key in keys:
         data = data.get(key) if isinstance(data, Mapping) else None
