@@ -51,6 +51,8 @@ Honoured keys (everything else pipelock accepts is validated, then ignored):
                                             host-gated and rate-limited per CONNECT);
                                             disabled: nothing is decrypted
     forward_proxy.enabled                   must be true (the validator enforces it)
+    forward_proxy.{max_tunnel_seconds,idle_timeout_seconds}   tunnel limits (below)
+    internal, trusted_domains, ssrf.ip_allowlist              the SSRF guard (below)
     version                                 validated and logged
 
 One host name per connection (issue 15), as pipelock: a ClientHello whose
@@ -70,13 +72,27 @@ warn, header_mode sensitive; rate limit 60. The CA key file is refused at
 startup when its mode has any of the bits 0o137 (validate.go
 validateTLSInterception).
 
+The SSRF guard (issue 15), as pipelock's scanner.go checkSSRF: on by
+default, a host (allowlisted or not) that resolves into ``internal``
+(absent: normalize.go's list) or the core ranges (core.go) is refused with
+403 ``SSRF blocked: H resolves to internal IP X``; a lookup that fails is
+refused; hex/octal/decimal IPv4 spellings are decoded (parseAlternativeIP);
+``trusted_domains`` (hosts, never IP literals) and ``ssrf.ip_allowlist``
+exempt; ``internal: []`` leaves only the core IP-literal floor. Checked at
+each CONNECT and plain request, after the allowlist; a decrypted tunnel's
+inner requests are not re-resolved, and mitmproxy dials by name afterwards
+(pipelock re-checks at dial time, ssrfSafeDialContext: a DNS-rebinding gap
+the stand-in does not close).
+
+Tunnel limits: ``forward_proxy.max_tunnel_seconds`` (every tunnel) and
+``idle_timeout_seconds`` (tunnels that are not decrypted), <= 0 or absent
+300 and 120 (normalize.go), cut the client connection (forward.go,
+relay.go); checked about once a second.
+
 Not implemented: pipelock's fetch endpoint, URL and body DLP, built-in DLP
-patterns, scan_env, response scanning, URL length and entropy checks, the
-SSRF guard (hosts resolving to internal addresses; ``ssrf.ip_allowlist``),
-the tunnel limits (max_tunnel_seconds 300, idle_timeout_seconds 120: the
-constants are recorded, not enforced). Rate accounting: each plain or
-decrypted request counts once; a tunnel that is not decrypted counts once
-at its CONNECT.
+patterns, scan_env, response scanning, URL length and entropy checks. Rate
+accounting: each plain or decrypted request counts once; a tunnel that is
+not decrypted counts once at its CONNECT.
 """
 
 from __future__ import annotations
@@ -190,6 +206,10 @@ class PipelockSettings:
     internal: tuple[Any, ...] = ()
     ip_allowlist: tuple[Any, ...] = ()
     trusted_domains: tuple[str, ...] = ()
+    # forward_proxy.max_tunnel_seconds / idle_timeout_seconds: <= 0 or absent
+    # are 300 / 120 (normalize.go ~190-194)
+    max_tunnel_seconds: int = MAX_TUNNEL_SECONDS
+    idle_timeout_seconds: int = IDLE_TIMEOUT_SECONDS
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> PipelockSettings:
@@ -230,7 +250,16 @@ class PipelockSettings:
             # validate.go ValidateTrustedDomains stores them lower-cased, trimmed, no dot
             trusted_domains=tuple(d.strip().lower().removesuffix(".")
                                   for d in get("trusted_domains", default=[])),
+            max_tunnel_seconds=_positive(get("forward_proxy", "max_tunnel_seconds", default=0),
+                                         MAX_TUNNEL_SECONDS),
+            idle_timeout_seconds=_positive(get("forward_proxy", "idle_timeout_seconds", default=0),
+                                           IDLE_TIMEOUT_SECONDS),
         )
+
+
+def _positive(value: Any, default: int) -> int:
+    """normalize.go: ``if v <= 0 { v = default }``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
 
 
 def _networks(cidrs) -> tuple[Any, ...]:
@@ -491,10 +520,64 @@ class PipelockAddon:
     The CONNECT target of each client connection is remembered so the
     inner requests and the ClientHello can be held to it (issue 15)."""
 
-    def __init__(self, policy: PipelockPolicy, logger):
+    def __init__(self, policy: PipelockPolicy, logger, *, clock: Callable[[], float] = time.time):
         self.policy, self.log = policy, logger
         self._targets: dict[str, tuple[str, int]] = {}
         self._doomed: set[str] = set()
+        self._opened: dict[str, float] = {}  # client id -> when its tunnel was admitted
+        self._clock = clock
+        self._reaper = None
+
+    # -- tunnel limits (forward.go handleConnect ~392-396 and ~534-535, relay.go
+    # bidirectionalCopy/copyWithIdleTimeout, intercept.go ~307-317) --------------------
+    def expired(self, client_id: str, last_activity: float, now: float) -> str | None:
+        """Why the tunnel of ``client_id`` must be cut now, or None: older than
+        ``max_tunnel_seconds`` (every tunnel: the absolute deadline covers the
+        relay and the decrypted server), or silent for ``idle_timeout_seconds``
+        (a tunnel that is not decrypted: the relay's per-read deadline)."""
+        opened = self._opened.get(client_id)
+        if opened is None:
+            return None
+        cfg = self.policy.settings
+        if now - opened >= cfg.max_tunnel_seconds:
+            return f"max_tunnel_seconds ({cfg.max_tunnel_seconds}s) reached"
+        target = self._targets.get(client_id)
+        if (target is not None and not self.policy.decrypts(target[0])
+                and now - max(last_activity, opened) >= cfg.idle_timeout_seconds):
+            return f"idle for idle_timeout_seconds ({cfg.idle_timeout_seconds}s)"
+        return None
+
+    def running(self) -> None:
+        import asyncio
+
+        self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    def done(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+
+    async def _reap(self) -> None:
+        import asyncio
+
+        from mitmproxy import ctx
+
+        cfg = self.policy.settings
+        tick = max(0.1, min(1.0, min(cfg.max_tunnel_seconds, cfg.idle_timeout_seconds) / 4))
+        while True:
+            await asyncio.sleep(tick)
+            server = ctx.master.addons.get("proxyserver")
+            now = self._clock()
+            for handler in list(getattr(server, "connections", {}).values()):
+                client = handler.client
+                why = self.expired(client.id, handler.timeout_watchdog.last_activity, now)
+                if why is None:
+                    continue
+                io = handler.transports.get(client)
+                if io is not None and io.handler is not None:
+                    target = self._targets.get(client.id)
+                    self.log.info(f"closing tunnel to {target[0] if target else '?'}: {why}")
+                    self._opened.pop(client.id, None)
+                    io.handler.cancel(why)
 
     def _refuse(self, flow, verdict: Verdict, what: str, *, connect: bool = False) -> None:
         from mitmproxy import http
@@ -526,9 +609,11 @@ class PipelockAddon:
             self._refuse(flow, verdict, f"CONNECT {host}:{port}", connect=True)
             return
         self._targets[flow.client_conn.id] = (host, port)
+        self._opened[flow.client_conn.id] = self._clock()
 
     def client_disconnected(self, client) -> None:
         self._targets.pop(client.id, None)
+        self._opened.pop(client.id, None)
         self._doomed.discard(client.id)
 
     def tls_clienthello(self, data) -> None:

@@ -210,3 +210,90 @@ def test_ssrf_guard_refuses_loopback_without_an_exemption(tmp_path, pki, upstrea
                            cafile=pki["server"][0])
         assert tunnel.status == 403
         assert tunnel.body.decode().startswith("CONNECT blocked: SSRF blocked: localhost "), tunnel.body
+
+
+# --- issue 15 (second pass): tunnel limits in the running process ------------------
+
+def _tunnel(port: int, target_port: int):
+    import socket
+
+    s = socket.create_connection((LOOPBACK, port), timeout=5)
+    s.sendall(f"CONNECT localhost:{target_port} HTTP/1.1\r\nHost: localhost:{target_port}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return s
+
+
+def _closed_within(s, bound: float, keepalive=None) -> float | None:
+    """Seconds until the proxy closes ``s`` (polled, bounded), sending
+    ``keepalive()`` bytes meanwhile; None if still open at ``bound``."""
+    import socket
+    import time
+
+    t0 = time.monotonic()
+    s.settimeout(0.2)
+    while time.monotonic() - t0 < bound:
+        if keepalive is not None:
+            try:
+                s.sendall(keepalive())
+            except OSError:
+                return time.monotonic() - t0
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            return time.monotonic() - t0
+        if data == b"":
+            return time.monotonic() - t0
+    return None
+
+
+@pytest.mark.parametrize("limit", ["idle", "max"])
+def test_tunnel_limits_are_enforced(tmp_path, pki, upstream, limit):
+    """internal/config/normalize.go (~190-194): forward_proxy.max_tunnel_seconds
+    (default 300) and idle_timeout_seconds (default 120); applied by
+    internal/proxy/forward.go handleConnect (~392-396: one absolute deadline for
+    dial and relay; ~534-535: the idle timeout passed to bidirectionalCopy,
+    relay.go copyWithIdleTimeout resets a per-read deadline). Configured small
+    here (1-2 s) and polled with a bound: an idle passthrough tunnel is cut
+    after idle_timeout_seconds; a busy one after max_tunnel_seconds."""
+    def edit(data):
+        data["forward_proxy"].update(max_tunnel_seconds=2 if limit == "max" else 60,
+                                     idle_timeout_seconds=1 if limit == "idle" else 60)
+
+    path, port = write_config(tmp_path, pki, edit=edit)
+    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)) as d:
+        s = _tunnel(port, upstream["http"])  # "localhost" is passthrough: never decrypted
+        try:
+            if limit == "idle":
+                took = _closed_within(s, 8.0)
+                assert took is not None and 0.8 <= took, (took, d.output())
+            else:
+                ping = lambda: b"GET /ka HTTP/1.1\r\nHost: localhost\r\n\r\n"  # noqa: E731
+                took = _closed_within(s, 8.0, keepalive=ping)
+                assert took is not None and 1.5 <= took, (took, d.output())
+        finally:
+            s.close()
+    assert ("idle_timeout_seconds" if limit == "idle" else "max_tunnel_seconds") in d.output()
+
+
+def test_busy_tunnel_outlives_the_idle_timeout(tmp_path, pki, upstream):
+    """The idle timeout counts silence only (relay.go copyWithIdleTimeout
+    re-arms the read deadline after each read): a tunnel with traffic every
+    0.2 s outlives idle_timeout_seconds 1 while max_tunnel_seconds is 60."""
+    def edit(data):
+        data["forward_proxy"].update(max_tunnel_seconds=60, idle_timeout_seconds=1)
+
+    path, port = write_config(tmp_path, pki, edit=edit)
+    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)):
+        s = _tunnel(port, upstream["http"])
+        try:
+            ping = lambda: b"GET /ka HTTP/1.1\r\nHost: localhost\r\n\r\n"  # noqa: E731
+            assert _closed_within(s, 3.0, keepalive=ping) is None
+        finally:
+            s.close()

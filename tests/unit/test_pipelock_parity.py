@@ -412,10 +412,38 @@ def test_plain_request_host_must_match_its_uri(header, same):
     assert proxy.same_authority(header, "allowed.test", 80) is same
 
 
-def test_tunnel_limits_are_pipelocks_defaults():
-    """internal/config/normalize.go (~190-194): max_tunnel_seconds 300,
-    idle_timeout_seconds 120."""
-    assert (proxy.MAX_TUNNEL_SECONDS, proxy.IDLE_TIMEOUT_SECONDS) == (300, 120)
+@pytest.mark.parametrize("configured, effective", [
+    (None, (300, 120)), ((0, 0), (300, 120)), ((-1, -5), (300, 120)), ((2, 1), (2, 1))])
+def test_tunnel_limits_are_pipelocks_defaults(configured, effective):
+    """internal/config/normalize.go (~190-194): max_tunnel_seconds and
+    idle_timeout_seconds <= 0 or absent become 300 and 120."""
+    def edit(data):
+        if configured is not None:
+            data["forward_proxy"].update(max_tunnel_seconds=configured[0],
+                                         idle_timeout_seconds=configured[1])
+    s = _policy(edit).settings
+    assert (s.max_tunnel_seconds, s.idle_timeout_seconds) == effective
+
+
+def test_tunnel_limit_rules():
+    """forward.go (~392-396, ~534-535), relay.go copyWithIdleTimeout,
+    intercept.go (~307-317): the absolute deadline cuts every tunnel; the
+    idle timeout only the relayed (not decrypted) ones; activity re-arms it."""
+    def edit(data):
+        data["forward_proxy"].update(max_tunnel_seconds=2, idle_timeout_seconds=1)
+        data["api_allowlist"] = ["relayed.test", "decrypted.test"]
+        data["tls_interception"]["passthrough_domains"] = ["relayed.test"]
+
+    addon = proxy.PipelockAddon(_policy(edit), logger=None, clock=lambda: 100.0)
+    addon._targets.update(r=("relayed.test", 443), d=("decrypted.test", 443))
+    addon._opened.update(r=100.0, d=100.0)
+    assert addon.expired("r", 100.0, 100.5) is None
+    assert "idle_timeout_seconds" in addon.expired("r", 100.0, 101.0)
+    assert addon.expired("r", 100.9, 101.5) is None  # activity re-arms the idle timer
+    assert addon.expired("d", 100.0, 101.5) is None  # decrypted: no idle cut
+    assert "max_tunnel_seconds" in addon.expired("d", 101.9, 102.0)
+    assert "max_tunnel_seconds" in addon.expired("r", 101.9, 102.0)
+    assert addon.expired("unknown", 0.0, 1e9) is None
 
 
 def test_onboarding_app_is_off_in_both_daemons():
