@@ -635,3 +635,59 @@ SSRF_LOAD_ROWS = [
 @pytest.mark.parametrize("impl", ["stand-in", "oracle"])
 def test_ssrf_load_rule(row: Load, impl: str):
     test_load_rule(row, impl)
+
+
+# --- issue 15 (second pass): the renderer and the spec loader in the tricky-name table
+# The spec loader canonicalises every declared host (bottle_api.spec _SpecReader.host,
+# through bottle_api.hostnames), so the renderer writes the name egress and the
+# stand-in match with. Real pipelock lower-cases and trims one trailing dot in
+# MatchDomain (internal/scanner/scanner.go ~2241-2262) and verifySNI
+# (internal/proxy/sni.go), but NOT in isPassthrough (internal/proxy/intercept.go
+# ~1531-1549): the oracle keeps that difference, and a canonical passthrough entry
+# is what makes the two agree for every spelling egress injects for.
+
+@pytest.mark.parametrize("name", TRICKY)
+def test_tricky_route_host_through_loader_renderer_egress_and_both_pipelocks(name):
+    import yaml
+
+    from bottle_api.spec import SpecError, parse_spec
+    from bottle_ref import planning
+    from bottle_ref.pipelock import render_config
+
+    try:
+        spec = parse_spec(f"name: demo\negress: {{routes: [{{host: {json_str(name)}, token_env: T}}]}}\n")
+    except SpecError:
+        spec = None
+    try:
+        want = hostnames.pattern(name)
+    except hostnames.HostError:
+        want = None
+    if spec is None:
+        return  # refused with one line: nothing rendered, nothing matched
+    declared = spec.routes[0].host
+    assert declared == want, f"the loader kept {declared!r}; the normaliser says {want!r}"
+    allow, passthrough = planning.pipelock_hosts(spec, spec.routes)
+    data = yaml.safe_load(render_config(allow=allow, passthrough=passthrough, listen="127.0.0.1:1"))
+    assert declared in data["api_allowlist"] and declared in data["tls_interception"]["passthrough_domains"]
+    route = EgressInjector([EgressRoute(declared, "Authorization", "Bearer", "T")], {"T": "t"})
+    policy = PipelockPolicy(PipelockSettings.from_config(data))
+    concrete = want[2:] if want.startswith("*.") else want
+    spellings = {name, concrete, concrete.upper(), concrete + ".", "x." + concrete, "X." + concrete + "."}
+    injected = []
+    for spelling in sorted(spellings):
+        header, _ = decide(route, Names(spelling, 443, spelling, spelling, "https"))
+        if header is None:
+            continue
+        injected.append(spelling)
+        # egress injects only for the canonical spelling (egress_proxy decide) ...
+        assert spelling == hostnames.canonical(spelling), spelling
+        # ... which the stand-in and the oracle both allow and pass through undecrypted
+        assert not policy.decrypts(spelling) and not oracle.intercepts(data, spelling), spelling
+        assert policy.allowed(spelling) and oracle.allows(data, spelling), spelling
+    assert injected, f"egress injects for no spelling of {declared!r}"
+
+
+def json_str(text: str) -> str:
+    import json
+
+    return json.dumps(text)
