@@ -800,6 +800,18 @@ LIVE_ALLOWLIST_ONLY = Clause(
     "allowlist check",
 )
 
+# --- issue 15 (second pass): pipelock's SSRF guard, live ---
+LIVE_SSRF = Clause(
+    "LIVE-SSRF", MUST,
+    "The bottle's last hop MUST refuse a request, plain or CONNECT, from node or root, "
+    "for an allowlisted host that resolves to an internal address (loopback, RFC 1918, "
+    "link-local, ...: pipelock's SSRF guard) unless the host context named that host "
+    "in BOTTLE_PIPELOCK_TRUSTED_HOSTS.",
+    LIVE, Capability.LIVE,
+    "issue 15: pipelock refuses such hosts by default (internal/scanner/scanner.go "
+    "checkSSRF; internal/config/normalize.go internal); the stand-in did not",
+)
+
 CLAUSES: tuple[Clause, ...] = tuple(
     value for name, value in list(globals().items())
     if isinstance(value, Clause) and name == value.id.replace("-", "_")

@@ -95,6 +95,8 @@ FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LIVE-NO-FRONTING": "the allowed and denied test upstreams, whose logs it reads",
     "LIVE-HOST-CANON": "the route-host test upstream, whose log it reads",
     "LIVE-ALLOWLIST-ONLY": "the denied test upstream (and names no site answers)",
+    "LIVE-SSRF": "the allowed test upstream under an allowlisted, untrusted name, whose log "
+                 "it reads",
 
 
     "LIVE-DNS": "the resolver canary beside the test upstream",
@@ -508,12 +510,12 @@ class LiveHarness:
             if scenario.api_route:
                 kw["routes"] = (API_ROUTES[scenario.agent],)
             kw["forward_host_credentials"] = scenario.forward
-            kw["allow"] = (upstream.UPSTREAM_HOST, upstream.PLAIN_HOST)
+            kw["allow"] = (upstream.UPSTREAM_HOST, upstream.PLAIN_HOST, upstream.INTERNAL_HOST)
         elif scenario.routed:
             kw["routes"] = (Route(host=upstream.UPSTREAM_HOST, token_env=TOKEN_ENV),)
-            kw["allow"] = (upstream.PLAIN_HOST,)
+            kw["allow"] = (upstream.PLAIN_HOST, upstream.INTERNAL_HOST)
         else:
-            kw["allow"] = (upstream.UPSTREAM_HOST, upstream.PLAIN_HOST)
+            kw["allow"] = (upstream.UPSTREAM_HOST, upstream.PLAIN_HOST, upstream.INTERNAL_HOST)
         if scenario.skills:
             kw["skills"] = (self.skill_dir(),)
         if scenario.git_user:

@@ -83,6 +83,11 @@ CASES += [
     ("TestSharedNetwork", "test_bottles_cannot_reach_each_other", "LIVE-APART",
      "broken-shared-net"),
 ]
+# --- issue 15 (second pass)
+CASES += [
+    ("TestPipelockNoSsrf", "test_allowlisted_host_on_an_internal_address_is_refused and unrouted",
+     "LIVE-SSRF", "broken-pipelock-no-ssrf"),
+]
 
 
 @pytest.fixture(scope="module")
