@@ -33,6 +33,13 @@ Progress = Callable[[str], None]
 # `Bottle.outbound_network` MUST honour it.
 from .conventions import UPSTREAM_CA_ENV  # noqa: E402,F401
 
+# Host env var: exact host names the bottle's pipelock may reach although they
+# resolve to internal addresses (pipelock's ``trusted_domains``; its SSRF guard
+# refuses them otherwise). Read by `prepare` from `HostContext.env`; unset, no
+# exemption is rendered. The live tier sets it to its test upstream's names. A
+# backend implementing `Bottle.outbound_network` MUST honour it.
+from .conventions import PIPELOCK_TRUSTED_HOSTS_ENV  # noqa: E402,F401
+
 
 def _quiet(_: str) -> None:
     pass
@@ -118,7 +125,7 @@ class Bottle(ABC):
         """The docker network from which the bottle's last hop (pipelock)
         dials the world. The live tier attaches its test upstream there under
         a network alias, so "the internet" is a container of its own. The
-        backend MUST also honour `UPSTREAM_CA_ENV`."""
+        backend MUST also honour `UPSTREAM_CA_ENV` and `PIPELOCK_TRUSTED_HOSTS_ENV`."""
         raise NotImplementedError
 
     def internal_endpoints(self) -> Mapping[str, tuple[str, ...]]:

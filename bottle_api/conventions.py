@@ -120,6 +120,15 @@ UPSTREAM_CA_ENV = "BOTTLE_UPSTREAM_CA_FILE"
 PIPELOCK_UPSTREAM_CA_ENV = "PIPELOCK_UPSTREAM_CA"
 EGRESS_UPSTREAM_CA_ENV = "EGRESS_UPSTREAM_CA"
 
+
+# Host env var: comma-separated exact host names the bottle's pipelock may
+# reach although they resolve to internal addresses (rendered as pipelock's
+# ``trusted_domains``, exempt from its SSRF guard: internal/scanner/scanner.go
+# checkSSRF, IsTrustedDomain). Unset (production), nothing is exempt. The live
+# tier sets it to its test upstream's names, which live on a private docker
+# network that real pipelock would otherwise refuse. Wildcards are refused.
+PIPELOCK_TRUSTED_HOSTS_ENV = "BOTTLE_PIPELOCK_TRUSTED_HOSTS"
+
 # -- engine resources ---------------------------------------------------------
 # Every engine object a reference bottle makes carries LABEL_KEY=<bottle ident>.
 LABEL_KEY = "bottle-ref.bottle"

@@ -504,9 +504,20 @@ class _SpecReader:
                 for i, item in enumerate(items)]
 
     def host(self, node: Node, path: str) -> str:
-        value = self.string(node, path, optional=False)
+        """A declared host (``egress.routes[].host``, ``allow``,
+        ``tls_passthrough``) in canonical form (issue 15): lower-cased, one
+        trailing dot dropped, IDNA-encoded, through `bottle_api.hostnames`,
+        the normaliser egress and the pipelock stand-in match with; so every
+        list the renderer writes already names hosts as they match."""
+        from . import hostnames
+
+        raw = value = self.string(node, path, optional=False)
+        try:
+            value = hostnames.pattern(value)
+        except hostnames.HostError:
+            pass  # refused below, with the loader's own message
         if not _plausible_host(value):
-            raise self.fail(path, f"{_one_line(value)[:80]!r} is not a hostname "
+            raise self.fail(path, f"{_one_line(raw)[:80]!r} is not a hostname "
                                   "(a bare name like api.example.com or *.example.com; "
                                   "no scheme, port or path)", node)
         if value.startswith("*.") and "." not in value[2:]:

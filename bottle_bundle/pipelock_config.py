@@ -127,9 +127,13 @@ PIPELOCK_SCHEMA: Mapping[str, Any] = {
         "mcp_binary_integrity", "mcp_tool_provenance", "behavioral_baseline", "airlock",
         "browser_shield", "media_policy", "a2a_scanning", "taint", "mediation_envelope",
         "redaction", "agents", "default_agent_identity", "bind_default_agent_identity",
-        "license_key", "license_file", "license_public_key", "internal",
-        "trusted_domains", "ssrf",
+        "license_key", "license_file", "license_public_key",
     )},
+    # The SSRF guard (issue 15): schema.go Config.Internal, .TrustedDomains,
+    # SSRF.IPAllowlist; validate.go validateInternal/validateSSRF check them.
+    "internal": [str],
+    "trusted_domains": [str],
+    "ssrf": {"ip_allowlist": [str]},
 }
 
 
@@ -362,9 +366,71 @@ def validate_config(data: Mapping) -> list[str]:
             elif seconds <= 0:
                 problems.append("tls_interception.cert_ttl: must be positive")
 
+    problems += ssrf_problems(data)
     if _get(data, "forward_proxy", "enabled") is not True:
         problems.append("forward_proxy.enabled: must be true (the stand-in is a forward proxy only)")
     return problems
+
+
+def _go_cidr(text: str):
+    """Go's net.ParseCIDR: an address with a prefix length (host bits allowed),
+    returning ``(address, network)``; ValueError otherwise."""
+    import ipaddress
+
+    if not isinstance(text, str) or "/" not in text:
+        raise ValueError("not a CIDR")
+    addr, _, _ = text.partition("/")
+    return ipaddress.ip_address(addr), ipaddress.ip_network(text, strict=False)
+
+
+def ssrf_problems(data: Mapping) -> list[str]:
+    """pipelock's validators for the SSRF guard's keys (validate.go, HEAD 40865129):
+    ``internal`` entries are CIDRs (validateInternal ~1109); ``ssrf.ip_allowlist``
+    entries are CIDRs, not ``/0``, with no host bits set (validateSSRF ~1122-1140);
+    ``trusted_domains`` follow ValidateTrustedDomains (no bare ``*``, ``*.`` needs
+    a dot after it)."""
+    problems = []
+    for cidr in data.get("internal") or []:
+        try:
+            _go_cidr(cidr)
+        except ValueError:
+            problems.append(f"internal: invalid internal CIDR {cidr!r}")
+    for cidr in _get(data, "ssrf", "ip_allowlist") or []:
+        try:
+            addr, net = _go_cidr(cidr)
+        except ValueError:
+            problems.append(f"ssrf.ip_allowlist: invalid ssrf.ip_allowlist CIDR {cidr!r}")
+            continue
+        if net.prefixlen == 0:
+            problems.append(f"ssrf.ip_allowlist: CIDR {cidr!r} is a catch-all (/0) and would "
+                            "disable SSRF protection")
+        elif addr != net.network_address:
+            problems.append(f"ssrf.ip_allowlist: CIDR {cidr!r} has host bits set "
+                            f"(did you mean {str(net)!r}?)")
+    for i, raw in enumerate(data.get("trusted_domains") or []):
+        why = trusted_domain_problem(raw)
+        if why:
+            problems.append(f"trusted_domains[{i}] {raw!r}: {why}")
+    return problems
+
+
+def trusted_domain_problem(raw: str) -> str | None:
+    """validate.go ValidateTrustedDomains (~29-55): lower-cased, trimmed and one
+    trailing dot dropped (pipelock stores that form), then no URL or
+    host:port, no bare ``*``, ``*.`` needs a concrete domain, no other glob."""
+    d = raw.strip().lower().removesuffix(".")
+    if not d:
+        return "is empty"
+    if "://" in d or "/" in d or ":" in d:
+        return "use a hostname pattern, not a URL or host:port"
+    if d == "*":
+        return "bare wildcard disables all SSRF protection"
+    if d.startswith("*."):
+        if "." not in d[2:]:
+            return "wildcard must target a concrete domain like *.example.com"
+    elif any(c in d for c in "*?[]"):
+        return "only exact hosts and *.example.com wildcards are supported"
+    return None
 
 
 def check_ca_files(data: Mapping) -> list[str]:

@@ -51,6 +51,8 @@ Honoured keys (everything else pipelock accepts is validated, then ignored):
                                             host-gated and rate-limited per CONNECT);
                                             disabled: nothing is decrypted
     forward_proxy.enabled                   must be true (the validator enforces it)
+    forward_proxy.{max_tunnel_seconds,idle_timeout_seconds}   tunnel limits (below)
+    internal, trusted_domains, ssrf.ip_allowlist              the SSRF guard (below)
     version                                 validated and logged
 
 One host name per connection (issue 15), as pipelock: a ClientHello whose
@@ -70,13 +72,27 @@ warn, header_mode sensitive; rate limit 60. The CA key file is refused at
 startup when its mode has any of the bits 0o137 (validate.go
 validateTLSInterception).
 
+The SSRF guard (issue 15), as pipelock's scanner.go checkSSRF: on by
+default, a host (allowlisted or not) that resolves into ``internal``
+(absent: normalize.go's list) or the core ranges (core.go) is refused with
+403 ``SSRF blocked: H resolves to internal IP X``; a lookup that fails is
+refused; hex/octal/decimal IPv4 spellings are decoded (parseAlternativeIP);
+``trusted_domains`` (hosts, never IP literals) and ``ssrf.ip_allowlist``
+exempt; ``internal: []`` leaves only the core IP-literal floor. Checked at
+each CONNECT and plain request, after the allowlist; a decrypted tunnel's
+inner requests are not re-resolved, and mitmproxy dials by name afterwards
+(pipelock re-checks at dial time, ssrfSafeDialContext: a DNS-rebinding gap
+the stand-in does not close).
+
+Tunnel limits: ``forward_proxy.max_tunnel_seconds`` (every tunnel) and
+``idle_timeout_seconds`` (tunnels that are not decrypted), <= 0 or absent
+300 and 120 (normalize.go), cut the client connection (forward.go,
+relay.go); checked about once a second.
+
 Not implemented: pipelock's fetch endpoint, URL and body DLP, built-in DLP
-patterns, scan_env, response scanning, URL length and entropy checks, the
-SSRF guard (hosts resolving to internal addresses; ``ssrf.ip_allowlist``),
-the tunnel limits (max_tunnel_seconds 300, idle_timeout_seconds 120: the
-constants are recorded, not enforced). Rate accounting: each plain or
-decrypted request counts once; a tunnel that is not decrypted counts once
-at its CONNECT.
+patterns, scan_env, response scanning, URL length and entropy checks. Rate
+accounting: each plain or decrypted request counts once; a tunnel that is
+not decrypted counts once at its CONNECT.
 """
 
 from __future__ import annotations
@@ -115,6 +131,16 @@ MAX_TUNNEL_SECONDS, IDLE_TIMEOUT_SECONDS = 300, 120  # normalize.go (forward_pro
 SENSITIVE_HEADERS = ("Authorization", "Cookie", "X-Api-Key", "X-Token", "Proxy-Authorization",
                      "X-Goog-Api-Key")
 WINDOW_SECONDS = 60.0
+REASON_SSRF = "SSRF blocked"  # scanner.go checkSSRF
+REASON_CORE_SSRF = "core SSRF"  # core.go checkCoreSSRFLiteral
+# normalize.go (~222-236, HEAD 40865129): ``internal`` when absent or null.
+DEFAULT_INTERNAL = ("0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                    "169.254.0.0/16", "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10",
+                    "224.0.0.0/4", "ff00::/8")
+# internal/scanner/core.go coreInternalCIDRDefs (~149-162): always checked when
+# the guard is on (mergedSSRFCIDRs), and for IP literals when it is off.
+CORE_INTERNAL = ("0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                 "169.254.0.0/16", "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10")
 
 
 @dataclass(frozen=True)
@@ -177,6 +203,15 @@ class PipelockSettings:
     ca_cert: str | None
     ca_key: str | None
     passthrough: tuple[str, ...]
+    # The SSRF guard: ``internal`` (absent/null: DEFAULT_INTERNAL; an empty
+    # list turns the resolving guard off), ``ssrf.ip_allowlist``, ``trusted_domains``.
+    internal: tuple[Any, ...] = ()
+    ip_allowlist: tuple[Any, ...] = ()
+    trusted_domains: tuple[str, ...] = ()
+    # forward_proxy.max_tunnel_seconds / idle_timeout_seconds: <= 0 or absent
+    # are 300 / 120 (normalize.go ~190-194)
+    max_tunnel_seconds: int = MAX_TUNNEL_SECONDS
+    idle_timeout_seconds: int = IDLE_TIMEOUT_SECONDS
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> PipelockSettings:
@@ -211,7 +246,81 @@ class PipelockSettings:
             ca_cert=tls.get("ca_cert"),
             ca_key=tls.get("ca_key"),
             passthrough=tuple(tls.get("passthrough_domains") or ()),
+            internal=_networks(DEFAULT_INTERNAL if data.get("internal") is None
+                               else data["internal"]),
+            ip_allowlist=_networks(get("ssrf", "ip_allowlist", default=[])),
+            # validate.go ValidateTrustedDomains stores them lower-cased, trimmed, no dot
+            trusted_domains=tuple(d.strip().lower().removesuffix(".")
+                                  for d in get("trusted_domains", default=[])),
+            max_tunnel_seconds=_positive(get("forward_proxy", "max_tunnel_seconds", default=0),
+                                         MAX_TUNNEL_SECONDS),
+            idle_timeout_seconds=_positive(get("forward_proxy", "idle_timeout_seconds", default=0),
+                                           IDLE_TIMEOUT_SECONDS),
         )
+
+
+def _positive(value: Any, default: int) -> int:
+    """normalize.go: ``if v <= 0 { v = default }``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+
+def _networks(cidrs) -> tuple[Any, ...]:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def parse_alternative_ip(hostname: str):
+    """scanner.go parseAlternativeIP (~845-890): hex, octal and decimal-integer
+    IPv4 spellings (``0x7f000001``, ``0177.0.0.1``, ``2130706433``) that Go's
+    net.ParseIP does not read; None for anything else (standard dotted-decimal
+    included: that is ParseIP's)."""
+    hostname = hostname.strip()
+    if not hostname:
+        return None
+
+    def go_uint(part: str, bits: int):
+        # strconv.ParseUint(part, 0, bits): 0x hex, leading-0 octal, else decimal
+        try:
+            if part[:2] in ("0x", "0X"):
+                val = int(part[2:], 16) if part[2:] else None
+            elif len(part) > 1 and part[0] == "0":
+                val = int(part[1:], 8) if part[1:].isdigit() else None
+            else:
+                val = int(part, 10) if part.isdigit() else None
+        except ValueError:
+            return None
+        return val if val is not None and val < (1 << bits) else None
+
+    if "." in hostname:
+        parts = hostname.split(".")
+        if len(parts) != 4:
+            return None
+        octets = [go_uint(p, 16) for p in parts]
+        if any(o is None or o > 255 for o in octets):
+            return None
+        if not any(p[:2] in ("0x", "0X") or (len(p) > 1 and p[0] == "0" and p != "0") for p in parts):
+            return None
+        return ipaddress.IPv4Address(bytes(octets))
+    val = go_uint(hostname, 32)
+    return None if val is None else ipaddress.IPv4Address(val)
+
+
+def _ip(text: str):
+    """net.ParseIP with the zone stripped, IPv4-mapped IPv6 made IPv4."""
+    text = text.split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def system_resolve(host: str) -> list[str]:
+    """net.DefaultResolver.LookupHost: the host's addresses (OSError when none)."""
+    import socket
+
+    return sorted({info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)})
 
 
 def _rate(value: int) -> int:
@@ -248,9 +357,68 @@ class PipelockPolicy:
     """The decisions, free of mitmproxy so they can be tested directly."""
 
     def __init__(self, settings: PipelockSettings, *,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 resolve: Callable[[str], Iterable[str]] = system_resolve):
         self.settings = settings
         self.limiter = RateLimiter(settings.max_requests_per_minute, clock=clock)
+        self.resolve = resolve
+
+    # -- the SSRF guard (scanner.go checkSSRF ~895-1025, core.go ~548-620) ----------
+    def _in(self, ip, networks) -> bool:
+        return any(ip.version == n.version and ip in n for n in networks)
+
+    def trusted(self, host: str) -> bool:
+        """scanner.go IsTrustedDomain (~500-514): never an IP literal; the host
+        lower-cased, one trailing dot trimmed, matched with MatchDomain."""
+        if _ip(host) is not None:
+            return False
+        return any(allowlist_matches(host.lower().removesuffix("."), p)
+                   for p in self.settings.trusted_domains)
+
+    def needs_dns(self, host: str) -> bool:
+        """Whether `ssrf` resolves ``host`` (the guard on and not an alternative
+        IP spelling): the mitmproxy addon resolves it off the event loop first."""
+        return bool(self.settings.internal) and parse_alternative_ip(host) is None
+
+    def ssrf(self, host: str, resolved: Iterable[str] | OSError | None = None) -> Verdict | None:
+        """pipelock's SSRF guard, on by default. With ``internal`` non-empty
+        (default: normalize.go's list) every host, allowlisted or not, is
+        resolved and refused when an address falls in ``internal`` plus the
+        core ranges, unless the address is in ``ssrf.ip_allowlist`` or the
+        host is in ``trusted_domains``; an alternative IP spelling is decoded
+        and checked without DNS; a resolution failure refuses (fail closed).
+        With ``internal: []`` only IP literals in the core ranges are refused
+        (checkCoreSSRFLiteral). ``resolved``: the addresses the caller looked
+        up (else `self.resolve` is called)."""
+        cfg = self.settings
+        core = _networks(CORE_INTERNAL)
+        if not cfg.internal:
+            ip = _ip(host) or parse_alternative_ip(host.split("%", 1)[0])
+            if ip is None or self._in(ip, cfg.ip_allowlist) or not self._in(ip, core):
+                return None
+            return Verdict(403, REASON_CORE_SSRF, f"core SSRF: {host} is a private/internal IP address")
+        every = core + cfg.internal
+        alt = parse_alternative_ip(host)
+        if alt is not None:
+            if self._in(alt, every):
+                return Verdict(403, REASON_SSRF, f"SSRF blocked: {host} decodes to internal IP {alt}")
+            return None
+        if resolved is None:
+            try:
+                resolved = list(self.resolve(host))
+            except OSError as exc:
+                resolved = exc
+        if isinstance(resolved, OSError):
+            return Verdict(403, REASON_SSRF, f"SSRF check failed: DNS resolution error for {host}: "
+                           f"{resolved.strerror or resolved}")
+        if self.trusted(host):
+            return None
+        for text in resolved:
+            ip = _ip(text)
+            if ip is not None and self._in(ip, every) and not self._in(ip, cfg.ip_allowlist):
+                return Verdict(403, REASON_SSRF,
+                               f"SSRF blocked: {host} resolves to internal IP {text.split('%', 1)[0]}")
+        return None
 
     @property
     def enforced_allowlist(self) -> tuple[str, ...]:
@@ -287,23 +455,32 @@ class PipelockPolicy:
     def _admit(self, host: str) -> bool:
         return self.limiter.admit(base_domain(normalize(host) or host))
 
-    def check_connect(self, host: str, headers: Iterable[tuple[str, str]] = ()) -> Verdict | None:
+    def check_connect(self, host: str, headers: Iterable[tuple[str, str]] = (), *,
+                      resolved: Iterable[str] | OSError | None = None) -> Verdict | None:
         """forward.go handleConnect: header DLP on the CONNECT's own headers
-        first, then the scanner (allowlist, rate limit)."""
+        first, then the scanner (allowlist, SSRF guard, rate limit: the order
+        of scanner.go Scan), on every CONNECT, passthrough or not."""
         hit = self.secret_header(headers)
         if hit is not None and self.settings.block:
             return Verdict(403, REASON_CONNECT_DLP)
         if not self.allowed(host):
             return Verdict(403, REASON_ALLOWLIST, f"{REASON_ALLOWLIST}: {host}")
+        if (verdict := self.ssrf(host, resolved)) is not None:
+            return verdict
         if not self.decrypts(host) and not self._admit(host):
             return Verdict(429, REASON_RATE, f"{REASON_RATE} for {host}")
         return None
 
-    def check_request(self, host: str, headers: Iterable[tuple[str, str]]) -> tuple[Verdict | None, str | None]:
+    def check_request(self, host: str, headers: Iterable[tuple[str, str]], *, ssrf: bool = True,
+                      resolved: Iterable[str] | OSError | None = None
+                      ) -> tuple[Verdict | None, str | None]:
         """``(verdict, dlp hit description)``; a hit under action ``warn``
-        has no verdict but is reported for the log."""
+        has no verdict but is reported for the log. ``ssrf`` false: the host
+        was checked at its CONNECT (a decrypted tunnel's inner request)."""
         if not self.allowed(host):
             return Verdict(403, REASON_ALLOWLIST, f"{REASON_ALLOWLIST}: {host}"), None
+        if ssrf and (verdict := self.ssrf(host, resolved)) is not None:
+            return verdict, None
         if not self._admit(host):
             return Verdict(429, REASON_RATE, f"{REASON_RATE} for {host}"), None
         hit = self.secret_header(headers)
@@ -345,10 +522,64 @@ class PipelockAddon:
     The CONNECT target of each client connection is remembered so the
     inner requests and the ClientHello can be held to it (issue 15)."""
 
-    def __init__(self, policy: PipelockPolicy, logger):
+    def __init__(self, policy: PipelockPolicy, logger, *, clock: Callable[[], float] = time.time):
         self.policy, self.log = policy, logger
         self._targets: dict[str, tuple[str, int]] = {}
         self._doomed: set[str] = set()
+        self._opened: dict[str, float] = {}  # client id -> when its tunnel was admitted
+        self._clock = clock
+        self._reaper = None
+
+    # -- tunnel limits (forward.go handleConnect ~392-396 and ~534-535, relay.go
+    # bidirectionalCopy/copyWithIdleTimeout, intercept.go ~307-317) --------------------
+    def expired(self, client_id: str, last_activity: float, now: float) -> str | None:
+        """Why the tunnel of ``client_id`` must be cut now, or None: older than
+        ``max_tunnel_seconds`` (every tunnel: the absolute deadline covers the
+        relay and the decrypted server), or silent for ``idle_timeout_seconds``
+        (a tunnel that is not decrypted: the relay's per-read deadline)."""
+        opened = self._opened.get(client_id)
+        if opened is None:
+            return None
+        cfg = self.policy.settings
+        if now - opened >= cfg.max_tunnel_seconds:
+            return f"max_tunnel_seconds ({cfg.max_tunnel_seconds}s) reached"
+        target = self._targets.get(client_id)
+        if (target is not None and not self.policy.decrypts(target[0])
+                and now - max(last_activity, opened) >= cfg.idle_timeout_seconds):
+            return f"idle for idle_timeout_seconds ({cfg.idle_timeout_seconds}s)"
+        return None
+
+    def running(self) -> None:
+        import asyncio
+
+        self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    def done(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+
+    async def _reap(self) -> None:
+        import asyncio
+
+        from mitmproxy import ctx
+
+        cfg = self.policy.settings
+        tick = max(0.1, min(1.0, min(cfg.max_tunnel_seconds, cfg.idle_timeout_seconds) / 4))
+        while True:
+            await asyncio.sleep(tick)
+            server = ctx.master.addons.get("proxyserver")
+            now = self._clock()
+            for handler in list(getattr(server, "connections", {}).values()):
+                client = handler.client
+                why = self.expired(client.id, handler.timeout_watchdog.last_activity, now)
+                if why is None:
+                    continue
+                io = handler.transports.get(client)
+                if io is not None and io.handler is not None:
+                    target = self._targets.get(client.id)
+                    self.log.info(f"closing tunnel to {target[0] if target else '?'}: {why}")
+                    self._opened.pop(client.id, None)
+                    io.handler.cancel(why)
 
     def _refuse(self, flow, verdict: Verdict, what: str, *, connect: bool = False) -> None:
         from mitmproxy import http
@@ -358,16 +589,33 @@ class PipelockAddon:
         flow.response = http.Response.make(
             verdict.status, f"{body}\n".encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
-    def http_connect(self, flow) -> None:
+    async def _lookup(self, host: str) -> list[str] | OSError | None:
+        """The host's addresses for the SSRF guard, looked up off the event
+        loop (only when the host passed the allowlist and the guard resolves)."""
+        if not self.policy.allowed(host) or not self.policy.needs_dns(host):
+            return None
+        import asyncio
+
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError as exc:
+            return exc
+        return sorted({info[4][0] for info in infos})
+
+    async def http_connect(self, flow) -> None:
         host, port = flow.request.host, flow.request.port
-        verdict = self.policy.check_connect(host, flow.request.headers.items(multi=True))
+        resolved = await self._lookup(host)
+        verdict = self.policy.check_connect(host, flow.request.headers.items(multi=True),
+                                            resolved=resolved)
         if verdict:
             self._refuse(flow, verdict, f"CONNECT {host}:{port}", connect=True)
             return
         self._targets[flow.client_conn.id] = (host, port)
+        self._opened[flow.client_conn.id] = self._clock()
 
     def client_disconnected(self, client) -> None:
         self._targets.pop(client.id, None)
+        self._opened.pop(client.id, None)
         self._doomed.discard(client.id)
 
     def tls_clienthello(self, data) -> None:
@@ -388,7 +636,7 @@ class PipelockAddon:
         if data.context.client.id in self._doomed:
             data.ssl_conn = None  # mitmproxy closes the client connection
 
-    def request(self, flow) -> None:
+    async def request(self, flow) -> None:
         if flow.response is not None or flow.request.method == "CONNECT":
             return
         req = flow.request
@@ -407,7 +655,10 @@ class PipelockAddon:
             if len(hosts) > 1 or (hosts and not same_authority(hosts[0], req.host, req.port)):
                 self._refuse(flow, Verdict(403, REASON_HOST_HEADER), what)
                 return
-        verdict, dlp_hit = self.policy.check_request(host, req.headers.items(multi=True))
+        inner = target is not None  # its host passed the guard at the CONNECT
+        resolved = None if inner else await self._lookup(host)
+        verdict, dlp_hit = self.policy.check_request(host, req.headers.items(multi=True),
+                                                     ssrf=not inner, resolved=resolved)
         if dlp_hit:
             self.log.info(f"dlp {what}: {dlp_hit}")
         if verdict:

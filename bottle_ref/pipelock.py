@@ -55,8 +55,8 @@ DLP_PATTERNS: tuple[Mapping[str, str], ...] = (
 STANDIN: Mapping[str, str] = {
     "pipelock": "stand-in (bottle_bundle.pipelock_proxy: pipelock's config validation, "
                 "strict-only allowlist, per-list wildcards, passthrough, SNI and authority "
-                "checks, (?i) header DLP, 429 per base domain; no SSRF guard or tunnel "
-                "limits; not pipelock's binary)",
+                "checks, (?i) header DLP, 429 per base domain, the SSRF guard with its "
+                "exemptions; no tunnel limits; not pipelock's binary)",
 }
 
 
@@ -96,10 +96,17 @@ def build_config(
     ca_key: str = CA_KEY,
     mode: str = "strict",
     max_requests_per_minute: int = 600,
+    trusted_domains: Sequence[str] = (),
+    ssrf_ip_allowlist: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The config as data, in pipelock's key order. Lists are de-duplicated,
-    first occurrence wins, so the order the caller chose is kept."""
-    return {
+    first occurrence wins, so the order the caller chose is kept.
+
+    pipelock's SSRF guard stays at its defaults (``internal`` is never
+    written): the only exemptions are ``trusted_domains`` and
+    ``ssrf.ip_allowlist``, written only when the caller names some (the
+    live harness's `conventions.PIPELOCK_TRUSTED_HOSTS_ENV` hook)."""
+    data: dict[str, Any] = {
         "version": VERSION,
         "mode": mode,
         "api_allowlist": _dedupe(list(allow)),
@@ -117,6 +124,11 @@ def build_config(
             "passthrough_domains": _dedupe(list(passthrough)),
         },
     }
+    if trusted_domains:
+        data["trusted_domains"] = _dedupe(list(trusted_domains))
+    if ssrf_ip_allowlist:
+        data["ssrf"] = {"ip_allowlist": _dedupe(list(ssrf_ip_allowlist))}
+    return data
 
 
 def render_config(
@@ -128,6 +140,8 @@ def render_config(
     ca_key: str = CA_KEY,
     mode: str = "strict",
     max_requests_per_minute: int = 600,
+    trusted_domains: Sequence[str] = (),
+    ssrf_ip_allowlist: Sequence[str] = (),
 ) -> str:
     """pipelock.yaml text: deterministic, stable key order, and valid by
     construction (raises `PipelockConfigError` for bad arguments, e.g. a
@@ -135,6 +149,7 @@ def render_config(
     data = build_config(
         allow=allow, passthrough=passthrough, listen=listen, ca_cert=ca_cert,
         ca_key=ca_key, mode=mode, max_requests_per_minute=max_requests_per_minute,
+        trusted_domains=trusted_domains, ssrf_ip_allowlist=ssrf_ip_allowlist,
     )
     problems = validate_config(data)
     for key, hosts in (("api_allowlist", data["api_allowlist"]),

@@ -135,6 +135,29 @@ def pipelock_hosts(spec: BottleSpec, routes: tuple[Route, ...]) -> tuple[tuple[s
     return allow, passthrough
 
 
+def trusted_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The host names `conventions.PIPELOCK_TRUSTED_HOSTS_ENV` exempts from
+    pipelock's SSRF guard (rendered as ``trusted_domains``), canonical; empty
+    when it is unset. Exact names only: a wildcard, an IP or a non-name is
+    a `ValueError` naming the variable (one line)."""
+    from bottle_api import hostnames
+
+    text = env.get(conventions.PIPELOCK_TRUSTED_HOSTS_ENV, "")
+    out = []
+    for raw in (part.strip() for part in text.split(",")):
+        if not raw:
+            continue
+        try:
+            name = hostnames.canonical(raw)
+        except hostnames.HostError as exc:
+            raise ValueError(f"{conventions.PIPELOCK_TRUSTED_HOSTS_ENV}: {raw!r}: {exc}") from None
+        if "*" in name or ":" in name or name.replace(".", "").isdigit():
+            raise ValueError(f"{conventions.PIPELOCK_TRUSTED_HOSTS_ENV}: {raw!r}: name one host "
+                             "exactly (no wildcard, no IP address)")
+        out.append(name)
+    return tuple(dict.fromkeys(out))
+
+
 def build_plan(
     spec: BottleSpec,
     host: HostContext,
@@ -164,7 +187,8 @@ def build_plan(
     routes = declared + autos
 
     allow, passthrough = pipelock_hosts(spec, routes)
-    config_yaml = pipelock.render_config(allow=allow, passthrough=passthrough, listen=pipelock_listen)
+    config_yaml = pipelock.render_config(allow=allow, passthrough=passthrough, listen=pipelock_listen,
+                                         trusted_domains=trusted_hosts(host.env))
 
     return plan_cls(
         backend=backend,

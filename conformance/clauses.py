@@ -292,10 +292,14 @@ PIPELOCK_ENFORCE = Clause(
     "the agent's API hosts and *.chatgpt.com for Codex when forwarding, "
     "tls_passthrough), and DLP patterns that catch the bottle's own credential "
     "shapes (a JWT when Codex credentials are forwarded, the Anthropic key for "
-    "Claude; pipelock compiles them with (?i)).",
+    "Claude; pipelock compiles them with (?i)), and MUST NOT weaken pipelock's SSRF "
+    "guard beyond what the host context asked: no ssrf.ip_allowlist, no narrowed "
+    "internal, and trusted_domains only the names in BOTTLE_PIPELOCK_TRUSTED_HOSTS.",
     INVARIANT, None,
     "issue 9; pipelock source: internal/scanner/scanner.go New and checkAllowlist "
-    "(allowlist enforced only in strict mode; an empty list allows every host)",
+    "(allowlist enforced only in strict mode; an empty list allows every host); "
+    "issue 15: scanner.go checkSSRF, IsTrustedDomain, IsIPAllowlisted; normalize.go "
+    "(default internal)",
 )
 
 # --- provisioning ---------------------------------------------------------------
@@ -884,6 +888,20 @@ LIVE_ROOT_EXEC_CLEAN = Clause(
 )
 
 
+
+
+# --- issue 15 (second pass): pipelock's SSRF guard, live ---
+LIVE_SSRF = Clause(
+    "LIVE-SSRF", MUST,
+    "The bottle's last hop MUST refuse a request, plain or CONNECT, from node or root, "
+    "for an allowlisted host that resolves to an internal address (loopback, RFC 1918, "
+    "link-local, ...: pipelock's SSRF guard) unless the host context named that host "
+    "in BOTTLE_PIPELOCK_TRUSTED_HOSTS.",
+    LIVE, Capability.LIVE,
+    "issue 15: pipelock refuses such hosts by default (internal/scanner/scanner.go "
+    "checkSSRF; internal/config/normalize.go internal); the stand-in did not",
+)
+
 CLAUSES: tuple[Clause, ...] = tuple(
     value for name, value in list(globals().items())
     if isinstance(value, Clause) and name == value.id.replace("-", "_")
@@ -954,11 +972,15 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "validators, RE2 regexes, the CA key mode) and enforces as pipelock does: the "
         "api_allowlist only in mode strict (an empty list allows every host), "
         "MatchDomain wildcards for the allowlist and isPassthrough wildcards for "
-        "passthrough_domains, header DLP and the per-domain rate limit (429); a parity "
+        "passthrough_domains, header DLP (header_mode sensitive by default, CONNECT "
+        "headers too, patterns compiled (?i)), the per-base-domain rate limit (429, 60 "
+        "by default), the SSRF guard (on by default; trusted_domains and ssrf.ip_allowlist "
+        "exempt) and the tunnel limits (max_tunnel_seconds, idle_timeout_seconds); a parity "
         "table cites pipelock's source for each rule. It does not implement URL or body "
-        "DLP, response scanning, SSRF checks or header_mode sensitive (it scans every "
-        "header). Reports name it (`pipelock: stand-in`). Swap the bundle image for real "
-        "pipelock where those matter.",
+        "DLP, response scanning, built-in DLP patterns, scan_env, URL length or entropy "
+        "checks, nor pipelock's dial-time SSRF re-check (a name that re-resolves between "
+        "the check and mitmproxy's dial is not caught). Reports name it (`pipelock: "
+        "stand-in`). Swap the bundle image for real pipelock where those matter.",
     ),
     (
         "docker: the host behind the agent's bridge",
@@ -1052,10 +1074,16 @@ RESIDUAL_RISKS: tuple[tuple[str, str], ...] = (
         "does not strip a trailing dot, so `host.` is decrypted. egress's own check (all "
         "three names, canonical spelling, SNI required) carries the weight for route hosts. "
         "The bundle's stand-in also refuses a plain request whose Host differs from its URI "
-        "(Go's net/http server ignores such a Host; mitmproxy would forward it), and models "
-        "neither pipelock's SSRF guard (hosts resolving to internal addresses; "
-        "ssrf.ip_allowlist exempts), its tunnel limits (300 s / 120 s idle), its built-in "
-        "DLP patterns, scan_env, URL length nor entropy checks.",
+        "(Go's net/http server ignores such a Host; mitmproxy would forward it). It models "
+        "pipelock's SSRF guard (a host resolving to an internal address is refused, "
+        "allowlisted or not) and its tunnel limits (300 s, 120 s idle for relayed tunnels), "
+        "but not its built-in DLP patterns, scan_env, URL length or entropy checks. The live "
+        "tier reaches its test upstream on a private docker network through the guard only "
+        "by naming those sites in BOTTLE_PIPELOCK_TRUSTED_HOSTS (rendered as pipelock's "
+        "trusted_domains); PIPELOCK-ENFORCE fails any other exemption. Declared hosts are "
+        "canonicalised by the spec loader (case, trailing dot, IDNA); real pipelock still "
+        "matches passthrough_domains without trimming a dot (`host.` is decrypted), and "
+        "egress injects only for the canonical spelling, so no token meets that rule.",
     ),
     # --- issue 20 ---
     (

@@ -90,6 +90,9 @@ REFERENCE: Mapping[str, tuple[str, ...]] = {
     "LIVE-HOST-CANON": ("bottle_api.hostnames:canonical", "bottle_bundle.egress_proxy:decide"),
     "LIVE-ALLOWLIST-ONLY": ("bottle_bundle.pipelock_proxy:main",
                             "bottle_bundle.pipelock_proxy:PipelockPolicy.allowed"),
+    # issue 15, second pass
+    "LIVE-SSRF": ("bottle_bundle.pipelock_proxy:PipelockPolicy.ssrf",
+                  "bottle_ref.planning:trusted_hosts"),
     "LIVE-CA-TRUST": ("bottle_ref.provision:provision_ca",),
     "LIVE-FAILCLOSED": (f"{_DOCKER}:DockerBottle.stop_daemon",
                         f"{_SMOL}:SmolmachinesBottle.stop_daemon"),

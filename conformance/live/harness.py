@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from bottle_api.backend import UPSTREAM_CA_ENV, Backend, Bottle
+from bottle_api.backend import PIPELOCK_TRUSTED_HOSTS_ENV, UPSTREAM_CA_ENV, Backend, Bottle
 from bottle_api.host import CLAUDE_CREDENTIALS, CODEX_AUTH, HostContext
 from bottle_api.plan import Plan
 from bottle_api.runner import CommandError, Completed, DelegatingRunner, Runner, poll
@@ -95,6 +95,8 @@ FIXTURE_ENGINE_CLAUSES: dict[str, str] = {
     "LIVE-NO-FRONTING": "the allowed and denied test upstreams, whose logs it reads",
     "LIVE-HOST-CANON": "the route-host test upstream, whose log it reads",
     "LIVE-ALLOWLIST-ONLY": "the denied test upstream (and names no site answers)",
+    "LIVE-SSRF": "the allowed test upstream under an allowlisted, untrusted name, whose log "
+                 "it reads",
 
 
     "LIVE-DNS": "the resolver canary beside the test upstream",
@@ -392,6 +394,10 @@ class LiveHarness:
         env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
         env[TOKEN_ENV] = self.token
         env[UPSTREAM_CA_ENV] = str(self.pki.ca_cert)
+        # The test upstream lives on a private docker network, which pipelock's
+        # SSRF guard refuses; exempt exactly its names (never the denied site's,
+        # never a range), as an operator would for an internal service.
+        env[PIPELOCK_TRUSTED_HOSTS_ENV] = ",".join(upstream.TRUSTED_HOSTS)
         env.update(extra_env)
         home_files = {}
         if scenario is not None and scenario.forward:
@@ -497,12 +503,12 @@ class LiveHarness:
             if scenario.api_route:
                 kw["routes"] = (API_ROUTES[scenario.agent],)
             kw["forward_host_credentials"] = scenario.forward
-            kw["allow"] = (upstream.UPSTREAM_HOST, upstream.PLAIN_HOST)
+            kw["allow"] = (upstream.UPSTREAM_HOST, upstream.PLAIN_HOST, upstream.INTERNAL_HOST)
         elif scenario.routed:
             kw["routes"] = (Route(host=upstream.UPSTREAM_HOST, token_env=TOKEN_ENV),)
-            kw["allow"] = (upstream.PLAIN_HOST,)
+            kw["allow"] = (upstream.PLAIN_HOST, upstream.INTERNAL_HOST)
         else:
-            kw["allow"] = (upstream.UPSTREAM_HOST, upstream.PLAIN_HOST)
+            kw["allow"] = (upstream.UPSTREAM_HOST, upstream.PLAIN_HOST, upstream.INTERNAL_HOST)
         if scenario.skills:
             kw["skills"] = (self.skill_dir(),)
         if scenario.git_user:

@@ -39,7 +39,14 @@ UPSTREAM_HOST = "upstream.bottle-live.test"
 PLAIN_HOST = "plain.bottle-live.test"
 DENIED_HOST = "denied.bottle-live.test"
 API_HOSTS = ("api.anthropic.com", "chatgpt.com", "api.openai.com")
-HOSTS = (UPSTREAM_HOST, PLAIN_HOST, DENIED_HOST, *API_HOSTS)
+# Another name of the allowed site, allowlisted but NOT trusted: it resolves to
+# the private test network, so the bottle's pipelock must refuse it (LIVE-SSRF).
+INTERNAL_HOST = "internal.bottle-live.test"
+HOSTS = (UPSTREAM_HOST, PLAIN_HOST, DENIED_HOST, *API_HOSTS, INTERNAL_HOST)
+# The names the harness asks the bottle's pipelock to reach although they
+# resolve to the private test network (`PIPELOCK_TRUSTED_HOSTS_ENV`): not the
+# denied site, which the allowlist must refuse on its own.
+TRUSTED_HOSTS = (UPSTREAM_HOST, PLAIN_HOST, *API_HOSTS)
 ANSWER_ENV = "UPSTREAM_AGENT_ANSWER"  # the site's canned API answer
 PKI_MOUNT = "/etc/upstream"
 READY_MARK = "https on"
@@ -168,6 +175,6 @@ def start_sites(engine: Engine, res: Resources, network: str, image: str, pki: T
     teardown, which needs the network free of our containers). ``answer``:
     the allowed site's canned API answer."""
     allowed = _start(engine, res, network, image, pki, "upstream",
-                     (UPSTREAM_HOST, PLAIN_HOST, *API_HOSTS), timeout, answer)
+                     (UPSTREAM_HOST, PLAIN_HOST, *API_HOSTS, INTERNAL_HOST), timeout, answer)
     denied = _start(engine, res, network, image, pki, "denied", (DENIED_HOST,), timeout)
     return Sites(network, allowed, denied)

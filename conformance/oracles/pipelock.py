@@ -77,8 +77,10 @@ KNOWN_KEYS: Mapping[str, Any] = {
         "mcp_binary_integrity", "mcp_tool_provenance", "behavioral_baseline", "airlock",
         "browser_shield", "media_policy", "a2a_scanning", "taint", "mediation_envelope",
         "redaction", "agents", "default_agent_identity", "bind_default_agent_identity",
-        "license_key", "license_file", "license_public_key", "internal", "trusted_domains",
-        "ssrf"), ANY),
+        "license_key", "license_file", "license_public_key"), ANY),
+    "internal": [str],  # schema.go Config.Internal (the SSRF guard's ranges)
+    "trusted_domains": [str],  # schema.go Config.TrustedDomains
+    "ssrf": {"ip_allowlist": [str]},  # schema.go SSRF
 }
 
 
@@ -113,6 +115,109 @@ def is_passthrough(host: str, domains: Iterable[str]) -> bool:
         if pattern == host or (pattern.startswith("*.") and host.endswith(pattern[1:])):
             return True
     return False
+
+
+# -- the SSRF guard -----------------------------------------------------------------
+# internal/config/normalize.go (~222-236, HEAD 40865129): ``internal`` when nil.
+SSRF_DEFAULT_INTERNAL = ("0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12",
+                         "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "::1/128",
+                         "fc00::/7", "fe80::/10", "224.0.0.0/4", "ff00::/8")
+# internal/scanner/core.go coreInternalCIDRDefs: merged in whenever the guard is on.
+SSRF_CORE = SSRF_DEFAULT_INTERNAL[:10]
+
+
+def _nets(cidrs: Iterable[str]) -> list:
+    return [ipaddress.ip_network(c, strict=False) for c in cidrs]
+
+
+def _addr(text: str):
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return None
+    return ip.ipv4_mapped or ip if ip.version == 6 else ip
+
+
+def ssrf_refuses(data: Mapping, host: str, addresses: Iterable[str] | None) -> bool:
+    """Whether pipelock's SSRF guard refuses ``host`` resolving to ``addresses``
+    (None: resolution failed), for a config pipelock accepted
+    (internal/scanner/scanner.go checkSSRF ~895-1025): on by default; the
+    ranges are ``internal`` (nil -> normalize.go's list) plus the core ones;
+    ``trusted_domains`` (MatchDomain on the lower-cased host, one dot trimmed;
+    never an IP literal: IsTrustedDomain) and ``ssrf.ip_allowlist``
+    (IsIPAllowlisted) exempt; a failed lookup refuses (fail closed). With
+    ``internal: []`` only core-range IP literals are refused
+    (core.go checkCoreSSRFLiteral). Alternative IP spellings are not modelled
+    here (the caller passes a standard host)."""
+    internal = data.get("internal")
+    internal = list(SSRF_DEFAULT_INTERNAL) if internal is None else list(internal)
+    allow = _nets(_section(data, "ssrf").get("ip_allowlist") or [])
+    exempt = lambda ip: any(ip.version == n.version and ip in n for n in allow)  # noqa: E731
+
+    def within(ip, nets):
+        return any(ip.version == n.version and ip in n for n in nets)
+
+    literal = _addr(host)
+    if not internal:
+        return literal is not None and not exempt(literal) and within(literal, _nets(SSRF_CORE))
+    if addresses is None:
+        return True
+    if literal is None and any(match_domain(host, p) for p in data.get("trusted_domains") or []):
+        return False
+    ranges = _nets(SSRF_CORE) + _nets(internal)
+    return any((ip := _addr(a)) is not None and within(ip, ranges) and not exempt(ip)
+               for a in addresses)
+
+
+def ssrf_exemptions(data: Mapping) -> list[str]:
+    """The config's SSRF exemptions, as ``key: value`` lines: ``trusted_domains``,
+    ``ssrf.ip_allowlist``, and an ``internal`` that drops a default range."""
+    out = [f"trusted_domains: {d}" for d in data.get("trusted_domains") or []]
+    out += [f"ssrf.ip_allowlist: {c}" for c in _section(data, "ssrf").get("ip_allowlist") or []]
+    internal = data.get("internal")
+    if internal is not None:
+        missing = sorted(set(SSRF_DEFAULT_INTERNAL) - {str(n) for n in _nets(internal)})
+        if missing:
+            out.append(f"internal: drops {missing}")
+    return out
+
+
+def asked_trusted_hosts(env: Mapping[str, str]) -> set[str]:
+    """The names a host context asks to exempt from the SSRF guard
+    (`bottle_api.conventions.PIPELOCK_TRUSTED_HOSTS_ENV`), canonical."""
+    from bottle_api import conventions, hostnames
+
+    out = set()
+    for raw in (env.get(conventions.PIPELOCK_TRUSTED_HOSTS_ENV) or "").split(","):
+        if raw.strip():
+            try:
+                out.add(hostnames.canonical(raw.strip()))
+            except hostnames.HostError:
+                out.add(raw.strip())
+    return out
+
+
+def ssrf_exemption_problems(data: Mapping, asked: set[str]) -> list[str]:
+    """Why the config's SSRF guard is weaker than pipelock's default beyond
+    what the host context asked: any ``ssrf.ip_allowlist`` or narrowed
+    ``internal`` (never asked for), and ``trusted_domains`` other than the
+    ``asked`` names. pipelock lower-cases, trims and drops one trailing dot
+    of each trusted domain (validate.go ValidateTrustedDomains ~34) and
+    matches with MatchDomain, so names compare in canonical form
+    (`bottle_api.hostnames`)."""
+    from bottle_api import hostnames
+
+    out = [f"{e} (nobody asked for it)" for e in ssrf_exemptions(data)
+           if not e.startswith("trusted_domains: ")]
+    for d in data.get("trusted_domains") or []:
+        try:
+            name = hostnames.canonical(d)
+        except hostnames.HostError:
+            name = d
+        if name not in asked:
+            out.append(f"trusted_domains: {d} exempts a host the host context did not name "
+                       f"(asked: {sorted(asked)})")
+    return out
 
 
 def _section(data: Any, *keys: str) -> Mapping:
@@ -290,7 +395,31 @@ def load_problems(data: Any) -> list[str]:
         seconds = go_duration(ttl) if isinstance(ttl, str) else None
         if seconds is None or seconds <= 0:
             out.append(f"tls_interception.cert_ttl: {ttl!r} is not a positive duration")
+    for cidr in data.get("internal") or []:  # validateInternal (~1109)
+        if _go_cidr(cidr) is None:
+            out.append(f"internal: {cidr!r} is not a CIDR")
+    for cidr in _section(data, "ssrf").get("ip_allowlist") or []:  # validateSSRF (~1122-1140)
+        parsed = _go_cidr(cidr)
+        if parsed is None:
+            out.append(f"ssrf.ip_allowlist: {cidr!r} is not a CIDR")
+        elif parsed[1].prefixlen == 0:
+            out.append(f"ssrf.ip_allowlist: {cidr!r} is a catch-all")
+        elif parsed[0] != parsed[1].network_address:
+            out.append(f"ssrf.ip_allowlist: {cidr!r} has host bits set")
+    for d in data.get("trusted_domains") or []:  # ValidateTrustedDomains (~29-55)
+        if (why := wildcard_too_broad(d)) or (isinstance(d, str) and any(c in d for c in "/:")):
+            out.append(f"trusted_domains: {d!r}: {why or 'not a hostname pattern'}")
     return out
+
+
+def _go_cidr(text: Any):
+    """Go net.ParseCIDR: ``(address, network)`` or None."""
+    if not isinstance(text, str) or "/" not in text:
+        return None
+    try:
+        return ipaddress.ip_address(text.split("/")[0]), ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
 
 
 def ca_file_problems(data: Mapping) -> list[str]:

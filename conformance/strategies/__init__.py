@@ -50,6 +50,7 @@ The API (every name returns a strategy unless noted):
     credential_material(text) -> frozenset[str]          (plain function)
     decode_jwt(token) -> (header, claims)                (plain function)
     spec_yaml(spec) -> SpecYaml(text, lines)             (plain function)
+    as_loaded(spec) -> BottleSpec (hosts canonical, as the loader returns them)
     materialise(spec, host, root) -> (spec, host)        (plain function)
 
 One module per subject (`pools`, `specs`, `credentials`, `hosts`,
@@ -98,6 +99,7 @@ from .hosts import (  # noqa: F401
 )
 from .yaml_text import (  # noqa: F401
     SpecYaml,
+    as_loaded,
     spec_yaml,
 )
 from .launching import (  # noqa: F401
@@ -137,5 +139,6 @@ __all__ = [
     "decode_jwt",
     "SpecYaml",
     "spec_yaml",
+    "as_loaded",
     "materialise",
 ]

@@ -39,6 +39,27 @@ def _q(value: str) -> str:
     return "".join(out)
 
 
+def as_loaded(spec: BottleSpec) -> BottleSpec:
+    """``spec`` as the loader returns it from `spec_yaml`'s text: declared
+    hosts (routes, allow, tls_passthrough) in canonical form (issue 15: the
+    loader normalises through `bottle_api.hostnames`; a name that normaliser
+    refuses, e.g. ``0.0``, is kept as written)."""
+    import dataclasses
+
+    from bottle_api import hostnames as names
+
+    def canon(h: str) -> str:
+        try:
+            return names.pattern(h)
+        except names.HostError:
+            return h
+
+    return dataclasses.replace(
+        spec, routes=tuple(dataclasses.replace(r, host=canon(r.host)) for r in spec.routes),
+        allow=tuple(canon(h) for h in spec.allow),
+        tls_passthrough=tuple(canon(h) for h in spec.tls_passthrough))
+
+
 def spec_yaml(spec: BottleSpec) -> SpecYaml:
     """Render ``spec`` as the YAML a user would write, with its line map.
 

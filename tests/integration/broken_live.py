@@ -732,3 +732,21 @@ class SmolNetBackend(SmolmachinesBackend):
 
 
 TestSmolNet = _case(SmolNetBackend)
+
+
+# --- issue 15 (second pass): the pipelock stand-in without its SSRF guard ----------
+
+PIPELOCK_NO_SSRF = '''
+# the stand-in as it was before: no SSRF guard, every resolved address passes
+m.PipelockPolicy.ssrf = lambda self, host, resolved=None: None
+'''
+
+
+class PipelockNoSsrfBackend(_PatchedDaemonBackend):
+    """The pipelock stand-in forwards to hosts that resolve to internal addresses."""
+
+    name: ClassVar[str] = "broken-pipelock-no-ssrf"
+    DAEMON, PATCH = "pipelock", PIPELOCK_NO_SSRF
+
+
+TestPipelockNoSsrf = _case(PipelockNoSsrfBackend)

@@ -2348,3 +2348,30 @@ class SmolvmSocketsShareAPath(_SmolvmFixed):
 
 BROKEN["SMOLVM-NO-NET"] = [SmolvmOldNetDesign, SmolvmDnsFlag, SmolvmPublishedGuestPort]
 BROKEN["SMOLVM-SOCKETS"] = [SmolvmEngineSocket, SmolvmSocketMissing, SmolvmSocketsShareAPath]
+
+
+# --- issue 15 (second pass): PIPELOCK-ENFORCE: SSRF exemptions only when asked -------
+
+class PipelockSsrfRangeExempt(Broken, DockerBackend):
+    """Issue 15: every rendered config exempts 10.0.0.0/8 from pipelock's SSRF
+    guard (``ssrf.ip_allowlist``) although nothing asked for it."""
+
+    def prepare(self, spec, host):
+        return with_pipelock(super().prepare(spec, host),
+                             lambda d: d.__setitem__("ssrf", {"ip_allowlist": ["10.0.0.0/8"]}))
+
+
+class PipelockTrustsUnaskedHost(Broken, SmolmachinesBackend):
+    """Issue 15: the renderer adds a trusted domain nobody named (and narrows
+    ``internal`` to loopback), so the bottle's pipelock may reach that host on
+    an internal address."""
+
+    def prepare(self, spec, host):
+        def change(d):
+            d["trusted_domains"] = [*(d.get("trusted_domains") or []), "metadata.internal.test"]
+            d["internal"] = ["127.0.0.0/8"]
+        return with_pipelock(super().prepare(spec, host), change)
+
+
+BROKEN["PIPELOCK-ENFORCE"] = [*BROKEN["PIPELOCK-ENFORCE"], PipelockSsrfRangeExempt,
+                              PipelockTrustsUnaskedHost]

@@ -46,7 +46,9 @@ def chain(tmp_path_factory):
     pipelock_yaml = d / "pipelock.yaml"
     pipelock_yaml.write_text(render_config(
         allow=[LOOPBACK, "localhost"], passthrough=["localhost"],
-        listen=f"{LOOPBACK}:{ports['pipelock']}", ca_cert=str(pl_cert), ca_key=str(pl_key)))
+        listen=f"{LOOPBACK}:{ports['pipelock']}", ca_cert=str(pl_cert), ca_key=str(pl_key),
+        # the test upstream is on loopback: exempt exactly it from pipelock's SSRF guard
+        ssrf_ip_allowlist=[f"{LOOPBACK}/32"], trusted_domains=["localhost"]))
     routes = d / "routes.yaml"
     routes.write_text(yaml.safe_dump({
         "routes": [{"host": "localhost", "header": "Authorization", "scheme": "Bearer",

@@ -64,7 +64,10 @@ def write_config(tmp_path: Path, pki, *, rate: int = 600, edit=None) -> tuple[Pa
     cert, key = pki["ca"]
     text = render_config(allow=[LOOPBACK, "localhost"], passthrough=["localhost"],
                          listen=f"{LOOPBACK}:{port}", ca_cert=str(cert), ca_key=str(key),
-                         max_requests_per_minute=rate)
+                         max_requests_per_minute=rate,
+                         # the test upstream is on loopback, which pipelock's SSRF
+                         # guard refuses: exempt exactly that address (ssrf.ip_allowlist)
+                         ssrf_ip_allowlist=[f"{LOOPBACK}/32"], trusted_domains=["localhost"])
     if edit is not None:
         data = yaml.safe_load(text)
         edit(data)
@@ -178,3 +181,119 @@ def test_refuses_to_start_with_an_unreadable_ca(tmp_path, pki):
     out = daemon.output()
     assert code != 0 and "CA key not found" in out and "missing-key.pem" in out, out
     assert "Traceback" not in out
+
+
+# --- issue 15 (second pass): the SSRF guard in the running process ---------------
+
+def test_ssrf_guard_refuses_loopback_without_an_exemption(tmp_path, pki, upstream):
+    """pipelock's SSRF guard is on by default (internal/config/normalize.go
+    ~222-236; internal/scanner/scanner.go checkSSRF ~895-1025): an allowlisted
+    host that resolves to loopback is refused, plain and CONNECT, with
+    pipelock's text; the same daemon with exactly that address in
+    ``ssrf.ip_allowlist`` reaches it (test_allowlist_gates_plain_http_and_connect)."""
+    def edit(data):
+        data.pop("ssrf")
+        data.pop("trusted_domains")
+
+    path, port = write_config(tmp_path, pki, edit=edit)
+    proxy = (LOOPBACK, port)
+    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)):
+        plain = via_proxy(proxy, "localhost", upstream["http"], "/x")
+        assert plain.status == 403
+        assert plain.body.decode().startswith(
+            "blocked: SSRF blocked: localhost resolves to internal IP "), plain.body
+        ip_literal = via_proxy(proxy, LOOPBACK, upstream["http"], "/x")
+        assert ip_literal.status == 403
+        assert ip_literal.body.decode().strip() == \
+            f"blocked: SSRF blocked: {LOOPBACK} resolves to internal IP {LOOPBACK}"
+        tunnel = via_proxy(proxy, "localhost", upstream["https"], "/tls", https=True,
+                           cafile=pki["server"][0])
+        assert tunnel.status == 403
+        assert tunnel.body.decode().startswith("CONNECT blocked: SSRF blocked: localhost "), tunnel.body
+
+
+# --- issue 15 (second pass): tunnel limits in the running process ------------------
+
+def _tunnel(port: int, target_port: int):
+    import socket
+
+    s = socket.create_connection((LOOPBACK, port), timeout=5)
+    s.sendall(f"CONNECT localhost:{target_port} HTTP/1.1\r\nHost: localhost:{target_port}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return s
+
+
+def _closed_within(s, bound: float, keepalive=None) -> float | None:
+    """Seconds until the proxy closes ``s`` (polled, bounded), sending
+    ``keepalive()`` bytes meanwhile; None if still open at ``bound``."""
+    import socket
+    import time
+
+    t0 = time.monotonic()
+    s.settimeout(0.2)
+    while time.monotonic() - t0 < bound:
+        if keepalive is not None:
+            try:
+                s.sendall(keepalive())
+            except OSError:
+                return time.monotonic() - t0
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            return time.monotonic() - t0
+        if data == b"":
+            return time.monotonic() - t0
+    return None
+
+
+@pytest.mark.parametrize("limit", ["idle", "max"])
+def test_tunnel_limits_are_enforced(tmp_path, pki, upstream, limit):
+    """internal/config/normalize.go (~190-194): forward_proxy.max_tunnel_seconds
+    (default 300) and idle_timeout_seconds (default 120); applied by
+    internal/proxy/forward.go handleConnect (~392-396: one absolute deadline for
+    dial and relay; ~534-535: the idle timeout passed to bidirectionalCopy,
+    relay.go copyWithIdleTimeout resets a per-read deadline). Configured small
+    here (1-2 s) and polled with a bound: an idle passthrough tunnel is cut
+    after idle_timeout_seconds; a busy one after max_tunnel_seconds."""
+    def edit(data):
+        data["forward_proxy"].update(max_tunnel_seconds=2 if limit == "max" else 60,
+                                     idle_timeout_seconds=1 if limit == "idle" else 60)
+
+    path, port = write_config(tmp_path, pki, edit=edit)
+    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)) as d:
+        s = _tunnel(port, upstream["http"])  # "localhost" is passthrough: never decrypted
+        try:
+            if limit == "idle":
+                took = _closed_within(s, 8.0)
+                assert took is not None and 0.8 <= took, (took, d.output())
+            else:
+                ping = lambda: b"GET /ka HTTP/1.1\r\nHost: localhost\r\n\r\n"  # noqa: E731
+                took = _closed_within(s, 8.0, keepalive=ping)
+                assert took is not None and 1.5 <= took, (took, d.output())
+        finally:
+            s.close()
+    assert ("idle_timeout_seconds" if limit == "idle" else "max_tunnel_seconds") in d.output()
+
+
+def test_busy_tunnel_outlives_the_idle_timeout(tmp_path, pki, upstream):
+    """The idle timeout counts silence only (relay.go copyWithIdleTimeout
+    re-arms the read deadline after each read): a tunnel with traffic every
+    0.2 s outlives idle_timeout_seconds 1 while max_tunnel_seconds is 60."""
+    def edit(data):
+        data["forward_proxy"].update(max_tunnel_seconds=60, idle_timeout_seconds=1)
+
+    path, port = write_config(tmp_path, pki, edit=edit)
+    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)):
+        s = _tunnel(port, upstream["http"])
+        try:
+            ping = lambda: b"GET /ka HTTP/1.1\r\nHost: localhost\r\n\r\n"  # noqa: E731
+            assert _closed_within(s, 3.0, keepalive=ping) is None
+        finally:
+            s.close()

@@ -76,6 +76,11 @@ def test_rate_limiter_sliding_window_per_key():
     assert RateLimiter(0).admit("a")  # 0: no limit
 
 
+def PUBLIC(host: str) -> list[str]:
+    """A resolver for the SSRF guard: every host is public (TEST-NET-3); no lookup."""
+    return ["203.0.113.7"]
+
+
 def settings_from(**kw) -> PipelockSettings:
     args = {"allow": ["api.example.test", "*.chatgpt.example"],
             "passthrough": ["api.example.test"], "listen": "0.0.0.0:8888",
@@ -95,7 +100,7 @@ def test_settings_from_rendered_config():
 
 
 def test_policy_allowlist_passthrough_and_rate():
-    policy = PipelockPolicy(settings_from(), clock=lambda: 0.0)
+    policy = PipelockPolicy(settings_from(), clock=lambda: 0.0, resolve=PUBLIC)
     assert policy.check_connect("blocked.example") == Verdict(403, REASON_ALLOWLIST)
     # allowlist wildcards match the apex (pipelock MatchDomain); see test_pipelock_parity.py
     assert policy.check_connect("chatgpt.example") is None
@@ -110,7 +115,7 @@ def test_policy_allowlist_passthrough_and_rate():
 
 def test_policy_header_dlp_block_and_warn():
     jwt = "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4eXoifQ.sig"
-    block = PipelockPolicy(settings_from(max_requests_per_minute=0))
+    block = PipelockPolicy(settings_from(max_requests_per_minute=0), resolve=PUBLIC)
     verdict, hit = block.check_request("a.chatgpt.example", [("Authorization", jwt)])
     assert verdict == Verdict(403, REASON_HEADER_SECRET)
     assert "Authorization" in hit and "jwt" in hit and jwt not in hit  # names, never values
@@ -118,7 +123,8 @@ def test_policy_header_dlp_block_and_warn():
 
     data = yaml.safe_load(render_config(allow=["h.test"], passthrough=[], listen=":1"))
     data["request_body_scanning"]["action"] = "warn"
-    warn = PipelockPolicy(PipelockSettings.from_config(load_config(yaml.safe_dump(data))))
+    warn = PipelockPolicy(PipelockSettings.from_config(load_config(yaml.safe_dump(data))),
+                          resolve=PUBLIC)
     verdict, hit = warn.check_request("h.test", [("X-Token", jwt)])
     assert verdict is None and hit
 

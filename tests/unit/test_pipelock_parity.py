@@ -290,7 +290,9 @@ def _policy(edit=None, clock=lambda: 0.0) -> PipelockPolicy:
     data["request_body_scanning"] = {"enabled": True, "action": "block"}
     if edit:
         edit(data)
-    return PipelockPolicy(PipelockSettings.from_config(standin.load_config(_dump(data))), clock=clock)
+    # a public (TEST-NET-3) address: the SSRF guard passes it; no lookup is made
+    return PipelockPolicy(PipelockSettings.from_config(standin.load_config(_dump(data))), clock=clock,
+                          resolve=lambda host: ["203.0.113.7"])
 
 
 def _dump(data):
@@ -410,10 +412,38 @@ def test_plain_request_host_must_match_its_uri(header, same):
     assert proxy.same_authority(header, "allowed.test", 80) is same
 
 
-def test_tunnel_limits_are_pipelocks_defaults():
-    """internal/config/normalize.go (~190-194): max_tunnel_seconds 300,
-    idle_timeout_seconds 120."""
-    assert (proxy.MAX_TUNNEL_SECONDS, proxy.IDLE_TIMEOUT_SECONDS) == (300, 120)
+@pytest.mark.parametrize("configured, effective", [
+    (None, (300, 120)), ((0, 0), (300, 120)), ((-1, -5), (300, 120)), ((2, 1), (2, 1))])
+def test_tunnel_limits_are_pipelocks_defaults(configured, effective):
+    """internal/config/normalize.go (~190-194): max_tunnel_seconds and
+    idle_timeout_seconds <= 0 or absent become 300 and 120."""
+    def edit(data):
+        if configured is not None:
+            data["forward_proxy"].update(max_tunnel_seconds=configured[0],
+                                         idle_timeout_seconds=configured[1])
+    s = _policy(edit).settings
+    assert (s.max_tunnel_seconds, s.idle_timeout_seconds) == effective
+
+
+def test_tunnel_limit_rules():
+    """forward.go (~392-396, ~534-535), relay.go copyWithIdleTimeout,
+    intercept.go (~307-317): the absolute deadline cuts every tunnel; the
+    idle timeout only the relayed (not decrypted) ones; activity re-arms it."""
+    def edit(data):
+        data["forward_proxy"].update(max_tunnel_seconds=2, idle_timeout_seconds=1)
+        data["api_allowlist"] = ["relayed.test", "decrypted.test"]
+        data["tls_interception"]["passthrough_domains"] = ["relayed.test"]
+
+    addon = proxy.PipelockAddon(_policy(edit), logger=None, clock=lambda: 100.0)
+    addon._targets.update(r=("relayed.test", 443), d=("decrypted.test", 443))
+    addon._opened.update(r=100.0, d=100.0)
+    assert addon.expired("r", 100.0, 100.5) is None
+    assert "idle_timeout_seconds" in addon.expired("r", 100.0, 101.0)
+    assert addon.expired("r", 100.9, 101.5) is None  # activity re-arms the idle timer
+    assert addon.expired("d", 100.0, 101.5) is None  # decrypted: no idle cut
+    assert "max_tunnel_seconds" in addon.expired("d", 101.9, 102.0)
+    assert "max_tunnel_seconds" in addon.expired("r", 101.9, 102.0)
+    assert addon.expired("unknown", 0.0, 1e9) is None
 
 
 def test_onboarding_app_is_off_in_both_daemons():
@@ -458,3 +488,206 @@ def test_one_normaliser_for_every_matcher(name):
         assert not PipelockPolicy(PipelockSettings.from_config(data)).decrypts(name), name
         assert not oracle.intercepts(data, name), name
         assert name == want == "api.example.test"
+
+
+# --- issue 15 (second pass): the SSRF guard ----------------------------------------
+# Real pipelock (luckyPipewrench/pipelock HEAD 40865129): internal/scanner/scanner.go
+# checkSSRF (~895-1025: "SSRF blocked: H resolves to internal IP X", trusted_domains
+# exempt via IsTrustedDomain ~500-514, ssrf.ip_allowlist via IsIPAllowlisted
+# ~518-525, a failed lookup refuses), internal/config/normalize.go (~222-236: the
+# default ``internal`` list), internal/scanner/core.go (coreInternalCIDRDefs
+# ~149-162 merged in by mergedSSRFCIDRs ~548; checkCoreSSRFLiteral ~576 when
+# ``internal: []``). Each row runs against the stand-in and the suite's oracle.
+
+@dataclass(frozen=True)
+class Ssrf:
+    rule: str
+    edit: Callable[[dict], None] | None
+    host: str
+    addresses: tuple[str, ...] | None  # None: the lookup fails
+    refused: bool
+
+
+SSRF_ROWS = [
+    Ssrf("on by default: an allowlisted host resolving to RFC 1918 is refused", None,
+         "api.example.test", ("172.18.0.5",), True),
+    Ssrf("a public address passes", None, "api.example.test", ("203.0.113.7",), False),
+    Ssrf("loopback is internal", None, "api.example.test", ("127.0.0.1",), True),
+    Ssrf("0.0.0.0/8 is internal", None, "api.example.test", ("0.1.2.3",), True),
+    Ssrf("link-local (cloud metadata) is internal", None, "api.example.test", ("169.254.169.254",), True),
+    Ssrf("CGNAT is internal", None, "api.example.test", ("100.64.0.1",), True),
+    Ssrf("IPv6 unique local is internal", None, "api.example.test", ("fd00::1",), True),
+    Ssrf("IPv4-mapped IPv6 loopback is internal", None, "api.example.test", ("::ffff:127.0.0.1",), True),
+    Ssrf("multicast is in the default list", None, "api.example.test", ("224.0.0.1",), True),
+    Ssrf("one internal address among public ones refuses", None, "api.example.test",
+         ("203.0.113.7", "10.1.2.3"), True),
+    Ssrf("a failed lookup refuses (fail closed)", None, "api.example.test", None, True),
+    Ssrf("an IP literal in a private range is refused", put("api_allowlist", ["10.0.0.7"]),
+         "10.0.0.7", ("10.0.0.7",), True),
+    Ssrf("ssrf.ip_allowlist exempts its range", put("ssrf", {"ip_allowlist": ["172.18.0.5/32"]}),
+         "api.example.test", ("172.18.0.5",), False),
+    Ssrf("ssrf.ip_allowlist exempts only its range", put("ssrf", {"ip_allowlist": ["172.18.0.5/32"]}),
+         "api.example.test", ("172.18.0.6",), True),
+    Ssrf("trusted_domains exempts the host", put("trusted_domains", ["api.example.test"]),
+         "api.example.test", ("172.18.0.5",), False),
+    Ssrf("trusted_domains is MatchDomain: case and trailing dot",
+         put("trusted_domains", ["API.example.test."]), "api.Example.test.", ("172.18.0.5",), False),
+    Ssrf("trusted_domains never exempts an IP literal",
+         lambda d: (put("trusted_domains", ["10.0.0.7"])(d), put("api_allowlist", ["10.0.0.7"])(d)),
+         "10.0.0.7", ("10.0.0.7",), True),
+    Ssrf("trusted_domains does not exempt another host", put("trusted_domains", ["other.example.test"]),
+         "api.example.test", ("172.18.0.5",), True),
+    Ssrf("core ranges stay when internal is narrowed", put("internal", ["198.51.100.0/24"]),
+         "api.example.test", ("10.1.2.3",), True),
+    Ssrf("a configured internal range is added", put("internal", ["198.51.100.0/24"]),
+         "api.example.test", ("198.51.100.9",), True),
+    Ssrf("internal: [] turns the resolving guard off", put("internal", []),
+         "api.example.test", ("10.1.2.3",), False),
+    Ssrf("internal: [] still refuses a private IP literal (core floor)",
+         lambda d: (put("internal", [])(d), put("api_allowlist", ["10.0.0.7"])(d)),
+         "10.0.0.7", ("10.0.0.7",), True),
+]
+
+
+def _fake_resolver(addresses):
+    def resolve(host):
+        if addresses is None:
+            raise OSError(-2, "Name or service not known")
+        return list(addresses)
+    return resolve
+
+
+@pytest.mark.parametrize("row", SSRF_ROWS, ids=lambda r: r.rule)
+@pytest.mark.parametrize("impl", ["stand-in", "oracle"])
+def test_ssrf_rule(row: Ssrf, impl: str):
+    data = copy.deepcopy(BASE)
+    if row.edit:
+        row.edit(data)
+    assert oracle.load_problems(data) == [] and standin.validate_config(data) == []
+    if impl == "oracle":
+        refused = oracle.ssrf_refuses(data, row.host, row.addresses)
+    else:
+        policy = PipelockPolicy(PipelockSettings.from_config(standin.load_config(_dump(data))),
+                                resolve=_fake_resolver(row.addresses))
+        verdict = policy.check_connect(row.host)
+        refused = verdict is not None
+        if refused:
+            assert verdict.status == 403 and verdict.reason in (proxy.REASON_SSRF, proxy.REASON_CORE_SSRF)
+            if row.addresses and verdict.reason == proxy.REASON_SSRF:
+                assert verdict.body(True).startswith(
+                    f"CONNECT blocked: SSRF blocked: {row.host} resolves to internal IP "), verdict
+        # plain requests are held to the same guard
+        plain, _ = policy.check_request(row.host, ())
+        assert (plain is not None) is refused
+    assert refused is row.refused, f"{row.rule}: {impl}"
+
+
+def test_ssrf_guard_runs_after_the_allowlist():
+    """scanner.go Scan: checkAllowlist before checkSSRF, so a host outside the
+    allowlist is refused as such (and never resolved)."""
+    looked_up = []
+    policy = PipelockPolicy(PipelockSettings.from_config(standin.load_config(_dump(BASE))),
+                            resolve=lambda h: looked_up.append(h) or ["10.0.0.1"])
+    verdict = policy.check_connect("denied.example.test")
+    assert verdict.reason == proxy.REASON_ALLOWLIST and looked_up == []
+
+
+@pytest.mark.parametrize("host, ip", [("0x7f000001", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"),
+                                      ("2130706433", "127.0.0.1"), ("0x0a.0.0.1", "10.0.0.1"),
+                                      ("127.0.0.1", None), ("api.example.test", None)])
+def test_alternative_ip_spellings_are_decoded(host, ip):
+    """scanner.go parseAlternativeIP (~845-890): hex/octal/decimal-integer IPv4
+    is decoded and checked without DNS ("SSRF blocked: H decodes to internal IP X")."""
+    got = proxy.parse_alternative_ip(host)
+    assert (str(got) if got else None) == ip
+    if ip:
+        data = copy.deepcopy(BASE)
+        data["api_allowlist"] = [host]
+        policy = PipelockPolicy(PipelockSettings.from_config(standin.load_config(_dump(data))),
+                                resolve=lambda h: pytest.fail("no lookup for an IP spelling"))
+        assert policy.check_connect(host).body(True) == \
+            f"CONNECT blocked: SSRF blocked: {host} decodes to internal IP {ip}"
+
+
+SSRF_LOAD_ROWS = [
+    Load("internal entries are CIDRs", "validate.go validateInternal (~1109)",
+         put("internal", ["10.0.0.0"]), "internal"),
+    Load("ssrf.ip_allowlist entries are CIDRs", "validate.go validateSSRF (~1123)",
+         put("ssrf", {"ip_allowlist": ["nope"]}), "ssrf.ip_allowlist"),
+    Load("ssrf.ip_allowlist refuses /0", "validate.go validateSSRF (~1129)",
+         put("ssrf", {"ip_allowlist": ["0.0.0.0/0"]}), "ssrf.ip_allowlist"),
+    Load("ssrf.ip_allowlist refuses host bits", "validate.go validateSSRF (~1136)",
+         put("ssrf", {"ip_allowlist": ["10.0.0.5/24"]}), "ssrf.ip_allowlist"),
+    Load("ssrf.ip_allowlist takes a /32", "validate.go validateSSRF",
+         put("ssrf", {"ip_allowlist": ["172.18.0.5/32"]}), None),
+    Load("ssrf has no other key", "schema.go SSRF (KnownFields)",
+         put("ssrf", {"enabled": False}), "ssrf.enabled"),
+    Load("trusted_domains refuses a bare wildcard", "validate.go ValidateTrustedDomains (~41)",
+         put("trusted_domains", ["*"]), "trusted_domains"),
+    Load("trusted_domains refuses *.tld", "validate.go ValidateTrustedDomains (~44-47)",
+         put("trusted_domains", ["*.test"]), "trusted_domains"),
+    Load("trusted_domains takes a host", "validate.go ValidateTrustedDomains",
+         put("trusted_domains", ["api.example.test"]), None),
+]
+
+
+@pytest.mark.parametrize("row", SSRF_LOAD_ROWS, ids=lambda r: r.rule)
+@pytest.mark.parametrize("impl", ["stand-in", "oracle"])
+def test_ssrf_load_rule(row: Load, impl: str):
+    test_load_rule(row, impl)
+
+
+# --- issue 15 (second pass): the renderer and the spec loader in the tricky-name table
+# The spec loader canonicalises every declared host (bottle_api.spec _SpecReader.host,
+# through bottle_api.hostnames), so the renderer writes the name egress and the
+# stand-in match with. Real pipelock lower-cases and trims one trailing dot in
+# MatchDomain (internal/scanner/scanner.go ~2241-2262) and verifySNI
+# (internal/proxy/sni.go), but NOT in isPassthrough (internal/proxy/intercept.go
+# ~1531-1549): the oracle keeps that difference, and a canonical passthrough entry
+# is what makes the two agree for every spelling egress injects for.
+
+@pytest.mark.parametrize("name", TRICKY)
+def test_tricky_route_host_through_loader_renderer_egress_and_both_pipelocks(name):
+    import yaml
+
+    from bottle_api.spec import SpecError, parse_spec
+    from bottle_ref import planning
+    from bottle_ref.pipelock import render_config
+
+    try:
+        spec = parse_spec(f"name: demo\negress: {{routes: [{{host: {json_str(name)}, token_env: T}}]}}\n")
+    except SpecError:
+        spec = None
+    try:
+        want = hostnames.pattern(name)
+    except hostnames.HostError:
+        want = None
+    if spec is None:
+        return  # refused with one line: nothing rendered, nothing matched
+    declared = spec.routes[0].host
+    assert declared == want, f"the loader kept {declared!r}; the normaliser says {want!r}"
+    allow, passthrough = planning.pipelock_hosts(spec, spec.routes)
+    data = yaml.safe_load(render_config(allow=allow, passthrough=passthrough, listen="127.0.0.1:1"))
+    assert declared in data["api_allowlist"] and declared in data["tls_interception"]["passthrough_domains"]
+    route = EgressInjector([EgressRoute(declared, "Authorization", "Bearer", "T")], {"T": "t"})
+    policy = PipelockPolicy(PipelockSettings.from_config(data))
+    concrete = want[2:] if want.startswith("*.") else want
+    spellings = {name, concrete, concrete.upper(), concrete + ".", "x." + concrete, "X." + concrete + "."}
+    injected = []
+    for spelling in sorted(spellings):
+        header, _ = decide(route, Names(spelling, 443, spelling, spelling, "https"))
+        if header is None:
+            continue
+        injected.append(spelling)
+        # egress injects only for the canonical spelling (egress_proxy decide) ...
+        assert spelling == hostnames.canonical(spelling), spelling
+        # ... which the stand-in and the oracle both allow and pass through undecrypted
+        assert not policy.decrypts(spelling) and not oracle.intercepts(data, spelling), spelling
+        assert policy.allowed(spelling) and oracle.allows(data, spelling), spelling
+    assert injected, f"egress injects for no spelling of {declared!r}"
+
+
+def json_str(text: str) -> str:
+    import json
+
+    return json.dumps(text)

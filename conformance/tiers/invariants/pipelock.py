@@ -8,7 +8,12 @@ a backend's validator.
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given
+from hypothesis import strategies as st
+
+from bottle_api.conventions import PIPELOCK_TRUSTED_HOSTS_ENV
 
 from ... import strategies as bst
 from ...markers import clause
@@ -112,3 +117,21 @@ class PipelockInvariants:
             f"the rendered dlp.patterns catch none of the bottle's credential shapes {missed} "
             "(a JWT when Codex credentials are forwarded, the Anthropic key for Claude): "
             "pipelock would pass them to any host it decrypts")
+
+    # issue 15 (second pass): the SSRF guard is exempted only where asked
+    @clause("PIPELOCK-ENFORCE")
+    @_PLAN
+    @given(case=bst.bottle_cases(missing_tokens=None, credentials=None),
+           asked=st.lists(st.sampled_from(["upstream.example.test", "Plain.Example.TEST.",
+                                           "api.anthropic.com"]), max_size=3, unique=True))
+    def test_pipelock_ssrf_guard_exempts_only_what_was_asked(self, backend, case, asked):
+        case = _fit(backend, case)
+        spec, host = case
+        if asked:
+            host = dataclasses.replace(host, env={**host.env,
+                                                  PIPELOCK_TRUSTED_HOSTS_ENV: ",".join(asked)})
+        data = _pipelock_config(backend.prepare(spec, host))
+        problems = oracle.ssrf_exemption_problems(data, oracle.asked_trusted_hosts(host.env))
+        assert not problems, (
+            "pipelock's SSRF guard is weakened beyond what the host context asked "
+            f"({PIPELOCK_TRUSTED_HOSTS_ENV}): " + "; ".join(problems))

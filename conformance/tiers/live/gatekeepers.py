@@ -35,7 +35,8 @@ def _leaks(result: probes.FrontResult, token: str) -> bool:
 
 
 class LiveGatekeepers:
-    """LIVE-EGRESS-ONE-NAME, LIVE-NO-FRONTING, LIVE-HOST-CANON, LIVE-ALLOWLIST-ONLY."""
+    """LIVE-EGRESS-ONE-NAME, LIVE-NO-FRONTING, LIVE-HOST-CANON, LIVE-ALLOWLIST-ONLY,
+    LIVE-SSRF."""
 
     # -- LIVE-EGRESS-ONE-NAME ---------------------------------------------------------
     @clause("LIVE-EGRESS-ONE-NAME")
@@ -172,3 +173,32 @@ class LiveGatekeepers:
                     bad.append(f"{r.describe()}")
         assert not bad, ("a host outside the bottle's allowlist answered through the first hop: "
                          + "; ".join(bad))
+
+    # -- LIVE-SSRF (issue 15, second pass) ---------------------------------------------
+    @clause("LIVE-SSRF")
+    @BOTH
+    def test_allowlisted_host_on_an_internal_address_is_refused(self, live, live_harness,
+                                                                  probe_log):
+        sites = live.wait_ready(probe_log)
+        internal, trusted = upstream.INTERNAL_HOST, upstream.PLAIN_HOST
+        control_marker = _marker("ssrf-control")
+        control = probes.front(live.bottle, mode="plain", target=trusted, host=trusted,
+                               path=control_marker, log=probe_log, name="ssrf control")
+        assert control.echo is not None, (
+            f"control failed: a plain request to {trusted} (the same site, a name the harness "
+            f"trusted) did not arrive ({control.describe()}), so the probes below prove nothing")
+        bad = []
+        for user in ("node", "root"):
+            for mode, target in (("plain", internal), ("tls", f"{internal}:443")):
+                marker = _marker("ssrf")
+                r = probes.front(live.bottle, mode=mode, target=target, sni=internal,
+                                 host=internal, path=marker, log=probe_log, user=user,
+                                 name=f"ssrf {mode} as {user}")
+                seen = _seen(live_harness, sites, marker)
+                if seen or r.echo is not None or 200 <= r.status < 400:
+                    bad.append(f"as {user}, {mode}: {r.describe()}; the site logged "
+                               f"{len(seen)} request(s)")
+        assert not bad, (
+            f"{internal} is allowlisted but resolves to the bottle's private test network and "
+            "was not named in BOTTLE_PIPELOCK_TRUSTED_HOSTS, yet a request for it went through "
+            "(pipelock's SSRF guard would refuse it): " + "; ".join(bad))
