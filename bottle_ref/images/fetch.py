@@ -189,7 +189,8 @@ def manifest_path(d: Path) -> Path:
     return d.with_name(d.name + ".sha256")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -199,7 +200,7 @@ def _sha256(path: Path) -> str:
 
 def write_manifest(d: Path) -> None:
     """Record ``sha256  name`` of every file in ``d`` beside it."""
-    lines = [f"{_sha256(p)}  {p.name}\n" for p in sorted(d.iterdir()) if p.is_file()]
+    lines = [f"{sha256_file(p)}  {p.name}\n" for p in sorted(d.iterdir()) if p.is_file()]
     tmp = manifest_path(d).with_suffix(".tmp")
     tmp.write_text("".join(lines))
     os.replace(tmp, manifest_path(d))
@@ -244,7 +245,7 @@ def damage(d: Path) -> str | None:
         return (f"files differ from those fetched "
                 f"({', '.join(sorted(set(recorded) ^ set(files)))})")
     for name, path in files.items():
-        if path.stat().st_size == 0 or _sha256(path) != recorded[name]:
+        if path.stat().st_size == 0 or sha256_file(path) != recorded[name]:
             return f"{name} changed since it was fetched (truncated or replaced)"
     return None
 

@@ -20,13 +20,13 @@ race on one ``.partial``.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 from bottle_api.runner import CommandError, Runner
 
+from .fetch import sha256_file
 from .inputs import (
     DEBIAN_MIRROR,
     DEBIAN_SUITE,
@@ -144,7 +144,7 @@ def damage_files(rootfs: Path, recorded: dict[str, str] | None = None) -> str | 
             return f"{rel} is a link to nothing in the rootfs"
         if target.stat().st_size == 0:
             return f"{rel} is empty ({target.relative_to(rootfs)})"
-        if recorded is not None and recorded.get(rel) != _sha256(target):
+        if recorded is not None and recorded.get(rel) != sha256_file(target):
             return f"{rel} changed since the rootfs was built"
     return None
 
@@ -160,14 +160,6 @@ def _inside(rootfs: Path, path: Path, hops: int = 16) -> Path | None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_marker(rootfs: Path) -> None:
     """The completion marker: the rootfs's name, then the hash of each
     required file (checked at every use by `damage`)."""
@@ -177,7 +169,7 @@ def _write_marker(rootfs: Path) -> None:
     for rel in ROOTFS_REQUIRED:
         target = _inside(rootfs, rootfs / rel)
         if target is not None and target.is_file():
-            hashes.append(f"{_sha256(target)}  {rel}\n")
+            hashes.append(f"{sha256_file(target)}  {rel}\n")
     tmp.write_text(rootfs.name + "\n" + "".join(hashes))
     os.replace(tmp, marker)
 
