@@ -19,7 +19,6 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from bottle_api.runner import poll
 
 from .engine import Engine
 from .resources import Resources
@@ -151,15 +150,5 @@ def start_canary(engine: Engine, res: Resources, network: str, image: str, *,
     engine.run("run", "-d", "--name", name, "--label", res.label, "--network", network,
                "--network-alias", CANARY_HOST, "--entrypoint", "python3", image,
                "-u", "-c", CANARY_SCRIPT, ZONE, CANARY_ANSWER)
-
-    def ready() -> bool:
-        logs = engine.logs(name)
-        if READY_MARK in logs:
-            return True
-        state = engine.run("inspect", "--format", "{{.State.Running}}", name, check=False)
-        if state.stdout.strip() == "false":
-            raise RuntimeError(f"DNS canary {name} exited before serving:\n{logs[-2000:]}")
-        return False
-
-    poll(engine.runner, ready, timeout=timeout, what=f"DNS canary {name}")
+    engine.wait_for_log(name, READY_MARK, what=f"DNS canary {name}", timeout=timeout)
     return DnsCanary(engine, name, network)

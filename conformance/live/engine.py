@@ -20,7 +20,7 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bottle_api.runner import Completed, Runner
+from bottle_api.runner import Completed, Runner, poll
 
 DOCKER_TIMEOUT = 60.0
 FIXTURE_ENGINE_ENV = "BOTTLE_FIXTURE_ENGINE"
@@ -175,6 +175,21 @@ class Engine:
     def logs(self, name: str) -> str:
         r = self.run("logs", name, check=False)
         return r.stdout + r.stderr
+
+    def wait_for_log(self, name: str, mark: str, *, what: str, timeout: float) -> None:
+        """Poll (bounded, no fixed sleep) until container ``name`` logs
+        ``mark``; a container that exits first is an error quoting its log."""
+
+        def ready() -> bool:
+            logs = self.logs(name)
+            if mark in logs:
+                return True
+            state = self.run("inspect", "--format", "{{.State.Running}}", name, check=False)
+            if state.stdout.strip() == "false":
+                raise RuntimeError(f"{what} exited before serving:\n{logs[-2000:]}")
+            return False
+
+        poll(self.runner, ready, timeout=timeout, what=what)
 
     def exists(self, kind: str, ident: str) -> bool:
         argv = {"container": ("container", "inspect"), "volume": ("volume", "inspect")}.get(

@@ -29,7 +29,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from bottle_api.runner import poll
 
 from .engine import Engine
 from .resources import Resources
@@ -155,16 +154,7 @@ def _start(engine: Engine, res: Resources, network: str, image: str, pki: TestPk
     res.container(name)
     engine.run(*argv)
 
-    def ready() -> bool:
-        logs = engine.logs(name)
-        if READY_MARK in logs:
-            return True
-        state = engine.run("inspect", "--format", "{{.State.Running}}", name, check=False)
-        if state.stdout.strip() == "false":
-            raise RuntimeError(f"test upstream {name} exited before serving:\n{logs[-2000:]}")
-        return False
-
-    poll(engine.runner, ready, timeout=timeout, what=f"test upstream {name}")
+    engine.wait_for_log(name, READY_MARK, what=f"test upstream {name}", timeout=timeout)
     ips = tuple(ip for net, ip in engine.container_ips(name).items() if net == network)
     return Site(name, aliases, ips)
 
