@@ -43,9 +43,12 @@ API_HOSTS = ("api.anthropic.com", "chatgpt.com", "api.openai.com")
 INTERNAL_HOST = "internal.bottle-live.test"
 HOSTS = (UPSTREAM_HOST, PLAIN_HOST, DENIED_HOST, *API_HOSTS, INTERNAL_HOST)
 # The names the harness asks the bottle's pipelock to reach although they
-# resolve to the private test network (`PIPELOCK_TRUSTED_HOSTS_ENV`): not the
-# denied site, which the allowlist must refuse on its own.
-TRUSTED_HOSTS = (UPSTREAM_HOST, PLAIN_HOST, *API_HOSTS)
+# resolve to the private test network (`PIPELOCK_TRUSTED_HOSTS_ENV`). The
+# denied site is among them on purpose: exempt from the SSRF guard, it is
+# refused by the allowlist alone, so LIVE-PIPELOCK and the fronting clauses
+# see the allowlist itself (a pipelock that does not enforce it, e.g. `mode:
+# balanced`, would otherwise still pass on the SSRF guard's 403).
+TRUSTED_HOSTS = (UPSTREAM_HOST, PLAIN_HOST, DENIED_HOST, *API_HOSTS)
 ANSWER_ENV = "UPSTREAM_AGENT_ANSWER"  # the site's canned API answer
 PKI_MOUNT = "/etc/upstream"
 READY_MARK = "https on"

@@ -86,7 +86,11 @@ def _seed_cache(cache: Path) -> None:
     test exercises the builder, not PyPI; links where the filesystem allows."""
     src = default_cache() / "wheels"
     if src.is_dir():
+        (cache / "wheels").mkdir(parents=True, exist_ok=True)
         for d in src.iterdir():
+            if d.is_file():  # a folder's sha256 manifest, `<folder>.sha256`, beside it
+                shutil.copy2(d, cache / "wheels" / d.name)
+                continue
             dest = cache / "wheels" / d.name
             dest.mkdir(parents=True, exist_ok=True)
             for f in d.iterdir():
