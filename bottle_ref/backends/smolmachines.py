@@ -597,25 +597,29 @@ def wait_for_guest_relay(runner: Runner, channel: GuestChannel, plan: Plan, *,
 
 def make_socket_dir(plan: Plan, ident: str) -> Path:
     """``<socket_root>/<ident>``, new and 0700 (the ident is unique per
-    launch; an existing one that is not a private folder of ours is refused)."""
+    launch; an existing one that is not a private folder of ours is refused).
+    Recorded launches of one scenario share an ident, so another process's
+    close() may remove the folder between two of these steps: then start over
+    (a bounded number of times)."""
     path = socket_dir(plan, ident)
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.mkdir(mode=0o700)
-    except FileExistsError:
+    for _ in range(10):
         try:
-            st = path.lstat()
-        except FileNotFoundError:  # another recording of the same ident just removed it
-            path.mkdir(mode=0o700)
-            st = path.lstat()
-        if not (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
-                and stat.S_IMODE(st.st_mode) == 0o700):
-            raise LaunchError(f"{path} exists and is not a private folder of this user; "
-                              "refusing to put the bottle's sockets there") from None
-    except OSError as exc:
-        raise LaunchError(f"cannot make the socket folder {path}: {exc.strerror}") from None
-    os.chmod(path, 0o700)
-    return path
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                path.mkdir(mode=0o700)
+            except FileExistsError:
+                st = path.lstat()
+                if not (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+                        and stat.S_IMODE(st.st_mode) == 0o700):
+                    raise LaunchError(f"{path} exists and is not a private folder of this "
+                                      "user; refusing to put the bottle's sockets there") from None
+            os.chmod(path, 0o700)
+            return path
+        except FileNotFoundError:
+            continue  # removed meanwhile by a recording of the same ident
+        except OSError as exc:
+            raise LaunchError(f"cannot make the socket folder {path}: {exc.strerror}") from None
+    raise LaunchError(f"cannot make the socket folder {path}: it kept disappearing")
 
 
 def remove_socket_dir(plan: Plan, ident: str) -> None:

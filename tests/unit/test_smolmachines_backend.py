@@ -957,3 +957,33 @@ def test_spec_limits_size_the_machine_and_the_env_overrides(host):
     env = dict(host.env, BOTTLE_SMOL_CPUS="1", BOTTLE_SMOL_MEM_MIB="512")
     plan = SmolmachinesBackend().prepare(spec, dataclasses.replace(host, env=env))
     assert (plan.cpus, plan.mem_mib) == (1, 512)
+
+
+# -- recorded launches of one scenario share an ident (xdist, nested runs) ----------------
+
+def test_socket_folder_survives_a_concurrent_removal(tmp_path, monkeypatch):
+    """Another process's close() of the same recorded ident may remove the
+    folder between mkdir and chmod (seen in CI under xdist: FileNotFoundError
+    from the launch); make_socket_dir starts over instead of failing, and
+    still refuses a folder that is not a private one of this user."""
+    from types import SimpleNamespace
+
+    from bottle_ref.backends import smolmachines as smol
+
+    plan = SimpleNamespace(socket_root=str(tmp_path))
+    real_chmod, removed = os.chmod, []
+
+    def racing_chmod(path, mode):
+        if not removed:
+            removed.append(path)
+            os.rmdir(path)  # the other process's remove_socket_dir
+        real_chmod(path, mode)
+
+    monkeypatch.setattr(smol.os, "chmod", racing_chmod)
+    made = smol.make_socket_dir(plan, "bottle-x-0001")
+    assert removed and made.is_dir() and (made.stat().st_mode & 0o777) == 0o700
+    monkeypatch.setattr(smol.os, "chmod", real_chmod)
+    (tmp_path / "bottle-y-0001").mkdir(mode=0o755)
+    os.chmod(tmp_path / "bottle-y-0001", 0o755)
+    with pytest.raises(smol.LaunchError, match="not a private folder"):
+        smol.make_socket_dir(plan, "bottle-y-0001")
