@@ -49,6 +49,13 @@ def _image_env(session: nox.Session) -> dict[str, str]:
     return dict(line.split("=", 1) for line in (out or "").splitlines() if "=" in line)
 
 
+# pytest caches its assertion-rewritten modules only where Python may write
+# bytecode. With PYTHONDONTWRITEBYTECODE set (.ci/run sets it; some shells
+# do), every xdist worker and every pytest subprocess a test starts rewrote
+# the suite again: ~2 s of CPU each. Written to __pycache__ (gitignored).
+_BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
+
+
 def _parallel(session: nox.Session) -> list[str]:
     """pytest-xdist on every core, unless the caller chose (``-n``, ``no:xdist``).
     ``--dist worksteal``: the slow tests take seconds each, and with plain
@@ -75,7 +82,7 @@ def unit(session: nox.Session) -> None:
     override. The meta-tests run each broken backend against its own
     clause only; `meta` is their cross-check."""
     _install(session, "-r", BUNDLE_REQUIREMENTS)
-    session.run("pytest", "tests/unit", *_parallel(session), *session.posargs)
+    session.run("pytest", "tests/unit", *_parallel(session), *session.posargs, env=_BYTECODE)
 
 
 @nox.session
@@ -87,7 +94,7 @@ def meta(session: nox.Session) -> None:
     both. ``BOTTLE_META=full`` (every invariant too) is set by hand."""
     _install(session, "-r", BUNDLE_REQUIREMENTS)
     session.run("pytest", "tests/unit/test_meta.py", *_parallel(session), *session.posargs,
-                env={"BOTTLE_META": os.environ.get("BOTTLE_META") or "snapshot"})
+                env={**_BYTECODE, "BOTTLE_META": os.environ.get("BOTTLE_META") or "snapshot"})
 
 
 def _smolvm_env(session: nox.Session) -> dict[str, str]:
