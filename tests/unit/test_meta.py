@@ -95,10 +95,28 @@ class TestBackend(BackendConformance):
 '''
 
 # Keeps the tests of WANTED clauses (every tier) and, when SNAPSHOT_TIER,
-# the whole snapshot tier. WANTED None keeps everything.
+# the whole snapshot tier. WANTED None keeps everything. A test function
+# whose own clause marks rule it out is not even collected (half of a
+# one-clause run was building the other ~360 parametrised items); the
+# items hook then picks by every mark an item carries.
 INNER_CONFTEST = '''
+import pytest
+
 WANTED = {wanted!r}
 SNAPSHOT_TIER = {snapshot_tier!r}
+
+
+def _chosen(marks):
+    return any(m.args[0] in WANTED or (SNAPSHOT_TIER and m.kwargs.get("tier") == "snapshot")
+               for m in marks)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    if WANTED is None or not name.startswith("test") or not callable(obj):
+        return None
+    marks = [m for m in getattr(obj, "pytestmark", ()) if m.name == "clause"]
+    return [] if marks and not _chosen(marks) else None
 
 
 def pytest_collection_modifyitems(config, items):
@@ -106,10 +124,7 @@ def pytest_collection_modifyitems(config, items):
         return
     keep, drop = [], []
     for item in items:
-        marks = list(item.iter_markers("clause"))
-        chosen = any(m.args[0] in WANTED or (SNAPSHOT_TIER and m.kwargs.get("tier") == "snapshot")
-                     for m in marks)
-        (keep if chosen else drop).append(item)
+        (keep if _chosen(item.iter_markers("clause")) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
