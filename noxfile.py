@@ -2,6 +2,7 @@
 
     nox -s lint                                   # the package layering (import-linter)
     nox -s unit                                   # static tiers + meta-tests, needs no engine
+    nox -s meta                                   # meta-tests' cross-check (CI runs it)
     nox -s integration                            # live probes wherever docker answers
     nox -s conformance -- --bottle-backend docker # the suite against any backend, prints the table
 """
@@ -48,6 +49,22 @@ def _image_env(session: nox.Session) -> dict[str, str]:
     return dict(line.split("=", 1) for line in (out or "").splitlines() if "=" in line)
 
 
+# pytest caches its assertion-rewritten modules only where Python may write
+# bytecode. With PYTHONDONTWRITEBYTECODE set (.ci/run sets it; some shells
+# do), every xdist worker and every pytest subprocess a test starts rewrote
+# the suite again: ~2 s of CPU each. Written to __pycache__ (gitignored).
+_BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
+
+
+def _parallel(session: nox.Session) -> list[str]:
+    """pytest-xdist on every core, unless the caller chose (``-n``, ``no:xdist``).
+    ``--dist worksteal``: the slow tests take seconds each, and with plain
+    ``load`` one worker ends up holding a long queue while the other idles."""
+    own = any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist"
+              for a in session.posargs)
+    return [] if own else ["-n", "auto", "--dist", "worksteal"]
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """The layering in pyproject's [tool.importlinter]: bottle_api imports none
@@ -61,15 +78,23 @@ def lint(session: nox.Session) -> None:
 def unit(session: nox.Session) -> None:
     """Everything that needs no engine: seam, backends recorded, suite, meta-tests.
 
-    On every core (pytest-xdist, ``-n auto``). ``--dist worksteal``: the
-    meta-tests take seconds each, and with plain ``load`` one worker ends
-    up holding a long queue while the other idles. Pass your own
-    ``-n``/``-p no:xdist`` to override."""
+    On every core (`_parallel`); pass your own ``-n``/``-p no:xdist`` to
+    override. The meta-tests run each broken backend against its own
+    clause only; `meta` is their cross-check."""
     _install(session, "-r", BUNDLE_REQUIREMENTS)
-    own = any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist"
-              for a in session.posargs)
-    parallel = [] if own else ["-n", "auto", "--dist", "worksteal"]
-    session.run("pytest", "tests/unit", *parallel, *session.posargs)
+    session.run("pytest", "tests/unit", *_parallel(session), *session.posargs, env=_BYTECODE)
+
+
+@nox.session
+def meta(session: nox.Session) -> None:
+    """The meta-tests' cross-check: every broken backend also runs the whole
+    snapshot tier and must PASS each snapshot clause not on its ``also``
+    list (`tests/unit/test_meta.py`, ``BOTTLE_META=snapshot``). `unit` runs
+    only the clause each one breaks, which is what keeps it fast; CI runs
+    both. ``BOTTLE_META=full`` (every invariant too) is set by hand."""
+    _install(session, "-r", BUNDLE_REQUIREMENTS)
+    session.run("pytest", "tests/unit/test_meta.py", *_parallel(session), *session.posargs,
+                env={**_BYTECODE, "BOTTLE_META": os.environ.get("BOTTLE_META") or "snapshot"})
 
 
 def _smolvm_env(session: nox.Session) -> dict[str, str]:

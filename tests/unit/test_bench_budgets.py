@@ -22,7 +22,8 @@ def test_the_readme_table_states_every_budget():
 
 
 @pytest.mark.parametrize(("script", "key"), [("static_tiers.py", "static-tiers"),
-                                             ("lifecycle.py", "lifecycle")])
+                                             ("lifecycle.py", "lifecycle"),
+                                             ("unit.py", "unit")])
 def test_each_benchmark_reads_its_row_and_states_no_figure_of_its_own(script, key):
     text = (BENCH / script).read_text(encoding="utf-8")
     assert f'budget("{key}")' in text

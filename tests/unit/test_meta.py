@@ -4,8 +4,9 @@ For each backend in `broken_backends.BROKEN`, the static tiers run against
 it through the plugin as an author runs them (a `BackendConformance`
 subclass, ``--bottle-tier snapshot,invariant``, ``--bottle-report``, the ci
 hypothesis profile), and the JSON report must show the intended clause
-FAILED; any other FAILED clause must be on that backend's documented
-``also`` allow-list, and nothing may be ERROR. The reference backends,
+FAILED for the named reason; any other FAILED clause must be on that
+backend's documented ``also`` allow-list, and nothing may be ERROR. How
+many other clauses run is the scope (below). The reference backends,
 through the same harness, must pass every static clause.
 
 Snapshot equality (SNAP-MATCH): a broken backend runs with a snapshot
@@ -17,11 +18,22 @@ own, DESIGN §6). The one exception is SNAP-MATCH's own broken backend
 which the meta-tests only ever read. The reference backends are compared
 with those reviewed snapshots too.
 
-Cost: the snapshot tier always runs whole (a few recorded scenarios, well
-under a second); of the invariant tier only the intended clause's
-properties run (each runs the profile's examples). ``BOTTLE_META_FULL=1``
-runs every invariant against every broken backend (minutes), which is how
-the ``also`` lists were established; run it after changing a tier.
+Scope (``BOTTLE_META``), the cost of a run against what it cross-checks:
+
+- ``clause`` (the default, ``nox -s unit``): a broken backend runs only
+  the tests of the clause it is meant to break, in every static tier
+  (one recorded launch per scenario and the property's examples, well
+  under a second). What it proves: that clause FAILED, for the named
+  reason, and nothing ERRORed.
+- ``snapshot`` (``nox -s meta``, run by CI): as ``clause``, plus the whole
+  snapshot tier, so a broken backend must also PASS every snapshot
+  clause not on its ``also`` allow-list: no clause over-fires on a defect
+  that is not its own.
+- ``full``: every invariant too, against every broken backend (minutes);
+  how the ``also`` lists were established: run it after changing a tier.
+
+The reference backends and the backends that must pass (`PASSING`) run
+the same way in every scope: the references the whole static suite.
 
 Each inner run is one in-process pytester session (the plugin keeps its
 state per config and restores the hypothesis profile), so the tests here
@@ -57,8 +69,11 @@ pytest_plugins = ["pytester"]
 REFERENCES = (DockerBackend, SmolmachinesBackend)
 REFERENCE_SNAPSHOTS = Path(__file__).resolve().parents[2] / "snapshots"
 
-# BOTTLE_META_FULL=1: every invariant against every broken backend (see above).
-FULL = os.environ.get("BOTTLE_META_FULL", "") not in ("", "0")
+# BOTTLE_META: how much of the suite a broken backend runs (see above).
+SCOPES = ("clause", "snapshot", "full")
+SCOPE = os.environ.get("BOTTLE_META", "").strip() or "clause"
+if SCOPE not in SCOPES:
+    raise pytest.UsageError(f"BOTTLE_META={SCOPE!r}: expected one of {', '.join(SCOPES)}")
 
 INNER_TEST = '''
 import importlib
@@ -79,11 +94,29 @@ class TestBackend(BackendConformance):
         return BACKEND()
 '''
 
-# Keeps the whole snapshot tier (cheap: a few recorded scenarios) and, of
-# the invariant tier (each property runs the profile's examples), only the
-# tests of WANTED clauses. WANTED None keeps everything.
+# Keeps the tests of WANTED clauses (every tier) and, when SNAPSHOT_TIER,
+# the whole snapshot tier. WANTED None keeps everything. A test function
+# whose own clause marks rule it out is not even collected (half of a
+# one-clause run was building the other ~360 parametrised items); the
+# items hook then picks by every mark an item carries.
 INNER_CONFTEST = '''
+import pytest
+
 WANTED = {wanted!r}
+SNAPSHOT_TIER = {snapshot_tier!r}
+
+
+def _chosen(marks):
+    return any(m.args[0] in WANTED or (SNAPSHOT_TIER and m.kwargs.get("tier") == "snapshot")
+               for m in marks)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    if WANTED is None or not name.startswith("test") or not callable(obj):
+        return None
+    marks = [m for m in getattr(obj, "pytestmark", ()) if m.name == "clause"]
+    return [] if marks and not _chosen(marks) else None
 
 
 def pytest_collection_modifyitems(config, items):
@@ -91,9 +124,7 @@ def pytest_collection_modifyitems(config, items):
         return
     keep, drop = [], []
     for item in items:
-        marks = list(item.iter_markers("clause"))
-        chosen = any(m.kwargs.get("tier") == "snapshot" or m.args[0] in WANTED for m in marks)
-        (keep if chosen else drop).append(item)
+        (keep if _chosen(item.iter_markers("clause")) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -143,19 +174,20 @@ class MetaRun:
 
 
 def run_static_suite(pytester: pytest.Pytester, backend: type[Backend], *,
-                     invariants_of: Iterable[str] | None = None,
+                     clauses: Iterable[str] | None = None, snapshot_tier: bool = False,
                      snapshot_dir: Path | None = None) -> MetaRun:
     """Run the static tiers against ``backend`` (a class importable by name)
     in-process and return the parsed report.
 
-    ``invariants_of``: run only these clauses' invariant tests (the snapshot
-    tier always runs whole); None runs every invariant. ``snapshot_dir``:
-    the reviewed snapshots to compare with (never written); None: a fresh
-    directory this run writes, so snapshot equality (SNAP-MATCH) passes."""
+    ``clauses``: run only these clauses' tests (every static tier), plus the
+    whole snapshot tier when ``snapshot_tier``; None runs everything.
+    ``snapshot_dir``: the reviewed snapshots to compare with (never
+    written); None: a fresh directory this run writes, so snapshot
+    equality (SNAP-MATCH) passes."""
     pytester.makepyfile(test_static=INNER_TEST.format(module=backend.__module__,
                                                       name=backend.__qualname__))
-    wanted = None if invariants_of is None else sorted(invariants_of)
-    pytester.makeconftest(INNER_CONFTEST.format(wanted=wanted))
+    wanted = None if clauses is None else sorted(clauses)
+    pytester.makeconftest(INNER_CONFTEST.format(wanted=wanted, snapshot_tier=snapshot_tier))
     args = [*_UNNEEDED, "-q", "--tb=short", "--bottle-tier=snapshot,invariant",
             "--bottle-report=report.json", "--bottle-hypothesis-profile=ci"]
     if snapshot_dir is None:
@@ -272,7 +304,8 @@ def _broken_params() -> list:
 @pytest.mark.parametrize(("clause_id", "broken"), _broken_params())
 def test_broken_backend_fails_intended_clause(pytester, clause_id, broken):
     run = run_static_suite(
-        pytester, broken, invariants_of=None if FULL else [clause_id],
+        pytester, broken, clauses=None if SCOPE == "full" else [clause_id],
+        snapshot_tier=SCOPE == "snapshot",
         snapshot_dir=REFERENCE_SNAPSHOTS / broken.name if broken.reference_snapshots else None)
     failed = run.with_state(State.FAILED)
     assert clause_id in failed, (
@@ -300,7 +333,7 @@ def test_broken_backend_fails_intended_clause(pytester, clause_id, broken):
 def test_backend_passes_clause_it_used_to_fail(pytester, clause_id, backend):
     """A clause that failed for the wrong reason (or would fail a hardened
     backend) PASSES a backend that only does what the clause allows."""
-    run = run_static_suite(pytester, backend, invariants_of=[clause_id])
+    run = run_static_suite(pytester, backend, clauses=[clause_id])
     assert run.states().get(clause_id) == State.PASSED, run.explain()
     assert not run.with_state(State.ERROR), run.explain()
 
@@ -337,10 +370,14 @@ def test_broken_table_is_well_formed():
 # -- issue 18: an unparseable argv is NOT_SUPPORTED naming the flag ----------------
 
 
+NOT_SUPPORTED_WHERE_UNPARSEABLE = ("DOCKER-ARGV", "GUEST-NET-INTERNAL", "GUEST-NO-PRIVILEGE",
+                                   "GUEST-NO-HOST-NS")
+
+
 def test_unparseable_network_create_is_not_supported_naming_the_flag(pytester):
     run = run_static_suite(pytester, broken_backends.AgentNetworkFlagOutsideGrammar,
-                           invariants_of=[])
+                           clauses=NOT_SUPPORTED_WHERE_UNPARSEABLE)
     assert run.states()["DOCKER-ARGV"] == State.FAILED, run.explain()
-    for cid in ("GUEST-NET-INTERNAL", "GUEST-NO-PRIVILEGE", "GUEST-NO-HOST-NS"):
+    for cid in NOT_SUPPORTED_WHERE_UNPARSEABLE[1:]:
         r = run.report.result(cid)
         assert r.state == State.NOT_SUPPORTED and "--disable-dns" in r.reason, run.explain()
