@@ -23,7 +23,8 @@ def test_the_readme_table_states_every_budget():
 
 @pytest.mark.parametrize(("script", "key"), [("static_tiers.py", "static-tiers"),
                                              ("lifecycle.py", "lifecycle"),
-                                             ("unit.py", "unit")])
+                                             ("unit.py", "unit"),
+                                             ("live_docker.py", "docker-live")])
 def test_each_benchmark_reads_its_row_and_states_no_figure_of_its_own(script, key):
     text = (BENCH / script).read_text(encoding="utf-8")
     assert f'budget("{key}")' in text
@@ -42,3 +43,14 @@ def test_a_missing_row_is_one_clear_error(tmp_path, monkeypatch):
         budgets.budget("lifecycle")
     assert budgets.verdict(61.0, 60.0, " s") == "61.00 s (budget < 60 s: NOT met)"
     assert budgets.verdict(1.2, 1.25, "x") == "1.20x (budget < 1.25x: met)"
+
+
+def test_the_live_benchmark_finds_the_reason_a_slow_live_test_gives():
+    """`bench/live_docker.py` names every live test over 10 s and the reason
+    written in it; a test with none counts against the run."""
+    import live_docker
+    node = "tests/integration/test_live_docker.py::TestDockerConformance::"
+    sweep = live_docker.reason_for(node + "test_guest_reaches_exactly_declared_endpoints[routed]",
+                                   "call")
+    assert sweep and "10 s" in sweep, sweep
+    assert live_docker.reason_for(node + "test_token_only_in_egress[routed]", "call") is None
