@@ -45,6 +45,11 @@ from urllib.parse import quote, quote_plus
 LABEL = "<REDACTED>"
 MIN_LEN = 8
 WINDOW = 8
+# `Registry._spans` searches form by form when the text is this many times
+# longer than the index has windows (one C scan per form), else window by
+# window (one Python step per character). A speed choice only: both find the
+# same spans.
+_FIND_RATIO = 32
 # Host env names whose values are treated as secrets.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|API_?KEY|ACCESS_?KEY|PRIVATE|"
                           r"CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
@@ -146,9 +151,27 @@ class Registry:
         return self._index
 
     def _spans(self, text: str, current: bool = False) -> list[tuple[int, int]]:
+        """``(start, end)`` of the longest known form at each position that
+        starts one, by position."""
         index = self._forms(current)
         if not index or len(text) < MIN_LEN:
             return []
+        if len(index) * _FIND_RATIO < len(text):
+            # Few forms, long text (a local registry over a plan's JSON):
+            # str.find per form (C) beats looking up every window (Python).
+            # The same spans: a form of WINDOW or more characters at i is in
+            # the bucket of text[i:i + WINDOW]; a shorter one never matches.
+            longest: dict[int, int] = {}
+            for forms in index.values():
+                for form in forms:
+                    if len(form) < WINDOW:
+                        continue
+                    at = text.find(form)
+                    while at >= 0:
+                        if len(form) > longest.get(at, 0):
+                            longest[at] = len(form)
+                        at = text.find(form, at + 1)
+            return [(at, at + n) for at, n in sorted(longest.items())]
         spans = []
         for i in range(len(text) - WINDOW + 1):
             forms = index.get(text[i:i + WINDOW])
