@@ -98,6 +98,10 @@ class Registry:
         self._test: set[str] = set()
         self._retired: set[str] = set()
         self._index: dict[str, set[str]] | None = None  # every value, retired too
+        # `find` answers by text while no value is planted: a run's reports
+        # carry the same strings again and again (clause sentence, backend
+        # name, capabilities), and planting is what changes an answer.
+        self._found: dict[str, int] = {}
         self._current: dict[str, set[str]] | None = None  # session and this test's
         self._labels: dict[str, str] = {}
 
@@ -109,6 +113,7 @@ class Registry:
             if isinstance(v, str) and len(v) >= MIN_LEN and v not in target:
                 target.add(v)
                 self._current = None
+                self._found.clear()
                 if self._index is not None:  # grows in place: retiring never shrinks it
                     self._add(self._index, v)
 
@@ -125,6 +130,7 @@ class Registry:
             self._retired |= self._test
             self._test.clear()
             self._current = None
+            self._found.clear()  # compressed_spans looks only while values are current
 
     @property
     def values(self) -> frozenset[str]:
@@ -200,7 +206,13 @@ class Registry:
         """How many places in ``text`` hold a known secret (in some form)."""
         if not isinstance(text, str):
             return 0
-        return len(self._spans(text)) + len(compressed_spans(text, self))
+        found = self._found.get(text)
+        if found is None:
+            found = len(self._spans(text)) + len(compressed_spans(text, self))
+            if len(self._found) >= 4096:
+                self._found.clear()
+            self._found[text] = found
+        return found
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret, in every form, replaced by `LABEL`."""

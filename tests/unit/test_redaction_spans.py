@@ -54,3 +54,31 @@ def test_short_text_and_empty_registry(ratio, monkeypatch):
     registry = redaction.Registry()
     registry.plant("abcdefgh")
     assert registry._spans("abcdefg") == []
+
+
+def test_find_remembers_only_until_something_changes():
+    """`find` answers from memory between plants; planting a value, and
+    retiring the test's values (after which compressed streams are no longer
+    searched), change the answer at once, as a registry with no memory says."""
+    import base64
+    import gzip
+
+    def fresh(*, retired: bool) -> redaction.Registry:
+        registry = redaction.Registry()
+        registry.plant(secret)
+        if retired:
+            registry.end_test()
+        return registry
+
+    secret = "tok~abcdefgh1234"
+    text = f"x {secret} y"
+    packed = base64.b64encode(gzip.compress(f"token={secret}".encode())).decode()
+    registry = redaction.Registry()
+    assert registry.find(text) == 0 and registry.find(packed) == 0
+    assert registry.find(text) == 0  # remembered
+    registry.plant(secret)
+    assert registry.find(text) == 1 == fresh(retired=False).find(text)
+    assert registry.find(packed) == 1 == fresh(retired=False).find(packed)
+    registry.end_test()
+    assert registry.find(text) == 1 == fresh(retired=True).find(text)
+    assert registry.find(packed) == fresh(retired=True).find(packed) == 0
