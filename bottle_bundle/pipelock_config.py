@@ -150,6 +150,10 @@ class PipelockConfigError(ValueError):
 # -- Go semantics pipelock relies on ------------------------------------------
 
 _RE2_OPTIONS = None
+# re2_error's answers by pattern (a pure function of the string): every
+# rendered pipelock.yaml carries the same DLP patterns, and compiling them was
+# most of validating one. Bounded: cleared whole when full.
+_RE2_ERRORS: dict[str, str | None] = {}
 
 
 def re2_error(regex: str) -> str | None:
@@ -159,6 +163,17 @@ def re2_error(regex: str) -> str | None:
     as Go's regexp/syntax: no lookaround, no backreferences, ``\\z`` yes,
     ``\\Z`` no), plus the one escape C++ RE2 accepts and Go does not
     (``\\C``, any byte)."""
+    try:
+        return _RE2_ERRORS[regex]
+    except KeyError:
+        pass
+    if len(_RE2_ERRORS) >= 1024:
+        _RE2_ERRORS.clear()
+    why = _RE2_ERRORS[regex] = _re2_error(regex)
+    return why
+
+
+def _re2_error(regex: str) -> str | None:
     global _RE2_OPTIONS
     import re2  # google-re2
 

@@ -45,6 +45,11 @@ from urllib.parse import quote, quote_plus
 LABEL = "<REDACTED>"
 MIN_LEN = 8
 WINDOW = 8
+# `Registry._spans` searches form by form when the text is this many times
+# longer than the index has windows (one C scan per form), else window by
+# window (one Python step per character). A speed choice only: both find the
+# same spans.
+_FIND_RATIO = 32
 # Host env names whose values are treated as secrets.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|API_?KEY|ACCESS_?KEY|PRIVATE|"
                           r"CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
@@ -93,6 +98,10 @@ class Registry:
         self._test: set[str] = set()
         self._retired: set[str] = set()
         self._index: dict[str, set[str]] | None = None  # every value, retired too
+        # `find` answers by text while no value is planted: a run's reports
+        # carry the same strings again and again (clause sentence, backend
+        # name, capabilities), and planting is what changes an answer.
+        self._found: dict[str, int] = {}
         self._current: dict[str, set[str]] | None = None  # session and this test's
         self._labels: dict[str, str] = {}
 
@@ -104,6 +113,7 @@ class Registry:
             if isinstance(v, str) and len(v) >= MIN_LEN and v not in target:
                 target.add(v)
                 self._current = None
+                self._found.clear()
                 if self._index is not None:  # grows in place: retiring never shrinks it
                     self._add(self._index, v)
 
@@ -120,6 +130,7 @@ class Registry:
             self._retired |= self._test
             self._test.clear()
             self._current = None
+            self._found.clear()  # compressed_spans looks only while values are current
 
     @property
     def values(self) -> frozenset[str]:
@@ -146,9 +157,27 @@ class Registry:
         return self._index
 
     def _spans(self, text: str, current: bool = False) -> list[tuple[int, int]]:
+        """``(start, end)`` of the longest known form at each position that
+        starts one, by position."""
         index = self._forms(current)
         if not index or len(text) < MIN_LEN:
             return []
+        if len(index) * _FIND_RATIO < len(text):
+            # Few forms, long text (a local registry over a plan's JSON):
+            # str.find per form (C) beats looking up every window (Python).
+            # The same spans: a form of WINDOW or more characters at i is in
+            # the bucket of text[i:i + WINDOW]; a shorter one never matches.
+            longest: dict[int, int] = {}
+            for forms in index.values():
+                for form in forms:
+                    if len(form) < WINDOW:
+                        continue
+                    at = text.find(form)
+                    while at >= 0:
+                        if len(form) > longest.get(at, 0):
+                            longest[at] = len(form)
+                        at = text.find(form, at + 1)
+            return [(at, at + n) for at, n in sorted(longest.items())]
         spans = []
         for i in range(len(text) - WINDOW + 1):
             forms = index.get(text[i:i + WINDOW])
@@ -177,7 +206,13 @@ class Registry:
         """How many places in ``text`` hold a known secret (in some form)."""
         if not isinstance(text, str):
             return 0
-        return len(self._spans(text)) + len(compressed_spans(text, self))
+        found = self._found.get(text)
+        if found is None:
+            found = len(self._spans(text)) + len(compressed_spans(text, self))
+            if len(self._found) >= 4096:
+                self._found.clear()
+            self._found[text] = found
+        return found
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret, in every form, replaced by `LABEL`."""

@@ -32,6 +32,7 @@ ends the walk: what runs inside it has the framing before it.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
@@ -64,27 +65,67 @@ def parse(argv: Sequence[str], *, smolvm_version: str | None = None) -> Invocati
                       f"(known: {', '.join(sorted(KNOWN_TOOLS))})")
 
 
+# `parse_any` answers by argv: the result, or the refusal (class and args,
+# raised anew each time, as `Grammar.parse` does). A pure function of the
+# argv and the suite's grammars; the tiers read each recorded argv many times
+# (every property, every reader), and a smolvm argv is parsed under every
+# supported version.
+_ANY_MEMO: dict = {}
+_ANY_MEMO_SIZE = 4096
+
+
 def parse_any(argv: Sequence[str]) -> tuple[Invocation, tuple[str, ...]]:
     """Parse ``argv``; for smolvm, under every supported version. Returns
     the invocation (newest grammar that accepts it) and the versions that
     accept it; raises the newest grammar's error when none does."""
+    key = tuple(map(str, argv))
+    hit = _ANY_MEMO.get(key)
+    if hit is None:
+        try:
+            hit = _parse_any(key)
+        except ArgvError as exc:  # UnknownTool too
+            hit = (type(exc), exc.args)
+        if len(_ANY_MEMO) >= _ANY_MEMO_SIZE:
+            _ANY_MEMO.clear()
+        _ANY_MEMO[key] = hit
+    if isinstance(hit[0], Invocation):
+        return hit
+    cls, args = hit
+    raise cls(*args)
+
+
+def _parse_any(argv: tuple[str, ...]) -> tuple[Invocation, tuple[str, ...]]:
     if prog(argv) != smolvm.TOOL:
         return parse(argv), ()
     ok: list[str] = []
     first: Invocation | None = None
     error: ArgvError | None = None
-    for version in reversed(smolvm.SUPPORTED):
+    # One parse per distinct grammar shape, by its newest version (what the
+    # version-by-version loop returned: the newest accepting grammar's
+    # invocation, else the newest grammar's refusal); a shape's verdict is
+    # every version of that shape's.
+    for versions in _smolvm_shapes():
         try:
-            inv = smolvm.GRAMMARS[version].parse(argv)
+            inv = smolvm.GRAMMARS[versions[0]].parse(argv)
         except ArgvError as exc:
             error = error or exc
             continue
-        ok.append(version)
+        ok += versions
         first = first or inv
     if first is None:
         assert error is not None
         raise error
-    return first, tuple(reversed(ok))
+    return first, tuple(v for v in smolvm.SUPPORTED if v in ok)
+
+
+@functools.cache
+def _smolvm_shapes() -> tuple[tuple[str, ...], ...]:
+    """`smolvm.SUPPORTED` grouped by `Grammar.parse_shape`, each group newest
+    first, groups by their newest version, newest first."""
+    groups: dict[tuple, list[str]] = {}
+    for version in reversed(smolvm.SUPPORTED):
+        groups.setdefault(smolvm.GRAMMARS[version].parse_shape, []).append(version)
+    return tuple(tuple(g) for g in groups.values())
 
 
 def tool_index(argv: Sequence[str]) -> int | None:

@@ -77,13 +77,20 @@ class Command:
     source: str = ""
 
     def flag(self, spelled: str) -> Flag | None:
-        """The flag spelled ``--long`` or ``-s``, or None."""
-        if spelled.startswith("--"):
-            name = spelled[2:]
-            return next((f for f in self.flags if f.long == name), None)
-        if spelled.startswith("-") and len(spelled) == 2:
-            return next((f for f in self.flags if f.short == spelled[1]), None)
-        return None
+        """The flag spelled ``--long`` or ``-s``, or None (the first of
+        ``flags`` so spelled)."""
+        return self._spellings.get(spelled)
+
+    @functools.cached_property
+    def _spellings(self) -> dict[str, Flag]:
+        # Built once per command: parsing looks up every option token.
+        out: dict[str, Flag] = {}
+        for f in self.flags:
+            out.setdefault("--" + f.long, f)
+        for f in self.flags:
+            if len(f.short) == 1:
+                out.setdefault("-" + f.short, f)
+        return out
 
 
 @dataclass(frozen=True)
@@ -168,7 +175,7 @@ class Grammar:
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def parse(self, argv: Sequence[str]) -> Invocation:
-        argv = tuple(str(a) for a in argv)
+        argv = tuple(map(str, argv))
         hit = self._memo.get(argv)
         if hit is None:
             try:
@@ -186,7 +193,7 @@ class Grammar:
     def _parse(self, argv: tuple[str, ...]) -> Invocation:
         tool = prog(argv)
         i, options = 1, []
-        globals_cmd = Command((), self.global_flags + self.bare)
+        globals_cmd = self._globals_cmd
         # global flags before the subcommand
         while i < len(argv) and argv[i].startswith("-") and argv[i] != "-":
             if argv[i] == "--":
@@ -251,6 +258,24 @@ class Grammar:
         return Invocation(argv, tool, canonical, tuple(options), tuple(positionals),
                           command, command_at, self.name)
 
+    @functools.cached_property
+    def parse_shape(self) -> tuple:
+        """Everything `parse` reads but the grammar's name: two grammars with
+        one shape accept and refuse the same argvs with the same
+        invocations, bar ``Invocation.grammar`` and the name in a refusal.
+        (Flag sources and ``repeatable`` are documentation to `parse`.)"""
+        def flags(fs: Iterable[Flag]) -> tuple:
+            return tuple((f.long, f.short, f.takes_value) for f in fs)
+        commands = tuple((path, flags(c.flags), c.positionals, c.trailing, c.head,
+                          c.trailing_required, c.required_flags)
+                         for path, c in self.commands.items())
+        return (self.tool, self.syntax, flags(self.global_flags), flags(self.bare),
+                tuple(self.aliases.items()), commands)
+
+    @functools.cached_property
+    def _globals_cmd(self) -> Command:
+        return Command((), self.global_flags + self.bare)
+
     def _subcommand(self, argv: Sequence[str], i: int) -> tuple[tuple[str, ...], Command | None]:
         for n in (3, 2, 1):
             path = tuple(argv[i:i + n])
@@ -264,25 +289,25 @@ class Grammar:
     def _option(self, cmd: Command, argv: Sequence[str], i: int, out: list[Option]) -> int:
         """Parse the option token at ``argv[i]``; return the next index."""
         tok = argv[i]
-        shown = " ".join((prog(argv), *cmd.path)) if cmd.path else prog(argv)
         if tok.startswith("--"):
             name, eq, value = tok[2:].partition("=")
             flag = cmd.flag("--" + name)
             if flag is None:
-                raise ArgvError(f"{shown}: unknown flag --{name} (not in the {self.name} grammar)")
+                raise ArgvError(f"{_shown(argv, cmd)}: unknown flag --{name} "
+                                f"(not in the {self.name} grammar)")
             if not flag.takes_value:
                 out.append(Option(flag.long, value if eq else None, i))
                 return i + 1
             if eq:
                 out.append(Option(flag.long, value, i))
                 return i + 1
-            return self._value(flag, f"--{name}", argv, i, out, shown)
+            return self._value(flag, f"--{name}", argv, i, out, cmd)
         # a short cluster: -it, -unode, -u=node, -itu node
         body = tok[1:]
         for j, ch in enumerate(body):
             flag = cmd.flag("-" + ch)
             if flag is None:
-                raise ArgvError(f"{shown}: unknown flag -{ch}"
+                raise ArgvError(f"{_shown(argv, cmd)}: unknown flag -{ch}"
                                 + (f" (in {tok!r})" if len(body) > 1 else "")
                                 + f" (not in the {self.name} grammar)")
             if not flag.takes_value:
@@ -292,19 +317,24 @@ class Grammar:
             if rest:
                 out.append(Option(flag.long, rest[1:] if rest.startswith("=") else rest, i))
                 return i + 1
-            return self._value(flag, f"-{ch}", argv, i, out, shown)
+            return self._value(flag, f"-{ch}", argv, i, out, cmd)
         return i + 1
 
     def _value(self, flag: Flag, spelled: str, argv: Sequence[str], i: int,
-               out: list[Option], shown: str) -> int:
+               out: list[Option], cmd: Command) -> int:
         if i + 1 >= len(argv):
-            raise ArgvError(f"{shown}: flag {spelled} needs a value and none follows")
+            raise ArgvError(f"{_shown(argv, cmd)}: flag {spelled} needs a value and none follows")
         nxt = argv[i + 1]
         if self.syntax == "clap" and nxt.startswith("-") and len(nxt) > 1 and not _negative(nxt):
-            raise ArgvError(f"{shown}: flag {spelled} needs a value, but {nxt!r} follows "
+            raise ArgvError(f"{_shown(argv, cmd)}: flag {spelled} needs a value, but {nxt!r} follows "
                             "(clap reads that as a flag)")
         out.append(Option(flag.long, nxt, i))
         return i + 2
+
+
+def _shown(argv: Sequence[str], cmd: Command) -> str:
+    """How an error names the command: ``tool sub...`` (only on a refusal)."""
+    return " ".join((prog(argv), *cmd.path)) if cmd.path else prog(argv)
 
 
 def _negative(tok: str) -> bool:

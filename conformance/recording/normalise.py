@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterable
@@ -19,6 +20,14 @@ def package_placeholder(top: str) -> str:
     return f"<PKG:{top}>"
 
 # -- normalisation ---------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_variants(path: str) -> tuple[str, ...]:
+    """`_path_variants` of a path that stays put for the process (the
+    interpreter, an imported package's directory): resolved once, not on
+    every recorded launch."""
+    return tuple(_path_variants(path))
 
 
 def _path_variants(path: str | os.PathLike | None) -> list[str]:
@@ -51,8 +60,8 @@ class Normaliser:
             for top, label in ((own, BACKEND_PKG), *((u, package_placeholder(u)) for u in used)):
                 where = package_dir(top)
                 if where is not None:
-                    paths += [(p, label) for p in _path_variants(Path(where))]
-        paths += [(p, PYTHON) for p in _path_variants(sys.executable)]
+                    paths += [(p, label) for p in _fixed_variants(str(Path(where)))]
+        paths += [(p, PYTHON) for p in _fixed_variants(sys.executable)]
         seen: dict[str, str] = {}
         for literal, label in paths:
             seen.setdefault(literal, label)

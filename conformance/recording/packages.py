@@ -32,15 +32,53 @@ def _is_library(top: str) -> bool:
             or top.startswith("_"))
 
 
-def backend_packages(backend: Any) -> tuple[str, ...]:
-    """``(own package, packages its modules import from...)``, own first."""
-    own = own_package(backend)
-    found: dict[str, None] = {own: None}
+# One scan per state of the interpreter, not per recorded launch: the
+# recorder asks on every launch (for ``time.sleep`` and the normaliser), and a
+# scan walks every global of every backend module (~3 ms for bottle_ref).
+# Keyed by the backend's own package. Valid while nothing that the scan reads
+# changed: `sys.modules` (its length and last-inserted name: an import or a
+# removal changes one of them), each scanned module still being the one in
+# `sys.modules`, and the identity of every global of each (a global added,
+# removed or rebound, e.g. a lazy ``global helpers; import helpers`` or a
+# test's monkeypatch). The globals' values are held, so their ids stay theirs.
+# What is not seen: a module's global that is itself mutated in place (a dict
+# gaining a reference to another package), as before this cache: the scan
+# only ever looked at the globals themselves.
+_SCANS: dict[str, tuple[Any, ...]] = {}  # own -> (fingerprint, scanned, packages, modules)
+
+
+def _modules_fingerprint() -> tuple[int, Any]:
+    mods = sys.modules
+    return len(mods), next(reversed(mods.keys()), None)
+
+
+def _own_modules(own: str) -> list[tuple[str, ModuleType]]:
     below = own + "."  # `_top(name) == own`, without splitting every loaded module's name
-    for name, mod in list(sys.modules.items()):
-        if mod is None or not (name == own or name.startswith(below)):
-            continue
-        for value in list(vars(mod).values()):
+    return [(name, mod) for name, mod in list(sys.modules.items())
+            if mod is not None and (name == own or name.startswith(below))]
+
+
+def _still_valid(entry) -> bool:
+    fingerprint, scanned, _, _ = entry
+    if fingerprint != _modules_fingerprint():
+        return False
+    get = sys.modules.get
+    for name, mod, _values, ids in scanned:
+        if get(name) is not mod:
+            return False
+        if tuple(map(id, vars(mod).values())) != ids:
+            return False
+    return True
+
+
+def _scan(own: str) -> tuple[str, ...]:
+    found: dict[str, None] = {own: None}
+    scanned = []
+    fingerprint = _modules_fingerprint()
+    for name, mod in _own_modules(own):
+        values = tuple(vars(mod).values())
+        scanned.append((name, mod, values, tuple(map(id, values))))
+        for value in values:
             if isinstance(value, ModuleType):
                 top = _top(value.__name__)
             else:
@@ -48,14 +86,33 @@ def backend_packages(backend: Any) -> tuple[str, ...]:
                            if callable(value) or isinstance(value, type) else None)
             if not _is_library(top) and top in sys.modules:
                 found.setdefault(top, None)
-    return tuple(found)
+    packages = tuple(found)
+    _SCANS[own] = (fingerprint, tuple(scanned), packages, None)
+    return packages
+
+
+def backend_packages(backend: Any) -> tuple[str, ...]:
+    """``(own package, packages its modules import from...)``, own first.
+    Cached while the loaded modules and their globals are unchanged (see
+    `_SCANS`)."""
+    own = own_package(backend)
+    entry = _SCANS.get(own)
+    if entry is not None and _still_valid(entry):
+        return entry[2]
+    return _scan(own)
 
 
 def backend_modules(backend: Any) -> list[ModuleType]:
-    """Loaded modules of every package in `backend_packages`."""
+    """Loaded modules of every package in `backend_packages` (a new list;
+    cached like it)."""
+    own = own_package(backend)
     tops = set(backend_packages(backend))
-    return [m for name, m in list(sys.modules.items())
-            if m is not None and _top(name) in tops]
+    entry = _SCANS[own]
+    if entry[3] is None:
+        mods = [m for name, m in list(sys.modules.items())
+                if m is not None and _top(name) in tops]
+        entry = _SCANS[own] = (*entry[:3], mods)
+    return list(entry[3])
 
 
 def package_dir(top: str):
