@@ -187,6 +187,10 @@ class TracingRunner(DelegatingRunner):
         super().__init__(inner)
         self.argvs: list[tuple[str, ...]] = []
 
+    @property
+    def concurrent(self) -> bool:  # list.append is atomic: the trace is a set of calls
+        return self.inner.concurrent
+
     def run(self, argv, **kw) -> Completed:
         self.argvs.append(tuple(str(a) for a in argv))
         return self.inner.run(argv, **kw)
