@@ -78,10 +78,13 @@ class LiveExposure:
     @BOTH
     def test_guest_reaches_exactly_declared_endpoints(self, live, probe_log, request):
         # Over the ~10 s budget where several addresses answer: every TCP port
-        # of each is dialled (measured on a 2-core host under load ~14: 12 s
-        # unrouted, one address; 56 s routed, three: egress, git-gate and
-        # supervise, each ~15-20 s). A narrower list would miss an admin
-        # port on an unusual number; the sweep's bounds are in `exposure`.
+        # of each is dialled, and that is the kernel's work (per address of
+        # 65535 ports, in the guest: ~0.2 s user, ~2.2 s sys). Measured on a
+        # 2-core host: alone, ~3-4 s per address (routed, three: egress,
+        # git-gate, supervise, two swept at once: 6-7 s at load 3); during
+        # the live run, beside the other bottles' launches, 15 s unrouted and
+        # 28 s routed at load 3-7. A narrower list would miss an admin port
+        # on an unusual number; the sweep's bounds are in `exposure`.
         live.need_network()
         s = exposure.surface(live.bottle, log=probe_log)
         request.node.user_properties.append(

@@ -81,6 +81,11 @@ class LiveFixtures:
     @pytest.fixture(scope="class")
     @classmethod
     def live_harness(cls, backend, tmp_path_factory, bottle_settings, request):
+        """The class's harness; it starts launching every bottle the selected
+        tests need (`_launch_queue`). The first live test's set-up waits for
+        the first launch (two bottles launch at once: 10 s on a 2-core host
+        at load 3), and the last test's teardown closes every bottle (about
+        as long): both are the launches and closes themselves, not a wait."""
         harness = LiveHarness(backend, SubprocessRunner(), tmp_path_factory.mktemp("live"),
                               timeout=bottle_settings.live_timeout,
                               engine_cli=bottle_settings.fixture_engine)
