@@ -66,6 +66,14 @@ class CommandError(RuntimeError):
 class Runner(ABC):
     """Runs external commands; the only way a backend touches the host."""
 
+    # True when ``run`` may be called from several threads at once and the
+    # order of concurrent calls means nothing to it (nothing recorded or
+    # counted): a backend may then overlap independent commands (e.g.
+    # start its containers together). False (the default; every recording
+    # or wrapping runner until it opts in): one command after another, in
+    # the backend's own order, so a recorded run stays reproducible.
+    concurrent: bool = False
+
     @abstractmethod
     def run(
         self,
@@ -107,6 +115,8 @@ class SubprocessRunner(Runner):
     Every command is bounded: ``timeout=None`` means ``default_timeout``
     (`DEFAULT_TIMEOUT`; pass ``default_timeout=None`` for a runner whose
     commands are the user's own, e.g. ``bottle-ref exec``)."""
+
+    concurrent = True  # each call is its own subprocess; nothing is kept between calls
 
     def __init__(self, *, echo: Callable[[str], None] | None = None,
                  default_timeout: float | None = DEFAULT_TIMEOUT):

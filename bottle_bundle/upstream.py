@@ -178,16 +178,28 @@ class EchoHandler(BaseHTTPRequestHandler):
         return None
 
     def _not_here(self) -> bool:
-        """404 for the API calls the stand-ins do not serve, so a CLI goes on
-        without them instead of retrying: the Responses WebSocket upgrade
-        (Codex then uses HTTPS) and the rest of chatgpt.com's /backend-api/
-        (models, account checks, plugins: Codex loops on an echo there)."""
+        """Refuse the API calls the stand-ins do not serve, so a CLI goes on
+        without them instead of retrying. The Responses WebSocket upgrade
+        (a GET of .../responses) gets 426 Upgrade Required: the one status
+        on which Codex falls back to HTTPS at once (openai/codex
+        codex-rs/core/src/client.rs, `stream_responses_websocket`:
+        ``TransportError::Http { status } if status == UPGRADE_REQUIRED =>
+        FallbackToHttp``; any other refusal is retried with backoff,
+        ~6.5 s per run, before the session pins itself to HTTP). The rest
+        of chatgpt.com's /backend-api/ (models, account checks, plugins:
+        Codex loops on an echo there) and Claude Code's settings calls
+        under /api/claude_code/ (it retried the echo with backoff, ~4.5 s
+        per run) get 404."""
         path = self.path.split("?", 1)[0]
         responses = path.endswith("/responses")
-        if not ((self.command == "GET" and responses)
-                or (path.startswith("/backend-api/") and not responses)):
+        if self.command == "GET" and responses:
+            status = 426
+        elif ((path.startswith("/backend-api/") and not responses)
+              or (self.command == "GET" and path.startswith("/api/claude_code/"))):
+            status = 404
+        else:
             return False
-        self.send_response(404)
+        self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
         return True

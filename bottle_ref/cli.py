@@ -194,6 +194,8 @@ class _SpawnReportingRunner(SubprocessRunner):
     flight: after a kill, ``down`` waits for that orphan (a ``docker network
     create`` still talking to the engine) before it sweeps (issue 17)."""
 
+    concurrent = False  # it journals THE command in flight: one at a time
+
     def __init__(self, on_spawn: Callable[[int | None], None], **kw):
         super().__init__(**kw)
         self.on_spawn = on_spawn

@@ -363,11 +363,20 @@ def provision(
     *,
     ca_pem_host_path: str,
     log: Callable[[str], None],
+    background: Callable[[Callable[[], object]], None] | None = None,
 ) -> str | None:
     """Run every provisioning step; return the guest prompt path iff the
-    prompt is non-empty (drives ``--append-system-prompt-file``)."""
+    prompt is non-empty (drives ``--append-system-prompt-file``).
+    ``background`` (optional) takes the CA step, the slow one
+    (update-ca-certificates rebuilds the whole bundle), to run beside the
+    others, which touch none of its files; the caller waits for it before
+    the bottle is used. Without it every step runs here, in this order."""
     check_host_inputs(plan)
-    provision_ca(runner, channel, ca_pem_host_path, log)
+    ca_step = lambda: provision_ca(runner, channel, ca_pem_host_path, log)  # noqa: E731
+    if background is None:
+        ca_step()
+    else:
+        background(ca_step)
     provision_guest_files(runner, channel, plan, plan.guest_files)
     prompt_path = provision_prompt(runner, channel, plan)
     provision_skills(runner, channel, plan.skills, skills_dir=skills_dir_for(plan.agent))

@@ -38,13 +38,15 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from .. import egress, pipelock
-from ..ca import bottle_ca_certificates, ensure_ca
+from ..ca import CaFiles, bottle_ca_certificates, ensure_ca
 from bottle_api.host import HostContext
 from bottle_api.plan import EGRESS, GIT_GATE, PIPELOCK, PORTS, SUPERVISE, Plan
 from ..provision import (
@@ -197,15 +199,18 @@ def agent_facing_daemons(plan: Plan) -> list[str]:
 
 
 def wait_for_daemons(runner: Runner, targets: Sequence[tuple[str, str, int]], *,
-                     timeout: float = DAEMON_READY_TIMEOUT) -> None:
-    """Poll each ``(daemon, container, port)`` until it accepts TCP, one
-    after another (each gets its own bound). Observed, never a fixed
-    sleep: a proxy still starting answers the guest's first request with a
-    refusal or a 502. Raises `DaemonNotReady` naming the daemon."""
-    for daemon, container, port in targets:
+                     timeout: float = DAEMON_READY_TIMEOUT,
+                     overlap: "Overlap | None" = None) -> None:
+    """Poll each ``(daemon, container, port)`` until it accepts TCP, each
+    with its own bound: one after another, or all at once through
+    ``overlap`` (joined here). Observed, never a fixed sleep: a proxy still
+    starting answers the guest's first request with a refusal or a 502.
+    Raises `DaemonNotReady` naming the daemon."""
+
+    def wait(daemon: str, container: str, port: int) -> None:
         argv = daemon_probe_argv(container, port)
         try:
-            poll(runner, lambda argv=argv: runner.run(
+            poll(runner, lambda: runner.run(
                      argv, check=False, timeout=DAEMON_PROBE_TIMEOUT).ok,
                  timeout=timeout, what=f"bundle daemon {daemon}")
         except TimeoutError:
@@ -213,6 +218,14 @@ def wait_for_daemons(runner: Runner, targets: Sequence[tuple[str, str, int]], *,
                 f"bundle daemon {daemon} is not accepting connections on port {port} "
                 f"inside {container} after {timeout:g}s; see `docker logs {container}`"
             ) from None
+
+    for target in targets:
+        if overlap is None:
+            wait(*target)
+        else:
+            overlap.after(lambda target=target: wait(*target))
+    if overlap is not None:
+        overlap.join()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -370,6 +383,7 @@ class DockerBottle(Bottle):
         self.networks: list[str] = list(networks)
         self.prompt_path = prompt_path
         self._closed = False
+        self._lock = threading.Lock()
 
     @property
     def agent(self) -> str:
@@ -442,9 +456,10 @@ class DockerBottle(Bottle):
         """Note ``name`` (a container or network) BEFORE creating it, and
         journal the handle, so a kill at any later point leaves a record
         close() can act on (removing a missing one is fine)."""
-        (self.containers if kind == "container" else self.networks).append(name)
-        if self.journal is not None:
-            self.journal(self.handle())
+        with self._lock:  # launch may create several at once (`Overlap`)
+            (self.containers if kind == "container" else self.networks).append(name)
+            if self.journal is not None:
+                self.journal(self.handle())
 
     # -- live-tier hooks ---------------------------------------------------
     def outbound_network(self) -> str:
@@ -544,16 +559,68 @@ class DockerBackend(Backend):
                                                   f"exit {result.returncode}")
 
 
+class Overlap:
+    """Steps of a launch that depend on nothing the others do, overlapped
+    when the runner allows it (`Runner.concurrent`: a real engine) and run
+    at once, in the order given, otherwise (a recording runner: the argv
+    snapshots stay the serial order). ``after(step)`` starts a step;
+    ``join()`` waits for every one started and raises the first failure.
+    Used as a context manager, it always waits for every step before it
+    returns or raises: nothing a launch started is still running when its
+    failure triggers ``close()``."""
+
+    def __init__(self, runner: Runner, workers: int = 4):
+        self._pool = ThreadPoolExecutor(max_workers=workers,
+                                        thread_name_prefix="bottle-launch") \
+            if runner.concurrent else None
+        self._futures: list[Future] = []
+
+    def after(self, step: Callable[[], object]) -> None:
+        if self._pool is None:
+            step()
+        else:
+            self._futures.append(self._pool.submit(step))
+
+    def join(self) -> None:
+        futures, self._futures = self._futures, []
+        errors = [f.exception() for f in futures]  # waits for each
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+
+    def __enter__(self) -> "Overlap":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self.join()
+            else:
+                for f in self._futures:  # the launch failed already: just wait
+                    f.exception()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+
 def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
+    with Overlap(bottle.runner) as overlap:
+        _bring_up_steps(bottle, progress, overlap)
+
+
+def _bring_up_steps(bottle: DockerBottle, progress: Progress, overlap: Overlap) -> None:
     plan, runner, ident = bottle.plan, bottle.runner, bottle.ident
     label = f"{LABEL_KEY}={ident}"
 
     progress("writing bottle config")
     files = write_state(plan)
-    progress("generating CAs")
-    pipelock_ca = ensure_ca(runner, files.pipelock_ca_dir, common_name="bottle-ref pipelock CA")
-    egress_ca = (ensure_ca(runner, files.egress_ca_dir, common_name="bottle-ref egress CA")
-                 if plan.routed else None)
+    progress("generating CAs")  # both keys at once, beside the image checks and networks
+    cas: dict[str, CaFiles] = {}
+    overlap.after(lambda: cas.setdefault(PIPELOCK, ensure_ca(
+        runner, files.pipelock_ca_dir, common_name="bottle-ref pipelock CA")))
+    if plan.routed:
+        overlap.after(lambda: cas.setdefault(EGRESS, ensure_ca(
+            runner, files.egress_ca_dir, common_name="bottle-ref egress CA")))
 
     upstream_ca = getattr(plan, "upstream_ca_file", None)
     if upstream_ca and not Path(upstream_ca).is_file():
@@ -576,13 +643,23 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
     net = {role: f"{ident}-{role}" for role in ("agent", "bundle", "out")}
     for role, internal in (("agent", True), ("bundle", True), ("out", False)):
         bottle.will_create("network", net[role])
-        runner.run(["docker", "network", "create", *(INTERNAL_NET_OPTS if internal else ()),
-                    "--label", label, net[role]])
+        overlap.after(lambda role=role, internal=internal: runner.run(
+            ["docker", "network", "create", *(INTERNAL_NET_OPTS if internal else ()),
+             "--label", label, net[role]]))
+    overlap.join()  # the containers mount the CAs and sit on the networks
+    pipelock_ca, egress_ca = cas[PIPELOCK], cas.get(EGRESS)
 
     def container(role: str, network: str, alias: str | None, args: Sequence[str],
                   image: str, cmd: Sequence[str], *, connect: Sequence[str] = (),
-                  env: Mapping[str, str] | None = None) -> str:
+                  env: Mapping[str, str] | None = None, background: bool = False) -> str:
+        """Create, connect, start. With ``background`` the three run as one
+        `Overlap` step (a bundle daemon: nothing else in the launch needs it
+        before `wait_for_daemons`, which comes after ``join``)."""
         name = f"{ident}-{role}"
+        if background:
+            overlap.after(lambda: container(role, network, alias, args, image, cmd,
+                                            connect=connect, env=env))
+            return name
         progress(f"starting {role}")
         argv = ["docker", "create", "--name", name, "--label", label, "--network", network]
         if alias:
@@ -603,7 +680,7 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
          *_mount(pipelock_ca.key, PIPELOCK_MOUNTS[2]),
          *upstream_trust(PIPELOCK)],
         bundle, [BUNDLE_ENTRY, PIPELOCK],
-        connect=[net["out"]] + ([] if plan.routed else [net["agent"]]))
+        connect=[net["out"]] + ([] if plan.routed else [net["agent"]]), background=True)
 
     slots = [s for s in plan.egress.token_slots if s in plan.secrets]
     egress_args = ["-e", f"EGRESS_UPSTREAM_PROXY={plan.egress.upstream_proxy}"]
@@ -620,13 +697,14 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
     egress_args += upstream_trust(EGRESS)
     container(EGRESS, net["bundle"], EGRESS, egress_args, bundle, [BUNDLE_ENTRY, EGRESS],
               connect=[net["agent"]] if plan.routed else [],
-              env={s: plan.secrets[s] for s in slots})
+              env={s: plan.secrets[s] for s in slots}, background=True)
 
     if GIT_GATE in plan.daemons:
         container(GIT_GATE, net["agent"], GIT_GATE, git_gate_env_args(plan), bundle,
-                  [BUNDLE_ENTRY, GIT_GATE])
+                  [BUNDLE_ENTRY, GIT_GATE], background=True)
     if SUPERVISE in plan.daemons:
-        container(SUPERVISE, net["agent"], SUPERVISE, [], bundle, [BUNDLE_ENTRY, SUPERVISE])
+        container(SUPERVISE, net["agent"], SUPERVISE, [], bundle, [BUNDLE_ENTRY, SUPERVISE],
+                  background=True)
 
     env_args: list[str] = []
     for key, value in agent_env(plan).items():
@@ -643,18 +721,25 @@ def _bring_up(bottle: DockerBottle, progress: Progress) -> None:
     progress("dropping the agent's default routes")
     routes = f"{ident}-routes"  # exits at once; close() removes it with the rest
     bottle.will_create("container", routes)
-    runner.run(["docker", "run", "--name", routes, "--label", label,
-                "--network", f"container:{agent}", "--cap-add", "NET_ADMIN",
-                "--entrypoint", "python3", bundle, "-c", DROP_DEFAULT_ROUTES])
+    # Beside provisioning (a helper container of its own; provisioning only
+    # writes guest files): joined below, before launch returns.
+    overlap.after(lambda: runner.run(
+        ["docker", "run", "--name", routes, "--label", label,
+         "--network", f"container:{agent}", "--cap-add", "NET_ADMIN",
+         "--entrypoint", "python3", bundle, "-c", DROP_DEFAULT_ROUTES]))
 
     progress("provisioning the agent")
     ca = egress_ca if egress_ca is not None else pipelock_ca
     bottle.prompt_path = provision(plan, bottle.channel, runner, docker_addresses(plan),
-                                   ca_pem_host_path=str(ca.cert), log=progress)
+                                   ca_pem_host_path=str(ca.cert), log=progress,
+                                   background=overlap.after)
 
     # Last, before launch returns: provisioning only writes guest files, so
     # the guest's first request through a daemon comes after this. (The
     # agent's readiness probe above is marked purpose=READY, so these
-    # `docker exec` probes of bundle containers cannot pose as it.)
+    # `docker exec` probes of bundle containers cannot pose as it.) The
+    # daemons' containers were started alongside the agent's provisioning.
+    overlap.join()
     progress("waiting for bundle daemons")
-    wait_for_daemons(runner, [(d, f"{ident}-{d}", PORTS[d]) for d in agent_facing_daemons(plan)])
+    wait_for_daemons(runner, [(d, f"{ident}-{d}", PORTS[d]) for d in agent_facing_daemons(plan)],
+                     overlap=overlap)

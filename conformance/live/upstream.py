@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 
@@ -166,8 +167,19 @@ def start_sites(engine: Engine, res: Resources, network: str, image: str, pki: T
                 *, timeout: float, answer: str = "") -> Sites:
     """Both sites on ``network``; removed by ``res`` (before the bottle's own
     teardown, which needs the network free of our containers). ``answer``:
-    the allowed site's canned API answer."""
-    allowed = _start(engine, res, network, image, pki, "upstream",
-                     (UPSTREAM_HOST, PLAIN_HOST, *API_HOSTS, INTERNAL_HOST), timeout, answer)
-    denied = _start(engine, res, network, image, pki, "denied", (DENIED_HOST,), timeout)
-    return Sites(network, allowed, denied)
+    the allowed site's canned API answer. The two start (and are waited
+    for) at once when the engine's runner allows it."""
+    allowed = lambda: _start(engine, res, network, image, pki, "upstream",  # noqa: E731
+                             (UPSTREAM_HOST, PLAIN_HOST, *API_HOSTS, INTERNAL_HOST), timeout,
+                             answer)
+    denied = lambda: _start(engine, res, network, image, pki, "denied",  # noqa: E731
+                            (DENIED_HOST,), timeout)
+    if not engine.runner.concurrent:
+        return Sites(network, allowed(), denied())
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="bottle-sites") as pool:
+        futures = [pool.submit(allowed), pool.submit(denied)]
+        errors = [f.exception() for f in futures]  # wait for both, whatever happens
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return Sites(network, futures[0].result(), futures[1].result())

@@ -240,3 +240,68 @@ def test_pinned_run_tag_keeps_the_xdist_worker(monkeypatch):
     assert run_tag() == "ci1w3"
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
     assert run_tag() == "ci1w0"
+
+
+# -- issue 19: the background launch queue's schedule -----------------------------------
+
+
+def _queue_harness(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bottle_ref.backends.docker import DockerBackend
+    from conformance.live.harness import LiveHarness
+
+    h = LiveHarness(DockerBackend(), RecordingRunner(), tmp_path, timeout=10)
+    h._pool = ThreadPoolExecutor(max_workers=2)
+    return h
+
+
+def test_the_first_queued_launch_runs_alone_and_exclusive_holds_the_rest(tmp_path):
+    """The first queued launch runs alone; `exclusive` waits for the launches
+    in flight and starts none until it ends (events, no sleeps: each job
+    blocks on an event the test sets)."""
+    import threading
+
+    h = _queue_harness(tmp_path)
+    log, lock = [], threading.Lock()
+    release = {k: threading.Event() for k in ("a", "b", "c")}
+    started = {k: threading.Event() for k in ("a", "b", "c")}
+
+    def job(key):
+        with lock:
+            log.append(f"start {key}")
+        started[key].set()
+        assert release[key].wait(10)
+        with lock:
+            log.append(f"end {key}")
+        return key
+
+    try:
+        fa, fb = h._submit(job, "a"), h._submit(job, "b")
+        assert started["a"].wait(10)
+        assert not started["b"].wait(0.2), "the second launch started beside the first"
+        release["a"].set()
+        assert fa.result(10) == "a" and started["b"].wait(10)
+        entered = threading.Event()
+
+        def hold():
+            with h.exclusive():
+                entered.set()
+                fc = h._submit(job, "c")
+                assert not started["c"].wait(0.2), "a launch started inside exclusive()"
+            return fc
+
+        box: list = []
+        holder = threading.Thread(target=lambda: box.append(hold()))
+        holder.start()
+        assert not entered.wait(0.2), "exclusive() did not wait for the launch in flight"
+        release["b"].set()
+        assert fb.result(10) == "b" and entered.wait(10)
+        holder.join(10)
+        release["c"].set()
+        assert box[0].result(10) == "c"
+        assert log == ["start a", "end a", "start b", "end b", "start c", "end c"], log
+    finally:
+        for e in release.values():
+            e.set()
+        h._pool.shutdown(wait=True)

@@ -92,6 +92,18 @@ def test_stands_in_for_the_agent_apis(tmp_path):
         resp = conn.getresponse()
         assert resp.status == 404
         resp.read()
+        # The Responses WebSocket upgrade: 426, the one status on which Codex
+        # falls back to HTTPS at once (openai/codex codex-rs/core/src/client.rs
+        # `stream_responses_websocket`: UPGRADE_REQUIRED => FallbackToHttp);
+        # a 404 there cost ~6.5 s of retries per run. Claude Code's settings
+        # calls: 404 (an echo there was retried with backoff, ~4.5 s per run).
+        for path, want in (("/v1/responses", 426), ("/backend-api/codex/responses", 426),
+                           ("/api/claude_code/policy_limits", 404),
+                           ("/api/claude_code/settings", 404)):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            assert resp.status == want, (path, resp.status)
+            resp.read()
         conn.close()
     out = d.output()
     assert f"POST /v1/messages?beta=true auth={fingerprint('key-for-claude')}" in out

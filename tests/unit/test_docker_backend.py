@@ -776,3 +776,62 @@ def test_root_execs_start_in_slash_node_execs_do_not():
     assert root[root.index("-w") + 1] == "/" and root.index("-w") < root.index("c")
     assert "-w" not in docker_exec_argv("c", ["true"], user="node")
     assert docker_exec_argv("c", ["true"], user="root", workdir="/tmp")[-3:-1] == ["/tmp", "c"]
+
+
+# -- issue 19: overlapped launch steps (Runner.concurrent) ---------------------------------
+
+
+class _ConcurrentRecorder(RecordingRunner):
+    """A recording runner that lets the backend overlap its steps (the order
+    of its record then means nothing; the set of commands does)."""
+
+    concurrent = True
+
+    def __init__(self, fail: str | None = None):
+        super().__init__()
+        import threading
+
+        self._lock = threading.Lock()
+        self.fail = fail
+
+    def run(self, argv, **kw):
+        with self._lock:
+            result = super().run(argv, **kw)
+        if self.fail and self.fail in " ".join(map(str, argv)):
+            raise CommandError(result.__class__(tuple(argv), 1, "", "injected"))
+        return result
+
+
+def test_an_overlapped_launch_runs_the_same_commands_and_joins_before_the_daemon_probes(
+        host, skill):
+    """With a concurrent runner the launch runs exactly the commands of the
+    serial (recorded) one, every daemon's start before any readiness probe
+    of the daemons, and the routes helper and the CA step before launch
+    returns."""
+    _, serial, _ = launched(full_spec(skill), host)
+    bottle, overlapped, _ = launched(full_spec(skill), host, runner=_ConcurrentRecorder())
+    assert sorted(overlapped.argvs) == sorted(serial.argvs)
+    argvs = overlapped.argvs
+    probes = [i for i, a in enumerate(argvs) if a[:2] == ("docker", "exec")
+              and not a[2].startswith("-") and not a[2].endswith("-agent")]
+    starts = [i for i, a in enumerate(argvs) if a[:2] == ("docker", "start")]
+    helpers = [i for i, a in enumerate(argvs) if a[:2] == ("docker", "run")]
+    ca = [i for i, a in enumerate(argvs) if "update-ca-certificates" in " ".join(a)]
+    assert probes and starts and helpers and ca
+    assert max(starts + helpers + ca) < min(probes), argvs
+
+
+def test_an_overlapped_launch_that_fails_closes_after_every_step_ended(host, skill):
+    """A step failing in a background thread fails the launch, and close()
+    (docker rm -f) runs only after every step it started has ended: nothing
+    is created after the teardown."""
+    runner = _ConcurrentRecorder(fail="-supervise")
+    with pytest.raises(CommandError):
+        launched(full_spec(skill), runner=runner, host=host)
+    argvs = runner.argvs
+    rm = [i for i, a in enumerate(argvs) if a[:3] == ("docker", "rm", "-f")]
+    assert rm, argvs
+    made = [i for i, a in enumerate(argvs) if a[:2] in (("docker", "create"), ("docker", "start"),
+                                                         ("docker", "run"))
+            or a[:3] == ("docker", "network", "create")]
+    assert max(made) < rm[0], argvs

@@ -91,6 +91,38 @@ def test_the_sweeper_tells_open_from_refused_on_loopback():
         closed.close()
 
 
+def test_addresses_swept_side_by_side_keep_each_its_own_result():
+    """`sweep_all` runs the addresses in threads (SWEEP_PARALLEL): each
+    address's open ports and resets stay its own, with a batch small enough
+    that several batches and the shared descriptor limit are exercised."""
+    ns: dict = {}
+    exec(compile(exposure._COMMON, "<common>", "exec"), ns)
+    listeners = {}
+    for addr in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+        s = socket.socket()
+        s.bind((addr, 0))
+        s.listen(8)
+        listeners[addr] = s
+    closed = []  # bound, never listening: ports no other process can take meanwhile
+    for _ in range(300):
+        c = socket.socket()
+        c.bind(("127.0.0.1", 0))
+        closed.append(c)
+    try:
+        ports = sorted({s.getsockname()[1] for s in listeners.values()}
+                       | {c.getsockname()[1] for c in closed})
+        res = ns["sweep_all"](list(listeners), ports, 128, 2.0)
+        assert list(res) == list(listeners)
+        for addr, s in listeners.items():
+            mine = s.getsockname()[1]
+            assert res[addr]["open"] == [mine], (addr, res[addr])
+            assert res[addr]["refused"] == len(ports) - 1 and res[addr]["silent"] == 0, res[addr]
+            assert not res[addr]["other"] and not res[addr]["dark"]
+    finally:
+        for s in [*listeners.values(), *closed]:
+            s.close()
+
+
 def _surface(open_ports, declared_port=8888):
     ep = Endpoint("pipelock", declared_port, "HTTPS_PROXY", True, "", ("10.0.0.2",))
     return Surface((), (), (ep,), {"10.0.0.2": ("endpoint pipelock",)}, {},

@@ -78,12 +78,19 @@ class LiveExposure:
     @BOTH
     def test_guest_reaches_exactly_declared_endpoints(self, live, probe_log, request):
         # Over the ~10 s budget where several addresses answer: every TCP port
-        # of each is dialled (measured on a 2-core host under load ~14: 12 s
-        # unrouted, one address; 56 s routed, three: egress, git-gate and
-        # supervise, each ~15-20 s). A narrower list would miss an admin
-        # port on an unusual number; the sweep's bounds are in `exposure`.
+        # of each is dialled, and that is the kernel's work (per address of
+        # 65535 ports, in the guest: ~0.2 s user, ~2.2 s sys). Beside
+        # background launches a sweep took 5-8 times longer (20 s unrouted,
+        # 32 s routed at load 3-7), and a SYN lost there would be a silent
+        # port, so the sweep holds `exclusive`: it first waits for the
+        # launches in flight (up to a launch, 4-10 s), then sweeps alone
+        # (measured at load 5-8: 2.8 s for one address; 11.5 s for the
+        # routed three, egress, git-gate, supervise, two at a time). A
+        # narrower port list would miss an admin port on an unusual number;
+        # the sweep's bounds are in `exposure`.
         live.need_network()
-        s = exposure.surface(live.bottle, log=probe_log)
+        with live.harness.exclusive():  # no bottle launches beside the sweep
+            s = exposure.surface(live.bottle, log=probe_log)
         request.node.user_properties.append(
             ("live_endpoints", f"{len(s.swept)} address(es) x {s.ports} ports in {s.seconds}s"))
         assert s.endpoints, "control failed: the guest declares no endpoint (HTTPS_PROXY unset?)"

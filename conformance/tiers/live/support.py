@@ -45,36 +45,34 @@ FRESH_BOTTLE_TESTS = ("test_no_egress_with_pipelock_down",
 TRACED_TESTS = {"test_teardown_leaves_nothing": {"close": "teardown", "failed-launch": "broken"}}
 
 
-def _needed_bottles(request) -> tuple[list[str], list[str]]:
-    """(shared, fresh) scenario keys the selected tests of this class will
-    ask for, so the harness can launch them ahead, concurrently. Under
-    pytest-xdist a worker runs an unknown share of them: none then."""
-    if hasattr(request.config, "workerinput"):
-        return [], []
-    shared, fresh = [], []
-    for item in request.session.items:
-        if getattr(item, "cls", None) is not request.cls:
-            continue
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if "live" in params:
-            shared.append(params["live"])
-        if getattr(item, "originalname", "") in FRESH_BOTTLE_TESTS and "scenario" in params:
-            fresh.append(params["scenario"])
-    return shared, fresh
-
-
-def _needed_traced(request) -> list[str]:
+def _launch_queue(request) -> list[tuple[str, str]]:
+    """``(kind, scenario key)`` of every bottle the selected tests of this
+    class will ask for, in the order the tests first need them, so the
+    harness launches them ahead, concurrently, and the queue's head is
+    always the next bottle a test waits for. ``kind``: "shared" (once per
+    scenario), "fresh" (one per test that breaks its bottle) or "traced"
+    (one per launch a test judges, e.g. LIVE-TEARDOWN). A queue of shared
+    bottles first and the rest behind them made the teardown test, early in
+    the run, wait for every other launch (37 s of LIVE-TEARDOWN[close]).
+    Under pytest-xdist a worker runs an unknown share of them: none then."""
     if hasattr(request.config, "workerinput"):
         return []
-    out = []
+    queue: list[tuple[str, str]] = []
+    shared: set[str] = set()
     for item in request.session.items:
         if getattr(item, "cls", None) is not request.cls:
             continue
         params = getattr(getattr(item, "callspec", None), "params", {})
-        keys = TRACED_TESTS.get(getattr(item, "originalname", ""), {})
-        if params.get("how") in keys:
-            out.append(keys[params["how"]])
-    return out
+        name = getattr(item, "originalname", "")
+        if "live" in params and params["live"] not in shared:
+            shared.add(params["live"])
+            queue.append(("shared", params["live"]))
+        if name in FRESH_BOTTLE_TESTS and "scenario" in params:
+            queue.append(("fresh", params["scenario"]))
+        traced = TRACED_TESTS.get(name, {})
+        if params.get("how") in traced:
+            queue.append(("traced", traced[params["how"]]))
+    return queue
 
 
 class LiveFixtures:
@@ -83,14 +81,21 @@ class LiveFixtures:
     @pytest.fixture(scope="class")
     @classmethod
     def live_harness(cls, backend, tmp_path_factory, bottle_settings, request):
+        """The class's harness; it starts launching every bottle the selected
+        tests need (`_launch_queue`). The first live test's set-up waits for
+        the first launch (two bottles launch at once: 10 s on a 2-core host
+        at load 3), and the last test's teardown closes every bottle (about
+        as long): both are the launches and closes themselves, not a wait."""
         harness = LiveHarness(backend, SubprocessRunner(), tmp_path_factory.mktemp("live"),
                               timeout=bottle_settings.live_timeout,
                               engine_cli=bottle_settings.fixture_engine)
         harness.check_environment()
         try:
-            harness.prelaunch(*_needed_bottles(request))
-            for key in _needed_traced(request):
-                harness.prelaunch_traced(key, cls._staging(harness))
+            for kind, key in _launch_queue(request):  # first needed, first launched
+                if kind == "traced":
+                    harness.prelaunch_traced(key, cls._staging(harness))
+                else:
+                    harness.prelaunch(**{kind: [key]})
             yield harness
         finally:
             harness.cleanup()
