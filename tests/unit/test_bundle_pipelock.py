@@ -291,7 +291,8 @@ def test_tunnel_limits_are_enforced(shared_pipelock, upstream, limit):
     internal/proxy/forward.go handleConnect (~392-396: one absolute deadline for
     dial and relay; ~534-535: the idle timeout passed to bidirectionalCopy,
     relay.go copyWithIdleTimeout resets a per-read deadline). Configured at
-    their smallest (1 s: both are whole seconds, as pipelock's ints) and polled
+    their smallest, 1 s (both are whole seconds: internal/config/config.go,
+    type ForwardProxy, ``MaxTunnelSeconds int`` / ``IdleTimeoutSeconds int``) and polled
     with a bound: an idle passthrough tunnel is cut after idle_timeout_seconds;
     a busy one (idle limit 60 s) after max_tunnel_seconds. The cut is logged
     before the tunnel is closed."""
