@@ -8,6 +8,7 @@
 # at once with "Could not get lock". We retry while the failure is a lock
 # failure, up to BOTTLE_APT_LOCK_TIMEOUT seconds (default 300), and pass
 # DPkg::Lock::Timeout so apt itself also waits for the dpkg frontend lock.
+# Between retries it sleeps BOTTLE_APT_RETRY_INTERVAL seconds (default 2).
 # apt's output goes to a log file (BOTTLE_APT_LOG, default a temp file); on
 # failure its last lines are shown, on success one line per step.
 set -euo pipefail
@@ -20,6 +21,7 @@ command -v apt-get >/dev/null 2>&1 || die "no apt-get to install $*"
 [ "$(id -u)" -eq 0 ] || die "installing $* needs root (run: sudo bash $0 $*)"
 
 lock_timeout="${BOTTLE_APT_LOCK_TIMEOUT:-300}"
+retry_interval="${BOTTLE_APT_RETRY_INTERVAL:-2}"
 log="${BOTTLE_APT_LOG:-$(mktemp "${TMPDIR:-/tmp}/bottle-apt.XXXXXX")}"
 export DEBIAN_FRONTEND=noninteractive
 
@@ -50,7 +52,7 @@ apt_step() {
             say "waiting for the dpkg/apt lock (held by another apt or unattended-upgrades; up to ${lock_timeout}s)"
             waited=1
         fi
-        sleep 2
+        sleep "$retry_interval"
     done
 }
 

@@ -7,8 +7,10 @@ outside the checkout, and from a directory of the author's run
 ``bottle-conformance run --backend outside --tier snapshot,invariant
 --certify``: a report and a certification, with no file of ``tests/``.
 
-Offline: the wheels are built with ``--no-build-isolation`` (setuptools from
-the dev extras) and installed with ``--no-index --no-deps``; the fresh venv
+Offline: the wheels are built without build isolation (setuptools from the
+dev extras: the PEP 517 ``build_wheel`` hook of each project's
+``build-backend``, called as ``pip wheel --no-build-isolation`` calls it, less
+pip's own start-up) and installed with ``--no-index --no-deps``; the fresh venv
 sees the suite's third-party dependencies (pytest, hypothesis, ...) through a
 ``.pth`` naming a directory of links to exactly those distributions, never
 this checkout or its editable install.
@@ -81,8 +83,16 @@ def _link_dependencies(target: Path) -> None:
 
 
 def _build_wheel(src: Path, out: Path) -> Path:
-    _ok(_run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-              "--no-index", "-q", "-w", out, src]), f"pip wheel {src.name}")
+    """``src``'s wheel into ``out``, by the PEP 517 hook of its ``build-backend``
+    (what ``pip wheel --no-deps --no-build-isolation`` runs; a fresh
+    interpreter in ``src``, as pip's hook runner; ~1 s less CPU a wheel)."""
+    import tomllib
+
+    backend = tomllib.loads((src / "pyproject.toml").read_text())["build-system"]["build-backend"]
+    out.mkdir(exist_ok=True)
+    _ok(_run([sys.executable, "-c", "import importlib, sys; "
+              "print(importlib.import_module(sys.argv[1]).build_wheel(sys.argv[2]))",
+              backend, out], cwd=src), f"build_wheel {src.name} ({backend})")
     return out
 
 

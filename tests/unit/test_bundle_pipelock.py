@@ -7,6 +7,7 @@ lookup, so nothing leaves the machine.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -81,6 +82,27 @@ def pipelock_env(path: Path, pki) -> dict[str, str]:
     return {"PIPELOCK_CONFIG": str(path), "PIPELOCK_UPSTREAM_CA": str(pki["server"][0])}
 
 
+@pytest.fixture(scope="module")
+def shared_pipelock(pki, tmp_path_factory):
+    """``get(key, edit=None) -> (daemon, port, mark)``: one running pipelock
+    per config ``key`` for this module, shared by the tests whose config is
+    the same and that leave nothing behind in it (a start costs ~1 s of CPU:
+    mitmproxy). ``mark`` is the length of its log when the test began: a test
+    reads only ``daemon.output()[mark:]``, what it caused."""
+    started: dict[str, tuple] = {}
+    with contextlib.ExitStack() as stack:
+        def get(key: str, edit=None):
+            if key not in started:
+                d = tmp_path_factory.mktemp(f"pipelock-{key}")
+                path, port = write_config(d, pki, edit=edit)
+                started[key] = (stack.enter_context(
+                    running("pipelock", pipelock_env(path, pki), d / "log", ports=(port,))), port)
+            daemon, port = started[key]
+            return daemon, port, len(daemon.output())
+
+        yield get
+
+
 @pytest.mark.parametrize("where", ["top", "nested"])
 def test_refuses_to_start_on_unknown_key(tmp_path, pki, where):
     def edit(data):
@@ -103,56 +125,54 @@ def test_refuses_to_start_on_unknown_key(tmp_path, pki, where):
     assert not port_open(LOOPBACK, port)
 
 
-def test_allowlist_gates_plain_http_and_connect(tmp_path, pki, upstream):
-    path, port = write_config(tmp_path, pki)
+def test_allowlist_gates_plain_http_and_connect(shared_pipelock, pki, upstream):
+    d, port, mark = shared_pipelock("default")
     proxy = (LOOPBACK, port)
-    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)) as d:
-        ok = via_proxy(proxy, LOOPBACK, upstream["http"], "/allowed")
-        assert ok.status == 200 and ok.json()["path"] == "/allowed"
+    ok = via_proxy(proxy, LOOPBACK, upstream["http"], "/allowed")
+    assert ok.status == 200 and ok.json()["path"] == "/allowed"
 
-        denied = via_proxy(proxy, REFUSED, 80, "/x")
-        assert denied.status == 403
-        assert REASON_HEADER.lower() not in denied.headers  # pipelock sends no reason header
-        assert denied.body.decode().strip() == f"blocked: {REASON_ALLOWLIST}: {REFUSED}"
+    denied = via_proxy(proxy, REFUSED, 80, "/x")
+    assert denied.status == 403
+    assert REASON_HEADER.lower() not in denied.headers  # pipelock sends no reason header
+    assert denied.body.decode().strip() == f"blocked: {REASON_ALLOWLIST}: {REFUSED}"
 
-        denied_tls = via_proxy(proxy, REFUSED, 443, https=True)
-        assert denied_tls.status == 403
-        assert denied_tls.body.decode().strip() == f"CONNECT blocked: {REASON_ALLOWLIST}: {REFUSED}"
+    denied_tls = via_proxy(proxy, REFUSED, 443, https=True)
+    assert denied_tls.status == 403
+    assert denied_tls.body.decode().strip() == f"CONNECT blocked: {REASON_ALLOWLIST}: {REFUSED}"
 
-        # "localhost" is allowlisted: its CONNECT is let through (and, being a
-        # passthrough domain, the client sees the upstream's own certificate).
-        tls = via_proxy(proxy, "localhost", upstream["https"], "/tls", https=True,
-                        cafile=pki["server"][0])
-        assert tls.status == 200 and tls.json()["path"] == "/tls"
-    assert REFUSED in d.output()
+    # "localhost" is allowlisted: its CONNECT is let through (and, being a
+    # passthrough domain, the client sees the upstream's own certificate).
+    tls = via_proxy(proxy, "localhost", upstream["https"], "/tls", https=True,
+                    cafile=pki["server"][0])
+    assert tls.status == 200 and tls.json()["path"] == "/tls"
+    # (a refusal is logged before its answer is sent: no wait needed)
+    assert REFUSED in d.output()[mark:]
 
 
-def test_header_dlp_blocks_decrypted_and_plain_but_not_passthrough(tmp_path, pki, upstream):
-    path, port = write_config(tmp_path, pki)
+def test_header_dlp_blocks_decrypted_and_plain_but_not_passthrough(shared_pipelock, pki, upstream):
+    d, port, mark = shared_pipelock("default")
     proxy = (LOOPBACK, port)
     secret = {"Authorization": SECRET}
-    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)) as d:
-        plain = via_proxy(proxy, LOOPBACK, upstream["http"], headers=secret)
-        assert plain.status == 403
-        assert plain.body.decode().strip() == f"blocked: {REASON_HEADER_SECRET}"
+    plain = via_proxy(proxy, LOOPBACK, upstream["http"], headers=secret)
+    assert plain.status == 403
+    assert plain.body.decode().strip() == f"blocked: {REASON_HEADER_SECRET}"
 
-        # 127.0.0.1 is decrypted: the client must trust pipelock's CA...
-        clean = via_proxy(proxy, LOOPBACK, upstream["https"], "/clean", https=True,
-                          cafile=pki["ca"][0], headers={"Authorization": "Bearer placeholder"})
-        assert clean.status == 200 and clean.json()["authorization"] == "Bearer placeholder"
-        # ...and the inner request's headers are scanned.
-        inner = via_proxy(proxy, LOOPBACK, upstream["https"], https=True, cafile=pki["ca"][0],
-                          headers=secret)
-        assert inner.status == 403
-        assert inner.body.decode().strip() == f"blocked: {REASON_HEADER_SECRET}"
+    # 127.0.0.1 is decrypted: the client must trust pipelock's CA...
+    clean = via_proxy(proxy, LOOPBACK, upstream["https"], "/clean", https=True,
+                      cafile=pki["ca"][0], headers={"Authorization": "Bearer placeholder"})
+    assert clean.status == 200 and clean.json()["authorization"] == "Bearer placeholder"
+    # ...and the inner request's headers are scanned.
+    inner = via_proxy(proxy, LOOPBACK, upstream["https"], https=True, cafile=pki["ca"][0],
+                      headers=secret)
+    assert inner.status == 403
+    assert inner.body.decode().strip() == f"blocked: {REASON_HEADER_SECRET}"
 
-        # localhost is passthrough: not decrypted, so not rescanned (seed codex fix).
-        through = via_proxy(proxy, "localhost", upstream["https"], "/pt", https=True,
-                            cafile=pki["server"][0], headers=secret)
-        assert through.status == 200 and through.json()["authorization"] == SECRET
-    log = d.output()
-    assert "dlp pattern 'jwt'" in log
-    assert "eyJ" not in log  # the log names the pattern, never the value
+    # localhost is passthrough: not decrypted, so not rescanned (seed codex fix).
+    through = via_proxy(proxy, "localhost", upstream["https"], "/pt", https=True,
+                        cafile=pki["server"][0], headers=secret)
+    assert through.status == 200 and through.json()["authorization"] == SECRET
+    assert "dlp pattern 'jwt'" in d.output()[mark:]
+    assert "eyJ" not in d.output()  # the log names the pattern, never the value (whole log)
 
 
 def test_rate_limit_per_domain_answers_429(tmp_path, pki, upstream):
@@ -253,47 +273,54 @@ def _closed_within(s, bound: float, keepalive=None) -> float | None:
     return None
 
 
+# (max_tunnel_seconds, idle_timeout_seconds) of the daemon each limit is tried on
+TUNNEL_LIMITS = {"idle": (60, 1), "max": (1, 60)}
+
+
+def _tunnel_limits(limit: str):
+    def edit(data):
+        max_s, idle_s = TUNNEL_LIMITS[limit]
+        data["forward_proxy"].update(max_tunnel_seconds=max_s, idle_timeout_seconds=idle_s)
+    return edit
+
+
 @pytest.mark.parametrize("limit", ["idle", "max"])
-def test_tunnel_limits_are_enforced(tmp_path, pki, upstream, limit):
+def test_tunnel_limits_are_enforced(shared_pipelock, upstream, limit):
     """internal/config/normalize.go (~190-194): forward_proxy.max_tunnel_seconds
     (default 300) and idle_timeout_seconds (default 120); applied by
     internal/proxy/forward.go handleConnect (~392-396: one absolute deadline for
     dial and relay; ~534-535: the idle timeout passed to bidirectionalCopy,
-    relay.go copyWithIdleTimeout resets a per-read deadline). Configured small
-    here (1-2 s) and polled with a bound: an idle passthrough tunnel is cut
-    after idle_timeout_seconds; a busy one after max_tunnel_seconds."""
-    def edit(data):
-        data["forward_proxy"].update(max_tunnel_seconds=2 if limit == "max" else 60,
-                                     idle_timeout_seconds=1 if limit == "idle" else 60)
-
-    path, port = write_config(tmp_path, pki, edit=edit)
-    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)) as d:
-        s = _tunnel(port, upstream["http"])  # "localhost" is passthrough: never decrypted
-        try:
-            if limit == "idle":
-                took = _closed_within(s, 8.0)
-                assert took is not None and 0.8 <= took, (took, d.output())
-            else:
-                ping = lambda: b"GET /ka HTTP/1.1\r\nHost: localhost\r\n\r\n"  # noqa: E731
-                took = _closed_within(s, 8.0, keepalive=ping)
-                assert took is not None and 1.5 <= took, (took, d.output())
-        finally:
-            s.close()
-    assert ("idle_timeout_seconds" if limit == "idle" else "max_tunnel_seconds") in d.output()
+    relay.go copyWithIdleTimeout resets a per-read deadline). Configured at
+    their smallest, 1 s (both are whole seconds: internal/config/config.go,
+    type ForwardProxy, ``MaxTunnelSeconds int`` / ``IdleTimeoutSeconds int``) and polled
+    with a bound: an idle passthrough tunnel is cut after idle_timeout_seconds;
+    a busy one (idle limit 60 s) after max_tunnel_seconds. The cut is logged
+    before the tunnel is closed."""
+    d, port, mark = shared_pipelock(f"tunnel-{limit}", edit=_tunnel_limits(limit))
+    s = _tunnel(port, upstream["http"])  # "localhost" is passthrough: never decrypted
+    try:
+        if limit == "idle":
+            took = _closed_within(s, 8.0)
+            assert took is not None and 0.8 <= took, (took, d.output())
+        else:
+            ping = lambda: b"GET /ka HTTP/1.1\r\nHost: localhost\r\n\r\n"  # noqa: E731
+            took = _closed_within(s, 8.0, keepalive=ping)
+            assert took is not None and 0.8 <= took, (took, d.output())
+    finally:
+        s.close()
+    assert ("idle_timeout_seconds" if limit == "idle" else "max_tunnel_seconds") in d.output()[mark:]
 
 
-def test_busy_tunnel_outlives_the_idle_timeout(tmp_path, pki, upstream):
+def test_busy_tunnel_outlives_the_idle_timeout(shared_pipelock, upstream):
     """The idle timeout counts silence only (relay.go copyWithIdleTimeout
     re-arms the read deadline after each read): a tunnel with traffic every
-    0.2 s outlives idle_timeout_seconds 1 while max_tunnel_seconds is 60."""
-    def edit(data):
-        data["forward_proxy"].update(max_tunnel_seconds=60, idle_timeout_seconds=1)
-
-    path, port = write_config(tmp_path, pki, edit=edit)
-    with running("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,)):
-        s = _tunnel(port, upstream["http"])
-        try:
-            ping = lambda: b"GET /ka HTTP/1.1\r\nHost: localhost\r\n\r\n"  # noqa: E731
-            assert _closed_within(s, 3.0, keepalive=ping) is None
-        finally:
-            s.close()
+    0.2 s outlives idle_timeout_seconds 1 (twice over: an idle one is cut
+    within 1.25 s, the reaper ticking every 0.25 s) while max_tunnel_seconds
+    is 60 (the daemon test_tunnel_limits_are_enforced[idle] uses)."""
+    _, port, _ = shared_pipelock("tunnel-idle", edit=_tunnel_limits("idle"))
+    s = _tunnel(port, upstream["http"])
+    try:
+        ping = lambda: b"GET /ka HTTP/1.1\r\nHost: localhost\r\n\r\n"  # noqa: E731
+        assert _closed_within(s, 2.0, keepalive=ping) is None
+    finally:
+        s.close()

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 
 import pytest
 
-pytest.importorskip("mcp", reason="the supervise daemon needs the mcp SDK (bundle requirements.txt)")
-
-import httpx  # noqa: E402
-from mcp import ClientSession  # noqa: E402
-from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+# Found, not imported: every xdist worker collects this module, and importing
+# the MCP SDK (~0.5 s CPU) is only worth it on the worker that runs the test.
+if importlib.util.find_spec("mcp") is None:  # pragma: no cover
+    pytest.skip("the supervise daemon needs the mcp SDK (bundle requirements.txt)",
+                allow_module_level=True)
 
 from bundle_harness import LOOPBACK, free_port, running  # noqa: E402
 
 
 async def session_roundtrip(url: str, host_header: str) -> dict:
+    import httpx
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
     client = httpx.AsyncClient(headers={"Host": host_header}, trust_env=False, timeout=10)
     async with client, streamable_http_client(url, http_client=client) as (read, write, _):
         async with ClientSession(read, write) as session:

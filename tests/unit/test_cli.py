@@ -699,7 +699,9 @@ def test_signal_during_up_lets_the_command_finish_then_cleans_up(spec_file, tmp_
     """The signal lands while a create runs (a real child): the create
     completes and is journaled, then launch tears everything down."""
     events = tmp_path / "events"
-    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "1.0", "H11_EVENTS": str(events)},
+    # the create runs 0.5 s: ample for the signal to land while it runs
+    # (it is sent as soon as the child says it started)
+    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "0.5", "H11_EVENTS": str(events)},
                      "up", str(spec_file))
     state_path = registry_dir(tmp_path) / "demo.json"
     deadline = time.monotonic() + 30
@@ -1016,7 +1018,7 @@ def test_one_sigterm_during_a_hanging_command_is_honoured(spec_file, tmp_path):
     tears down; a second signal is not needed."""
     events = tmp_path / "events"
     proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "60", "H11_EVENTS": str(events),
-                      "BOTTLE_REF_SIGNAL_GRACE": "0.5"}, "up", str(spec_file))
+                      "BOTTLE_REF_SIGNAL_GRACE": "0.2"}, "up", str(spec_file))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if events.exists() and "child running" in events.read_text():
@@ -1042,7 +1044,8 @@ def test_down_after_a_kill_waits_for_the_create_in_flight(spec_file, capsys, tmp
     orphaned create finishes after up died, so down must wait for it (its
     pid is journaled) before removing, or the object appears after down."""
     events = tmp_path / "events"
-    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "1.5", "H11_EVENTS": str(events)},
+    # 0.8 s: the kill, and down's start in this process, come well within it
+    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "0.8", "H11_EVENTS": str(events)},
                      "up", str(spec_file))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -791,8 +792,12 @@ def test_apt_install_sh_parses():
 
 @needs_root
 def test_apt_install_waits_for_the_dpkg_lock_and_stays_quiet(tmp_path):
+    t0 = time.monotonic()
     result = run_apt(tmp_path, LOCKED_APT, "docker-registry", LOCKED="3")
+    took = time.monotonic() - t0
     assert result.returncode == 0, result.stderr
+    # three retries BOTTLE_APT_RETRY_INTERVAL (0.05 s) apart, not the 2 s default
+    assert took < 4.0, took
     calls = (tmp_path / "calls").read_text().splitlines()
     assert len(calls) == 5  # 3 refused, then update and install
     assert calls[-1].endswith("install -y -qq --no-install-recommends docker-registry")

@@ -135,14 +135,16 @@ def _reasons(path) -> dict[str, str]:
 
 def test_a_launch_that_never_returns_is_error_and_the_run_finishes(suite):
     t0 = time.monotonic()
-    result = suite.runpytest("--bottle-backend=hangbackends:Hangs", "--bottle-call-timeout=1",
+    # 0.5 s, as the exec test below: two of the calls (test_launch, test_exec)
+    # hang until the deadline
+    result = suite.runpytest("--bottle-backend=hangbackends:Hangs", "--bottle-call-timeout=0.5",
                              "--bottle-report=r.json", "-p", "no:randomly")
     assert time.monotonic() - t0 < 30
     states = _states(suite.path / "r.json")
     assert states["LAUNCH-READY"] == State.ERROR
     assert states["PLAN-HOP"] == State.PASSED  # the run went on
     reason = _reasons(suite.path / "r.json")["LAUNCH-READY"]
-    assert "Hangs.launch() did not return within 1 s (--bottle-call-timeout)" in reason
+    assert "Hangs.launch() did not return within 0.5 s (--bottle-call-timeout)" in reason
     assert "INTERNALERROR" not in result.stdout.str()
     assert (suite.path / "cleaned-up").exists(), "the backend's own finally clean-up did not run"
 
@@ -219,9 +221,9 @@ def test_deadline_interrupts_and_restores_the_previous_handler():
 
 
 def test_deadline_does_not_fire_after_a_quick_call():
-    with watchdog.deadline("x()", 0.2):
+    with watchdog.deadline("x()", 0.1):
         pass
-    time.sleep(0.3)  # no stray alarm arrives
+    time.sleep(0.15)  # no stray alarm arrives
 
 
 def test_guard_is_idempotent_and_removable():
@@ -284,9 +286,12 @@ class _Blocking:
     agent_argv = exec = close = handle = internal_endpoints = stop_daemon = _block
 
 
+SHORT = 0.1  # each test below that blocks waits this long, ~15 of them
+
+
 @pytest.fixture
 def short_deadline():
-    watchdog.set_timeout(0.3)
+    watchdog.set_timeout(SHORT)
     yield
     watchdog.set_timeout(None)
 
@@ -301,7 +306,7 @@ def test_a_hang_in_a_worker_thread_is_error_naming_the_call(short_deadline):
             t0 = time.monotonic()
             future = pool.submit(b.launch, None, None)
             with pytest.raises(watchdog.CallTimedOut, match=r"_Blocking.launch\(\) did not "
-                                                            r"return within 0.3 s"):
+                                                            rf"return within {SHORT:g} s"):
                 future.result(timeout=10)
             assert time.monotonic() - t0 < 5
     finally:
@@ -336,6 +341,8 @@ def test_every_bottle_seam_method_is_bounded_in_a_thread(short_deadline, name):
 
 
 def test_a_guarded_call_in_a_thread_returns_its_value_and_raises_its_error(short_deadline):
+    watchdog.set_timeout(5)  # guarded (in a thread), with time to spare: nothing here blocks
+
     class Quick:
         def prepare(self, spec, host):
             return (spec, host)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,6 +52,18 @@ def backend():
 def host(tmp_path):
     return HostContext(env={"GH_TOKEN": TOKEN}, home=tmp_path / "home", cwd=tmp_path,
                        state_root=tmp_path / "state" / "bottle-ref")
+
+
+@pytest.fixture
+def socket_root():
+    """A socket root (XDG_RUNTIME_DIR) of this test's own, for the tests that
+    look at the socket folder on disk: /tmp/<ident> is shared by every
+    process launching a "demo" bottle at once (xdist workers, other runs on
+    the machine), and another's close() removed it under this test's host
+    relay, which then failed to listen and the launch failed."""
+    path = Path(tempfile.mkdtemp(prefix="bsock-", dir="/tmp"))  # short: sun_path
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def spec(**kw) -> BottleSpec:
@@ -416,11 +430,12 @@ def test_guest_relay_is_copied_as_root_and_started_as_root(backend, host):
     assert imports <= {"os", "socket", "stat", "sys", "threading", "collections"}, imports
 
 
-def test_host_relay_route_publishes_loopback_and_runs_a_host_relay(backend, host):
+def test_host_relay_route_publishes_loopback_and_runs_a_host_relay(backend, host, socket_root):
     """macOS route: the bundle publishes the agent-facing ports on host
     127.0.0.1 (engine-chosen) and a host relay serves the sockets; its pid
     file is in the state dir and close() stops it and removes the sockets."""
-    h = replace(host, env={**host.env, "BOTTLE_SMOL_SOCKET_ROUTE": "host-relay"})
+    h = replace(host, env={**host.env, "BOTTLE_SMOL_SOCKET_ROUTE": "host-relay",
+                           "XDG_RUNTIME_DIR": str(socket_root)})
     plan, runner, bottle = launched(backend, h, spec(supervise=True))
     try:
         assert published(runner) == ["127.0.0.1::8888", "127.0.0.1::9100"]
@@ -428,15 +443,16 @@ def test_host_relay_route_publishes_loopback_and_runs_a_host_relay(backend, host
         pid = int((Path(plan.state_dir) / "host-relay.pid").read_text())
         os.kill(pid, 0)  # alive
         for d in ("pipelock", "supervise"):
-            assert Path(f"/tmp/{IDENT}/{d}.sock").is_socket()
+            assert (socket_root / IDENT / f"{d}.sock").is_socket()
     finally:
         bottle.close()
     with pytest.raises((ProcessLookupError, ChildProcessError)):
         os.kill(pid, 0)  # close() stopped and reaped it
-    assert not Path(f"/tmp/{IDENT}").exists()
+    assert not (socket_root / IDENT).exists()
 
 
-def test_missing_bundle_sockets_fail_launch_clearly_and_clean_up(backend, host):
+def test_missing_bundle_sockets_fail_launch_clearly_and_clean_up(backend, host, socket_root):
+    host = replace(host, env={**host.env, "XDG_RUNTIME_DIR": str(socket_root)})
     plan = backend.prepare(spec(), host)
     runner = smol_runner()
     backend.script(runner, plan)
@@ -445,7 +461,7 @@ def test_missing_bundle_sockets_fail_launch_clearly_and_clean_up(backend, host):
         backend.launch(plan, runner)
     assert runner.find("smolvm", "machine", "create") == []
     assert runner.find("docker", "rm", "-f", f"{IDENT}-bundle")
-    assert not Path(plan.state_dir).exists() and not Path(f"/tmp/{IDENT}").exists()
+    assert not Path(plan.state_dir).exists() and not (socket_root / IDENT).exists()
 
 
 @pytest.mark.parametrize("out", ["", "garbage", "127.77.1.1:", "127.77.1.1:http", "127.0.0.1:70000"])

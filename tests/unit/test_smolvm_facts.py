@@ -39,7 +39,10 @@ ROOT = Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "tests" / "standins" / "smolvm" / "smolvm"
 IMAGE_HEX = "ab" * 32
 
-FAKE_DOCKER = r'''#!/usr/bin/env python3
+# Its interpreter is this one, not `#!/usr/bin/env python3`: where python3 on
+# PATH is a shim (pyenv: a bash script, ~0.15 s CPU a call) that cost more
+# than the rest of the test, at every one of the stand-in's docker calls.
+FAKE_DOCKER = r'''#!{python}
 import json, os, sys
 state = os.environ["FAKE_DOCKER_STATE"]
 os.makedirs(state, exist_ok=True)
@@ -83,7 +86,7 @@ class Smolvm:
         bin_dir = tmp / "bin"
         bin_dir.mkdir(exist_ok=True)
         docker = bin_dir / "docker"
-        docker.write_text(FAKE_DOCKER)
+        docker.write_text(FAKE_DOCKER.replace("{python}", sys.executable, 1))
         docker.chmod(0o755)
         self.state = tmp / "docker-state"
         self.env = {
