@@ -650,9 +650,12 @@ def start_host_relay(plan: Plan, ident: str, hostports: Mapping[int, int]) -> in
                 for d in socket_daemons(plan)]
     log = open(Path(plan.state_dir) / "host-relay.log", "ab")
     try:
+        # bufsize=0: select() sees the pipe, not Python's buffer. Buffered,
+        # the first readline() takes every line the relay wrote at once and
+        # select() then waits out the whole timeout for lines already read.
         proc = subprocess.Popen([sys.executable, SOCKET_RELAY_SCRIPT, *mappings],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                start_new_session=True)
+                                start_new_session=True, bufsize=0)
     finally:
         log.close()
     host_relay_pidfile(plan).write_text(f"{proc.pid}\n")

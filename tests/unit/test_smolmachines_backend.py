@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -428,6 +429,34 @@ def test_guest_relay_is_copied_as_root_and_started_as_root(backend, host):
     imports = {m.split()[1].split(".")[0] for m in text.splitlines()
                if m.startswith(("import ", "from ")) and "__future__" not in m}
     assert imports <= {"os", "socket", "stat", "sys", "threading", "collections"}, imports
+
+
+def test_host_relay_lines_written_at_once_are_all_read(backend, host, socket_root, tmp_path,
+                                                        monkeypatch):
+    """A relay that reports every socket in one write (as a fast relay on a
+    loaded host does) is seen at once: the launch reads the pipe itself, so
+    no line waits in a buffer select() cannot see until the timeout."""
+    import bottle_ref.backends.smolmachines as smol
+
+    fake = tmp_path / "relay.py"
+    fake.write_text("import sys, time\n"
+                    "sys.stdout.write(''.join(f'ok {m}\\n' for m in sys.argv[1:]))\n"
+                    "sys.stdout.flush()\n"
+                    "time.sleep(60)\n")
+    monkeypatch.setattr(smol, "SOCKET_RELAY_SCRIPT", str(fake))
+    monkeypatch.setattr(smol, "HOST_RELAY_TIMEOUT", 10.0)
+    h = replace(host, env={**host.env, "BOTTLE_SMOL_SOCKET_ROUTE": "host-relay",
+                           "XDG_RUNTIME_DIR": str(socket_root)})
+    plan = backend.prepare(spec(supervise=True), h)
+    (Path(plan.state_dir)).mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    pid = smol.start_host_relay(plan, "bottle-demo-0001", {p: 40000 + i for i, p in
+                                                          enumerate(smol.PORTS.values())})
+    try:
+        assert time.monotonic() - started < 5, "lines already written were waited for"
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
 
 
 def test_host_relay_route_publishes_loopback_and_runs_a_host_relay(backend, host, socket_root):
