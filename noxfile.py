@@ -56,13 +56,21 @@ def _image_env(session: nox.Session) -> dict[str, str]:
 _BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
 
 
-def _parallel(session: nox.Session) -> list[str]:
-    """pytest-xdist on every core, unless the caller chose (``-n``, ``no:xdist``).
-    ``--dist worksteal``: the slow tests take seconds each, and with plain
-    ``load`` one worker ends up holding a long queue while the other idles."""
+def xdist_args(posargs: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """pytest-xdist arguments for the unit and meta runs (bench/unit.py uses
+    them too), unless the caller chose (``-n``, ``no:xdist``): one worker
+    per usable core plus one, since about a tenth of the unit suite waits
+    (daemons starting, timeouts the tests set), and ``--dist worksteal``, so
+    a worker left with a queue of slow tests gives some away. Measured on
+    an idle 2-core machine: 2 workers 72-75 s, 3 workers 65-67 s, 4: 71 s."""
     own = any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist"
-              for a in session.posargs)
-    return [] if own else ["-n", "auto", "--dist", "worksteal"]
+              for a in posargs)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return [] if own else ["-n", str((cores or 1) + 1), "--dist", "worksteal"]
+
+
+def _parallel(session: nox.Session) -> list[str]:
+    return xdist_args(session.posargs)
 
 
 @nox.session
@@ -78,7 +86,7 @@ def lint(session: nox.Session) -> None:
 def unit(session: nox.Session) -> None:
     """Everything that needs no engine: seam, backends recorded, suite, meta-tests.
 
-    On every core (`_parallel`); pass your own ``-n``/``-p no:xdist`` to
+    On every core plus one worker (`xdist_args`); pass your own ``-n``/``-p no:xdist`` to
     override. The meta-tests run each broken backend against its own
     clause only; `meta` is their cross-check."""
     _install(session, "-r", BUNDLE_REQUIREMENTS)

@@ -1,5 +1,6 @@
-"""Benchmark: wall time of the unit suite as `nox -s unit` runs it (pytest-xdist
-on every core, worksteal, bytecode caching on), without nox's install step.
+"""Benchmark: wall time of the unit suite as `nox -s unit` runs it (the same
+pytest-xdist workers, `noxfile.xdist_args`; bytecode caching on), without
+nox's install step.
 
     python bench/unit.py [--repeat N] [pytest args...]
 
@@ -26,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from budgets import budget, verdict  # noqa: E402
 
+sys.path.insert(0, str(ROOT))
+from noxfile import xdist_args  # noqa: E402  (the workers nox -s unit asks for)
+
 
 def _children_cpu() -> float:
     use = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -33,7 +37,7 @@ def _children_cpu() -> float:
 
 
 def run_once(extra: list[str]) -> tuple[float, float, str, list[str]]:
-    argv = [sys.executable, "-m", "pytest", "tests/unit", "-n", "auto", "--dist", "worksteal",
+    argv = [sys.executable, "-m", "pytest", "tests/unit", *xdist_args(extra),
             "-q", "-p", "no:cacheprovider", "--durations=5", *extra]
     # As noxfile.unit: pytest may cache its assertion rewrites.
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
