@@ -56,7 +56,8 @@ STANDIN: Mapping[str, str] = {
     "pipelock": "stand-in (bottle_bundle.pipelock_proxy: pipelock's config validation, "
                 "strict-only allowlist, per-list wildcards, passthrough, SNI and authority "
                 "checks, (?i) header DLP, 429 per base domain, the SSRF guard with its "
-                "exemptions; no tunnel limits; not pipelock's binary)",
+                "exemptions, tunnel limits; not its fetch endpoint, URL or body DLP, built-in "
+                "DLP patterns, scan_env or response scanning; not pipelock's binary)",
 }
 
 
