@@ -62,7 +62,8 @@ def xdist_args(posargs: list[str] | tuple[str, ...] = ()) -> list[str]:
     per usable core plus one, since about a tenth of the unit suite waits
     (daemons starting, timeouts the tests set), and ``--dist worksteal``, so
     a worker left with a queue of slow tests gives some away. Measured on
-    an idle 2-core machine: 2 workers 72-75 s, 3 workers 65-67 s, 4: 71 s."""
+    an idle 2-core machine: 2 workers 72-75 s, 3 workers 64-75 s, 4: 71 s
+    (within the machine's noise: a weak choice, kept for the waiting tests)."""
     own = any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist"
               for a in posargs)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
