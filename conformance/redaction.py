@@ -53,7 +53,13 @@ _FIND_RATIO = 32
 # Host env names whose values are treated as secrets.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|API_?KEY|ACCESS_?KEY|PRIVATE|"
                           r"CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
-_NOT_SECRET_NAME = re.compile(r"_SOCK$|_FILE$|_PATH$|_DIR$|_URL$", re.IGNORECASE)
+# Paths, sockets and URLs; and the well-known session *names* that hold no
+# secret: nox's current session (``nox -s conformance`` exports
+# NOX_CURRENT_SESSION=conformance, which planted the suite's own name and
+# refused every snapshot), the desktop's and D-Bus's.
+_NOT_SECRET_NAME = re.compile(r"_SOCK$|_FILE$|_PATH$|_DIR$|_URL$|^NOX_CURRENT_SESSION$|"
+                              r"^DESKTOP_SESSION$|^XDG_SESSION_(ID|TYPE|CLASS|DESKTOP)$|"
+                              r"^DBUS_SESSION_BUS_ADDRESS$", re.IGNORECASE)
 
 
 def _b64_aligned(raw: bytes, altchars: bytes | None) -> Iterator[str]:

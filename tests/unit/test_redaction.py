@@ -82,6 +82,17 @@ def test_host_env_secrets_are_planted_paths_are_not():
     assert reg.values == {"ghp_realhostvalue123", "wJalrXUtnFEMIK7MDENG"}
 
 
+def test_well_known_session_names_are_not_secrets_session_secrets_are():
+    """`nox -s conformance` exports NOX_CURRENT_SESSION=conformance: planted,
+    the suite's own name made every argv snapshot a refused secret."""
+    reg = redaction.Registry()
+    reg.plant_host_env({"NOX_CURRENT_SESSION": "conformance", "DESKTOP_SESSION": "gnome-classic",
+                        "XDG_SESSION_TYPE": "wayland-session",
+                        "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/0/bus",
+                        "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEJr-session", "MY_SESSION": "s3cr3t-sess-1"})
+    assert reg.values == {"FwoGZXIvYXdzEJr-session", "s3cr3t-sess-1"}
+
+
 def test_matching_is_fast_on_large_text(registry):
     import time
 
