@@ -347,6 +347,9 @@ class LiveHarness:
         self._bottles: dict[str, LiveBottle] = {}
         self._failed: dict[str, str] = {}
         self._lock = threading.Lock()
+        # Made once, on first use, by whichever thread asks first (a traced
+        # prelaunch's thread and the main thread may ask at once).
+        self._made_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._first_done: threading.Event | None = None  # the first queued launch ended
         self._gate = threading.Condition()  # background launches vs `exclusive`
@@ -393,10 +396,14 @@ class LiveHarness:
 
     @property
     def pki(self) -> TestPki:
-        if self._pki is None:
-            with environment_errors("making the test PKI", setup=True):
-                self._pki = make_pki(self.runner, self.tmp / "pki", upstream.HOSTS)
-        return self._pki
+        """Made once per harness. Under a lock: two threads making it at
+        once write the same files, and the upstream's key then need not
+        match its certificate (CI: KEY_VALUES_MISMATCH)."""
+        with self._made_lock:
+            if self._pki is None:
+                with environment_errors("making the test PKI", setup=True):
+                    self._pki = make_pki(self.runner, self.tmp / "pki", upstream.HOSTS)
+            return self._pki
 
     def host(self, scenario: Scenario | None = None, **extra_env: str) -> HostContext:
         env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
@@ -415,9 +422,10 @@ class LiveHarness:
 
     def host_credentials(self, agent: str) -> tuple[str, str]:
         """The made-up host sign-in for ``agent`` (one per harness)."""
-        if agent not in self._credentials:
-            self._credentials[agent] = host_credentials(agent, self.token)
-        return self._credentials[agent]
+        with self._made_lock:
+            if agent not in self._credentials:
+                self._credentials[agent] = host_credentials(agent, self.token)
+            return self._credentials[agent]
 
     def real_api_token(self, scenario: Scenario) -> str:
         """The credential the API must see for ``scenario``: the route's

@@ -7,6 +7,7 @@ import errno
 import json
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -376,3 +377,39 @@ def test_the_live_harness_never_waits_on_a_launch_without_a_bound(tmp_path, shor
     with pytest.raises(watchdog.CallTimedOut, match="launching a fresh 'minimal-claude'"):
         h.fresh("minimal-claude")
     assert time.monotonic() - t0 < 5
+
+
+from bottle_api.runner import RecordingRunner as _Recording  # noqa: E402
+
+
+class _SlowFileRunner(_Recording):
+    """Records argv; an ``openssl`` call takes a moment and writes the files
+    it names (-keyout/-out), as the real one does."""
+
+    def run(self, argv, **kw):
+        argv = [str(a) for a in argv]
+        if argv[:1] == ["openssl"]:
+            time.sleep(0.05)
+            for flag in ("-keyout", "-out"):
+                if flag in argv:
+                    Path(argv[argv.index(flag) + 1]).write_text("made\n")
+        return super().run(argv, **kw)
+
+
+def test_the_live_harness_makes_its_test_pki_once_whoever_asks_first(tmp_path):
+    """A traced prelaunch's thread and the main thread both asked for the
+    PKI at once, and both ran openssl into one directory: the upstream's key
+    then did not match its certificate (CI: KEY_VALUES_MISMATCH). One
+    harness makes one PKI and one sign-in per agent, however many ask."""
+    from bottle_ref.backends.docker import DockerBackend
+    from conformance.live.harness import LiveHarness
+
+    runner = _SlowFileRunner()
+    h = LiveHarness(DockerBackend(), runner, tmp_path, timeout=5)
+    with ThreadPoolExecutor(4) as pool:
+        pkis = list(pool.map(lambda _: h.pki, range(4)))
+        creds = list(pool.map(lambda _: h.host_credentials("codex"), range(4)))
+    assert len({id(p) for p in pkis}) == 1
+    assert len(set(creds)) == 1
+    made = [c.argv for c in runner.calls if c.argv[:1] == ("openssl",)]
+    assert len(made) == 3, made  # CA, server key + CSR, signed certificate: once
