@@ -2375,3 +2375,27 @@ class PipelockTrustsUnaskedHost(Broken, SmolmachinesBackend):
 
 BROKEN["PIPELOCK-ENFORCE"] = [*BROKEN["PIPELOCK-ENFORCE"], PipelockSsrfRangeExempt,
                               PipelockTrustsUnaskedHost]
+
+
+# --- issue 19 (certify false failure): PROV-CODEX-PROMPT reads tokens, not letters ---
+
+class _CodexPromptPositional(DockerBottle):
+    def agent_argv(self, argv=(), *, tty=True):
+        out = super().agent_argv(argv, tty=tty)
+        prompt = self.plan.prompt.strip()
+        if self.plan.agent == "codex" and prompt and len(prompt) <= 40:
+            out.append(prompt)  # codex's positional PROMPT: a short one "fits"
+        return out
+
+
+class CodexShortPromptOnArgv(_BottleDefect, DockerBackend):
+    """PROV-CODEX-PROMPT: codex takes a positional PROMPT, and a short prompt
+    goes there instead of ~/.codex/AGENTS.md's copy, where ps shows it. The
+    check reads argv tokens against a second recording of the same case (a
+    prompt like ``0`` is inside 127.0.0.1 either way), so this still FAILS."""
+
+    bottle_cls = _CodexPromptPositional
+    reason = "the prompt text is on an argv"
+
+
+BROKEN["PROV-CODEX-PROMPT"] = [*BROKEN["PROV-CODEX-PROMPT"], CodexShortPromptOnArgv]

@@ -16,7 +16,7 @@ from ...markers import clause
 from ...outcomes import not_supported
 from ..snapshots.codex import check_codex_mcp, check_codex_prompt, check_codex_skills
 from ..snapshots.mcp import McpSnapshots
-from .support import _LAUNCH, _fit, _launched, _recorded
+from .support import _LAUNCH, _fit, _launched, _record_again, _recorded
 
 
 def _codex_case(backend, case):
@@ -35,7 +35,7 @@ class CodexInvariants:
         case = _codex_case(backend, case)
         with _recorded(backend, case) as rec:
             _launched(rec)
-            check_codex_prompt(rec)
+            check_codex_prompt(rec, again=lambda spec: _record_again(backend, rec, spec))
 
     @clause("PROV-CODEX-SKILLS", tier="invariant")
     @_LAUNCH

@@ -13,6 +13,8 @@ from pathlib import Path
 import yaml
 from hypothesis import HealthCheck, assume, settings
 
+from bottle_api.spec import BottleSpec
+
 from ... import redaction
 from ... import strategies as bst
 from ...capabilities import Capability, parse_capabilities
@@ -127,6 +129,13 @@ def _recorded(backend, case) -> Iterator[Recording]:
         root = Path(tmp)
         spec, host = bst.materialise(*case, root)
         yield record(backend, (spec, host), tmp=root)
+
+
+def _record_again(backend, rec: Recording, spec: BottleSpec) -> Recording:
+    """``spec`` recorded under ``rec``'s host and scratch directory (call it
+    inside `_recorded`): a second recording of the same case, one field
+    changed, for a differential check (`readers.prompt_on_argv`)."""
+    return record(backend, (spec, rec.host), tmp=Path(rec.host.state_root).parent)
 
 
 def _launched(rec: Recording) -> None:

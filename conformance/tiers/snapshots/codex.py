@@ -16,13 +16,14 @@ invariant tier, which runs them over generated specs.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import pytest
 
 from bottle_api.conventions import SUPERVISE_SERVER_NAME
 from bottle_api.runner import RecordingRunner
+from bottle_api.spec import BottleSpec
 
 from ...recording import Recording, is_guest_copy, is_guest_exec, reply_when
 from ...scenarios import Scenario, scenario_params
@@ -34,7 +35,15 @@ from .facts import (
     PROMPT_FLAG,
     SKILLS_DIR,
 )
-from .readers import command_at, joined, launch_failed, launched, node_problem, show
+from .readers import (
+    command_at,
+    joined,
+    launch_failed,
+    launched,
+    node_problem,
+    prompt_on_argv,
+    show,
+)
 
 CODEX_MCP_ADD = ("codex", "mcp", "add")
 CLAUDE_MCP_ADD = ("claude", "mcp", "add")
@@ -70,8 +79,10 @@ def _after(rec: Recording, index: int, pattern: str) -> bool:
     return any(i > index and re.search(pattern, joined(a)) for i, a in _runs(rec))
 
 
-def check_codex_prompt(rec: Recording) -> None:
-    """PROV-CODEX-PROMPT over one recorded codex launch."""
+def check_codex_prompt(rec: Recording,
+                       again: Callable[[BottleSpec], Recording] | None = None) -> None:
+    """PROV-CODEX-PROMPT over one recorded codex launch; ``again`` as in
+    `prompt_on_argv` (generated prompts may be as short as ``0``)."""
     __tracebackhide__ = True
     for tty, argv in rec.agent_argvs.items():
         assert not any(PROMPT_FLAG in t for t in argv), (
@@ -84,8 +95,9 @@ def check_codex_prompt(rec: Recording) -> None:
             f"the prompt is empty, yet {CODEX_PROMPT_PATH} is written: "
             + "; ".join(show(rec, rec.runner.calls[i].argv) for i in writes))
         return
-    leaked = [a for a in rec.all_argvs() if any(text in t for t in a)]
-    assert not leaked, "the prompt text is on an argv; it must travel as a file"
+    leaked = prompt_on_argv(rec, text, again)
+    assert not leaked, ("the prompt text is on an argv; it must travel as a file: "
+                        + ", ".join(rec.normalise(repr(t)) for t in leaked))
     copies = _copy_to(rec, CODEX_PROMPT_PATH)
     assert copies, (
         f"a non-empty prompt in a codex bottle must land at {CODEX_PROMPT_PATH} "

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from bottle_api.plan import EGRESS, PIPELOCK, PORTS
 from bottle_api.runner import RecordingRunner
+from bottle_api.spec import BottleSpec
 
 from ...argv import ArgvError, UnknownTool, framing_problem
 from ...argv.framing import walk
@@ -57,6 +60,29 @@ def launch_failed(rec: Recording) -> bool:
 
 def joined(argv: Sequence[str]) -> str:
     return " ".join(argv)
+
+
+PROMPT_MARKER = "bottle-conformance: a prompt of its own"
+
+
+def prompt_on_argv(rec: Recording, text: str,
+                   again: Callable[[BottleSpec], Recording] | None = None) -> list[str]:
+    """The argv tokens that carry the prompt ``text``.
+
+    A token holding ``text`` carries it unless it is there for reasons of its
+    own: a short or common prompt (``0``, ``node``, ``e``) sits inside
+    ``127.0.0.1``, ``/home/node`` and every path. ``again(spec)`` records the
+    same case once more (the recording is deterministic), and the tokens
+    holding ``text`` that recording also has, with the prompt swapped for
+    `PROMPT_MARKER`, are not the prompt's. Without ``again`` (the snapshot
+    tier's fixed, distinctive prompts) every token holding ``text`` counts.
+    """
+    hits = Counter(t for a in rec.all_argvs() for t in a if text in t)
+    if hits and again is not None:
+        marker = PROMPT_MARKER if text != PROMPT_MARKER else PROMPT_MARKER + "!"
+        other = again(dataclasses.replace(rec.spec, prompt=marker))
+        hits -= Counter(t for a in other.all_argvs() for t in a if text in t)
+    return sorted(hits)
 
 
 def is_python(token: str) -> bool:
