@@ -7,7 +7,9 @@ renderer (`bottle_ref.pipelock`) checks its output against the same code.
 The conformance suite does NOT use this module: it has its own oracle.
 
 Stdlib, PyYAML and google-re2 (it runs inside the bundle image; RE2 is
-what pipelock's Go regexp speaks, and no hand-written check matches it).
+what pipelock's Go regexp speaks, and no hand-written check matches it);
+`load_ca` (pipelock's LoadCA rules for the CA pair) imports cryptography,
+already in the bundle for mitmproxy, when called.
 """
 
 from __future__ import annotations
@@ -471,6 +473,208 @@ def check_ca_files(data: Mapping) -> list[str]:
             problems.append(f"tls_interception.ca_key: CA key {key} is too permissive "
                             f"(mode {mode:04o}): restrict to 0600 or 0640")
     return problems
+
+
+# -- the CA pair, as pipelock's LoadCA reads it --------------------------------
+# luckyPipewrench/pipelock internal/certgen/certgen.go (commit 1243c913def0):
+# LoadCA + parseECPrivateKeyBlock. The failure texts of certgen itself are
+# pipelock's, word for word; the x509 parse errors they wrap are Go stdlib
+# texts, reproduced where cheap (sec1.go / pkcs8.go) and otherwise approximate.
+# Real pipelock prints them through (*Proxy).LoadCertCache
+# (internal/proxy/proxy.go): "load TLS CA: %w (run 'pipelock tls init' to
+# generate)", and does not start.
+
+CA_KEY_BLOCK_SEC1 = "EC PRIVATE KEY"
+CA_KEY_BLOCK_PKCS8 = "PRIVATE KEY"
+# the curves Go's crypto/x509 parses an ECDSA key or certificate on
+# (namedCurveFromOID); any other is "unknown elliptic curve"
+_GO_CURVES = ("secp224r1", "secp256r1", "secp384r1", "secp521r1")
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN ([^\r\n-]*)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+
+
+class CaLoadError(ValueError):
+    """pipelock's LoadCA refuses the CA pair; the message is its error text."""
+
+
+def load_ca_error(err: CaLoadError) -> str:
+    """The line real pipelock prints when `load_ca` fails (LoadCertCache)."""
+    return f"load TLS CA: {err} (run 'pipelock tls init' to generate)"
+
+
+def _pem_decode(data: bytes) -> tuple[str, bytes] | None:
+    """Go's pem.Decode, as far as LoadCA needs it: the first well-formed
+    block of ANY type (a malformed one is skipped), as (type, DER)."""
+    import base64
+    import binascii
+
+    for m in _PEM_BLOCK.finditer(data):
+        body = m.group(2)
+        if b":" in body.split(b"\n\n", 1)[0] and b"\n\n" in body:
+            body = body.split(b"\n\n", 1)[1]  # RFC 1421 headers: skipped
+        try:
+            der = base64.b64decode(b"".join(body.split()), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        return m.group(1).decode("ascii", "replace"), der
+    return None
+
+
+def _der_children_tags(der: bytes) -> list[int]:
+    """Tags of the elements of the outer DER SEQUENCE (best effort, to tell
+    SEC1 from PKCS8 from PKCS1 the way Go's error hints do)."""
+    def length(i: int) -> tuple[int, int]:
+        first = der[i]
+        if first < 0x80:
+            return first, i + 1
+        n = first & 0x7F
+        return int.from_bytes(der[i + 1:i + 1 + n], "big"), i + 1 + n
+
+    tags: list[int] = []
+    try:
+        if der[0] != 0x30:
+            return tags
+        total, i = length(1)
+        end = min(i + total, len(der))
+        while i < end and len(tags) < 3:
+            tag = der[i]
+            size, j = length(i + 1)
+            tags.append(tag)
+            i = j + size
+    except IndexError:
+        pass
+    return tags
+
+
+def _go_type(key: Any) -> str:
+    """Go's %T of what x509.ParsePKCS8PrivateKey returns for ``key``."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "*rsa.PrivateKey"
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "ed25519.PrivateKey"
+    if isinstance(key, x25519.X25519PrivateKey):
+        return "*ecdh.PrivateKey"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return "*ecdsa.PrivateKey"
+    return type(key).__name__
+
+
+def _parse_ec_private_key_block(block_type: str, der: bytes):
+    """certgen.go parseECPrivateKeyBlock: ``EC PRIVATE KEY`` is SEC1 (Go
+    x509.ParseECPrivateKey), ``PRIVATE KEY`` is PKCS8 and must hold an ECDSA
+    key; any other block type is refused."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if block_type == CA_KEY_BLOCK_SEC1:
+        tags = _der_children_tags(der)
+        if tags[:2] == [0x02, 0x30]:
+            raise CaLoadError("x509: failed to parse private key "
+                              "(use ParsePKCS8PrivateKey instead for this key format)")
+        if tags[:2] == [0x02, 0x02]:
+            raise CaLoadError("x509: failed to parse private key "
+                              "(use ParsePKCS1PrivateKey instead for this key format)")
+        if len(der) > 4 and tags[:2] == [0x02, 0x04] and der[4] != 1 and der[2:4] == b"\x02\x01":
+            raise CaLoadError(f"x509: unknown EC private key version {der[4]}")
+        try:
+            key = serialization.load_der_private_key(der, password=None)
+        except (ValueError, TypeError) as exc:
+            raise CaLoadError(f"x509: failed to parse EC private key: {exc}") from None
+        if isinstance(key, rsa.RSAPrivateKey):
+            raise CaLoadError("x509: failed to parse private key "
+                              "(use ParsePKCS1PrivateKey instead for this key format)")
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise CaLoadError("x509: failed to parse EC private key")
+        if key.curve.name not in _GO_CURVES:
+            raise CaLoadError("x509: unknown elliptic curve")
+        return key
+    if block_type == CA_KEY_BLOCK_PKCS8:
+        tags = _der_children_tags(der)
+        if tags[:2] == [0x02, 0x04]:
+            raise CaLoadError("x509: failed to parse private key "
+                              "(use ParseECPrivateKey instead for this key format)")
+        if tags[:2] == [0x02, 0x02]:
+            raise CaLoadError("x509: failed to parse private key "
+                              "(use ParsePKCS1PrivateKey instead for this key format)")
+        try:
+            key = serialization.load_der_private_key(der, password=None)
+        except UnsupportedAlgorithm:
+            raise CaLoadError("x509: PKCS#8 wrapping contained private key with unknown "
+                              "algorithm") from None
+        except (ValueError, TypeError) as exc:
+            raise CaLoadError(f"x509: failed to parse PKCS#8 private key: {exc}") from None
+        if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name not in _GO_CURVES:
+            raise CaLoadError("x509: failed to parse EC private key embedded in PKCS#8: "
+                              "x509: unknown elliptic curve")
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise CaLoadError(f"CA key must be ECDSA, got {_go_type(key)}")
+        return key
+    raise CaLoadError(f'unsupported PEM block type "{block_type}" '
+                      f'(expected "{CA_KEY_BLOCK_SEC1}" or "{CA_KEY_BLOCK_PKCS8}")')
+
+
+def load_ca(cert_pem: bytes, key_pem: bytes):
+    """pipelock's certgen.LoadCA on the two files' contents, rule by rule and
+    in its order; returns ``(certificate, private key)`` or raises
+    `CaLoadError` with pipelock's text:
+
+    1. the cert file's first PEM block parses as a certificate
+       ("no PEM block in CA cert file", "parse CA cert: ...");
+    2. the key file's first PEM block is ``EC PRIVATE KEY`` (SEC1) or
+       ``PRIVATE KEY`` (PKCS8) holding an ECDSA key ("parse CA key: ...":
+       "CA key must be ECDSA, got %T", "unsupported PEM block type %q
+       (expected %q or %q)");
+    3. the cert is a CA ("certificate is not a CA"; basicConstraints CA:TRUE);
+    4. it has keyCertSign ("CA certificate missing KeyUsageCertSign");
+    5. its public key is ECDSA ("CA certificate public key is not ECDSA");
+    6. the key is the cert's ("CA key does not match certificate").
+
+    Nothing else: validity dates, path length and the signature are not
+    checked at load (neither does pipelock)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    block = _pem_decode(cert_pem)
+    if block is None:
+        raise CaLoadError("no PEM block in CA cert file")
+    try:
+        cert = x509.load_der_x509_certificate(block[1])
+        cert_pub = cert.public_key()
+    except Exception as exc:  # ValueError, UnsupportedAlgorithm: Go's ParseCertificate fails
+        raise CaLoadError(f"parse CA cert: x509: malformed certificate ({exc})") from None
+    if isinstance(cert_pub, ec.EllipticCurvePublicKey) and cert_pub.curve.name not in _GO_CURVES:
+        raise CaLoadError("parse CA cert: x509: unsupported elliptic curve")
+
+    key_block = _pem_decode(key_pem)
+    if key_block is None:
+        raise CaLoadError("no PEM block in CA key file")
+    try:
+        key = _parse_ec_private_key_block(*key_block)
+    except CaLoadError as exc:
+        raise CaLoadError(f"parse CA key: {exc}") from None
+
+    try:
+        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        is_ca = basic.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise CaLoadError("certificate is not a CA")
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        cert_sign = usage.key_cert_sign
+    except x509.ExtensionNotFound:
+        cert_sign = False
+    if not cert_sign:
+        raise CaLoadError("CA certificate missing KeyUsageCertSign")
+    if not isinstance(cert_pub, ec.EllipticCurvePublicKey):
+        raise CaLoadError("CA certificate public key is not ECDSA")
+    if cert_pub.public_numbers() != key.public_key().public_numbers():
+        raise CaLoadError("CA key does not match certificate")
+    return cert, key
 
 
 def _key_of(problem: str) -> str:

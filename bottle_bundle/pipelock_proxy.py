@@ -70,7 +70,12 @@ Defaults are pipelock's (internal/config/normalize.go): mode balanced;
 request_body_scanning.enabled and .scan_headers true when omitted, action
 warn, header_mode sensitive; rate limit 60. The CA key file is refused at
 startup when its mode has any of the bits 0o137 (validate.go
-validateTLSInterception).
+validateTLSInterception). The CA pair must pass pipelock's LoadCA
+(internal/certgen/certgen.go; `pipelock_config.load_ca`): an ECDSA key in an
+``EC PRIVATE KEY`` or ``PRIVATE KEY`` block, a CA cert with keyCertSign and
+an ECDSA public key, the key matching it; else the stand-in does not start,
+with pipelock's text (``load TLS CA: CA key must be ECDSA, got
+*rsa.PrivateKey (run 'pipelock tls init' to generate)``).
 
 The SSRF guard (issue 15), as pipelock's scanner.go checkSSRF: on by
 default, a host (allowlisted or not) that resolves into ``internal``
@@ -706,6 +711,15 @@ def main(argv: list[str] | None = None) -> int:
         return logs.fail(NAME, f"refusing to start: invalid config {path}: {exc}")
 
     tls = settings.tls_enabled
+    if tls:
+        # pipelock's LoadCA (certgen.go) via LoadCertCache (proxy.go): an
+        # ECDSA CA only; anything else and pipelock does not start
+        try:
+            pipelock.load_ca(Path(settings.ca_cert).read_bytes(), Path(settings.ca_key).read_bytes())
+        except OSError as exc:
+            return logs.fail(NAME, f"refusing to start: load TLS CA: read CA files: {exc.strerror}")
+        except pipelock.CaLoadError as exc:
+            return logs.fail(NAME, f"refusing to start: {pipelock.load_ca_error(exc)}")
     try:
         confdir, bundle = mitm.prepare_confdir(
             Path(settings.ca_cert) if tls else None, Path(settings.ca_key) if tls else None,

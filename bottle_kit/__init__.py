@@ -27,7 +27,8 @@ What is here, by the order a backend uses it:
   unusable host file), `agent_api_hosts`;
 - host state (inside ``launch``): `write_state`, `remove_state`,
   `state_files` (paths, a `StateFiles`); CA: `ensure_ca` (runs
-  `ca_init_argv`, openssl, through the runner; returns `CaFiles`);
+  `ca_init_argv`, openssl, through the runner; an ECDSA P-256 CA, the only
+  kind real pipelock loads; returns `CaFiles`);
 - provisioning: `check_host_inputs` (before anything starts), `provision`
   (CA, guest files, prompt, skills, git user and gate, supervise MCP, Claude
   config, in that order), over a `GuestChannel` the backend implements (its
@@ -64,7 +65,7 @@ from bottle_ref.supervise import mcp_add_argv, mcp_url
 # Semantic version of this surface (not of the distribution). Bump it, and
 # add a CHANGELOG.md line under "bottle_kit", when a name, a signature or the
 # argv a helper runs changes.
-KIT_VERSION = "1.1.0"
+KIT_VERSION = "1.2.0"
 
 __all__ = [
     "KIT_VERSION",

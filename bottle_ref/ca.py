@@ -3,7 +3,13 @@
 
 pipelock's own binary is not available everywhere, so the reference makes
 the CA with ``openssl`` -- through the runner, like every external command,
-so a recorded launch shows it. The key file is created 0600 *before*
+so a recorded launch shows it. The CA is the one pipelock's ``GenerateCA``
+makes (luckyPipewrench/pipelock ``internal/certgen/certgen.go``, commit
+1243c913): an ECDSA P-256 key, CA:TRUE with path length 0, keyCertSign and
+cRLSign. It must be ECDSA: real pipelock's ``LoadCA`` refuses any other key
+("CA key must be ECDSA, got %T", "CA certificate public key is not ECDSA"),
+so an RSA CA would stop pipelock at start. P-256 is also about ten times
+quicker to make than RSA-2048, and ``ensure_ca`` is on ``up``'s path. The key file is created 0600 *before*
 openssl writes it (openssl truncates, keeping the mode), so the key is
 never readable by others, not even for an instant.
 """
@@ -40,14 +46,21 @@ class CaFiles:
 
 
 def ca_init_argv(dir: str | Path, *, common_name: str = "bottle-ref CA") -> list[str]:
-    """One openssl call: a self-signed RSA CA cert (CA:TRUE, keyCertSign) and
-    an unencrypted key, the pair a MITM proxy signs leaf certs with."""
+    """One openssl call: a self-signed ECDSA P-256 CA cert (CA:TRUE,
+    pathlen:0, keyCertSign, cRLSign; signed ecdsa-with-SHA256) and an
+    unencrypted PKCS8 key (``PRIVATE KEY``), the pair a MITM proxy signs leaf
+    certs with. As pipelock's ``GenerateCA`` (internal/certgen/certgen.go:
+    ``elliptic.P256()``, ``IsCA``, ``MaxPathLen: 0`` with ``MaxPathLenZero``,
+    ``KeyUsageCertSign | KeyUsageCRLSign``); its ``LoadCA`` takes PKCS8 as
+    well as SEC1 (``parseECPrivateKeyBlock``)."""
     d = Path(dir)
     return [
-        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes",
+        "openssl", "req", "-x509",
+        "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-sha256", "-nodes",
         "-days", str(CA_DAYS),
         "-subj", f"/CN={common_name}",
-        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         "-keyout", str(d / CA_KEY),
         "-out", str(d / CA_CERT),

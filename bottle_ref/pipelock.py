@@ -54,7 +54,7 @@ DLP_PATTERNS: tuple[Mapping[str, str], ...] = (
 # a run on pipelock's rules as the stand-in models them, not on pipelock.
 STANDIN: Mapping[str, str] = {
     "pipelock": "stand-in (bottle_bundle.pipelock_proxy: pipelock's config validation, "
-                "strict-only allowlist, per-list wildcards, passthrough, SNI and authority "
+                "its CA loading (ECDSA only), strict-only allowlist, per-list wildcards, passthrough, SNI and authority "
                 "checks, (?i) header DLP, 429 per base domain, the SSRF guard with its "
                 "exemptions, tunnel limits; not its fetch endpoint, URL or body DLP, built-in "
                 "DLP patterns, scan_env or response scanning; not pipelock's binary)",

@@ -507,9 +507,13 @@ LIVE_CA_TRUST = Clause(
     "LIVE-CA-TRUST", MUST,
     "TLS through the agent's first hop MUST validate inside the guest with the "
     "trust the backend provisioned (system store, and CODEX_CA_CERTIFICATE for "
-    "codex).",
+    "codex); the CA pipelock signs with MUST be one real pipelock loads (an ECDSA "
+    "key in an EC PRIVATE KEY or PRIVATE KEY block, a CA certificate with keyCertSign "
+    "and that key; an RSA CA stops pipelock at start).",
     LIVE, Capability.LIVE,
-    "seed: missing CA hash symlink broke curl/openssl; Codex ignored the system store",
+    "seed: missing CA hash symlink broke curl/openssl; Codex ignored the system store; "
+    "ca-ec: the bottle CAs were RSA-2048, which pipelock's LoadCA refuses "
+    "(internal/certgen/certgen.go LoadCA, parseECPrivateKeyBlock)",
 )
 LIVE_FAILCLOSED = Clause(
     "LIVE-FAILCLOSED", MUST,

@@ -198,6 +198,19 @@ def agent_facing_daemons(plan: Plan) -> list[str]:
     return out + [d for d in (GIT_GATE, SUPERVISE) if d in plan.daemons]
 
 
+CONTAINER_NOT_RUNNING = "is not running"  # docker exec into an exited container
+
+
+def last_words(runner: Runner, container: str, daemon: str) -> str:
+    """The line an exited daemon left in ``docker logs`` (its own
+    ``DAEMON: ...`` line if there is one, else the last line)."""
+    logs = runner.run(["docker", "logs", "--tail", "20", container], check=False,
+                      timeout=DAEMON_PROBE_TIMEOUT)
+    lines = [ln.strip() for ln in (logs.stdout + "\n" + logs.stderr).splitlines() if ln.strip()]
+    own = [ln for ln in lines if ln.startswith(f"{daemon}: ")]
+    return (own or lines or [f"no output; see `docker logs {container}`"])[-1][-400:]
+
+
 def wait_for_daemons(runner: Runner, targets: Sequence[tuple[str, str, int]], *,
                      timeout: float = DAEMON_READY_TIMEOUT,
                      overlap: "Overlap | None" = None) -> None:
@@ -205,19 +218,33 @@ def wait_for_daemons(runner: Runner, targets: Sequence[tuple[str, str, int]], *,
     with its own bound: one after another, or all at once through
     ``overlap`` (joined here). Observed, never a fixed sleep: a proxy still
     starting answers the guest's first request with a refusal or a 502.
-    Raises `DaemonNotReady` naming the daemon."""
+    Raises `DaemonNotReady` naming the daemon; at once, with the daemon's
+    own last words from ``docker logs``, when its container has exited (a
+    daemon that refused to start, e.g. pipelock on a CA its LoadCA refuses,
+    never comes back: no point polling out the bound)."""
 
     def wait(daemon: str, container: str, port: int) -> None:
         argv = daemon_probe_argv(container, port)
+        exited: list[bool] = []
+
+        def ready() -> bool:
+            probe = runner.run(argv, check=False, timeout=DAEMON_PROBE_TIMEOUT)
+            if not probe.ok and CONTAINER_NOT_RUNNING in probe.stderr:
+                exited.append(True)
+                return True
+            return probe.ok
+
         try:
-            poll(runner, lambda: runner.run(
-                     argv, check=False, timeout=DAEMON_PROBE_TIMEOUT).ok,
-                 timeout=timeout, what=f"bundle daemon {daemon}")
+            poll(runner, ready, timeout=timeout, what=f"bundle daemon {daemon}")
         except TimeoutError:
             raise DaemonNotReady(
                 f"bundle daemon {daemon} is not accepting connections on port {port} "
                 f"inside {container} after {timeout:g}s; see `docker logs {container}`"
             ) from None
+        if exited:
+            raise DaemonNotReady(
+                f"bundle daemon {daemon} exited before accepting connections on port {port} "
+                f"inside {container}: {last_words(runner, container, daemon)}")
 
     for target in targets:
         if overlap is None:

@@ -750,3 +750,31 @@ class PipelockNoSsrfBackend(_PatchedDaemonBackend):
 
 
 TestPipelockNoSsrf = _case(PipelockNoSsrfBackend)
+
+
+# --- ca-ec (found under issue 19): an RSA bottle CA, which real pipelock refuses ---------
+
+def _rsa_ca(argv):
+    """`bottle_ref.ca.ca_init_argv` as it was: ``-newkey rsa:2048`` instead
+    of ``-newkey ec -pkeyopt ec_paramgen_curve:prime256v1`` (both CAs)."""
+    if argv[:3] == ["openssl", "req", "-x509"] and argv[3:7] == [
+            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]:
+        return argv[:3] + ["-newkey", "rsa:2048"] + argv[7:]
+    return argv
+
+
+class RsaCaBackend(DockerBackend):
+    """LIVE-CA-TRUST: the bottle CAs are RSA-2048. Real pipelock's LoadCA
+    (luckyPipewrench/pipelock internal/certgen/certgen.go) refuses an RSA key
+    ("CA key must be ECDSA, got *rsa.PrivateKey"), and so does the stand-in:
+    pipelock never starts, and launch fails naming it."""
+
+    name: ClassVar[str] = "broken-rsa-ca"
+
+    def launch(self, plan, runner, **kw):
+        bottle = super().launch(plan, _Rewriting(runner, _rsa_ca), **kw)
+        bottle.runner = runner
+        return bottle
+
+
+TestRsaCa = _case(RsaCaBackend)

@@ -131,6 +131,59 @@ def make_ca(directory: Path, common_name: str = "bottle-test CA") -> tuple[Path,
     return directory / "ca.pem", directory / "ca-key.pem"
 
 
+# CA pairs real pipelock's LoadCA refuses (internal/certgen/certgen.go), each
+# with the text it refuses them with (tests/unit/test_pipelock_load_ca.py has
+# the rule-by-rule unit tests; these are for the running daemons)
+BAD_CAS = {
+    "rsa": "parse CA key: CA key must be ECDSA, got *rsa.PrivateKey",
+    "not-a-ca": "certificate is not a CA",
+    "no-keycertsign": "CA certificate missing KeyUsageCertSign",
+    "mismatched-key": "CA key does not match certificate",
+    "rsa-pem-block": 'parse CA key: unsupported PEM block type "RSA PRIVATE KEY" '
+                     '(expected "EC PRIVATE KEY" or "PRIVATE KEY")',
+}
+
+
+def make_bad_ca(directory: Path, kind: str) -> tuple[Path, Path]:
+    """``(ca.pem, ca-key.pem)`` (key 0600) of one of the `BAD_CAS` kinds."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import NameOID
+
+    if kind in ("rsa", "rsa-pem-block"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bad CA ({kind})")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    usage = dict(digital_signature=True, content_commitment=False, key_encipherment=False,
+                 data_encipherment=False, key_agreement=False,
+                 key_cert_sign=kind != "no-keycertsign", crl_sign=False,
+                 encipher_only=False, decipher_only=False)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=kind != "not-a-ca", path_length=None),
+                           critical=True)
+            .add_extension(x509.KeyUsage(**usage), critical=True)
+            .sign(key, hashes.SHA256()))
+    if kind == "mismatched-key":
+        key = ec.generate_private_key(ec.SECP256R1())
+    fmt = (serialization.PrivateFormat.TraditionalOpenSSL if kind == "rsa-pem-block"
+           else serialization.PrivateFormat.PKCS8)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "ca.pem", directory / "ca-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 def make_server_cert(directory: Path, names: tuple[str, ...] = ("localhost",),
                      ips: tuple[str, ...] = (LOOPBACK,)) -> tuple[Path, Path]:
     """A self-signed server certificate for the test upstream."""

@@ -25,8 +25,10 @@ from bottle_bundle.pipelock_proxy import (  # noqa: E402
     REASON_RATE,
 )
 from bundle_harness import (  # noqa: E402
+    BAD_CAS,
     LOOPBACK,
     free_port,
+    make_bad_ca,
     make_ca,
     make_server_cert,
     port_open,
@@ -201,6 +203,35 @@ def test_refuses_to_start_with_an_unreadable_ca(tmp_path, pki):
     out = daemon.output()
     assert code != 0 and "CA key not found" in out and "missing-key.pem" in out, out
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_CAS))
+def test_refuses_to_start_with_a_ca_pipelock_cannot_load(tmp_path, pki, kind):
+    """Real pipelock loads its CA with certgen.LoadCA
+    (luckyPipewrench/pipelock internal/certgen/certgen.go, LoadCA and
+    parseECPrivateKeyBlock, commit 1243c913def0) from (*Proxy).LoadCertCache
+    (internal/proxy/proxy.go) and does not start when it fails: an ECDSA CA
+    only, a CA with keyCertSign, the key matching. The stand-in refuses the
+    same pairs with the same text, in one line, before it listens."""
+    cert, key = make_bad_ca(tmp_path / "ca", kind)
+
+    def edit(data):
+        data["tls_interception"]["ca_cert"] = str(cert)
+        data["tls_interception"]["ca_key"] = str(key)
+
+    path, port = write_config(tmp_path, pki, edit=edit)
+    daemon = spawn("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,))
+    try:
+        code = daemon.wait_exit()
+    finally:
+        daemon.stop()
+    out = daemon.output()
+    assert code != 0, out
+    assert [line for line in out.splitlines() if line.startswith("pipelock:")] == [
+        f"pipelock: refusing to start: load TLS CA: {BAD_CAS[kind]} "
+        "(run 'pipelock tls init' to generate)"], out
+    assert "Traceback" not in out
+    assert not port_open(LOOPBACK, port)
 
 
 # --- issue 15 (second pass): the SSRF guard in the running process ---------------

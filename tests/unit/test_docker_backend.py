@@ -467,6 +467,31 @@ def test_never_ready_daemon_fails_launch_and_cleans_up(host, skill):
     assert not Path(plan.state_dir).exists()
 
 
+def test_a_daemon_whose_container_exited_fails_launch_at_once_with_its_own_line(host, skill):
+    """A daemon that refused to start (its container exited: pipelock on a CA
+    certgen.go LoadCA refuses) is not polled out to the 30 s bound: launch
+    fails at the first probe with the daemon's own line from docker logs."""
+    refusal = ("pipelock: refusing to start: load TLS CA: parse CA key: CA key must be "
+               "ECDSA, got *rsa.PrivateKey (run 'pipelock tls init' to generate)")
+    runner = (RecordingRunner()
+              .reply(*probe("pipelock", 8888), returncode=1,
+                     stderr=f"Error response from daemon: container {ctr('pipelock')} is not running")
+              .reply("docker", "logs", "--tail", "20", ctr("pipelock"),
+                     stderr=f"bottle-bundle: started pipelock (pid 7)\n{refusal}\n"
+                            "bottle-bundle: pipelock exited with code 2; stopping the bundle\n"))
+    backend = DockerBackend()
+    plan = backend.prepare(full_spec(skill), host)
+    backend.script(runner, plan)
+    with pytest.raises(DaemonNotReady) as info:
+        backend.launch(plan, runner)
+    assert str(info.value) == (f"bundle daemon pipelock exited before accepting connections on "
+                               f"port 8888 inside {ctr('pipelock')}: {refusal}")
+    assert len(runner.find(*probe("pipelock", 8888))) == 1
+    assert sum(c.seconds for c in runner.calls if c.kind == "sleep") < 1
+    assert runner.argvs[-1][:3] == ("docker", "network", "rm")  # cleaned up
+    assert not Path(plan.state_dir).exists()
+
+
 # -- failure midway -------------------------------------------------------------------
 
 
