@@ -8,10 +8,11 @@ makes (luckyPipewrench/pipelock ``internal/certgen/certgen.go``, commit
 1243c913): an ECDSA P-256 key, CA:TRUE with path length 0, keyCertSign and
 cRLSign. It must be ECDSA: real pipelock's ``LoadCA`` refuses any other key
 ("CA key must be ECDSA, got %T", "CA certificate public key is not ECDSA"),
-so an RSA CA would stop pipelock at start. P-256 is also about ten times
-quicker to make than RSA-2048, and ``ensure_ca`` is on ``up``'s path. The key file is created 0600 *before*
-openssl writes it (openssl truncates, keeping the mode), so the key is
-never readable by others, not even for an instant.
+so an RSA CA would stop pipelock at start. P-256 is also quicker to make
+than RSA-2048 (7 ms against 160 ms, median), and ``ensure_ca`` is on
+``up``'s path. The key file is created 0600 *before* openssl writes it
+(openssl truncates, keeping the mode), so the key is never readable by
+others, not even for an instant.
 """
 
 from __future__ import annotations

@@ -512,7 +512,8 @@ LIVE_CA_TRUST = Clause(
     "and that key; an RSA CA stops pipelock at start).",
     LIVE, Capability.LIVE,
     "seed: missing CA hash symlink broke curl/openssl; Codex ignored the system store; "
-    "ca-ec: the bottle CAs were RSA-2048, which pipelock's LoadCA refuses "
+    "issue 19 (read in pipelock's source): the bottle CAs were RSA-2048, which "
+    "pipelock's LoadCA refuses "
     "(internal/certgen/certgen.go LoadCA, parseECPrivateKeyBlock)",
 )
 LIVE_FAILCLOSED = Clause(
