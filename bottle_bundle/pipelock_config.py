@@ -561,6 +561,22 @@ def _go_type(key: Any) -> str:
     return type(key).__name__
 
 
+# The first two fields of each key format's DER, and the Go x509 parser for it.
+_GO_KEY_PARSERS = {(0x02, 0x04): "ParseECPrivateKey",  # SEC1: version, key octets
+                   (0x02, 0x30): "ParsePKCS8PrivateKey",  # PKCS8: version, algorithm
+                   (0x02, 0x02): "ParsePKCS1PrivateKey"}  # PKCS1: version, modulus
+
+
+def _refuse_other_format(tags: list[int], *, own: str) -> None:
+    """Go's x509 key parsers, handed another format's DER, name the parser
+    that reads it: "x509: failed to parse private key (use X instead for
+    this key format)"."""
+    parser = _GO_KEY_PARSERS.get(tuple(tags[:2]))
+    if parser is not None and parser != own:
+        raise CaLoadError(f"x509: failed to parse private key (use {parser} instead "
+                          "for this key format)")
+
+
 def _parse_ec_private_key_block(block_type: str, der: bytes):
     """certgen.go parseECPrivateKeyBlock: ``EC PRIVATE KEY`` is SEC1 (Go
     x509.ParseECPrivateKey), ``PRIVATE KEY`` is PKCS8 and must hold an ECDSA
@@ -571,12 +587,7 @@ def _parse_ec_private_key_block(block_type: str, der: bytes):
 
     if block_type == CA_KEY_BLOCK_SEC1:
         tags = _der_children_tags(der)
-        if tags[:2] == [0x02, 0x30]:
-            raise CaLoadError("x509: failed to parse private key "
-                              "(use ParsePKCS8PrivateKey instead for this key format)")
-        if tags[:2] == [0x02, 0x02]:
-            raise CaLoadError("x509: failed to parse private key "
-                              "(use ParsePKCS1PrivateKey instead for this key format)")
+        _refuse_other_format(tags, own="ParseECPrivateKey")
         if len(der) > 4 and tags[:2] == [0x02, 0x04] and der[4] != 1 and der[2:4] == b"\x02\x01":
             raise CaLoadError(f"x509: unknown EC private key version {der[4]}")
         try:
@@ -592,13 +603,7 @@ def _parse_ec_private_key_block(block_type: str, der: bytes):
             raise CaLoadError("x509: unknown elliptic curve")
         return key
     if block_type == CA_KEY_BLOCK_PKCS8:
-        tags = _der_children_tags(der)
-        if tags[:2] == [0x02, 0x04]:
-            raise CaLoadError("x509: failed to parse private key "
-                              "(use ParseECPrivateKey instead for this key format)")
-        if tags[:2] == [0x02, 0x02]:
-            raise CaLoadError("x509: failed to parse private key "
-                              "(use ParsePKCS1PrivateKey instead for this key format)")
+        _refuse_other_format(_der_children_tags(der), own="ParsePKCS8PrivateKey")
         try:
             key = serialization.load_der_private_key(der, password=None)
         except UnsupportedAlgorithm:
@@ -656,19 +661,16 @@ def load_ca(cert_pem: bytes, key_pem: bytes):
     except CaLoadError as exc:
         raise CaLoadError(f"parse CA key: {exc}") from None
 
-    try:
-        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        is_ca = basic.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
+    def extension(kind):  # Go leaves IsCA and KeyUsage zero when absent
+        try:
+            return cert.extensions.get_extension_for_class(kind).value
+        except x509.ExtensionNotFound:
+            return None
+
+    basic, usage = extension(x509.BasicConstraints), extension(x509.KeyUsage)
+    if basic is None or not basic.ca:
         raise CaLoadError("certificate is not a CA")
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        cert_sign = usage.key_cert_sign
-    except x509.ExtensionNotFound:
-        cert_sign = False
-    if not cert_sign:
+    if usage is None or not usage.key_cert_sign:
         raise CaLoadError("CA certificate missing KeyUsageCertSign")
     if not isinstance(cert_pub, ec.EllipticCurvePublicKey):
         raise CaLoadError("CA certificate public key is not ECDSA")

@@ -105,6 +105,18 @@ def shared_pipelock(pki, tmp_path_factory):
         yield get
 
 
+def _start_refused(tmp_path: Path, pki, edit) -> tuple[int | None, str, int]:
+    """Start the stand-in on a config ``edit`` spoils; its exit code, its
+    output and the port it was told to listen on."""
+    path, port = write_config(tmp_path, pki, edit=edit)
+    daemon = spawn("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,))
+    try:
+        code = daemon.wait_exit()
+    finally:
+        daemon.stop()
+    return code, daemon.output(), port
+
+
 @pytest.mark.parametrize("where", ["top", "nested"])
 def test_refuses_to_start_on_unknown_key(tmp_path, pki, where):
     def edit(data):
@@ -113,13 +125,7 @@ def test_refuses_to_start_on_unknown_key(tmp_path, pki, where):
         else:
             data["fetch_proxy"]["bogus"] = 1
 
-    path, port = write_config(tmp_path, pki, edit=edit)
-    daemon = spawn("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,))
-    try:
-        code = daemon.wait_exit()
-    finally:
-        daemon.stop()
-    out = daemon.output()
+    code, out, port = _start_refused(tmp_path, pki, edit)
     assert code != 0, out
     key = "allow_everything" if where == "top" else "fetch_proxy.bogus"
     assert "refusing to start" in out and f"{key}: unknown key" in out, out
@@ -194,13 +200,7 @@ def test_refuses_to_start_with_an_unreadable_ca(tmp_path, pki):
     def edit(data):
         data["tls_interception"]["ca_key"] = str(tmp_path / "missing-key.pem")
 
-    path, port = write_config(tmp_path, pki, edit=edit)
-    daemon = spawn("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,))
-    try:
-        code = daemon.wait_exit()
-    finally:
-        daemon.stop()
-    out = daemon.output()
+    code, out, port = _start_refused(tmp_path, pki, edit)
     assert code != 0 and "CA key not found" in out and "missing-key.pem" in out, out
     assert "Traceback" not in out
 
@@ -219,13 +219,7 @@ def test_refuses_to_start_with_a_ca_pipelock_cannot_load(tmp_path, pki, kind):
         data["tls_interception"]["ca_cert"] = str(cert)
         data["tls_interception"]["ca_key"] = str(key)
 
-    path, port = write_config(tmp_path, pki, edit=edit)
-    daemon = spawn("pipelock", pipelock_env(path, pki), tmp_path / "log", ports=(port,))
-    try:
-        code = daemon.wait_exit()
-    finally:
-        daemon.stop()
-    out = daemon.output()
+    code, out, port = _start_refused(tmp_path, pki, edit)
     assert code != 0, out
     assert [line for line in out.splitlines() if line.startswith("pipelock:")] == [
         f"pipelock: refusing to start: load TLS CA: {BAD_CAS[kind]} "
