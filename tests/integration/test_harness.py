@@ -119,8 +119,13 @@ def test_resource_names_unique_and_prefixed():
 
 
 def test_run_tag(monkeypatch):
+    # Run under pytest-xdist this process is a worker itself: start from none.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     monkeypatch.setenv("BOTTLE_LIVE_TAG", "Pinned1")
     assert run_tag() == "pinned1"
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw2")  # the pin keeps the worker apart
+    assert run_tag() == "pinned1w2"
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
     monkeypatch.setenv("BOTTLE_LIVE_TAG", "no-dashes!")
     with pytest.raises(ValueError):
         run_tag()
