@@ -588,10 +588,11 @@ def guest_net(bottle: Bottle, *, log: ProbeLog, timeout: float = 10.0) -> GuestN
     return GuestNet(tuple(routes), mounts, interfaces)
 
 
-def concurrently(*calls: Callable[[], T]) -> list[T]:
+def concurrently(*calls: Callable[[], T], workers: int | None = None) -> list[T]:
     """Run independent probes at once (each is its own bounded exec), so
-    probes that must time out cost one timeout, not one each."""
-    with ThreadPoolExecutor(max_workers=len(calls) or 1) as pool:
+    probes that must time out cost one timeout, not one each. ``workers``
+    caps how many run together (None: all)."""
+    with ThreadPoolExecutor(max_workers=workers or len(calls) or 1) as pool:
         return [f.result() for f in [pool.submit(c) for c in calls]]
 
 

@@ -76,8 +76,13 @@ class Sites:
 
 def requests_seen(engine: Engine, site: Site, marker: str) -> list[str]:
     """Log lines of ``site`` whose request path contains ``marker``."""
-    return [ln for ln in engine.logs(site.container).splitlines()
-            if ln.startswith("upstream: ") and marker in ln]
+    return requests_in(engine.logs(site.container), marker)
+
+
+def requests_in(log: str, marker: str) -> list[str]:
+    """The request lines of a site's ``log`` (one `Engine.logs` read, for
+    several markers) whose path contains ``marker``."""
+    return [ln for ln in log.splitlines() if ln.startswith("upstream: ") and marker in ln]
 
 
 def fingerprint(value: str) -> str:
