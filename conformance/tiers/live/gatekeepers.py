@@ -156,12 +156,10 @@ class LiveGatekeepers:
             f"control failed: the route host spelled as routed did not pass through with its "
             f"token ({passed.describe()})")
         bad = []
-        for variant in (route + ".", route.upper(), route.capitalize() + "."):
-            marker = _marker("canon")
-            r = probes.front(live.bottle, mode="tls", target=variant, sni=variant, host=variant,
-                             path=marker, auth=auth, extra=trip, log=probe_log,
-                             name=f"canon {variant}")
-            seen = _seen(live_harness, sites, marker)
+        variants = [(v, dict(target=v, sni=v, host=v))
+                    for v in (route + ".", route.upper(), route.capitalize() + ".")]
+        for variant, r, seen in _attack_all(live, live_harness, sites, variants, "canon",
+                                            probe_log, mode="tls", auth=auth, extra=trip):
             if r.status == decrypted.status and r.body.strip() == decrypted.body.strip():
                 bad.append(f"{variant}: pipelock decrypted it (answered as its DLP answers the "
                            f"decrypted control: {r.describe()})")
@@ -178,15 +176,18 @@ class LiveGatekeepers:
     @BOTH
     def test_no_host_outside_the_allowlist_answers(self, live, live_harness, probe_log):
         live.wait_ready(probe_log)
-        bad = []
-        for host in (ONBOARDING_HOST, NOWHERE_HOST, upstream.DENIED_HOST):
-            for mode, target in (("plain", host), ("tls", f"{host}:443")):
-                # the onboarding app answers its own paths (/, /cert/pem), 404 elsewhere
-                path = "/cert/pem" if host == ONBOARDING_HOST else _marker("allowlist")
-                r = probes.front(live.bottle, mode=mode, target=target, sni=host, host=host,
-                                 path=path, log=probe_log, name=f"allowlist {mode} {host}")
-                if 200 <= r.status < 400 or r.status == 404 or "mitmproxy" in r.body.lower():
-                    bad.append(f"{r.describe()}")
+        # the onboarding app answers its own paths (/, /cert/pem), 404 elsewhere
+        tries = [(host, mode, target,
+                  "/cert/pem" if host == ONBOARDING_HOST else _marker("allowlist"))
+                 for host in (ONBOARDING_HOST, NOWHERE_HOST, upstream.DENIED_HOST)
+                 for mode, target in (("plain", host), ("tls", f"{host}:443"))]
+        results = probes.concurrently(*(
+            (lambda host=host, mode=mode, target=target, path=path: probes.front(
+                live.bottle, mode=mode, target=target, sni=host, host=host, path=path,
+                log=probe_log, name=f"allowlist {mode} {host}"))
+            for host, mode, target, path in tries), workers=ATTACK_WORKERS)
+        bad = [r.describe() for r in results
+               if 200 <= r.status < 400 or r.status == 404 or "mitmproxy" in r.body.lower()]
         assert not bad, ("a host outside the bottle's allowlist answered through the first hop: "
                          + "; ".join(bad))
 
