@@ -591,7 +591,8 @@ def guest_net(bottle: Bottle, *, log: ProbeLog, timeout: float = 10.0) -> GuestN
 def concurrently(*calls: Callable[[], T], workers: int | None = None) -> list[T]:
     """Run independent probes at once (each is its own bounded exec), so
     probes that must time out cost one timeout, not one each. ``workers``
-    caps how many run together (None: all)."""
+    caps how many run together (None: all). Every call has ended when this
+    returns or raises (the first failure, in the calls' order)."""
     with ThreadPoolExecutor(max_workers=workers or len(calls) or 1) as pool:
         return [f.result() for f in [pool.submit(c) for c in calls]]
 

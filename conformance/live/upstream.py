@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 
 from .engine import Engine
+from .probes import concurrently
 from .resources import Resources
 from .tls import TestPki
 
@@ -181,10 +181,4 @@ def start_sites(engine: Engine, res: Resources, network: str, image: str, pki: T
                             (DENIED_HOST,), timeout)
     if not engine.runner.concurrent:
         return Sites(network, allowed(), denied())
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="bottle-sites") as pool:
-        futures = [pool.submit(allowed), pool.submit(denied)]
-        errors = [f.exception() for f in futures]  # wait for both, whatever happens
-    for exc in errors:
-        if exc is not None:
-            raise exc
-    return Sites(network, futures[0].result(), futures[1].result())
+    return Sites(network, *concurrently(allowed, denied))  # both waited for, whatever happens
