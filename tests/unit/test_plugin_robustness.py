@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bottle_api.runner import RecordingRunner
 from conformance import watchdog
 from conformance.outcomes import State
 from conformance.report import Report
@@ -364,7 +365,6 @@ def test_the_live_harness_never_waits_on_a_launch_without_a_bound(tmp_path, shor
     wait now ends at the watchdog's deadline with an ERROR naming it."""
     from concurrent.futures import Future
 
-    from bottle_api.runner import RecordingRunner
     from bottle_ref.backends.docker import DockerBackend
     from conformance.live.harness import LiveHarness
 
@@ -379,10 +379,7 @@ def test_the_live_harness_never_waits_on_a_launch_without_a_bound(tmp_path, shor
     assert time.monotonic() - t0 < 5
 
 
-from bottle_api.runner import RecordingRunner as _Recording  # noqa: E402
-
-
-class _SlowFileRunner(_Recording):
+class _SlowFileRunner(RecordingRunner):
     """Records argv; an ``openssl`` call takes a moment and writes the files
     it names (-keyout/-out), as the real one does."""
 
