@@ -111,11 +111,27 @@ def _chosen(marks):
                for m in marks)
 
 
+def _own_clause_marks(obj):
+    """The function's clause marks; else, when every parameter set of its
+    parametrize marks carries some (the snapshot tier's scenarios), theirs;
+    else None (unknown here: the items hook decides)."""
+    own = getattr(obj, "pytestmark", ())
+    marks = [m for m in own if m.name == "clause"]
+    if marks:
+        return marks
+    params = [ps for m in own if m.name == "parametrize"
+              for ps in (m.args[1] if len(m.args) > 1 else m.kwargs.get("argvalues", ()))]
+    per_param = [[getattr(x, "mark", x) for x in getattr(ps, "marks", ())] for ps in params]
+    if per_param and all(any(m.name == "clause" for m in ms) for ms in per_param):
+        return [m for ms in per_param for m in ms if m.name == "clause"]
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector, name, obj):
     if WANTED is None or not name.startswith("test") or not callable(obj):
         return None
-    marks = [m for m in getattr(obj, "pytestmark", ()) if m.name == "clause"]
+    marks = _own_clause_marks(obj)
     return [] if marks and not _chosen(marks) else None
 
 
@@ -188,7 +204,7 @@ def run_static_suite(pytester: pytest.Pytester, backend: type[Backend], *,
                                                       name=backend.__qualname__))
     wanted = None if clauses is None else sorted(clauses)
     pytester.makeconftest(INNER_CONFTEST.format(wanted=wanted, snapshot_tier=snapshot_tier))
-    args = [*_UNNEEDED, "-q", "--tb=short", "--bottle-tier=snapshot,invariant",
+    args = [*_UNNEEDED, "-q", "--tb=native", "--bottle-tier=snapshot,invariant",
             "--bottle-report=report.json", "--bottle-hypothesis-profile=ci"]
     if snapshot_dir is None:
         args += [f"--bottle-snapshot-dir={pytester.path / 'snapshots'}", "--snapshot-update"]
@@ -336,6 +352,33 @@ def test_backend_passes_clause_it_used_to_fail(pytester, clause_id, backend):
     run = run_static_suite(pytester, backend, clauses=[clause_id])
     assert run.states().get(clause_id) == State.PASSED, run.explain()
     assert not run.with_state(State.ERROR), run.explain()
+
+
+# -- the inner runs' collection ------------------------------------------------------
+
+
+def test_inner_prune_drops_only_what_the_items_hook_drops(pytester):
+    """INNER_CONFTEST's collection-time prune is only a shortcut: for every
+    static clause, with and without the snapshot tier, no item it prunes is
+    one the items hook would keep (a pruned item would be a clause check a
+    broken backend never meets). And it prunes all but a handful: items
+    outside the clause are only those whose function names no clause."""
+    pytester.makepyfile(test_static=INNER_TEST.format(module=DockerBackend.__module__,
+                                                      name=DockerBackend.__qualname__))
+    items, _ = pytester.inline_genitems(*_UNNEEDED, "--bottle-tier=snapshot,invariant")
+    assert len(items) > 200, f"collected only {len(items)} items"
+    for snapshot_tier in (False, True):
+        for cid in static_clauses():
+            hooks: dict = {}
+            exec(INNER_CONFTEST.format(wanted=[cid], snapshot_tier=snapshot_tier), hooks)
+            prune, chosen = hooks["pytest_pycollect_makeitem"], hooks["_chosen"]
+            pruned = {i.nodeid for i in items if prune(None, i.originalname, i.obj) == []}
+            kept = {i.nodeid for i in items if chosen(i.iter_markers("clause"))}
+            assert not pruned & kept, f"{cid} (snapshot tier {snapshot_tier}): pruned " \
+                                      f"{sorted(pruned & kept)[:3]}"
+            unnamed = {i.nodeid for i in items if hooks["_own_clause_marks"](i.obj) is None}
+            assert {i.nodeid for i in items} - pruned <= kept | unnamed
+    assert len(unnamed) < 10, sorted(unnamed)
 
 
 # -- the table ---------------------------------------------------------------------
