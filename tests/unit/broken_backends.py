@@ -193,11 +193,17 @@ def is_bundle_run(argv: Sequence[str]) -> bool:
 # -- plan helpers -------------------------------------------------------------------
 
 
+# libyaml's loader and dumper where PyYAML has them: the pure-Python pair cost
+# ~10 ms a plan, and every pipelock broken backend calls this once per example.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def with_pipelock(plan: Plan, change: Callable[[dict], None]) -> Plan:
     """The plan with its pipelock.yaml parsed, changed in place, re-dumped."""
-    data = yaml.safe_load(plan.pipelock.config_yaml)
+    data = yaml.load(plan.pipelock.config_yaml, Loader=_LOADER)  # noqa: S506 - a safe loader
     change(data)
-    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000)
+    text = yaml.dump(data, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=1000)
     return dataclasses.replace(plan, pipelock=dataclasses.replace(plan.pipelock, config_yaml=text))
 
 
