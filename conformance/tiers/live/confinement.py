@@ -27,6 +27,10 @@ class LiveConfinement:
     @clause("LIVE-HOST")
     @BOTH
     def test_host_services_unreachable(self, live, host_canary, probe_log):
+        """The host's services, dialled over TCP as node (every gateway and
+        host address) and, independently, as node and root over IPv6
+        neighbours and raw sockets (`_root_and_raw`). The two halves run at
+        once: most of each is one dial timeout that nothing answers."""
         live.need_network()
         addrs = host_addresses()
         host_canary.self_test(via=addrs)  # it answers the host on each of them
@@ -35,61 +39,38 @@ class LiveConfinement:
         via = list(dict.fromkeys([*probes.gateways(net), *addrs]))
         targets = [(a, port) for a in via]
         targets += [(probes.GATEWAY_TARGET, port), (probes.PROXY_HOST_TARGET, port)]
+        raw = self._root_and_raw(live, host_canary, probe_log)
         before = host_canary.hits
-        *direct, control = probes.tcp(live.bottle, [*targets, (probes.PROXY_TARGET, 0)],
-                                      log=probe_log, name="host", timeout=HOST_DIAL_S)
+        (*direct, control), runs = probes.concurrently(
+            lambda: probes.tcp(live.bottle, [*targets, (probes.PROXY_TARGET, 0)],
+                               log=probe_log, name="host", timeout=HOST_DIAL_S),
+            raw.send)
         assert control.connected, (
             f"control failed: the guest cannot reach its first hop ({control.target}: "
             f"{control.error}), so the host probe proves nothing")
         assert not _unreached(direct), (
             f"the guest reached a host service listening on 0.0.0.0/:: (port {port}): "
             f"{_unreached(direct)}")
+        raw.judge(runs)
         assert host_canary.hits == before, (
-            f"the host canary counted {host_canary.hits - before} connection(s) from the "
-            f"guest: {host_canary.peers[before:]}")
-        self._host_from_root_and_raw(live, host_canary, addrs, probe_log)
+            f"the host canary counted {host_canary.hits - before} connection(s) from root "
+            f"or node in the guest: {host_canary.peers[before:]}")
 
     @staticmethod
-    def _host_from_root_and_raw(live, host_canary, addrs, probe_log):
+    def _root_and_raw(live, host_canary, probe_log) -> "_RootAndRaw":
         """Issue 16: the same host service, tried as node AND root, over the
         guest's IPv6 neighbours (link-local, found by neighbour discovery)
         and, where the guest may open AF_PACKET sockets (NET_RAW), with
         hand-framed UDP to every host address (`probes.host_raw`). Every
-        datagram carries a fresh marker the canary looks for."""
+        datagram carries a fresh marker the canary looks for. Its UDP
+        control runs here, before anything is sent."""
         addrs = host_addresses()  # again: other users' bridges come and go on a shared host
         v4 = [a for a in addrs if ":" not in a and not a.startswith("127.")]
         v6 = [a for a in addrs if ":" in a and a != "::1"]
         tested = host_canary.udp_self_test(via=tuple(v4 + v6))
         assert tested, f"control failed: the UDP canary was reached via none of {v4 + v6}"
-        v4, v6 = [a for a in v4 if a in tested], [a for a in v6 if a in tested]
-        marker = "bottle-live-raw-" + secrets.token_hex(6)
-        before = host_canary.hits
-        runs = probes.concurrently(*(
-            (lambda u=u: probes.host_raw(live.bottle, v4, v6, host_canary.port, marker,
-                                         user=u, log=probe_log, timeout=HOST_DIAL_S))
-            for u in ("node", "root")))
-        # a barrier: the datagrams sent before it (same sockets) are counted
-        host_canary.udp_self_test(via=tuple(a for a in ("127.0.0.1", "::1") if a in addrs))
-        node, root = runs
-        assert root.uid == 0, f"control failed: the root probe ran as uid {root.uid}"
-        reached = [f"{r.uid and 'node' or 'root'}: {t.target}" for r in runs for t in r.tcp
-                   if t.connected]
-        assert not reached, (
-            f"the guest reached a host service listening on 0.0.0.0/:: (port "
-            f"{host_canary.port}) through a host or neighbour address: {reached} "
-            f"(neighbours: {list(root.neighbours or node.neighbours)})")
-        raw = [f"{'node' if r.uid else 'root'}: {t}" for r in runs for t in r.raw_tcp]
-        assert not raw, (
-            f"root in the guest completed a TCP handshake by hand (AF_PACKET: {root.packet}) "
-            f"with a host service listening on :: (port {host_canary.port}): {raw}")
-        got = host_canary.udp_carrying(marker.encode())
-        assert not got, (
-            f"the host received {len(got)} UDP datagram(s) framed by root in the guest "
-            f"with a raw socket (AF_PACKET: {root.packet}) from {sorted(set(got))[:5]}; "
-            f"sent {list(root.udp_sent)[:6]}")
-        assert host_canary.hits == before, (
-            f"the host canary counted {host_canary.hits - before} connection(s) from root "
-            f"or node in the guest: {host_canary.peers[before:]}")
+        return _RootAndRaw(live, host_canary, probe_log, addrs,
+                           [a for a in v4 if a in tested], [a for a in v6 if a in tested])
 
     # -- LIVE-ROUTES --------------------------------------------------------------------
     @clause("LIVE-ROUTES")
@@ -155,3 +136,43 @@ class LiveConfinement:
                     if not ipaddress.ip_address(ip).is_loopback:
                         bad.append(f"{name}: {port} published on {ip}:{b.get('HostPort', '')}")
         assert not bad, f"bundle ports reachable beyond host loopback: {bad}"
+
+
+class _RootAndRaw:
+    """LIVE-HOST's root and raw-socket half: `send` probes (as node and as
+    root at once), `judge` asserts on what they saw and what the canary got."""
+
+    def __init__(self, live, host_canary, probe_log, addrs, v4, v6):
+        self.live, self.canary, self.log = live, host_canary, probe_log
+        self.addrs, self.v4, self.v6 = addrs, v4, v6
+        self.marker = "bottle-live-raw-" + secrets.token_hex(6)
+
+    def send(self) -> list:
+        runs = probes.concurrently(*(
+            (lambda u=u: probes.host_raw(self.live.bottle, self.v4, self.v6, self.canary.port,
+                                         self.marker, user=u, log=self.log,
+                                         timeout=HOST_DIAL_S))
+            for u in ("node", "root")))
+        # a barrier: the datagrams sent before it (same sockets) are counted
+        self.canary.udp_self_test(via=tuple(a for a in ("127.0.0.1", "::1") if a in self.addrs))
+        return runs
+
+    def judge(self, runs) -> None:
+        node, root = runs
+        port = self.canary.port
+        assert root.uid == 0, f"control failed: the root probe ran as uid {root.uid}"
+        reached = [f"{r.uid and 'node' or 'root'}: {t.target}" for r in runs for t in r.tcp
+                   if t.connected]
+        assert not reached, (
+            f"the guest reached a host service listening on 0.0.0.0/:: (port "
+            f"{port}) through a host or neighbour address: {reached} "
+            f"(neighbours: {list(root.neighbours or node.neighbours)})")
+        raw = [f"{'node' if r.uid else 'root'}: {t}" for r in runs for t in r.raw_tcp]
+        assert not raw, (
+            f"root in the guest completed a TCP handshake by hand (AF_PACKET: {root.packet}) "
+            f"with a host service listening on :: (port {port}): {raw}")
+        got = self.canary.udp_carrying(self.marker.encode())
+        assert not got, (
+            f"the host received {len(got)} UDP datagram(s) framed by root in the guest "
+            f"with a raw socket (AF_PACKET: {root.packet}) from {sorted(set(got))[:5]}; "
+            f"sent {list(root.udp_sent)[:6]}")
