@@ -82,6 +82,38 @@ class Resources:
         with self._lock:
             self._bottles.append((what, close))
 
+    def take_bottle(self, what: str) -> Callable[[], None] | None:
+        """Unregister the close registered as ``what`` and return it (the
+        caller now owns it: `LiveHarness` closes a bottle early, once the
+        last test that needs it has ended), or None if none is."""
+        with self._lock:
+            for i, (name, close) in enumerate(self._bottles):
+                if name == what:
+                    del self._bottles[i]
+                    return close
+        return None
+
+    def remove_containers_on(self, network: str) -> None:
+        """Remove our containers attached to ``network`` (its bottle's close
+        needs the network free of them) and forget them. Raises if the
+        engine does not remove them."""
+        with self._lock:
+            mine = list(self._containers)
+        if not mine:
+            return
+        listed = self.engine.run("ps", "-a", "--filter", f"network={network}",
+                                 "--format", "{{.Names}}").stdout.split()
+        names = [n for n in mine if n in set(listed)]
+        if not names:
+            return
+        result = self.engine.run("rm", "-f", "-v", *names, check=False)
+        left = [n for n in names if not result.ok and self.engine.exists("container", n)]
+        if left:
+            raise RuntimeError(f"could not remove containers {', '.join(left)}: "
+                               f"{(result.stderr or result.stdout).strip()}")
+        with self._lock:
+            self._containers = [n for n in self._containers if n not in names]
+
     def container(self, name: str) -> str:
         with self._lock:
             self._containers.append(name)

@@ -45,6 +45,25 @@ FRESH_BOTTLE_TESTS = ("test_no_egress_with_pipelock_down",
 TRACED_TESTS = {"test_teardown_leaves_nothing": {"close": "teardown", "failed-launch": "broken"}}
 
 
+def _shared_uses(request) -> dict[str, int]:
+    """Scenario key -> how many selected tests of this class may use that
+    shared bottle, so the last of them closes it: their ``live`` param, and
+    a ``scenario`` param too (an author's own test asking
+    ``live_harness.bottle(scenario)``; for a fresh bottle's test it only
+    keeps the shared one a little longer). A test that asks for a shared
+    bottle by another name after that gets it launched again. Under
+    pytest-xdist a worker runs an unknown share of them: none then."""
+    if hasattr(request.config, "workerinput"):
+        return {}
+    uses: dict[str, int] = {}
+    for item in request.session.items:
+        if getattr(item, "cls", None) is request.cls:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            for key in {params.get("live"), params.get("scenario")} - {None}:
+                uses[key] = uses.get(key, 0) + 1
+    return uses
+
+
 def _launch_queue(request) -> list[tuple[str, str]]:
     """``(kind, scenario key)`` of every bottle the selected tests of this
     class will ask for, in the order the tests first need them, so the
@@ -82,15 +101,18 @@ class LiveFixtures:
     @classmethod
     def live_harness(cls, backend, tmp_path_factory, bottle_settings, request):
         """The class's harness; it starts launching every bottle the selected
-        tests need (`_launch_queue`). The first live test's set-up waits for
-        the first launch (two bottles launch at once: 10 s on a 2-core host
-        at load 3), and the last test's teardown closes every bottle (about
-        as long): both are the launches and closes themselves, not a wait."""
+        tests need (`_launch_queue`), and closes each once the last selected
+        test that uses it has ended (`_shared_uses`, `_bottles_done`). The
+        first live test's set-up waits for the first launch (two bottles
+        launch at once: 10 s on a 2-core host at load 3); the last test's
+        teardown closes what is left (the last bottles used, and any close
+        that failed earlier)."""
         harness = LiveHarness(backend, SubprocessRunner(), tmp_path_factory.mktemp("live"),
                               timeout=bottle_settings.live_timeout,
                               engine_cli=bottle_settings.fixture_engine)
         harness.check_environment()
         try:
+            harness.expect_uses(_shared_uses(request))
             for kind, key in _launch_queue(request):  # first needed, first launched
                 if kind == "traced":
                     harness.prelaunch_traced(key, cls._staging(harness))
@@ -99,6 +121,16 @@ class LiveFixtures:
             yield harness
         finally:
             harness.cleanup()
+
+    @pytest.fixture(autouse=True)
+    def _bottles_done(self, request):
+        """After a live test: its fresh bottles, and a shared one no later
+        test uses, close in the background (`LiveHarness.test_ended`)."""
+        yield
+        harness = request.node.funcargs.get("live_harness")
+        if isinstance(harness, LiveHarness):
+            params = getattr(getattr(request.node, "callspec", None), "params", {})
+            harness.test_ended({params.get("live"), params.get("scenario")} - {None})
 
     @pytest.fixture
     def probe_log(self, request):
