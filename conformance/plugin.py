@@ -61,6 +61,7 @@ pytest.register_assert_rewrite("conformance.tiers", "conformance.base")
 
 GATE = "_bottle_clause_gate"
 SELECTED_MARKER = "bottle_selected_backend"
+RUN_LAST_MARKER = "bottle_run_last"
 NO_BACKEND = (
     "no backend selected: pass --bottle-backend=NAME (an entry point of the "
     "bottle.backends group, or package.module:factory), set BOTTLE_BACKEND, or "
@@ -155,6 +156,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{SELECTED_MARKER}: tests of the backend chosen by --bottle-backend",
     )
+    config.addinivalue_line(
+        "markers", f"{RUN_LAST_MARKER}: run after the other tests of its class (a live "
+        "probe that wants the engine to itself, once the class's launches are done)",
+    )
     try:
         settings = Settings.resolve(config)
     except SettingsError as exc:
@@ -248,11 +253,23 @@ def _select_tiers(config: pytest.Config, items: list[pytest.Item]) -> None:
         items[:] = keep
 
 
+def _run_last(items: list[pytest.Item]) -> None:
+    """Move the items marked `RUN_LAST_MARKER` behind the other items of
+    their class (or module), keeping every other order as collected."""
+    if not any(i.get_closest_marker(RUN_LAST_MARKER) for i in items):
+        return
+    first: dict[int, int] = {}
+    for n, item in enumerate(items):
+        first.setdefault(id(item.parent), n)
+    items.sort(key=lambda i: (first[id(i.parent)], bool(i.get_closest_marker(RUN_LAST_MARKER))))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     state = state_of(config)
     _select_tiers(config, items)
+    _run_last(items)
     for item in items:
         if item.get_closest_marker(SELECTED_MARKER) and state.selected is None:
             item.add_marker(pytest.mark.skip(reason=NO_BACKEND))

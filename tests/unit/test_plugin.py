@@ -962,3 +962,47 @@ def test_fixture_engine_unreachable_names_the_cli():
     r = RecordingRunner().reply("podman", "info", returncode=125, stderr="cannot connect")
     assert Engine(r, ("podman",)).answers() == ("fixture engine `podman` not reachable: "
                                                 "cannot connect")
+
+
+RUN_LAST = '''
+import pytest
+
+
+class TestFirst:
+    def test_a(self):
+        pass
+
+    @pytest.mark.bottle_run_last
+    @pytest.mark.parametrize("x", [1, 2])
+    def test_sweep(self, x):
+        pass
+
+    def test_c(self):
+        pass
+
+
+class TestSecond:
+    @pytest.mark.bottle_run_last
+    def test_d(self):
+        pass
+
+    def test_e(self):
+        pass
+
+
+def test_module_level():
+    pass
+'''
+
+
+def test_run_last_moves_marked_tests_behind_their_class_only(pytester):
+    """LIVE-ENDPOINTS' sweep runs after the rest of its class (when the
+    class's background launches are done); it never jumps to another class,
+    and nothing else changes order."""
+    pytester.makepyfile(test_order=RUN_LAST)
+    rec = pytester.inline_run("--collect-only", "-p", "no:randomly")
+    items = rec.getcalls("pytest_collection_finish")[0].session.items
+    assert [i.name for i in items] == [
+        "test_a", "test_c", "test_sweep[1]", "test_sweep[2]",
+        "test_e", "test_d",
+        "test_module_level"]

@@ -76,6 +76,7 @@ class LiveExposure:
     # -- LIVE-ENDPOINTS -------------------------------------------------------------
     @clause("LIVE-ENDPOINTS")
     @BOTH
+    @pytest.mark.bottle_run_last  # the class's launches are done by then: no wait
     def test_guest_reaches_exactly_declared_endpoints(self, live, probe_log, request):
         # Over the ~10 s budget where several addresses answer: every TCP port
         # of each is dialled, and that is the kernel's work (per address of
@@ -85,7 +86,9 @@ class LiveExposure:
         # port, so the sweep holds `exclusive`: it first waits for the
         # launches in flight (up to a launch, 4-10 s), then sweeps alone
         # (measured at load 5-8: 2.8 s for one address; 11.5 s for the
-        # routed three, egress, git-gate, supervise, two at a time). A
+        # routed three, egress, git-gate, supervise, two at a time). It runs
+        # last in its class (bottle_run_last), when no launch is left to wait
+        # for, only the closes of bottles no other test needs. A
         # narrower port list would miss an admin port on an unusual number;
         # the sweep's bounds are in `exposure`.
         live.need_network()
