@@ -36,6 +36,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,11 +88,12 @@ SIGNAL_GRACE_ENV = "BOTTLE_REF_SIGNAL_GRACE"
 class _SignalGuard:
     """SIGINT/SIGTERM handling for ``up``.
 
-    While a command runs the signal is only noted (the command finishes,
-    so what it created is known and journaled); it is raised as
-    `Interrupted` as soon as the command returns, at once when nothing runs
-    or a second signal arrives, and after `SIGNAL_GRACE` seconds when the
-    command hangs (the command is then killed). Once raised, further
+    While commands run (a launch may overlap several, from its threads)
+    the signal is only noted (they finish, so what they created is known
+    and journaled); it is raised as `Interrupted` as soon as one returns,
+    at once when nothing runs or a second signal arrives, and after
+    `SIGNAL_GRACE` seconds when commands hang (every one still running is
+    then killed, `kill_children`). Once raised, further
     signals are ignored so that teardown completes (SIGKILL still ends us;
     the journal then lets ``down`` finish the job).
     """
@@ -100,13 +102,20 @@ class _SignalGuard:
 
     def __init__(self) -> None:
         self.pending: int | None = None
-        self.in_child = False
+        self.children = 0  # commands in flight (a launch may overlap several)
         self.raised = False
+        self.kill_children: Callable[[], None] = lambda: None  # set by `up`
+        # Reentrant: the handlers run in the main thread, maybe while it holds it.
+        self._lock = threading.RLock()
         self._previous: dict[int, object] = {}
         try:
             self.grace = max(0.0, float(os.environ.get(SIGNAL_GRACE_ENV) or SIGNAL_GRACE))
         except ValueError:
             self.grace = SIGNAL_GRACE
+
+    @property
+    def in_child(self) -> bool:
+        return self.children > 0
 
     def _handler(self, signum, _frame) -> None:
         if self.raised:
@@ -122,11 +131,18 @@ class _SignalGuard:
         self._raise(signum)
 
     def _grace_over(self, _signum, _frame) -> None:
-        if self.in_child and self.pending is not None and not self.raised:
-            self._raise(self.pending)
+        # Commands still running after the grace hang: kill them (also when
+        # the interrupt was already raised by one that had returned).
+        if self.in_child and self.pending is not None:
+            self.kill_children()
+            if not self.raised:
+                self._raise(self.pending)
 
     def _raise(self, signum: int) -> None:
-        self.raised = True
+        with self._lock:  # once, whichever thread gets here first
+            if self.raised:
+                return
+            self.raised = True
         _echo(f"{PROG}: {signal.Signals(signum).name}: cleaning up (kill -9 abandons it; "
               f"`{PROG} down NAME` then removes the rest)")
         raise Interrupted(signum)
@@ -137,12 +153,15 @@ class _SignalGuard:
 
     @contextmanager
     def child(self) -> Iterator[None]:
-        self.in_child = True
+        with self._lock:
+            self.children += 1
         try:
             yield
         finally:
-            self.in_child = False
-            if hasattr(signal, "setitimer"):
+            with self._lock:
+                self.children -= 1
+                last = self.children == 0
+            if last and hasattr(signal, "setitimer"):
                 signal.setitimer(signal.ITIMER_REAL, 0)
 
     def __enter__(self) -> "_SignalGuard":
@@ -167,6 +186,10 @@ class _GuardedRunner(DelegatingRunner):
         super().__init__(inner)
         self.guard = guard
 
+    @property
+    def concurrent(self) -> bool:  # the guard counts the commands in flight
+        return self.inner.concurrent
+
     def run(self, argv, **kw) -> Completed:
         self.guard.check()
         try:
@@ -189,16 +212,30 @@ class _GuardedRunner(DelegatingRunner):
 
 
 class _SpawnReportingRunner(SubprocessRunner):
-    """`SubprocessRunner` that calls ``on_spawn(pid)`` as each command starts
-    and ``on_spawn(None)`` when it ended, so ``up`` journals the command in
-    flight: after a kill, ``down`` waits for that orphan (a ``docker network
-    create`` still talking to the engine) before it sweeps (issue 17)."""
+    """`SubprocessRunner` that calls ``on_spawn(pid, True)`` as each command
+    starts and ``on_spawn(pid, False)`` when it ended, so ``up`` journals
+    every command in flight: after a kill, ``down`` waits for those orphans
+    (a ``docker network create`` still talking to the engine) before it
+    sweeps (issue 17). Several may be in flight at once (the docker backend
+    overlaps independent steps); `kill_all` ends them (a signal's grace is
+    over while they hang)."""
 
-    concurrent = False  # it journals THE command in flight: one at a time
+    concurrent = True  # the journal holds each command in flight
 
-    def __init__(self, on_spawn: Callable[[int | None], None], **kw):
+    def __init__(self, on_spawn: Callable[[int, bool], None], **kw):
         super().__init__(**kw)
         self.on_spawn = on_spawn
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def kill_all(self) -> None:
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            try:
+                proc.kill()
+            except OSError:
+                pass
 
     def run(self, argv, *, env=None, input=None, timeout=None, check=True, purpose=None):
         argv = tuple(str(a) for a in argv)
@@ -214,8 +251,10 @@ class _SpawnReportingRunner(SubprocessRunner):
             result = Completed(argv, 127, "", f"{argv[0]}: command not found")
         else:
             with proc:
+                with self._lock:
+                    self._procs.add(proc)
                 try:
-                    self.on_spawn(proc.pid)
+                    self.on_spawn(proc.pid, True)
                     try:
                         out, err = proc.communicate(input, timeout=timeout)
                         result = Completed(argv, proc.returncode, out, err)
@@ -226,7 +265,10 @@ class _SpawnReportingRunner(SubprocessRunner):
                 except BaseException:  # an interrupt: the child goes with us
                     proc.kill()
                     raise
-            self.on_spawn(None)
+                finally:
+                    with self._lock:
+                        self._procs.discard(proc)
+            self.on_spawn(proc.pid, False)
         if check and not result.ok:
             raise CommandError(result)
         return result
@@ -287,13 +329,19 @@ def _load_with_text(path: str) -> tuple[BottleSpec, str]:
 
 
 # -- state ---------------------------------------------------------------------
+# `up` journals from the threads of an overlapped launch: one writer at a
+# time (they share the .tmp name) and one reader of the state dict.
+_STATE_LOCK = threading.RLock()
+
+
 def _write_state(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    with _STATE_LOCK:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -351,8 +399,9 @@ def _journal_writer(path: Path, state: dict, secrets: Callable[[], set[str]]
         text = json.dumps(dict(handle), sort_keys=True)
         if _leaks(text, secrets()):
             raise RuntimeFailure("backend put a token value in its journal; refusing to store it")
-        state["journal"] = json.loads(text)
-        _write_state(path, json.dumps(state, indent=2, sort_keys=True))
+        with _STATE_LOCK:
+            state["journal"] = json.loads(text)
+            _write_state(path, json.dumps(state, indent=2, sort_keys=True))
     return journal
 
 
@@ -451,21 +500,28 @@ INFLIGHT_WAIT = 60.0  # seconds down waits for a dead up's orphaned command
 
 
 def _wait_inflight(state: dict) -> None:
-    """A dead ``up``'s command in flight (journaled pid) may still create
-    what it was asked to: wait for it to exit (bounded; then kill it) so the
-    sweep that follows sees whatever it made."""
+    """A dead ``up``'s commands in flight (journaled pids; one dict in a
+    state file of an older ``up``) may still create what they were asked
+    to: wait for them to exit (bounded; then kill them) so the sweep that
+    follows sees whatever they made."""
     inflight = state.get("inflight")
-    if not isinstance(inflight, dict) or not _alive(inflight):
+    entries = [inflight] if isinstance(inflight, dict) else inflight
+    if not isinstance(entries, list):
+        return
+    alive = [e for e in entries if isinstance(e, dict) and _alive(e)]
+    if not alive:
         return
     runner = SubprocessRunner()
     try:
-        poll(runner, lambda: not _alive(inflight), timeout=INFLIGHT_WAIT, interval=0.05,
-             what=f"command pid {inflight.get('pid')} of the dead `{PROG} up`")
+        poll(runner, lambda: not any(_alive(e) for e in alive), timeout=INFLIGHT_WAIT,
+             interval=0.05, what=f"command pid(s) {', '.join(str(e.get('pid')) for e in alive)} "
+                                 f"of the dead `{PROG} up`")
     except TimeoutError:
-        try:
-            os.kill(int(inflight["pid"]), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, ValueError, TypeError):
-            pass
+        for e in alive:
+            try:
+                os.kill(int(e["pid"]), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, ValueError, TypeError, KeyError):
+                pass
 
 
 def _remove_by_journal(state: dict, host: HostContext, args: argparse.Namespace,
@@ -548,15 +604,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     with _SignalGuard() as guard:
         _reserve(state_path, state)
 
-        def inflight(pid: int | None) -> None:
-            state["inflight"] = None if pid is None else {"pid": pid, "pid_start": _proc_start(pid)}
-            if state.get("starting"):
-                _write_state(state_path, json.dumps(state, indent=2, sort_keys=True))
+        running: dict[int, dict] = {}
+
+        def inflight(pid: int, started: bool) -> None:
+            with _STATE_LOCK:
+                if started:
+                    running[pid] = {"pid": pid, "pid_start": _proc_start(pid)}
+                else:
+                    running.pop(pid, None)
+                state["inflight"] = list(running.values())
+                if state.get("starting"):
+                    _write_state(state_path, json.dumps(state, indent=2, sort_keys=True))
 
         base = _runner(args)
         if type(base) is SubprocessRunner:  # (tests substitute a recording runner)
             base = _SpawnReportingRunner(inflight, echo=base._echo,
                                          default_timeout=base.default_timeout)
+            guard.kill_children = base.kill_all
         runner = _GuardedRunner(base, guard)
         plan: Plan | None = None
         try:

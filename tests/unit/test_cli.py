@@ -504,6 +504,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from bottle_api.runner import RecordingRunner  # noqa: E402
 
@@ -531,16 +532,30 @@ class JournalBottle(FakeBottle):
         return {"ident": self.ident, "resources": list(self.resources)}
 
 
+SLOW_CHILD = ("import os, sys, time; log = os.environ['H11_EVENTS'];"
+              "open(log, 'a').write('child running\\n');"
+              "time.sleep(float(sys.argv[1]));"
+              "open(log, 'a').write('child done\\n')")
+
+
 class JournalBackend(FakeBackend):
     """Journals each resource before "creating" it; env H11_DIE_AT=<name>
     SIGKILLs the process right after that resource's create, H11_SLOW
-    makes each create a real child process of that many seconds."""
+    makes each create a real child process of that many seconds, and
+    H11_PARALLEL=<n> first runs n such children at once (an overlapped
+    launch, as the docker backend's `Overlap` does)."""
 
     def launch(self, plan, runner, *, progress=lambda _: None, journal=None):
         ident = runner.unique(f"bottle-{plan.bottle}")
         bottle = JournalBottle(plan, ident)
         journal(bottle.handle())
         try:
+            if os.environ.get("H11_PARALLEL"):
+                n = int(os.environ["H11_PARALLEL"])
+                assert runner.concurrent, "up's runner does not allow an overlapped launch"
+                with ThreadPoolExecutor(n) as pool:
+                    list(pool.map(lambda _: runner.run([sys.executable, "-c", SLOW_CHILD,
+                                                        os.environ["H11_SLOW"]]), range(n)))
             for name in RESOURCES:
                 bottle.resources.append(name)
                 journal(bottle.handle())
@@ -548,12 +563,7 @@ class JournalBackend(FakeBackend):
                     if os.environ.get("H11_STATE") else None
                 EVENTS.append(("create", name, state and state["journal"]["resources"]))
                 if os.environ.get("H11_SLOW"):
-                    runner.run([sys.executable, "-c",
-                                "import os, sys, time; log = os.environ['H11_EVENTS'];"
-                                "open(log, 'a').write('child running\\n');"
-                                "time.sleep(float(sys.argv[1]));"
-                                "open(log, 'a').write('child done\\n')",
-                                os.environ["H11_SLOW"]])
+                    runner.run([sys.executable, "-c", SLOW_CHILD, os.environ["H11_SLOW"]])
                 _log(f"created {name}")
                 if os.environ.get("H11_DIE_AT") == name:
                     os.kill(os.getpid(), signal.SIGKILL)
@@ -1058,7 +1068,7 @@ def test_down_after_a_kill_waits_for_the_create_in_flight(spec_file, capsys, tmp
     proc.kill()
     proc.communicate(timeout=30)
     state = _state(tmp_path)
-    assert state["inflight"]["pid"] > 0
+    assert [e["pid"] > 0 for e in state["inflight"]] == [True]
     monkeypatch.setenv("H11_EVENTS", str(events))  # our close() logs there too
     assert cli.main(["down", "demo"]) == 0
     lines = events.read_text().splitlines()
@@ -1092,3 +1102,65 @@ def test_strip_controls_keeps_plain_text_and_drops_an_unterminated_osc():
     assert strip_controls(text) == text
     assert strip_controls("ok\x1b]52;c;never-terminated") == "ok"
     assert strip_controls("\x1b[") == "" and strip_controls("\x1b") == ""
+
+
+def _wait_for_events(events: Path, line: str, count: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if events.exists() and events.read_text().splitlines().count(line) >= count:
+            return
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail(f"never saw {count} x {line!r}")
+
+
+def test_an_overlapped_launch_journals_every_command_in_flight(spec_file, tmp_path):
+    """`up` lets the backend overlap its commands (the docker backend starts
+    its daemons beside the agent's provisioning), so the journal names every
+    one in flight; and one SIGTERM still ends them all after the grace."""
+    events = tmp_path / "events"
+    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_SLOW": "60", "H11_PARALLEL": "2",
+                      "H11_EVENTS": str(events), "BOTTLE_REF_SIGNAL_GRACE": "0.2"},
+                     "up", str(spec_file))
+    _wait_for_events(events, "child running", 2, proc)
+    deadline = time.monotonic() + 10
+    while len(_state(tmp_path).get("inflight") or []) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = [e["pid"] for e in _state(tmp_path)["inflight"]]
+    assert len(set(pids)) == 2 and all(p > 0 for p in pids), pids
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert time.monotonic() - t0 < 10, "the hanging commands were not killed after the grace"
+    assert "child done" not in events.read_text().splitlines()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
+
+
+def test_down_waits_for_each_command_a_dead_up_left_running(spec_file, tmp_path, capsys):
+    """The journal of an older `up` holds one command (a dict), this one's a
+    list: `down` waits for every one still running before it sweeps."""
+    def entry(child):
+        return {"pid": child.pid, "pid_start": cli._proc_start(child.pid)}
+
+    started = []
+    try:
+        for shape in ("dict", "list"):
+            children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.6)"])
+                        for _ in range(1 if shape == "dict" else 2)]
+            started += children
+            path = _starting_state(tmp_path, spec_file, _dead_pid())
+            state = json.loads(path.read_text())
+            state["inflight"] = (entry(children[0]) if shape == "dict"
+                                 else [entry(c) for c in children])
+            path.write_text(json.dumps(state))
+            assert cli.main(["down", "demo"]) == 0
+            assert all(c.poll() is not None for c in children), (
+                f"down swept before a journaled command ({shape}) ended")
+    finally:
+        for c in started:
+            c.kill()
+            c.wait()
