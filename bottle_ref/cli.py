@@ -651,6 +651,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             if not keep:
                 _remove_state_dir(state, host)
                 state_path.unlink(missing_ok=True)
+            if guard.raised and guard.pending is not None and not isinstance(
+                    sys.exc_info()[1], Interrupted):
+                # The interrupt's own doing: a command its grace killed, in
+                # whichever of the launch's threads failed first.
+                raise Interrupted(guard.pending) from None
             raise
         try:
             guard.check()

@@ -4,21 +4,26 @@ Engine objects (networks, containers) are files under ``$FAKE_ENGINE/objects``
 holding their label; the commands `bottle-ref up`/`down` and the docker
 backend run are answered the way docker 20.10 answers them (the messages of
 missing objects included: checked against the real engine on this machine).
-Faults: ``FAKE_KILL_AT=N`` SIGKILLs the caller on the Nth call, and the call
+Calls are numbered in the order they arrive (several may be in flight:
+``up`` overlaps independent commands). Faults: ``FAKE_KILL_AT=N`` SIGKILLs
+the caller on the Nth call, and the call
 then completes ``FAKE_LAG`` seconds after it died (a create in flight
 outlives the killed ``up``); ``FAKE_HANG_AT=N`` hangs the Nth call;
 ``FAKE_DOWN=1`` answers every call like an unreachable engine.
 """
-import json, os, signal, sys, time
+import fcntl, json, os, signal, sys, time
 from pathlib import Path
 
 root = Path(os.environ["FAKE_ENGINE"])
 argv = sys.argv[1:]
 counter = root / "calls"
-n = int(counter.read_text()) + 1 if counter.exists() else 1
-counter.write_text(str(n))
-with open(root / "log", "a") as f:
-    f.write(f"{n} {' '.join(argv)[:200]}\n")
+# `bottle-ref up` overlaps independent commands: number the calls under a lock.
+with open(root / "calls.lock", "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    n = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(n))
+    with open(root / "log", "a") as f:
+        f.write(f"{n} {' '.join(argv)[:200]}\n")
 if os.environ.get("FAKE_DOWN"):
     print("Cannot connect to the Docker daemon at unix:///nonexistent.sock. "
           "Is the docker daemon running?", file=sys.stderr)

@@ -82,6 +82,12 @@ def _calls(env) -> int:
     return int((Path(env["FAKE_ENGINE"]) / "calls").read_text())
 
 
+def _call(log: Path, n: int) -> str:
+    """The engine's log line of call ``n`` ("n argv..."), or ""."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return next((ln for ln in lines if ln.split(" ", 1)[0] == str(n)), "")
+
+
 def test_a_kill_at_every_command_leaves_nothing_down_cannot_find(engine):
     """SIGKILL `up` during each engine command in turn; that command then
     completes after up died (a create in flight). `down` at once must
@@ -120,18 +126,20 @@ def test_an_unreachable_engine_keeps_the_bottle_and_says_so(engine):
 
 def test_one_sigterm_during_a_hanging_create_tears_down(engine):
     """`docker create` hangs (the 6th call: after both image checks and
-    the three networks): one SIGTERM ends up within its grace, and what it
-    made is removed."""
+    the three networks, one of the containers' creates, which `up` starts
+    together): one SIGTERM ends up within its grace, and what it made,
+    before and beside the hanging call, is removed."""
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys, bottle_ref.cli as c; sys.exit(c.main(sys.argv[1:]))",
          "up", str(EXAMPLE)], env={**engine, "FAKE_HANG_AT": "6",
                                    "BOTTLE_REF_SIGNAL_GRACE": "0.5"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    calls = Path(engine["FAKE_ENGINE"]) / "calls"
+    log = Path(engine["FAKE_ENGINE"]) / "log"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (calls.exists() and calls.read_text() == "6"):
+    while time.monotonic() < deadline and not (log.exists() and _call(log, 6)):
         time.sleep(0.05)
-    assert calls.read_text() == "6", "up never reached its hanging create"
+    assert _call(log, 6).split()[1:2] == ["create"], (
+        f"up never reached its hanging create: {_call(log, 6)!r}")
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

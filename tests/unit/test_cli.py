@@ -543,13 +543,19 @@ class JournalBackend(FakeBackend):
     SIGKILLs the process right after that resource's create, H11_SLOW
     makes each create a real child process of that many seconds, and
     H11_PARALLEL=<n> first runs n such children at once (an overlapped
-    launch, as the docker backend's `Overlap` does)."""
+    launch, as the docker backend's `Overlap` does); H11_MIXED first runs a
+    0.5 s child in a thread beside a 60 s one."""
 
     def launch(self, plan, runner, *, progress=lambda _: None, journal=None):
         ident = runner.unique(f"bottle-{plan.bottle}")
         bottle = JournalBottle(plan, ident)
         journal(bottle.handle())
         try:
+            if os.environ.get("H11_MIXED"):  # a short command beside a hanging one
+                with ThreadPoolExecutor(1) as pool:
+                    short = pool.submit(runner.run, [sys.executable, "-c", SLOW_CHILD, "0.5"])
+                    runner.run([sys.executable, "-c", SLOW_CHILD, "60"])
+                    short.result()
             if os.environ.get("H11_PARALLEL"):
                 n = int(os.environ["H11_PARALLEL"])
                 assert runner.concurrent, "up's runner does not allow an overlapped launch"
@@ -1164,3 +1170,21 @@ def test_down_waits_for_each_command_a_dead_up_left_running(spec_file, tmp_path,
         for c in started:
             c.kill()
             c.wait()
+
+
+def test_an_interrupt_is_the_exit_whichever_thread_meets_it_first(spec_file, tmp_path):
+    """SIGTERM while a short command runs in a launch thread beside a
+    hanging one in the main thread: the short one returns first (the
+    interrupt is raised there), then the grace kills the hanging one, whose
+    failure must not stand in for the interrupt: exit 143, nothing left."""
+    events = tmp_path / "events"
+    proc = _cli_proc({"FAKE_TOKEN": TOKEN, "H11_MIXED": "1", "H11_EVENTS": str(events),
+                      "BOTTLE_REF_SIGNAL_GRACE": "2"}, "up", str(spec_file))
+    _wait_for_events(events, "child running", 2, proc)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert time.monotonic() - t0 < 10
+    assert events.read_text().splitlines().count("child done") == 1  # the short one only
+    assert not (registry_dir(tmp_path) / "demo.json").exists()
