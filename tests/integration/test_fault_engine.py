@@ -133,13 +133,20 @@ def test_one_sigterm_during_a_hanging_create_tears_down(engine):
         [sys.executable, "-c", "import sys, bottle_ref.cli as c; sys.exit(c.main(sys.argv[1:]))",
          "up", str(EXAMPLE)], env={**engine, "FAKE_HANG_AT": "6",
                                    "BOTTLE_REF_SIGNAL_GRACE": "0.5"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     log = Path(engine["FAKE_ENGINE"]) / "log"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (log.exists() and _call(log, 6)):
-        time.sleep(0.05)
-    assert _call(log, 6).split()[1:2] == ["create"], (
-        f"up never reached its hanging create: {_call(log, 6)!r}")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (log.exists() and _call(log, 6)):
+            time.sleep(0.05)
+        assert _call(log, 6).split()[1:2] == ["create"], (
+            f"up never reached its hanging create: {_call(log, 6)!r}")
+    except BaseException:
+        # Not left hanging (the fake create sleeps an hour), writing into
+        # this test's dirs later: up and its commands go together.
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
