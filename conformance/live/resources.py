@@ -101,18 +101,23 @@ class Resources:
             mine = list(self._containers)
         if not mine:
             return
-        listed = self.engine.run("ps", "-a", "--filter", f"network={network}",
-                                 "--format", "{{.Names}}").stdout.split()
-        names = [n for n in mine if n in set(listed)]
+        listed = set(self.engine.run("ps", "-a", "--filter", f"network={network}",
+                                     "--format", "{{.Names}}").stdout.split())
+        names = [n for n in mine if n in listed]
         if not names:
             return
+        self._remove_containers(names)
+        with self._lock:
+            self._containers = [n for n in self._containers if n not in names]
+
+    def _remove_containers(self, names: list[str]) -> None:
+        """One ``docker rm``; a container already gone is fine, one that
+        stays is an error naming it."""
         result = self.engine.run("rm", "-f", "-v", *names, check=False)
         left = [n for n in names if not result.ok and self.engine.exists("container", n)]
         if left:
             raise RuntimeError(f"could not remove containers {', '.join(left)}: "
                                f"{(result.stderr or result.stdout).strip()}")
-        with self._lock:
-            self._containers = [n for n in self._containers if n not in names]
 
     def container(self, name: str) -> str:
         with self._lock:
@@ -142,12 +147,10 @@ class Resources:
         errors = []
         names, self._containers = list(reversed(self._containers)), []
         if names:
-            result = self.engine.run("rm", "-f", "-v", *names, check=False)
-            if not result.ok:
-                left = [n for n in names if self.engine.exists("container", n)]
-                if left:
-                    errors.append(f"containers {', '.join(left)}: "
-                                  f"{(result.stderr or result.stdout).strip()}")
+            try:
+                self._remove_containers(names)
+            except RuntimeError as exc:  # keep going: the bottles must still close
+                errors.append(str(exc))
         bottles, self._bottles = list(reversed(self._bottles)), []
         if bottles:
             with ThreadPoolExecutor(max_workers=min(4, len(bottles))) as pool:

@@ -25,9 +25,17 @@ ONBOARDING_HOST = "mitm.it"
 TRIPWIRE = "sk-ant-api03-bottleLiveTripwire0000000000000000"
 
 
+def _site_logs(live_harness, sites) -> list[str]:
+    """Both sites' logs, read once for any number of markers."""
+    return [live_harness.engine.logs(site.container) for site in (sites.allowed, sites.denied)]
+
+
+def _requests(logs: list[str], marker: str) -> list[str]:
+    return [ln for log in logs for ln in upstream.requests_in(log, marker)]
+
+
 def _seen(live_harness, sites, marker) -> list[str]:
-    return (upstream.requests_seen(live_harness.engine, sites.allowed, marker)
-            + upstream.requests_seen(live_harness.engine, sites.denied, marker))
+    return _requests(_site_logs(live_harness, sites), marker)
 
 
 # Attacks sent together (each a guest exec): on 2 cores four at a time kept
@@ -46,9 +54,8 @@ def _attack_all(live, live_harness, sites, attacks, prefix: str, probe_log, **co
         (lambda what=what, kw=kw, m=m: probes.front(
             live.bottle, path=m, log=probe_log, name=f"{prefix} {what}", **common, **kw))
         for (what, kw), m in zip(attacks, markers)), workers=ATTACK_WORKERS)
-    logs = [live_harness.engine.logs(site.container) for site in (sites.allowed, sites.denied)]
-    return [(what, r, [ln for log in logs for ln in upstream.requests_in(log, m)])
-            for (what, _), r, m in zip(attacks, results, markers)]
+    logs = _site_logs(live_harness, sites)
+    return [(what, r, _requests(logs, m)) for (what, _), r, m in zip(attacks, results, markers)]
 
 
 def _leaks(result: probes.FrontResult, token: str) -> bool:

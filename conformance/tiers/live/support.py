@@ -45,22 +45,36 @@ FRESH_BOTTLE_TESTS = ("test_no_egress_with_pipelock_down",
 TRACED_TESTS = {"test_teardown_leaves_nothing": {"close": "teardown", "failed-launch": "broken"}}
 
 
+def _params(item) -> dict:
+    return getattr(getattr(item, "callspec", None), "params", {})
+
+
+def _class_items(request) -> list:
+    """The selected items of this class, in run order. Under pytest-xdist a
+    worker runs an unknown share of them: none then (nothing is planned)."""
+    if hasattr(request.config, "workerinput"):
+        return []
+    return [i for i in request.session.items if getattr(i, "cls", None) is request.cls]
+
+
+def _shared_keys(item) -> set[str]:
+    """The shared bottles a test may use: its ``live`` param, and a
+    ``scenario`` param too (an author's own test asking
+    ``live_harness.bottle(scenario)``; for a fresh bottle's test it only
+    keeps the shared one a little longer)."""
+    params = _params(item)
+    return {params.get("live"), params.get("scenario")} - {None}
+
+
 def _shared_uses(request) -> dict[str, int]:
     """Scenario key -> how many selected tests of this class may use that
-    shared bottle, so the last of them closes it: their ``live`` param, and
-    a ``scenario`` param too (an author's own test asking
-    ``live_harness.bottle(scenario)``; for a fresh bottle's test it only
-    keeps the shared one a little longer). A test that asks for a shared
-    bottle by another name after that gets it launched again. Under
-    pytest-xdist a worker runs an unknown share of them: none then."""
-    if hasattr(request.config, "workerinput"):
-        return {}
+    shared bottle (`_shared_keys`), so the last of them closes it. A test
+    that asks for a shared bottle by another name after that gets it
+    launched again."""
     uses: dict[str, int] = {}
-    for item in request.session.items:
-        if getattr(item, "cls", None) is request.cls:
-            params = getattr(getattr(item, "callspec", None), "params", {})
-            for key in {params.get("live"), params.get("scenario")} - {None}:
-                uses[key] = uses.get(key, 0) + 1
+    for item in _class_items(request):
+        for key in _shared_keys(item):
+            uses[key] = uses.get(key, 0) + 1
     return uses
 
 
@@ -73,15 +87,11 @@ def _launch_queue(request) -> list[tuple[str, str]]:
     (one per launch a test judges, e.g. LIVE-TEARDOWN). A queue of shared
     bottles first and the rest behind them made the teardown test, early in
     the run, wait for every other launch (37 s of LIVE-TEARDOWN[close]).
-    Under pytest-xdist a worker runs an unknown share of them: none then."""
-    if hasattr(request.config, "workerinput"):
-        return []
+    Under pytest-xdist: none (`_class_items`)."""
     queue: list[tuple[str, str]] = []
     shared: set[str] = set()
-    for item in request.session.items:
-        if getattr(item, "cls", None) is not request.cls:
-            continue
-        params = getattr(getattr(item, "callspec", None), "params", {})
+    for item in _class_items(request):
+        params = _params(item)
         name = getattr(item, "originalname", "")
         if "live" in params and params["live"] not in shared:
             shared.add(params["live"])
@@ -129,8 +139,7 @@ class LiveFixtures:
         yield
         harness = request.node.funcargs.get("live_harness")
         if isinstance(harness, LiveHarness):
-            params = getattr(getattr(request.node, "callspec", None), "params", {})
-            harness.test_ended({params.get("live"), params.get("scenario")} - {None})
+            harness.test_ended(_shared_keys(request.node))
 
     @pytest.fixture
     def probe_log(self, request):
