@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 import yaml
 
 from bottle_ref import jwt as _jwt
+from bottle_ref import yamltext
 from bottle_api.backend import Backend, Bottle, Progress, _quiet
 from bottle_ref.backends.docker import DockerBackend, DockerBottle, DockerPlan, docker_exec_argv
 from bottle_ref.backends.smolmachines import (
@@ -193,17 +194,17 @@ def is_bundle_run(argv: Sequence[str]) -> bool:
 # -- plan helpers -------------------------------------------------------------------
 
 
-# libyaml's loader and dumper where PyYAML has them: the pure-Python pair cost
-# ~10 ms a plan, and every pipelock broken backend calls this once per example.
+# libyaml's loader where PyYAML has it: the pure-Python parser cost ~7 ms a
+# plan, and every pipelock broken backend calls this once per example.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def with_pipelock(plan: Plan, change: Callable[[dict], None]) -> Plan:
-    """The plan with its pipelock.yaml parsed, changed in place, re-dumped."""
+    """The plan with its pipelock.yaml parsed, changed in place, and written
+    again the way the reference writes it (`bottle_ref.yamltext.dump`)."""
     data = yaml.load(plan.pipelock.config_yaml, Loader=_LOADER)  # noqa: S506 - a safe loader
     change(data)
-    text = yaml.dump(data, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=1000)
+    text = yamltext.dump(data)
     return dataclasses.replace(plan, pipelock=dataclasses.replace(plan.pipelock, config_yaml=text))
 
 
