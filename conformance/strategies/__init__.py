@@ -30,8 +30,9 @@ Design choices, and why:
   disk. A test that *launches* (recording runner) moves the case under a
   real temporary directory with `materialise`, which also creates the skill
   and cwd directories provisioning checks for.
-- Cheap to draw. Hypothesis pays per choice, so strings mostly come from
-  curated pools of odd values (one choice each, mixed with composed ones),
+- Cheap to draw. Hypothesis pays per choice, so about half the strings come
+  from curated pools of odd values (one choice each), the other half are
+  composed (where the variety is),
   and a spec's shape (agent, flags, image, list sizes) is one packed choice
   that still shrinks towards the simplest spec.
 
