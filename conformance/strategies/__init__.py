@@ -33,8 +33,8 @@ Design choices, and why:
 - Cheap to draw. Hypothesis pays per choice, so about half the strings come
   from curated pools of odd values (one choice each), the other half are
   composed (where the variety is),
-  and a spec's shape (agent, flags, image, list sizes) is one packed choice
-  that still shrinks towards the simplest spec.
+  and a spec's shape (agent, flags, image, list sizes) is a few packed
+  integer choices (`_packed`) that still shrink towards the simplest spec.
 
 The API (every name returns a strategy unless noted):
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from hypothesis import strategies as st
@@ -136,23 +138,52 @@ def tokens() -> st.SearchStrategy[str]:
         lambda b: f"{_TOKEN_PREFIXES[b[0] % 4]}{SECRET_MARK}{_b64url(b[1:])}")  # one draw
 
 
+# Hypothesis draws an integer choice from a distribution that piles up near
+# the minimum once the range is wide (over 0..19,007, half the draws fell
+# below ~2,000), so a mixed-radix decode of one wide integer left its last
+# pools on their first entry: a spec's tls_passthrough list came out empty
+# 89% of the time, not the 2 in 7 `_sizes` asks for. Over a range up to
+# this wide its draws are close to uniform (0..175: every eighth of the
+# range 11-14%), so `_packed` draws one integer per group of pools no wider.
+_NEAR_UNIFORM = 256
+
+
+def _groups(sizes: Sequence[int]) -> list[list[int]]:
+    """Pool indexes, in order, cut into runs whose sizes multiply to at most
+    `_NEAR_UNIFORM` (a larger pool alone)."""
+    groups: list[list[int]] = []
+    width = 0
+    for i, n in enumerate(sizes):
+        if groups and width * n <= _NEAR_UNIFORM:
+            groups[-1].append(i)
+            width *= n
+        else:
+            groups.append([i])
+            width = n
+    return groups
+
+
 def _packed(*pools: tuple) -> st.SearchStrategy[tuple]:
-    """One value from each pool, from ONE integer draw (mixed radix). It
-    shrinks towards every pool's first entry, and costs a single choice where
-    a tuple of sampled_froms costs one per field plus their spans."""
-    sizes = [len(p) for p in pools]
-    total = 1
-    for n in sizes:
-        total *= n
+    """One value from each pool, from few integer choices: one per group of
+    pools (`_groups`), mixed radix within it. It shrinks towards every
+    pool's first entry, and costs a choice per group where a tuple of
+    sampled_froms costs one per pool plus their spans."""
+    plan = []
+    for group in _groups([len(p) for p in pools]):
+        width = math.prod(len(pools[i]) for i in group)
+        plan.append((st.integers(0, width - 1), [(i, pools[i]) for i in group]))
+    return _draw_packed(tuple(plan), len(pools))
 
-    def decode(index: int) -> tuple:
-        out = []
-        for pool, n in zip(pools, sizes):
-            index, i = divmod(index, n)
-            out.append(pool[i])
-        return tuple(out)
 
-    return st.integers(0, total - 1).map(decode)
+@st.composite
+def _draw_packed(draw, plan, count: int) -> tuple:
+    out: list = [None] * count
+    for choice, members in plan:
+        index = draw(choice)
+        for i, pool in members:
+            index, j = divmod(index, len(pool))
+            out[i] = pool[j]
+    return tuple(out)
 
 
 @functools.cache
@@ -306,10 +337,10 @@ def specs(
 @functools.cache
 def _specs(agent, routed, forward_host_credentials, with_routes, with_upstreams, supervise,
            skills, cwd, max_routes, max_upstreams) -> st.SearchStrategy[BottleSpec]:
-    # The spec's shape (agent, flags, image, skills, cwd, list sizes) is ONE
-    # packed choice: hypothesis pays per choice, and a packed integer still
-    # shrinks towards the simplest shape (every pool's first entry). Strings
-    # and list items are drawn from their own strategies.
+    # The spec's shape (agent, flags, image, skills, cwd, list sizes) is one
+    # `_packed` draw, a few integer choices: hypothesis pays per choice, and
+    # it still shrinks towards the simplest shape (every pool's first entry).
+    # Strings and list items are drawn from their own strategies.
     if routed is False:
         fhc_opts, routes_opts = (False,), (False,)
     else:
