@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -84,10 +85,32 @@ def names() -> st.SearchStrategy[str]:
     return _pooled_or_composed(st.sampled_from(_NAME_POOL), short)
 
 
-@functools.cache
-def _labels() -> st.SearchStrategy[str]:
-    plain = st.text(alphabet=_ALNUM, min_size=1, max_size=8)
-    return st.one_of(plain, st.sampled_from(_LABEL_POOL))
+_LABEL_TEXT = st.text(alphabet=_ALNUM, min_size=1, max_size=8)
+# One choice: below len(_LABEL_POOL) a composed label, else a pool entry
+# (half and half, shrinking towards a composed "a").
+_LABEL_PICK = st.integers(0, 2 * len(_LABEL_POOL) - 1)
+_LABEL_COUNT = st.integers(1, 4)
+
+
+@st.composite
+def _composed_host(draw, wildcard: bool) -> str:
+    """1-4 labels, each composed or from `_LABEL_POOL`, at most 253
+    characters; ``*.``-prefixed about half the time when ``wildcard`` and
+    there are two labels or more. Drawn by count, not as ``st.lists``: a
+    list pays a continue-or-stop choice and a span per element, and a draw
+    took 250 us that way, 110 us this way, for hosts as varied."""
+    labels = []
+    for _ in range(draw(_LABEL_COUNT)):
+        i = draw(_LABEL_PICK)
+        labels.append(draw(_LABEL_TEXT) if i < len(_LABEL_POOL)
+                      else _LABEL_POOL[i - len(_LABEL_POOL)])
+    while len(".".join(labels)) > 253:
+        labels.pop()
+    host = ".".join(labels)
+    # never a wildcard over a whole TLD (*.com): the spec loader refuses it,
+    # since pipelock's allowlist would then admit every host under it
+    star = wildcard and draw(st.booleans()) and "." in host
+    return "*." + host if star else host
 
 
 @functools.cache
@@ -97,14 +120,7 @@ def hostnames(*, wildcard: bool = True) -> st.SearchStrategy[str]:
     after the ``*.``). Config strings
     only: nothing ever dials them."""
     pool = _HOST_POOL if wildcard else tuple(h for h in _HOST_POOL if not h.startswith("*."))
-    composed = st.lists(_labels(), min_size=1, max_size=4).map(".".join).filter(
-        lambda h: len(h) <= 253)
-    if wildcard:
-        # never a wildcard over a whole TLD (*.com): the spec loader refuses it,
-        # since pipelock's allowlist would then admit every host under it
-        composed = st.tuples(st.booleans(), composed).map(
-            lambda t: ("*." if t[0] and "." in t[1] else "") + t[1])
-    return _pooled_or_composed(st.sampled_from(pool), composed)
+    return _pooled_or_composed(st.sampled_from(pool), _composed_host(wildcard))
 
 
 def _env_ok(name: str) -> bool:
@@ -163,37 +179,43 @@ def _groups(sizes: Sequence[int]) -> list[list[int]]:
     return groups
 
 
-def _packed(*pools: tuple) -> st.SearchStrategy[tuple]:
-    """One value from each pool, from few integer choices: one per group of
-    pools (`_groups`), mixed radix within it. It shrinks towards every
-    pool's first entry, and costs a choice per group where a tuple of
-    sampled_froms costs one per pool plus their spans."""
+def _packed(*pools: tuple, make: Callable[..., Any] = lambda *values: values) -> st.SearchStrategy:
+    """``make(*values)``, one value from each pool (a tuple by default), from
+    few integer choices: one per group of pools (`_groups`), mixed radix
+    within it. It shrinks towards every pool's first entry, and costs a
+    choice per group where a tuple of sampled_froms costs one per pool plus
+    their spans."""
     plan = []
     for group in _groups([len(p) for p in pools]):
         width = math.prod(len(pools[i]) for i in group)
         plan.append((st.integers(0, width - 1), [(i, pools[i]) for i in group]))
-    return _draw_packed(tuple(plan), len(pools))
+    return _draw_packed(tuple(plan), len(pools), make)
 
 
 @st.composite
-def _draw_packed(draw, plan, count: int) -> tuple:
+def _draw_packed(draw, plan, count: int, make: Callable[..., Any]) -> Any:
     out: list = [None] * count
     for choice, members in plan:
         index = draw(choice)
         for i, pool in members:
             index, j = divmod(index, len(pool))
             out[i] = pool[j]
-    return tuple(out)
+    return make(*out)
 
 
 @functools.cache
 def routes() -> st.SearchStrategy[Route]:
     """An egress route: odd hosts, other header names, empty or odd schemes.
     From the curated pools (cheap) or fully composed, about half and half."""
-    pooled = _packed(_HOST_POOL, _ENV_POOL, _HEADER_POOL, _SCHEME_POOL).map(lambda t: Route(*t))
-    composed = st.builds(Route, host=hostnames(), token_env=env_names(),
-                         header=st.sampled_from(_HEADER_POOL), scheme=st.sampled_from(_SCHEME_POOL))
-    return _pooled_or_composed(pooled, composed)
+    pooled = _packed(_HOST_POOL, _ENV_POOL, _HEADER_POOL, _SCHEME_POOL, make=Route)
+    host, env, header, scheme = (hostnames(), env_names(), st.sampled_from(_HEADER_POOL),
+                                 st.sampled_from(_SCHEME_POOL))
+
+    @st.composite  # not st.builds: the same draws for ~3/4 of the time (upstreams: 186 vs 256 us)
+    def composed(draw) -> Route:
+        return Route(draw(host), draw(env), draw(header), draw(scheme))
+
+    return _pooled_or_composed(pooled, composed())
 
 
 @functools.cache
@@ -201,12 +223,16 @@ def upstream_urls() -> st.SearchStrategy[str]:
     """git URLs in the shapes people write (https, ssh, scp-like, file), odd
     ones (spaces, quotes, unicode, a leading dash) and any text (the loader
     accepts any non-empty string)."""
-    composed = st.builds(lambda scheme, h, p: f"{scheme}{h}/{p}",
-                         st.sampled_from(["https://", "ssh://git@", "git://", "http://"]),
-                         hostnames(wildcard=False),
-                         st.text(alphabet=_ALNUM + "-_./", min_size=1, max_size=12))
+    scheme = st.sampled_from(["https://", "ssh://git@", "git://", "http://"])
+    host, path = hostnames(wildcard=False), st.text(alphabet=_ALNUM + "-_./", min_size=1,
+                                                    max_size=12)
+
+    @st.composite
+    def composed(draw) -> str:
+        return f"{draw(scheme)}{draw(host)}/{draw(path)}"
+
     odd = _text(min_size=1, max_size=20).filter(lambda s: s.strip())
-    return _pooled_or_composed(st.sampled_from(_URL_POOL), st.one_of(composed, odd))
+    return _pooled_or_composed(st.sampled_from(_URL_POOL), st.one_of(composed(), odd))
 
 
 _IDENTITY_POOL = (None, None, "/home/user/.ssh/id_ed25519", "/keys/deploy")
@@ -216,12 +242,16 @@ _IDENTITY_POOL = (None, None, "/home/user/.ssh/id_ed25519", "/keys/deploy")
 def upstreams() -> st.SearchStrategy[Upstream]:
     """A git upstream: name ``[A-Za-z0-9._-]+`` (not ``.``/``..``), any URL.
     From the curated pools (cheap) or fully composed, about half and half."""
-    pooled = _packed(_UPSTREAM_NAME_POOL, _URL_POOL, _IDENTITY_POOL).map(lambda t: Upstream(*t))
+    pooled = _packed(_UPSTREAM_NAME_POOL, _URL_POOL, _IDENTITY_POOL, make=Upstream)
     name = st.text(alphabet=_ALNUM + "._-", min_size=1, max_size=10).filter(
         lambda n: n not in (".", ".."))
-    composed = st.builds(Upstream, name=name, url=upstream_urls(),
-                         identity=st.sampled_from(_IDENTITY_POOL))
-    return _pooled_or_composed(pooled, composed)
+    url, identity = upstream_urls(), st.sampled_from(_IDENTITY_POOL)
+
+    @st.composite
+    def composed(draw) -> Upstream:
+        return Upstream(draw(name), draw(url), draw(identity))
+
+    return _pooled_or_composed(pooled, composed())
 
 
 _GIT_VALUES = (None, None) + _TEXT_POOL
@@ -230,9 +260,14 @@ _GIT_VALUES = (None, None) + _TEXT_POOL
 @functools.cache
 def git_users() -> st.SearchStrategy[GitUser]:
     """Empty, name-only, email-only or both; unicode, quotes, newlines."""
-    pooled = _packed(_GIT_VALUES, _GIT_VALUES).map(lambda t: GitUser(*t))
+    pooled = _packed(_GIT_VALUES, _GIT_VALUES, make=GitUser)
     value = st.one_of(st.none(), _text(min_size=1, max_size=20).filter(lambda s: s.strip()))
-    return _pooled_or_composed(pooled, st.builds(GitUser, name=value, email=value))
+
+    @st.composite
+    def composed(draw) -> GitUser:
+        return GitUser(draw(value), draw(value))
+
+    return _pooled_or_composed(pooled, composed())
 
 
 @functools.cache
