@@ -276,10 +276,10 @@ def test_spec_list_sizes_follow_their_pools():
     """A spec's shape is one `_packed` draw with the allow and
     tls_passthrough sizes last; each size pool is 0, 1, 0, 1, 2, max, 2, so
     a list is empty 2 times in 7 and 12/7 (allow) or 9/7 long on average.
-    Starved, they were empty 74-83% of the time, 0.2-0.4 long."""
+    Starved, they were empty 74-89% of the time, 0.2-0.6 long."""
     sizes: dict[str, list[int]] = {"allow": [], "tls_passthrough": []}
 
-    @_drawn(300)
+    @_drawn(150)
     @given(bst.specs())
     def run(spec):
         sizes["allow"].append(len(spec.allow))
@@ -288,4 +288,4 @@ def test_spec_list_sizes_follow_their_pools():
     run()
     for name, got in sizes.items():
         empty, mean = got.count(0) / len(got), sum(got) / len(got)
-        assert empty < 0.6 and mean > 0.8, (name, f"empty {empty:.0%}, mean length {mean:.2f}")
+        assert empty < 0.6 and mean > 0.7, (name, f"empty {empty:.0%}, mean length {mean:.2f}")
