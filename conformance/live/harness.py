@@ -42,7 +42,7 @@ from bottle_api.runner import CommandError, Completed, DelegatingRunner, Runner,
 from bottle_api.spec import BottleSpec, GitUser, Route, Upstream
 
 from ..outcomes import ERROR_PREFIX, environment_broken, not_supported
-from .. import watchdog
+from .. import background, watchdog
 from ..results import PROP_STANDINS
 from . import probes, upstream
 from .engine import Engine, FixtureEngineError, environment_error, fixture_engine_cli
@@ -370,6 +370,7 @@ class LiveHarness:
         self._engine_problem: str | None = None  # None: not asked yet
         self.standins: dict[str, str] = {}
         self.network_unsupported: str | None = None
+        background.register(self.exclusive)  # a static check may need the process alone
 
     # -- environment -----------------------------------------------------------
     def check_environment(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from bottle_api.backend import Backend
 
+from ..threadscope import scoped, thread_scope
 from .packages import backend_modules
 
 # -- catching time.sleep -----------------------------------------------------------
@@ -25,21 +26,22 @@ def _backend_modules(backend: Backend) -> list[ModuleType]:
 def catching_direct_sleeps(on_sleep: Callable[[float], None],
                            modules: Iterable[ModuleType] = ()) -> Iterator[None]:
     """Replace ``time.sleep`` (and any module global bound to it, e.g. after
-    ``from time import sleep``) with ``on_sleep`` for the duration."""
+    ``from time import sleep``) with ``on_sleep`` for the duration, in the
+    calling thread and the threads it starts; every other thread (the live
+    harness's background launches, ``subprocess``'s own waits in them)
+    sleeps for real (`threadscope`)."""
     real = time.sleep
-
-    def fake_sleep(seconds: float) -> None:
-        on_sleep(seconds)
-
-    patched: list[tuple[Any, str]] = [(time, "sleep")]
-    for mod in modules:
-        for name, value in list(vars(mod).items()):
-            if value is real:
-                patched.append((mod, name))
-    for owner, name in patched:
-        setattr(owner, name, fake_sleep)
-    try:
-        yield
-    finally:
+    with thread_scope() as scope:
+        fake_sleep = scoped(scope, on_sleep, real)
+        patched: list[tuple[Any, str]] = [(time, "sleep")]
+        for mod in modules:
+            for name, value in list(vars(mod).items()):
+                if value is real:
+                    patched.append((mod, name))
         for owner, name in patched:
-            setattr(owner, name, real)
+            setattr(owner, name, fake_sleep)
+        try:
+            yield
+        finally:
+            for owner, name in patched:
+                setattr(owner, name, real)

@@ -12,7 +12,7 @@ from hypothesis import given
 from bottle_api.plan import to_json
 from bottle_api.spec import SpecError, parse_spec
 
-from ... import redaction
+from ... import background, redaction
 from ... import strategies as bst
 from ...markers import clause
 from ...recording import created_resource, prog, record
@@ -79,9 +79,10 @@ class PlanInvariants:
         cases = [(s.name, s.build(tmp_path / s.name)) for s in SCENARIOS.values()
                  if s.needs <= caps]
         names = {r.token_env: "" for _, inputs in cases for r in inputs.spec.routes}
-        with _decoy_environ(names) as decoys:  # one fresh import for every scenario
+        with _decoy_environ(names, backend) as decoys:  # one fresh import for every scenario
             want = [to_json(backend.prepare(i.spec, i.host)) for _, i in cases]
-            with reimported(backend) as fresh:
+            # sys.modules is the process's: no background launch may import meanwhile
+            with background.paused(), reimported(backend) as fresh:
                 got = [to_json(fresh.prepare(i.spec, i.host)) for _, i in cases]
         leaked = redaction.Registry()
         leaked.plant(*decoys)
@@ -234,7 +235,7 @@ def _check_pure(backend, case) -> None:
         except ExternalCall:
             first = None  # recorded in ``seen``
     assert not seen, f"prepare() reached outside the process: {seen}"
-    with _decoy_environ({r.token_env: "" for r in spec.routes}) as decoys:
+    with _decoy_environ({r.token_env: "" for r in spec.routes}, backend) as decoys:
         second = backend.prepare(spec, host)
     leaked = redaction.Registry()
     leaked.plant(*decoys)

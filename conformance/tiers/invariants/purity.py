@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import redaction
+from ...threadscope import ScopedEnviron, scoped, thread_scope
 
 # -- purity guard ------------------------------------------------------------------
 
@@ -80,7 +81,9 @@ def no_external_calls(backend=None) -> Iterator[list[str]]:
     """While active, every process, network and filesystem-write entry point
     (and every runner) records what was attempted in the yielded list and
     raises `ExternalCall`. Globals of the backend's modules bound to an
-    original (``from subprocess import Popen``) are replaced too."""
+    original (``from subprocess import Popen``) are replaced too. Only the
+    calling thread (and threads it starts) is judged: the live harness's
+    background launches call the originals (`threadscope`)."""
     seen: list[str] = []
 
     def stub(what: str):
@@ -103,29 +106,43 @@ def no_external_calls(backend=None) -> Iterator[list[str]]:
             raise ExternalCall("prepare() must not open a file for writing")
         return real_os_open(path, flags, *args, **kwargs)
 
-    patches: list[tuple[Any, str, Any, Any]] = []  # owner, name, original, replacement
-    for owner, name, what in _guarded_targets():
-        patches.append((owner, name, getattr(owner, name), stub(what)))
-    patches += [(builtins, "open", real_open, guarded_open), (io, "open", io.open, guarded_open),
-                (os, "open", real_os_open, guarded_os_open)]
-    from bottle_api import runner as runner_mod
+    with thread_scope() as scope:
+        patches: list[tuple[Any, str, Any, Any]] = []  # owner, name, original, replacement
 
-    for cls in (runner_mod.SubprocessRunner, runner_mod.RecordingRunner):
-        for name in ("run", "sleep", "unique"):
-            patches.append((cls, name, getattr(cls, name), stub(f"{cls.__name__}.{name}")))
-    if backend is not None:
-        originals = {id(orig): repl for owner, _, orig, repl in patches if owner is not builtins}
-        for mod in _backend_modules(backend):
-            for name, value in list(vars(mod).items()):
-                if id(value) in originals and not isinstance(value, type(sys)):
-                    patches.append((mod, name, value, originals[id(value)]))
+        def guard(owner: Any, name: str, original: Any, replacement: Any) -> None:
+            patches.append((owner, name, original, scoped(scope, replacement, original)))
+
+        for owner, name, what in _guarded_targets():
+            guard(owner, name, getattr(owner, name), stub(what))
+        guard(builtins, "open", real_open, guarded_open)
+        guard(io, "open", io.open, guarded_open)
+        guard(os, "open", real_os_open, guarded_os_open)
+        from bottle_api import runner as runner_mod
+
+        for cls in (runner_mod.SubprocessRunner, runner_mod.RecordingRunner):
+            for name in ("run", "sleep", "unique"):
+                guard(cls, name, getattr(cls, name), stub(f"{cls.__name__}.{name}"))
+        if backend is not None:
+            originals = {id(orig): repl for owner, _, orig, repl in patches
+                         if owner is not builtins}
+            for mod in _backend_modules(backend):
+                for name, value in list(vars(mod).items()):
+                    if id(value) in originals and not isinstance(value, type(sys)):
+                        patches.append((mod, name, value, originals[id(value)]))
+        with _patched(patches):
+            yield seen
+
+
+@contextlib.contextmanager
+def _patched(patches: list[tuple[Any, str, Any, Any]]) -> Iterator[None]:
+    """Set each ``owner.name`` to its replacement; put every one back after."""
     undo: list[tuple[Any, str, bool, Any]] = []  # owner, name, had own attribute, its value
     try:
         for owner, name, _, repl in patches:
             own = vars(owner)
             undo.append((owner, name, name in own, own.get(name)))
             setattr(owner, name, repl)
-        yield seen
+        yield
     finally:
         for owner, name, had, value in reversed(undo):
             if had:
@@ -216,28 +233,34 @@ _DECOY_SECRETS = decoy_secrets({})
 
 
 @contextlib.contextmanager
-def _decoy_environ(extra: Mapping[str, str]) -> Iterator[frozenset[str]]:
+def _decoy_environ(extra: Mapping[str, str], backend=None) -> Iterator[frozenset[str]]:
     """Replace the process env while the body runs: EVERY variable the host
     has (and each name in ``extra``) gets a decoy value (image refs, the
     loopback address and VM size get plausible ones), and HOME is a
     directory of decoy credential files (`DECOY_HOME_FILES`). A backend
     that reads any of it instead of its HostContext shows a decoy in its
-    plan or argv. Yields the decoy secrets; restores everything after."""
-    saved = dict(os.environ)
-    names = set(saved) | set(extra)
+    plan or argv. Yields the decoy secrets; restores everything after.
+
+    Only the calling thread (and threads it starts) sees the decoys:
+    ``os.environ`` becomes a `ScopedEnviron`, and so does each global of
+    the backend's modules bound to it (``from os import environ``); the
+    live harness's background launches read the real environment."""
+    real = os.environ
+    names = set(real) | set(extra)
     decoys = {n: decoy_value(n) for n in names}
     decoys.update(_DECOY_ENV)
     decoys["HOME"] = _decoy_home()
     secrets = _DECOY_SECRETS | {v for n, v in decoys.items()
                                 if n not in _DECOY_ENV and n != "HOME"}
     redaction.plant_all(secrets)
-    os.environ.clear()
-    os.environ.update(decoys)
-    try:
-        yield secrets
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    with thread_scope() as scope:
+        proxy = ScopedEnviron(real, decoys, scope)
+        patches: list[tuple[Any, str, Any, Any]] = [(os, "environ", real, proxy)]
+        for mod in _backend_modules(backend) if backend is not None else ():
+            patches += [(mod, name, real, proxy) for name, value in list(vars(mod).items())
+                        if value is real]
+        with _patched(patches):
+            yield secrets
 
 
 def _plain_data_problems(value: Any, path: str, out: list[str]) -> None:

@@ -1,0 +1,125 @@
+"""Process-wide patches that apply to one thread's work only.
+
+The static tiers patch process globals while they judge a backend call:
+``subprocess.Popen``, ``open`` and friends refuse (PLAN-PURE), ``os.environ``
+holds decoys (PLAN-PURE), ``time.sleep`` is recorded (LAUNCH-READY). In a
+session that also runs the live tier, the live harness launches and closes
+bottles in background threads at the same time; a patch that reached them
+would break their launches (a refused write, a decoy ``PATH``) and put their
+calls in the judged call's record (a flaky PLAN-PURE failure naming
+``SubprocessRunner.run``, seen in CI). So each patch asks `ThreadScope`:
+the thread that opened the scope, and every ``threading.Thread`` started
+from inside it while it is open, get the replacement; every other thread
+gets the original, untouched.
+
+Not seen: a thread started with the low-level ``_thread.start_new_thread``
+(it has no ``threading.Thread`` to carry the scope), and C code reading the
+process environment behind ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+_ATTR = "_bottle_thread_scopes"  # on a Thread started inside a scope: the scopes it is in
+_lock = threading.Lock()
+_open: list["ThreadScope"] = []
+_real_start: Callable[..., Any] | None = None
+
+
+class ThreadScope:
+    """The thread that opened it and the threads started from inside it."""
+
+    def __init__(self) -> None:
+        self.owner = threading.get_ident()
+
+    def active(self) -> bool:
+        """Is the calling thread in this scope?"""
+        if threading.get_ident() == self.owner:
+            return True
+        return self in getattr(threading.current_thread(), _ATTR, ())
+
+
+def _start_in_scopes(thread: threading.Thread, *args: Any, **kwargs: Any) -> Any:
+    """``Thread.start`` while a scope is open: the new thread joins every
+    scope its starter is in."""
+    with _lock:
+        scopes = [s for s in _open if s.active()]
+        real = _real_start
+    if scopes:
+        setattr(thread, _ATTR, tuple(scopes))
+    assert real is not None
+    return real(thread, *args, **kwargs)
+
+
+@contextmanager
+def thread_scope() -> Iterator[ThreadScope]:
+    """Open a scope for the calling thread (``Thread.start`` carries it to
+    the threads started inside while it is open)."""
+    global _real_start
+    scope = ThreadScope()
+    with _lock:
+        if not _open:
+            _real_start = threading.Thread.start
+            threading.Thread.start = _start_in_scopes  # type: ignore[method-assign]
+        _open.append(scope)
+    try:
+        yield scope
+    finally:
+        with _lock:
+            _open.remove(scope)
+            if not _open and _real_start is not None:
+                threading.Thread.start = _real_start  # type: ignore[method-assign]
+                _real_start = None
+
+
+def scoped(scope: ThreadScope, replacement: Callable[..., Any],
+           original: Callable[..., Any]) -> Callable[..., Any]:
+    """A callable that is ``replacement`` in ``scope`` and ``original``
+    everywhere else (for a class attribute, ``self`` is passed to both)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if scope.active():
+            return replacement(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    call.__wrapped__ = original  # type: ignore[attr-defined]
+    return call
+
+
+class ScopedEnviron(MutableMapping[str, str]):
+    """Stands in for ``os.environ``: threads in ``scope`` read and write
+    ``inside`` (a plain dict), every other thread the real environment."""
+
+    def __init__(self, real: MutableMapping[str, str], inside: Mapping[str, str],
+                 scope: ThreadScope) -> None:
+        self._real = real
+        self._inside = dict(inside)
+        self._scope = scope
+
+    def _target(self) -> MutableMapping[str, str]:
+        return self._inside if self._scope.active() else self._real
+
+    def __getitem__(self, key: str) -> str:
+        return self._target()[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._target()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._target()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._target()))
+
+    def __len__(self) -> int:
+        return len(self._target())
+
+    def copy(self) -> dict[str, str]:
+        return dict(self._target())
+
+    def __repr__(self) -> str:
+        return f"ScopedEnviron({dict(self._target())!r})"
