@@ -8,9 +8,10 @@ bottles in background threads at the same time; a patch that reached them
 would break their launches (a refused write, a decoy ``PATH``) and put their
 calls in the judged call's record (a flaky PLAN-PURE failure naming
 ``SubprocessRunner.run``, seen in CI). So each patch asks `ThreadScope`:
-the thread that opened the scope, and every ``threading.Thread`` started
-from inside it while it is open, get the replacement; every other thread
-gets the original, untouched.
+the thread that opened the scope, every ``threading.Thread`` started from
+inside it while it is open, and every call it hands to a thread pool
+(``ThreadPoolExecutor.submit``, whose workers may predate the scope) get the
+replacement; every other thread gets the original, untouched.
 
 Not seen: a thread started with the low-level ``_thread.start_new_thread``
 (it has no ``threading.Thread`` to carry the scope), and C code reading the
@@ -21,17 +22,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 _ATTR = "_bottle_thread_scopes"  # on a Thread started inside a scope: the scopes it is in
 _lock = threading.Lock()
 _open: list["ThreadScope"] = []
-_real_start: Callable[..., Any] | None = None
+# "start" / "submit": the originals, kept after use (a thread may still be
+# on its way into the patched one when the last scope closes)
+_real: dict[str, Callable[..., Any]] = {}
+_lent = threading.local()  # .scopes: those of the pool call this worker runs now
 
 
 class ThreadScope:
-    """The thread that opened it and the threads started from inside it."""
+    """The thread that opened it, the threads started from inside it, and
+    the thread-pool calls submitted from inside it."""
 
     def __init__(self) -> None:
         self.owner = threading.get_ident()
@@ -40,40 +46,61 @@ class ThreadScope:
         """Is the calling thread in this scope?"""
         if threading.get_ident() == self.owner:
             return True
-        return self in getattr(threading.current_thread(), _ATTR, ())
+        return (self in getattr(threading.current_thread(), _ATTR, ())
+                or self in getattr(_lent, "scopes", ()))
+
+
+def _scopes_here() -> tuple[ThreadScope, ...]:
+    with _lock:
+        return tuple(s for s in _open if s.active())
 
 
 def _start_in_scopes(thread: threading.Thread, *args: Any, **kwargs: Any) -> Any:
     """``Thread.start`` while a scope is open: the new thread joins every
     scope its starter is in."""
-    with _lock:
-        scopes = [s for s in _open if s.active()]
-        real = _real_start
+    scopes = _scopes_here()
     if scopes:
-        setattr(thread, _ATTR, tuple(scopes))
-    assert real is not None
-    return real(thread, *args, **kwargs)
+        setattr(thread, _ATTR, scopes)
+    return _real["start"](thread, *args, **kwargs)
+
+
+def _submit_in_scopes(pool: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
+                      **kwargs: Any) -> Any:
+    """``ThreadPoolExecutor.submit`` while a scope is open: the call runs in
+    every scope its submitter is in, whichever worker runs it."""
+    scopes = _scopes_here()
+    if scopes:
+        inner = fn
+
+        def fn(*a: Any, **k: Any) -> Any:
+            before = getattr(_lent, "scopes", ())
+            _lent.scopes = before + scopes
+            try:
+                return inner(*a, **k)
+            finally:
+                _lent.scopes = before
+    return _real["submit"](pool, fn, *args, **kwargs)
 
 
 @contextmanager
 def thread_scope() -> Iterator[ThreadScope]:
-    """Open a scope for the calling thread (``Thread.start`` carries it to
-    the threads started inside while it is open)."""
-    global _real_start
+    """Open a scope for the calling thread (``Thread.start`` and
+    ``ThreadPoolExecutor.submit`` carry it on while it is open)."""
     scope = ThreadScope()
     with _lock:
         if not _open:
-            _real_start = threading.Thread.start
+            _real["start"], _real["submit"] = threading.Thread.start, ThreadPoolExecutor.submit
             threading.Thread.start = _start_in_scopes  # type: ignore[method-assign]
+            ThreadPoolExecutor.submit = _submit_in_scopes  # type: ignore[method-assign]
         _open.append(scope)
     try:
         yield scope
     finally:
         with _lock:
             _open.remove(scope)
-            if not _open and _real_start is not None:
-                threading.Thread.start = _real_start  # type: ignore[method-assign]
-                _real_start = None
+            if not _open:
+                threading.Thread.start = _real["start"]  # type: ignore[method-assign]
+                ThreadPoolExecutor.submit = _real["submit"]  # type: ignore[method-assign]
 
 
 def scoped(scope: ThreadScope, replacement: Callable[..., Any],

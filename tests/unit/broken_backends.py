@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -460,6 +461,25 @@ class SubprocessInPrepare(Broken, SmolmachinesBackend):
 
     def prepare(self, spec, host):
         subprocess.run(["true"], check=False)
+        return super().prepare(spec, host)
+
+
+# A pool a backend keeps for slow host probes; its worker is started here,
+# at import, long before any prepare() is judged.
+_PROBE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-probe")
+_PROBE_POOL.submit(lambda: None).result()
+
+
+class SubprocessInPreparePool(Broken, DockerBackend):
+    """Seed launch-boundary fix, moved off the calling thread: prepare
+    checks its image through a probe pool the backend keeps (its worker
+    predates the call), so the process starts in another thread than the
+    one that called prepare. The purity guard follows the submitted call."""
+
+    also = {"LAUNCH-PACK-IN-LAUNCH": "its property also refuses any process prepare starts"}
+
+    def prepare(self, spec, host):
+        _PROBE_POOL.submit(subprocess.run, [sys.executable, "-c", "pass"], check=False).result()
         return super().prepare(spec, host)
 
 
@@ -1518,8 +1538,9 @@ class CloseNotIdempotent(_BottleDefect, DockerBackend):
 
 
 BROKEN: dict[str, list[type[Backend]]] = {
-    "PLAN-PURE": [SubprocessInPrepare, PrepareWritesState, PrepareNotDeterministic,
-                  PrepareReadsTokenFromEnviron, PrepareReadsHomeCredentials],
+    "PLAN-PURE": [SubprocessInPrepare, SubprocessInPreparePool, PrepareWritesState,
+                  PrepareNotDeterministic, PrepareReadsTokenFromEnviron,
+                  PrepareReadsHomeCredentials],
     "PLAN-HOP": [FirstHopPipelockDespiteRoutes, EgressUpstreamNotPipelock],
     "PLAN-DAEMONS": [GitGateMissingWithUpstreams, SuperviseMissingWhenEnabled],
     "SNAP-MATCH": [UnreviewedArgvChange],

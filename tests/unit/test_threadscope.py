@@ -206,3 +206,17 @@ def test_paused_holds_every_registered_owner_while_the_body_runs():
     with background.paused():
         events.append("body")
     assert events == ["body"]
+
+
+def test_a_pool_call_the_judged_code_submits_is_judged_whatever_its_worker(worker):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(lambda: None).result(30)  # its one worker predates the guard
+        with no_external_calls() as seen:
+            with pytest.raises(ExternalCall):
+                pool.submit(_true).result(30)
+            # The same worker, running a call a background thread handed it: not judged.
+            assert worker.call(lambda: pool.submit(_true).result(30)) == 0
+        assert pool.submit(_true).result(30) == 0
+    assert [s.split("(")[0] for s in seen] == ["subprocess.Popen"]
