@@ -148,5 +148,11 @@ class ScopedEnviron(MutableMapping[str, str]):
     def copy(self) -> dict[str, str]:
         return dict(self._target())
 
+    def __or__(self, other: Mapping[str, str]) -> dict[str, str]:
+        return {**self._target(), **other}
+
+    def __ror__(self, other: Mapping[str, str]) -> dict[str, str]:
+        return {**other, **self._target()}
+
     def __repr__(self) -> str:
         return f"ScopedEnviron({dict(self._target())!r})"

@@ -132,6 +132,9 @@ def test_decoy_environ_is_the_judged_threads_only(worker, monkeypatch):
         assert os.environ["BOTTLE_TEST_REAL"].startswith(DECOY_MARK)
         assert os.getenv("BOTTLE_TEST_EXTRA", "").startswith(DECOY_MARK)
         assert Path("~").expanduser() != Path(real_home or "/nonexistent")
+        merged = os.environ | {"BOTTLE_TEST_MORE": "x"}  # as os._Environ allows
+        assert merged["BOTTLE_TEST_REAL"].startswith(DECOY_MARK) and merged["BOTTLE_TEST_MORE"] == "x"
+        assert ({"BOTTLE_TEST_REAL": "y"} | os.environ)["BOTTLE_TEST_REAL"].startswith(DECOY_MARK)
         assert _in_new_thread(lambda: os.environ["BOTTLE_TEST_REAL"]).startswith(DECOY_MARK)
         assert worker.call(lambda: os.environ["BOTTLE_TEST_REAL"]) == "real-value"
         assert worker.call(lambda: os.environ.get("HOME")) == real_home
