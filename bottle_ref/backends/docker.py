@@ -360,6 +360,9 @@ def _mount(source: Path | str, target: str) -> list[str]:
 # No such object: X", ``docker rm`` "No such container: X", ``docker network
 # inspect/rm`` "network X not found"); each names the object.
 _ABSENT = re.compile(r"No such [a-z ]+: ?(\S+)|\b(?:network|container) (\S+) not found")
+# `docker network rm` ends its stderr with this line whenever a name failed
+# (docker CLI 20.10): the reason is the line before it.
+_EXIT_STATUS = re.compile(r"exit status \d+$")
 
 
 def absent_names(text: str) -> set[str]:
@@ -392,8 +395,35 @@ def remaining(runner: Runner, kind: str, names: Sequence[str], failed: Completed
         gone |= set(names) - have
     still = [n for n in names if n in have or n not in gone]
     detail = [line for line in (failed.stderr or failed.stdout or probe.stderr).strip().splitlines()
-              if not absent_names(line)]
+              if not absent_names(line) and not _EXIT_STATUS.match(line.strip())]
     return still, (detail[-1].strip() if detail else "")
+
+
+def remove_networks(runner: Runner, names: Sequence[str], own: Sequence[str],
+                    docker: str = "docker") -> tuple[list[str], str]:
+    """``docker network rm`` of ``names``: which may remain, and the engine's
+    last word on why (`remaining`). Under load docker 20.10 can fail to
+    release a removed container's endpoint (an iptables step failing), and
+    the network then stays "in use" by nothing that exists. An endpoint
+    named after one of ``own`` (the bottle's containers, just removed) is
+    dropped with ``docker network disconnect -f`` and the removal tried
+    once more; an endpoint of anything else is left alone (not ours)."""
+    result = runner.run([docker, "network", "rm", *names], check=False)
+    if result.ok:
+        return [], ""
+    still, why = remaining(runner, "network", names, result)
+    freed = False
+    for net in still:
+        listed = runner.run([docker, "network", "inspect", "--format",
+                             "{{range .Containers}}{{println .Name}}{{end}}", net], check=False)
+        for name in dict.fromkeys(listed.stdout.split() if listed.ok else ()):
+            if name in own:
+                runner.run([docker, "network", "disconnect", "-f", net, name], check=False)
+                freed = True
+    if not freed:
+        return still, why
+    again = runner.run([docker, "network", "rm", *still], check=False)
+    return ([], "") if again.ok else remaining(runner, "network", still, again)
 
 
 class DockerBottle(Bottle):
@@ -453,16 +483,18 @@ class DockerBottle(Bottle):
         if self._closed:
             return
         left = []
-        for kind, names, argv in (
-                ("container", self.containers, ["docker", "rm", "-f"]),
-                ("network", self.networks, ["docker", "network", "rm"])):
-            if not names:
-                continue
-            result = self.runner.run([*argv, *reversed(names)], check=False)
+        if self.containers:
+            result = self.runner.run(["docker", "rm", "-f", *reversed(self.containers)],
+                                     check=False)
             if not result.ok:
-                still, why = remaining(self.runner, kind, names, result)
+                still, why = remaining(self.runner, "container", self.containers, result)
                 if still:
-                    left.append(f"{kind}(s) {', '.join(still)}" + (f" ({why})" if why else ""))
+                    left.append(f"container(s) {', '.join(still)}" + (f" ({why})" if why else ""))
+        if self.networks:
+            still, why = remove_networks(self.runner, list(reversed(self.networks)),
+                                         self.containers)
+            if still:
+                left.append(f"network(s) {', '.join(still)}" + (f" ({why})" if why else ""))
         if left:
             raise DockerError(f"bottle {self.ident}: cannot prove docker removed "
                               + "; ".join(left))

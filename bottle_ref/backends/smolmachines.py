@@ -102,6 +102,7 @@ from .docker import (
     container_addresses,
     image_problem,
     remaining,
+    remove_networks,
     wait_for_daemons,
 )
 
@@ -789,13 +790,13 @@ class SmolmachinesBottle(Bottle):
         if not deleted.ok and f"not found: {self.machine}" not in (
                 deleted.stderr + deleted.stdout):
             left.append(f"machine {self.machine} ({_last_line(deleted)})")
-        for kind, name, argv in (
-                ("container", f"{self.ident}-bundle", [DOCKER, "rm", "-f"]),
-                ("network", f"{self.ident}-net", [DOCKER, "network", "rm"])):
-            result = self.runner.run([*argv, name], check=False)
-            if not result.ok:
-                still, why = remaining(self.runner, kind, [name], result)
-                left += [f"{kind} {n}" + (f" ({why})" if why else "") for n in still]
+        bundle = f"{self.ident}-bundle"
+        result = self.runner.run([DOCKER, "rm", "-f", bundle], check=False)
+        if not result.ok:
+            still, why = remaining(self.runner, "container", [bundle], result)
+            left += [f"container {n}" + (f" ({why})" if why else "") for n in still]
+        still, why = remove_networks(self.runner, [f"{self.ident}-net"], [bundle], DOCKER)
+        left += [f"network {n}" + (f" ({why})" if why else "") for n in still]
         stop_host_relay(self.plan, self.ident)
         remove_socket_dir(self.plan, self.ident)
         if left:

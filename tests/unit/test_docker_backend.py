@@ -582,6 +582,60 @@ def test_close_raises_when_docker_keeps_a_network(host, skill):
     assert len(runner.calls) > n, "a failed close() must be retried, not marked done"
 
 
+def test_close_names_the_engines_reason_not_the_clis_exit_line(host, skill):
+    """`docker network rm` (CLI 20.10) ends its stderr with "exit status 1"
+    whenever a name failed; the error carries the daemon's reason instead."""
+    bottle, runner, _ = launched(full_spec(skill), host)
+    runner.reply("docker", "network", "rm", returncode=1,
+                 stderr="Error response from daemon: error while removing network: "
+                        f"network {net('agent')} id 362f has active endpoints\nexit status 1\n")
+    runner.reply("docker", "network", "inspect", stdout=net("agent") + "\n")
+    with pytest.raises(DockerError) as info:
+        bottle.close()
+    assert "has active endpoints" in str(info.value), str(info.value)
+    assert "exit status" not in str(info.value), str(info.value)
+
+
+_ACTIVE = ("Error response from daemon: error while removing network: network {n} id 362f "
+           "has active endpoints\nexit status 1\n")
+_ENDPOINTS = ("docker", "network", "inspect", "--format", "{{range .Containers}}*")
+
+
+def test_close_frees_a_stale_endpoint_of_its_own_container_and_removes_again(host, skill):
+    """Docker 20.10 under load can keep a removed container's endpoint (an
+    iptables step of its release failing): the network then stays "in use"
+    by nothing. close() drops that endpoint (`network disconnect -f`, its
+    own container's name only) and removes the network once more."""
+    bottle, runner, plan = launched(full_spec(skill), host)
+    runner.reply("docker", "network", "rm", returncode=1, stderr=_ACTIVE.format(n=net("agent")),
+                 times=1, first=True)
+    runner.reply("docker", "network", "inspect", "--format", "{{.Name}}",
+                 stdout=net("agent") + "\n", times=1, first=True)
+    runner.reply(*_ENDPOINTS, stdout=f"{ctr('agent')}\n", first=True)
+    bottle.close()
+    assert not Path(plan.state_dir).exists()
+    freed = [a for a in runner.argvs if a[:3] == ("docker", "network", "disconnect")]
+    assert freed == [("docker", "network", "disconnect", "-f", net("agent"), ctr("agent"))]
+    removes = [a for a in runner.argvs if a[:3] == ("docker", "network", "rm")]
+    assert len(removes) == 2 and removes[1] == ("docker", "network", "rm", net("agent"))
+
+
+def test_close_leaves_an_endpoint_that_is_not_its_own_and_says_why(host, skill):
+    """A container the bottle did not create on its network (someone
+    else's) is never disconnected: close() raises with the engine's reason."""
+    bottle, runner, plan = launched(full_spec(skill), host)
+    runner.reply("docker", "network", "rm", returncode=1, stderr=_ACTIVE.format(n=net("agent")),
+                 first=True)
+    runner.reply("docker", "network", "inspect", "--format", "{{.Name}}",
+                 stdout=net("agent") + "\n", first=True)
+    runner.reply(*_ENDPOINTS, stdout="someone-elses-container\n", first=True)
+    with pytest.raises(DockerError) as info:
+        bottle.close()
+    assert net("agent") in str(info.value) and "has active endpoints" in str(info.value)
+    assert not [a for a in runner.argvs if a[:3] == ("docker", "network", "disconnect")]
+    assert Path(plan.state_dir).is_dir()
+
+
 def test_agent_networks_give_the_host_no_address_and_no_default_route(host, skill):
     _, runner, _ = launched(full_spec(skill), host)
     creates = [a for a in runner.argvs if a[:3] == ("docker", "network", "create")]

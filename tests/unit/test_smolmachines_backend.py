@@ -979,6 +979,24 @@ def test_close_takes_vm_not_found_as_proof(backend, host):
     assert not Path(plan.state_dir).exists()
 
 
+def test_close_frees_a_stale_endpoint_of_its_bundle(backend, host):
+    """The bundle's network kept "in use" by the removed bundle's stale
+    endpoint (docker 20.10 under load): dropped, then removed once more."""
+    plan, runner, bottle = launched(backend, host, spec())
+    runner.reply("docker", "network", "rm", returncode=1,
+                 stderr=f"Error response from daemon: error while removing network: network "
+                        f"{IDENT}-net id 1f has active endpoints\nexit status 1\n",
+                 times=1, first=True)
+    runner.reply("docker", "network", "inspect", "--format", "{{.Name}}",
+                 stdout=f"{IDENT}-net\n", times=1, first=True)
+    runner.reply("docker", "network", "inspect", "--format", "{{range .Containers}}*",
+                 stdout=f"{IDENT}-bundle\n", first=True)
+    bottle.close()
+    assert not Path(plan.state_dir).exists()
+    assert ("docker", "network", "disconnect", "-f", f"{IDENT}-net", f"{IDENT}-bundle") in [
+        tuple(a) for a in runner.argvs]
+
+
 def test_launch_with_an_unreachable_engine_says_so(backend, host):
     runner = smol_runner().reply("docker", "image", "inspect", returncode=1,
                                  stderr="Cannot connect to the Docker daemon at unix:///x.sock",
