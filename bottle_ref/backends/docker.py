@@ -399,29 +399,32 @@ def remaining(runner: Runner, kind: str, names: Sequence[str], failed: Completed
     return still, (detail[-1].strip() if detail else "")
 
 
+RETRY_PAUSE = 0.5  # seconds before a failed network removal is tried once more
+
+
 def remove_networks(runner: Runner, names: Sequence[str], own: Sequence[str],
                     docker: str = "docker") -> tuple[list[str], str]:
     """``docker network rm`` of ``names``: which may remain, and the engine's
-    last word on why (`remaining`). Under load docker 20.10 can fail to
-    release a removed container's endpoint (an iptables step failing), and
-    the network then stays "in use" by nothing that exists. An endpoint
-    named after one of ``own`` (the bottle's containers, just removed) is
-    dropped with ``docker network disconnect -f`` and the removal tried
-    once more; an endpoint of anything else is left alone (not ours)."""
+    last word on why (`remaining`). A network that stays is removed once
+    more, after `RETRY_PAUSE`: under load docker 20.10 can fail a removal
+    (its iptables steps race) or keep a removed container's endpoint, and
+    the network then stays "in use" by nothing that exists. Before that
+    retry, an endpoint named after one of ``own`` (the bottle's containers,
+    just removed) is dropped with ``docker network disconnect -f``; an
+    endpoint of anything else is left alone (not ours)."""
     result = runner.run([docker, "network", "rm", *names], check=False)
     if result.ok:
         return [], ""
     still, why = remaining(runner, "network", names, result)
-    freed = False
+    if not still:
+        return [], ""
     for net in still:
         listed = runner.run([docker, "network", "inspect", "--format",
                              "{{range .Containers}}{{println .Name}}{{end}}", net], check=False)
         for name in dict.fromkeys(listed.stdout.split() if listed.ok else ()):
             if name in own:
                 runner.run([docker, "network", "disconnect", "-f", net, name], check=False)
-                freed = True
-    if not freed:
-        return still, why
+    runner.sleep(RETRY_PAUSE)
     again = runner.run([docker, "network", "rm", *still], check=False)
     return ([], "") if again.ok else remaining(runner, "network", still, again)
 
