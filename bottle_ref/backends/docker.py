@@ -411,18 +411,22 @@ def remove_networks(runner: Runner, names: Sequence[str], own: Sequence[str],
     the network then stays "in use" by nothing that exists. Before that
     retry, an endpoint named after one of ``own`` (the bottle's containers,
     just removed) is dropped with ``docker network disconnect -f``; an
-    endpoint of anything else is left alone (not ours)."""
+    endpoint of anything else is left alone (not ours). An engine that
+    does not answer the one ``network inspect`` this takes gets no retry."""
     result = runner.run([docker, "network", "rm", *names], check=False)
     if result.ok:
         return [], ""
     still, why = remaining(runner, "network", names, result)
     if not still:
         return [], ""
-    for net in still:
-        listed = runner.run([docker, "network", "inspect", "--format",
-                             "{{range .Containers}}{{println .Name}}{{end}}", net], check=False)
-        for name in dict.fromkeys(listed.stdout.split() if listed.ok else ()):
-            if name in own:
+    listed = runner.run([docker, "network", "inspect", "--format",
+                         "{{.Name}}{{range .Containers}} {{.Name}}{{end}}", *still], check=False)
+    if not listed.ok:
+        return still, why
+    for line in listed.stdout.splitlines():  # "<network> <endpoint> <endpoint> ..."
+        net, *endpoints = line.split() or [""]
+        for name in dict.fromkeys(endpoints):
+            if net in still and name in own:
                 runner.run([docker, "network", "disconnect", "-f", net, name], check=False)
     runner.sleep(RETRY_PAUSE)
     again = runner.run([docker, "network", "rm", *still], check=False)

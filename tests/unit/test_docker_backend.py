@@ -598,7 +598,7 @@ def test_close_names_the_engines_reason_not_the_clis_exit_line(host, skill):
 
 _ACTIVE = ("Error response from daemon: error while removing network: network {n} id 362f "
            "has active endpoints\nexit status 1\n")
-_ENDPOINTS = ("docker", "network", "inspect", "--format", "{{range .Containers}}*")
+_ENDPOINTS = ("docker", "network", "inspect", "--format", "{{.Name}}{{range .Containers}}*")
 
 
 def test_close_frees_a_stale_endpoint_of_its_own_container_and_removes_again(host, skill):
@@ -611,7 +611,7 @@ def test_close_frees_a_stale_endpoint_of_its_own_container_and_removes_again(hos
                  times=1, first=True)
     runner.reply("docker", "network", "inspect", "--format", "{{.Name}}",
                  stdout=net("agent") + "\n", times=1, first=True)
-    runner.reply(*_ENDPOINTS, stdout=f"{ctr('agent')}\n", first=True)
+    runner.reply(*_ENDPOINTS, stdout=f"{net('agent')} {ctr('agent')}\n", first=True)
     bottle.close()
     assert not Path(plan.state_dir).exists()
     freed = [a for a in runner.argvs if a[:3] == ("docker", "network", "disconnect")]
@@ -628,7 +628,7 @@ def test_close_leaves_an_endpoint_that_is_not_its_own_and_says_why(host, skill):
                  first=True)
     runner.reply("docker", "network", "inspect", "--format", "{{.Name}}",
                  stdout=net("agent") + "\n", first=True)
-    runner.reply(*_ENDPOINTS, stdout="someone-elses-container\n", first=True)
+    runner.reply(*_ENDPOINTS, stdout=f"{net('agent')} someone-elses-container\n", first=True)
     with pytest.raises(DockerError) as info:
         bottle.close()
     assert net("agent") in str(info.value) and "has active endpoints" in str(info.value)
@@ -636,6 +636,18 @@ def test_close_leaves_an_endpoint_that_is_not_its_own_and_says_why(host, skill):
     removes = [a for a in runner.argvs if a[:3] == ("docker", "network", "rm")]
     assert len(removes) == 2, "a network that stays is removed once more, then reported"
     assert Path(plan.state_dir).is_dir()
+
+
+def test_close_does_not_retry_against_an_engine_that_does_not_answer(host, skill):
+    """A retry is for an engine that answers: one that does not (each
+    command could wait out its timeout) gets none, and close() says so."""
+    bottle, runner, plan = launched(full_spec(skill), host)
+    runner.reply("docker", returncode=1, stderr=UNREACHABLE, first=True)
+    with pytest.raises(DockerError) as info:
+        bottle.close()
+    assert "Cannot connect" in str(info.value)
+    assert len([a for a in runner.argvs if a[:3] == ("docker", "network", "rm")]) == 1
+    assert not [c for c in runner.calls if c.kind == "sleep"]
 
 
 def test_close_tries_a_network_removal_once_more_after_a_pause(host, skill):

@@ -989,8 +989,8 @@ def test_close_frees_a_stale_endpoint_of_its_bundle(backend, host):
                  times=1, first=True)
     runner.reply("docker", "network", "inspect", "--format", "{{.Name}}",
                  stdout=f"{IDENT}-net\n", times=1, first=True)
-    runner.reply("docker", "network", "inspect", "--format", "{{range .Containers}}*",
-                 stdout=f"{IDENT}-bundle\n", first=True)
+    runner.reply("docker", "network", "inspect", "--format", "{{.Name}}{{range .Containers}}*",
+                 stdout=f"{IDENT}-net {IDENT}-bundle\n", first=True)
     bottle.close()
     assert not Path(plan.state_dir).exists()
     assert ("docker", "network", "disconnect", "-f", f"{IDENT}-net", f"{IDENT}-bundle") in [
