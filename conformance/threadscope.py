@@ -21,9 +21,10 @@ process environment behind ``os.environ``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
 _ATTR = "_bottle_thread_scopes"  # on a Thread started inside a scope: the scopes it is in
@@ -115,6 +116,39 @@ def scoped(scope: ThreadScope, replacement: Callable[..., Any],
 
     call.__wrapped__ = original  # type: ignore[attr-defined]
     return call
+
+
+Patch = tuple[Any, str, Any]  # owner, attribute name, replacement
+
+
+def rebound(modules: Iterable[ModuleType], replacements: Mapping[int, Any]) -> list[Patch]:
+    """A patch for every global of ``modules`` bound to an original whose
+    ``id`` is a key of ``replacements`` (left there by ``from time import
+    sleep`` or ``from os import environ``): the module's own name for it
+    must be replaced too."""
+    return [(mod, name, replacements[id(value)]) for mod in modules
+            for name, value in list(vars(mod).items())
+            if id(value) in replacements and not isinstance(value, ModuleType)]
+
+
+@contextmanager
+def patched(patches: Iterable[Patch]) -> Iterator[None]:
+    """Set each ``owner.name`` to its replacement; put every one back after
+    (deleted again where the owner did not hold it itself: an inherited
+    method)."""
+    undo: list[tuple[Any, str, bool, Any]] = []  # owner, name, had own attribute, its value
+    try:
+        for owner, name, replacement in patches:
+            own = vars(owner)
+            undo.append((owner, name, name in own, own.get(name)))
+            setattr(owner, name, replacement)
+        yield
+    finally:
+        for owner, name, had, value in reversed(undo):
+            if had:
+                setattr(owner, name, value)
+            else:
+                delattr(owner, name)
 
 
 class ScopedEnviron(MutableMapping[str, str]):

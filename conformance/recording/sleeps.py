@@ -6,11 +6,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any
 
 from bottle_api.backend import Backend
 
-from ..threadscope import scoped, thread_scope
+from ..threadscope import patched, rebound, scoped, thread_scope
 from .packages import backend_modules
 
 # -- catching time.sleep -----------------------------------------------------------
@@ -33,15 +32,5 @@ def catching_direct_sleeps(on_sleep: Callable[[float], None],
     real = time.sleep
     with thread_scope() as scope:
         fake_sleep = scoped(scope, on_sleep, real)
-        patched: list[tuple[Any, str]] = [(time, "sleep")]
-        for mod in modules:
-            for name, value in list(vars(mod).items()):
-                if value is real:
-                    patched.append((mod, name))
-        for owner, name in patched:
-            setattr(owner, name, fake_sleep)
-        try:
+        with patched([(time, "sleep", fake_sleep), *rebound(modules, {id(real): fake_sleep})]):
             yield
-        finally:
-            for owner, name in patched:
-                setattr(owner, name, real)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import redaction
-from ...threadscope import ScopedEnviron, scoped, thread_scope
+from ...threadscope import Patch, ScopedEnviron, patched, rebound, scoped, thread_scope
 
 # -- purity guard ------------------------------------------------------------------
 
@@ -107,10 +107,13 @@ def no_external_calls(backend=None) -> Iterator[list[str]]:
         return real_os_open(path, flags, *args, **kwargs)
 
     with thread_scope() as scope:
-        patches: list[tuple[Any, str, Any, Any]] = []  # owner, name, original, replacement
+        patches: list[Patch] = []
+        originals: dict[int, Any] = {}  # id of an original -> its replacement
 
         def guard(owner: Any, name: str, original: Any, replacement: Any) -> None:
-            patches.append((owner, name, original, scoped(scope, replacement, original)))
+            patches.append((owner, name, scoped(scope, replacement, original)))
+            if owner is not builtins:
+                originals[id(original)] = patches[-1][2]
 
         for owner, name, what in _guarded_targets():
             guard(owner, name, getattr(owner, name), stub(what))
@@ -123,32 +126,9 @@ def no_external_calls(backend=None) -> Iterator[list[str]]:
             for name in ("run", "sleep", "unique"):
                 guard(cls, name, getattr(cls, name), stub(f"{cls.__name__}.{name}"))
         if backend is not None:
-            originals = {id(orig): repl for owner, _, orig, repl in patches
-                         if owner is not builtins}
-            for mod in _backend_modules(backend):
-                for name, value in list(vars(mod).items()):
-                    if id(value) in originals and not isinstance(value, type(sys)):
-                        patches.append((mod, name, value, originals[id(value)]))
-        with _patched(patches):
+            patches += rebound(_backend_modules(backend), originals)
+        with patched(patches):
             yield seen
-
-
-@contextlib.contextmanager
-def _patched(patches: list[tuple[Any, str, Any, Any]]) -> Iterator[None]:
-    """Set each ``owner.name`` to its replacement; put every one back after."""
-    undo: list[tuple[Any, str, bool, Any]] = []  # owner, name, had own attribute, its value
-    try:
-        for owner, name, _, repl in patches:
-            own = vars(owner)
-            undo.append((owner, name, name in own, own.get(name)))
-            setattr(owner, name, repl)
-        yield
-    finally:
-        for owner, name, had, value in reversed(undo):
-            if had:
-                setattr(owner, name, value)
-            else:
-                delattr(owner, name)
 
 
 _DECOY_ENV = {
@@ -255,11 +235,8 @@ def _decoy_environ(extra: Mapping[str, str], backend=None) -> Iterator[frozenset
     redaction.plant_all(secrets)
     with thread_scope() as scope:
         proxy = ScopedEnviron(real, decoys, scope)
-        patches: list[tuple[Any, str, Any, Any]] = [(os, "environ", real, proxy)]
-        for mod in _backend_modules(backend) if backend is not None else ():
-            patches += [(mod, name, real, proxy) for name, value in list(vars(mod).items())
-                        if value is real]
-        with _patched(patches):
+        modules = _backend_modules(backend) if backend is not None else ()
+        with patched([(os, "environ", proxy), *rebound(modules, {id(real): proxy})]):
             yield secrets
 
 
