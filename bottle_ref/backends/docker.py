@@ -360,8 +360,10 @@ def _mount(source: Path | str, target: str) -> list[str]:
 # No such object: X", ``docker rm`` "No such container: X", ``docker network
 # inspect/rm`` "network X not found"); each names the object.
 _ABSENT = re.compile(r"No such [a-z ]+: ?(\S+)|\b(?:network|container) (\S+) not found")
-# `docker network rm` ends its stderr with this line whenever a name failed
-# (docker CLI 20.10): the reason is the line before it.
+# `docker network rm` ends its stderr with this line whenever a name failed:
+# docker/cli cli/command/network/remove.go prints each error, then returns
+# cli.StatusError{Status: "exit status " + strconv.Itoa(status)} (seen with
+# CLI 20.10 here). The reason is the line before it.
 _EXIT_STATUS = re.compile(r"exit status \d+$")
 
 

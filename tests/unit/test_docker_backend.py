@@ -583,8 +583,10 @@ def test_close_raises_when_docker_keeps_a_network(host, skill):
 
 
 def test_close_names_the_engines_reason_not_the_clis_exit_line(host, skill):
-    """`docker network rm` (CLI 20.10) ends its stderr with "exit status 1"
-    whenever a name failed; the error carries the daemon's reason instead."""
+    """`docker network rm` ends its stderr with "exit status 1" whenever a
+    name failed (docker/cli cli/command/network/remove.go: each error, then
+    ``cli.StatusError{Status: "exit status " + strconv.Itoa(status)}``); the
+    error carries the daemon's reason instead."""
     bottle, runner, _ = launched(full_spec(skill), host)
     runner.reply("docker", "network", "rm", returncode=1,
                  stderr="Error response from daemon: error while removing network: "
