@@ -344,6 +344,16 @@ def _write_state(path: Path, text: str) -> None:
         os.replace(tmp, path)
 
 
+def _forget(path: Path) -> None:
+    """Remove a registry entry, and the ``.tmp`` an ``up`` killed inside
+    `_write_state` (between its write and its rename) leaves beside it.
+    Called once no ``up`` can be writing the entry: this one under the
+    lock, or another that is dead or stopped."""
+    with _STATE_LOCK:
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+
+
 def _proc_stat(pid: int) -> list[str] | None:
     """Fields of /proc/PID/stat after the command name (Linux), or None."""
     try:
@@ -650,7 +660,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                     keep = True
             if not keep:
                 _remove_state_dir(state, host)
-                state_path.unlink(missing_ok=True)
+                _forget(state_path)
             if guard.raised and guard.pending is not None and not isinstance(
                     sys.exc_info()[1], Interrupted):
                 # The interrupt's own doing: a command its grace killed, in
@@ -683,7 +693,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 bottle.close()
             except Exception as exc:  # keep the original error; mention this one
                 _echo(f"{PROG}: warning: teardown after failure also failed: {exc}")
-            state_path.unlink(missing_ok=True)
+            _forget(state_path)
             raise
     print(spec.name)
     return EXIT_OK
@@ -748,7 +758,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     else:
         _reattach(state, host, args, path).close()
         _remove_state_dir(state, host)
-    path.unlink(missing_ok=True)
+    _forget(path)
     print(args.name)
     return EXIT_OK
 
@@ -801,7 +811,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
             _echo(f"{PROG}: warning: {f.stem}: {' '.join(str(exc).split())}")
             failed += 1
             continue
-        f.unlink(missing_ok=True)
+        _forget(f)
         print(f.stem)
     return EXIT_RUNTIME if failed else EXIT_OK
 

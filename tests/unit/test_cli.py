@@ -668,6 +668,21 @@ def test_down_refuses_a_live_up_unless_forced(spec_file, capsys, tmp_path):
         live.kill()
 
 
+@pytest.mark.parametrize("command", [["down", "demo"], ["gc"]])
+def test_forgetting_a_dead_launch_removes_the_tmp_its_killed_write_left(spec_file, capsys,
+                                                                        tmp_path, command):
+    """An `up` SIGKILLed inside `_write_state`, after writing ``demo.json.tmp``
+    and before renaming it, leaves that file beside its entry (CI's fault
+    engine hit it once, killing at call 16). Whoever forgets the entry
+    removes it too: nothing of the bottle is left."""
+    path = _starting_state(tmp_path, spec_file, _dead_pid())
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(path.read_text()[:20])  # a half-written journal
+    assert cli.main(command) == 0
+    assert not path.exists() and not tmp.exists()
+    assert ("close", "bottle-demo-dead01", ("net-a",)) in EVENTS
+
+
 def test_a_reused_pid_does_not_count_as_alive(spec_file, tmp_path):
     path = _starting_state(tmp_path, spec_file, os.getpid())
     state = json.loads(path.read_text())
