@@ -16,7 +16,8 @@ from bottle_api.spec import BottleSpec
 from ..scenarios import Scenario, ScenarioInputs
 from .normalise import Normaliser
 from .render import render
-from .sleeps import _backend_modules, catching_direct_sleeps
+from .packages import backend_modules
+from .sleeps import catching_direct_sleeps
 from .tracing import AGENT_ARGS, DIRECT_SLEEP, MAX_EVENTS, RunawayLaunch, TracingRunner
 
 # -- the recording ---------------------------------------------------------------
@@ -134,7 +135,7 @@ def record(backend: Backend, subject: Scenario | ScenarioInputs | tuple[BottleSp
         spans[phase] = (spans[phase][0], len(runner.calls))
 
     phase = "prepare"
-    with catching_direct_sleeps(runner.direct_sleep, _backend_modules(backend)):
+    with catching_direct_sleeps(runner.direct_sleep, backend_modules(backend)):
         try:
             plan = backend.prepare(spec, host)
             phase = "script"

@@ -7,18 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from bottle_api.backend import Backend
-
 from ..threadscope import patched, rebound, scoped, thread_scope
-from .packages import backend_modules
 
 # -- catching time.sleep -----------------------------------------------------------
-
-
-def _backend_modules(backend: Backend) -> list[ModuleType]:
-    """Loaded modules of the backend's own package and of the packages it
-    uses (whose shared helpers it may call); see `packages`."""
-    return backend_modules(backend)
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import redaction
+from ...recording.packages import backend_modules
 from ...threadscope import Patch, ScopedEnviron, patched, rebound, scoped, thread_scope
 
 # -- purity guard ------------------------------------------------------------------
@@ -67,13 +68,6 @@ def _guarded_targets() -> list[tuple[Any, str, str]]:
         if hasattr(pathlib.Path, name):
             out.append((pathlib.Path, name, f"Path.{name}"))
     return out
-
-
-def _backend_modules(backend) -> list[Any]:
-    """The backend's own modules and those of the packages it uses."""
-    from ...recording.packages import backend_modules
-
-    return backend_modules(backend)
 
 
 @contextlib.contextmanager
@@ -126,7 +120,7 @@ def no_external_calls(backend=None) -> Iterator[list[str]]:
             for name in ("run", "sleep", "unique"):
                 guard(cls, name, getattr(cls, name), stub(f"{cls.__name__}.{name}"))
         if backend is not None:
-            patches += rebound(_backend_modules(backend), originals)
+            patches += rebound(backend_modules(backend), originals)
         with patched(patches):
             yield seen
 
@@ -235,7 +229,7 @@ def _decoy_environ(extra: Mapping[str, str], backend=None) -> Iterator[frozenset
     redaction.plant_all(secrets)
     with thread_scope() as scope:
         proxy = ScopedEnviron(real, decoys, scope)
-        modules = _backend_modules(backend) if backend is not None else ()
+        modules = backend_modules(backend) if backend is not None else ()
         with patched([(os, "environ", proxy), *rebound(modules, {id(real): proxy})]):
             yield secrets
 
